@@ -1,0 +1,77 @@
+/* config.h — agent.toml: the strict reader's result and how to get it.
+ *
+ * config_load() parses the TOML subset documented in docs/interface.md (via
+ * toml.h), checks every key against the schema below, applies [defaults] to each
+ * [[table]], then the IPTVPORTAL_* environment fallbacks. Any problem is an error
+ * "FILE:LINE:COL: key `K`: what" and nothing is returned half-filled.
+ * Durations are stored in milliseconds, sizes in bytes. The caller owns the
+ * struct config and releases it with config_free(). */
+#ifndef IA_CONFIG_H
+#define IA_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND };
+
+struct config_table {
+    char *name;                    /* portal table name */
+    enum config_strategy strategy;
+    char *key;                     /* primary key column, default "id" */
+    char *cursor;                  /* incremental: monotonic column, e.g. updated_at; else NULL */
+    char **columns;                /* configured column names; NULL when introspected */
+    int ncolumns;
+    int64_t chunk;                 /* rows per page, default 1000 */
+    int64_t ttl_ms;                /* full: max age before a new snapshot, default 1h */
+    int64_t interval_ms;           /* incremental: pull period, default 1m */
+    int64_t lookback_ms;           /* incremental: window re-read behind the mark, default 0 */
+    int64_t sweep_ms;              /* incremental: deletion sweep period, default 6h (0 = never) */
+    int line;                      /* line of its [[table]] header, for messages */
+};
+
+struct config {
+    char *path;                    /* file it came from ("<string>" for config_parse) */
+    struct {
+        char *url;                 /* base URL, e.g. https://x.admin.iptvportal.ru; from domain if unset */
+        char *domain;              /* bare domain setting or IPTVPORTAL_DOMAIN */
+        char *username;            /* IPTVPORTAL_USERNAME overrides */
+        char *password_env;        /* env var holding the password, default IPTVPORTAL_PASSWORD */
+        int64_t timeout_ms;        /* per request, default 30s */
+        int retries;               /* transient retries, default 5 */
+        bool verify_tls;           /* default true */
+        char *ca_file;             /* optional CA bundle */
+        int64_t max_response;      /* bytes; default 256MiB */
+    } remote;
+    struct {
+        char *dir;                 /* cache.db and journal/ live here */
+        int64_t segment_size;      /* bytes, default 64MiB */
+        int compression_level;     /* zlib 1..9, default 3 */
+        int64_t retain_ms;         /* default 7d */
+    } storage;
+    struct {
+        char *listen;              /* host:port, default 127.0.0.1:8642 */
+        char *token_env;           /* env var holding the API token; required off loopback */
+    } serve;
+    struct config_table *tables;
+    int ntables;
+};
+
+/* Read and check a file. Returns 0, or -1 with err "path:line:col: ...". */
+int config_load(const char *path, struct config *out, char *err, size_t errlen);
+/* Same for text already in memory; `name` stands for the file in messages. */
+int config_parse(const char *name, const char *text, size_t len, struct config *out,
+                 char *err, size_t errlen);
+void config_free(struct config *c);
+
+const struct config_table *config_table_find(const struct config *c, const char *name);
+const char *config_strategy_name(enum config_strategy s);
+
+/* Parse "30s" "5m" "1h" "7d" "250ms" -> ms, "64MiB" "512KiB" "1GiB" "100" -> bytes.
+ * Return 0 or -1. Exposed for the CLI and tests. */
+int config_parse_duration(const char *s, int64_t *ms);
+int config_parse_size(const char *s, int64_t *bytes);
+
+/* True when a listen address is loopback (127.0.0.0/8, ::1, localhost). */
+bool config_listen_is_loopback(const char *listen);
+
+#endif
