@@ -40,7 +40,11 @@ struct json_val {
     size_t n;         /* length of s */
 };
 
+/* Callbacks (any may be NULL). `begin` marks the start of the result array:
+ * rows delivered before a later `begin`, or before a return other than
+ * JSON_RPC_RESULT, are void (the body was bad or is being retried). */
 struct json_rows_cb {
+    int (*begin)(void *ctx);
     int (*row_begin)(void *ctx, size_t row);                 /* row index from 0 */
     int (*value)(void *ctx, size_t col, const struct json_val *v);
     int (*row_end)(void *ctx, size_t row, size_t ncols);
@@ -64,5 +68,7 @@ enum json_rpc_kind json_rpc_rows(const char *body, size_t len, const struct json
 void json_write_string(struct buf *b, const char *s, size_t n);  /* quoted, escaped; bytes as given */
 void json_write_double(struct buf *b, double d);                 /* shortest round trip; NaN/Inf -> null */
 void json_write_val(struct buf *b, const struct json_val *v);    /* any row value, JSON re-emitted raw */
+/* A cJSON tree, compact; numbers from their literal when json_parse kept one. */
+void json_write_tree(struct buf *b, const cJSON *item);
 
 #endif

@@ -1,0 +1,17 @@
+/* cmd.h — the commands main() dispatches to.
+ *
+ * Each takes the loaded configuration and its own arguments (argv[0] is the
+ * command name), prints results to stdout and messages to stderr, and returns
+ * the process exit status documented in docs/interface.md. */
+#ifndef IA_CMD_H
+#define IA_CMD_H
+
+struct config;
+
+int cmd_remote(const struct config *cfg, int argc, char **argv);      /* remote JSON */
+int cmd_introspect(const struct config *cfg, int argc, char **argv);  /* introspect TABLE */
+
+/* 1 when argv holds -h/--help (after argv[0]). */
+int cmd_wants_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,118 @@
+/* main.c — iptv-agent's entry point: global options, configuration, logging,
+ * and dispatch to the commands (cmd.h). The only place that sets process-wide
+ * state (log level, libcurl's global init, signal dispositions). */
+#include "agent/cmd.h"
+#include "agent/cmd_journal.h"
+#include "agent/config.h"
+#include "agent/log.h"
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] COMMAND [ARGS]\n"
+    "\n"
+    "An offline-first replication agent for IPTVPortal's JSONSQL API.\n"
+    "\n"
+    "Commands:\n"
+    "  remote JSON              send one JSONSQL statement to the portal, print rows as JSON lines\n"
+    "  introspect TABLE         learn a portal table's columns, types, row count; print a [[table]] block\n"
+    "  journal ls|verify|cat|compact\n"
+    "                           inspect, check, decode and trim the journal\n"
+    "  COMMAND --help           help for one command\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config PATH        agent.toml to use (default: $IPTV_AGENT_CONFIG, ./agent.toml,\n"
+    "                           /etc/iptv-agent/agent.toml, else built-in defaults + environment)\n"
+    "  --log-level L            debug|info|warn|error|off (default info); logs go to stderr\n"
+    "  --log-format F           text|json (default text)\n"
+    "  --version                print the version\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "Environment: IPTVPORTAL_DOMAIN, IPTVPORTAL_USERNAME and the password variable named by\n"
+    "[remote] password_env (default IPTVPORTAL_PASSWORD) fill what agent.toml leaves out.\n"
+    "Exit status: 0 ok, 1 failure, 2 usage or configuration error.\n";
+
+struct command {
+    const char *name;
+    int (*run)(const struct config *cfg, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"remote", cmd_remote},
+    {"introspect", cmd_introspect},
+    {"journal", cmd_journal},
+};
+
+static const char *default_config_path(void)
+{
+    const char *env = getenv("IPTV_AGENT_CONFIG");
+    if (env && *env) return env;
+    if (access("agent.toml", F_OK) == 0) return "agent.toml";
+    if (access("/etc/iptv-agent/agent.toml", F_OK) == 0) return "/etc/iptv-agent/agent.toml";
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    enum log_level level = LOG_INFO;
+    enum log_format format = LOG_TEXT;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return 0; }
+        if (!strcmp(a, "--version")) { printf("iptv-agent %s\n", IA_VERSION); return 0; }
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && val) { config_path = val; i++; continue; }
+        if (!strcmp(a, "--log-level") && val) {
+            if (log_parse_level(val, &level) != 0) {
+                fprintf(stderr, "iptv-agent: --log-level %s: expected debug, info, warn, error or off\n", val);
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(a, "--log-format") && val) {
+            if (log_parse_format(val, &format) != 0) {
+                fprintf(stderr, "iptv-agent: --log-format %s: expected text or json\n", val);
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        fprintf(stderr, "iptv-agent: unknown option %s (see --help)\n", a);
+        return 2;
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const struct command *cmd = NULL;
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (!strcmp(argv[i], commands[k].name)) cmd = &commands[k];
+    if (!cmd) {
+        fprintf(stderr, "iptv-agent: unknown command \"%s\" (see --help)\n", argv[i]);
+        return 2;
+    }
+    log_init(level, format);
+
+    struct config cfg;
+    char err[1024];
+    if (!config_path) config_path = default_config_path();
+    int rc = config_path ? config_load(config_path, &cfg, err, sizeof err)
+                         : config_parse("<defaults>", "", 0, &cfg, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmd->run(&cfg, argc - i, argv + i);
+    curl_global_cleanup();
+    config_free(&cfg);
+    return rc;
+}

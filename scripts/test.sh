@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, builds with
+# warnings as errors, runs every test through ctest, then again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then a short run of each fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+echo "== build (-Wall -Wextra -Werror)"
+bash scripts/build.sh build -DIA_WERROR=ON
+echo "== tests"
+(cd build && ctest --output-on-failure -j2)
+echo "== build (ASan + UBSan)"
+bash scripts/build.sh build-asan -DIA_WERROR=ON -DIA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+echo "== tests under ASan + UBSan"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+   ctest --output-on-failure -j2)
+if [ -f tests/fuzz/run.sh ]; then
+  echo "== fuzz (short)"
+  bash tests/fuzz/run.sh "${IA_FUZZ_SECONDS:-15}" build-fuzz
+fi
