@@ -30,9 +30,10 @@ struct config_table {
 };
 
 struct config {
-    char *path;                    /* file it came from ("<string>" for config_parse) */
+    char *path;                    /* file it came from (config_parse: its name, or "<string>") */
     struct {
-        char *url;                 /* base URL, e.g. https://x.admin.iptvportal.ru; from domain if unset */
+        char *url;                 /* base URL, no trailing '/', e.g. https://x.admin.iptvportal.ru;
+                                      from domain if unset; NULL when neither is known */
         char *domain;              /* bare domain setting or IPTVPORTAL_DOMAIN */
         char *username;            /* IPTVPORTAL_USERNAME overrides */
         char *password_env;        /* env var holding the password, default IPTVPORTAL_PASSWORD */
@@ -73,5 +74,8 @@ int config_parse_size(const char *s, int64_t *bytes);
 
 /* True when a listen address is loopback (127.0.0.0/8, ::1, localhost). */
 bool config_listen_is_loopback(const char *listen);
+/* Split "host:port" or "[v6addr]:port" (port 0..65535) into host (without
+ * brackets, NUL-terminated, at most hostlen-1 bytes) and port. Returns 0 or -1. */
+int config_listen_split(const char *listen, char *host, size_t hostlen, int *port);
 
 #endif

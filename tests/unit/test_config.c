@@ -1,0 +1,682 @@
+/* test_config.c — agent.toml against its schema: defaults, overrides, the
+ * environment fallbacks, every refusal with its exact "file:line:col" and key,
+ * and the repository's own agent.toml. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/config.h"
+#include "tests/testutil.h"
+
+#define KIB INT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define SEC INT64_C(1000)
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+/* The environment is process state: every test starts without the fallbacks. */
+static int clear_env(void **state)
+{
+    (void)state;
+    unsetenv("IPTVPORTAL_DOMAIN");
+    unsetenv("IPTVPORTAL_USERNAME");
+    return 0;
+}
+
+static void parse_ok(const char *text, struct config *c)
+{
+    char err[512] = "";
+    int rc = config_parse("a.toml", text, strlen(text), c, err, sizeof err);
+    if (rc != 0) print_error("unexpected error: %s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+/* Must fail with exactly `want` and return nothing half-filled. */
+static void expect_err(const char *text, const char *want)
+{
+    struct config c;
+    memset(&c, 0x5A, sizeof c);
+    char err[512];
+    int rc = config_parse("a.toml", text, strlen(text), &c, err, sizeof err);
+    if (rc == 0) config_free(&c);
+    assert_int_equal(rc, -1);
+    assert_string_equal(err, want);
+    assert_null(c.path);
+    assert_null(c.remote.url);
+    assert_null(c.storage.dir);
+    assert_null(c.tables);
+    assert_int_equal(c.ntables, 0);
+}
+
+static void test_repo_agent_toml(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[512] = "";
+    int rc = config_load(IA_SOURCE_DIR "/agent.toml", &c, err, sizeof err);
+    if (rc != 0) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.path, IA_SOURCE_DIR "/agent.toml");
+    assert_string_equal(c.remote.url, "https://example.admin.iptvportal.ru");
+    assert_string_equal(c.remote.username, "admin");
+    assert_string_equal(c.remote.password_env, "IPTVPORTAL_PASSWORD");
+    assert_int_equal(c.remote.timeout_ms, 30 * SEC);
+    assert_int_equal(c.remote.retries, 5);
+    assert_true(c.remote.verify_tls);
+    assert_int_equal(c.remote.max_response, 256 * MIB);
+    assert_string_equal(c.storage.dir, "/var/lib/iptv-agent");
+    assert_int_equal(c.storage.segment_size, 64 * MIB);
+    assert_int_equal(c.storage.compression_level, 3);
+    assert_int_equal(c.storage.retain_ms, 7 * DAY);
+    assert_string_equal(c.serve.listen, "127.0.0.1:8642");
+    assert_string_equal(c.serve.token_env, "IPTV_AGENT_TOKEN");
+    assert_int_equal(c.ntables, 4);
+
+    const struct config_table *t = config_table_find(&c, "tv_channel");
+    assert_non_null(t);
+    assert_int_equal(t->strategy, STRATEGY_FULL);
+    assert_int_equal(t->ncolumns, 3);
+    assert_string_equal(t->columns[2], "url");
+    assert_null(t->cursor);
+
+    t = config_table_find(&c, "subscriber");
+    assert_non_null(t);
+    assert_int_equal(t->strategy, STRATEGY_INCREMENTAL);
+    assert_string_equal(t->cursor, "updated_at");
+    assert_null(t->columns);
+    assert_int_equal(t->lookback_ms, 5 * MIN);
+
+    t = config_table_find(&c, "terminal");
+    assert_non_null(t);
+    assert_int_equal(t->strategy, STRATEGY_ON_DEMAND);
+    assert_int_equal(t->ttl_ms, 10 * MIN);
+
+    t = config_table_find(&c, "tv_program");
+    assert_non_null(t);
+    assert_int_equal(t->strategy, STRATEGY_INCREMENTAL);
+    assert_string_equal(t->cursor, "updated_at");
+    assert_int_equal(t->chunk, 5000);
+    assert_int_equal(t->ncolumns, 7);
+    assert_string_equal(t->key, "id");
+    assert_int_equal(t->ttl_ms, HOUR);   /* from [defaults] */
+    assert_null(config_table_find(&c, "media"));
+    config_free(&c);
+    assert_null(c.path);
+}
+
+static void test_empty_file_defaults(void **state)
+{
+    (void)state;
+    struct config c;
+    parse_ok("# nothing\n", &c);
+    assert_string_equal(c.path, "a.toml");
+    assert_null(c.remote.url);   /* not an error: offline commands work */
+    assert_null(c.remote.domain);
+    assert_null(c.remote.username);
+    assert_string_equal(c.remote.password_env, "IPTVPORTAL_PASSWORD");
+    assert_int_equal(c.remote.timeout_ms, 30 * SEC);
+    assert_int_equal(c.remote.retries, 5);
+    assert_true(c.remote.verify_tls);
+    assert_null(c.remote.ca_file);
+    assert_int_equal(c.remote.max_response, 256 * MIB);
+    assert_string_equal(c.storage.dir, "/var/lib/iptv-agent");
+    assert_int_equal(c.storage.segment_size, 64 * MIB);
+    assert_int_equal(c.storage.compression_level, 3);
+    assert_int_equal(c.storage.retain_ms, 7 * DAY);
+    assert_string_equal(c.serve.listen, "127.0.0.1:8642");
+    assert_null(c.serve.token_env);
+    assert_int_equal(c.ntables, 0);
+    config_free(&c);
+
+    char err[64];
+    assert_int_equal(config_parse(NULL, "", 0, &c, err, sizeof err), 0);
+    assert_string_equal(c.path, "<string>");
+    config_free(&c);
+}
+
+static void test_every_key_set(void **state)
+{
+    (void)state;
+    struct config c;
+    parse_ok("[remote]\n"
+             "url = \"http://127.0.0.1:9000/portal//\"\n"
+             "domain = \"ignored-when-url\"\n"
+             "username = \"\\u0410\\u0434\\u043c\\u0438\\u043d\"\n"
+             "password_env = \"MY_PASS\"\n"
+             "timeout = \"250ms\"\n"
+             "retries = 0\n"
+             "verify_tls = false\n"
+             "ca_file = '/etc/ssl/private ca.pem'\n"
+             "max_response = 1048576\n"
+             "[storage]\n"
+             "dir = \"/tmp/agent\"\n"
+             "segment_size = \"64KiB\"\n"
+             "compression_level = 9\n"
+             "retain = \"0s\"\n"
+             "[serve]\n"
+             "listen = \"0.0.0.0:0\"\n"
+             "token_env = \"TOK\"\n",
+             &c);
+    assert_string_equal(c.remote.url, "http://127.0.0.1:9000/portal");
+    assert_string_equal(c.remote.domain, "ignored-when-url");
+    assert_string_equal(c.remote.username, "Админ");
+    assert_string_equal(c.remote.password_env, "MY_PASS");
+    assert_int_equal(c.remote.timeout_ms, 250);
+    assert_int_equal(c.remote.retries, 0);
+    assert_false(c.remote.verify_tls);
+    assert_string_equal(c.remote.ca_file, "/etc/ssl/private ca.pem");
+    assert_int_equal(c.remote.max_response, MIB);
+    assert_string_equal(c.storage.dir, "/tmp/agent");
+    assert_int_equal(c.storage.segment_size, 64 * KIB);
+    assert_int_equal(c.storage.compression_level, 9);
+    assert_int_equal(c.storage.retain_ms, 0);
+    assert_string_equal(c.serve.listen, "0.0.0.0:0");
+    assert_string_equal(c.serve.token_env, "TOK");
+    config_free(&c);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t v = -1;
+    assert_int_equal(config_parse_duration("250ms", &v), 0);
+    assert_int_equal(v, 250);
+    assert_int_equal(config_parse_duration("30s", &v), 0);
+    assert_int_equal(v, 30 * SEC);
+    assert_int_equal(config_parse_duration("5m", &v), 0);
+    assert_int_equal(v, 5 * MIN);
+    assert_int_equal(config_parse_duration("1h", &v), 0);
+    assert_int_equal(v, HOUR);
+    assert_int_equal(config_parse_duration("7d", &v), 0);
+    assert_int_equal(v, 7 * DAY);
+    assert_int_equal(config_parse_duration("0s", &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(config_parse_duration("9223372036854775807ms", &v), 0);
+    assert_true(v == INT64_MAX);
+    v = 77;
+    const char *bad[] = {"", "5", "-5s", "5x", "5 s", "s", "5S", "5sec", " 5s", "5s ", "1.5h",
+                         "9223372036854775807s", "9223372036854775808ms",
+                         "99999999999999999999999d", "+5s"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (config_parse_duration(bad[i], &v) != -1) print_error("accepted \"%s\"\n", bad[i]);
+        assert_int_equal(config_parse_duration(bad[i], &v), -1);
+    }
+    assert_int_equal(v, 77);   /* untouched on error */
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    static const struct { const char *s; int64_t v; } good[] = {
+        {"0", 0}, {"100", 100}, {"100B", 100}, {"64KiB", 64 * KIB}, {"64MiB", 64 * MIB},
+        {"1GiB", GIB}, {"3KB", 3000}, {"2MB", 2000000}, {"1GB", 1000000000},
+        {"8589934591GiB", INT64_C(8589934591) * GIB},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        int64_t v = -1;
+        assert_int_equal(config_parse_size(good[i].s, &v), 0);
+        assert_true(v == good[i].v);
+    }
+    const char *bad[] = {"", "-1", "1TiB", "1kib", "1 MiB", "x", "MiB", "1.5MiB",
+                         "8589934592GiB", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int64_t v = 5;
+        if (config_parse_size(bad[i], &v) != -1) print_error("accepted \"%s\"\n", bad[i]);
+        assert_int_equal(config_parse_size(bad[i], &v), -1);
+        assert_int_equal(v, 5);
+    }
+    struct config c;
+    parse_ok("[storage]\nsegment_size = \"1GiB\"\n[remote]\nmax_response = \"5MB\"\n", &c);
+    assert_int_equal(c.storage.segment_size, GIB);
+    assert_int_equal(c.remote.max_response, 5000000);
+    config_free(&c);
+    parse_ok("[storage]\nsegment_size = 65536\n", &c);
+    assert_int_equal(c.storage.segment_size, 64 * KIB);
+    config_free(&c);
+}
+
+static void test_value_errors(void **state)
+{
+    (void)state;
+    expect_err("[remote]\nretries = \"5\"\n",
+               "a.toml:2:11: key `retries`: expected integer, got string");
+    expect_err("[remote]\nretries = 101\n",
+               "a.toml:2:11: key `retries`: must be between 0 and 100, got 101");
+    expect_err("[remote]\nretries = -1\n",
+               "a.toml:2:11: key `retries`: must be between 0 and 100, got -1");
+    expect_err("[remote]\nverify_tls = \"yes\"\n",
+               "a.toml:2:14: key `verify_tls`: expected boolean, got string");
+    expect_err("[remote]\nusername = 5\n", "a.toml:2:12: key `username`: expected string, got integer");
+    expect_err("[remote]\nusername = \"\"\n", "a.toml:2:12: key `username`: must not be empty");
+    expect_err("[remote]\nurl = \"ftp://x\"\n",
+               "a.toml:2:7: key `url`: \"ftp://x\" must start with http:// or https://");
+    expect_err("[remote]\nurl = \"https://\"\n", "a.toml:2:7: key `url`: \"https://\" has no host");
+    expect_err("[remote]\nurl = \"https://a b\"\n",
+               "a.toml:2:7: key `url`: \"https://a b\" contains a space or control character");
+    expect_err("[remote]\ndomain = \"a/b\"\n",
+               "a.toml:2:10: key `domain`: \"a/b\" is not a bare domain like \"example\"");
+    expect_err("[remote]\npassword_env = \"MY-PASS\"\n",
+               "a.toml:2:16: key `password_env`: \"MY-PASS\" is not an environment variable name "
+               "([A-Za-z_][A-Za-z0-9_]*)");
+    expect_err("[remote]\ntimeout = 30\n",
+               "a.toml:2:11: key `timeout`: expected string (a duration like \"30s\"), got integer");
+    expect_err("[remote]\ntimeout = \"30\"\n",
+               "a.toml:2:11: key `timeout`: invalid duration \"30\": missing unit (ms, s, m, h or d)");
+    expect_err("[remote]\ntimeout = \"0s\"\n", "a.toml:2:11: key `timeout`: must be greater than 0");
+    expect_err("[storage]\nretain = \"-1d\"\n",
+               "a.toml:2:10: key `retain`: invalid duration \"-1d\": must not be negative");
+    expect_err("[storage]\nretain = \"1w\"\n",
+               "a.toml:2:10: key `retain`: invalid duration \"1w\": unknown unit (ms, s, m, h or d)");
+    expect_err("[storage]\nretain = \"soon\"\n",
+               "a.toml:2:10: key `retain`: invalid duration \"soon\": expected an integer "
+               "followed by a unit");
+    expect_err("[storage]\nretain = \"9999999999999999d\"\n",
+               "a.toml:2:10: key `retain`: invalid duration \"9999999999999999d\": too large");
+    expect_err("[storage]\nsegment_size = \"1KiB\"\n",
+               "a.toml:2:16: key `segment_size`: must be at least 65536 bytes");
+    expect_err("[storage]\nsegment_size = \"64 MiB\"\n",
+               "a.toml:2:16: key `segment_size`: invalid size \"64 MiB\": unknown unit (B, KiB, "
+               "MiB, GiB, KB, MB or GB)");
+    expect_err("[storage]\nsegment_size = -65536\n",
+               "a.toml:2:16: key `segment_size`: must not be negative");
+    expect_err("[storage]\nsegment_size = true\n",
+               "a.toml:2:16: key `segment_size`: expected string (a size like \"64MiB\") or "
+               "integer, got boolean");
+    expect_err("[remote]\nmax_response = \"99999999999GiB\"\n",
+               "a.toml:2:16: key `max_response`: invalid size \"99999999999GiB\": too large");
+    expect_err("[storage]\ncompression_level = 0\n",
+               "a.toml:2:21: key `compression_level`: must be between 1 and 9, got 0");
+    expect_err("[storage]\ndir = [\"a\"]\n", "a.toml:2:7: key `dir`: expected string, got array");
+}
+
+static void test_key_and_section_errors(void **state)
+{
+    (void)state;
+    expect_err("[remote]\nurl = \"https://x\"\nretrys = 5\n",
+               "a.toml:3:1: key `retrys`: unknown key in [remote] (known: url, domain, username, "
+               "password_env, timeout, retries, verify_tls, ca_file, max_response)");
+    expect_err("[storage]\n  path = \"/x\"\n",
+               "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
+               "compression_level, retain)");
+    expect_err("[serve]\nport = 1\n",
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env)");
+    expect_err("verbose = true\n[remote]\n",
+               "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
+               "[remote], [storage], [serve], ...)");
+    expect_err("[remote]\nusername = \"admin\"\npassword = \"hunter2\"\n",
+               "a.toml:3:1: key `password`: secrets do not go in the file; set password_env");
+    expect_err("[remote]\n[cache]\nsize = 1\n",
+               "a.toml:2:1: unknown section [cache] (known: [remote], [storage], [serve], "
+               "[defaults], [[table]])");
+    expect_err("[[tables]]\nname = \"x\"\n",
+               "a.toml:1:1: unknown section [[tables]] (known: [remote], [storage], [serve], "
+               "[defaults], [[table]])");
+    expect_err("[[remote]]\n", "a.toml:1:1: section [[remote]] must be written [remote]");
+    expect_err("[[defaults]]\n", "a.toml:1:1: section [[defaults]] must be written [defaults]");
+    expect_err("[table]\nname = \"x\"\n",
+               "a.toml:1:1: section [table] must be written [[table]] (one per table)");
+    expect_err("[remote]\nretries = 1\n[storage]\n[remote]\n",
+               "a.toml:4:1: table `remote` is already defined at line 1");
+    expect_err("[remote]\nretries = 1\nretries = 2\n",
+               "a.toml:3:1: duplicate key `retries` (first set at line 2)");
+}
+
+static void test_toml_errors_propagate(void **state)
+{
+    (void)state;
+    expect_err("[remote]\ntimeout = 1.5\n",
+               "a.toml:2:11: floats are not supported by this reader (`1.5`)");
+    expect_err("[remote]\nurl = { a = 1 }\n",
+               "a.toml:2:7: inline tables are not supported by this reader");
+    expect_err("[remote]\nurl = \"https://x\n", "a.toml:2:7: unterminated string");
+    expect_err("[remote]\nusername = \"a\\qb\"\n",
+               "a.toml:2:14: invalid escape `\\q` (allowed: \\\" \\\\ \\b \\t \\n \\f \\r "
+               "\\uXXXX \\UXXXXXXXX)");
+    expect_err("[remote]\nretries = 18446744073709551616\n",
+               "a.toml:2:11: integer `18446744073709551616` is out of range (64-bit signed)");
+}
+
+static void test_serve_listen(void **state)
+{
+    (void)state;
+    expect_err("[serve]\nlisten = \"0.0.0.0:8642\"\n",
+               "a.toml:2:1: key `listen`: 0.0.0.0:8642 is not a loopback address; set token_env "
+               "so the API requires a token");
+    expect_err("[serve]\n\nlisten = \"[::]:80\"\n",
+               "a.toml:3:1: key `listen`: [::]:80 is not a loopback address; set token_env so "
+               "the API requires a token");
+    expect_err("[serve]\nlisten = \"8642\"\n",
+               "a.toml:2:10: key `listen`: \"8642\" is not host:port (e.g. \"127.0.0.1:8642\" or "
+               "\"[::1]:8642\")");
+    expect_err("[serve]\nlisten = \"localhost:99999\"\n",
+               "a.toml:2:10: key `listen`: \"localhost:99999\" is not host:port (e.g. "
+               "\"127.0.0.1:8642\" or \"[::1]:8642\")");
+    expect_err("[serve]\ntoken_env = \"\"\n",
+               "a.toml:2:13: key `token_env`: \"\" is not an environment variable name "
+               "([A-Za-z_][A-Za-z0-9_]*)");
+    struct config c;
+    parse_ok("[serve]\nlisten = \"[::1]:8642\"\n", &c);
+    assert_string_equal(c.serve.listen, "[::1]:8642");
+    config_free(&c);
+    parse_ok("[serve]\nlisten = \"localhost:1\"\n", &c);
+    config_free(&c);
+    parse_ok("[serve]\ntoken_env = \"T\"\nlisten = \"192.168.1.5:8642\"\n", &c);
+    assert_string_equal(c.serve.listen, "192.168.1.5:8642");
+    config_free(&c);
+}
+
+static void test_listen_helpers(void **state)
+{
+    (void)state;
+    const char *loop[] = {"127.0.0.1:8642", "127.1.2.3:1", "[::1]:80", "localhost:80",
+                          "LocalHost:0", "[::ffff:127.0.0.2]:5", "[0:0:0:0:0:0:0:1]:9"};
+    for (size_t i = 0; i < sizeof loop / sizeof *loop; i++) {
+        if (!config_listen_is_loopback(loop[i])) print_error("%s\n", loop[i]);
+        assert_true(config_listen_is_loopback(loop[i]));
+    }
+    const char *other[] = {"0.0.0.0:80", "10.0.0.1:80", "128.0.0.1:80", "[::]:80",
+                           "example.com:80", "localhost.evil:80", "127.0.0.1", "::1:80",
+                           "[127.0.0.1]:80", "127.0.0.1:65536", "localhost:", ":80",
+                           "[::1]80", "[::1:80", "127.0.0.1:8x", "127.0.0.1:-1", ""};
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++) {
+        if (config_listen_is_loopback(other[i])) print_error("%s\n", other[i]);
+        assert_false(config_listen_is_loopback(other[i]));
+    }
+    char host[64];
+    int port = -1;
+    assert_int_equal(config_listen_split("[::1]:8642", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8642);
+    assert_int_equal(config_listen_split("example.com:65535", host, sizeof host, &port), 0);
+    assert_string_equal(host, "example.com");
+    assert_int_equal(port, 65535);
+    assert_int_equal(config_listen_split("example.com:1", host, 11, &port), -1);   /* too long */
+    assert_int_equal(config_listen_split("a b:1", host, sizeof host, &port), -1);
+}
+
+static const char TABLES_WITH_DEFAULTS[] =
+    "[[table]]\n"
+    "name = \"a\"\n"
+    "[defaults]\n"                       /* after a table: still applies to it */
+    "strategy = \"incremental\"\n"
+    "key = \"uid\"\n"
+    "chunk = 50\n"
+    "ttl = \"2h\"\n"
+    "interval = \"30s\"\n"
+    "lookback = \"1m\"\n"
+    "sweep = \"0s\"\n"
+    "[[table]]\n"
+    "name = \"b\"\n"
+    "strategy = \"full\"\n"
+    "key = \"id\"\n"
+    "chunk = 100000\n"
+    "ttl = \"5m\"\n"
+    "interval = \"10s\"\n"
+    "lookback = \"0s\"\n"
+    "sweep = \"1d\"\n"
+    "[[table]]\n"
+    "name = \"c\"\n"
+    "cursor = \"changed\"\n";
+
+static void test_table_defaults(void **state)
+{
+    (void)state;
+    struct config c;
+    /* No [defaults]: the built-in ones. */
+    parse_ok("[[table]]\nname = \"t\"\n", &c);
+    assert_int_equal(c.ntables, 1);
+    const struct config_table *t = &c.tables[0];
+    assert_string_equal(t->name, "t");
+    assert_int_equal(t->strategy, STRATEGY_FULL);
+    assert_string_equal(t->key, "id");
+    assert_null(t->cursor);
+    assert_null(t->columns);
+    assert_int_equal(t->ncolumns, 0);
+    assert_int_equal(t->chunk, 1000);
+    assert_int_equal(t->ttl_ms, HOUR);
+    assert_int_equal(t->interval_ms, MIN);
+    assert_int_equal(t->lookback_ms, 0);
+    assert_int_equal(t->sweep_ms, 6 * HOUR);
+    assert_int_equal(t->line, 1);
+    config_free(&c);
+
+    /* [defaults] applied to a (even though it comes later), overridden by b,
+     * partly by c. a needs a cursor under the incremental default: it has none. */
+    expect_err(TABLES_WITH_DEFAULTS,
+               "a.toml:1:1: table `a`: strategy incremental needs key `cursor` "
+               "(e.g. cursor = \"updated_at\")");
+    parse_ok(TABLES_WITH_DEFAULTS + strlen("[[table]]\nname = \"a\"\n"), &c);
+    assert_int_equal(c.ntables, 2);
+    t = config_table_find(&c, "b");
+    assert_int_equal(t->strategy, STRATEGY_FULL);
+    assert_string_equal(t->key, "id");
+    assert_int_equal(t->chunk, 100000);
+    assert_int_equal(t->ttl_ms, 5 * MIN);
+    assert_int_equal(t->interval_ms, 10 * SEC);
+    assert_int_equal(t->lookback_ms, 0);
+    assert_int_equal(t->sweep_ms, DAY);
+    assert_int_equal(t->line, 9);
+    t = config_table_find(&c, "c");
+    assert_int_equal(t->strategy, STRATEGY_INCREMENTAL);
+    assert_string_equal(t->key, "uid");
+    assert_string_equal(t->cursor, "changed");
+    assert_int_equal(t->chunk, 50);
+    assert_int_equal(t->ttl_ms, 2 * HOUR);
+    assert_int_equal(t->interval_ms, 30 * SEC);
+    assert_int_equal(t->lookback_ms, MIN);
+    assert_int_equal(t->sweep_ms, 0);
+    assert_int_equal(t->line, 18);
+    config_free(&c);
+}
+
+static void test_table_errors(void **state)
+{
+    (void)state;
+    expect_err("[[table]]\nname = \"a\"\n\n[[table]]\nname = \"a\"\n",
+               "a.toml:5:8: key `name`: table `a` is defined twice ([[table]] at lines 1 and 4)");
+    expect_err("[[table]]\nname = \"subscriber\"\nstrategy = \"incremental\"\n",
+               "a.toml:1:1: table `subscriber`: strategy incremental needs key `cursor` "
+               "(e.g. cursor = \"updated_at\")");
+    expect_err("[[table]]\nname = \"a\"\ncursor = \"updated_at\"\n",
+               "a.toml:3:1: key `cursor`: table `a` is full; only incremental tables have a "
+               "cursor");
+    expect_err("[[table]]\nname = \"a\"\nstrategy = \"on_demand\"\ncursor = \"u\"\n",
+               "a.toml:4:1: key `cursor`: table `a` is on_demand; only incremental tables have "
+               "a cursor");
+    expect_err("[[table]]\nname = \"a\"\nstrategy = \"snapshot\"\n",
+               "a.toml:3:12: key `strategy`: unknown strategy \"snapshot\" (full, incremental or "
+               "on_demand)");
+    expect_err("[[table]]\nstrategy = \"full\"\n", "a.toml:1:1: [[table]]: key `name` is required");
+    expect_err("[[table]]\nname = \"1abc\"\n",
+               "a.toml:2:8: key `name`: \"1abc\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    expect_err("[[table]]\nname = \"a\"\nkey = \"a-b\"\n",
+               "a.toml:3:7: key `key`: \"a-b\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    expect_err("[[table]]\nname = \"a\"\nchunk = 0\n",
+               "a.toml:3:9: key `chunk`: must be between 1 and 100000, got 0");
+    expect_err("[[table]]\nname = \"a\"\nchunk = 100001\n",
+               "a.toml:3:9: key `chunk`: must be between 1 and 100000, got 100001");
+    expect_err("[[table]]\nname = \"a\"\ninterval = \"0ms\"\n",
+               "a.toml:3:12: key `interval`: must be greater than 0");
+    expect_err("[[table]]\nname = \"a\"\nttl = \"1y\"\n",
+               "a.toml:3:7: key `ttl`: invalid duration \"1y\": unknown unit (ms, s, m, h or d)");
+    expect_err("[[table]]\nname = \"a\"\nlimit = 5\n",
+               "a.toml:3:1: key `limit`: unknown key in [[table]] (known: name, strategy, key, "
+               "cursor, columns, chunk, ttl, interval, lookback, sweep)");
+    expect_err("[defaults]\ncursor = \"u\"\n",
+               "a.toml:2:1: key `cursor`: belongs in each [[table]], not in [defaults]");
+    expect_err("[defaults]\nretries = 1\n",
+               "a.toml:2:1: key `retries`: unknown key in [defaults] (known: strategy, key, "
+               "chunk, ttl, interval, lookback, sweep)");
+    expect_err("[defaults]\nchunk = \"big\"\n",
+               "a.toml:2:9: key `chunk`: expected integer, got string");
+}
+
+static void test_columns(void **state)
+{
+    (void)state;
+    struct config c;
+    parse_ok("[[table]]\nname = \"a\"\nkey = \"k\"\ncolumns = [\n  \"x\",\n  \"k\", # key\n]\n", &c);
+    assert_int_equal(c.tables[0].ncolumns, 2);
+    assert_string_equal(c.tables[0].columns[0], "x");
+    assert_string_equal(c.tables[0].columns[1], "k");
+    config_free(&c);
+    expect_err("[[table]]\nname = \"a\"\ncolumns = []\n",
+               "a.toml:3:11: key `columns`: must not be empty (leave it out for all columns)");
+    expect_err("[[table]]\nname = \"a\"\ncolumns = \"id\"\n",
+               "a.toml:3:11: key `columns`: expected array of column names, got string");
+    expect_err("[[table]]\nname = \"a\"\ncolumns = [\"id\", 2]\n",
+               "a.toml:3:18: key `columns`: item 2: expected string");
+    expect_err("[[table]]\nname = \"a\"\ncolumns = [\"id\",\n  \"x y\"]\n",
+               "a.toml:4:3: key `columns`: item 2 \"x y\": not an identifier "
+               "([A-Za-z_][A-Za-z0-9_]*)");
+    expect_err("[[table]]\nname = \"a\"\ncolumns = [\"id\", \"n\", \"id\"]\n",
+               "a.toml:3:23: key `columns`: item 3 \"id\": listed twice");
+    expect_err("[[table]]\nname = \"a\"\ncolumns = [\"name\"]\n",
+               "a.toml:3:1: key `columns`: table `a`: must include the key column `id`");
+    expect_err("[[table]]\nname = \"a\"\nstrategy = \"incremental\"\ncursor = \"u\"\n"
+               "columns = [\"id\"]\n",
+               "a.toml:5:1: key `columns`: table `a`: must include the cursor column `u`");
+}
+
+static void test_env_domain(void **state)
+{
+    (void)state;
+    struct config c;
+    setenv("IPTVPORTAL_DOMAIN", "envdom", 1);
+    parse_ok("", &c);   /* neither url nor domain in the file: env supplies domain */
+    assert_string_equal(c.remote.domain, "envdom");
+    assert_string_equal(c.remote.url, "https://envdom.admin.iptvportal.ru");
+    config_free(&c);
+
+    parse_ok("[remote]\ndomain = \"filedom\"\n", &c);   /* the file wins */
+    assert_string_equal(c.remote.domain, "filedom");
+    assert_string_equal(c.remote.url, "https://filedom.admin.iptvportal.ru");
+    config_free(&c);
+
+    parse_ok("[remote]\nurl = \"https://portal.example/\"\n", &c);
+    assert_null(c.remote.domain);
+    assert_string_equal(c.remote.url, "https://portal.example");
+    config_free(&c);
+
+    setenv("IPTVPORTAL_DOMAIN", "", 1);   /* empty counts as unset */
+    parse_ok("", &c);
+    assert_null(c.remote.domain);
+    assert_null(c.remote.url);
+    config_free(&c);
+
+    setenv("IPTVPORTAL_DOMAIN", "bad/dom", 1);
+    struct config z;
+    memset(&z, 0x5A, sizeof z);
+    char err[256];
+    assert_int_equal(config_parse("a.toml", "", 0, &z, err, sizeof err), -1);
+    assert_string_equal(err, "a.toml: environment IPTVPORTAL_DOMAIN: \"bad/dom\" is not a bare "
+                             "domain like \"example\"");
+    assert_null(z.path);
+    unsetenv("IPTVPORTAL_DOMAIN");
+}
+
+static void test_env_username(void **state)
+{
+    (void)state;
+    struct config c;
+    setenv("IPTVPORTAL_USERNAME", "envuser", 1);
+    parse_ok("[remote]\nusername = \"fileuser\"\n", &c);
+    assert_string_equal(c.remote.username, "envuser");
+    config_free(&c);
+    parse_ok("", &c);
+    assert_string_equal(c.remote.username, "envuser");
+    config_free(&c);
+    setenv("IPTVPORTAL_USERNAME", "", 1);
+    parse_ok("[remote]\nusername = \"fileuser\"\n", &c);
+    assert_string_equal(c.remote.username, "fileuser");
+    config_free(&c);
+    unsetenv("IPTVPORTAL_USERNAME");
+    /* The password is never read or kept: only the variable's name. */
+    setenv("IPTVPORTAL_PASSWORD", "s3cret-value", 1);
+    parse_ok("", &c);
+    assert_string_equal(c.remote.password_env, "IPTVPORTAL_PASSWORD");
+    config_free(&c);
+    unsetenv("IPTVPORTAL_PASSWORD");
+}
+
+static void test_load_files(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("test_config");
+    assert_non_null(dir);
+    char path[512], err[512];
+    struct config c;
+
+    snprintf(path, sizeof path, "%s/missing.toml", dir);
+    memset(&c, 0x5A, sizeof c);
+    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    char want[600];
+    snprintf(want, sizeof want, "%s: cannot read: No such file or directory", path);
+    assert_string_equal(err, want);
+    assert_null(c.path);
+
+    assert_int_equal(config_load(dir, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: cannot read: Is a directory", dir);
+    assert_string_equal(err, want);
+
+    snprintf(path, sizeof path, "%s/bad.toml", dir);
+    const char *bad = "[remote]\nurl = \"https://x\"\n\n[[table]]\nname = \"t\"\nttl = \"1\"\n";
+    assert_int_equal(tu_write_file(path, bad, strlen(bad)), 0);
+    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s:6:7: key `ttl`: invalid duration \"1\": missing unit "
+                                "(ms, s, m, h or d)", path);
+    assert_string_equal(err, want);
+
+    snprintf(path, sizeof path, "%s/good.toml", dir);
+    const char *good = "[remote]\r\ndomain = \"x\"\r\n";
+    assert_int_equal(tu_write_file(path, good, strlen(good)), 0);
+    assert_int_equal(config_load(path, &c, err, sizeof err), 0);
+    assert_string_equal(c.path, path);
+    assert_string_equal(c.remote.url, "https://x.admin.iptvportal.ru");
+    config_free(&c);
+
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_string_equal(config_strategy_name(STRATEGY_FULL), "full");
+    assert_string_equal(config_strategy_name(STRATEGY_INCREMENTAL), "incremental");
+    assert_string_equal(config_strategy_name(STRATEGY_ON_DEMAND), "on_demand");
+    struct config c = {0};
+    config_free(&c);   /* a zeroed config frees cleanly */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_repo_agent_toml, clear_env),
+        cmocka_unit_test_setup(test_empty_file_defaults, clear_env),
+        cmocka_unit_test_setup(test_every_key_set, clear_env),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test_setup(test_sizes, clear_env),
+        cmocka_unit_test_setup(test_value_errors, clear_env),
+        cmocka_unit_test_setup(test_key_and_section_errors, clear_env),
+        cmocka_unit_test_setup(test_toml_errors_propagate, clear_env),
+        cmocka_unit_test_setup(test_serve_listen, clear_env),
+        cmocka_unit_test(test_listen_helpers),
+        cmocka_unit_test_setup(test_table_defaults, clear_env),
+        cmocka_unit_test_setup(test_table_errors, clear_env),
+        cmocka_unit_test_setup(test_columns, clear_env),
+        cmocka_unit_test_setup(test_env_domain, clear_env),
+        cmocka_unit_test_setup(test_env_username, clear_env),
+        cmocka_unit_test_setup(test_load_files, clear_env),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
