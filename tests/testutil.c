@@ -1,6 +1,7 @@
 /* testutil.c — see testutil.h. */
 #include "tests/testutil.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -78,7 +79,7 @@ int tu_portal_start(struct tu_portal *p, const char *const *args)
     }
     close(fds[1]);
     /* The portal prints its URL as the first line once it listens. */
-    char line[256];
+    char line[200];
     size_t got = 0;
     while (got < sizeof line - 1) {
         ssize_t r = read(fds[0], line + got, 1);
@@ -151,4 +152,37 @@ int tu_run(const char *const *argv, const char *const *env_add, char **out, char
     if (WIFEXITED(st)) return WEXITSTATUS(st);
     if (WIFSIGNALED(st)) return -WTERMSIG(st);
     return -1;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    char **acc = ud;
+    size_t old = *acc ? strlen(*acc) : 0, len = size * n;
+    *acc = realloc(*acc, old + len + 1);
+    memcpy(*acc + old, p, len);
+    (*acc)[old + len] = '\0';
+    return len;
+}
+
+int tu_http(const char *url, const char *body, char **resp)
+{
+    CURL *c = curl_easy_init();
+    char *acc = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &acc);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    long status = -1;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (resp) *resp = acc ? acc : strdup(""); else free(acc);
+    return (int)status;
+}
+
+int tu_admin(const struct tu_portal *p, const char *path, const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", p->url, path);
+    return tu_http(url, body ? body : "{}", NULL);
 }
