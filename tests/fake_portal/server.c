@@ -105,6 +105,12 @@ static void reset_connection(evutil_socket_t fd, short what, void *arg)
     evhttp_connection_free(conn);
 }
 
+/* Written: now drop the connection, outside evhttp's own callback. */
+static void reset_after_flush(struct evhttp_connection *conn, void *arg)
+{
+    event_base_once(arg, -1, EV_TIMEOUT, reset_connection, conn, NULL);
+}
+
 static void send_now(struct pending *p)
 {
     struct evhttp_request *req = p->req;
@@ -113,9 +119,11 @@ static void send_now(struct pending *p)
     struct evbuffer *out = evbuffer_new();
     switch (p->fault) {
     case F_RESET:
-        /* No reply at all: drop the connection hard once this callback returns. */
-        event_base_once(p->s->base, -1, EV_TIMEOUT, reset_connection,
-                        evhttp_request_get_connection(req), NULL);
+        /* Headers and the first bytes, then RST. (A connection dropped before any
+         * byte of the response would be retried by libcurl itself.) */
+        evhttp_send_reply_start(req, 200, "OK");
+        evbuffer_add(out, p->body.p, p->body.len < 16 ? p->body.len : 16);
+        evhttp_send_reply_chunk_with_cb(req, out, reset_after_flush, p->s->base);
         evbuffer_free(out);
         buf_free(&p->body);
         free(p);

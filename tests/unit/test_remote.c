@@ -1,0 +1,311 @@
+/* test_remote.c — the portal client against the real fake portal on loopback:
+ * login, re-login after expiry in each refusal style, retries through each
+ * transient fault, final errors per class, caps, and int64 exactness. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/remote.h"
+#include "tests/testutil.h"
+
+#define PASSWORD "s3cr3t-Pa55"
+
+struct rows {
+    struct buf text;     /* rows as JSON lines */
+    size_t n;
+    int begins;
+};
+
+static int r_begin(void *ctx)
+{
+    struct rows *r = ctx;
+    buf_reset(&r->text);
+    r->n = 0;
+    r->begins++;
+    return 0;
+}
+static int r_row_begin(void *ctx, size_t row) { buf_putc(&((struct rows *)ctx)->text, '['); return 0; }
+static int r_value(void *ctx, size_t col, const struct json_val *v)
+{
+    struct rows *r = ctx;
+    if (col) buf_putc(&r->text, ',');
+    json_write_val(&r->text, v);
+    return 0;
+}
+static int r_row_end(void *ctx, size_t row, size_t ncols)
+{
+    struct rows *r = ctx;
+    buf_puts(&r->text, "]\n");
+    r->n++;
+    return 0;
+}
+static const struct json_rows_cb rows_cb = {r_begin, r_row_begin, r_value, r_row_end};
+
+struct fixture {
+    struct tu_portal portal;
+    remote *r;
+    struct rows rows;
+    char err[4096];
+};
+
+static remote *open_remote(const char *url, const char *password, int retries, int64_t timeout_ms,
+                           int64_t max_response)
+{
+    struct remote_opts o = {
+        .url = url, .username = "admin", .password = password, .timeout_ms = timeout_ms,
+        .retries = retries, .verify_tls = true, .max_response = max_response,
+        .backoff_base_ms = 1, .backoff_max_ms = 5, .seed = 42,
+    };
+    char err[512];
+    remote *r = remote_new(&o, err, sizeof err);
+    if (!r) fail_msg("remote_new: %s", err);
+    return r;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    const char *args[] = {"--rows", "3000", "--password", PASSWORD, "--seed", "7", NULL};
+    if (tu_portal_start(&f->portal, args) != 0) return -1;
+    f->r = open_remote(f->portal.url, PASSWORD, 5, 5000, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    remote_free(f->r);
+    tu_portal_stop(&f->portal);
+    buf_free(&f->rows.text);
+    free(f);
+    return 0;
+}
+
+static enum remote_status sel(struct fixture *f, const char *params)
+{
+    f->err[0] = '\0';
+    return remote_query(f->r, "select", params, &rows_cb, &f->rows, f->err, sizeof f->err);
+}
+
+static const char *const PAGE = "{\"data\":[\"id\",\"name\",\"is_tv\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":5}";
+
+static void test_login_and_select(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    assert_int_equal(f->rows.n, 5);
+    /* booleans arrive as true/false, as on the portal */
+    assert_true(strstr(f->rows.text.p, "true") || strstr(f->rows.text.p, "false"));
+    assert_int_equal(remote_get_stats(f->r)->logins, 1);
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    assert_int_equal(remote_get_stats(f->r)->logins, 1);   /* session reused */
+}
+
+static void test_bad_password(void **state)
+{
+    struct fixture *f = *state;
+    remote *r = open_remote(f->portal.url, "wrong-password", 2, 5000, 0);
+    char err[1024];
+    assert_int_equal(remote_query(r, "select", PAGE, &rows_cb, &f->rows, err, sizeof err), REMOTE_EAUTH);
+    assert_non_null(strstr(err, "refused"));
+    assert_null(strstr(err, "wrong-password"));
+    remote_free(r);
+}
+
+static void relogin_in_style(struct fixture *f, const char *style)
+{
+    char body[128];
+    snprintf(body, sizeof body, "{\"session_error\":\"%s\"}", style);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", body), 200);
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    uint64_t before = remote_get_stats(f->r)->logins;
+    assert_int_equal(tu_admin(&f->portal, "/_fake/expire", NULL), 200);
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    assert_int_equal(f->rows.n, 5);
+    assert_int_equal(remote_get_stats(f->r)->logins, before + 1);
+}
+
+static void test_relogin_jsonrpc(void **state) { relogin_in_style(*state, "jsonrpc"); }
+static void test_relogin_http401(void **state) { relogin_in_style(*state, "http401"); }
+static void test_relogin_http403(void **state) { relogin_in_style(*state, "http403"); }
+
+static void test_second_refusal_is_auth(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    /* query refused, re-login succeeds, the resent query is refused again */
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"queue\":[\"expire\",\"ok\",\"expire\"]}"), 200);
+    assert_int_equal(sel(f, PAGE), REMOTE_EAUTH);
+    assert_non_null(strstr(f->err, "again after logging in anew"));
+}
+
+static void test_retries_each_transient_fault(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    uint64_t before = remote_get_stats(f->r)->retries;
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults",
+                              "{\"queue\":[\"500\",\"reset\",\"truncate\",\"garbage\"]}"), 200);
+    f->rows.begins = 0;
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    assert_int_equal(f->rows.n, 5);
+    assert_int_equal(remote_get_stats(f->r)->retries, before + 4);
+    /* the garbage body delivered part of a page before failing: begin voided it */
+    assert_int_equal(f->rows.begins, 2);
+}
+
+static void gives_up_with(struct fixture *f, const char *queue, const char *expect)
+{
+    remote *r = open_remote(f->portal.url, PASSWORD, 2, 5000, 0);
+    char body[256], err[4096];
+    assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_OK);
+    snprintf(body, sizeof body, "{\"queue\":[%s]}", queue);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", body), 200);
+    assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
+    if (!strstr(err, "gave up after 3 tries") || !strstr(err, expect))
+        fail_msg("unexpected error text: %s", err);
+    remote_free(r);
+}
+
+static void test_gives_up_500(void **state)
+{
+    gives_up_with(*state, "\"500\",\"500\",\"500\"", "try 1: HTTP 500; try 2: HTTP 500; try 3: HTTP 500");
+}
+static void test_gives_up_reset(void **state) { gives_up_with(*state, "\"reset\",\"reset\",\"reset\"", "try 3: "); }
+static void test_gives_up_truncate(void **state)
+{
+    gives_up_with(*state, "\"truncate\",\"truncate\",\"truncate\"", "bytes remaining");
+}
+static void test_gives_up_garbage(void **state)
+{
+    gives_up_with(*state, "\"garbage\",\"garbage\",\"garbage\"", "try 1: bad response body");
+}
+
+static void test_forbidden_table(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"forbid\":[\"subscriber\"]}"), 200);
+    assert_int_equal(sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":1}"), REMOTE_EFORBIDDEN);
+    assert_non_null(strstr(f->err, "403"));
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);     /* other tables go on */
+}
+
+static void test_rpc_error(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sel(f, "{\"data\":[\"usrname\"],\"from\":\"subscriber\"}"), REMOTE_ERPC);
+    assert_non_null(strstr(f->err, "usrname"));
+}
+
+static void test_response_cap(void **state)
+{
+    struct fixture *f = *state;
+    remote *r = open_remote(f->portal.url, PASSWORD, 3, 5000, 4096);
+    char err[1024];
+    assert_int_equal(remote_query(r, "select", "{\"data\":[\"*\"],\"from\":\"tv_program\",\"limit\":1000}",
+                                  NULL, NULL, err, sizeof err), REMOTE_EPROTOCOL);
+    assert_non_null(strstr(err, "max_response"));
+    assert_int_equal(remote_get_stats(r)->retries, 0);   /* not transient */
+    remote_free(r);
+}
+
+static void test_page_cap(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"page_cap\":7}"), 200);
+    assert_int_equal(sel(f, "{\"data\":[\"id\"],\"from\":\"tv_program\",\"order_by\":\"id\",\"limit\":100}"), REMOTE_OK);
+    assert_int_equal(f->rows.n, 7);
+}
+
+static void test_timeout(void **state)
+{
+    struct fixture *f = *state;
+    remote *r = open_remote(f->portal.url, PASSWORD, 1, 300, 0);
+    char err[2048];
+    assert_int_equal(remote_login(r, err, sizeof err), REMOTE_OK);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"latency_ms\":3000}"), 200);
+    assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
+    assert_non_null(strstr(err, "timed out"));
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"latency_ms\":0}"), 200);
+    remote_free(r);
+}
+
+static void test_connection_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct tu_portal gone;
+    const char *args[] = {"--rows", "10", NULL};
+    assert_int_equal(tu_portal_start(&gone, args), 0);
+    char url[sizeof gone.url];
+    memcpy(url, gone.url, sizeof url);
+    tu_portal_stop(&gone);       /* nothing listens there now */
+    remote *r = open_remote(url, PASSWORD, 2, 2000, 0);
+    char err[2048];
+    assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
+    assert_non_null(strstr(err, "gave up after 3 tries"));
+    assert_non_null(strstr(err, "onnect"));
+    (void)f;
+    remote_free(r);
+}
+
+static void test_int64_exact(void **state)
+{
+    struct fixture *f = *state;
+    /* media ids lie above 2^53: a double would round them */
+    assert_int_equal(sel(f, "{\"data\":[\"id\"],\"from\":\"media\",\"order_by\":\"id\",\"limit\":1}"), REMOTE_OK);
+    assert_int_equal(f->rows.n, 1);
+    long long id = strtoll(f->rows.text.p + 1, NULL, 10);
+    assert_true(id > (1LL << 53));
+    char q[256];
+    snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"media\",\"where\":{\"eq\":[\"id\",%lld]}}", id);
+    assert_int_equal(sel(f, q), REMOTE_OK);
+    assert_int_equal(f->rows.n, 1);
+    char expect[64];
+    snprintf(expect, sizeof expect, "[%lld]\n", id);
+    assert_string_equal(f->rows.text.p, expect);
+    /* id+1 is not a media id (gaps), so an inexact literal would be caught */
+    snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"media\",\"where\":{\"eq\":[\"id\",%lld]}}", id + 1);
+    assert_int_equal(sel(f, q), REMOTE_OK);
+    assert_int_equal(f->rows.n, 0);
+}
+
+static void test_bad_options(void **state)
+{
+    char err[512];
+    struct remote_opts o = {.url = "ftp://x", .username = "a", .password = "b"};
+    assert_null(remote_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "http://"));
+    o.url = NULL;
+    assert_null(remote_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "no portal configured"));
+    o.url = "http://127.0.0.1:1";
+    o.username = NULL;
+    assert_null(remote_new(&o, err, sizeof err));
+    assert_non_null(strstr(err, "username"));
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        T(test_login_and_select), T(test_bad_password), T(test_relogin_jsonrpc),
+        T(test_relogin_http401), T(test_relogin_http403), T(test_second_refusal_is_auth),
+        T(test_retries_each_transient_fault), T(test_gives_up_500), T(test_gives_up_reset),
+        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_forbidden_table),
+        T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
+        T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
