@@ -10,6 +10,12 @@ struct config;
 
 int cmd_remote(const struct config *cfg, int argc, char **argv);      /* remote JSON */
 int cmd_introspect(const struct config *cfg, int argc, char **argv);  /* introspect TABLE */
+int cmd_once(const struct config *cfg, int argc, char **argv);        /* --once [--force] */
+int cmd_sync(const struct config *cfg, int argc, char **argv);        /* sync [--full] [TABLE...] */
+int cmd_replay(const struct config *cfg, int argc, char **argv);      /* replay [--rebuild] */
+int cmd_status(const struct config *cfg, int argc, char **argv);      /* status [--json] */
+int cmd_query(const struct config *cfg, int argc, char **argv);       /* query [--json|--csv] SQL */
+int cmd_get(const struct config *cfg, int argc, char **argv);         /* get TABLE COL=VALUE */
 
 /* 1 when argv holds -h/--help (after argv[0]). */
 int cmd_wants_help(int argc, char **argv);

@@ -1,0 +1,392 @@
+/* cmd_cache.c — `status`, `query` and `get`: reading what the cache holds.
+ * `query` and the cache side of `get` use a read-only connection and never
+ * wait for the portal (invariant 6). */
+#include "agent/buf.h"
+#include "agent/cmd.h"
+#include "agent/json.h"
+#include "agent/log.h"
+#include "agent/mem.h"
+#include "agent/pull.h"
+#include "agent/store.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void fmt_time(int64_t ms, char *out, size_t n)
+{
+    if (ms <= 0) { snprintf(out, n, "never"); return; }
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void value_text(struct buf *b, const struct replay_value *v)
+{
+    switch (v->type) {
+    case JOURNAL_NULL: buf_puts(b, "null"); break;
+    case JOURNAL_BOOL: buf_puts(b, v->i ? "true" : "false"); break;
+    case JOURNAL_INT: buf_printf(b, "%lld", (long long)v->i); break;
+    case JOURNAL_REAL: json_write_double(b, v->d); break;
+    default: json_write_string(b, v->s, v->n);
+    }
+}
+
+/* ---- status -------------------------------------------------------------------- */
+
+static const char status_usage[] =
+    "usage: iptv-agent status [--json]\n"
+    "\n"
+    "Per table: strategy, rows, high-water mark, last success, age, stale?, last\n"
+    "error, forbidden?; whether the last contact with the portal worked; journal size\n"
+    "and the applied position. Reads cache.db only. Exit 0.\n";
+
+int cmd_status(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(status_usage, stdout); return 0; }
+    int as_json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) as_json = 1;
+        else { fprintf(stderr, "iptv-agent status: unexpected argument %s\n%s", argv[i], status_usage); return 2; }
+    }
+    char err[2048];
+    struct store s;
+    if (store_open(cfg, 0, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent status: %s\n", err);
+        return 1;
+    }
+    uint64_t *segs = NULL, bytes = 0;
+    size_t nsegs = 0;
+    if (journal_segments(s.journal_dir, &segs, &nsegs, err, sizeof err) == 0) {
+        for (size_t i = 0; i < nsegs; i++) {
+            char path[4200];
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%020llu.seg", s.journal_dir, (unsigned long long)segs[i]);
+            if (stat(path, &sb) == 0) bytes += (uint64_t)sb.st_size;
+        }
+    }
+    free(segs);
+    int64_t now = wall_ms(), last_attempt = 0, last_ok = 0;
+    const char *last_err = NULL;
+    struct replay_table *ts = xcalloc((size_t)cfg->ntables + 1, sizeof *ts);
+    int *known = xcalloc((size_t)cfg->ntables + 1, sizeof *known);
+    for (int i = 0; i < cfg->ntables; i++) {
+        known[i] = replay_table_get(s.rp, cfg->tables[i].name, &ts[i], err, sizeof err) == 0;
+        if (!known[i]) continue;
+        if (ts[i].last_success_ms > last_ok) last_ok = ts[i].last_success_ms;
+        if (ts[i].last_attempt_ms > last_attempt) {
+            last_attempt = ts[i].last_attempt_ms;
+            last_err = ts[i].last_error;
+        }
+    }
+    struct buf out = {0}, v = {0};
+    char when[40], okwhen[40];
+    fmt_time(last_attempt, when, sizeof when);
+    fmt_time(last_ok, okwhen, sizeof okwhen);
+    if (as_json) {
+        buf_puts(&out, "{\"remote\":{\"url\":");
+        if (cfg->remote.url) json_write_string(&out, cfg->remote.url, strlen(cfg->remote.url));
+        else buf_puts(&out, "null");
+        buf_printf(&out, ",\"last_attempt\":\"%s\",\"last_success\":\"%s\",\"reachable\":%s,\"last_error\":", when,
+                   okwhen, last_attempt == 0 ? "null" : last_err ? "false" : "true");
+        if (last_err) json_write_string(&out, last_err, strlen(last_err)); else buf_puts(&out, "null");
+        buf_printf(&out, "},\"journal\":{\"segments\":%zu,\"bytes\":%llu,\"applied_seq\":%llu},\"tables\":[", nsegs,
+                   (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
+    } else {
+        buf_printf(&out, "remote:  %s; last attempt %s (%s), last success %s\n",
+                   cfg->remote.url ? cfg->remote.url : "(not configured)", when,
+                   last_attempt == 0 ? "none" : last_err ? "failed" : "ok", okwhen);
+        buf_printf(&out, "journal: %zu segment%s, %llu bytes; cache applied up to seq %llu\n", nsegs,
+                   nsegs == 1 ? "" : "s", (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
+        buf_printf(&out, "%-24s %-12s %10s %-34s %-21s %8s %-5s %s\n", "table", "strategy", "rows", "mark",
+                   "last success", "age(s)", "stale", "error");
+    }
+    for (int i = 0; i < cfg->ntables; i++) {
+        const struct config_table *t = &cfg->tables[i];
+        const struct replay_table *st = &ts[i];
+        int64_t age = known[i] && st->last_success_ms ? (now - st->last_success_ms) / 1000 : -1;
+        int stale = age < 0 || age * 1000 > t->ttl_ms;
+        buf_reset(&v);
+        if (known[i] && (st->mark_cursor.type != JOURNAL_NULL || st->mark_key.type != JOURNAL_NULL)) {
+            if (st->mark_cursor.type != JOURNAL_NULL) { value_text(&v, &st->mark_cursor); buf_putc(&v, ' '); }
+            value_text(&v, &st->mark_key);
+        }
+        fmt_time(known[i] ? st->last_success_ms : 0, when, sizeof when);
+        if (as_json) {
+            if (i) buf_putc(&out, ',');
+            buf_puts(&out, "{\"name\":");
+            json_write_string(&out, t->name, strlen(t->name));
+            buf_printf(&out, ",\"strategy\":\"%s\",\"rows\":%llu,\"mark_cursor\":", config_strategy_name(t->strategy),
+                       (unsigned long long)(known[i] ? st->rows : 0));
+            if (known[i]) value_text(&out, &st->mark_cursor); else buf_puts(&out, "null");
+            buf_puts(&out, ",\"mark_key\":");
+            if (known[i]) value_text(&out, &st->mark_key); else buf_puts(&out, "null");
+            buf_printf(&out, ",\"last_success\":\"%s\",\"age_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,"
+                             "\"schema_hash\":\"%s\",\"snapshot_pending\":%s,\"last_error\":",
+                       when, (long long)age, stale ? "true" : "false", known[i] && st->forbidden ? "true" : "false",
+                       known[i] ? st->schema_hash : "", known[i] && st->pending_id ? "true" : "false");
+            if (known[i] && st->last_error) json_write_string(&out, st->last_error, strlen(st->last_error));
+            else buf_puts(&out, "null");
+            buf_putc(&out, '}');
+        } else {
+            char agebuf[24];
+            snprintf(agebuf, sizeof agebuf, age < 0 ? "-" : "%lld", (long long)age);
+            const char *e = !known[i] ? "not pulled yet" : st->forbidden ? "forbidden (HTTP 403)"
+                          : st->last_error ? st->last_error : "";
+            buf_printf(&out, "%-24s %-12s %10llu %-34.34s %-21s %8s %-5s %s%s\n", t->name,
+                       config_strategy_name(t->strategy), (unsigned long long)(known[i] ? st->rows : 0),
+                       v.len ? v.p : "-", when, agebuf, stale ? "yes" : "no", e,
+                       known[i] && st->pending_id ? " (snapshot in progress)" : "");
+        }
+    }
+    if (as_json) buf_puts(&out, "]}\n");
+    fwrite(out.p, 1, out.len, stdout);
+    for (int i = 0; i < cfg->ntables; i++) if (known[i]) replay_table_free(&ts[i]);
+    free(ts);
+    free(known);
+    buf_free(&out);
+    buf_free(&v);
+    store_close(&s);
+    return 0;
+}
+
+/* ---- query ------------------------------------------------------------------------- */
+
+enum fmt { FMT_TSV, FMT_JSON, FMT_CSV };
+
+static void csv_field(struct buf *b, const char *s, size_t n)
+{
+    int quote = 0;
+    for (size_t i = 0; i < n && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) { buf_append(b, s, n); return; }
+    buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') buf_putc(b, '"');
+        buf_putc(b, s[i]);
+    }
+    buf_putc(b, '"');
+}
+
+/* Print every row of a prepared statement; returns the sqlite result code. */
+static int print_rows(sqlite3_stmt *ps, enum fmt f, size_t *nrows)
+{
+    struct buf b = {0};
+    int n = sqlite3_column_count(ps), rc;
+    if (f != FMT_JSON) {
+        for (int i = 0; i < n; i++) {
+            if (i) buf_putc(&b, f == FMT_CSV ? ',' : '\t');
+            const char *name = sqlite3_column_name(ps, i);
+            if (f == FMT_CSV) csv_field(&b, name, strlen(name)); else buf_puts(&b, name);
+        }
+        buf_putc(&b, '\n');
+    }
+    *nrows = 0;
+    while ((rc = sqlite3_step(ps)) == SQLITE_ROW) {
+        if (f == FMT_JSON) buf_putc(&b, '{');
+        for (int i = 0; i < n; i++) {
+            int t = sqlite3_column_type(ps, i);
+            const char *txt = (const char *)sqlite3_column_text(ps, i);
+            size_t len = (size_t)sqlite3_column_bytes(ps, i);
+            if (f == FMT_JSON) {
+                if (i) buf_putc(&b, ',');
+                const char *name = sqlite3_column_name(ps, i);
+                json_write_string(&b, name, strlen(name));
+                buf_putc(&b, ':');
+                if (t == SQLITE_NULL) buf_puts(&b, "null");
+                else if (t == SQLITE_INTEGER) buf_printf(&b, "%lld", (long long)sqlite3_column_int64(ps, i));
+                else if (t == SQLITE_FLOAT) json_write_double(&b, sqlite3_column_double(ps, i));
+                else json_write_string(&b, txt, len);
+            } else {
+                if (i) buf_putc(&b, f == FMT_CSV ? ',' : '\t');
+                if (t == SQLITE_NULL) { if (f == FMT_TSV) buf_puts(&b, "NULL"); continue; }
+                if (f == FMT_CSV) { csv_field(&b, txt, len); continue; }
+                for (size_t k = 0; k < len; k++) {      /* TSV: one line per row */
+                    char ch = txt[k];
+                    if (ch == '\t') buf_puts(&b, "\\t");
+                    else if (ch == '\n') buf_puts(&b, "\\n");
+                    else if (ch == '\\') buf_puts(&b, "\\\\");
+                    else buf_putc(&b, ch);
+                }
+            }
+        }
+        buf_puts(&b, f == FMT_JSON ? "}\n" : "\n");
+        (*nrows)++;
+        if (b.len > 1 << 16) { fwrite(b.p, 1, b.len, stdout); buf_reset(&b); }
+    }
+    fwrite(b.p ? b.p : "", 1, b.len, stdout);
+    buf_free(&b);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static sqlite3 *open_readonly(const struct config *cfg, char *err, size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cache.db", cfg->storage.dir);
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%.1024s: %s (has anything been pulled yet? try `iptv-agent --once`)", path,
+                 db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static const char query_usage[] =
+    "usage: iptv-agent query [--json|--csv] SQL\n"
+    "\n"
+    "Run one read-only SQL statement on cache.db and print the rows: tab-separated\n"
+    "with a header (default), one JSON object per line (--json), or CSV (--csv).\n"
+    "Writes and multiple statements are refused. Exit: 0 ok, 1 SQL error, 2 usage.\n";
+
+int cmd_query(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(query_usage, stdout); return 0; }
+    enum fmt f = FMT_TSV;
+    const char *sql = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) f = FMT_JSON;
+        else if (!strcmp(argv[i], "--csv")) f = FMT_CSV;
+        else if (!sql) sql = argv[i];
+        else { fprintf(stderr, "iptv-agent query: unexpected argument %s\n%s", argv[i], query_usage); return 2; }
+    }
+    if (!sql) { fputs(query_usage, stderr); return 2; }
+    char err[2048];
+    sqlite3 *db = open_readonly(cfg, err, sizeof err);
+    if (!db) { fprintf(stderr, "iptv-agent query: %s\n", err); return 1; }
+    sqlite3_stmt *ps = NULL;
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &ps, &tail);
+    if (rc != SQLITE_OK || !ps) {
+        fprintf(stderr, "iptv-agent query: %s\n", rc != SQLITE_OK ? sqlite3_errmsg(db) : "empty statement");
+        sqlite3_close(db);
+        return 1;
+    }
+    while (tail && (isspace((unsigned char)*tail) || *tail == ';')) tail++;
+    if (tail && *tail) {
+        fprintf(stderr, "iptv-agent query: one statement only (found more after: \"%.40s\")\n", tail);
+        rc = SQLITE_ERROR;
+    } else if (!sqlite3_stmt_readonly(ps)) {
+        fprintf(stderr, "iptv-agent query: only reads are allowed on the cache\n");
+        rc = SQLITE_READONLY;
+    } else {
+        size_t n;
+        rc = print_rows(ps, f, &n);
+        if (rc != SQLITE_OK) fprintf(stderr, "iptv-agent query: %s\n", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : 1;
+}
+
+/* ---- get ----------------------------------------------------------------------------- */
+
+static const char get_usage[] =
+    "usage: iptv-agent get TABLE COLUMN=VALUE\n"
+    "\n"
+    "Print the cached rows of TABLE where COLUMN equals VALUE, one JSON object per\n"
+    "line. For an on_demand table a miss is fetched from the portal, journaled,\n"
+    "applied and printed. Exit: 0 found, 3 not found, 1 error (e.g. the portal is\n"
+    "unreachable and the cache does not have it), 2 usage.\n";
+
+/* 0 ok (*n rows printed), -1 SQL error (err). A missing table prints nothing. */
+static int lookup(const struct config *cfg, const char *table, const char *col, const char *val, size_t *n,
+                  char *err, size_t errlen)
+{
+    *n = 0;
+    sqlite3 *db = open_readonly(cfg, err, errlen);
+    if (!db) return 1;   /* no cache yet: a miss */
+    struct buf sql = {0};
+    /* Names are checked against the cache's own schema before they reach SQL. */
+    sqlite3_stmt *ps = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &ps, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(ps, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ps, 2, col, -1, SQLITE_STATIC);
+        rc = sqlite3_step(ps);
+    }
+    sqlite3_finalize(ps);
+    ps = NULL;
+    if (rc != SQLITE_ROW) {
+        sqlite3_close(db);
+        return 1;
+    }
+    buf_printf(&sql, "SELECT * FROM \"%s\" WHERE \"%s\" = ?1", table, col);
+    rc = sqlite3_prepare_v2(db, sql.p, -1, &ps, NULL);
+    /* Bound as text: the column's affinity turns '42' into 42 for INTEGER columns
+     * and keeps '0042' as written for TEXT ones. */
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(ps, 1, val, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = print_rows(ps, FMT_JSON, n);
+    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    buf_free(&sql);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int cmd_get(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(get_usage, stdout); return 0; }
+    if (argc != 3 || !strchr(argv[2], '=')) { fputs(get_usage, stderr); return 2; }
+    const char *table = argv[1];
+    const struct config_table *t = config_table_find(cfg, table);
+    if (!t) {
+        fprintf(stderr, "iptv-agent get: table \"%s\" is not configured in %s\n", table, cfg->path);
+        return 2;
+    }
+    char *col = xstrndup(argv[2], (size_t)(strchr(argv[2], '=') - argv[2]));
+    const char *val = strchr(argv[2], '=') + 1;
+    char err[2048];
+    size_t n = 0;
+    int rc = lookup(cfg, table, col, val, &n, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "iptv-agent get: %s\n", err);
+        free(col);
+        return 1;
+    }
+    if (n > 0 || t->strategy != STRATEGY_ON_DEMAND) {
+        free(col);
+        if (n == 0) fprintf(stderr, "iptv-agent get: no row of %s in the cache has %s\n", table, argv[2]);
+        return n > 0 ? 0 : 3;
+    }
+    /* on_demand miss: ask the portal */
+    struct store s;
+    remote *r = NULL;
+    uint64_t found = 0;
+    if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent get: %s\n", err);
+        free(col);
+        return 1;
+    }
+    r = remote_from_config(cfg, err, sizeof err);
+    int exit_code = 1;
+    if (r) {
+        struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
+        if (pull_get(&c, t, col, val, &found, err, sizeof err) == 0) exit_code = found ? 0 : 3;
+    }
+    if (exit_code == 1)
+        fprintf(stderr, "iptv-agent get: %s=%s is not in the cache and the portal could not be asked: %s\n", col, val,
+                err);
+    store_close(&s);
+    remote_free(r);
+    if (exit_code == 0 && (lookup(cfg, table, col, val, &n, err, sizeof err) != 0 || n == 0)) {
+        fprintf(stderr, "iptv-agent get: fetched %llu rows but cannot read them back: %s\n",
+                (unsigned long long)found, err);
+        exit_code = 1;
+    }
+    if (exit_code == 3) fprintf(stderr, "iptv-agent get: no row of %s has %s=%s (cache and portal)\n", table, col, val);
+    free(col);
+    return exit_code;
+}

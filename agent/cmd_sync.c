@@ -1,0 +1,181 @@
+/* cmd_sync.c — `--once`, `sync` and `replay`: pull tables into the journal and
+ * apply the journal to cache.db. Exit status per docs/interface.md: 0 every
+ * table ok, 1 any table failed (the others are still applied), 2 usage/config. */
+#include "agent/cmd.h"
+#include "agent/log.h"
+#include "agent/pull.h"
+#include "agent/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Pull the selected tables (NULL: all configured), print a summary. */
+static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full)
+{
+    char err[2048];
+    for (int i = 0; i < nonly; i++)
+        if (!config_table_find(cfg, only[i])) {
+            fprintf(stderr, "iptv-agent: table \"%s\" is not configured in %s\n", only[i], cfg->path);
+            return 2;
+        }
+    if (cfg->ntables == 0) {
+        fprintf(stderr, "iptv-agent: no [[table]] in %s: nothing to pull\n", cfg->path);
+        return 2;
+    }
+    struct store s;
+    if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        return 1;
+    }
+    remote *r = remote_from_config(cfg, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        store_close(&s);
+        return 2;
+    }
+    struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp, .progress = isatty(2)};
+    int failed = 0, pulled = 0;
+    printf("%-24s %-12s %-18s %10s %8s %8s  %s\n", "table", "strategy", "action", "rows", "deleted", "seconds",
+           "result");
+    for (int i = 0; i < cfg->ntables; i++) {
+        const struct config_table *t = &cfg->tables[i];
+        int chosen = nonly == 0;
+        for (int k = 0; k < nonly; k++) chosen |= !strcmp(only[k], t->name);
+        if (!chosen) continue;
+        struct replay_table st = {0};
+        int known = replay_table_get(s.rp, t->name, &st, err, sizeof err);
+        int due = force || pull_due(t, known == 0 ? &st : NULL, wall_ms());
+        int forbidden = known == 0 && st.forbidden;
+        replay_table_free(&st);
+        if (!due || (forbidden && !force)) {
+            printf("%-24s %-12s %-18s %10s %8s %8s  %s\n", t->name, config_strategy_name(t->strategy),
+                   forbidden ? "skipped" : t->strategy == STRATEGY_ON_DEMAND ? "on demand" : "not due", "-", "-",
+                   "-", forbidden ? "forbidden (use sync to retry)" : "ok");
+            if (forbidden) log_warn("table %s: skipped: the portal refused it before (403)", t->name);
+            continue;
+        }
+        struct pull_result pr;
+        pulled++;
+        log_info("table %s: pulling (%s)", t->name, config_strategy_name(t->strategy));
+        if (pull_table(&c, t, full, &pr) != 0) {
+            failed++;
+            log_error("table %s: %s", t->name, pr.error);
+        }
+        printf("%-24s %-12s %-18s %10llu %8llu %8.2f  %s\n", t->name, config_strategy_name(t->strategy),
+               pr.action, (unsigned long long)pr.rows, (unsigned long long)pr.deleted, pr.seconds,
+               pr.ok ? (pr.schema_changed ? "ok (schema changed)" : "ok") : pr.forbidden ? "forbidden" : "FAILED");
+        fflush(stdout);
+    }
+    printf("%d table%s pulled, %d failed; journal at seq %llu, cache applied to %llu\n", pulled,
+           pulled == 1 ? "" : "s", failed, (unsigned long long)journal_writer_durable_seq(s.jw),
+           (unsigned long long)replay_applied_seq(s.rp));
+    remote_free(r);
+    store_close(&s);
+    return failed ? 1 : 0;
+}
+
+static const char once_usage[] =
+    "usage: iptv-agent --once [--force]\n"
+    "\n"
+    "Apply any journal records cache.db has not seen, pull every table that is due\n"
+    "(never pulled, or older than its ttl/interval; --force: all), apply, print a\n"
+    "summary, exit. Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
+    "2 usage or configuration error.\n";
+
+int cmd_once(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(once_usage, stdout); return 0; }
+    int force = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force")) force = 1;
+        else { fprintf(stderr, "iptv-agent --once: unexpected argument %s\n%s", argv[i], once_usage); return 2; }
+    }
+    return run_pulls(cfg, NULL, 0, force, 0);
+}
+
+static const char sync_usage[] =
+    "usage: iptv-agent sync [--full] [TABLE...]\n"
+    "\n"
+    "Pull now, whether due or not: the named tables, or all configured ones.\n"
+    "--full takes a snapshot even of incremental tables. Exit as --once.\n";
+
+int cmd_sync(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(sync_usage, stdout); return 0; }
+    int full = 0, n = 0;
+    char **only = calloc((size_t)argc, sizeof *only);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--full")) full = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "iptv-agent sync: unknown option %s\n%s", argv[i], sync_usage);
+            free(only);
+            return 2;
+        } else only[n++] = argv[i];
+    }
+    int rc = run_pulls(cfg, only, n, 1, full);
+    free(only);
+    return rc;
+}
+
+static const char replay_usage[] =
+    "usage: iptv-agent replay [--rebuild]\n"
+    "\n"
+    "Apply the journal records cache.db has not seen. --rebuild deletes cache.db and\n"
+    "recreates it from the journal alone (the tables come out identical).\n"
+    "Exit: 0 ok, 1 error (e.g. a damaged journal: the message names segment and offset).\n";
+
+int cmd_replay(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(replay_usage, stdout); return 0; }
+    int rebuild = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rebuild")) rebuild = 1;
+        else { fprintf(stderr, "iptv-agent replay: unexpected argument %s\n%s", argv[i], replay_usage); return 2; }
+    }
+    char err[2048];
+    struct replay_stats st = {0};
+    int rc;
+    if (rebuild) {
+        /* Hold the journal lock so nothing appends while cache.db is rebuilt. */
+        char jdir[4096], db[4096];
+        snprintf(jdir, sizeof jdir, "%s/journal", cfg->storage.dir);
+        snprintf(db, sizeof db, "%s/cache.db", cfg->storage.dir);
+        struct journal_opts jo = {.dir = jdir, .segment_size = (uint64_t)cfg->storage.segment_size,
+                                  .level = cfg->storage.compression_level};
+        struct journal_writer *jw = NULL;
+        if (journal_writer_open(&jo, &jw, err, sizeof err) != 0) {
+            fprintf(stderr, "iptv-agent replay: %s\n", err);
+            return 1;
+        }
+        struct store s = {.journal_dir = jdir, .db_path = db};
+        struct replay_opts ro;
+        store_replay_opts(&s, &ro);
+        rc = replay_rebuild(&ro, &st, err, sizeof err);
+        journal_writer_close(jw);
+    } else {
+        struct store s;
+        rc = store_open(cfg, 1, &s, err, sizeof err);   /* applies what is pending */
+        if (rc == 0) store_close(&s);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "iptv-agent replay: %s\n", err);
+        return 1;
+    }
+    if (rebuild)
+        printf("rebuilt cache.db from the journal: %llu records, %llu rows written, %llu deleted, %llu snapshots\n",
+               (unsigned long long)st.records, (unsigned long long)st.rows_written,
+               (unsigned long long)st.rows_deleted, (unsigned long long)st.snapshots);
+    else
+        printf("cache.db is up to date with the journal\n");
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* pull.h — the puller: portal pages → journal records → replay, per table.
+ *
+ * WRITE-AHEAD: every page is appended to the journal (durable on return) before
+ * replay applies it to cache.db; nothing else writes table data. A page's rows
+ * are encoded straight from the response stream into the journal's typed row
+ * encoding (no DOM), so memory is bounded by one page whatever the table size.
+ *
+ * Strategies (architecture.md):
+ *   full         keyset pages `key > last ORDER BY key LIMIT chunk` as one snapshot;
+ *   incremental  a snapshot first (its mark: the portal's max cursor read before
+ *                it started, so rows changed while it ran are read again), then
+ *                `(cursor, key) > mark ORDER BY cursor, key`, starting `lookback`
+ *                behind the mark; a sweep pages through all keys and journals
+ *                deletions of keys gone from the portal, each confirmed absent by
+ *                a second query before it is journaled;
+ *   on_demand    pull_get() fetches rows that miss the cache.
+ * An unfinished snapshot of the same schema resumes after its last journaled key.
+ * A changed schema hash starts a new snapshot.
+ *
+ * The caller owns everything in struct pull_ctx; pull functions borrow it. */
+#ifndef IA_PULL_H
+#define IA_PULL_H
+#include <stdint.h>
+
+#include "agent/config.h"
+#include "agent/remote.h"
+#include "journal/journal.h"
+#include "replay/replay.h"
+
+struct pull_ctx {
+    const struct config *cfg;
+    remote *remote;                  /* the portal client */
+    struct journal_writer *jw;       /* the journal (one writer per storage dir) */
+    struct replay *rp;               /* cache.db */
+    int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
+};
+
+struct pull_result {
+    const char *action;              /* "snapshot", "resumed snapshot", "incremental", "skipped" ... */
+    uint64_t rows;                   /* rows pulled */
+    uint64_t deleted;                /* deletions journaled by a sweep */
+    double seconds;
+    int ok;                          /* 0 on failure: error says why */
+    int forbidden;                   /* the portal answered 403 for this table */
+    int schema_changed;              /* the column list or types changed: new snapshot */
+    char error[2048];
+};
+
+/* Is the table due at now_ms (never pulled, ttl/interval/sweep elapsed)? */
+int pull_due(const struct config_table *t, const struct replay_table *st, int64_t now_ms);
+
+/* Bring one table up to date per its strategy. full_snapshot forces a snapshot.
+ * Records the outcome with replay_note_pull. Returns 0 ok, -1 failed (r->error). */
+int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapshot, struct pull_result *r);
+
+/* Look COLUMN = VALUE up on the portal (VALUE: an integer literal binds as an
+ * integer, else text), journal and apply what it finds. *found gets the row
+ * count. 0 ok, -1 error (err). */
+int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
+             uint64_t *found, char *err, size_t errlen);
+
+#endif

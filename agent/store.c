@@ -1,0 +1,88 @@
+/* store.c — see store.h. */
+#include "agent/store.h"
+#include "agent/buf.h"
+#include "agent/log.h"
+#include "agent/mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void warn_to_log(void *ctx, const char *msg) { log_warn("%s", msg); }
+
+/* mkdir -p */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+    char *p = xstrdup(path);
+    for (char *q = p + 1;; q++) {
+        if (*q != '/' && *q != '\0') continue;
+        char c = *q;
+        *q = '\0';
+        if (mkdir(p, 0750) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "storage directory %s: cannot create %s: %s", path, p, strerror(errno));
+            free(p);
+            return -1;
+        }
+        *q = c;
+        if (!c) break;
+    }
+    free(p);
+    return 0;
+}
+
+static char *join(const char *a, const char *b)
+{
+    struct buf x = {0};
+    buf_printf(&x, "%s/%s", a, b);
+    return buf_detach(&x);
+}
+
+void store_replay_opts(const struct store *s, struct replay_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->db_path = s->db_path;
+    o->journal_dir = s->journal_dir;
+    o->warn = warn_to_log;
+}
+
+int store_open(const struct config *cfg, int writer, struct store *s, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->dir = xstrdup(cfg->storage.dir);
+    s->journal_dir = join(s->dir, "journal");
+    s->db_path = join(s->dir, "cache.db");
+    if (make_dirs(s->dir, err, errlen) != 0) goto fail;
+    if (writer) {
+        struct journal_opts jo = {
+            .dir = s->journal_dir,
+            .segment_size = (uint64_t)cfg->storage.segment_size,
+            .level = cfg->storage.compression_level,
+            .warn = warn_to_log,
+        };
+        if (journal_writer_open(&jo, &s->jw, err, errlen) != 0) goto fail;
+    }
+    struct replay_opts ro;
+    store_replay_opts(s, &ro);
+    if (replay_open(&ro, &s->rp, err, errlen) != 0) goto fail;
+    if (writer) {
+        struct replay_stats st = {0};
+        if (replay_apply(s->rp, journal_writer_durable_seq(s->jw), &st, err, errlen) != 0) goto fail;
+        if (st.records) log_info("applied %llu pending journal records", (unsigned long long)st.records);
+    }
+    return 0;
+fail:
+    store_close(s);
+    return -1;
+}
+
+void store_close(struct store *s)
+{
+    if (s->rp) replay_close(s->rp);
+    if (s->jw) journal_writer_close(s->jw);
+    free(s->dir);
+    free(s->journal_dir);
+    free(s->db_path);
+    memset(s, 0, sizeof *s);
+}

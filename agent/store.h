@@ -1,0 +1,29 @@
+/* store.h — the storage directory: cache.db beside journal/, opened together.
+ *
+ * A writer (store_open with writer=1) holds the journal's directory lock, so one
+ * process at a time pulls or replays; it applies any journal records cache.db has
+ * not seen yet before returning (a crash between append and apply is healed
+ * here). A reader opens cache.db only. The caller closes with store_close(). */
+#ifndef IA_STORE_H
+#define IA_STORE_H
+#include <stddef.h>
+
+#include "agent/config.h"
+#include "journal/journal.h"
+#include "replay/replay.h"
+
+struct store {
+    char *dir;                       /* storage.dir */
+    char *journal_dir;               /* dir + "/journal" */
+    char *db_path;                   /* dir + "/cache.db" */
+    struct journal_writer *jw;       /* NULL for a reader */
+    struct replay *rp;
+};
+
+/* 0 ok, -1 with err. Creates the directory when missing. */
+int store_open(const struct config *cfg, int writer, struct store *s, char *err, size_t errlen);
+void store_close(struct store *s);
+/* Fill replay_opts for this store (warnings to the log). */
+void store_replay_opts(const struct store *s, struct replay_opts *o);
+
+#endif

@@ -1,0 +1,138 @@
+/* replay.h — cache.db: its schema, its metadata, and applying the journal to it.
+ *
+ * EXACTLY ONCE: cache.db holds the applied journal position (_agent_state). A
+ * record is applied in the same SQLite transaction that stores its seq as the new
+ * position, so a crash before COMMIT leaves neither and a replay after COMMIT
+ * starts past it. Many records share one transaction; the position is the last.
+ * HIGH-WATER MARKS move in the transaction that applies the rows justifying them.
+ * SNAPSHOTS load into a shadow table beside the live one; SNAPSHOT_END swaps it
+ * in (drop live, rename shadow, build secondary indexes) in one transaction, so a
+ * reader on another connection sees the old table or the new, never part. The
+ * shadow and the snapshot's progress (its id, last key, rows) persist, so an
+ * interrupted snapshot is resumed by the puller from its last journaled page.
+ *
+ * cache.db: WAL, synchronous=NORMAL (the journal is the durable copy). Each
+ * pulled table has its portal name, the journaled column names and declared types
+ * (INTEGER, REAL, TEXT, BOOLEAN, JSON, or none for "any") and PRIMARY KEY on the
+ * key column. Metadata tables start with _agent_. Schema changes of cache.db
+ * itself are numbered migrations (PRAGMA user_version).
+ *
+ * Errors: 0 ok, -1 with err naming the table, record (seq, segment:offset) or file.
+ * One struct replay per process owns the writer connection; it is not thread-safe. */
+#ifndef IA_REPLAY_H
+#define IA_REPLAY_H
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal/journal.h"
+
+#define REPLAY_SCHEMA_VERSION 1       /* PRAGMA user_version after migrations */
+
+struct replay_opts {
+    const char *db_path;              /* cache.db; created if missing */
+    const char *journal_dir;          /* where records are read from */
+    void (*warn)(void *ctx, const char *msg);   /* e.g. records skipped after compaction */
+    void *warn_ctx;
+};
+
+struct replay;
+
+int replay_open(const struct replay_opts *o, struct replay **out, char *err, size_t errlen);
+void replay_close(struct replay *r);
+sqlite3 *replay_db(struct replay *r);            /* the writer connection, for reads */
+uint64_t replay_applied_seq(const struct replay *r);
+
+struct replay_stats {
+    uint64_t records;                 /* applied by this call */
+    uint64_t rows_written;            /* inserted or replaced */
+    uint64_t rows_deleted;
+    uint64_t snapshots;               /* snapshots swapped in */
+};
+
+/* Apply every record after the applied position with seq <= max_seq
+ * (JOURNAL_SEQ_MAX: all there are). Stops at damage or an unknown record type
+ * with the journal's error; what was applied before stays applied. */
+int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen);
+
+/* Recreate cache.db from the journal alone (delete, reopen, apply all). */
+int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen);
+
+/* A typed value owned by its holder (text copied). */
+struct replay_value {
+    enum journal_vtype type;
+    int64_t i;
+    double d;
+    char *s;                          /* malloc'd, NUL-terminated, n bytes; NULL otherwise */
+    size_t n;
+};
+
+/* What cache.db knows of one table. Release with replay_table_free(). */
+struct replay_table {
+    int live;                         /* the table exists in cache.db */
+    uint64_t rows;                    /* rows in the live table */
+    char schema_hash[17];             /* of the last SCHEMA record (hex), "" if none */
+    int ncols;                        /* columns of that schema */
+    int key_col, cursor_col;          /* indexes or -1 */
+    struct replay_value mark_cursor;  /* high-water mark; JOURNAL_NULL when none */
+    struct replay_value mark_key;
+    uint64_t snapshot_id;             /* BEGIN seq of the last completed snapshot, 0 none */
+    int64_t snapshot_at_ms;           /* when that snapshot was swapped in (unix ms) */
+    uint64_t pending_id;              /* BEGIN seq of an unfinished snapshot, 0 none */
+    uint64_t pending_rows;            /* rows journaled into it so far */
+    struct replay_value pending_key;  /* key of its last journaled row */
+    /* operational, written by replay_note_pull (not derived from the journal) */
+    int64_t last_attempt_ms, last_success_ms;   /* 0 never */
+    int64_t last_sweep_ms;            /* last completed deletion sweep, 0 never */
+    char *last_error;                 /* NULL when the last attempt succeeded */
+    int forbidden;                    /* the portal answered 403 */
+    char *strategy;                   /* as configured at the last pull, NULL never */
+    /* added: the live table's layout against the last SCHEMA */
+    char live_hash[17];               /* schema hash the live table was built with, "" none */
+    int schema_behind;                /* live table's columns, key or cursor differ from the
+                                         last SCHEMA: only a snapshot swap updates it, and
+                                         INCREMENTAL_PAGE/DELETIONS for it are refused */
+};
+/* 0 found, 1 no such table known, -1 error. */
+int replay_table_get(struct replay *r, const char *table, struct replay_table *out, char *err, size_t errlen);
+void replay_table_free(struct replay_table *t);
+
+/* Record a pull attempt's outcome: error NULL on success (sets last_success). */
+int replay_note_pull(struct replay *r, const char *table, const char *strategy, int64_t when_ms,
+                     const char *error, int forbidden, char *err, size_t errlen);
+
+/* Record a completed deletion sweep (sets last_sweep_ms). */
+int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char *err, size_t errlen);
+
+/* ---- additions ------------------------------------------------------------- */
+
+/* Every table cache.db knows (a SCHEMA applied or a pull noted), sorted by name.
+ * *names is a malloc'd array of malloc'd strings: replay_names_free(). 0 or -1. */
+int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, size_t errlen);
+void replay_names_free(char **names, size_t n);
+
+/* The columns of a table's last SCHEMA, in order. 0 found, 1 no SCHEMA, -1 error.
+ * *cols is malloc'd (names too): replay_columns_free(). */
+struct replay_column {
+    char *name;
+    enum journal_coltype type;
+};
+int replay_table_columns(struct replay *r, const char *table, struct replay_column **cols, size_t *n,
+                         char *err, size_t errlen);
+void replay_columns_free(struct replay_column *cols, size_t n);
+
+/* 0 if `name` may be a cache.db table name: not empty, at most JOURNAL_TABLE_MAX
+ * bytes, not starting with "_agent_" or "sqlite_" (any case); -1 with err. */
+int replay_check_name(const char *name, char *err, size_t errlen);
+
+/* Run the numbered migrations on db (at `path`, for messages) up to version `to`
+ * (<= REPLAY_SCHEMA_VERSION), each in its own transaction. replay_open() calls it
+ * with REPLAY_SCHEMA_VERSION; tests call it with older versions to build the
+ * cache.db an older build left behind. Refuses a db newer than `to`. 0 or -1. */
+int replay_migrate(sqlite3 *db, const char *path, int to, char *err, size_t errlen);
+
+/* Hash of a column list (names and types), as stored in schema_hash. */
+void replay_schema_hash(uint32_t ncols, const char *const *names, const enum journal_coltype *types,
+                        char out[17]);
+
+#endif
