@@ -11,8 +11,11 @@
  *
  * The catalog also carries each column's value type so that whoever renders a
  * result (fake portal, local API) can shape values as the portal does: booleans
- * as true/false, JSON columns as arrays/objects. Ownership: the catalog and
- * compiled statements are allocated here and freed by their *_free. */
+ * as true/false, JSON columns as arrays/objects. Names are matched exactly (no
+ * case folding). A catalog is only read while compiling, so once built it may be
+ * shared by threads compiling at the same time (adding to it is not safe then).
+ * Ownership: the catalog and compiled statements are allocated here and freed
+ * by their *_free. */
 #ifndef IA_JSONSQL_H
 #define IA_JSONSQL_H
 #include <cjson/cJSON.h>
@@ -79,17 +82,38 @@ struct jsonsql_stmt {
 };
 
 /* method is "select", "insert", "update" or "delete"; params is its JSON-RPC
- * params object (numbers exact when parsed with json_parse). limits NULL means
- * defaults. Returns 0 and fills *out, or -1 with err "path: what". */
+ * params object (numbers exact when parsed with json_parse). limits NULL (or a
+ * field <= 0) means defaults. Returns 0 and fills *out, or -1 with err "path: what".
+ * Name rules: a string is a column where a column must be (data items, group_by,
+ * order_by, the left operand of a comparison/in, the first argument of a
+ * function); as a right operand or a later function argument it is a column when
+ * it names one in scope, else a bound string; values of in-lists, insert `values`
+ * and update `set` are always values. Function names are matched ignoring case,
+ * operators and keys exactly. like/ilike escape with '\' as PostgreSQL does; an
+ * empty in-list is false. update and delete without `where` touch every row,
+ * as on the portal: callers that must not allow that check for `where` first. */
 int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON *params,
                     const struct jsonsql_limits *limits, struct jsonsql_stmt *out,
                     char *err, size_t errlen);
-/* Bind all params to a prepared statement of out->sql. Returns SQLITE_OK or an sqlite code. */
+/* Bind all params to a prepared statement of out->sql (text is copied, so st may
+ * be freed before ps). Returns SQLITE_OK or an sqlite code. */
 int jsonsql_bind(const struct jsonsql_stmt *st, sqlite3_stmt *ps);
 void jsonsql_stmt_free(struct jsonsql_stmt *st);
 
 /* Append the current row of ps as a JSON array, shaping column i by
- * st->col_types[i] (BOOL -> true/false, JSON -> raw, ANY -> by storage class). */
+ * st->col_types[i] (BOOL -> true/false, JSON -> raw when the stored text is valid
+ * JSON, else a string; TEXT -> always a string; ANY -> by storage class; NULL ->
+ * null; BLOB -> a string of its bytes). */
 void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stmt *ps);
+
+/* Make a connection run compiled SQL as PostgreSQL would; call once per
+ * connection before preparing. Registers regexp_replace(str, pattern, repl
+ * [, flags]) (POSIX extended regex; flags 'g' = every match, default the first
+ * only; 'i' = ignore case; repl may use \1..\9 and \&), overrides lower() and
+ * upper() with a case mapping that also covers Latin-1, Latin Extended-A, Greek
+ * and Cyrillic (so ilike works on "Иван"), and turns on PRAGMA
+ * case_sensitive_like (PostgreSQL's LIKE is case-sensitive; ilike is the
+ * case-insensitive one). Returns SQLITE_OK or an sqlite code. */
+int jsonsql_register_functions(sqlite3 *db);
 
 #endif

@@ -56,7 +56,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static void emit(const char *name, const char *unit, double value, long long rows, const char *extra)
 {
-    printf("{\"bench\":\"%s\",\"unit\":\"%s\",\"value\":%.1f,\"params\":{\"table\":\"tv_program\","
+    printf("{\"bench\":\"%s\",\"unit\":\"%s\",\"value\":%.6g,\"params\":{\"table\":\"tv_program\","
            "\"page_rows\":1000,\"rows\":%lld%s}}\n", name, unit, value, rows, extra ? extra : "");
     fflush(stdout);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -538,8 +539,19 @@ static void on_admin(struct evhttp_request *req, void *arg)
     reply(s, req, status, &out, F_NONE);
 }
 
+/* evhttp writes headers and body separately; without TCP_NODELAY Nagle holds
+ * the body until the client's delayed ACK, ~40 ms per keep-alive request. */
+static void set_nodelay(struct evhttp_request *req)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    int one = 1;
+    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static void on_any(struct evhttp_request *req, void *arg)
 {
+    set_nodelay(req);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path && strncmp(path, "/_fake/", 7) == 0) on_admin(req, arg);
     else on_api(req, arg);
