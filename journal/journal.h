@@ -1,0 +1,229 @@
+/* journal.h — the journal: compressed, checksummed, append-only segment files.
+ *
+ * Owns everything under one directory: segment files named by the sequence
+ * number of their first record (00000000000000000042.seg), the record format
+ * (docs/journal-format.md, version JOURNAL_FORMAT_VERSION; format.c opens with it),
+ * the typed row encoding of payloads, appending, verified reading, and retention.
+ * Knows nothing of the portal or SQLite; needs only zlib and libc.
+ *
+ * A record is VALID if and only if its 32-byte header has the magic "IAJR", a
+ * known version, a header CRC that matches, lengths within limits, all of its
+ * table and payload bytes are present, its record CRC matches, its sequence
+ * number is the one after the previous record's, and its payload inflates to
+ * exactly raw_len bytes.
+ * TORN TAIL: in the NEWEST segment only, the bytes from the end of the last valid
+ * record to end of file are a torn tail if and only if they are fewer than 32,
+ * or their first 32 pass the magic, version and header CRC checks but fewer
+ * bytes follow than the header declares, or they are all zero. The writer
+ * truncates a torn tail when it opens (warning "segment N offset M: ..."); a
+ * reader stops before it.
+ * Anything else that is not a valid record is DAMAGE: an error naming
+ * "segment N offset M", never skipped.
+ *
+ * DURABILITY POINT: journal_append() returns 0 only after the record is written
+ * and fdatasync()ed (and the directory fsync()ed when the record started a new
+ * segment). Between journal_batch_begin() and journal_batch_commit() appends are
+ * written but not synced; the commit is the durability point for all of them.
+ * journal_writer_durable_seq() says how far that point has reached.
+ *
+ * Errors: 0 ok, -1 with err filled (errlen bytes). Warnings go to the caller's
+ * callback, never to stderr. Nothing here keeps global state. */
+#ifndef IA_JOURNAL_H
+#define IA_JOURNAL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define JOURNAL_FORMAT_VERSION 1
+#define JOURNAL_DEFAULT_LEVEL 3                  /* zlib level; docs/journal-format.md says why */
+#define JOURNAL_DEFAULT_SEGMENT_SIZE (64u << 20)
+#define JOURNAL_TABLE_MAX 255                    /* bytes in a table name */
+#define JOURNAL_PAYLOAD_MAX (256u << 20)         /* bytes in one raw payload */
+#define JOURNAL_COLUMNS_MAX 32767                /* values per row (SQLite's own bound) */
+#define JOURNAL_SEQ_MAX UINT64_MAX               /* "no bound" for journal_reader_next */
+
+/* Record types. 7..255 are reserved: a reader yields them, the decoders refuse. */
+enum journal_type {
+    JOURNAL_SCHEMA = 1,            /* columns, types, key and cursor of a table */
+    JOURNAL_SNAPSHOT_BEGIN = 2,    /* a full pull starts; its seq is the snapshot id */
+    JOURNAL_SNAPSHOT_PAGE = 3,     /* snapshot id + rows */
+    JOURNAL_SNAPSHOT_END = 4,      /* snapshot id, row count, high-water mark */
+    JOURNAL_INCREMENTAL_PAGE = 5,  /* high-water mark after these rows + rows */
+    JOURNAL_DELETIONS = 6          /* rows of key values deleted on the portal */
+};
+const char *journal_type_name(int type);         /* "schema" ..., NULL if unknown */
+
+/* ---- typed values and payloads (rows.c) ---------------------------------- */
+
+enum journal_vtype { JOURNAL_NULL, JOURNAL_BOOL, JOURNAL_INT, JOURNAL_REAL, JOURNAL_TEXT,
+                     JOURNAL_JSON };
+struct journal_value {
+    enum journal_vtype type;
+    int64_t i;         /* INT; BOOL 0 or 1 */
+    double d;          /* REAL */
+    const char *s;     /* TEXT (any bytes, NULs too) or JSON (array/object text); not
+                          NUL-terminated; decoded values point into the payload */
+    size_t n;          /* length of s */
+};
+
+/* Declared column types in a schema record. */
+enum journal_coltype { JOURNAL_COL_ANY, JOURNAL_COL_INT, JOURNAL_COL_REAL, JOURNAL_COL_TEXT,
+                       JOURNAL_COL_JSON, JOURNAL_COL_BOOL };
+const char *journal_coltype_name(enum journal_coltype t);   /* "any" "int" ..., NULL */
+
+/* Builds one payload; reused across records. Zero-initialise; the owner calls
+ * journal_payload_free(). Each journal_payload_<type>() starts a new payload;
+ * page and deletion payloads then take values row by row (journal_put_*), and
+ * journal_payload_finish() closes them. Then append p/len. */
+struct journal_payload {
+    unsigned char *p;  /* payload bytes */
+    size_t len;        /* bytes in use */
+    size_t cap;        /* bytes allocated */
+    size_t rows_at;    /* offset of the open rows block + 1; 0 when none */
+    uint32_t ncols;    /* values per row in the open rows block */
+    uint64_t nvals;    /* values put into it so far */
+    int bad;           /* 1 no memory, 2 value outside rows, 3 bad type: finish reports */
+};
+void journal_payload_free(struct journal_payload *pl);
+int journal_payload_schema(struct journal_payload *pl, uint32_t ncols, const char *const *names,
+                           const enum journal_coltype *types, int key_col, int cursor_col,
+                           char *err, size_t errlen);         /* *_col: index or -1 */
+void journal_payload_snapshot_begin(struct journal_payload *pl, uint64_t expected_rows);
+void journal_payload_snapshot_page(struct journal_payload *pl, uint64_t snapshot_id, uint32_t ncols);
+void journal_payload_incremental_page(struct journal_payload *pl, const struct journal_value *mark_cursor,
+                                      const struct journal_value *mark_key, uint32_t ncols);
+void journal_payload_snapshot_end(struct journal_payload *pl, uint64_t snapshot_id, uint64_t row_count,
+                                  const struct journal_value *mark_cursor,
+                                  const struct journal_value *mark_key);
+void journal_payload_deletions(struct journal_payload *pl, uint32_t nkeycols);
+void journal_put_null(struct journal_payload *pl);
+void journal_put_bool(struct journal_payload *pl, int b);
+void journal_put_int(struct journal_payload *pl, int64_t v);
+void journal_put_double(struct journal_payload *pl, double v);
+void journal_put_text(struct journal_payload *pl, const char *s, size_t n);
+void journal_put_json(struct journal_payload *pl, const char *s, size_t n);
+void journal_put_value(struct journal_payload *pl, const struct journal_value *v);
+/* Close the payload: checks whole rows, size and allocation. 0 or -1. */
+int journal_payload_finish(struct journal_payload *pl, char *err, size_t errlen);
+
+/* Zero-copy cursor over the rows of a page or deletions payload. */
+struct journal_rows {
+    const unsigned char *p, *end, *base;  /* next value, end of payload, payload start */
+    uint32_t ncols;                      /* values per row */
+    uint32_t nrows;                      /* rows in the block */
+    uint32_t row;                        /* rows returned so far */
+};
+/* Fill vals[0..ncols) with the next row: 1 row, 0 no more rows, -1 malformed. */
+int journal_rows_next(struct journal_rows *r, struct journal_value *vals, char *err, size_t errlen);
+
+struct journal_column {
+    const char *name;                    /* NUL-terminated copy */
+    enum journal_coltype type;
+};
+struct journal_schema {                  /* release with journal_schema_free() */
+    uint32_t ncols;
+    struct journal_column *cols;         /* ncols entries (names in the same block) */
+    int key_col;                         /* index or -1 */
+    int cursor_col;                      /* index or -1 */
+};
+struct journal_page {                    /* SNAPSHOT_PAGE, INCREMENTAL_PAGE, DELETIONS */
+    uint64_t snapshot_id;                /* SNAPSHOT_PAGE; else 0 */
+    struct journal_value mark_cursor;    /* INCREMENTAL_PAGE; else NULL values */
+    struct journal_value mark_key;
+    struct journal_rows rows;            /* DELETIONS: one row per deleted key */
+};
+struct journal_snapshot_end {
+    uint64_t snapshot_id;                /* seq of its SNAPSHOT_BEGIN */
+    uint64_t row_count;
+    struct journal_value mark_cursor;    /* high-water mark after the snapshot */
+    struct journal_value mark_key;
+};
+/* Decoders: payload p/n of the named type -> out, pointing into p. 0 or -1. */
+int journal_decode_schema(const void *p, size_t n, struct journal_schema *out, char *err, size_t errlen);
+void journal_schema_free(struct journal_schema *s);
+int journal_decode_snapshot_begin(const void *p, size_t n, uint64_t *expected_rows,
+                                  char *err, size_t errlen);
+int journal_decode_page(int type, const void *p, size_t n, struct journal_page *out,
+                        char *err, size_t errlen);
+int journal_decode_snapshot_end(const void *p, size_t n, struct journal_snapshot_end *out,
+                                char *err, size_t errlen);
+
+/* ---- writer (writer.c) ----------------------------------------------------- */
+
+struct journal_opts {
+    const char *dir;          /* created if missing (its parent must exist) */
+    uint64_t segment_size;    /* roll before a record would pass it; 0 = default */
+    int level;                /* zlib 1..9; 0 = JOURNAL_DEFAULT_LEVEL */
+    void (*warn)(void *ctx, const char *msg);   /* torn tail truncated; may be NULL */
+    void *warn_ctx;
+    /* Tests only (NULL otherwise): asked before each "write", "ftruncate",
+     * "fdatasync", "rename" and "fsync_dir"; a non-zero errno makes that call
+     * fail with it ("write" after writing half the record). */
+    int (*fault)(void *ctx, const char *op);
+    void *fault_ctx;
+};
+struct journal_writer;        /* one per directory at a time (flock on the directory) */
+
+/* Lock the directory, check the newest segment, truncate its torn tail. */
+int journal_writer_open(const struct journal_opts *o, struct journal_writer **out,
+                        char *err, size_t errlen);
+/* Append one record, durable on return (see DURABILITY POINT); *seq gets its
+ * number (may be NULL). On failure nothing of the record remains in the file and
+ * the same seq is used by the next append; after a failed fsync or a failed
+ * truncate the writer refuses further appends and must be reopened. */
+int journal_append(struct journal_writer *w, int type, const char *table, const void *payload,
+                   size_t len, uint64_t *seq, char *err, size_t errlen);
+void journal_batch_begin(struct journal_writer *w);     /* appends stop syncing */
+int journal_batch_commit(struct journal_writer *w, char *err, size_t errlen);  /* one fsync */
+uint64_t journal_writer_next_seq(const struct journal_writer *w);
+uint64_t journal_writer_durable_seq(const struct journal_writer *w);   /* 0 = none yet */
+void journal_writer_close(struct journal_writer *w);    /* does not commit an open batch */
+
+/* ---- reader (reader.c) ----------------------------------------------------- */
+
+struct journal_record {       /* valid until the next journal_reader_next() */
+    uint64_t seq;
+    int type;
+    const char *table;        /* NUL-terminated */
+    const unsigned char *payload;   /* inflated payload */
+    size_t len;               /* its length (raw_len) */
+    size_t stored;            /* bytes the record takes in its segment */
+    uint64_t segment;         /* first seq of its segment (the file's name) */
+    uint64_t offset;          /* byte offset of the record in that segment */
+};
+struct journal_reader;
+
+/* Read from record from_seq (0 = the oldest present). Fails if from_seq is
+ * older than the oldest segment (compacted away). */
+int journal_reader_open(const char *dir, uint64_t from_seq, struct journal_reader **out,
+                        char *err, size_t errlen);
+/* Next verified record with seq <= max_seq: 1 record, 0 nothing more for now (call
+ * again later to follow a writer), -1 damage "segment N offset M: ...". An
+ * in-process follower passes journal_writer_durable_seq() as max_seq. */
+int journal_reader_next(struct journal_reader *r, uint64_t max_seq, struct journal_record *rec,
+                        char *err, size_t errlen);
+/* Where the reader stands after returning 0: segment, offset, and bytes of an
+ * incomplete record beyond it (a torn tail or a write in progress). */
+void journal_reader_where(const struct journal_reader *r, uint64_t *segment, uint64_t *offset,
+                          uint64_t *pending);
+void journal_reader_close(struct journal_reader *r);
+
+/* Segment first sequence numbers in dir, ascending; *out is malloc'd (NULL when
+ * none). A missing directory is an empty journal. */
+int journal_segments(const char *dir, uint64_t **out, size_t *n, char *err, size_t errlen);
+
+/* ---- retention (compact.c) ------------------------------------------------- */
+
+struct journal_compact_result {
+    size_t deleted;           /* segments removed */
+    uint64_t freed;           /* bytes */
+    size_t kept;              /* segments left */
+    char reason[256];         /* why the oldest kept segment stays */
+};
+/* Delete the oldest segments, in order, while a segment: is not the newest; holds
+ * only records with seq <= applied_seq; was last written >= retain_ms ago; and
+ * every table it names has a SCHEMA and a complete snapshot (BEGIN and matching
+ * END) later than its last record. Verifies every record it reads. */
+int journal_compact(const char *dir, uint64_t applied_seq, int64_t retain_ms,
+                    struct journal_compact_result *res, char *err, size_t errlen);
+
+#endif
