@@ -281,9 +281,11 @@ int cmd_introspect(const struct config *cfg, int argc, char **argv)
                cnt.n ? cnt.vals[0].p : "?");
         if (range.n == 2) printf(", %s from %s to %s", key, range.vals[0].p, range.vals[1].p);
         printf("\n# sampled %zu rows:\n", smp.rows);
-        for (size_t i = 0; i < smp.ncols; i++)
-            printf("#   Field_%zu  %-24s e.g. %s\n", i + 1, type_names[smp.types[i]],
-                   smp.example[i] ? smp.example[i] : "null");
+        for (size_t i = 0; i < smp.ncols; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "Field_%zu", i + 1);
+            printf("#   %-9s %-24s e.g. %s\n", name, type_names[smp.types[i]], smp.example[i] ? smp.example[i] : "null");
+        }
         printf("[[table]]\nname = \"%s\"\nstrategy = \"%s\"\nkey = \"%s\"\n", table,
                ct ? config_strategy_name(ct->strategy) : "full", key);
         if (ct && ct->cursor) printf("cursor = \"%s\"\n", ct->cursor);

@@ -7,14 +7,22 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 echo "== build (-Wall -Wextra -Werror)"
 bash scripts/build.sh build -DIA_WERROR=ON
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 echo "== tests"
-(cd build && ctest --output-on-failure -j2)
+(cd build && ctest --output-on-failure -j2) | tee -a "$log"
 echo "== build (ASan + UBSan)"
 bash scripts/build.sh build-asan -DIA_WERROR=ON -DIA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-   ctest --output-on-failure -j2)
+   ctest --output-on-failure -j2) | tee -a "$log"
+fuzzed=0
 if [ -f tests/fuzz/run.sh ]; then
   echo "== fuzz (short)"
-  bash tests/fuzz/run.sh "${IA_FUZZ_SECONDS:-15}" build-fuzz
+  bash tests/fuzz/run.sh "${IA_FUZZ_SECONDS:-15}" build-fuzz | tee -a "$log"
+  fuzzed=$(grep -c '^fuzz_.*: ok' "$log" || true)
 fi
+# One closing line for both ctest runs and the fuzz targets (set -e: we only
+# get here when everything passed).
+ran=$(grep -oE 'tests passed, 0 tests failed out of [0-9]+' "$log" | awk '{s += $NF} END {print s + 0}')
+echo "all: $((ran + fuzzed)) passed, 0 failed"
