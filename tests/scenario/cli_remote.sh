@@ -71,6 +71,14 @@ keep; expect_rc 2 "config error"
 grep -q 'bad.toml:3:1' "$E" && grep -q 'retires' "$E" || fail "config error text: $(cat "$E")"
 ok "a config error exits 2 naming file:line:column and the key"
 
+sed 's/^retries = 1$/retries = 1\nverify_tls = false/' "$SCEN_DIR/agent.toml" >"$SCEN_DIR/insecure.toml"
+run_agent "$O" "$E" -c "$SCEN_DIR/insecure.toml" remote '{"data":["id"],"from":"tv_channel","limit":1}'
+keep; expect_rc 0 "verify_tls = false"
+grep -q 'TLS VERIFICATION IS OFF' "$E" || fail "no warning for verify_tls = false: $(cat "$E")"
+run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote '{"data":["id"],"from":"tv_channel","limit":1}'
+keep; ! grep -q 'TLS VERIFICATION' "$E" || fail "TLS warning although verify_tls is on"
+ok "verify_tls = false works with a loud warning; the default says nothing"
+
 run_agent "$O" "$E" frobnicate; keep; expect_rc 2 "unknown command"
 run_agent "$O" "$E" --help; keep; expect_rc 0 "--help"
 grep -q 'introspect' "$O" || fail "--help lacks introspect"
