@@ -269,7 +269,7 @@ static int parse_escape(struct parser *P)
     if ((unsigned char)e > 0x20 && (unsigned char)e < 0x7f) snprintf(d, sizeof d, "\\%c", e);
     else describe(P, d, sizeof d);
     return fail_at(P, line, col, "invalid escape `%s` (allowed: \\\" \\\\ \\b \\t \\n \\f \\r "
-                                 "\\uXXXX \\UXXXXXXXX)", d);
+                                 "\\uHHHH \\UHHHHHHHH)", d);
 }
 
 /* At the opening quote of a basic ("...") or literal ('...') string. */

@@ -5,8 +5,8 @@
  *   - comments (#), blank lines, LF or CRLF line ends, an optional UTF-8 BOM;
  *   - `[name]` tables and `[[name]]` arrays of tables, single-segment bare names;
  *   - `key = value` with bare keys [A-Za-z0-9_-]+;
- *   - values: basic strings "..." (escapes \" \\ \b \t \n \f \r \uXXXX
- *     \UXXXXXXXX), literal strings '...', decimal integers (sign, `_` between
+ *   - values: basic strings "..." (escapes \" \\ \b \t \n \f \r \uHHHH
+ *     \UHHHHHHHH), literal strings '...', decimal integers (sign, `_` between
  *     digits, no leading zeros, int64 range), true/false, and arrays of values
  *     (may span lines, comments inside, trailing comma allowed).
  * Floats, dates/times, inline tables, dotted or quoted keys, multi-line strings,
