@@ -339,7 +339,7 @@ static void test_toml_errors_propagate(void **state)
     expect_err("[remote]\nurl = \"https://x\n", "a.toml:2:7: unterminated string");
     expect_err("[remote]\nusername = \"a\\qb\"\n",
                "a.toml:2:14: invalid escape `\\q` (allowed: \\\" \\\\ \\b \\t \\n \\f \\r "
-               "\\uXXXX \\UXXXXXXXX)");
+               "\\uHHHH \\UHHHHHHHH)");
     expect_err("[remote]\nretries = 18446744073709551616\n",
                "a.toml:2:11: integer `18446744073709551616` is out of range (64-bit signed)");
 }

@@ -280,9 +280,9 @@ static void test_string_errors(void **state)
     expect_err("s = 'abc\nt = 1\n", "t.toml:1:5: unterminated string");
     expect_err("s = \"ab\\\"", "t.toml:1:5: unterminated string");
     expect_err("s = \"a\\xb\"\n", "t.toml:1:7: invalid escape `\\x` (allowed: \\\" \\\\ \\b \\t "
-                                  "\\n \\f \\r \\uXXXX \\UXXXXXXXX)");
+                                  "\\n \\f \\r \\uHHHH \\UHHHHHHHH)");
     expect_err("s = \"a\\e\"\n", "t.toml:1:7: invalid escape `\\e` (allowed: \\\" \\\\ \\b \\t "
-                                 "\\n \\f \\r \\uXXXX \\UXXXXXXXX)");
+                                 "\\n \\f \\r \\uHHHH \\UHHHHHHHH)");
     expect_err("s = \"\\u12G4\"\n", "t.toml:1:6: invalid escape: \\u needs 4 hex digits");
     expect_err("s = \"\\U0041\"\n", "t.toml:1:6: invalid escape: \\U needs 8 hex digits");
     expect_err("s = \"\\uD800\"\n",
@@ -298,7 +298,7 @@ static void test_string_errors(void **state)
                "t.toml:1:7: control character U+000D in string (write it as an escape)");
     /* Columns count characters: the bad escape sits after 6 Cyrillic letters. */
     expect_err("s = \"Привет\\q\"\n", "t.toml:1:12: invalid escape `\\q` (allowed: \\\" \\\\ "
-                                     "\\b \\t \\n \\f \\r \\uXXXX \\UXXXXXXXX)");
+                                     "\\b \\t \\n \\f \\r \\uHHHH \\UHHHHHHHH)");
 }
 
 static void test_integer_errors(void **state)
