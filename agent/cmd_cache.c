@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -203,7 +204,12 @@ static int print_rows(sqlite3_stmt *ps, enum fmt f, size_t *nrows)
                 const char *name = sqlite3_column_name(ps, i);
                 json_write_string(&b, name, strlen(name));
                 buf_putc(&b, ':');
+                const char *decl = sqlite3_column_decltype(ps, i);
                 if (t == SQLITE_NULL) buf_puts(&b, "null");
+                else if (t == SQLITE_INTEGER && decl && !strcasecmp(decl, "BOOLEAN"))
+                    buf_puts(&b, sqlite3_column_int64(ps, i) ? "true" : "false");
+                else if (t == SQLITE_TEXT && decl && !strcasecmp(decl, "JSON") && len && (*txt == '[' || *txt == '{'))
+                    buf_append(&b, txt, len);   /* arrays/objects as the portal sends them */
                 else if (t == SQLITE_INTEGER) buf_printf(&b, "%lld", (long long)sqlite3_column_int64(ps, i));
                 else if (t == SQLITE_FLOAT) json_write_double(&b, sqlite3_column_double(ps, i));
                 else json_write_string(&b, txt, len);

@@ -14,11 +14,20 @@
 #include <unistd.h>
 
 static const char usage[] =
-    "usage: iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] COMMAND [ARGS]\n"
+    "usage: iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] --once [--force]\n"
+    "       iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] COMMAND [ARGS]\n"
     "\n"
-    "An offline-first replication agent for IPTVPortal's JSONSQL API.\n"
+    "An offline-first replication agent for IPTVPortal's JSONSQL API: pulls portal\n"
+    "tables through a checksummed journal into a SQLite cache (cache.db).\n"
     "\n"
+    "  --once [--force]         apply the journal, pull every table that is due (--force: all),\n"
+    "                           apply, print a summary, exit (0 ok, 1 a table failed, 2 usage)\n"
     "Commands:\n"
+    "  sync [--full] [TABLE...] pull now (--full: snapshot even incremental tables)\n"
+    "  status [--json]          per table: rows, mark, last success, age, stale, errors\n"
+    "  query [--json|--csv] SQL read-only SQL on cache.db\n"
+    "  get TABLE COLUMN=VALUE   look a row up; on_demand tables fetch a miss from the portal\n"
+    "  replay [--rebuild]       apply pending journal records; --rebuild: cache.db from the journal\n"
     "  remote JSON              send one JSONSQL statement to the portal, print rows as JSON lines\n"
     "  introspect TABLE         learn a portal table's columns, types, row count; print a [[table]] block\n"
     "  journal ls|verify|cat|compact\n"
@@ -43,6 +52,12 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"once", cmd_once},         /* reached through --once */
+    {"sync", cmd_sync},
+    {"status", cmd_status},
+    {"query", cmd_query},
+    {"get", cmd_get},
+    {"replay", cmd_replay},
     {"remote", cmd_remote},
     {"introspect", cmd_introspect},
     {"journal", cmd_journal},
@@ -62,9 +77,10 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     enum log_level level = LOG_INFO;
     enum log_format format = LOG_TEXT;
-    int i = 1;
+    int i = 1, once = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--once")) { once = 1; break; }   /* the rest are its arguments */
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return 0; }
         if (!strcmp(a, "--version")) { printf("iptv-agent %s\n", IA_VERSION); return 0; }
         if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && val) { config_path = val; i++; continue; }
@@ -92,8 +108,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const struct command *cmd = NULL;
+    const char *name = once ? "once" : argv[i];
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
-        if (!strcmp(argv[i], commands[k].name)) cmd = &commands[k];
+        if (!strcmp(name, commands[k].name) && (once || k > 0)) cmd = &commands[k];
     if (!cmd) {
         fprintf(stderr, "iptv-agent: unknown command \"%s\" (see --help)\n", argv[i]);
         return 2;

@@ -710,7 +710,8 @@ static int cache_keys(struct pull_ctx *c, const struct config_table *t, const st
     }
     sample_begin(out);
     out->ncols = 1;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(ps)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        if ((rc = sqlite3_step(ps)) != SQLITE_ROW) break;
         struct json_val j = {0};
         switch (sqlite3_column_type(ps, 0)) {
         case SQLITE_INTEGER: j.type = JV_INT; j.i = sqlite3_column_int64(ps, 0); break;
@@ -844,6 +845,12 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
     if (t->strategy == STRATEGY_FULL || full_snapshot || !have_snapshot || r->schema_changed ||
         st.pending_id != 0) {
         rc = snapshot(c, t, &s, &st, r);
+        /* A snapshot has every key the portal had: as good as a sweep. */
+        if (rc == 0 && t->strategy == STRATEGY_INCREMENTAL &&
+            replay_note_sweep(c->rp, t->name, started, err, sizeof err) != 0) {
+            snprintf(r->error, sizeof r->error, "cache: %s", err);
+            rc = -1;
+        }
     } else {
         rc = incremental(c, t, &s, &st, r);
         if (rc == 0 && t->sweep_ms > 0 && started - st.last_sweep_ms >= t->sweep_ms) {

@@ -18,7 +18,37 @@
  * itself are numbered migrations (PRAGMA user_version).
  *
  * Errors: 0 ok, -1 with err naming the table, record (seq, segment:offset) or file.
- * One struct replay per process owns the writer connection; it is not thread-safe. */
+ * One struct replay per process owns the writer connection; it is not thread-safe.
+ *
+ * Rules a writer of the journal (the puller) relies on; apply.c has the detail:
+ * - Read pending/marks only after replay_apply(JOURNAL_SEQ_MAX): they describe
+ *   what is applied, not what is journaled.
+ * - Resuming a snapshot: pending_id != 0 means its shadow holds pending_rows
+ *   rows up to key pending_key; journal more SNAPSHOT_PAGEs with snapshot id
+ *   pending_id from key > pending_key, then SNAPSHOT_END whose row_count is the
+ *   total journaled for that id (pending_rows + the new pages). A page or END
+ *   with another id, or a row_count that differs, is an error; a new
+ *   SNAPSHOT_BEGIN supersedes the unfinished one.
+ * - Marks: SNAPSHOT_END sets both marks; INCREMENTAL_PAGE sets them to its own
+ *   unless both are NULL (then they stay). No max() is taken: journal the max.
+ * - Rows need a non-NULL key value (when the table has a key). An INT key is
+ *   declared INTEGER PRIMARY KEY (SQLite's rowid): a non-integer there is an
+ *   error. Other columns take SQLite's affinity of their declared type.
+ * - A SCHEMA equal to the last (columns, types, key, cursor) changes nothing. A
+ *   changed one: a table without a completed snapshot (on_demand) is recreated
+ *   empty at once; a snapshotted table keeps serving the old layout
+ *   (schema_behind = 1) and refuses INCREMENTAL_PAGE/DELETIONS until a snapshot
+ *   swaps the new layout in; an unfinished snapshot is dropped (pending_id = 0).
+ * - Compacted start: a cache first built from a journal whose oldest segment
+ *   starts after seq 1 skips records of a table until its SCHEMA, and pages/END
+ *   of a snapshot begun before that start (warning once per table); anywhere
+ *   else a record of a table without SCHEMA is an error. A cache whose
+ *   applied_seq + 1 was compacted away is an error (rebuild).
+ * - DELETIONS rows have one column: the key. Table names may not start with
+ *   "_agent_" or "sqlite_" (any case); the journal already refuses NUL bytes in
+ *   table and column names. Identifiers are always double-quoted in SQL.
+ * - replay_rebuild() deletes cache.db (and -wal, -shm): stop every other user
+ *   first; the operational fields (replay_note_pull) start over. */
 #ifndef IA_REPLAY_H
 #define IA_REPLAY_H
 #include <sqlite3.h>
@@ -27,7 +57,7 @@
 
 #include "journal/journal.h"
 
-#define REPLAY_SCHEMA_VERSION 1       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 2       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */

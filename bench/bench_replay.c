@@ -1,0 +1,404 @@
+/* bench_replay.c — replay throughput: a journal of generated tv_program rows (a
+ * snapshot in pages of 1000) applied by replay_apply() into an empty cache.db,
+ * against a baseline that does the least any loader must: read and decode the
+ * same journal records and INSERT the rows with one prepared statement in one
+ * transaction into an identical empty table (same DDL, checked) in a fresh db
+ * with the same pragmas (WAL, synchronous=NORMAL). Both are timed from opening
+ * the db to closing it (the final checkpoint included). One JSON line per figure
+ * on stdout; progress on stderr.
+ *
+ * usage: bench_replay [ROWS] [--rows N] [--repeat N] [--cursor] [--dir D]
+ *   ROWS/--rows  rows in the snapshot (default 1000000)
+ *   --repeat     runs of each side, best kept (default 1)
+ *   --cursor     give the schema a cursor (updated_at), so replay also builds
+ *                its (cursor, key) index after the load; the baseline does not
+ *   --dir        where to make the temp dir (default $IA_BENCH_DIR, else
+ *                /var/tmp: the real disk, not tmpfs)
+ *
+ * Rows imitate an EPG import as bench_journal.c does (fixed seed): runs of one
+ * channel with back-to-back programmes, titles from a pool of 400 (Latin and
+ * Cyrillic), descriptions 100-300 bytes, 15% NULL, age_rating 30% NULL. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "journal/journal.h"
+#include "replay/replay.h"
+#include "tests/testutil.h"
+
+#define ROWS_PER_PAGE 1000
+#define NCOLS 11
+
+static const char *const col_names[NCOLS] = {"id", "created_at", "updated_at", "channel_id", "title", "description",
+                                             "start", "stop", "duration", "age_rating", "is_premiere"};
+static const enum journal_coltype col_types[NCOLS] = {
+    JOURNAL_COL_INT, JOURNAL_COL_TEXT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_TEXT, JOURNAL_COL_TEXT,
+    JOURNAL_COL_TEXT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_INT, JOURNAL_COL_BOOL};
+
+/* ---- the generator (bench_journal.c's idea) ------------------------------------------- */
+
+struct rng {
+    uint64_t s;
+};
+
+static uint64_t next(struct rng *r)
+{
+    r->s ^= r->s >> 12;   /* xorshift64*: fast, fixed-seed, good enough for test data */
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ULL;
+}
+
+static unsigned pick(struct rng *r, unsigned n) { return (unsigned)(next(r) % n); }
+
+static const char *const words[] = {
+    "новости", "фильм", "сериал", "история", "жизнь", "время", "город", "любовь", "семья", "дети", "война",
+    "мир", "герой", "тайна", "путешествие", "природа", "спорт", "футбол", "хоккей", "матч", "чемпионат",
+    "музыка", "концерт", "шоу", "программа", "выпуск", "ведущий", "гость", "студия", "эфир", "обзор",
+    "неделя", "утро", "вечер", "ночь", "погода", "прогноз", "экономика", "культура", "наука", "здоровье",
+    "кулинария", "дом", "сад", "животные", "океан", "космос", "планета", "россия", "москва", "детектив",
+    "комедия", "драма", "боевик", "триллер", "фантастика", "мультфильм", "премьера", "сезон", "серия",
+    "в", "на", "с", "и", "но", "не", "по", "из", "за", "к", "о", "для", "который", "когда", "после",
+    "главный", "новый", "старый", "последний", "первый", "лучший", "узнает", "решает", "находит",
+    "the", "a", "of", "and", "in", "to", "with", "for", "on", "news", "movie", "series", "story", "life",
+    "time", "city", "love", "family", "world", "hero", "secret", "journey", "sport", "match", "music",
+    "show", "live", "review", "week", "morning", "evening", "night", "weather", "science", "documentary",
+    "detective", "comedy", "drama", "thriller", "premiere", "season", "episode", "final", "team", "new",
+    "old", "last", "first", "best", "finds", "saves", "returns", "2024", "HD", "(12+)", "(16+)", "ч.1",
+};
+#define NWORDS (sizeof words / sizeof words[0])
+
+struct gen {
+    struct rng r;
+    char titles[400][96];
+    char descs[500][320];
+    int64_t id;
+    int run_left;
+    int64_t channel, t, imported;
+    char desc[320];
+};
+
+static size_t sentence(struct rng *r, char *out, size_t n, size_t target)
+{
+    size_t len = 0;
+    while (len < target) {
+        const char *w = words[pick(r, NWORDS)];
+        size_t wl = strlen(w);
+        if (len + wl + 2 >= n) break;
+        if (len) out[len++] = ' ';
+        memcpy(out + len, w, wl);
+        len += wl;
+    }
+    out[len] = '\0';
+    return len;
+}
+
+static void gen_init(struct gen *g, uint64_t seed)
+{
+    memset(g, 0, sizeof *g);
+    g->r.s = seed;
+    for (int i = 0; i < 400; i++) {
+        size_t n = sentence(&g->r, g->titles[i], sizeof g->titles[i], 8 + pick(&g->r, 30));
+        if (pick(&g->r, 3) == 0)
+            snprintf(g->titles[i] + n, sizeof g->titles[i] - n, " (серия %u)", 1 + pick(&g->r, 40));
+    }
+    for (int i = 0; i < 500; i++) sentence(&g->r, g->descs[i], sizeof g->descs[i], 100 + pick(&g->r, 200));
+    g->id = 10000000;
+}
+
+static void put_time(struct journal_payload *pl, int64_t t)
+{
+    char ts[24];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    journal_put_text(pl, ts, strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm));
+}
+
+static void gen_row(struct gen *g, struct journal_payload *pl)
+{
+    struct rng *r = &g->r;
+    if (g->run_left == 0) {
+        g->run_left = 20 + (int)pick(r, 31);
+        g->channel = 1 + pick(r, 300);
+        g->t = 1717200000 + (int64_t)pick(r, 14) * 86400;
+        g->imported = g->t - 86400 * 3 + pick(r, 3600);
+    }
+    g->run_left--;
+    journal_put_int(pl, g->id++);
+    put_time(pl, g->imported);
+    put_time(pl, g->imported + pick(r, 5));
+    journal_put_int(pl, g->channel);
+    const char *title = g->titles[pick(r, 400)];
+    journal_put_text(pl, title, strlen(title));
+    unsigned d = pick(r, 100);
+    if (d < 15) {
+        journal_put_null(pl);
+    } else if (d < 57) {
+        const char *s = g->descs[pick(r, 500)];
+        journal_put_text(pl, s, strlen(s));
+    } else {
+        size_t n = sentence(r, g->desc, sizeof g->desc, 100 + pick(r, 200));
+        journal_put_text(pl, g->desc, n);
+    }
+    int64_t dur = 300 * (1 + (int64_t)pick(r, 24));
+    put_time(pl, g->t);
+    put_time(pl, g->t + dur);
+    g->t += dur;
+    journal_put_int(pl, dur);
+    static const int64_t ratings[] = {0, 6, 12, 16, 18};
+    if (pick(r, 10) < 3) journal_put_null(pl);
+    else journal_put_int(pl, ratings[pick(r, 5)]);
+    journal_put_bool(pl, pick(r, 20) == 0);
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *err)
+{
+    fprintf(stderr, "bench_replay: %s: %s\n", what, err);
+    exit(1);
+}
+
+static void rm_db(const char *path)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
+
+/* Journal: SCHEMA, BEGIN, pages, END. Returns raw payload bytes. */
+static uint64_t write_journal(const char *dir, uint64_t rows, int cursor)
+{
+    struct journal_opts o = {.dir = dir};
+    struct journal_writer *w;
+    struct journal_payload pl = {0};
+    char err[512];
+    uint64_t raw = 0, begin;
+    if (journal_writer_open(&o, &w, err, sizeof err) != 0) die("journal", err);
+    journal_batch_begin(w);
+    if (journal_payload_schema(&pl, NCOLS, col_names, col_types, 0, cursor ? 2 : -1, err, sizeof err) != 0 ||
+        journal_append(w, JOURNAL_SCHEMA, "tv_program", pl.p, pl.len, NULL, err, sizeof err) != 0)
+        die("schema", err);
+    journal_payload_snapshot_begin(&pl, rows);
+    if (journal_append(w, JOURNAL_SNAPSHOT_BEGIN, "tv_program", pl.p, pl.len, &begin, err, sizeof err) != 0)
+        die("begin", err);
+    struct gen *g = malloc(sizeof *g);
+    gen_init(g, 0x1234abcdULL);
+    for (uint64_t done = 0; done < rows;) {
+        uint64_t n = rows - done < ROWS_PER_PAGE ? rows - done : ROWS_PER_PAGE;
+        journal_payload_snapshot_page(&pl, begin, NCOLS);
+        for (uint64_t i = 0; i < n; i++) gen_row(g, &pl);
+        if (journal_payload_finish(&pl, err, sizeof err) != 0 ||
+            journal_append(w, JOURNAL_SNAPSHOT_PAGE, "tv_program", pl.p, pl.len, NULL, err, sizeof err) != 0)
+            die("page", err);
+        raw += pl.len;
+        done += n;
+    }
+    struct journal_value mk = {.type = JOURNAL_INT, .i = g->id - 1}, mc = {.type = JOURNAL_NULL};
+    journal_payload_snapshot_end(&pl, begin, rows, &mc, &mk);
+    if (journal_append(w, JOURNAL_SNAPSHOT_END, "tv_program", pl.p, pl.len, NULL, err, sizeof err) != 0 ||
+        journal_batch_commit(w, err, sizeof err) != 0)
+        die("end", err);
+    journal_writer_close(w);
+    journal_payload_free(&pl);
+    free(g);
+    return raw;
+}
+
+static char *table_sql(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    char *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_master WHERE name = 'tv_program'", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        s = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return s;
+}
+
+static int64_t count(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM tv_program", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* replay_apply into a fresh cache.db: seconds; *ddl gets the table's SQL. */
+static double run_replay(const char *jdir, const char *db, uint64_t rows, char **ddl)
+{
+    rm_db(db);
+    struct replay_opts o = {.db_path = db, .journal_dir = jdir};
+    struct replay *r;
+    struct replay_stats st;
+    char err[1024];
+    double t0 = now_s();
+    if (replay_open(&o, &r, err, sizeof err) != 0) die("replay_open", err);
+    if (replay_apply(r, JOURNAL_SEQ_MAX, &st, err, sizeof err) != 0) die("replay_apply", err);
+    int64_t n = count(replay_db(r));
+    *ddl = table_sql(replay_db(r));
+    replay_close(r);
+    double dt = now_s() - t0;
+    if (n != (int64_t)rows || st.rows_written != rows || st.snapshots != 1) {
+        fprintf(stderr, "bench_replay: replay gave %" PRId64 " rows\n", n);
+        exit(1);
+    }
+    return dt;
+}
+
+static int execf(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) die(sql, msg ? msg : "?");
+    return 0;
+}
+
+/* The baseline: same records decoded, one INSERT statement, one transaction. */
+static double run_baseline(const char *jdir, const char *db, const char *ddl, uint64_t rows)
+{
+    rm_db(db);
+    char err[1024];
+    double t0 = now_s();
+    sqlite3 *h;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+        die("open", sqlite3_errmsg(h));
+    execf(h, "PRAGMA journal_mode = WAL");
+    execf(h, "PRAGMA synchronous = NORMAL");
+    execf(h, ddl);
+    sqlite3_stmt *ins;
+    if (sqlite3_prepare_v2(h, "INSERT INTO tv_program VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &ins, NULL) != SQLITE_OK)
+        die("prepare", sqlite3_errmsg(h));
+    execf(h, "BEGIN");
+    struct journal_reader *rd;
+    struct journal_record rec;
+    struct journal_page pg;
+    struct journal_value v[NCOLS];
+    if (journal_reader_open(jdir, 0, &rd, err, sizeof err) != 0) die("reader", err);
+    int rc;
+    uint64_t n = 0;
+    while ((rc = journal_reader_next(rd, JOURNAL_SEQ_MAX, &rec, err, sizeof err)) == 1) {
+        if (rec.type != JOURNAL_SNAPSHOT_PAGE) continue;
+        if (journal_decode_page(rec.type, rec.payload, rec.len, &pg, err, sizeof err) != 0) die("decode", err);
+        while ((rc = journal_rows_next(&pg.rows, v, err, sizeof err)) == 1) {
+            for (int c = 0; c < NCOLS; c++) {
+                switch (v[c].type) {
+                case JOURNAL_NULL: sqlite3_bind_null(ins, c + 1); break;
+                case JOURNAL_BOOL:
+                case JOURNAL_INT: sqlite3_bind_int64(ins, c + 1, v[c].i); break;
+                case JOURNAL_REAL: sqlite3_bind_double(ins, c + 1, v[c].d); break;
+                default: sqlite3_bind_text64(ins, c + 1, v[c].s, v[c].n, SQLITE_STATIC, SQLITE_UTF8); break;
+                }
+            }
+            if (sqlite3_step(ins) != SQLITE_DONE) die("insert", sqlite3_errmsg(h));
+            sqlite3_reset(ins);
+            n++;
+        }
+        if (rc < 0) die("rows", err);
+    }
+    if (rc < 0) die("read", err);
+    journal_reader_close(rd);
+    execf(h, "COMMIT");
+    sqlite3_finalize(ins);
+    int64_t got = count(h);
+    sqlite3_close(h);
+    double dt = now_s() - t0;
+    if (n != rows || got != (int64_t)rows) {
+        fprintf(stderr, "bench_replay: baseline gave %" PRId64 " rows\n", got);
+        exit(1);
+    }
+    return dt;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t rows = 1000000;
+    int repeat = 1, cursor = 0;
+    const char *base = getenv("IA_BENCH_DIR");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cursor")) cursor = 1;
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc) base = argv[++i];
+        else if (argv[i][0] >= '0' && argv[i][0] <= '9') rows = strtoull(argv[i], NULL, 10);
+        else {
+            fprintf(stderr, "usage: bench_replay [ROWS] [--rows N] [--repeat N] [--cursor] [--dir D]\n");
+            return 2;
+        }
+    }
+    if (rows < 1 || repeat < 1) {
+        fprintf(stderr, "bench_replay: rows and --repeat must be >= 1\n");
+        return 2;
+    }
+    if (!base || !*base) base = "/var/tmp";
+    char tmpl[4096], jdir[4200], db1[4200], db2[4200];
+    snprintf(tmpl, sizeof tmpl, "%s/bench_replay.XXXXXX", base);
+    if (!mkdtemp(tmpl)) {
+        perror("bench_replay: mkdtemp");
+        return 1;
+    }
+    snprintf(jdir, sizeof jdir, "%s/journal", tmpl);
+    snprintf(db1, sizeof db1, "%s/cache.db", tmpl);
+    snprintf(db2, sizeof db2, "%s/baseline.db", tmpl);
+    fprintf(stderr, "bench_replay: journaling %" PRIu64 " rows in %s\n", rows, tmpl);
+    double t0 = now_s();
+    uint64_t raw = write_journal(jdir, rows, cursor);
+    fprintf(stderr, "bench_replay: journal written in %.1f s (%.1f MB raw)\n", now_s() - t0, (double)raw / 1e6);
+    double best_r = 1e30, best_b = 1e30;
+    char *ddl = NULL;
+    for (int k = 0; k < repeat; k++) {
+        free(ddl);
+        double dr = run_replay(jdir, db1, rows, &ddl);
+        fprintf(stderr, "bench_replay: replay   %.2f s\n", dr);
+        /* The baseline's table: the very DDL replay produced, minus nothing. */
+        double db = run_baseline(jdir, db2, ddl, rows);
+        fprintf(stderr, "bench_replay: baseline %.2f s\n", db);
+        if (dr < best_r) best_r = dr;
+        if (db < best_b) best_b = db;
+    }
+    double rr = (double)rows / best_r, rb = (double)rows / best_b;
+    printf("{\"bench\":\"replay_apply\",\"unit\":\"rows/s\",\"value\":%.0f,\"params\":{\"rows\":%" PRIu64
+           ",\"rows_per_page\":%d,\"columns\":%d,\"cursor_index\":%s,\"raw_bytes\":%" PRIu64 ",\"repeat\":%d}}\n",
+           rr, rows, ROWS_PER_PAGE, NCOLS, cursor ? "true" : "false", raw, repeat);
+    printf("{\"bench\":\"replay_baseline_insert\",\"unit\":\"rows/s\",\"value\":%.0f,\"params\":{\"rows\":%" PRIu64
+           ",\"columns\":%d,\"transactions\":1,\"repeat\":%d}}\n",
+           rb, rows, NCOLS, repeat);
+    printf("{\"bench\":\"replay_vs_baseline\",\"unit\":\"ratio\",\"value\":%.3f,\"params\":{\"rows\":%" PRIu64
+           ",\"target\":0.7,\"cursor_index\":%s}}\n",
+           rr / rb, rows, cursor ? "true" : "false");
+    fflush(stdout);
+    free(ddl);
+    rm_db(db1);
+    rm_db(db2);
+    char err[256];
+    uint64_t *segs;
+    size_t n;
+    if (journal_segments(jdir, &segs, &n, err, sizeof err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char p[4300];
+            snprintf(p, sizeof p, "%s/%020" PRIu64 ".seg", jdir, segs[i]);
+            unlink(p);
+        }
+        free(segs);
+    }
+    rmdir(jdir);
+    rmdir(tmpl);
+    return 0;
+}

@@ -1,0 +1,748 @@
+/* apply.c — applying journal records to cache.db, in batches.
+ *
+ * EXACTLY ONCE (architecture.md invariant 2). _agent_state.applied_seq is the
+ * last record whose effects are in cache.db. replay_apply() reads from
+ * applied_seq + 1 and applies records in batches: one SQLite transaction holds
+ * up to BATCH_RECORDS records or about BATCH_ROWS rows, and its last statements
+ * write every changed table's metadata (rows, marks, pending snapshot) and the
+ * new applied_seq; then COMMIT. A crash before COMMIT leaves none of the batch,
+ * after it all of it, so a replay never applies a record twice or skips one.
+ * Tests: test_replay.c "apply_twice_no_change", "crash_half_then_rest",
+ * "position_commits_with_rows".
+ * MARKS MOVE WITH DATA (invariant 3): marks live in _agent_tables and are
+ * written in the same transaction as the rows of the record that carries them.
+ * ERRORS stop the apply: a damaged journal commits the batch read so far (those
+ * records are whole) and returns the journal's "segment N offset M" error; a
+ * record that cannot be applied (unknown type, undecodable payload, a rule
+ * below broken, an SQLite error) rolls the batch back, re-applies and commits
+ * the records before it, and returns an error naming its seq, segment:offset
+ * and table. Tests: "damaged_journal", "unknown_record_type", "bad_records".
+ *
+ * Records (the journal.h types):
+ *   SCHEMA       stores columns, types, key, cursor, schema hash (_agent_columns,
+ *                _agent_tables). Creates the live table, empty, if there is none.
+ *                If the live table exists with another layout (columns, types,
+ *                key or cursor): a table that never had a snapshot (on_demand)
+ *                is recreated empty; otherwise the live table keeps serving its
+ *                old layout ("schema_behind") until a snapshot swaps the new one
+ *                in, and INCREMENTAL_PAGE/DELETIONS for it are errors until then.
+ *                A changed layout also drops an unfinished snapshot's shadow.
+ *   SNAPSHOT_BEGIN  (re)creates the shadow table "_agent_shadow_<table>" with the
+ *                current layout (a new BEGIN supersedes an unfinished one);
+ *                pending_id = its seq, pending_rows = 0, pending_key = NULL.
+ *   SNAPSHOT_PAGE   rows into the shadow (INSERT OR REPLACE); its snapshot id must
+ *                be pending_id; pending_rows += rows, pending_key = last row's key.
+ *   SNAPSHOT_END checks snapshot id and row count (= rows journaled into it), then
+ *                in the batch transaction (invariant 4): drop live, rename shadow,
+ *                CREATE INDEX on (cursor, key), rows = count(*), marks from END,
+ *                snapshot_id, snapshot_at_ms = now, pending cleared. Tests:
+ *                "concurrent_reader", "interrupted_snapshot", "swap_with_user_view".
+ *   INCREMENTAL_PAGE  upserts into the live table; mark = the record's mark unless
+ *                both its parts are NULL (then the mark stays).
+ *   DELETIONS    DELETE by key (one key column per row).
+ * A row with a NULL key value is an error. Types 7..255: an error.
+ *
+ * COMPACTED START. Pages, ENDs and DELETIONS of a table without a SCHEMA are an
+ * error — except in a cache built from a journal whose start retention had
+ * compacted away (_agent_state.base_seq > 1: the first record this cache ever
+ * applied came after seq 1). There, records of a table are skipped until that
+ * table's SCHEMA appears, and SNAPSHOT_PAGE/END of a snapshot whose BEGIN
+ * precedes base_seq are skipped too (one warning per table through
+ * replay_opts.warn). journal_compact() keeps a segment while any table it names
+ * lacks a SCHEMA and a complete snapshot after it, so every skipped record is
+ * superseded by a later complete snapshot. A cache that has applied records
+ * (applied_seq > 0) must find applied_seq + 1 in the journal: otherwise records
+ * it never applied were compacted away, and that is an error.
+ * Tests: "compacted_start_skips", "compacted_past_applied". */
+#include "replay/replay.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/buf.h"
+#include "agent/log.h"
+#include "agent/mem.h"
+#include "replay/cachedb.h"
+
+#define BATCH_ROWS 50000
+#define BATCH_RECORDS 64
+
+/* One open transaction's bookkeeping; st is added to the caller's on COMMIT. */
+struct batch {
+    int open;
+    uint64_t last_seq;         /* last record applied in it */
+    uint64_t base_seq;         /* _agent_state.base_seq to commit */
+    uint64_t rows, records;
+    struct replay_stats st;
+};
+
+/* ---- errors and warnings ----------------------------------------------------------- */
+
+static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *tn = journal_type_name(rec->type);
+    snprintf(err, errlen, "journal seq %llu (segment %llu offset %llu), %s record, table \"%s\": %s",
+             (unsigned long long)rec->seq, (unsigned long long)rec->segment, (unsigned long long)rec->offset,
+             tn ? tn : "unknown", rec->table, msg);
+    return -1;
+}
+
+static int sql_fail(struct replay *r, const struct journal_record *rec, char *err, size_t errlen, const char *what)
+{
+    return rec_fail(rec, err, errlen, "%s: %s", what, sqlite3_errmsg(r->db));
+}
+
+static void warn_once(struct replay *r, const char *table, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
+{
+    for (size_t i = 0; i < r->nwarned; i++)
+        if (strcmp(r->warned[i], table) == 0) return;
+    r->warned = xrealloc(r->warned, (r->nwarned + 1) * sizeof *r->warned);
+    r->warned[r->nwarned++] = xstrdup(table);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->warn) r->warn(r->warn_ctx, msg);
+    else log_warn("%s", msg);
+}
+
+/* A record of a table with no SCHEMA: skipped (1) in a cache with a compacted
+ * start, else an error (-1). */
+static int no_schema(struct replay *r, const struct batch *b, const struct journal_record *rec, char *err,
+                     size_t errlen)
+{
+    if (b->base_seq > 1) {
+        warn_once(r, rec->table,
+                  "journal seq %llu: table \"%s\": skipping its records before its SCHEMA (the journal's "
+                  "start, before seq %llu, was compacted away; a later snapshot supersedes them)",
+                  (unsigned long long)rec->seq, rec->table, (unsigned long long)b->base_seq);
+        return 1;
+    }
+    return rec_fail(rec, err, errlen, "no SCHEMA record for the table precedes it");
+}
+
+/* A page or END whose snapshot id is not the pending one: skipped (1) when its
+ * BEGIN was compacted away before this cache's start, else an error (-1). */
+static int wrong_snapshot(struct replay *r, const struct batch *b, const struct journal_record *rec,
+                          const struct rp_table *t, uint64_t id, char *err, size_t errlen)
+{
+    if (b->base_seq > 1 && id < b->base_seq && t->pending_id == 0) {
+        warn_once(r, rec->table,
+                  "journal seq %llu: table \"%s\": skipping records of snapshot %llu, whose SNAPSHOT_BEGIN "
+                  "was compacted away (a later snapshot supersedes them)",
+                  (unsigned long long)rec->seq, rec->table, (unsigned long long)id);
+        return 1;
+    }
+    if (t->pending_id)
+        return rec_fail(rec, err, errlen, "snapshot id %llu does not match the pending snapshot %llu",
+                        (unsigned long long)id, (unsigned long long)t->pending_id);
+    return rec_fail(rec, err, errlen, "snapshot id %llu, but no snapshot of the table is pending",
+                    (unsigned long long)id);
+}
+
+/* ---- DDL --------------------------------------------------------------------------- */
+
+static void shadow_name(struct buf *b, const char *table)
+{
+    char name[JOURNAL_TABLE_MAX + 32];
+    snprintf(name, sizeof name, "_agent_shadow_%s", table);
+    rp_quote(b, name);
+}
+
+static const char *decl_type(enum journal_coltype t)
+{
+    switch (t) {
+    case JOURNAL_COL_INT: return " INTEGER";
+    case JOURNAL_COL_REAL: return " REAL";
+    case JOURNAL_COL_TEXT: return " TEXT";
+    case JOURNAL_COL_BOOL: return " BOOLEAN";
+    case JOURNAL_COL_JSON: return " JSON";
+    case JOURNAL_COL_ANY:
+    default: return "";
+    }
+}
+
+/* CREATE TABLE <quoted name> with t's current layout. An INT key becomes
+ * "INTEGER PRIMARY KEY", SQLite's rowid alias: the fastest layout to load. */
+static int create_table(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
+                        char *err, size_t errlen)
+{
+    struct buf b = {0};
+    buf_puts(&b, "CREATE TABLE ");
+    if (shadow) shadow_name(&b, t->name);
+    else rp_quote(&b, t->name);
+    buf_puts(&b, " (");
+    for (uint32_t i = 0; i < t->ncols; i++) {
+        if (i) buf_puts(&b, ", ");
+        rp_quote(&b, t->cols[i]);
+        buf_puts(&b, decl_type(t->types[i]));
+        if ((int)i == t->key_col) buf_puts(&b, " PRIMARY KEY");
+    }
+    buf_puts(&b, ")");
+    int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
+    buf_free(&b);
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, shadow ? "creating the shadow table" : "creating the table");
+    return 0;
+}
+
+/* The secondary index built after the load: (cursor, key) for local range reads. */
+static int create_indexes(struct replay *r, const struct journal_record *rec, const struct rp_table *t,
+                          char *err, size_t errlen)
+{
+    if (t->cursor_col < 0 || t->cursor_col == t->key_col) return 0;
+    char iname[JOURNAL_TABLE_MAX + 32];
+    snprintf(iname, sizeof iname, "_agent_cursor_%s", t->name);
+    struct buf b = {0};
+    buf_puts(&b, "CREATE INDEX ");
+    rp_quote(&b, iname);
+    buf_puts(&b, " ON ");
+    rp_quote(&b, t->name);
+    buf_puts(&b, " (");
+    rp_quote(&b, t->cols[t->cursor_col]);
+    if (t->key_col >= 0) {
+        buf_puts(&b, ", ");
+        rp_quote(&b, t->cols[t->key_col]);
+    }
+    buf_puts(&b, ")");
+    int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
+    buf_free(&b);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "creating the cursor index");
+}
+
+static int drop_table(struct replay *r, const struct journal_record *rec, const char *table, int shadow, char *err,
+                      size_t errlen)
+{
+    struct buf b = {0};
+    buf_puts(&b, "DROP TABLE IF EXISTS ");
+    if (shadow) shadow_name(&b, table);
+    else rp_quote(&b, table);
+    int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
+    buf_free(&b);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, shadow ? "dropping the shadow table" : "dropping the table");
+}
+
+/* Prepare "<verb> <target> VALUES (?1..?n)" or the keyed DELETE, once per table. */
+static int prepare_insert(struct replay *r, const struct journal_record *rec, const struct rp_table *t,
+                          const char *verb, int shadow, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (*st) return 0;
+    struct buf b = {0};
+    buf_puts(&b, verb);
+    if (shadow) shadow_name(&b, t->name);
+    else rp_quote(&b, t->name);
+    buf_puts(&b, " VALUES (");
+    for (uint32_t i = 0; i < t->ncols; i++) buf_puts(&b, i ? ", ?" : "?");
+    buf_puts(&b, ")");
+    int rc = sqlite3_prepare_v3(r->db, b.p, (int)b.len, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    buf_free(&b);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "preparing the insert");
+}
+
+/* The live table's layout is the last SCHEMA's. */
+static int live_current(const struct rp_table *t)
+{
+    return t->live && strcmp(t->live_hash, t->hash) == 0 && t->live_key_col == t->key_col &&
+           t->live_cursor_col == t->cursor_col;
+}
+
+static void set_live_layout(struct rp_table *t)
+{
+    t->live = 1;
+    memcpy(t->live_hash, t->hash, sizeof t->hash);
+    t->live_key_col = t->key_col;
+    t->live_cursor_col = t->cursor_col;
+}
+
+/* ---- record types ---------------------------------------------------------------------- */
+
+static int apply_schema(struct replay *r, const struct journal_record *rec, char *err, size_t errlen)
+{
+    char why[512];
+    struct journal_schema s;
+    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (journal_decode_schema(rec->payload, rec->len, &s, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    const char **names = xcalloc(s.ncols, sizeof *names);
+    enum journal_coltype *types = xcalloc(s.ncols, sizeof *types);
+    for (uint32_t i = 0; i < s.ncols; i++) {
+        names[i] = s.cols[i].name;
+        types[i] = s.cols[i].type;
+    }
+    char hash[17];
+    replay_schema_hash(s.ncols, names, types, hash);
+    free(names);
+    free(types);
+    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
+    if (!t) {
+        journal_schema_free(&s);
+        return rec_fail(rec, err, errlen, "%s", why);
+    }
+    int same = t->known && strcmp(t->hash, hash) == 0 && t->key_col == s.key_col && t->cursor_col == s.cursor_col;
+    if (!same) {
+        /* The shadow was made with the old layout: the snapshot must start over. */
+        if (t->pending_id) {
+            rp_table_finalize(t);
+            if (drop_table(r, rec, t->name, 1, err, errlen) != 0) goto fail;
+            t->pending_id = t->pending_rows = 0;
+            rp_value_clear(&t->pending_key);
+        }
+        for (uint32_t i = 0; i < t->ncols; i++) free(t->cols[i]);
+        free(t->cols);
+        free(t->types);
+        t->ncols = s.ncols;
+        t->cols = xcalloc(s.ncols, sizeof *t->cols);
+        t->types = xcalloc(s.ncols, sizeof *t->types);
+        for (uint32_t i = 0; i < s.ncols; i++) {
+            t->cols[i] = xstrdup(s.cols[i].name);
+            t->types[i] = s.cols[i].type;
+        }
+        memcpy(t->hash, hash, sizeof hash);
+        t->key_col = s.key_col;
+        t->cursor_col = s.cursor_col;
+        t->known = 1;
+        t->dirty = 1;
+        if (rp_save_columns(r, t, why, sizeof why) != 0) {
+            rec_fail(rec, err, errlen, "%s", why);
+            goto fail;
+        }
+    }
+    journal_schema_free(&s);
+    if (!t->live || (!live_current(t) && t->snapshot_id == 0)) {
+        /* No live table yet, or one that only on-demand/incremental rows filled
+         * (no snapshot to keep serving): start it empty with the new layout. */
+        rp_table_finalize(t);
+        if (t->live && drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
+        if (create_table(r, rec, t, 0, err, errlen) != 0 || create_indexes(r, rec, t, err, errlen) != 0) return -1;
+        set_live_layout(t);
+        t->rows = 0;
+        rp_value_clear(&t->mark_cursor);
+        rp_value_clear(&t->mark_key);
+        t->dirty = 1;
+    }
+    return 0;
+fail:
+    journal_schema_free(&s);
+    return -1;
+}
+
+static int apply_begin(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
+{
+    char why[512];
+    uint64_t expected;
+    if (journal_decode_snapshot_begin(rec->payload, rec->len, &expected, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
+    if (!t) return rec_fail(rec, err, errlen, "%s", why);
+    if (!t->known) return no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
+    if (t->ins_shadow) {
+        sqlite3_finalize(t->ins_shadow);
+        t->ins_shadow = NULL;
+    }
+    if (drop_table(r, rec, t->name, 1, err, errlen) != 0 || create_table(r, rec, t, 1, err, errlen) != 0) return -1;
+    t->pending_id = rec->seq;
+    t->pending_rows = 0;
+    rp_value_clear(&t->pending_key);
+    t->dirty = 1;
+    return 0;
+}
+
+/* Bind one row into st (ncols values). */
+static int bind_row(sqlite3_stmt *st, const struct journal_value *v, uint32_t ncols)
+{
+    for (uint32_t c = 0; c < ncols; c++) {
+        int rc = rp_bind(st, (int)c + 1, &v[c]);
+        if (rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Common checks of a rows-carrying record; decodes it into pg. 1 = skip. */
+static int page_prelude(struct replay *r, struct batch *b, const struct journal_record *rec, struct journal_page *pg,
+                        struct rp_table **tp, char *err, size_t errlen)
+{
+    char why[512];
+    if (journal_decode_page(rec->type, rec->payload, rec->len, pg, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
+    if (!t) return rec_fail(rec, err, errlen, "%s", why);
+    *tp = t;
+    if (!t->known) return no_schema(r, b, rec, err, errlen);
+    return 0;
+}
+
+static int check_width(const struct journal_record *rec, const struct journal_page *pg, const struct rp_table *t,
+                       char *err, size_t errlen)
+{
+    if (pg->rows.nrows && pg->rows.ncols != t->ncols)
+        return rec_fail(rec, err, errlen, "rows of %u columns, but the table's SCHEMA has %u", pg->rows.ncols,
+                        t->ncols);
+    return 0;
+}
+
+static int null_key(const struct journal_record *rec, const struct rp_table *t, uint32_t row, char *err, size_t errlen)
+{
+    return rec_fail(rec, err, errlen, "row %u: key column \"%s\" is NULL", row, t->cols[t->key_col]);
+}
+
+static int apply_snapshot_page(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
+                               size_t errlen)
+{
+    struct journal_page pg;
+    struct rp_table *t;
+    int rc = page_prelude(r, b, rec, &pg, &t, err, errlen);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (pg.snapshot_id != t->pending_id) return wrong_snapshot(r, b, rec, t, pg.snapshot_id, err, errlen) > 0 ? 0 : -1;
+    if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
+    if (prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 1, &t->ins_shadow, err, errlen) != 0) return -1;
+    struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
+    char why[512];
+    uint32_t n = 0;
+    int more;
+    while ((more = journal_rows_next(&pg.rows, v, why, sizeof why)) == 1) {
+        if (t->key_col >= 0 && v[t->key_col].type == JOURNAL_NULL) {
+            free(v);
+            return null_key(rec, t, n, err, errlen);
+        }
+        if (bind_row(t->ins_shadow, v, t->ncols) != SQLITE_OK || step_reset(t->ins_shadow) != SQLITE_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "row %u", n);
+            free(v);
+            return sql_fail(r, rec, err, errlen, what);
+        }
+        n++;
+    }
+    if (more < 0) {
+        free(v);
+        return rec_fail(rec, err, errlen, "%s", why);
+    }
+    if (n && t->key_col >= 0) rp_value_set(&t->pending_key, &v[t->key_col]);
+    free(v);
+    t->pending_rows += n;
+    t->dirty = 1;
+    b->rows += n;
+    b->st.rows_written += n;
+    return 0;
+}
+
+static int apply_snapshot_end(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
+                              size_t errlen)
+{
+    char why[512];
+    struct journal_snapshot_end e;
+    if (journal_decode_snapshot_end(rec->payload, rec->len, &e, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
+    if (!t) return rec_fail(rec, err, errlen, "%s", why);
+    if (!t->known) return no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
+    if (e.snapshot_id != t->pending_id) return wrong_snapshot(r, b, rec, t, e.snapshot_id, err, errlen) > 0 ? 0 : -1;
+    if (e.row_count != t->pending_rows)
+        return rec_fail(rec, err, errlen, "snapshot %llu: END says %llu rows, %llu were journaled",
+                        (unsigned long long)e.snapshot_id, (unsigned long long)e.row_count,
+                        (unsigned long long)t->pending_rows);
+    /* The swap (invariant 4): all of it inside the batch transaction, so another
+     * connection sees the old table or the new one. */
+    rp_table_finalize(t);
+    if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
+    struct buf q = {0};
+    buf_puts(&q, "ALTER TABLE ");
+    shadow_name(&q, t->name);
+    buf_puts(&q, " RENAME TO ");
+    rp_quote(&q, t->name);
+    int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
+    buf_free(&q);
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "renaming the shadow table");
+    set_live_layout(t);
+    if (create_indexes(r, rec, t, err, errlen) != 0) return -1;
+    /* count(*) rather than the journaled count: duplicate keys collapse. */
+    buf_puts(&q, "SELECT count(*) FROM ");
+    rp_quote(&q, t->name);
+    sqlite3_stmt *st;
+    rc = sqlite3_prepare_v2(r->db, q.p, (int)q.len, &st, NULL);
+    buf_free(&q);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) t->rows = (uint64_t)sqlite3_column_int64(st, 0);
+    else rc = SQLITE_ERROR;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "counting rows");
+    rp_value_set(&t->mark_cursor, &e.mark_cursor);
+    rp_value_set(&t->mark_key, &e.mark_key);
+    t->snapshot_id = e.snapshot_id;
+    t->snapshot_at_ms = rp_now_ms();
+    t->pending_id = t->pending_rows = 0;
+    rp_value_clear(&t->pending_key);
+    t->dirty = 1;
+    b->st.snapshots++;
+    return 0;
+}
+
+static int behind(const struct journal_record *rec, const struct rp_table *t, char *err, size_t errlen)
+{
+    return rec_fail(rec, err, errlen,
+                    "the live table still has the layout before the last SCHEMA (schema %s, now %s): "
+                    "only a snapshot can bring it up to date",
+                    t->live_hash[0] ? t->live_hash : "none", t->hash);
+}
+
+static int apply_incremental(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
+                             size_t errlen)
+{
+    struct journal_page pg;
+    struct rp_table *t;
+    int rc = page_prelude(r, b, rec, &pg, &t, err, errlen);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (!live_current(t)) return behind(rec, t, err, errlen);
+    if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
+    if (prepare_insert(r, rec, t, "INSERT OR IGNORE INTO ", 0, &t->ign_live, err, errlen) != 0 ||
+        prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0)
+        return -1;
+    struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
+    char why[512];
+    uint32_t n = 0;
+    int more;
+    while ((more = journal_rows_next(&pg.rows, v, why, sizeof why)) == 1) {
+        if (t->key_col >= 0 && v[t->key_col].type == JOURNAL_NULL) {
+            free(v);
+            return null_key(rec, t, n, err, errlen);
+        }
+        /* Insert, or replace when the key exists: the row count grows only on
+         * a new key, which INSERT OR IGNORE's change count tells. */
+        rc = bind_row(t->ign_live, v, t->ncols);
+        if (rc == SQLITE_OK) rc = step_reset(t->ign_live);
+        if (rc == SQLITE_OK) {
+            if (sqlite3_changes(r->db)) {
+                t->rows++;
+            } else {
+                rc = bind_row(t->rep_live, v, t->ncols);
+                if (rc == SQLITE_OK) rc = step_reset(t->rep_live);
+            }
+        }
+        if (rc != SQLITE_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "row %u", n);
+            free(v);
+            return sql_fail(r, rec, err, errlen, what);
+        }
+        n++;
+    }
+    free(v);
+    if (more < 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (pg.mark_cursor.type != JOURNAL_NULL || pg.mark_key.type != JOURNAL_NULL) {
+        rp_value_set(&t->mark_cursor, &pg.mark_cursor);
+        rp_value_set(&t->mark_key, &pg.mark_key);
+    }
+    t->dirty = 1;
+    b->rows += n;
+    b->st.rows_written += n;
+    return 0;
+}
+
+static int apply_deletions(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
+                           size_t errlen)
+{
+    struct journal_page pg;
+    struct rp_table *t;
+    int rc = page_prelude(r, b, rec, &pg, &t, err, errlen);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (!live_current(t)) return behind(rec, t, err, errlen);
+    if (t->key_col < 0) return rec_fail(rec, err, errlen, "deletions for a table without a key column");
+    if (pg.rows.nrows && pg.rows.ncols != 1)
+        return rec_fail(rec, err, errlen, "deletion rows of %u columns; the table has one key column",
+                        pg.rows.ncols);
+    if (!t->del_live) {
+        struct buf q = {0};
+        buf_puts(&q, "DELETE FROM ");
+        rp_quote(&q, t->name);
+        buf_puts(&q, " WHERE ");
+        rp_quote(&q, t->cols[t->key_col]);
+        buf_puts(&q, " = ?1");
+        rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_live, NULL);
+        buf_free(&q);
+        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
+    }
+    struct journal_value v;
+    char why[512];
+    uint32_t n = 0;
+    int more;
+    while ((more = journal_rows_next(&pg.rows, &v, why, sizeof why)) == 1) {
+        rc = rp_bind(t->del_live, 1, &v);
+        if (rc == SQLITE_OK) rc = step_reset(t->del_live);
+        if (rc != SQLITE_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "key %u", n);
+            return sql_fail(r, rec, err, errlen, what);
+        }
+        uint64_t gone = (uint64_t)sqlite3_changes(r->db);
+        t->rows = t->rows >= gone ? t->rows - gone : 0;
+        b->st.rows_deleted += gone;
+        n++;
+    }
+    if (more < 0) return rec_fail(rec, err, errlen, "%s", why);
+    t->dirty = 1;
+    b->rows += n;
+    return 0;
+}
+
+static int apply_record(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
+{
+    switch (rec->type) {
+    case JOURNAL_SCHEMA: return apply_schema(r, rec, err, errlen);
+    case JOURNAL_SNAPSHOT_BEGIN: return apply_begin(r, b, rec, err, errlen);
+    case JOURNAL_SNAPSHOT_PAGE: return apply_snapshot_page(r, b, rec, err, errlen);
+    case JOURNAL_SNAPSHOT_END: return apply_snapshot_end(r, b, rec, err, errlen);
+    case JOURNAL_INCREMENTAL_PAGE: return apply_incremental(r, b, rec, err, errlen);
+    case JOURNAL_DELETIONS: return apply_deletions(r, b, rec, err, errlen);
+    default: return rec_fail(rec, err, errlen, "unknown record type %d", rec->type);
+    }
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+static void rollback(struct replay *r, struct batch *b)
+{
+    if (!sqlite3_get_autocommit(r->db)) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    rp_tables_drop(r);
+    b->open = 0;
+}
+
+static int commit(struct replay *r, struct batch *b, struct replay_stats *st, char *err, size_t errlen)
+{
+    if (!b->open) return 0;
+    char what[4200];
+    snprintf(what, sizeof what, "cache.db %s: commit of records up to seq %llu", r->db_path,
+             (unsigned long long)b->last_seq);
+    if (rp_save(r, b->last_seq, b->base_seq, err, errlen) != 0 || rp_exec(r->db, "COMMIT", what, err, errlen) != 0) {
+        rollback(r, b);
+        return -1;
+    }
+    r->applied = b->last_seq;
+    r->base_seq = b->base_seq;
+    st->records += b->records;
+    st->rows_written += b->st.rows_written;
+    st->rows_deleted += b->st.rows_deleted;
+    st->snapshots += b->st.snapshots;
+    b->open = 0;
+    b->rows = b->records = 0;
+    memset(&b->st, 0, sizeof b->st);
+    return 0;
+}
+
+static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen)
+{
+    uint64_t *segs;
+    size_t nseg;
+    if (journal_segments(r->journal_dir, &segs, &nseg, err, errlen) != 0) return -1;
+    if (nseg == 0) return 0;
+    uint64_t oldest = segs[0];
+    free(segs);
+    uint64_t from = r->applied + 1;
+    if (from < oldest) {
+        if (r->applied != 0) {
+            snprintf(err, errlen,
+                     "journal %s compacted past the applied position: cache.db %s has applied up to seq %llu, "
+                     "the oldest segment starts at seq %llu (records %llu..%llu are gone); rebuild with "
+                     "`iptv-agent replay --rebuild`",
+                     r->journal_dir, r->db_path, (unsigned long long)r->applied, (unsigned long long)oldest,
+                     (unsigned long long)from, (unsigned long long)oldest - 1);
+            return -1;
+        }
+        from = oldest;   /* a brand-new cache from a compacted journal */
+    }
+    if (from > max_seq) return 0;
+    struct journal_reader *rd;
+    if (journal_reader_open(r->journal_dir, from, &rd, err, errlen) != 0) return -1;
+    struct batch b = {.base_seq = r->base_seq ? r->base_seq : from};
+    struct journal_record rec;
+    int rc;
+    while ((rc = journal_reader_next(rd, max_seq, &rec, err, errlen)) == 1) {
+        if (!b.open) {
+            char what[4200];
+            snprintf(what, sizeof what, "cache.db %s: begin", r->db_path);
+            if (rp_exec(r->db, "BEGIN IMMEDIATE", what, err, errlen) != 0) {
+                journal_reader_close(rd);
+                return -1;
+            }
+            b.open = 1;
+        }
+        if (apply_record(r, &b, &rec, err, errlen) != 0) {
+            /* Keep "what was applied before stays applied": redo this batch's
+             * earlier records (deterministic) and commit them. */
+            uint64_t bad = rec.seq;
+            journal_reader_close(rd);
+            rollback(r, &b);
+            if (bad - 1 > r->applied) {
+                char err2[1024];
+                if (apply_upto(r, bad - 1, st, err2, sizeof err2) != 0) {
+                    size_t n = strlen(err);
+                    snprintf(err + n, errlen - n, "; and re-applying the records before it failed: %s", err2);
+                }
+            }
+            return -1;
+        }
+        b.last_seq = rec.seq;
+        b.records++;
+        if ((b.rows >= BATCH_ROWS || b.records >= BATCH_RECORDS) && commit(r, &b, st, err, errlen) != 0) {
+            journal_reader_close(rd);
+            return -1;
+        }
+    }
+    journal_reader_close(rd);
+    if (rc < 0) {
+        /* Damage: the records before it are whole; keep them. */
+        char err2[1024];
+        if (commit(r, &b, st, err2, sizeof err2) != 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, "; and committing the records before it failed: %s", err2);
+        }
+        return -1;
+    }
+    return commit(r, &b, st, err, errlen);
+}
+
+int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen)
+{
+    struct replay_stats local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    if (!r->journal_dir) {
+        snprintf(err, errlen, "cache.db %s: opened without a journal directory", r->db_path);
+        return -1;
+    }
+    return apply_upto(r, max_seq, st, err, errlen);
+}
+
+int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s%s", o->db_path, suffixes[i]);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cache.db %s: removing %s: %s", o->db_path, path, strerror(errno));
+            return -1;
+        }
+    }
+    struct replay *r;
+    if (replay_open(o, &r, err, errlen) != 0) return -1;
+    int rc = replay_apply(r, JOURNAL_SEQ_MAX, st, err, errlen);
+    replay_close(r);
+    return rc;
+}

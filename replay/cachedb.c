@@ -1,0 +1,762 @@
+/* cachedb.c — cache.db itself: opening it, its numbered migrations, its metadata
+ * tables, and reading/writing a table's metadata.
+ *
+ * Metadata (all names start with _agent_, which replay_check_name() refuses for
+ * pulled tables, so they can never collide):
+ *   _agent_state    one row (id = 1): applied_seq — the last journal record whose
+ *                   effects are in this database (the EXACTLY ONCE position);
+ *                   base_seq — the first seq this cache applied from (0 none yet;
+ *                   > 1 means it was built from a journal whose start retention
+ *                   had compacted away: see apply.c "compacted start");
+ *                   created_ms.
+ *   _agent_tables   one row per table: the fields of struct replay_table. Marks
+ *                   and the pending key are stored as a type name ("null" "bool"
+ *                   "int" "real" "text" "json") plus a value in an untyped column,
+ *                   so an int64 key stays exact and a text cursor stays text.
+ *   _agent_columns  the last SCHEMA's columns per table: (tbl, pos, name, type).
+ * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
+ * transaction with the version bump; a db newer than this build is refused.
+ * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "newer_version_refused". */
+#include "replay/replay.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "agent/buf.h"
+#include "agent/mem.h"
+#include "replay/cachedb.h"
+
+/* ---- migrations ---------------------------------------------------------------- */
+
+/* Version 1. Never edit a released step: add the next one (a db created by an
+ * older build runs only the steps after its user_version). */
+static const char migration_1[] =
+    "CREATE TABLE _agent_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " applied_seq INTEGER NOT NULL,"
+    " base_seq INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "INSERT INTO _agent_state VALUES (1, 0, 0,"
+    " CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));"
+    "CREATE TABLE _agent_tables ("
+    " name TEXT PRIMARY KEY,"
+    " live INTEGER NOT NULL DEFAULT 0,"
+    " rows INTEGER NOT NULL DEFAULT 0,"
+    " schema_hash TEXT NOT NULL DEFAULT '',"
+    " ncols INTEGER NOT NULL DEFAULT 0,"
+    " key_col INTEGER NOT NULL DEFAULT -1,"
+    " cursor_col INTEGER NOT NULL DEFAULT -1,"
+    " live_hash TEXT NOT NULL DEFAULT '',"
+    " live_key_col INTEGER NOT NULL DEFAULT -1,"
+    " live_cursor_col INTEGER NOT NULL DEFAULT -1,"
+    " mark_cursor_type TEXT NOT NULL DEFAULT 'null', mark_cursor,"
+    " mark_key_type TEXT NOT NULL DEFAULT 'null', mark_key,"
+    " snapshot_id INTEGER NOT NULL DEFAULT 0,"
+    " snapshot_at_ms INTEGER NOT NULL DEFAULT 0,"
+    " pending_id INTEGER NOT NULL DEFAULT 0,"
+    " pending_rows INTEGER NOT NULL DEFAULT 0,"
+    " pending_key_type TEXT NOT NULL DEFAULT 'null', pending_key,"
+    " last_attempt_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_success_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " forbidden INTEGER NOT NULL DEFAULT 0,"
+    " strategy TEXT);"
+    "CREATE TABLE _agent_columns ("
+    " tbl TEXT NOT NULL, pos INTEGER NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,"
+    " PRIMARY KEY (tbl, pos)) WITHOUT ROWID;";
+
+/* Version 2: when each table's last deletion sweep completed (pull.c). */
+static const char migration_2[] =
+    "ALTER TABLE _agent_tables ADD COLUMN last_sweep_ms INTEGER NOT NULL DEFAULT 0;";
+
+static const char *const migrations[] = {migration_1, migration_2};
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
+               "one migration step per schema version");
+
+/* ---- small helpers --------------------------------------------------------------- */
+
+int rp_exec(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+void rp_quote(struct buf *b, const char *name)
+{
+    buf_putc(b, '"');
+    for (const char *p = name; *p; p++) {
+        if (*p == '"') buf_putc(b, '"');
+        buf_putc(b, *p);
+    }
+    buf_putc(b, '"');
+}
+
+int64_t rp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int replay_check_name(const char *name, char *err, size_t errlen)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > JOURNAL_TABLE_MAX) {
+        snprintf(err, errlen, "table name \"%s\": must be 1..%d bytes", name, JOURNAL_TABLE_MAX);
+        return -1;
+    }
+    /* SQLite reserves sqlite_ (any case); _agent_ is this cache's metadata. */
+    if (strncasecmp(name, "sqlite_", 7) == 0 || strncasecmp(name, "_agent_", 7) == 0) {
+        snprintf(err, errlen, "table name \"%s\": names starting with \"sqlite_\" or \"_agent_\" are reserved",
+                 name);
+        return -1;
+    }
+    return 0;
+}
+
+void replay_schema_hash(uint32_t ncols, const char *const *names, const enum journal_coltype *types,
+                        char out[17])
+{
+    /* FNV-1a 64 over "name\0type\0" per column; type by name, not enum value,
+     * so the hash survives a renumbering. */
+    uint64_t h = 1469598103934665603ULL;
+    for (uint32_t i = 0; i < ncols; i++) {
+        const char *tn = journal_coltype_name(types[i]);
+        for (int part = 0; part < 2; part++) {
+            const unsigned char *p = (const unsigned char *)(part ? (tn ? tn : "?") : names[i]);
+            for (; *p; p++) h = (h ^ *p) * 1099511628211ULL;
+            h = (h ^ 0) * 1099511628211ULL;
+        }
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static const char *const vtype_names[] = {"null", "bool", "int", "real", "text", "json"};
+
+static enum journal_vtype vtype_parse(const char *s)
+{
+    for (int i = 0; i < 6; i++)
+        if (s && strcmp(s, vtype_names[i]) == 0) return (enum journal_vtype)i;
+    return JOURNAL_NULL;
+}
+
+static enum journal_coltype coltype_parse(const char *s)
+{
+    for (int i = JOURNAL_COL_ANY; i <= JOURNAL_COL_BOOL; i++) {
+        const char *n = journal_coltype_name((enum journal_coltype)i);
+        if (s && n && strcmp(s, n) == 0) return (enum journal_coltype)i;
+    }
+    return JOURNAL_COL_ANY;
+}
+
+void rp_value_clear(struct replay_value *v)
+{
+    free(v->s);
+    memset(v, 0, sizeof *v);
+    v->type = JOURNAL_NULL;
+}
+
+void rp_value_set(struct replay_value *dst, const struct journal_value *src)
+{
+    rp_value_clear(dst);
+    dst->type = src->type;
+    dst->i = src->i;
+    dst->d = src->d;
+    if (src->type == JOURNAL_TEXT || src->type == JOURNAL_JSON) {
+        dst->s = xmalloc(src->n + 1);
+        if (src->n) memcpy(dst->s, src->s, src->n);
+        dst->s[src->n] = '\0';
+        dst->n = src->n;
+    }
+}
+
+int rp_bind(sqlite3_stmt *st, int i, const struct journal_value *v)
+{
+    switch (v->type) {
+    case JOURNAL_BOOL:
+    case JOURNAL_INT:
+        return sqlite3_bind_int64(st, i, v->i);
+    case JOURNAL_REAL:
+        return sqlite3_bind_double(st, i, v->d);
+    case JOURNAL_TEXT:
+    case JOURNAL_JSON:
+        /* Explicit length: embedded NULs survive. A NULL pointer would bind NULL. */
+        return sqlite3_bind_text64(st, i, v->s ? v->s : "", v->n, SQLITE_STATIC, SQLITE_UTF8);
+    case JOURNAL_NULL:
+    default:
+        return sqlite3_bind_null(st, i);
+    }
+}
+
+/* Bind a stored value as (type name, value) at i, i + 1. */
+static int bind_typed(sqlite3_stmt *st, int i, const struct replay_value *v)
+{
+    struct journal_value jv = {.type = v->type, .i = v->i, .d = v->d, .s = v->s, .n = v->n};
+    int t = (unsigned)v->type < 6 ? (int)v->type : 0;
+    int rc = sqlite3_bind_text(st, i, vtype_names[t], -1, SQLITE_STATIC);
+    return rc != SQLITE_OK ? rc : rp_bind(st, i + 1, &jv);
+}
+
+/* Read a (type name, value) pair from columns i, i + 1. */
+static void column_typed(sqlite3_stmt *st, int i, struct replay_value *v)
+{
+    rp_value_clear(v);
+    v->type = vtype_parse((const char *)sqlite3_column_text(st, i));
+    switch (v->type) {
+    case JOURNAL_BOOL:
+    case JOURNAL_INT:
+        v->i = sqlite3_column_int64(st, i + 1);
+        break;
+    case JOURNAL_REAL:
+        v->d = sqlite3_column_double(st, i + 1);
+        break;
+    case JOURNAL_TEXT:
+    case JOURNAL_JSON: {
+        const unsigned char *s = sqlite3_column_text(st, i + 1);
+        size_t n = (size_t)sqlite3_column_bytes(st, i + 1);
+        v->s = xmalloc(n + 1);
+        if (n) memcpy(v->s, s, n);
+        v->s[n] = '\0';
+        v->n = n;
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+static char *column_strdup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? xstrdup((const char *)s) : NULL;
+}
+
+static void copy_hash(char dst[17], sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    snprintf(dst, 17, "%s", s ? (const char *)s : "");
+}
+
+/* ---- open, migrate, close --------------------------------------------------------- */
+
+static int user_version(sqlite3 *db, int *v, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        snprintf(err, errlen, "cache.db %s: reading user_version: %s", path, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int replay_migrate(sqlite3 *db, const char *path, int to, char *err, size_t errlen)
+{
+    int v;
+    if (to < 0 || to > NMIGRATIONS) {
+        snprintf(err, errlen, "cache.db %s: cannot migrate to schema version %d (this build knows 0..%d)",
+                 path, to, NMIGRATIONS);
+        return -1;
+    }
+    if (user_version(db, &v, path, err, errlen) != 0) return -1;
+    if (v > to) {
+        snprintf(err, errlen,
+                 "cache.db %s: schema version %d is newer than this build knows (%d); "
+                 "use a newer iptv-agent, or move the file away and run `iptv-agent replay --rebuild`",
+                 path, v, to);
+        return -1;
+    }
+    for (; v < to; v++) {
+        char what[512], sql[64];
+        snprintf(what, sizeof what, "cache.db %s: migration to schema version %d", path, v + 1);
+        if (rp_exec(db, "BEGIN IMMEDIATE", what, err, errlen) != 0) return -1;
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+        if (rp_exec(db, migrations[v], what, err, errlen) != 0 || rp_exec(db, sql, what, err, errlen) != 0 ||
+            rp_exec(db, "COMMIT", what, err, errlen) != 0) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int load_state(struct replay *r, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db, "SELECT applied_seq, base_seq FROM _agent_state WHERE id = 1", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        snprintf(err, errlen, "cache.db %s: reading _agent_state: %s", r->db_path,
+                 rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(r->db));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    r->applied = (uint64_t)sqlite3_column_int64(st, 0);
+    r->base_seq = (uint64_t)sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static const char save_table_sql[] =
+    "INSERT INTO _agent_tables (name, live, rows, schema_hash, ncols, key_col, cursor_col,"
+    " live_hash, live_key_col, live_cursor_col, mark_cursor_type, mark_cursor, mark_key_type, mark_key,"
+    " snapshot_id, snapshot_at_ms, pending_id, pending_rows, pending_key_type, pending_key)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+    " ON CONFLICT (name) DO UPDATE SET live = ?2, rows = ?3, schema_hash = ?4, ncols = ?5, key_col = ?6,"
+    " cursor_col = ?7, live_hash = ?8, live_key_col = ?9, live_cursor_col = ?10, mark_cursor_type = ?11,"
+    " mark_cursor = ?12, mark_key_type = ?13, mark_key = ?14, snapshot_id = ?15, snapshot_at_ms = ?16,"
+    " pending_id = ?17, pending_rows = ?18, pending_key_type = ?19, pending_key = ?20";
+
+int replay_open(const struct replay_opts *o, struct replay **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct replay *r = xcalloc(1, sizeof *r);
+    r->db_path = xstrdup(o->db_path);
+    r->journal_dir = o->journal_dir ? xstrdup(o->journal_dir) : NULL;
+    r->warn = o->warn;
+    r->warn_ctx = o->warn_ctx;
+    int rc = sqlite3_open_v2(o->db_path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: open: %s", o->db_path,
+                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(r->db, 1);
+    sqlite3_busy_timeout(r->db, 10000);
+    char what[4200];
+    snprintf(what, sizeof what, "cache.db %s", o->db_path);
+    /* The journal is the durable copy (invariant 2): NORMAL is enough here. */
+    /* legacy_alter_table: the snapshot swap renames the shadow after dropping the
+     * live table; the modern RENAME re-checks every view in the schema and would
+     * fail on a user's view of that table ("no such table"). The legacy one just
+     * renames, and the view sees the new table. */
+    if (rp_exec(r->db, "PRAGMA journal_mode = WAL", what, err, errlen) != 0 ||
+        rp_exec(r->db, "PRAGMA synchronous = NORMAL", what, err, errlen) != 0 ||
+        rp_exec(r->db, "PRAGMA legacy_alter_table = ON", what, err, errlen) != 0)
+        goto fail;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        if (!mode || strcasecmp(mode, "wal") != 0) {
+            snprintf(err, errlen, "cache.db %s: cannot switch to WAL mode (journal_mode is %s)", o->db_path,
+                     mode ? mode : "?");
+            sqlite3_finalize(st);
+            goto fail;
+        }
+    }
+    sqlite3_finalize(st);
+    if (replay_migrate(r->db, o->db_path, REPLAY_SCHEMA_VERSION, err, errlen) != 0) goto fail;
+    if (load_state(r, err, errlen) != 0) goto fail;
+    if (sqlite3_prepare_v2(r->db, save_table_sql, -1, &r->save_table, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->db, "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2 WHERE id = 1", -1,
+                           &r->save_state, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: %s", o->db_path, sqlite3_errmsg(r->db));
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    replay_close(r);
+    return -1;
+}
+
+void replay_close(struct replay *r)
+{
+    if (!r) return;
+    rp_tables_drop(r);
+    free(r->t);
+    for (size_t i = 0; i < r->nwarned; i++) free(r->warned[i]);
+    free(r->warned);
+    sqlite3_finalize(r->save_table);
+    sqlite3_finalize(r->save_state);
+    sqlite3_close_v2(r->db);
+    free(r->db_path);
+    free(r->journal_dir);
+    free(r);
+}
+
+sqlite3 *replay_db(struct replay *r) { return r->db; }
+
+uint64_t replay_applied_seq(const struct replay *r) { return r->applied; }
+
+/* ---- the metadata cache used while applying ----------------------------------------- */
+
+static void table_free(struct rp_table *t)
+{
+    rp_table_finalize(t);
+    for (uint32_t i = 0; i < t->ncols; i++) free(t->cols[i]);
+    free(t->cols);
+    free(t->types);
+    rp_value_clear(&t->mark_cursor);
+    rp_value_clear(&t->mark_key);
+    rp_value_clear(&t->pending_key);
+    free(t->name);
+    free(t);
+}
+
+void rp_table_finalize(struct rp_table *t)
+{
+    sqlite3_finalize(t->ins_shadow);
+    sqlite3_finalize(t->ign_live);
+    sqlite3_finalize(t->rep_live);
+    sqlite3_finalize(t->del_live);
+    t->ins_shadow = t->ign_live = t->rep_live = t->del_live = NULL;
+}
+
+void rp_tables_drop(struct replay *r)
+{
+    for (size_t i = 0; i < r->nt; i++) table_free(r->t[i]);
+    r->nt = 0;
+}
+
+static const char load_sql[] =
+    "SELECT live, rows, schema_hash, ncols, key_col, cursor_col, live_hash, live_key_col, live_cursor_col,"
+    " mark_cursor_type, mark_cursor, mark_key_type, mark_key, snapshot_id, snapshot_at_ms, pending_id,"
+    " pending_rows, pending_key_type, pending_key, last_attempt_ms, last_success_ms, last_error, forbidden,"
+    " strategy, last_sweep_ms FROM _agent_tables WHERE name = ?1";
+
+static int load_columns(struct replay *r, struct rp_table *t, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT name, type FROM _agent_columns WHERE tbl = ?1 ORDER BY pos", -1,
+                           &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", t->name, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+    uint32_t n = 0;
+    int rc;
+    t->cols = xcalloc(t->ncols ? t->ncols : 1, sizeof *t->cols);
+    t->types = xcalloc(t->ncols ? t->ncols : 1, sizeof *t->types);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < t->ncols) {
+        t->cols[n] = column_strdup(st, 0);
+        t->types[n] = coltype_parse((const char *)sqlite3_column_text(st, 1));
+        n++;
+    }
+    sqlite3_finalize(st);
+    if (n != t->ncols || !(rc == SQLITE_DONE || rc == SQLITE_ROW)) {
+        snprintf(err, errlen, "table %s: _agent_columns holds %u columns, _agent_tables says %u", t->name, n,
+                 t->ncols);
+        return -1;
+    }
+    return 0;
+}
+
+struct rp_table *rp_table(struct replay *r, const char *name, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < r->nt; i++)
+        if (strcmp(r->t[i]->name, name) == 0) return r->t[i];
+    struct rp_table *t = xcalloc(1, sizeof *t);
+    t->name = xstrdup(name);
+    t->key_col = t->cursor_col = t->live_key_col = t->live_cursor_col = -1;
+    rp_value_clear(&t->mark_cursor);
+    rp_value_clear(&t->mark_key);
+    rp_value_clear(&t->pending_key);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, load_sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, sqlite3_errmsg(r->db));
+        table_free(t);
+        return NULL;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        t->live = sqlite3_column_int(st, 0);
+        t->rows = (uint64_t)sqlite3_column_int64(st, 1);
+        copy_hash(t->hash, st, 2);
+        t->known = t->hash[0] != '\0';
+        t->ncols = (uint32_t)sqlite3_column_int(st, 3);
+        t->key_col = sqlite3_column_int(st, 4);
+        t->cursor_col = sqlite3_column_int(st, 5);
+        copy_hash(t->live_hash, st, 6);
+        t->live_key_col = sqlite3_column_int(st, 7);
+        t->live_cursor_col = sqlite3_column_int(st, 8);
+        column_typed(st, 9, &t->mark_cursor);
+        column_typed(st, 11, &t->mark_key);
+        t->snapshot_id = (uint64_t)sqlite3_column_int64(st, 13);
+        t->snapshot_at_ms = sqlite3_column_int64(st, 14);
+        t->pending_id = (uint64_t)sqlite3_column_int64(st, 15);
+        t->pending_rows = (uint64_t)sqlite3_column_int64(st, 16);
+        column_typed(st, 17, &t->pending_key);
+    } else if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, sqlite3_errmsg(r->db));
+        sqlite3_finalize(st);
+        table_free(t);
+        return NULL;
+    }
+    sqlite3_finalize(st);
+    if (!t->known) t->ncols = 0;
+    if (t->known && load_columns(r, t, err, errlen) != 0) {
+        table_free(t);
+        return NULL;
+    }
+    if (r->nt == r->capt) {
+        r->capt = r->capt ? r->capt * 2 : 16;
+        r->t = xrealloc(r->t, r->capt * sizeof *r->t);
+    }
+    r->t[r->nt++] = t;
+    return t;
+}
+
+int rp_save_columns(struct replay *r, const struct rp_table *t, char *err, size_t errlen)
+{
+    sqlite3_stmt *del = NULL, *ins = NULL;
+    int ok = sqlite3_prepare_v2(r->db, "DELETE FROM _agent_columns WHERE tbl = ?1", -1, &del, NULL) == SQLITE_OK &&
+             sqlite3_prepare_v2(r->db, "INSERT INTO _agent_columns VALUES (?1, ?2, ?3, ?4)", -1, &ins, NULL) ==
+                 SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(del, 1, t->name, -1, SQLITE_STATIC);
+        ok = sqlite3_step(del) == SQLITE_DONE;
+    }
+    for (uint32_t i = 0; ok && i < t->ncols; i++) {
+        sqlite3_bind_text(ins, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 2, (int)i);
+        sqlite3_bind_text(ins, 3, t->cols[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, journal_coltype_name(t->types[i]), -1, SQLITE_STATIC);
+        ok = sqlite3_step(ins) == SQLITE_DONE;
+        sqlite3_reset(ins);
+    }
+    if (!ok) snprintf(err, errlen, "table %s: writing _agent_columns: %s", t->name, sqlite3_errmsg(r->db));
+    sqlite3_finalize(del);
+    sqlite3_finalize(ins);
+    return ok ? 0 : -1;
+}
+
+int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = r->save_table;
+    for (size_t i = 0; i < r->nt; i++) {
+        struct rp_table *t = r->t[i];
+        if (!t->dirty) continue;
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, t->live);
+        sqlite3_bind_int64(st, 3, (int64_t)t->rows);
+        sqlite3_bind_text(st, 4, t->hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 5, (int)t->ncols);
+        sqlite3_bind_int(st, 6, t->key_col);
+        sqlite3_bind_int(st, 7, t->cursor_col);
+        sqlite3_bind_text(st, 8, t->live_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 9, t->live_key_col);
+        sqlite3_bind_int(st, 10, t->live_cursor_col);
+        bind_typed(st, 11, &t->mark_cursor);
+        bind_typed(st, 13, &t->mark_key);
+        sqlite3_bind_int64(st, 15, (int64_t)t->snapshot_id);
+        sqlite3_bind_int64(st, 16, t->snapshot_at_ms);
+        sqlite3_bind_int64(st, 17, (int64_t)t->pending_id);
+        sqlite3_bind_int64(st, 18, (int64_t)t->pending_rows);
+        bind_typed(st, 19, &t->pending_key);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE) {
+            snprintf(err, errlen, "table %s: writing _agent_tables: %s", t->name, sqlite3_errmsg(r->db));
+            return -1;
+        }
+    }
+    sqlite3_bind_int64(r->save_state, 1, (int64_t)applied);
+    sqlite3_bind_int64(r->save_state, 2, (int64_t)base_seq);
+    int rc = sqlite3_step(r->save_state);
+    sqlite3_reset(r->save_state);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "cache.db %s: writing _agent_state: %s", r->db_path, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    for (size_t i = 0; i < r->nt; i++) r->t[i]->dirty = 0;
+    return 0;
+}
+
+/* ---- reading metadata for callers ------------------------------------------------- */
+
+int replay_table_get(struct replay *r, const char *table, struct replay_table *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->key_col = out->cursor_col = -1;
+    out->mark_cursor.type = out->mark_key.type = out->pending_key.type = JOURNAL_NULL;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, load_sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc != SQLITE_DONE)
+            snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, sqlite3_errmsg(r->db));
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 1 : -1;
+    }
+    out->live = sqlite3_column_int(st, 0);
+    out->rows = (uint64_t)sqlite3_column_int64(st, 1);
+    copy_hash(out->schema_hash, st, 2);
+    out->ncols = sqlite3_column_int(st, 3);
+    out->key_col = sqlite3_column_int(st, 4);
+    out->cursor_col = sqlite3_column_int(st, 5);
+    copy_hash(out->live_hash, st, 6);
+    out->schema_behind = out->live && out->schema_hash[0] &&
+                         (strcmp(out->live_hash, out->schema_hash) != 0 ||
+                          sqlite3_column_int(st, 7) != out->key_col || sqlite3_column_int(st, 8) != out->cursor_col);
+    column_typed(st, 9, &out->mark_cursor);
+    column_typed(st, 11, &out->mark_key);
+    out->snapshot_id = (uint64_t)sqlite3_column_int64(st, 13);
+    out->snapshot_at_ms = sqlite3_column_int64(st, 14);
+    out->pending_id = (uint64_t)sqlite3_column_int64(st, 15);
+    out->pending_rows = (uint64_t)sqlite3_column_int64(st, 16);
+    column_typed(st, 17, &out->pending_key);
+    out->last_attempt_ms = sqlite3_column_int64(st, 19);
+    out->last_success_ms = sqlite3_column_int64(st, 20);
+    out->last_error = column_strdup(st, 21);
+    out->forbidden = sqlite3_column_int(st, 22);
+    out->strategy = column_strdup(st, 23);
+    out->last_sweep_ms = sqlite3_column_int64(st, 24);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+void replay_table_free(struct replay_table *t)
+{
+    rp_value_clear(&t->mark_cursor);
+    rp_value_clear(&t->mark_key);
+    rp_value_clear(&t->pending_key);
+    free(t->last_error);
+    free(t->strategy);
+    t->last_error = t->strategy = NULL;
+}
+
+int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, size_t errlen)
+{
+    *names = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT name FROM _agent_tables ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *names = xrealloc(*names, cap * sizeof **names);
+        }
+        (*names)[(*n)++] = column_strdup(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, sqlite3_errmsg(r->db));
+        replay_names_free(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void replay_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+int replay_table_columns(struct replay *r, const char *table, struct replay_column **cols, size_t *n,
+                         char *err, size_t errlen)
+{
+    *cols = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT name, type FROM _agent_columns WHERE tbl = ?1 ORDER BY pos", -1, &st,
+                           NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            *cols = xrealloc(*cols, cap * sizeof **cols);
+        }
+        (*cols)[*n].name = column_strdup(st, 0);
+        (*cols)[*n].type = coltype_parse((const char *)sqlite3_column_text(st, 1));
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, sqlite3_errmsg(r->db));
+        replay_columns_free(*cols, *n);
+        *cols = NULL;
+        *n = 0;
+        return -1;
+    }
+    return *n ? 0 : 1;
+}
+
+void replay_columns_free(struct replay_column *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(cols[i].name);
+    free(cols);
+}
+
+/* ---- operational metadata --------------------------------------------------------- */
+
+int replay_note_pull(struct replay *r, const char *table, const char *strategy, int64_t when_ms,
+                     const char *error, int forbidden, char *err, size_t errlen)
+{
+    /* Its own small transaction (autocommit); never inside replay_apply's batch,
+     * which is not open between calls. COALESCE keeps the last strategy when
+     * the caller passes none. */
+    static const char sql[] =
+        "INSERT INTO _agent_tables (name, last_attempt_ms, last_success_ms, last_error, forbidden, strategy)"
+        " VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?2 ELSE 0 END, ?3, ?4, ?5)"
+        " ON CONFLICT (name) DO UPDATE SET last_attempt_ms = ?2,"
+        " last_success_ms = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_success_ms END,"
+        " last_error = ?3, forbidden = ?4, strategy = COALESCE(?5, strategy)";
+    if (replay_check_name(table, err, errlen) != 0) return -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: recording the pull: %s", table, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, when_ms);
+    if (error) sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, forbidden != 0);
+    if (strategy) sqlite3_bind_text(st, 5, strategy, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        snprintf(err, errlen, "table %s: recording the pull: %s", table, sqlite3_errmsg(r->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char *err, size_t errlen)
+{
+    if (replay_check_name(table, err, errlen) != 0) return -1;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db, "UPDATE _agent_tables SET last_sweep_ms = ?2 WHERE name = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, when_ms);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "table %s: recording the sweep: %s", table, sqlite3_errmsg(r->db));
+        return -1;
+    }
+    return 0;
+}
