@@ -883,6 +883,7 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     struct journal_payload out = {0};
     struct buf q = {0};
     int rc = -1;
+    int64_t started = wall_ms();
     *found = 0;
     if (replay_table_get(c->rp, t->name, &st, err, errlen) < 0) goto out;
     if (learn_schema(c, t, &s, &r) != 0) goto fail;
@@ -912,6 +913,8 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     }
     *found = p.rows;
     rc = 0;
+    if (replay_note_pull(c->rp, t->name, config_strategy_name(t->strategy), started, NULL, 0, err, errlen) != 0)
+        rc = -1;
     goto out;
 fail:
     snprintf(err, errlen, "%s", r.error);

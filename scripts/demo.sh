@@ -17,7 +17,6 @@ cat >"$work/agent.toml" <<TOML
 url = "$url"
 username = "admin"
 password_env = "DEMO_PORTAL_PASSWORD"
-verify_tls = true
 
 [storage]
 dir = "$work/data"
@@ -25,11 +24,39 @@ dir = "$work/data"
 [[table]]
 name = "tv_channel"
 strategy = "full"
-key = "id"
+columns = ["id", "name", "url", "epg_id", "logo", "is_tv", "is_radio", "sort_order",
+           "category_id", "languages", "params", "created_at", "updated_at"]
+
+[[table]]
+name = "tv_program"
+strategy = "incremental"
+cursor = "updated_at"
+chunk = 2000
+columns = ["id", "created_at", "updated_at", "channel_id", "title", "description", "start",
+           "stop", "duration", "age_rating", "is_live"]
+
+[[table]]
+name = "subscriber"
+strategy = "incremental"
+cursor = "updated_at"
+
+[[table]]
+name = "terminal"
+strategy = "on_demand"
 TOML
 export DEMO_PORTAL_PASSWORD=demo-secret
-echo "== iptv-agent introspect tv_channel" >&2
-./build/iptv-agent -c "$work/agent.toml" introspect tv_channel
-echo "== iptv-agent remote: a page of tv_channel" >&2
-./build/iptv-agent -c "$work/agent.toml" remote \
-  '{"data":["id","name","is_tv","languages"],"from":"tv_channel","order_by":"id","limit":10}'
+agent() { ./build/iptv-agent -c "$work/agent.toml" "$@"; }
+echo "== iptv-agent remote: a page of tv_channel straight from the portal" >&2
+agent remote '{"data":["id","name","is_tv","languages"],"from":"tv_channel","order_by":"id","limit":5}'
+echo "== iptv-agent --once: pull every table through the journal into cache.db" >&2
+agent --once
+echo "== iptv-agent query: programmes per channel, from the cache" >&2
+agent query "SELECT c.name AS channel, count(*) AS programmes, max(p.stop) AS last_stop
+             FROM tv_program p JOIN tv_channel c ON c.id = p.channel_id
+             GROUP BY c.id ORDER BY programmes DESC, c.id LIMIT 5"
+echo "== iptv-agent get: an on_demand lookup (a miss goes to the portal, then it is cached)" >&2
+agent get terminal id="$(agent remote '{"data":["id"],"from":"terminal","order_by":"id","limit":1}' | tr -d '[]')"
+echo "== the portal changes; the next --once pulls only what changed" >&2
+curl -s -X POST "$url/_fake/mutate" -d '{"table":"tv_program","updates":200,"inserts":50,"deletes":10}' >/dev/null
+agent sync tv_program
+agent status
