@@ -124,6 +124,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             value_text(&v, &st->mark_key);
         }
         fmt_time(known[i] ? st->last_success_ms : 0, when, sizeof when);
+        char chg[40];
+        fmt_time(known[i] ? st->schema_changed_ms : 0, chg, sizeof chg);
         if (as_json) {
             if (i) buf_putc(&out, ',');
             buf_puts(&out, "{\"name\":");
@@ -134,9 +136,10 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             buf_puts(&out, ",\"mark_key\":");
             if (known[i]) value_text(&out, &st->mark_key); else buf_puts(&out, "null");
             buf_printf(&out, ",\"last_success\":\"%s\",\"age_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,"
-                             "\"schema_hash\":\"%s\",\"snapshot_pending\":%s,\"last_error\":",
+                             "\"schema_hash\":\"%s\",\"schema_changed_at\":\"%s\",\"schema_changed\":%s,\"snapshot_pending\":%s,\"last_error\":",
                        when, (long long)age, stale ? "true" : "false", known[i] && st->forbidden ? "true" : "false",
-                       known[i] ? st->schema_hash : "", known[i] && st->pending_id ? "true" : "false");
+                       known[i] ? st->schema_hash : "", chg, known[i] && st->schema_behind ? "true" : "false",
+                       known[i] && st->pending_id ? "true" : "false");
             if (known[i] && st->last_error) json_write_string(&out, st->last_error, strlen(st->last_error));
             else buf_puts(&out, "null");
             buf_putc(&out, '}');
@@ -145,10 +148,13 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             snprintf(agebuf, sizeof agebuf, age < 0 ? "-" : "%lld", (long long)age);
             const char *e = !known[i] ? "not pulled yet" : st->forbidden ? "forbidden (HTTP 403)"
                           : st->last_error ? st->last_error : "";
+            char note[96] = "";
+            if (known[i] && st->pending_id) snprintf(note, sizeof note, " (snapshot in progress)");
+            if (known[i] && st->schema_behind) snprintf(note, sizeof note, " (columns changed: new snapshot pending)");
+            else if (known[i] && st->schema_changed_ms) snprintf(note, sizeof note, " (columns changed %s)", chg);
             buf_printf(&out, "%-24s %-12s %10llu %-34.34s %-21s %8s %-5s %s%s\n", t->name,
                        config_strategy_name(t->strategy), (unsigned long long)(known[i] ? st->rows : 0),
-                       v.len ? v.p : "-", when, agebuf, stale ? "yes" : "no", e,
-                       known[i] && st->pending_id ? " (snapshot in progress)" : "");
+                       v.len ? v.p : "-", when, agebuf, stale ? "yes" : "no", e, note);
         }
     }
     if (as_json) buf_puts(&out, "]}\n");

@@ -292,6 +292,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
     }
     int same = t->known && strcmp(t->hash, hash) == 0 && t->key_col == s.key_col && t->cursor_col == s.cursor_col;
     if (!same) {
+        if (t->known) t->schema_changed_ms = rp_now_ms();   /* reported by status */
         /* The shadow was made with the old layout: the snapshot must start over. */
         if (t->pending_id) {
             rp_table_finalize(t);

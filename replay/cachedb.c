@@ -72,7 +72,11 @@ static const char migration_1[] =
 static const char migration_2[] =
     "ALTER TABLE _agent_tables ADD COLUMN last_sweep_ms INTEGER NOT NULL DEFAULT 0;";
 
-static const char *const migrations[] = {migration_1, migration_2};
+/* Version 3: when a SCHEMA record last changed a known table's columns (apply.c). */
+static const char migration_3[] =
+    "ALTER TABLE _agent_tables ADD COLUMN schema_changed_ms INTEGER NOT NULL DEFAULT 0;";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -313,12 +317,12 @@ static int load_state(struct replay *r, char *err, size_t errlen)
 static const char save_table_sql[] =
     "INSERT INTO _agent_tables (name, live, rows, schema_hash, ncols, key_col, cursor_col,"
     " live_hash, live_key_col, live_cursor_col, mark_cursor_type, mark_cursor, mark_key_type, mark_key,"
-    " snapshot_id, snapshot_at_ms, pending_id, pending_rows, pending_key_type, pending_key)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+    " snapshot_id, snapshot_at_ms, pending_id, pending_rows, pending_key_type, pending_key, schema_changed_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
     " ON CONFLICT (name) DO UPDATE SET live = ?2, rows = ?3, schema_hash = ?4, ncols = ?5, key_col = ?6,"
     " cursor_col = ?7, live_hash = ?8, live_key_col = ?9, live_cursor_col = ?10, mark_cursor_type = ?11,"
     " mark_cursor = ?12, mark_key_type = ?13, mark_key = ?14, snapshot_id = ?15, snapshot_at_ms = ?16,"
-    " pending_id = ?17, pending_rows = ?18, pending_key_type = ?19, pending_key = ?20";
+    " pending_id = ?17, pending_rows = ?18, pending_key_type = ?19, pending_key = ?20, schema_changed_ms = ?21";
 
 int replay_open(const struct replay_opts *o, struct replay **out, char *err, size_t errlen)
 {
@@ -427,7 +431,7 @@ static const char load_sql[] =
     "SELECT live, rows, schema_hash, ncols, key_col, cursor_col, live_hash, live_key_col, live_cursor_col,"
     " mark_cursor_type, mark_cursor, mark_key_type, mark_key, snapshot_id, snapshot_at_ms, pending_id,"
     " pending_rows, pending_key_type, pending_key, last_attempt_ms, last_success_ms, last_error, forbidden,"
-    " strategy, last_sweep_ms FROM _agent_tables WHERE name = ?1";
+    " strategy, last_sweep_ms, schema_changed_ms FROM _agent_tables WHERE name = ?1";
 
 static int load_columns(struct replay *r, struct rp_table *t, char *err, size_t errlen)
 {
@@ -492,6 +496,7 @@ struct rp_table *rp_table(struct replay *r, const char *name, char *err, size_t 
         t->pending_id = (uint64_t)sqlite3_column_int64(st, 15);
         t->pending_rows = (uint64_t)sqlite3_column_int64(st, 16);
         column_typed(st, 17, &t->pending_key);
+        t->schema_changed_ms = sqlite3_column_int64(st, 25);
     } else if (rc != SQLITE_DONE) {
         snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, sqlite3_errmsg(r->db));
         sqlite3_finalize(st);
@@ -559,6 +564,7 @@ int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, si
         sqlite3_bind_int64(st, 17, (int64_t)t->pending_id);
         sqlite3_bind_int64(st, 18, (int64_t)t->pending_rows);
         bind_typed(st, 19, &t->pending_key);
+        sqlite3_bind_int64(st, 21, t->schema_changed_ms);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
@@ -622,6 +628,7 @@ int replay_table_get(struct replay *r, const char *table, struct replay_table *o
     out->forbidden = sqlite3_column_int(st, 22);
     out->strategy = column_strdup(st, 23);
     out->last_sweep_ms = sqlite3_column_int64(st, 24);
+    out->schema_changed_ms = sqlite3_column_int64(st, 25);
     sqlite3_finalize(st);
     return 0;
 }

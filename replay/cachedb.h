@@ -35,6 +35,7 @@ struct rp_table {
     int64_t snapshot_at_ms;
     uint64_t pending_id, pending_rows;
     struct replay_value pending_key;
+    int64_t schema_changed_ms;       /* a SCHEMA last changed known columns, 0 never */
     int dirty;                       /* changed since loaded or saved */
     /* prepared on first use, finalized whenever the table's DDL changes */
     sqlite3_stmt *ins_shadow;        /* INSERT OR REPLACE INTO shadow */

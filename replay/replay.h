@@ -57,7 +57,7 @@
 
 #include "journal/journal.h"
 
-#define REPLAY_SCHEMA_VERSION 2       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 3       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */
@@ -114,6 +114,7 @@ struct replay_table {
     /* operational, written by replay_note_pull (not derived from the journal) */
     int64_t last_attempt_ms, last_success_ms;   /* 0 never */
     int64_t last_sweep_ms;            /* last completed deletion sweep, 0 never */
+    int64_t schema_changed_ms;        /* when a SCHEMA record last changed its columns, 0 never */
     char *last_error;                 /* NULL when the last attempt succeeded */
     int forbidden;                    /* the portal answered 403 */
     char *strategy;                   /* as configured at the last pull, NULL never */

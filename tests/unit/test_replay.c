@@ -476,6 +476,7 @@ static void test_typed_values_roundtrip(void **state)
     assert_string_equal(t.schema_hash, hash);
     assert_string_equal(t.live_hash, hash);
     assert_int_equal(t.schema_behind, 0);
+    assert_int_equal(t.schema_changed_ms, 0);          /* a first SCHEMA is no change */
     assert_int_equal(t.mark_cursor.type, JOURNAL_INT);
     assert_true(t.mark_cursor.i == 5);
     assert_int_equal(t.mark_key.type, JOURNAL_INT);
@@ -1034,6 +1035,7 @@ static void test_schema_change(void **state)
     assert_string_equal(t.schema_hash, h2);
     assert_string_equal(t.live_hash, h1);
     assert_int_equal(t.schema_behind, 1);
+    assert_true(t.schema_changed_ms > 0);              /* reported by status */
     assert_int_equal(t.ncols, 3);
     assert_int_equal(t.rows, 5);
     replay_table_free(&t);
@@ -1401,7 +1403,7 @@ static void test_newer_version_refused(void **state)
     assert_int_equal(replay_open(&o, &r, err, sizeof err), -1);
     assert_null(r);
     assert_non_null(strstr(err, f->db));
-    assert_non_null(strstr(err, "schema version 99 is newer than this build knows (2)"));
+    assert_non_null(strstr(err, "schema version 99 is newer than this build knows (3)"));
     db = ro_open(f->db);
     assert_int_equal(q_int(db, "PRAGMA user_version"), 99);     /* untouched */
     sqlite3_close(db);
