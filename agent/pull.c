@@ -399,6 +399,11 @@ static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct p
 {
     char err[1024];
     p->error[0] = '\0';
+    if (c->cancel && *c->cancel) {
+        /* Between pages: what is journaled stays consistent and resumes later. */
+        snprintf(r->error, sizeof r->error, "stopped (shutting down)");
+        return -1;
+    }
     enum remote_status st = remote_query(c->remote, "select", query, &page_cb, p, err, sizeof err);
     if (st != REMOTE_OK) {
         if (p->error[0]) snprintf(r->error, sizeof r->error, "bad page from the portal: %s", p->error);
@@ -410,6 +415,27 @@ static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct p
         return -1;
     }
     return 0;
+}
+
+/* A page parsed as a bare rows block, re-encoded as an INCREMENTAL_PAGE that
+ * leads with its mark. Calls each_key (if set) with every row's key. 0 or -1. */
+static int page_to_incremental(const struct page *p, const struct replay_value *mark_cursor,
+                               const struct replay_value *mark_key, struct journal_payload *out,
+                               void (*each_key)(void *ctx, const struct journal_value *k), void *ctx,
+                               char *err, size_t errlen)
+{
+    struct journal_value mc = val_view(mark_cursor), mk = val_view(mark_key);
+    journal_payload_incremental_page(out, &mc, &mk, (uint32_t)p->s->ncols);
+    struct journal_page jp;
+    if (journal_decode_page(JOURNAL_DELETIONS, p->pl.p, p->pl.len, &jp, err, errlen) != 0) return -1;
+    struct journal_value *vals = xcalloc((size_t)p->s->ncols, sizeof *vals);
+    int got;
+    while ((got = journal_rows_next(&jp.rows, vals, err, errlen)) == 1) {
+        for (int i = 0; i < p->s->ncols; i++) journal_put_value(out, &vals[i]);
+        if (each_key) each_key(ctx, &vals[p->s->key_col]);
+    }
+    free(vals);
+    return got < 0 ? -1 : journal_payload_finish(out, err, errlen);
 }
 
 /* Append one record and apply everything durable. */
@@ -651,20 +677,7 @@ static int incremental(struct pull_ctx *c, const struct config_table *t, const s
             val_copy(&mark_cursor, &lc);
             val_copy(&mark_key, &lk);
         }
-        /* Rows were parsed into a bare rows block; the record leads with its mark. */
-        struct journal_value mc = val_view(&mark_cursor), mk = val_view(&mark_key);
-        journal_payload_incremental_page(&out, &mc, &mk, (uint32_t)s->ncols);
-        struct journal_page jp;
-        if (journal_decode_page(JOURNAL_DELETIONS, p.pl.p, p.pl.len, &jp, err, sizeof err) != 0) {
-            snprintf(r->error, sizeof r->error, "re-encoding a page: %s", err);
-            goto out;
-        }
-        struct journal_value *vals = xcalloc((size_t)s->ncols, sizeof *vals);
-        int got;
-        while ((got = journal_rows_next(&jp.rows, vals, err, sizeof err)) == 1)
-            for (int i = 0; i < s->ncols; i++) journal_put_value(&out, &vals[i]);
-        free(vals);
-        if (got < 0 || journal_payload_finish(&out, err, sizeof err) != 0) {
+        if (page_to_incremental(&p, &mark_cursor, &mark_key, &out, NULL, NULL, err, sizeof err) != 0) {
             snprintf(r->error, sizeof r->error, "re-encoding a page: %s", err);
             goto out;
         }
@@ -900,15 +913,7 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     if (fetch(c, q.p, &p, &r) != 0) goto fail;
     if (p.rows > 0) {
         /* An on-demand page leaves the mark as it was. */
-        struct journal_value mc = val_view(&st.mark_cursor), mk = val_view(&st.mark_key);
-        journal_payload_incremental_page(&out, &mc, &mk, (uint32_t)s.ncols);
-        struct journal_page jp;
-        struct journal_value *vals = xcalloc((size_t)s.ncols, sizeof *vals);
-        int got = journal_decode_page(JOURNAL_DELETIONS, p.pl.p, p.pl.len, &jp, err, errlen);
-        while (got == 0 && (got = journal_rows_next(&jp.rows, vals, err, errlen)) == 1)
-            for (int i = 0; i < s.ncols; i++) journal_put_value(&out, &vals[i]);
-        free(vals);
-        if (got < 0 || journal_payload_finish(&out, err, errlen) != 0) goto out;
+        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, NULL, NULL, err, errlen) != 0) goto out;
         if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
     }
     *found = p.rows;
@@ -919,6 +924,93 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
 fail:
     snprintf(err, errlen, "%s", r.error);
 out:
+    replay_table_free(&st);
+    schema_free(&s);
+    page_free(&p);
+    journal_payload_free(&out);
+    buf_free(&q);
+    return rc;
+}
+
+/* ---- write-through ------------------------------------------------------------------ */
+
+struct keyset {
+    struct replay_value *v;
+    size_t n;
+    char *seen;                      /* per requested key: came back from the portal */
+};
+
+static void mark_seen(void *ctx, const struct journal_value *k)
+{
+    struct keyset *ks = ctx;
+    struct replay_value kv = {.type = k->type, .i = k->i, .d = k->d, .s = (char *)k->s, .n = k->n};
+    for (size_t i = 0; i < ks->n; i++)
+        if (!ks->seen[i] && val_cmp(&ks->v[i], &kv) == 0) ks->seen[i] = 1;
+}
+
+int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, char *err, size_t errlen)
+{
+    struct replay_table st = {0};
+    struct schema s = {0};
+    struct pull_result r = {0};
+    struct page p = {.type = 0};
+    struct journal_payload out = {0};
+    struct keyset ks = {0};
+    struct buf q = {0};
+    cJSON *keys = NULL;
+    int rc = -1;
+    if (json_parse(keys_json, strlen(keys_json), 4, &keys, err, errlen) != 0) goto out;
+    if (!cJSON_IsArray(keys) || cJSON_GetArraySize(keys) == 0) { rc = 0; goto out; }
+    ks.n = (size_t)cJSON_GetArraySize(keys);
+    ks.v = xcalloc(ks.n, sizeof *ks.v);
+    ks.seen = xcalloc(ks.n, 1);
+    size_t i = 0;
+    for (const cJSON *k = keys->child; k; k = k->next, i++) {
+        int64_t iv;
+        if (json_int64(k, &iv)) { ks.v[i].type = JOURNAL_INT; ks.v[i].i = iv; }
+        else if (cJSON_IsNumber(k)) { ks.v[i].type = JOURNAL_REAL; ks.v[i].d = k->valuedouble; }
+        else if (cJSON_IsString(k)) {
+            ks.v[i].type = JOURNAL_TEXT;
+            ks.v[i].s = xstrdup(k->valuestring);
+            ks.v[i].n = strlen(k->valuestring);
+        } else {
+            snprintf(err, errlen, "keys: item %zu is not a number or a string", i);
+            goto out;
+        }
+    }
+    if (replay_table_get(c->rp, t->name, &st, err, errlen) < 0) goto out;
+    if (learn_schema(c, t, &s, &r) != 0) goto fail;
+    if (!st.live || strcmp(st.schema_hash, s.hash) != 0)
+        if (write_schema(c, t, &s, &r) != 0) goto fail;
+    p.s = &s;
+    buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"where\":{\"in\":[\"%s\",%s]},\"order_by\":\"%s\"}", s.data,
+               t->name, t->key, keys_json, t->key);
+    if (fetch(c, q.p, &p, &r) != 0) goto fail;
+    if (p.rows > 0) {
+        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, mark_seen, &ks, err, errlen) != 0) goto out;
+        if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
+    }
+    journal_payload_deletions(&out, 1);
+    size_t gone = 0;
+    for (i = 0; i < ks.n; i++) {
+        if (ks.seen[i]) continue;
+        struct journal_value v = val_view(&ks.v[i]);
+        journal_put_value(&out, &v);
+        gone++;
+    }
+    if (gone) {
+        if (journal_payload_finish(&out, err, errlen) != 0) goto out;
+        if (append_apply(c, JOURNAL_DELETIONS, t->name, &out, NULL, &r) != 0) goto fail;
+    }
+    rc = 0;
+    goto out;
+fail:
+    snprintf(err, errlen, "%s", r.error);
+out:
+    for (i = 0; i < ks.n; i++) val_clear(&ks.v[i]);
+    free(ks.v);
+    free(ks.seen);
+    cJSON_Delete(keys);
     replay_table_free(&st);
     schema_free(&s);
     page_free(&p);

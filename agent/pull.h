@@ -33,6 +33,7 @@ struct pull_ctx {
     struct journal_writer *jw;       /* the journal (one writer per storage dir) */
     struct replay *rp;               /* cache.db */
     int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
+    const volatile int *cancel;      /* non-zero: stop after the page in flight (NULL: never) */
 };
 
 struct pull_result {
@@ -58,5 +59,10 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
  * count. 0 ok, -1 error (err). */
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, char *err, size_t errlen);
+
+/* Re-read the rows with these keys (a JSON array of key literals) from the
+ * portal: present ones are journaled and applied as an on-demand page, absent
+ * ones as deletions. Used after a write forwarded to the portal. 0 or -1 (err). */
+int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, char *err, size_t errlen);
 
 #endif
