@@ -16,6 +16,7 @@ int cmd_replay(const struct config *cfg, int argc, char **argv);      /* replay 
 int cmd_status(const struct config *cfg, int argc, char **argv);      /* status [--json] */
 int cmd_query(const struct config *cfg, int argc, char **argv);       /* query [--json|--csv] SQL */
 int cmd_get(const struct config *cfg, int argc, char **argv);         /* get TABLE COL=VALUE */
+int cmd_run(const struct config *cfg, int argc, char **argv);         /* run: the daemon */
 
 /* 1 when argv holds -h/--help (after argv[0]). */
 int cmd_wants_help(int argc, char **argv);

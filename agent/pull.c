@@ -12,6 +12,7 @@
 #include "agent/mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,11 @@ static double mono_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
+
+/* The journal writer and cache.db's writer connection are shared by the
+ * daemon's two workers: every use of c->jw and c->rp holds c->lock. */
+static void wlock(struct pull_ctx *c) { if (c->lock) pthread_mutex_lock(c->lock); }
+static void wunlock(struct pull_ctx *c) { if (c->lock) pthread_mutex_unlock(c->lock); }
 
 /* ---- typed values ------------------------------------------------------------ */
 
@@ -177,6 +183,7 @@ static void sample_free(struct sample *s)
 static int fail_remote(struct pull_result *r, enum remote_status st, const char *what, const char *msg)
 {
     snprintf(r->error, sizeof r->error, "%s: %s error: %s", what, remote_status_name(st), msg);
+    r->remote_status = st;
     if (st == REMOTE_EFORBIDDEN) r->forbidden = 1;
     return -1;
 }
@@ -444,17 +451,22 @@ static int append_apply(struct pull_ctx *c, int type, const char *table, const s
 {
     char err[1024];
     uint64_t s;
+    int rc = -1;
+    wlock(c);
     if (journal_append(c->jw, type, table, pl->p, pl->len, &s, err, sizeof err) != 0) {
         snprintf(r->error, sizeof r->error, "journal: %s", err);
-        return -1;
+        goto out;
     }
     if (seq) *seq = s;
     struct replay_stats rs = {0};
     if (replay_apply(c->rp, journal_writer_durable_seq(c->jw), &rs, err, sizeof err) != 0) {
         snprintf(r->error, sizeof r->error, "replay: %s", err);
-        return -1;
+        goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    wunlock(c);
+    return rc;
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
@@ -704,6 +716,7 @@ out:
 static int cache_keys(struct pull_ctx *c, const struct config_table *t, const struct replay_value *after,
                       const struct replay_value *upto, struct sample *out, struct pull_result *r)
 {
+    wlock(c);
     sqlite3 *db = replay_db(c->rp);
     struct buf sql = {0};
     buf_printf(&sql, "SELECT \"%s\" FROM \"%s\" WHERE 1", t->key, t->name);
@@ -742,6 +755,7 @@ static int cache_keys(struct pull_ctx *c, const struct config_table *t, const st
     if (rc != SQLITE_OK) snprintf(r->error, sizeof r->error, "sweep: reading keys of %s from the cache: %s",
                                   t->name, sqlite3_errmsg(db));
     sqlite3_finalize(ps);
+    wunlock(c);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -819,6 +833,31 @@ out:
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
+static int locked_table_get(struct pull_ctx *c, const char *name, struct replay_table *st, char *err, size_t errlen)
+{
+    wlock(c);
+    int rc = replay_table_get(c->rp, name, st, err, errlen);
+    wunlock(c);
+    return rc;
+}
+
+static int locked_note_sweep(struct pull_ctx *c, const char *name, int64_t when, char *err, size_t errlen)
+{
+    wlock(c);
+    int rc = replay_note_sweep(c->rp, name, when, err, errlen);
+    wunlock(c);
+    return rc;
+}
+
+static int locked_note_pull(struct pull_ctx *c, const char *name, const char *strategy, int64_t when,
+                            const char *error, int forbidden, char *err, size_t errlen)
+{
+    wlock(c);
+    int rc = replay_note_pull(c->rp, name, strategy, when, error, forbidden, err, errlen);
+    wunlock(c);
+    return rc;
+}
+
 int pull_due(const struct config_table *t, const struct replay_table *st, int64_t now_ms)
 {
     if (t->strategy == STRATEGY_ON_DEMAND) return 0;
@@ -839,7 +878,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
     struct schema s = {0};
     char err[1024];
     int rc = -1;
-    if (replay_table_get(c->rp, t->name, &st, err, sizeof err) < 0) {
+    if (locked_table_get(c, t->name, &st, err, sizeof err) < 0) {
         snprintf(r->error, sizeof r->error, "cache: %s", err);
         goto done;
     }
@@ -860,7 +899,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
         rc = snapshot(c, t, &s, &st, r);
         /* A snapshot has every key the portal had: as good as a sweep. */
         if (rc == 0 && t->strategy == STRATEGY_INCREMENTAL &&
-            replay_note_sweep(c->rp, t->name, started, err, sizeof err) != 0) {
+            locked_note_sweep(c, t->name, started, err, sizeof err) != 0) {
             snprintf(r->error, sizeof r->error, "cache: %s", err);
             rc = -1;
         }
@@ -868,7 +907,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
         rc = incremental(c, t, &s, &st, r);
         if (rc == 0 && t->sweep_ms > 0 && started - st.last_sweep_ms >= t->sweep_ms) {
             rc = sweep(c, t, r);
-            if (rc == 0 && replay_note_sweep(c->rp, t->name, started, err, sizeof err) != 0) {
+            if (rc == 0 && locked_note_sweep(c, t->name, started, err, sizeof err) != 0) {
                 snprintf(r->error, sizeof r->error, "cache: %s", err);
                 rc = -1;
             }
@@ -878,7 +917,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
 done:
     r->ok = rc == 0;
     r->seconds = mono_s() - t0;
-    if (replay_note_pull(c->rp, t->name, config_strategy_name(t->strategy), started, rc == 0 ? NULL : r->error,
+    if (locked_note_pull(c, t->name, config_strategy_name(t->strategy), started, rc == 0 ? NULL : r->error,
                          r->forbidden, err, sizeof err) != 0)
         log_warn("table %s: recording the pull's outcome: %s", t->name, err);
     replay_table_free(&st);
@@ -889,6 +928,23 @@ done:
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, char *err, size_t errlen)
 {
+    /* An integer literal (no leading zeros, no sign games) binds as an integer. */
+    struct buf lit = {0};
+    char *end;
+    errno = 0;
+    long long iv = strtoll(value, &end, 10);
+    char back[32];
+    snprintf(back, sizeof back, "%lld", iv);
+    if (!errno && *value && !*end && !strcmp(back, value)) buf_puts(&lit, value);
+    else json_write_string(&lit, value, strlen(value));
+    int rc = pull_get_json(c, t, column, lit.p, found, err, errlen);
+    buf_free(&lit);
+    return rc;
+}
+
+int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
+                  uint64_t *found, char *err, size_t errlen)
+{
     struct replay_table st = {0};
     struct schema s = {0};
     struct pull_result r = {0};
@@ -898,17 +954,13 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     int rc = -1;
     int64_t started = wall_ms();
     *found = 0;
-    if (replay_table_get(c->rp, t->name, &st, err, errlen) < 0) goto out;
+    if (locked_table_get(c, t->name, &st, err, errlen) < 0) goto out;
     if (learn_schema(c, t, &s, &r) != 0) goto fail;
     if (!st.live || strcmp(st.schema_hash, s.hash) != 0)
         if (write_schema(c, t, &s, &r) != 0) goto fail;
     p.s = &s;
-    char *end;
-    errno = 0;
-    long long iv = strtoll(value, &end, 10);
     buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",", s.data, t->name, column);
-    if (!errno && *value && !*end) buf_printf(&q, "%lld", iv);
-    else json_write_string(&q, value, strlen(value));
+    buf_puts(&q, value_json);
     buf_printf(&q, "]},\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
     if (fetch(c, q.p, &p, &r) != 0) goto fail;
     if (p.rows > 0) {
@@ -918,7 +970,7 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     }
     *found = p.rows;
     rc = 0;
-    if (replay_note_pull(c->rp, t->name, config_strategy_name(t->strategy), started, NULL, 0, err, errlen) != 0)
+    if (locked_note_pull(c, t->name, config_strategy_name(t->strategy), started, NULL, 0, err, errlen) != 0)
         rc = -1;
     goto out;
 fail:
@@ -978,7 +1030,7 @@ int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys
             goto out;
         }
     }
-    if (replay_table_get(c->rp, t->name, &st, err, errlen) < 0) goto out;
+    if (locked_table_get(c, t->name, &st, err, errlen) < 0) goto out;
     if (learn_schema(c, t, &s, &r) != 0) goto fail;
     if (!st.live || strcmp(st.schema_hash, s.hash) != 0)
         if (write_schema(c, t, &s, &r) != 0) goto fail;

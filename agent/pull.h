@@ -20,6 +20,7 @@
  * The caller owns everything in struct pull_ctx; pull functions borrow it. */
 #ifndef IA_PULL_H
 #define IA_PULL_H
+#include <pthread.h>
 #include <stdint.h>
 
 #include "agent/config.h"
@@ -34,6 +35,7 @@ struct pull_ctx {
     struct replay *rp;               /* cache.db */
     int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
     const volatile int *cancel;      /* non-zero: stop after the page in flight (NULL: never) */
+    pthread_mutex_t *lock;           /* held around every use of jw and rp (NULL: one thread) */
 };
 
 struct pull_result {
@@ -43,6 +45,7 @@ struct pull_result {
     double seconds;
     int ok;                          /* 0 on failure: error says why */
     int forbidden;                   /* the portal answered 403 for this table */
+    enum remote_status remote_status;   /* the portal's error class, REMOTE_OK if not the portal */
     int schema_changed;              /* the column list or types changed: new snapshot */
     char error[2048];
 };
@@ -59,6 +62,9 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
  * count. 0 ok, -1 error (err). */
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, char *err, size_t errlen);
+/* pull_get for a value that is already a JSON literal (the local API's). */
+int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
+                  uint64_t *found, char *err, size_t errlen);
 
 /* Re-read the rows with these keys (a JSON array of key literals) from the
  * portal: present ones are journaled and applied as an on-demand page, absent

@@ -1,0 +1,626 @@
+/* daemon.c — `iptv-agent run`: the scheduler, the workers, and the local API.
+ *
+ * Threads. The event loop thread owns the timers, the HTTP server (serve.h) and
+ * all scheduling state. Two workers do everything that talks to the portal:
+ *   pulls        one table at a time (snapshots can take minutes);
+ *   interactive  on_demand misses and writes from the local API, so they never
+ *                queue behind a snapshot.
+ * Both share the journal writer and cache.db's writer connection under
+ * `wlock` (pull_ctx.lock); each has its own portal client. A worker hands a
+ * finished job back to the loop with event_base_once() (libevent is set up for
+ * threads), so job results are only ever read on the loop thread.
+ *
+ * Scheduling. Each table has a timer: full tables every `ttl`, incremental ones
+ * every `interval` (the sweep rides on the pull whose turn it is, pull.c),
+ * with up to 10% jitter so tables do not fire together. When a pull fails with
+ * a transport error the portal counts as unreachable: timers then wait for one
+ * probe at a time, backing off exponentially (1 s doubling to 5 min, jittered);
+ * the first success after that catches up every table that fell behind at once.
+ *
+ * Shutdown (SIGTERM/SIGINT): the loop stops; workers finish or abandon the page
+ * in flight (pull_ctx.cancel: the journal stays consistent and an unfinished
+ * snapshot resumes at the next start), queued jobs fail, their completions run,
+ * the server closes, exit 0. */
+#include "agent/cmd.h"
+#include "agent/log.h"
+#include "agent/mem.h"
+#include "agent/pull.h"
+#include "agent/serve.h"
+#include "agent/store.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define INTERACTIVE_TIMEOUT_MS 5000
+
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_WRITE };
+
+struct daemon;
+
+struct job {
+    enum job_kind kind;
+    struct daemon *d;
+    int table;                        /* index in cfg->tables; -1 none */
+    int full;                         /* PULL: snapshot */
+    char *column, *value;             /* FETCH: column and JSON literal */
+    char *method, *params;            /* WRITE */
+    serve_done_fn done;               /* FETCH */
+    serve_write_done_fn wdone;        /* WRITE */
+    void *arg;
+    /* results, read on the loop thread */
+    int ok;
+    enum remote_status rs;            /* the portal's answer class */
+    struct pull_result pr;            /* PULL */
+    char msg[2048];                   /* FETCH/WRITE error */
+    struct buf rows;                  /* WRITE: the portal's result rows */
+    struct job *next;
+};
+
+struct queue {                        /* jobs for one worker */
+    struct job *head, *tail;
+    pthread_cond_t cv;
+    pthread_t thread;
+    remote *remote;
+    const char *name;
+    struct daemon *d;
+};
+
+struct table_sched {
+    struct daemon *d;
+    int index;                        /* in cfg->tables */
+    struct event *timer;
+    int queued;                       /* a PULL job is queued or running */
+    int64_t next_ms;                  /* when the timer fires */
+    uint64_t pulls, errors, rows;
+    int64_t last_ok_ms;
+};
+
+struct daemon {
+    const struct config *cfg;
+    struct event_base *base;
+    serve *srv;
+    struct store st;
+    struct table_sched *ts;
+    pthread_mutex_t mu;               /* guards both queues and `stop` */
+    pthread_mutex_t wlock;            /* journal writer + cache.db writer */
+    struct queue pullq, interq;
+    volatile int stop;                /* shutdown: workers drain, pulls stop between pages */
+    int portal;                       /* 1 answered, 0 unreachable, -1 not tried yet */
+    int64_t unreachable_since_ms;
+    int64_t next_probe_ms;
+    int backoff;                      /* failed probes in a row */
+    uint64_t rng;
+    uint64_t pull_errors;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(struct daemon *d)
+{
+    uint64_t z = (d->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int64_t jittered(struct daemon *d, int64_t ms)
+{
+    int64_t spread = ms / 10;
+    return ms + (spread > 0 ? (int64_t)(rnd(d) % (uint64_t)(spread + 1)) : 0);
+}
+
+static int64_t period_ms(const struct config_table *t)
+{
+    return t->strategy == STRATEGY_FULL ? t->ttl_ms : t->interval_ms;
+}
+
+static void free_job(struct job *j)
+{
+    free(j->column);
+    free(j->value);
+    free(j->method);
+    free(j->params);
+    buf_free(&j->rows);
+    free(j);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+struct rows_text {                    /* a result as the JSON text of an array of rows */
+    struct buf *b;
+    size_t n;
+};
+static int rt_begin(void *ctx) { struct rows_text *r = ctx; buf_reset(r->b); buf_putc(r->b, '['); r->n = 0; return 0; }
+static int rt_row_begin(void *ctx, size_t row) { struct rows_text *r = ctx; buf_puts(r->b, row ? ",[" : "["); return 0; }
+static int rt_value(void *ctx, size_t col, const struct json_val *v)
+{
+    struct rows_text *r = ctx;
+    if (col) buf_putc(r->b, ',');
+    json_write_val(r->b, v);
+    return 0;
+}
+static int rt_row_end(void *ctx, size_t row, size_t n) { struct rows_text *r = ctx; buf_putc(r->b, ']'); r->n++; return 0; }
+static const struct json_rows_cb rows_text_cb = {rt_begin, rt_row_begin, rt_value, rt_row_end};
+
+/* The table a write statement names, or NULL. */
+static const char *write_table(const cJSON *params)
+{
+    static const char *const keys[] = {"into", "table", "from"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, keys[i]);
+        if (cJSON_IsString(v)) return v->valuestring;
+    }
+    return NULL;
+}
+
+/* A forwarded write: note which keys it touches, send it, re-read those keys.
+ * Inserts are followed by a pull of the table (queued by the loop). */
+static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
+{
+    cJSON *params = NULL;
+    struct buf keys = {0}, q = {0};
+    if (json_parse(j->params, strlen(j->params), 64, &params, j->msg, sizeof j->msg) != 0) return;
+    const char *tname = write_table(params);
+    const struct config_table *t = tname ? config_table_find(d->cfg, tname) : NULL;
+    j->table = t ? (int)(t - d->cfg->tables) : -1;
+    const cJSON *where = cJSON_GetObjectItemCaseSensitive(params, "where");
+    if (t && strcmp(j->method, "insert") != 0) {
+        struct rows_text kt = {&keys, 0};
+        buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\"", t->key, t->name);
+        if (where) {
+            buf_puts(&q, ",\"where\":");
+            json_write_tree(&q, where);
+        }
+        buf_putc(&q, '}');
+        j->rs = remote_query(c->remote, "select", q.p, &rows_text_cb, &kt, j->msg, sizeof j->msg);
+        if (j->rs != REMOTE_OK) goto out;
+        buf_putc(&keys, ']');
+    }
+    struct rows_text rt = {&j->rows, 0};
+    j->rs = remote_query(c->remote, j->method, j->params, &rows_text_cb, &rt, j->msg, sizeof j->msg);
+    if (j->rs != REMOTE_OK) goto out;
+    buf_putc(&j->rows, ']');
+    if (t && keys.len > 2) {
+        /* [[k1],[k2]] -> [k1,k2] */
+        struct buf flat = {0};
+        buf_putc(&flat, '[');
+        for (size_t i = 1; i + 1 < keys.len; i++)
+            if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
+        buf_putc(&flat, ']');
+        int rc = pull_keys(c, t, flat.p, j->msg, sizeof j->msg);
+        buf_free(&flat);
+        if (rc != 0) goto out;
+    }
+    j->ok = 1;
+out:
+    cJSON_Delete(params);
+    buf_free(&keys);
+    buf_free(&q);
+}
+
+static void job_done(evutil_socket_t fd, short what, void *arg);
+
+static void run_job(struct daemon *d, struct queue *q, struct job *j)
+{
+    struct pull_ctx c = {.cfg = d->cfg, .remote = q->remote, .jw = d->st.jw, .rp = d->st.rp,
+                         .cancel = &d->stop, .lock = &d->wlock};
+    if (d->stop) {
+        snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
+        snprintf(j->pr.error, sizeof j->pr.error, "the agent is shutting down");
+        return;
+    }
+    switch (j->kind) {
+    case JOB_PULL:
+        j->ok = pull_table(&c, &d->cfg->tables[j->table], j->full, &j->pr) == 0;
+        j->rs = j->pr.remote_status;
+        break;
+    case JOB_FETCH: {
+        uint64_t found = 0;
+        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, j->msg,
+                              sizeof j->msg) == 0;
+        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
+    }
+    case JOB_WRITE:
+        run_write(d, &c, j);
+        break;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct queue *q = arg;
+    struct daemon *d = q->d;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        while (!q->head && !d->stop) pthread_cond_wait(&q->cv, &d->mu);
+        struct job *j = q->head;
+        if (j) {
+            q->head = j->next;
+            if (!q->head) q->tail = NULL;
+        }
+        pthread_mutex_unlock(&d->mu);
+        if (!j) break;                       /* stopping and drained */
+        run_job(d, q, j);
+        event_base_once(d->base, -1, EV_TIMEOUT, job_done, j, NULL);
+    }
+    return NULL;
+}
+
+static void enqueue(struct daemon *d, struct queue *q, struct job *j)
+{
+    j->d = d;
+    pthread_mutex_lock(&d->mu);
+    if (q->tail) q->tail->next = j; else q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- scheduling (loop thread) ------------------------------------------------------------ */
+
+static void arm(struct daemon *d, int i, int64_t delay_ms)
+{
+    if (delay_ms < 0) delay_ms = 0;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    d->ts[i].next_ms = now_ms() + delay_ms;
+    evtimer_add(d->ts[i].timer, &tv);
+}
+
+static void queue_pull(struct daemon *d, int i, int full)
+{
+    if (d->ts[i].queued) return;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_PULL;
+    j->table = i;
+    j->full = full;
+    d->ts[i].queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static void portal_answered(struct daemon *d)
+{
+    if (d->portal == 0) {
+        log_info("portal reachable again after %lld s; catching up every table that fell behind",
+                 (long long)((now_ms() - d->unreachable_since_ms) / 1000));
+        for (int i = 0; i < d->cfg->ntables; i++)
+            if (d->cfg->tables[i].strategy != STRATEGY_ON_DEMAND && !d->ts[i].queued &&
+                d->ts[i].next_ms <= now_ms() + 1000)
+                queue_pull(d, i, 0);
+    }
+    d->portal = 1;
+    d->backoff = 0;
+}
+
+static void portal_failed(struct daemon *d, const char *why)
+{
+    if (d->portal != 0) {
+        d->unreachable_since_ms = now_ms();
+        log_warn("portal unreachable (%s); serving from the cache, retrying with backoff", why);
+    }
+    d->portal = 0;
+    int64_t wait = BACKOFF_FIRST_MS;
+    for (int k = 0; k < d->backoff && wait < BACKOFF_MAX_MS; k++) wait *= 2;
+    if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
+    d->backoff++;
+    d->next_probe_ms = now_ms() + jittered(d, wait);
+}
+
+static void job_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct job *j = arg;
+    struct daemon *d = j->d;
+    if (j->rs == REMOTE_ETRANSPORT) portal_failed(d, j->kind == JOB_PULL ? j->pr.error : j->msg);
+    else if (j->ok || j->rs != REMOTE_OK) portal_answered(d);
+    switch (j->kind) {
+    case JOB_PULL: {
+        const struct config_table *t = &d->cfg->tables[j->table];
+        struct table_sched *ts = &d->ts[j->table];
+        ts->queued = 0;
+        ts->pulls++;
+        ts->rows += j->pr.rows;
+        if (j->ok) {
+            ts->last_ok_ms = now_ms();
+            log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
+                     (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
+            if (d->srv) serve_refresh(d->srv);
+        } else {
+            ts->errors++;
+            d->pull_errors++;
+            if (!d->stop) log_error("table %s: %s", t->name, j->pr.error);
+        }
+        if (d->stop) break;
+        if (j->rs == REMOTE_ETRANSPORT) arm(d, j->table, d->next_probe_ms - now_ms());
+        else arm(d, j->table, jittered(d, period_ms(t)));
+        break;
+    }
+    case JOB_FETCH:
+        if (j->ok && d->srv) serve_refresh(d->srv);
+        j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
+        break;
+    case JOB_WRITE:
+        if (j->ok && d->srv) serve_refresh(d->srv);
+        j->wdone(j->arg, j->ok ? 0 : -1, j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
+        /* Inserted rows come back with the table's next pull, queued now. */
+        if (j->ok && j->table >= 0 && !d->stop && !strcmp(j->method, "insert") &&
+            d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
+            queue_pull(d, j->table, 0);
+        break;
+    }
+    free_job(j);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct table_sched *ts = arg;
+    struct daemon *d = ts->d;
+    if (d->stop || ts->queued) return;    /* re-armed when the running pull finishes */
+    if (d->portal == 0 && now_ms() < d->next_probe_ms) {
+        arm(d, ts->index, d->next_probe_ms - now_ms());   /* one probe at a time while down */
+        return;
+    }
+    queue_pull(d, ts->index, 0);
+}
+
+/* ---- hooks for the local API (loop thread) -------------------------------------------- */
+
+static int hook_fetch(void *ctx, const char *table, const char *column, const char *value_json,
+                      serve_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t || d->stop) return -1;
+    if (d->portal == 0 && now_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_FETCH;
+    j->table = (int)(t - d->cfg->tables);
+    j->column = xstrdup(column);
+    j->value = xstrdup(value_json);
+    j->done = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+static int hook_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    if (d->stop) return -1;
+    if (d->portal == 0 && now_ms() < d->next_probe_ms) return -1;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_WRITE;
+    j->table = -1;
+    j->method = xstrdup(method);
+    j->params = xstrdup(params_json);
+    j->wdone = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t) {
+        snprintf(err, errlen, "table \"%s\" is not configured", table);
+        return -1;
+    }
+    if (t->strategy == STRATEGY_ON_DEMAND) {
+        snprintf(err, errlen, "table \"%s\" is on_demand: rows are fetched when a lookup misses", table);
+        return -1;
+    }
+    queue_pull(d, (int)(t - d->cfg->tables), 0);
+    return 0;
+}
+
+static int hook_portal_state(void *ctx, int64_t *since_ms)
+{
+    struct daemon *d = ctx;
+    if (d->portal == 0 && since_ms) *since_ms = d->unreachable_since_ms;
+    return d->portal;
+}
+
+static void hook_status_json(void *ctx, struct buf *out)
+{
+    struct daemon *d = ctx;
+    buf_printf(out, "\"portal\":{\"state\":\"%s\"", d->portal == 1 ? "reachable" : d->portal == 0 ? "unreachable"
+                                                                                            : "unknown");
+    if (d->portal == 0) {
+        char when[40];
+        time_t secs = (time_t)(d->unreachable_since_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        buf_printf(out, ",\"unreachable_since\":\"%s\",\"next_attempt_in_ms\":%lld", when,
+                   (long long)(d->next_probe_ms - now_ms()));
+    }
+    buf_puts(out, "},\"schedule\":[");
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        if (i) buf_putc(out, ',');
+        buf_puts(out, "{\"table\":");
+        json_write_string(out, d->cfg->tables[i].name, strlen(d->cfg->tables[i].name));
+        buf_printf(out, ",\"running\":%s,\"next_in_ms\":%lld,\"pulls\":%llu,\"errors\":%llu}",
+                   d->ts[i].queued ? "true" : "false", (long long)(d->ts[i].next_ms - now_ms()),
+                   (unsigned long long)d->ts[i].pulls, (unsigned long long)d->ts[i].errors);
+    }
+    buf_putc(out, ']');
+}
+
+static void hook_metrics(void *ctx, struct buf *out)
+{
+    struct daemon *d = ctx;
+    buf_puts(out, "# HELP iptv_agent_pulls_total Pulls attempted per table.\n# TYPE iptv_agent_pulls_total counter\n");
+    for (int i = 0; i < d->cfg->ntables; i++)
+        buf_printf(out, "iptv_agent_pulls_total{table=\"%s\"} %llu\n", d->cfg->tables[i].name,
+                   (unsigned long long)d->ts[i].pulls);
+    buf_puts(out, "# HELP iptv_agent_pull_errors_total Failed pulls per table.\n# TYPE iptv_agent_pull_errors_total counter\n");
+    for (int i = 0; i < d->cfg->ntables; i++)
+        buf_printf(out, "iptv_agent_pull_errors_total{table=\"%s\"} %llu\n", d->cfg->tables[i].name,
+                   (unsigned long long)d->ts[i].errors);
+    buf_printf(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt.\n"
+                    "# TYPE iptv_agent_portal_up gauge\niptv_agent_portal_up %d\n", d->portal == 1);
+    uint64_t *segs = NULL, bytes = 0;
+    size_t n = 0;
+    char err[256];
+    if (journal_segments(d->st.journal_dir, &segs, &n, err, sizeof err) == 0)
+        for (size_t i = 0; i < n; i++) {
+            char path[4200];
+            FILE *f;
+            snprintf(path, sizeof path, "%s/%020llu.seg", d->st.journal_dir, (unsigned long long)segs[i]);
+            if ((f = fopen(path, "rb")) && fseek(f, 0, SEEK_END) == 0) bytes += (uint64_t)ftell(f);
+            if (f) fclose(f);
+        }
+    free(segs);
+    buf_printf(out, "# HELP iptv_agent_journal_bytes Bytes in journal segments.\n# TYPE iptv_agent_journal_bytes gauge\n"
+                    "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
+                    "# TYPE iptv_agent_journal_segments gauge\niptv_agent_journal_segments %zu\n",
+               (unsigned long long)bytes, n);
+}
+
+/* ---- run ----------------------------------------------------------------------------------- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    log_info("signal %d: stopping (the page in flight is finished or abandoned; the journal stays consistent)",
+             (int)sig);
+    event_base_loopbreak(d->base);
+}
+
+static remote *worker_remote(const struct config *cfg, int interactive, char *err, size_t errlen)
+{
+    struct config c = *cfg;
+    if (interactive) {
+        /* Lookups and writes wait for a person: fail fast rather than retry long. */
+        if (c.remote.timeout_ms > INTERACTIVE_TIMEOUT_MS) c.remote.timeout_ms = INTERACTIVE_TIMEOUT_MS;
+        if (c.remote.retries > 1) c.remote.retries = 1;
+    }
+    return remote_from_config(&c, err, errlen);
+}
+
+static const char run_usage[] =
+    "usage: iptv-agent run\n"
+    "\n"
+    "The daemon (also what `iptv-agent` with no command does): pulls every table on\n"
+    "its schedule (full: every ttl; incremental: every interval, sweeping for deletions\n"
+    "every sweep), serves the local HTTP API on [serve] listen, keeps serving from\n"
+    "the cache while the portal is unreachable and catches up when it returns.\n"
+    "SIGTERM or SIGINT: finish or abandon the page in flight, exit 0.\n"
+    "Exit: 0 clean shutdown, 1 cannot start (storage, listen address), 2 configuration.\n";
+
+int cmd_run(const struct config *cfg, int argc, char **argv)
+{
+    if (cmd_wants_help(argc, argv)) { fputs(run_usage, stdout); return 0; }
+    if (argc > 1) { fprintf(stderr, "iptv-agent run: unexpected argument %s\n%s", argv[1], run_usage); return 2; }
+    char err[2048];
+    const char *token = cfg->serve.token_env ? getenv(cfg->serve.token_env) : NULL;
+    if (token && !*token) token = NULL;
+    if (!token && !config_listen_is_loopback(cfg->serve.listen)) {
+        fprintf(stderr, "iptv-agent run: listen %s is not loopback and no token is set (export %s): refusing to start\n",
+                cfg->serve.listen, cfg->serve.token_env ? cfg->serve.token_env : "the variable named by token_env");
+        return 2;
+    }
+    evthread_use_pthreads();
+    struct daemon *d = xcalloc(1, sizeof *d);
+    d->cfg = cfg;
+    d->portal = -1;
+    d->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->wlock, NULL);
+    int rc = 1;
+    if (store_open(cfg, 1, &d->st, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        goto out;
+    }
+    d->pullq.remote = worker_remote(cfg, 0, err, sizeof err);
+    d->interq.remote = d->pullq.remote ? worker_remote(cfg, 1, err, sizeof err) : NULL;
+    if (!d->interq.remote) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    d->base = event_base_new();
+    struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
+                                hook_metrics};
+    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
+    d->srv = serve_new(d->base, &so, &hooks, err, sizeof err);
+    if (!d->srv) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        goto out;
+    }
+    log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
+    d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
+    for (int i = 0; i < cfg->ntables; i++) {
+        const struct config_table *t = &cfg->tables[i];
+        d->ts[i].d = d;
+        d->ts[i].index = i;
+        d->ts[i].timer = evtimer_new(d->base, on_timer, &d->ts[i]);
+        if (t->strategy == STRATEGY_ON_DEMAND) continue;
+        struct replay_table st = {0};
+        int64_t delay = 0;
+        if (replay_table_get(d->st.rp, t->name, &st, err, sizeof err) == 0 && !pull_due(t, &st, now_ms()))
+            delay = st.last_success_ms + period_ms(t) - now_ms();
+        replay_table_free(&st);
+        /* Spread the first pulls too, by up to a second. */
+        arm(d, i, delay + (int64_t)(rnd(d) % 1000));
+    }
+    struct queue *qs[2] = {&d->pullq, &d->interq};
+    d->pullq.name = "pull";
+    d->interq.name = "interactive";
+    for (int k = 0; k < 2; k++) {
+        qs[k]->d = d;
+        pthread_cond_init(&qs[k]->cv, NULL);
+        pthread_create(&qs[k]->thread, NULL, worker_main, qs[k]);
+    }
+    struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    event_base_dispatch(d->base);
+
+    /* Shutdown: workers stop between pages and fail what is queued; their
+     * completions (replies to waiting HTTP clients) run before the server goes. */
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    for (int k = 0; k < 2; k++) pthread_cond_broadcast(&qs[k]->cv);
+    pthread_mutex_unlock(&d->mu);
+    for (int k = 0; k < 2; k++) {
+        pthread_join(qs[k]->thread, NULL);
+        pthread_cond_destroy(&qs[k]->cv);
+    }
+    event_base_loop(d->base, EVLOOP_NONBLOCK);
+    event_free(sigterm);
+    event_free(sigint);
+    for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);
+    log_info("stopped");
+    rc = 0;
+out:
+    if (d->srv) serve_free(d->srv);
+    if (d->base) event_base_free(d->base);
+    remote_free(d->pullq.remote);
+    remote_free(d->interq.remote);
+    store_close(&d->st);
+    pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->wlock);
+    free(d->ts);
+    free(d);
+    return rc;
+}
