@@ -348,6 +348,26 @@ static int lookup(const struct config *cfg, const char *table, const char *col, 
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+/* Print the cached rows whose key is in keys_json (a JSON array). 0 or -1. */
+static int lookup_keys(const struct config *cfg, const char *table, const char *key, const char *keys_json,
+                       size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    sqlite3 *db = open_readonly(cfg, err, errlen);
+    if (!db) return -1;
+    struct buf sql = {0};
+    buf_printf(&sql, "SELECT * FROM \"%s\" WHERE \"%s\" IN (SELECT value FROM json_each(?1)) ORDER BY 1", table, key);
+    sqlite3_stmt *ps = NULL;
+    int rc = sqlite3_prepare_v2(db, sql.p, -1, &ps, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(ps, 1, keys_json, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = print_rows(ps, FMT_JSON, n);
+    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    buf_free(&sql);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 int cmd_get(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(get_usage, stdout); return 0; }
@@ -384,20 +404,24 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     }
     r = remote_from_config(cfg, err, sizeof err);
     int exit_code = 1;
+    struct buf keys = {0};
     if (r) {
         struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
-        if (pull_get(&c, t, col, val, &found, err, sizeof err) == 0) exit_code = found ? 0 : 3;
+        if (pull_get(&c, t, col, val, &found, &keys, err, sizeof err) == 0) exit_code = found ? 0 : 3;
     }
     if (exit_code == 1)
         fprintf(stderr, "iptv-agent get: %s=%s is not in the cache and the portal could not be asked: %s\n", col, val,
                 err);
     store_close(&s);
     remote_free(r);
-    if (exit_code == 0 && (lookup(cfg, table, col, val, &n, err, sizeof err) != 0 || n == 0)) {
+    /* Read back by key: without configured columns the cache calls most of
+     * them Field_N, while the portal was asked by name. */
+    if (exit_code == 0 && (lookup_keys(cfg, table, t->key, keys.p, &n, err, sizeof err) != 0 || n == 0)) {
         fprintf(stderr, "iptv-agent get: fetched %llu rows but cannot read them back: %s\n",
                 (unsigned long long)found, err);
         exit_code = 1;
     }
+    buf_free(&keys);
     if (exit_code == 3) fprintf(stderr, "iptv-agent get: no row of %s has %s=%s (cache and portal)\n", table, col, val);
     free(col);
     return exit_code;

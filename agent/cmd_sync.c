@@ -23,11 +23,17 @@ static int64_t wall_ms(void)
 static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full)
 {
     char err[2048];
-    for (int i = 0; i < nonly; i++)
+    for (int i = 0; i < nonly; i++) {
         if (!config_table_find(cfg, only[i])) {
             fprintf(stderr, "iptv-agent: table \"%s\" is not configured in %s\n", only[i], cfg->path);
             return 2;
         }
+        for (int k = 0; k < i; k++)
+            if (!strcmp(only[k], only[i])) {
+                fprintf(stderr, "iptv-agent: table \"%s\" is named twice\n", only[i]);
+                return 2;
+            }
+    }
     if (cfg->ntables == 0) {
         fprintf(stderr, "iptv-agent: no [[table]] in %s: nothing to pull\n", cfg->path);
         return 2;

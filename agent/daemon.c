@@ -230,7 +230,7 @@ static void run_job(struct daemon *d, struct queue *q, struct job *j)
         break;
     case JOB_FETCH: {
         uint64_t found = 0;
-        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, j->msg,
+        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, j->msg,
                               sizeof j->msg) == 0;
         j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
         break;

@@ -301,6 +301,18 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
         snprintf(r->error, sizeof r->error, "key column `%s` is not among the columns", t->key);
         goto out;
     }
+    /* A column that is NULL in every sampled row (or a table that is empty now)
+     * says nothing about its type: keep the one the cache already has, so data
+     * alone never looks like a schema change. */
+    struct replay_column *prev = NULL;
+    size_t nprev = 0;
+    wlock(c);
+    int have_prev = replay_table_columns(c->rp, t->name, &prev, &nprev, err, sizeof err) == 0;
+    wunlock(c);
+    if (have_prev && (int)nprev == ncols)
+        for (int i = 0; i < ncols; i++)
+            if (s->types[i] == JOURNAL_COL_ANY && !strcmp(prev[i].name, s->names[i])) s->types[i] = prev[i].type;
+    if (have_prev) replay_columns_free(prev, nprev);
     replay_schema_hash((uint32_t)ncols, (const char *const *)s->names, s->types, s->hash);
     s->data = buf_detach(&data);
     rc = 0;
@@ -537,14 +549,21 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
     buf_printf(&q, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"%s\"}", t->name);
     if (scalar(c, q.p, &count, r) != 0) goto out;
     if (count.type == JOURNAL_INT && count.i > 0) pr.expected = (uint64_t)count.i;
-    if (t->cursor) {
-        /* The mark after the snapshot: the newest cursor before it began. Rows
-         * changed while it runs are newer, so the next increment reads them again. */
+    int resume = st->pending_id != 0 && !strcmp(st->schema_hash, s->hash) && st->pending_key.type != JOURNAL_NULL;
+    if (t->cursor && resume && st->mark_cursor.type != JOURNAL_NULL) {
+        /* Resuming: rows journaled before the interruption may have changed since,
+         * so the mark must not pass the snapshot's start. The table's previous mark
+         * is older than that. */
+        val_copy(&mark_cursor, &st->mark_cursor);
+    } else if (t->cursor) {
+        /* The mark after the snapshot: the newest cursor before it began (rows
+         * changed while it runs are newer, so the next increment reads them again);
+         * when resuming with no earlier mark, the oldest cursor (everything again). */
         buf_reset(&q);
-        buf_printf(&q, "{\"data\":[{\"function\":\"max\",\"args\":\"%s\"}],\"from\":\"%s\"}", t->cursor, t->name);
+        buf_printf(&q, "{\"data\":[{\"function\":\"%s\",\"args\":\"%s\"}],\"from\":\"%s\"}",
+                   resume ? "min" : "max", t->cursor, t->name);
         if (scalar(c, q.p, &mark_cursor, r) != 0) goto out;
     }
-    int resume = st->pending_id != 0 && !strcmp(st->schema_hash, s->hash) && st->pending_key.type != JOURNAL_NULL;
     if (resume) {
         p.snapshot_id = st->pending_id;
         p.rows = 0;
@@ -926,7 +945,7 @@ done:
 }
 
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
-             uint64_t *found, char *err, size_t errlen)
+             uint64_t *found, struct buf *keys, char *err, size_t errlen)
 {
     /* An integer literal (no leading zeros, no sign games) binds as an integer. */
     struct buf lit = {0};
@@ -937,13 +956,21 @@ int pull_get(struct pull_ctx *c, const struct config_table *t, const char *colum
     snprintf(back, sizeof back, "%lld", iv);
     if (!errno && *value && !*end && !strcmp(back, value)) buf_puts(&lit, value);
     else json_write_string(&lit, value, strlen(value));
-    int rc = pull_get_json(c, t, column, lit.p, found, err, errlen);
+    int rc = pull_get_json(c, t, column, lit.p, found, keys, err, errlen);
     buf_free(&lit);
     return rc;
 }
 
+static void key_literal(void *ctx, const struct journal_value *k)
+{
+    struct buf *b = ctx;
+    struct replay_value v = {.type = k->type, .i = k->i, .d = k->d, .s = (char *)k->s, .n = k->n};
+    buf_putc(b, b->len ? ',' : '[');
+    val_json(b, &v);
+}
+
 int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
-                  uint64_t *found, char *err, size_t errlen)
+                  uint64_t *found, struct buf *keys, char *err, size_t errlen)
 {
     struct replay_table st = {0};
     struct schema s = {0};
@@ -965,7 +992,11 @@ int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *
     if (fetch(c, q.p, &p, &r) != 0) goto fail;
     if (p.rows > 0) {
         /* An on-demand page leaves the mark as it was. */
-        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, NULL, NULL, err, errlen) != 0) goto out;
+        if (keys) buf_reset(keys);
+        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, keys ? key_literal : NULL, keys, err,
+                                errlen) != 0)
+            goto out;
+        if (keys) buf_putc(keys, ']');
         if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
     }
     *found = p.rows;

@@ -59,12 +59,14 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
 
 /* Look COLUMN = VALUE up on the portal (VALUE: an integer literal binds as an
  * integer, else text), journal and apply what it finds. *found gets the row
- * count. 0 ok, -1 error (err). */
+ * count; keys (may be NULL) a JSON array of the found rows' keys — the cache
+ * names unconfigured columns Field_N, so a caller reads rows back by key.
+ * 0 ok, -1 error (err). */
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
-             uint64_t *found, char *err, size_t errlen);
+             uint64_t *found, struct buf *keys, char *err, size_t errlen);
 /* pull_get for a value that is already a JSON literal (the local API's). */
 int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
-                  uint64_t *found, char *err, size_t errlen);
+                  uint64_t *found, struct buf *keys, char *err, size_t errlen);
 
 /* Re-read the rows with these keys (a JSON array of key literals) from the
  * portal: present ones are journaled and applied as an on-demand page, absent
