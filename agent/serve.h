@@ -10,26 +10,59 @@
  *                        table whose where is `eq` on its key and that finds nothing
  *                        goes to hooks->fetch, then is answered from the cache.
  *   POST /sql            one read-only SQL statement, JSON result, row and time caps
- *   GET  /status /health /metrics    JSON, liveness, Prometheus text
+ *   GET  /status /health /metrics    JSON, liveness, Prometheus text (/status: per
+ *                        table state, then hooks->status_json's members, which
+ *                        carry the portal's state; /health names it too)
  *   POST /sync/TABLE     hooks->sync (token required when one is set)
  * Answers from the cache carry X-Cache-Age (seconds since the table's last
  * successful pull) and X-Cache-Stale: true when older than its ttl or when the
  * portal is unreachable.
  *
+ * Decisions (tests in tests/unit/test_serve.c):
+ * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is
+ *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
+ *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
+ *   A body over max_body is HTTP 413; JSON nested deeper than max_depth, SQL
+ *   running past time_limit_ms, and anything the authorizer refuses are errors.
+ * - Cache headers. X-Cache-Stale (true|false) is on every answer read from the
+ *   cache; X-Cache-Age is the age of the oldest table the statement read (its
+ *   tables come from the authorizer), absent while one of them has never been
+ *   pulled (then it is stale). A statement that reads no table has neither.
+ * - on_demand. A failed fetch (done with an error, or the hook refusing with -1)
+ *   still answers from the cache (usually []) with X-Cache-Stale: true and
+ *   X-Cache-Error: the hook's message (one line): reads never turn into errors
+ *   because the portal is away. Without a fetch hook a miss is an ordinary
+ *   answer from the cache.
+ * - Writes are never queued: without a write hook, or when it fails, the answer
+ *   is a JSON-RPC error "portal unreachable: writes are not queued ...".
+ * - Token. With a token set, every route but /health and /api/jsonrpc/ needs
+ *   `Authorization: Bearer TOKEN` or `Iptvportal-Authorization: sessionid=SID`
+ *   with a SID from authorize_user (password == token); otherwise HTTP 401
+ *   (a JSON-RPC error on /api/jsonsql/, {"error":..} elsewhere).
+ *
  * READS NEVER WAIT FOR THE REMOTE (invariant 6): reads use read-only connections
  * of their own with an authorizer that allows only reads of catalog tables, a
  * progress-handler time limit, a row cap, a request-size cap and a nesting cap.
  * Only on_demand misses and writes involve the portal, through the hooks, which
- * complete asynchronously on the event loop thread.
- * SECRETS (invariant 8): the token is compared in constant time and never logged.
+ * complete asynchronously on the event loop thread; a portal outage only marks
+ * answers stale (test_cache_headers, test_on_demand).
+ * BAD INPUT IS REFUSED (invariant 7): errors name what was wrong, the server keeps
+ * serving and cache.db is unchanged (test_bad_input_refused, test_time_limit,
+ * test_row_cap; tests/fuzz/fuzz_serve.c).
+ * SECRETS (invariant 8): the token is compared in constant time and never logged
+ * or echoed; off loopback serve_new refuses to start without one (test_token,
+ * test_non_loopback_needs_token).
  *
  * Threading: everything here runs on the event loop thread of `base`. Hooks may
  * run work elsewhere but must call `done` on the loop thread (e.g. via
- * event_base_once from a thread after evthread_use_pthreads()).
+ * event_base_once from a thread after evthread_use_pthreads()). Every hook call
+ * that returned 0 must call its done exactly once, even after serve_free (the
+ * request is then only released); done may also be called before the hook returns.
  * The caller owns the event_base and frees the server with serve_free(). */
 #ifndef IA_SERVE_H
 #define IA_SERVE_H
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "agent/buf.h"
@@ -51,7 +84,8 @@ struct serve_hooks {
     int (*write)(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg);
     /* POST /sync/TABLE: schedule a pull now. 0 queued, -1 with err (unknown table). */
     int (*sync)(void *ctx, const char *table, char *err, size_t errlen);
-    /* 1 when the portal answered the last attempt, 0 unreachable (since_ms set), -1 unknown. */
+    /* 1 when the portal answered the last attempt, 0 unreachable (since_ms set), -1 unknown.
+     * Asked on every answer from the cache (X-Cache-Stale): keep it cheap. */
     int (*portal_state)(void *ctx, int64_t *since_ms);
     /* Extra JSON members for /status (without braces) and lines for /metrics. */
     void (*status_json)(void *ctx, struct buf *out);
@@ -60,7 +94,7 @@ struct serve_hooks {
 
 struct serve_opts {
     const struct config *cfg;      /* tables (ttl, strategy, key), serve.listen */
-    const char *db_path;           /* cache.db */
+    const char *db_path;           /* cache.db (must exist: the writer creates it) */
     const char *token;             /* NULL: none (then only loopback listen is allowed) */
     int64_t max_body;              /* request bytes, default 1 MiB */
     int64_t max_rows;              /* rows per answer, default 100000 */
@@ -71,12 +105,41 @@ struct serve_opts {
 typedef struct serve serve;
 
 /* Bind opts->cfg->serve.listen (a non-loopback address without a token is refused
- * with an error) and register the routes on base. NULL with err. */
+ * with an error) and register the routes on base. base NULL: no listener, only
+ * serve_handle() (tests, fuzzing). NULL with err. */
 serve *serve_new(struct event_base *base, const struct serve_opts *opts, const struct serve_hooks *hooks,
                  char *err, size_t errlen);
-int serve_port(const serve *s);          /* the bound port (listen may say :0) */
-/* cache.db's tables or columns changed (a snapshot swapped in): rebuild the catalog. */
+int serve_port(const serve *s);          /* the bound port (listen may say :0); 0 without one */
+/* cache.db's tables or columns changed (a snapshot swapped in): rebuild the catalog.
+ * (Requests also notice it themselves through PRAGMA schema_version.) */
 void serve_refresh(serve *s);
 void serve_free(serve *s);               /* stops accepting; in-flight requests are dropped */
+
+/* ---- the request path without sockets (the evhttp glue, tests, fuzzing) ---------- */
+
+struct serve_request {
+    const char *method;            /* "GET", "POST", ... */
+    const char *path;              /* without the query string, e.g. "/api/jsonsql/" */
+    const char *authorization;     /* the Authorization header, NULL when absent */
+    const char *session;           /* the Iptvportal-Authorization header, NULL when absent */
+    const char *body;              /* len bytes, need not be NUL-terminated */
+    size_t len;
+};
+
+struct serve_reply {
+    int status;                    /* HTTP status */
+    const char *content_type;      /* a static string */
+    struct buf body;
+    int64_t cache_age;             /* X-Cache-Age in seconds; -1: no header */
+    int cache_stale;               /* X-Cache-Stale: 1 true, 0 false, -1 no header */
+    char cache_error[256];         /* X-Cache-Error when not empty (a failed on_demand fetch) */
+};
+
+/* Called once with the reply, which is valid during the call only. */
+typedef void (*serve_reply_fn)(void *arg, const struct serve_reply *rep);
+
+/* Handle one request. Returns 0 when cb was called before returning, 1 when the
+ * request waits for a hook (cb follows from its done; not after serve_free). */
+int serve_handle(serve *s, const struct serve_request *rq, serve_reply_fn cb, void *arg);
 
 #endif
