@@ -339,7 +339,6 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             ts->last_ok_ms = now_ms();
             log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
                      (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
-            if (d->srv) serve_refresh(d->srv);
         } else {
             ts->errors++;
             d->pull_errors++;
@@ -351,11 +350,10 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         break;
     }
     case JOB_FETCH:
-        if (j->ok && d->srv) serve_refresh(d->srv);
+        /* (serve notices cache.db changes itself: data_version) */
         j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
         break;
     case JOB_WRITE:
-        if (j->ok && d->srv) serve_refresh(d->srv);
         j->wdone(j->arg, j->ok ? 0 : -1, j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
         /* Inserted rows come back with the table's next pull, queued now. */
         if (j->ok && j->table >= 0 && !d->stop && !strcmp(j->method, "insert") &&
@@ -463,17 +461,31 @@ static void hook_status_json(void *ctx, struct buf *out)
     buf_putc(out, ']');
 }
 
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label(struct buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') buf_putc(out, '\\');
+        if (*s == '\n') { buf_puts(out, "\\n"); continue; }
+        buf_putc(out, *s);
+    }
+}
+
 static void hook_metrics(void *ctx, struct buf *out)
 {
     struct daemon *d = ctx;
     buf_puts(out, "# HELP iptv_agent_pulls_total Pulls attempted per table.\n# TYPE iptv_agent_pulls_total counter\n");
-    for (int i = 0; i < d->cfg->ntables; i++)
-        buf_printf(out, "iptv_agent_pulls_total{table=\"%s\"} %llu\n", d->cfg->tables[i].name,
-                   (unsigned long long)d->ts[i].pulls);
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        buf_puts(out, "iptv_agent_pulls_total{table=\"");
+        label(out, d->cfg->tables[i].name);
+        buf_printf(out, "\"} %llu\n", (unsigned long long)d->ts[i].pulls);
+    }
     buf_puts(out, "# HELP iptv_agent_pull_errors_total Failed pulls per table.\n# TYPE iptv_agent_pull_errors_total counter\n");
-    for (int i = 0; i < d->cfg->ntables; i++)
-        buf_printf(out, "iptv_agent_pull_errors_total{table=\"%s\"} %llu\n", d->cfg->tables[i].name,
-                   (unsigned long long)d->ts[i].errors);
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        buf_puts(out, "iptv_agent_pull_errors_total{table=\"");
+        label(out, d->cfg->tables[i].name);
+        buf_printf(out, "\"} %llu\n", (unsigned long long)d->ts[i].errors);
+    }
     buf_printf(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt.\n"
                     "# TYPE iptv_agent_portal_up gauge\niptv_agent_portal_up %d\n", d->portal == 1);
     uint64_t *segs = NULL, bytes = 0;
@@ -511,6 +523,10 @@ static remote *worker_remote(const struct config *cfg, int interactive, char *er
         /* Lookups and writes wait for a person: fail fast rather than retry long. */
         if (c.remote.timeout_ms > INTERACTIVE_TIMEOUT_MS) c.remote.timeout_ms = INTERACTIVE_TIMEOUT_MS;
         if (c.remote.retries > 1) c.remote.retries = 1;
+    } else if (c.remote.retries > 2) {
+        /* The scheduler backs off between pulls itself; long retries inside one
+         * pull would only delay noticing an outage. */
+        c.remote.retries = 2;
     }
     return remote_from_config(&c, err, errlen);
 }
@@ -556,6 +572,8 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         rc = 2;
         goto out;
     }
+    remote_set_cancel(d->pullq.remote, &d->stop);
+    remote_set_cancel(d->interq.remote, &d->stop);
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
                                 hook_metrics};
@@ -566,6 +584,14 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         goto out;
     }
     log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
+    {
+        /* First stdout line: where the API listens (the port may be ephemeral). */
+        char host[256];
+        int port;
+        if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0)
+            printf(strchr(host, ':') ? "http://[%s]:%d\n" : "http://%s:%d\n", host, serve_port(d->srv));
+        fflush(stdout);
+    }
     d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
     for (int i = 0; i < cfg->ntables; i++) {
         const struct config_table *t = &cfg->tables[i];

@@ -23,6 +23,7 @@ static const char usage[] =
     "  --once [--force]         apply the journal, pull every table that is due (--force: all),\n"
     "                           apply, print a summary, exit (0 ok, 1 a table failed, 2 usage)\n"
     "Commands:\n"
+    "  run                      the daemon (the default): scheduled pulls + local HTTP API\n"
     "  sync [--full] [TABLE...] pull now (--full: snapshot even incremental tables)\n"
     "  status [--json]          per table: rows, mark, last success, age, stale, errors\n"
     "  query [--json|--csv] SQL read-only SQL on cache.db\n"
@@ -53,6 +54,7 @@ struct command {
 
 static const struct command commands[] = {
     {"once", cmd_once},         /* reached through --once */
+    {"run", cmd_run},
     {"sync", cmd_sync},
     {"status", cmd_status},
     {"query", cmd_query},
@@ -103,9 +105,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "iptv-agent: unknown option %s (see --help)\n", a);
         return 2;
     }
+    /* No command: the daemon (docs/interface.md). */
+    static char run_name[] = "run";
+    char *run_argv[] = {run_name, NULL};
     if (i >= argc) {
-        fputs(usage, stderr);
-        return 2;
+        argv = run_argv;
+        argc = 1;
+        i = 0;
     }
     const struct command *cmd = NULL;
     const char *name = once ? "once" : argv[i];

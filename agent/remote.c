@@ -40,8 +40,24 @@ struct remote {
     struct buf body;          /* last response body, reused */
     int too_big;              /* set by on_write when the cap is hit */
     char curl_err[CURL_ERROR_SIZE];
+    const volatile int *cancel;   /* shutdown flag of the owner, may be NULL */
     struct remote_stats stats;
 };
+
+static int cancelled(const remote *r) { return r->cancel && *r->cancel; }
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+    return cancelled(ud);   /* non-zero aborts the transfer */
+}
+
+void remote_set_cancel(remote *r, const volatile int *cancel)
+{
+    r->cancel = cancel;
+    curl_easy_setopt(r->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(r->curl, CURLOPT_XFERINFODATA, r);
+    curl_easy_setopt(r->curl, CURLOPT_NOPROGRESS, cancel ? 0L : 1L);
+}
 
 enum outcome { OUT_RESPONSE, OUT_TRANSPORT, OUT_TOO_BIG };
 
@@ -266,8 +282,13 @@ static void backoff(remote *r, int attempt)
     for (int i = 1; i < attempt && ceiling < r->backoff_max_ms; i++) ceiling *= 2;
     if (ceiling > r->backoff_max_ms) ceiling = r->backoff_max_ms;
     int64_t ms = (int64_t)(rng_next(r) % (uint64_t)(ceiling + 1));   /* full jitter */
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {}
+    /* In slices, so a shutdown does not wait out a long backoff. */
+    while (ms > 0 && !cancelled(r)) {
+        int64_t step = ms < 50 ? ms : 50;
+        struct timespec ts = {0, (long)step * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {}
+        ms -= step;
+    }
     r->stats.retries++;
 }
 
@@ -276,7 +297,7 @@ static int note_try(remote *r, struct buf *hist, int *attempt, const char *what)
 {
     (*attempt)++;
     buf_printf(hist, "%stry %d: %s", hist->len ? "; " : "", *attempt, what);
-    if (*attempt > r->retries) return 1;
+    if (*attempt > r->retries || cancelled(r)) return 1;
     backoff(r, *attempt);
     return 0;
 }

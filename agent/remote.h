@@ -74,6 +74,10 @@ struct config;
 /* Build a remote from agent.toml's [remote] (password from getenv(password_env)). */
 remote *remote_from_config(const struct config *cfg, char *err, size_t errlen);
 
+/* While *cancel is non-zero, transfers abort and no further try or backoff
+ * wait starts (REMOTE_ETRANSPORT "cancelled"). For a daemon shutting down. */
+void remote_set_cancel(remote *r, const volatile int *cancel);
+
 const struct remote_stats *remote_get_stats(const remote *r);
 const char *remote_status_name(enum remote_status s);
 

@@ -189,6 +189,20 @@ static void test_gives_up_garbage(void **state)
     gives_up_with(*state, "\"garbage\",\"garbage\",\"garbage\"", "try 1: bad response body");
 }
 
+static void test_cancel_stops_retrying(void **state)
+{
+    struct fixture *f = *state;
+    remote *r = open_remote(f->portal.url, PASSWORD, 5, 5000, 0);
+    char err[2048];
+    assert_int_equal(remote_login(r, err, sizeof err), REMOTE_OK);
+    volatile int stop = 1;
+    remote_set_cancel(r, &stop);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"queue\":[\"500\",\"500\",\"500\"]}"), 200);
+    assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
+    if (!strstr(err, "gave up after 1 try")) fail_msg("unexpected: %s", err);
+    remote_free(r);
+}
+
 static void test_forbidden_table(void **state)
 {
     struct fixture *f = *state;
@@ -301,7 +315,7 @@ int main(void)
         T(test_login_and_select), T(test_bad_password), T(test_relogin_jsonrpc),
         T(test_relogin_http401), T(test_relogin_http403), T(test_second_refusal_is_auth),
         T(test_retries_each_transient_fault), T(test_gives_up_500), T(test_gives_up_reset),
-        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_forbidden_table),
+        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying), T(test_forbidden_table),
         T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
         T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
     };
