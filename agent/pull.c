@@ -140,7 +140,8 @@ struct sample {
 static int sample_begin(void *ctx)
 {
     struct sample *s = ctx;
-    for (size_t i = 0; i < s->rows * s->ncols; i++) val_clear(&s->v[i]);
+    /* every slot: a body cut mid-row leaves values past the last whole row */
+    for (size_t i = 0; i < s->cap; i++) val_clear(&s->v[i]);
     s->rows = s->ncols = s->col = 0;
     s->ragged = 0;
     return 0;
