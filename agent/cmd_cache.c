@@ -10,6 +10,7 @@
 #include "agent/store.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -368,6 +369,99 @@ static int lookup_keys(const struct config *cfg, const char *table, const char *
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    if (b->len + size * n > (1u << 26)) return 0;
+    buf_append(b, p, size * n);
+    return size * n;
+}
+
+/* Keeps the X-Cache-Error header: the daemon could not ask the portal. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    size_t len = size * n;
+    if (len > 14 && !strncasecmp(p, "X-Cache-Error:", 14)) {
+        buf_reset(b);
+        buf_append(b, p + 14, len - 14);
+        while (b->len && (b->p[b->len - 1] == '\r' || b->p[b->len - 1] == '\n')) b->p[--b->len] = '\0';
+    }
+    return len;
+}
+
+/* The running daemon holds the journal: ask it through its local API (an
+ * on_demand select by key that misses is fetched by the daemon). 0 asked,
+ * -1 with err. */
+static int ask_daemon(const struct config *cfg, const struct config_table *t, const char *val, char *err,
+                      size_t errlen)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/agent.url", cfg->storage.dir);
+    FILE *f = fopen(path, "r");
+    char url[400] = "";
+    if (!f || !fgets(url, sizeof url, f)) {
+        if (f) fclose(f);
+        snprintf(err, errlen, "another process holds the journal and no running daemon is advertised in %.1024s", path);
+        return -1;
+    }
+    fclose(f);
+    url[strcspn(url, "\r\n")] = '\0';
+    struct buf req = {0}, resp = {0};
+    buf_printf(&req, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"%s\"],"
+                     "\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",", t->key, t->name, t->key);
+    char *end;
+    long long iv = strtoll(val, &end, 10);
+    char back[32];
+    snprintf(back, sizeof back, "%lld", iv);
+    if (*val && !*end && !strcmp(back, val)) buf_puts(&req, val);
+    else json_write_string(&req, val, strlen(val));
+    buf_puts(&req, "]}}}");
+    strncat(url, "/api/jsonsql/", sizeof url - strlen(url) - 1);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    const char *token = cfg->serve.token_env ? getenv(cfg->serve.token_env) : NULL;
+    struct buf auth = {0};
+    if (token && *token) {
+        buf_printf(&auth, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth.p);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.p);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    struct buf xerr = {0};
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &xerr);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    CURLcode cc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    char msg[512] = "", perr[256];
+    int rc = -1;
+    static const struct json_rows_cb no_rows = {0};
+    if (cc != CURLE_OK)
+        snprintf(err, errlen, "the running daemon at %s: %s", url, curl_easy_strerror(cc));
+    else if (json_rpc_rows(resp.p ? resp.p : "", resp.len, &no_rows, NULL, msg, sizeof msg, perr, sizeof perr) ==
+             JSON_RPC_ERROR)
+        snprintf(err, errlen, "the running daemon at %s: %s", url, msg);
+    else if (status != 200)
+        snprintf(err, errlen, "the running daemon at %s: HTTP %ld", url, status);
+    else if (xerr.len)
+        snprintf(err, errlen, "the running daemon could not ask the portal:%s", xerr.p);
+    else
+        rc = 0;
+    buf_free(&xerr);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (auth.p) explicit_bzero(auth.p, auth.len);
+    buf_free(&auth);
+    buf_free(&req);
+    buf_free(&resp);
+    return rc;
+}
+
 int cmd_get(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(get_usage, stdout); return 0; }
@@ -398,7 +492,21 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     remote *r = NULL;
     uint64_t found = 0;
     if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "iptv-agent get: %s\n", err);
+        /* A running daemon owns the journal: let it fetch (by key only: its API
+         * fetches on_demand misses of a key lookup). */
+        int daemon = strstr(err, "another writer") != NULL;
+        if (daemon && strcmp(col, t->key) != 0) {
+            fprintf(stderr, "iptv-agent get: %s=%s is not in the cache; the running daemon holds the journal and "
+                            "fetches only by key (%s=...) — look up by key or stop the daemon\n", col, val, t->key);
+        } else if (daemon && ask_daemon(cfg, t, val, err, sizeof err) == 0) {
+            int lrc = lookup(cfg, table, col, val, &n, err, sizeof err);
+            free(col);
+            if (lrc < 0) { fprintf(stderr, "iptv-agent get: %s\n", err); return 1; }
+            if (n == 0) fprintf(stderr, "iptv-agent get: no row of %s has %s (cache and portal)\n", table, argv[2]);
+            return n > 0 ? 0 : 3;
+        } else {
+            fprintf(stderr, "iptv-agent get: %s\n", err);
+        }
         free(col);
         return 1;
     }

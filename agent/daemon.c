@@ -585,11 +585,18 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     }
     log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
     {
-        /* First stdout line: where the API listens (the port may be ephemeral). */
-        char host[256];
+        /* First stdout line: where the API listens (the port may be ephemeral);
+         * also <dir>/agent.url, so CLI commands can reach the running daemon. */
+        char host[256], url[320], path[4200];
         int port;
-        if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0)
-            printf(strchr(host, ':') ? "http://[%s]:%d\n" : "http://%s:%d\n", host, serve_port(d->srv));
+        if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0) {
+            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+                     strcmp(host, "0.0.0.0") ? host : "127.0.0.1", serve_port(d->srv));
+            printf("%s\n", url);
+            snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+            FILE *f = fopen(path, "w");
+            if (f) { fprintf(f, "%s\n", url); fclose(f); }
+        }
         fflush(stdout);
     }
     d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
@@ -633,6 +640,11 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         pthread_cond_destroy(&qs[k]->cv);
     }
     event_base_loop(d->base, EVLOOP_NONBLOCK);
+    {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+        unlink(path);
+    }
     event_free(sigterm);
     event_free(sigint);
     for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);

@@ -119,3 +119,92 @@ json_check() {
 
 # sq DB SQL: one read-only sqlite3 query (DB may be mid-write by another process).
 sq() { sqlite3 -batch -noheader -cmd '.timeout 10000' "file:$1?mode=ro" "$2"; }
+
+# ---- additions for the daemon scenarios -----------------------------------------
+
+# start_daemon VAR ERR args...: `iptv-agent args...` (run) in the background; its
+# first stdout line is the API's URL, read through a FIFO (no sleeps). VAR_URL,
+# VAR_PID and VAR_FD (the FIFO's read end, held open so later writes cannot
+# SIGPIPE the daemon) are set. Fails when no URL comes within 60 s.
+start_daemon() {
+  local name=$1 err=$2; shift 2
+  local fifo="$SCEN_DIR/$name.daemon.fifo"
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  "$IA_AGENT" "$@" >"$fifo" 2>"$err" </dev/null &
+  local pid=$! fd url=""
+  SCEN_PIDS+=("$pid")
+  exec {fd}<"$fifo"
+  read -r -t 60 -u "$fd" url || true
+  case "$url" in http://*) ;; *) fail "daemon $name printed no URL (got '$url'): $(tail -5 "$err")" ;; esac
+  printf -v "${name}_URL" '%s' "$url"
+  printf -v "${name}_PID" '%s' "$pid"
+  printf -v "${name}_FD" '%s' "$fd"
+}
+
+# proc_exited PID: true once PID is gone or a zombie (exited, not yet reaped).
+proc_exited() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 0
+  case "$st" in Z*) return 0 ;; *) return 1 ;; esac
+}
+
+# wait_exit PID SECONDS: wait for PID to exit on its own (polled, bounded); its
+# exit status in $rc. Fails (and kills it) when it is still running at the deadline.
+wait_exit() {
+  local deadline=$((SECONDS + $2))
+  until proc_exited "$1"; do
+    if [ $SECONDS -ge $deadline ]; then
+      kill -9 "$1" 2>/dev/null || true
+      wait_agent "$1"
+      fail "process $1 did not exit within $2 s"
+    fi
+    sleep 0.05
+  done
+  wait_agent "$1"
+}
+
+# proc_start PID: the process's start time (field 22 of /proc/PID/stat): with the
+# pid, it names one process (a pid alone may be reused).
+proc_start() { awk '{ sub(/^.*\) /, ""); print $20 }' "/proc/$1/stat"; }
+
+# http METHOD URL [BODY] [curl args...]: one request; HTTP_CODE is set, the body
+# is in $HTTP_BODY, the headers in $HTTP_HDR. Fails on a transport error.
+HTTP_BODY=$SCEN_DIR/http.body
+HTTP_HDR=$SCEN_DIR/http.hdr
+http() {
+  local method=$1 url=$2 body=${3:-}
+  shift 2; [ $# -gt 0 ] && shift
+  local -a data=()
+  [ -n "$body" ] && data=(--data-binary "$body" -H 'Content-Type: application/json')
+  HTTP_CODE=$(curl -sS --max-time 20 -X "$method" "${data[@]}" "$@" -D "$HTTP_HDR" -o "$HTTP_BODY" \
+                -w '%{http_code}' "$url") || fail "$method $url: curl failed"
+}
+
+# http_header NAME: that header's value in the last reply ("" when absent).
+http_header() { tr -d '\r' <"$HTTP_HDR" | awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1) == n { v = $2 } END { print v }'; }
+
+# wait_for SECONDS WHAT COMMAND...: poll COMMAND (every 50 ms) until it succeeds;
+# fails naming WHAT after SECONDS.
+wait_for() {
+  local secs=$1 what=$2
+  local deadline=$((SECONDS + secs))
+  shift 2
+  until "$@"; do
+    [ $SECONDS -ge $deadline ] && fail "gave up after $secs s waiting for: $what"
+    sleep 0.05
+  done
+}
+
+# health_is URL WORD: /health says the portal is WORD (reachable|unreachable|unknown).
+health_is() { curl -sS --max-time 5 "$1/health" 2>/dev/null | grep -q "\"portal\":\"$2\""; }
+
+# status_ok URL TABLE...: /status shows a last_success for every TABLE.
+status_ok() {
+  local url=$1 s t
+  shift
+  s=$(curl -sS --max-time 5 "$url/status" 2>/dev/null) || return 1
+  for t in "$@"; do
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); t=[x for x in d["tables"] if x["name"]==sys.argv[2]]; sys.exit(0 if t and t[0]["last_success"] else 1)' "$s" "$t" || return 1
+  done
+}

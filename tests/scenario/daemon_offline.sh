@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The daemon through a portal outage, end to end: `iptv-agent run` against the
+# fake portal (data in a file), tv_channel full (ttl 1h), subscriber incremental
+# (interval and sweep 300 ms), terminal on_demand. Once both pulled tables equal
+# the portal, the portal is killed (-9): /health turns unreachable and every
+# read (JSON-RPC select, /sql, /status, CLI query, an on_demand miss) still
+# answers from the cache, marked X-Cache-Stale: true; an uncached `get` exits 1.
+# The portal's data changes while it is down; it comes back on the same port and
+# the same daemon process (never restarted) catches up until the cache equals
+# the portal again and /health says reachable. Every wait polls a condition
+# against a deadline.
+source "$(dirname "$0")/lib.bash"
+PW='e2e-offline-pw'
+PDB=$SCEN_DIR/portal.db
+DATA=$SCEN_DIR/data
+CDB=$DATA/cache.db
+start_portal P --db "$PDB" --rows 5000 --seed 31 --password "$PW"
+export SCEN_PW="$PW"
+CFG=$SCEN_DIR/agent.toml
+cat >"$CFG" <<TOML
+[remote]
+url = "$P_URL"
+username = "admin"
+password_env = "SCEN_PW"
+retries = 1
+timeout = "2s"
+
+[storage]
+dir = "$DATA"
+
+[serve]
+listen = "127.0.0.1:0"
+
+[[table]]
+name = "tv_channel"
+strategy = "full"
+ttl = "1h"
+
+[[table]]
+name = "subscriber"
+strategy = "incremental"
+cursor = "updated_at"
+interval = "300ms"
+sweep = "300ms"
+
+[[table]]
+name = "terminal"
+strategy = "on_demand"
+TOML
+O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
+agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
+DLOG=$SCEN_DIR/daemon.log
+
+# 1 ------------------------------------------------------------------------------
+start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+DPID=$D_PID
+DSTART=$(proc_start "$DPID")
+daemon_alive() {
+  proc_exited "$DPID" && fail "the daemon exited: $(tail -20 "$DLOG")"
+  [ "$(proc_start "$DPID")" = "$DSTART" ] || fail "pid $DPID is no longer the daemon started at $DSTART"
+}
+wait_for 30 "/status: last_success for tv_channel and subscriber" status_ok "$D_URL" tv_channel subscriber
+cmp_tables "$CDB" "$PDB" tv_channel subscriber || fail "cache differs from the portal after the daemon's first pulls"
+ok "run: the daemon listens on $D_URL, pulls tv_channel ($(sq "$CDB" 'SELECT count(*) FROM tv_channel') rows) and subscriber ($(sq "$CDB" 'SELECT count(*) FROM subscriber') rows) equal to the portal"
+
+health_is "$D_URL" reachable || fail "/health after successful pulls: $(curl -sS "$D_URL/health")"
+ok "/health says reachable while the portal answers"
+
+# The daemon holds the journal: the CLI's on_demand get goes through its API.
+gid=$(sq "$PDB" "SELECT id FROM terminal ORDER BY id LIMIT 1 OFFSET 33")
+agent get terminal "id=$gid"
+expect_rc 0 "get an uncached terminal through the running daemon"
+grep -q "\"id\":$gid" "$O" || fail "get through the daemon printed: $(cat "$O")"
+[ "$(sq "$CDB" "SELECT count(*) FROM terminal WHERE id = $gid")" = 1 ] || fail "the daemon did not cache terminal $gid"
+ok "CLI get terminal id=$gid (uncached) while the daemon runs: fetched through the daemon's API, cached, exit 0"
+
+# 2 ------------------------------------------------------------------------------
+PORT=${P_URL##*:}
+PORT=${PORT%%/*}
+kill_portal "$P_PID"
+wait_for 20 "/health: portal unreachable after kill -9" health_is "$D_URL" unreachable
+http GET "$D_URL/health"
+json_check "$HTTP_BODY" "d['status'] == 'ok' and d['portal'] == 'unreachable' and d['since']" ||
+  fail "/health while down: $(cat "$HTTP_BODY")"
+daemon_alive
+ok "portal killed (-9): /health says unreachable with a since time, the daemon keeps running"
+
+# 3 ------------------------------------------------------------------------------
+# A JSON-RPC select answered from the cache equals a CLI query of the same rows.
+c2=$(sq "$CDB" "SELECT name FROM pragma_table_info('subscriber') WHERE cid = 1")
+http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"select\",\"params\":{\"data\":[\"id\",\"$c2\"],\"from\":\"subscriber\",\"order_by\":\"id\",\"limit\":50}}"
+[ "$HTTP_CODE" = 200 ] || fail "jsonsql select while down: HTTP $HTTP_CODE: $(cat "$HTTP_BODY")"
+[ "$(http_header X-Cache-Stale)" = true ] || fail "jsonsql select while down: X-Cache-Stale '$(http_header X-Cache-Stale)': $(cat "$HTTP_HDR")"
+[ -n "$(http_header X-Cache-Age)" ] || fail "jsonsql select while down: no X-Cache-Age: $(cat "$HTTP_HDR")"
+cp "$HTTP_BODY" "$SCEN_DIR/rpc.json"
+agent query --json "SELECT id, \"$c2\" FROM subscriber ORDER BY id LIMIT 50"
+expect_rc 0 "query --json while the portal is down"
+python3 - "$SCEN_DIR/rpc.json" "$O" "$c2" <<'PY' || fail "jsonsql rows differ from the CLI query's: $(head -c 600 "$SCEN_DIR/rpc.json")"
+import json, sys
+rpc = json.load(open(sys.argv[1]))
+cli = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+want = [[r["id"], r[sys.argv[3]]] for r in cli]
+sys.exit(0 if rpc.get("id") == 7 and rpc.get("result") == want and len(want) == 50 else 1)
+PY
+ok "POST /api/jsonsql/ select while down: 50 rows equal to \`iptv-agent query\`, X-Cache-Stale: true, X-Cache-Age $(http_header X-Cache-Age)"
+
+nsub=$(sq "$CDB" "SELECT count(*) FROM subscriber")
+http POST "$D_URL/sql" "SELECT count(*) AS n FROM subscriber"
+[ "$HTTP_CODE" = 200 ] || fail "/sql while down: HTTP $HTTP_CODE: $(cat "$HTTP_BODY")"
+[ "$(http_header X-Cache-Stale)" = true ] || fail "/sql while down: X-Cache-Stale '$(http_header X-Cache-Stale)'"
+grep -q "$nsub" "$HTTP_BODY" || fail "/sql count: $(cat "$HTTP_BODY"), cache has $nsub"
+ok "POST /sql while down: the count ($nsub) with X-Cache-Stale: true"
+
+http GET "$D_URL/status"
+[ "$HTTP_CODE" = 200 ] || fail "/status while down: HTTP $HTTP_CODE"
+json_check "$HTTP_BODY" "d['portal']['state'] == 'unreachable'
+  and all(t['stale'] for t in d['tables'] if t['name'] in ('tv_channel', 'subscriber'))
+  and {t['name']: t for t in d['tables']}['subscriber']['rows'] == $nsub
+  and {t['name']: t for t in d['tables']}['tv_channel']['last_success']" ||
+  fail "/status while down: $(cat "$HTTP_BODY")"
+ok "GET /status while down: 200, portal.state unreachable, tables marked stale, rows and last_success kept"
+
+agent query "SELECT count(*) FROM subscriber"
+expect_rc 0 "query while the portal is down"
+[ "$(tail -1 "$O")" = "$nsub" ] || fail "CLI query while down: $(cat "$O")"
+ok "CLI query while down: exit 0, $nsub rows"
+
+tid=$(sq "$PDB" "SELECT id FROM terminal ORDER BY id LIMIT 1 OFFSET 77")
+agent get terminal "id=$tid"
+expect_rc 1 "get an uncached terminal with the portal down"
+[ -s "$E" ] || fail "get while down exits 1 without saying why"
+grep -qiE "unreachable|not started|transport" "$E" || fail "get while down does not say the portal is unreachable: $(cat "$E")"
+[ "$(sq "$CDB" "SELECT count(*) FROM terminal WHERE id = $tid" 2>/dev/null || echo 0)" = 0 ] || fail "a failed get cached a row"
+ok "CLI get terminal id=$tid (uncached) while down: exit 1 ($(head -1 "$E" | cut -c1-110))"
+
+http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",$tid]}}}"
+[ "$HTTP_CODE" = 200 ] || fail "on_demand miss while down: HTTP $HTTP_CODE: $(cat "$HTTP_BODY")"
+[ "$(http_header X-Cache-Stale)" = true ] || fail "on_demand miss while down: X-Cache-Stale '$(http_header X-Cache-Stale)'"
+json_check "$HTTP_BODY" "d['id'] == 8 and d['result'] == []" || fail "on_demand miss while down: $(cat "$HTTP_BODY")"
+ok "on_demand miss (eq on the key) while down: answered [] with X-Cache-Stale: true (X-Cache-Error: $(http_header X-Cache-Error | cut -c1-60))"
+daemon_alive
+
+# 4 ------------------------------------------------------------------------------
+"$IA_FAKE_PORTAL" mutate --db "$PDB" --table subscriber --updates 50 --inserts 10 --deletes 5 --seed 32 \
+  >"$SCEN_DIR/mutations" || fail "mutate"
+if cmp_table "$CDB" "$PDB" subscriber 2>/dev/null; then fail "the mutations did not change the portal"; fi
+start_portal P --port "$PORT" --db "$PDB" --password "$PW"
+[ "$P_URL" = "http://127.0.0.1:$PORT" ] || [ "${P_URL%/}" = "http://127.0.0.1:$PORT" ] || fail "portal restarted at $P_URL, not on port $PORT"
+t0=$SECONDS
+sub_equal() { cmp_table "$CDB" "$PDB" subscriber 2>/dev/null; }
+wait_for 30 "the cache to catch up with the portal's subscriber changes" sub_equal
+wait_for 10 "/health: reachable after the portal returned" health_is "$D_URL" reachable
+cmp_tables "$CDB" "$PDB" tv_channel subscriber || fail "cache differs after catching up"
+ok "portal back on port $PORT with 50 updates, 10 inserts, 5 deletes: the running daemon caught up in $((SECONDS - t0)) s (cache equals the portal) and /health says reachable"
+
+http POST "$D_URL/sql" "SELECT count(*) FROM subscriber"
+[ "$HTTP_CODE" = 200 ] && [ "$(http_header X-Cache-Stale)" = false ] ||
+  fail "/sql after catching up: HTTP $HTTP_CODE, X-Cache-Stale '$(http_header X-Cache-Stale)'"
+ok "after catching up, answers are fresh again (X-Cache-Stale: false)"
+
+daemon_alive
+grep -q 'portal reachable again' "$DLOG" || fail "no recovery line in the daemon's log: $(grep -i portal "$DLOG" | tail -5)"
+kill -TERM "$DPID"
+wait_exit "$DPID" 15
+[ "$rc" = 0 ] || fail "daemon exit status after SIGTERM: $rc: $(tail -5 "$DLOG")"
+if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$DLOG"; then fail "sanitizer report: $(grep -A5 -E 'AddressSanitizer|runtime error' "$DLOG" | head -20)"; fi
+ok "the same daemon process (pid $DPID) served throughout, logged the recovery, and exits 0 on SIGTERM"
+echo "$pass_count passed, 0 failed"
