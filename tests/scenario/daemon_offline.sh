@@ -74,6 +74,24 @@ grep -q "\"id\":$gid" "$O" || fail "get through the daemon printed: $(cat "$O")"
 [ "$(sq "$CDB" "SELECT count(*) FROM terminal WHERE id = $gid")" = 1 ] || fail "the daemon did not cache terminal $gid"
 ok "CLI get terminal id=$gid (uncached) while the daemon runs: fetched through the daemon's API, cached, exit 0"
 
+# Writes through the local API go to the portal; the touched rows come back at once.
+sid=$(sq "$PDB" "SELECT id FROM subscriber ORDER BY id LIMIT 1 OFFSET 10")
+did=$(sq "$PDB" "SELECT id FROM subscriber ORDER BY id LIMIT 1 OFFSET 11")
+same_row() {  # the cache's row for id $1 equals the portal's, positionally
+  [ "$(sqlite3 "$CDB" "ATTACH '$PDB' AS p; SELECT count(*) FROM (SELECT * FROM main.subscriber WHERE id = $1
+        EXCEPT SELECT * FROM p.subscriber WHERE id = $1)")" = 0 ]
+}
+http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":41,\"method\":\"update\",\"params\":{\"table\":\"subscriber\",
+  \"set\":{\"email\":\"moved@example.org\",\"disabled\":true},\"where\":{\"eq\":[\"id\",$sid]},\"returning\":\"id\"}}"
+[ "$HTTP_CODE" = 200 ] && grep -q "\"result\":\[\[$sid\]\]" "$HTTP_BODY" || fail "update through the API: $HTTP_CODE $(cat "$HTTP_BODY")"
+[ "$(sq "$PDB" "SELECT email FROM subscriber WHERE id = $sid")" = "moved@example.org" ] || fail "the portal did not get the update"
+same_row "$sid" || fail "the cache's row $sid differs from the portal's right after the update"
+http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"delete\",\"params\":{\"from\":\"subscriber\",
+  \"where\":{\"eq\":[\"id\",$did]},\"returning\":\"id\"}}"
+[ "$HTTP_CODE" = 200 ] && grep -q "\"result\":\[\[$did\]\]" "$HTTP_BODY" || fail "delete through the API: $HTTP_CODE $(cat "$HTTP_BODY")"
+[ "$(sq "$CDB" "SELECT count(*) FROM subscriber WHERE id = $did")" = 0 ] || fail "the deleted row $did is still cached"
+ok "update and delete through /api/jsonsql/ reach the portal and the touched rows are in the cache when the answer comes"
+
 # 2 ------------------------------------------------------------------------------
 PORT=${P_URL##*:}
 PORT=${PORT%%/*}
@@ -138,6 +156,10 @@ http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"sele
 [ "$(http_header X-Cache-Stale)" = true ] || fail "on_demand miss while down: X-Cache-Stale '$(http_header X-Cache-Stale)'"
 json_check "$HTTP_BODY" "d['id'] == 8 and d['result'] == []" || fail "on_demand miss while down: $(cat "$HTTP_BODY")"
 ok "on_demand miss (eq on the key) while down: answered [] with X-Cache-Stale: true (X-Cache-Error: $(http_header X-Cache-Error | cut -c1-60))"
+
+http POST "$D_URL/api/jsonsql/" '{"jsonrpc":"2.0","id":43,"method":"update","params":{"table":"subscriber","set":{"email":"x"},"where":{"eq":["id",1]}}}'
+grep -q '"error"' "$HTTP_BODY" && grep -qi 'not queued' "$HTTP_BODY" || fail "write while down: $HTTP_CODE $(cat "$HTTP_BODY")"
+ok "a write while the portal is down is refused with a JSON-RPC error (writes are not queued)"
 daemon_alive
 
 # 4 ------------------------------------------------------------------------------
