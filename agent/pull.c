@@ -679,9 +679,11 @@ static int incremental(struct pull_ctx *c, const struct config_table *t, const s
             val_json(&q, &pos_cursor);
             buf_puts(&q, "]},");
         } else if (pos_cursor.type != JOURNAL_NULL) {
-            buf_printf(&q, "\"where\":{\"or\":[{\"gt\":[\"%s\",", t->cursor);
+            /* (cursor, key) > (c, k) written as cursor >= c AND (cursor > c OR key > k):
+             * the same rows, but a plain range on cursor that an index serves. */
+            buf_printf(&q, "\"where\":{\"and\":[{\"gte\":[\"%s\",", t->cursor);
             val_json(&q, &pos_cursor);
-            buf_printf(&q, "]},{\"and\":[{\"eq\":[\"%s\",", t->cursor);
+            buf_printf(&q, "]},{\"or\":[{\"gt\":[\"%s\",", t->cursor);
             val_json(&q, &pos_cursor);
             buf_printf(&q, "]},{\"gt\":[\"%s\",", t->key);
             val_json(&q, &pos_key);

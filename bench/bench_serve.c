@@ -18,19 +18,33 @@
  * Output: per workload and target one JSON line each for req/s, p50 and p99
  * latency (ms), and the agent/portal throughput ratio; progress on stderr.
  *
- * usage: bench_serve [--clients N] [--seconds S] [--scale S]
- *   defaults: 4 clients, 3 seconds per run, scale 4. */
+ * Then the same point and page load on the agent WHILE the real agent (IA_AGENT_BIN,
+ * `sync --full tv_program`, a child process) takes a snapshot of --snapshot-rows
+ * tv_program rows from a second fake portal into the same cache.db: the load
+ * alternates point and page slices of 0.5 s for as long as the snapshot runs (at
+ * least 2 * --seconds), and a thread on its own read-only connection keeps counting
+ * tv_program, which must only ever hold 0, its count before, or all rows (the swap
+ * is one transaction). Output: req/s, p50, p99 (point) and req/s, p99 (page) with
+ * "during":"snapshot_1M", their p99 during/idle ratios, and
+ * serve_snapshot_whole_table_checks (counts observed; partial_seen must be 0).
+ * Exit status 1 when the agent failed or a partial table was seen.
+ *
+ * usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]
+ *   defaults: 4 clients, 3 seconds per run, scale 4, 1000000 rows (0: no snapshot). */
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -47,6 +61,8 @@
 
 #define RESP_CAP (4 << 20)
 #define WARMUP_NS 300000000LL
+#define SNAPSHOT_CHUNK 10000     /* tv_program rows per portal page */
+#define SNAPSHOT_TIMEOUT_S 120   /* the agent is killed after this */
 
 static int64_t mono_ns(void)
 {
@@ -140,6 +156,41 @@ static uint64_t rnd(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* A random cached id (ids sorted ascending); a page never starts at the largest,
+ * after which there is no row and the empty answer would count as an error. */
+static long long pick_id(enum kind kind, const int64_t *ids, size_t nids, uint64_t *seed)
+{
+    size_t n = kind == K_PAGE && nids > 1 ? nids - 1 : nids;
+    return (long long)ids[rnd(seed) % n];
+}
+
+/* One request of `kind` for key id into req (body is scratch). */
+static void build_request(struct buf *req, struct buf *body, enum kind kind, const char *session, long long id)
+{
+    buf_reset(body);
+    buf_reset(req);
+    if (kind == K_POINT)
+        buf_printf(body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"*\"],"
+                         "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",%lld]}}}", id);
+    else if (kind == K_PAGE)
+        buf_printf(body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"*\"],"
+                         "\"from\":\"subscriber\",\"where\":{\"gt\":[\"id\",%lld]},\"order_by\":\"id\",\"limit\":100}}",
+                   id);
+    else
+        buf_printf(body, "{\"sql\":\"SELECT * FROM subscriber WHERE id = ?\",\"params\":[%lld]}", id);
+    buf_printf(req, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+               kind == K_SQL ? "/sql" : "/api/jsonsql/", body->len);
+    if (session) buf_printf(req, "Iptvportal-Authorization: sessionid=%s\r\n", session);
+    buf_puts(req, "\r\n");
+    buf_append(req, body->p, body->len);
+}
+
+/* HTTP 200 with at least one row (every key asked for is cached). */
+static int response_ok(enum kind kind, int status, const char *body)
+{
+    return status == 200 && strstr(body, kind == K_SQL ? "\"rows\":[[" : "\"result\":[[") != NULL;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -150,23 +201,8 @@ static void *worker_main(void *arg)
     while (fd >= 0) {
         int64_t t0 = mono_ns();
         if (t0 >= L->stop_ns) break;
-        long long id = (long long)L->ids[rnd(&w->seed) % L->nids];
-        buf_reset(&body);
-        buf_reset(&req);
-        if (L->kind == K_POINT)
-            buf_printf(&body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"*\"],"
-                              "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",%lld]}}}", id);
-        else if (L->kind == K_PAGE)
-            buf_printf(&body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"*\"],"
-                              "\"from\":\"subscriber\",\"where\":{\"gt\":[\"id\",%lld]},\"order_by\":\"id\",\"limit\":100}}",
-                       id);
-        else
-            buf_printf(&body, "{\"sql\":\"SELECT * FROM subscriber WHERE id = ?\",\"params\":[%lld]}", id);
-        buf_printf(&req, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
-                   L->kind == K_SQL ? "/sql" : "/api/jsonsql/", body.len);
-        if (L->session) buf_printf(&req, "Iptvportal-Authorization: sessionid=%s\r\n", L->session);
-        buf_puts(&req, "\r\n");
-        buf_append(&req, body.p, body.len);
+        long long id = pick_id(L->kind, L->ids, L->nids, &w->seed);
+        build_request(&req, &body, L->kind, L->session, id);
         const char *rb;
         size_t rl;
         int st = roundtrip(fd, req.p, req.len, resp, RESP_CAP, &rb, &rl);
@@ -177,8 +213,7 @@ static void *worker_main(void *arg)
             fd = conn_open(L->port);
             continue;
         }
-        int ok = st == 200 && (L->kind == K_SQL ? strstr(rb, "\"rows\":[[") != NULL : strstr(rb, "\"result\":[[") != NULL);
-        if (!ok) w->errors++;
+        if (!response_ok(L->kind, st, rb)) w->errors++;
         if (t0 >= L->measure_ns) {
             if (w->n == w->cap) {
                 w->cap = w->cap ? w->cap * 2 : 65536;
@@ -255,6 +290,321 @@ static void emit(const char *name, const char *target, const struct result *r, i
     fflush(stdout);
 }
 
+/* ---- the same load while a snapshot runs into the same cache.db ------------------------- */
+
+/* The agent replaces tv_program by a shadow table in one transaction, so a reader
+ * must only ever see the old table (or none) or the whole new one. Point and page
+ * load alternate in SLICE_NS slices on the same keep-alive connections for as long
+ * as the agent runs (at least 2 * seconds); only requests that started before the
+ * agent exited count as "during". */
+#define SLICE_NS 500000000LL
+
+struct snap_load {
+    int port;
+    const int64_t *ids;
+    size_t nids;
+    int64_t measure_ns;          /* warm-up ends; slice 0 (point) starts */
+    _Atomic int64_t snap_end_ns; /* INT64_MAX until the agent exits */
+    _Atomic int64_t stop_ns;     /* INT64_MAX until decided */
+};
+
+struct snap_worker {
+    struct snap_load *L;
+    pthread_t th;
+    uint64_t seed;
+    int64_t *lat[2];             /* per kind (K_POINT, K_PAGE): ns of requests during the snapshot */
+    size_t n[2], cap[2];
+    uint64_t errors[2];          /* over the whole run, snapshot or not */
+};
+
+static enum kind slice_kind(const struct snap_load *L, int64_t t)
+{
+    return t < L->measure_ns || ((t - L->measure_ns) / SLICE_NS) % 2 == 0 ? K_POINT : K_PAGE;
+}
+
+static void *snap_worker_main(void *arg)
+{
+    struct snap_worker *w = arg;
+    struct snap_load *L = w->L;
+    char *resp = malloc(RESP_CAP);
+    struct buf body = {0}, req = {0};
+    int fd = conn_open(L->port);
+    while (fd >= 0) {
+        int64_t t0 = mono_ns();
+        if (t0 >= atomic_load(&L->stop_ns)) break;
+        enum kind k = slice_kind(L, t0);
+        long long id = pick_id(k, L->ids, L->nids, &w->seed);
+        build_request(&req, &body, k, NULL, id);
+        const char *rb;
+        size_t rl;
+        int st = roundtrip(fd, req.p, req.len, resp, RESP_CAP, &rb, &rl);
+        int64_t t1 = mono_ns();
+        if (st < 0) {
+            w->errors[k]++;
+            close(fd);
+            fd = conn_open(L->port);
+            continue;
+        }
+        if (!response_ok(k, st, rb) && w->errors[k]++ == 0)      /* the first one per worker and kind, why */
+            fprintf(stderr, "bench_serve: %s error for id %lld (largest cached %lld) %.3f s into the load%s: "
+                    "HTTP %d %.300s\n", k == K_POINT ? "point" : "page", id, (long long)L->ids[L->nids - 1],
+                    (double)(t0 - L->measure_ns) / 1e9,
+                    t0 < atomic_load(&L->snap_end_ns) ? "" : " (after the snapshot)", st, rb);
+        if (t0 >= L->measure_ns && t0 < atomic_load(&L->snap_end_ns)) {
+            if (w->n[k] == w->cap[k]) {
+                w->cap[k] = w->cap[k] ? w->cap[k] * 2 : 65536;
+                w->lat[k] = realloc(w->lat[k], sizeof *w->lat[k] * w->cap[k]);
+            }
+            w->lat[k][w->n[k]++] = t1 - t0;
+        }
+    }
+    if (fd >= 0) close(fd);
+    buf_free(&body);
+    buf_free(&req);
+    free(resp);
+    return NULL;
+}
+
+/* Seconds of kind k's slices inside [measure_ns, end_ns). */
+static double slice_seconds(const struct snap_load *L, enum kind k, int64_t end_ns)
+{
+    int64_t total = 0;
+    for (int64_t a = L->measure_ns, i = 0; a < end_ns; a += SLICE_NS, i++)
+        if ((i % 2 == 0) == (k == K_POINT)) total += (a + SLICE_NS < end_ns ? a + SLICE_NS : end_ns) - a;
+    return (double)total / 1e9;
+}
+
+/* The whole-table checker: count(*) of tv_program on its own read-only connection. */
+struct counter {
+    const char *db_path;
+    int64_t allowed[3];          /* 0, the count before, the snapshot's rows */
+    _Atomic int stop;
+    pthread_t th;
+    uint64_t checks, partial, errors;
+    uint64_t seen[3];            /* checks that saw allowed[i] (0 and "before" coincide when absent) */
+    int64_t last, first_partial;
+};
+
+static void *counter_main(void *arg)
+{
+    struct counter *c = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "bench_serve: counter: %s: %s\n", c->db_path, db ? sqlite3_errmsg(db) : "out of memory");
+        c->errors++;
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    /* One more check after stop is raised: the final state is checked too. */
+    for (int last_round = 0; !last_round;) {
+        last_round = atomic_load(&c->stop);
+        sqlite3_stmt *q = NULL;
+        int64_t n = -1;
+        int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM tv_program", -1, &q, NULL);
+        if (rc != SQLITE_OK && strstr(sqlite3_errmsg(db), "no such table"))
+            n = 0;                              /* absent: before the first swap */
+        else if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+            n = sqlite3_column_int64(q, 0);
+        if (n < 0) {
+            if (c->errors++ == 0) fprintf(stderr, "bench_serve: counter: %s\n", sqlite3_errmsg(db));
+        } else {
+            c->checks++;
+            c->last = n;
+            for (int i = 0; i < 3; i++)
+                if (n == c->allowed[i]) {
+                    c->seen[i]++;
+                    break;
+                }
+            if (n != c->allowed[0] && n != c->allowed[1] && n != c->allowed[2] && c->partial++ == 0)
+                c->first_partial = n;
+        }
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* Rows in tv_program now (0 when absent). */
+static int64_t table_count(const char *db_path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t n = 0;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM tv_program", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+static struct result collect(struct snap_worker *w, int clients, enum kind k, double seconds)
+{
+    size_t total = 0;
+    for (int i = 0; i < clients; i++) total += w[i].n[k];
+    int64_t *all = malloc(sizeof *all * (total ? total : 1));
+    struct result r = {0};
+    size_t at = 0;
+    for (int i = 0; i < clients; i++) {
+        if (w[i].n[k]) memcpy(all + at, w[i].lat[k], sizeof *all * w[i].n[k]);
+        at += w[i].n[k];
+        r.errors += w[i].errors[k];
+    }
+    qsort(all, total, sizeof *all, cmp_i64);
+    r.requests = total;
+    r.rps = seconds > 0 ? (double)total / seconds : 0;
+    r.p50_ms = total ? (double)all[total / 2] / 1e6 : 0;
+    r.p99_ms = total ? (double)all[(size_t)((double)total * 0.99)] / 1e6 : 0;
+    free(all);
+    return r;
+}
+
+/* fork/exec `iptv-agent -c cfg --log-level warn sync --full tv_program`; its stdout
+ * goes to our stderr (stdout is for JSON lines only). pid or -1. */
+static pid_t spawn_agent(const char *cfg_path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {(char *)IA_AGENT_BIN, "-c", (char *)cfg_path, "--log-level", "warn",
+                        "sync", "--full", "tv_program", NULL};
+        dup2(STDERR_FILENO, STDOUT_FILENO);
+        execv(IA_AGENT_BIN, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Exit status of the agent: its code, -signal, or -1000 after a timeout (then killed). */
+static int wait_agent(pid_t pid, int64_t deadline_ns)
+{
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        if (r < 0 && errno != EINTR) return -1;
+        if (mono_ns() >= deadline_ns) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1000;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);  /* 10 ms: the exit time's resolution */
+    }
+}
+
+struct idle {
+    struct result point, page;
+};
+
+/* Start a portal with snapshot_rows tv_program rows, run the agent's snapshot of it
+ * into db_path's directory while the load and the counter run; print the results. */
+static int run_snapshot_phase(const char *dir, const char *db_path, int port, const int64_t *ids, size_t nids,
+                              int clients, double seconds, long long snapshot_rows, const struct idle *idle)
+{
+    char rows_arg[32];
+    snprintf(rows_arg, sizeof rows_arg, "%lld", snapshot_rows);
+    const char *pargs[] = {"--rows", rows_arg, NULL};
+    struct tu_portal portal;
+    fprintf(stderr, "bench_serve: starting a fake portal with %s tv_program rows\n", rows_arg);
+    if (tu_portal_start(&portal, pargs) != 0) {
+        fprintf(stderr, "bench_serve: cannot start the fake portal (%s)\n", IA_FAKE_PORTAL);
+        return -1;
+    }
+    /* The store dir is the one whose cache.db the server reads; subscriber stays
+     * configured as the server's own config has it. */
+    struct buf ct = {0};
+    buf_printf(&ct,
+               "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
+               "[storage]\ndir = \"%s/store\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+               "[[table]]\nname = \"subscriber\"\nstrategy = \"full\"\nchunk = 5000\n"
+               "columns = [\"id\", \"username\", \"password_hash\", \"disabled\", \"balance\", \"email\","
+               " \"created_at\", \"updated_at\", \"tags\", \"comment\"]\n"
+               "[[table]]\nname = \"tv_program\"\nstrategy = \"full\"\nkey = \"id\"\nchunk = %d\n",
+               portal.url, dir, SNAPSHOT_CHUNK);
+    char cfg_path[1024];
+    snprintf(cfg_path, sizeof cfg_path, "%s/agent.toml", dir);
+    if (tu_write_file(cfg_path, ct.p, ct.len) != 0) {
+        fprintf(stderr, "bench_serve: cannot write %s\n", cfg_path);
+        buf_free(&ct);
+        tu_portal_stop(&portal);
+        return -1;
+    }
+    buf_free(&ct);
+
+    struct counter c = {.db_path = db_path};
+    c.allowed[0] = 0;
+    c.allowed[1] = table_count(db_path);
+    c.allowed[2] = snapshot_rows;
+    pthread_create(&c.th, NULL, counter_main, &c);
+
+    struct snap_load L = {.port = port, .ids = ids, .nids = nids};
+    L.measure_ns = mono_ns() + WARMUP_NS;
+    atomic_init(&L.snap_end_ns, INT64_MAX);
+    atomic_init(&L.stop_ns, INT64_MAX);
+    struct snap_worker *w = calloc((size_t)clients, sizeof *w);
+    for (int i = 0; i < clients; i++) {
+        w[i].L = &L;
+        w[i].seed = 2000 + (uint64_t)i;
+        pthread_create(&w[i].th, NULL, snap_worker_main, &w[i]);
+    }
+    fprintf(stderr, "bench_serve: snapshot of tv_program by %s, %d clients of point/page load meanwhile\n",
+            IA_AGENT_BIN, clients);
+    int64_t spawned = mono_ns();
+    pid_t pid = spawn_agent(cfg_path);
+    int agent_exit = pid > 0 ? wait_agent(pid, spawned + (int64_t)SNAPSHOT_TIMEOUT_S * 1000000000) : -1;
+    int64_t snap_end = mono_ns();
+    atomic_store(&L.snap_end_ns, snap_end);
+    int64_t min_stop = L.measure_ns + (int64_t)(2 * seconds * 1e9);
+    atomic_store(&L.stop_ns, snap_end > min_stop ? snap_end : min_stop);
+    for (int i = 0; i < clients; i++) pthread_join(w[i].th, NULL);
+    atomic_store(&c.stop, 1);
+    pthread_join(c.th, NULL);
+    double snap_s = (double)(snap_end - spawned) / 1e9;
+    fprintf(stderr, "bench_serve: agent exited with %d after %.2f s; tv_program has %lld rows\n", agent_exit,
+            snap_s, (long long)c.last);
+
+    static const struct {
+        const char *name;
+        enum kind kind;
+    } wl[] = {{"serve_point_lookup", K_POINT}, {"serve_page_100", K_PAGE}};
+    for (size_t i = 0; i < 2; i++) {
+        double secs = slice_seconds(&L, wl[i].kind, snap_end);
+        struct result r = collect(w, clients, wl[i].kind, secs);
+        const struct result *base = wl[i].kind == K_POINT ? &idle->point : &idle->page;
+        const char *what[3] = {"rps", "p50", "p99"};
+        double val[3] = {r.rps, r.p50_ms, r.p99_ms};
+        for (int j = 0; j < 3; j++) {
+            if (wl[i].kind == K_PAGE && j == 1) continue;      /* page: req/s and p99 */
+            printf("{\"bench\":\"%s_%s\",\"unit\":\"%s\",\"value\":%.3f,\"params\":{\"during\":\"snapshot_%s\","
+                   "\"target\":\"agent\",\"clients\":%d,\"seconds\":%.2f,\"requests\":%llu,\"errors\":%llu,"
+                   "\"table_rows\":%zu,\"snapshot_rows\":%lld,\"snapshot_chunk\":%d}}\n",
+                   wl[i].name, what[j], j ? "ms" : "req/s", val[j], snapshot_rows == 1000000 ? "1M" : rows_arg,
+                   clients, secs, (unsigned long long)r.requests, (unsigned long long)r.errors, nids, snapshot_rows,
+                   SNAPSHOT_CHUNK);
+        }
+        printf("{\"bench\":\"%s_p99_during_vs_idle\",\"unit\":\"x\",\"value\":%.2f,\"params\":{\"p99_during_ms\":%.3f,"
+               "\"p99_idle_ms\":%.3f,\"what\":\"p99 during the snapshot divided by p99 idle\"}}\n",
+               wl[i].name, base->p99_ms > 0 ? r.p99_ms / base->p99_ms : 0.0, r.p99_ms, base->p99_ms);
+    }
+    printf("{\"bench\":\"serve_snapshot_whole_table_checks\",\"unit\":\"checks\",\"value\":%llu,\"params\":{"
+           "\"partial_seen\":%llu,\"first_partial_count\":%lld,\"snapshot_seconds\":%.2f,\"agent_exit\":%d,"
+           "\"final_count\":%lld,\"count_before\":%lld,\"snapshot_rows\":%lld,\"zero_seen\":%llu,"
+           "\"before_seen\":%llu,\"all_rows_seen\":%llu,\"read_errors\":%llu}}\n",
+           (unsigned long long)c.checks, (unsigned long long)c.partial, c.partial ? (long long)c.first_partial : -1LL,
+           snap_s, agent_exit, (long long)c.last, (long long)c.allowed[1], snapshot_rows,
+           (unsigned long long)c.seen[0], (unsigned long long)c.seen[1], (unsigned long long)c.seen[2],
+           (unsigned long long)c.errors);
+    fflush(stdout);
+    for (int i = 0; i < clients; i++) {
+        free(w[i].lat[0]);
+        free(w[i].lat[1]);
+    }
+    free(w);
+    tu_portal_stop(&portal);
+    return agent_exit == 0 && c.partial == 0 ? 0 : -1;
+}
+
 /* ---- the server thread ------------------------------------------------------------------ */
 
 struct srv {
@@ -278,17 +628,19 @@ int main(int argc, char **argv)
     int clients = 4;
     double seconds = 3;
     const char *scale = "4";
+    long long snapshot_rows = 1000000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--clients")) clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--scale")) scale = argv[i + 1];
+        else if (!strcmp(argv[i], "--snapshot-rows")) snapshot_rows = atoll(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_serve [--clients N] [--seconds S] [--scale S]\n");
+            fprintf(stderr, "usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]\n");
             return 2;
         }
     }
-    if (clients < 1 || seconds <= 0) {
-        fprintf(stderr, "bench_serve: --clients and --seconds must be positive\n");
+    if (clients < 1 || seconds <= 0 || snapshot_rows < 0) {
+        fprintf(stderr, "bench_serve: --clients and --seconds must be positive, --snapshot-rows not negative\n");
         return 2;
     }
     log_init(LOG_WARN, LOG_TEXT);
@@ -371,10 +723,13 @@ int main(int argc, char **argv)
         const char *name;
         enum kind kind;
     } workloads[] = {{"serve_point_lookup", K_POINT}, {"serve_page_100", K_PAGE}, {"serve_sql_point_lookup", K_SQL}};
+    struct idle idle = {0};
     for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
         fprintf(stderr, "bench_serve: %s against the agent, %d clients, %.1f s\n", workloads[i].name, clients, seconds);
         struct result a = run_load(port, workloads[i].kind, NULL, ids, nids, clients, seconds);
         emit(workloads[i].name, "agent", &a, clients, seconds, nids);
+        if (workloads[i].kind == K_POINT) idle.point = a;
+        if (workloads[i].kind == K_PAGE) idle.page = a;
         if (workloads[i].kind == K_SQL) continue;
         fprintf(stderr, "bench_serve: %s against the fake portal\n", workloads[i].name);
         struct result b = run_load(portal_port, workloads[i].kind, sid, ids, nids, clients, seconds);
@@ -384,6 +739,11 @@ int main(int argc, char **argv)
                workloads[i].name, b.rps > 0 ? a.rps / b.rps : 0.0, clients);
         fflush(stdout);
     }
+
+    int rc = 0;
+    if (snapshot_rows > 0 &&
+        run_snapshot_phase(dir, db_path, port, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
+        rc = 1;
 
     if (write(v.pipefd[1], "x", 1) != 1) return 1;
     pthread_join(v.th, NULL);
@@ -399,5 +759,5 @@ int main(int argc, char **argv)
     tu_rmrf(dir);
     free(dir);
     curl_global_cleanup();
-    return 0;
+    return rc;
 }

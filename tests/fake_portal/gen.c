@@ -1460,6 +1460,13 @@ int fakegen_create(sqlite3 *db, const struct fakegen_opts *o, char *err, size_t 
         }
         sqlite3_finalize(st);
     }
+    /* As a real portal would have them: incremental pulls ask for
+     * (updated_at, id) > mark ordered the same way. Built after the load. */
+    if (!rc)
+        rc = exec(&g, "indexes on updated_at",
+                  "CREATE INDEX tv_program_updated ON tv_program(updated_at, id);"
+                  "CREATE INDEX subscriber_updated ON subscriber(updated_at, id);"
+                  "CREATE INDEX terminal_updated ON terminal(updated_at, id)");
     if (in_savepoint)
         rc = savepoint_end(&g, "fakegen_create", rc);
     char sql[64];

@@ -16,6 +16,7 @@
  *   media               74 cols  3000 * scale; ids from 2^53+1 up to near INT64_MAX
  *   tv_category          3 cols  40;  package 3 cols  25
  *   tv_program_category  3 cols  ~1.3% of tv_program rows (1-2 links for 1% of programmes)
+ *   indexes on (updated_at, id) of tv_program, subscriber, terminal (as a portal has)
  *   _fake_clock(now TEXT)        one row, the portal's "now", starts at
  *                                FAKEGEN_CLOCK_START
  *   _fake_seq(name, last_id)     highest id ever issued per table (ids never reused)
