@@ -14,13 +14,14 @@
 #include "agent/config.h"
 #include "agent/json.h"
 #include "agent/mem.h"
+#include "agent/store.h"
 #include "journal/journal.h"
 
 static const char usage[] =
     "usage: iptv-agent journal ls\n"
     "       iptv-agent journal verify\n"
     "       iptv-agent journal cat [--from SEQ] [--table T]\n"
-    "       iptv-agent journal compact --applied SEQ\n"
+    "       iptv-agent journal compact [--applied SEQ]\n"
     "\n"
     "The journal lives in [storage] dir + \"/journal\".\n"
     "  ls       one line per segment: first and last seq, records, raw payload bytes,\n"
@@ -30,7 +31,8 @@ static const char usage[] =
     "  cat      records as JSON lines: seq, type, table and the decoded content\n"
     "  compact  delete the oldest segments that are applied (seq <= SEQ), older than\n"
     "           [storage] retain, and superseded by a later complete snapshot of\n"
-    "           every table they hold; SEQ is the applied position from cache.db\n"
+    "           every table they hold; SEQ defaults to cache.db's applied position\n"
+    "           (--applied can only lower it)\n"
     "Exit: 0 ok, 1 damage or failure, 2 usage.\n";
 
 /* ---- shared reading ----------------------------------------------------------- */
@@ -369,11 +371,18 @@ int cmd_journal(const struct config *cfg, int argc, char **argv)
     if (!strcmp(sub, "ls")) rc = do_ls(dir);
     else if (!strcmp(sub, "verify")) rc = do_verify(dir);
     else if (!strcmp(sub, "cat")) rc = do_cat(dir, from, table);
-    else if (!strcmp(sub, "compact") && have_applied) rc = do_compact(cfg, dir, applied);
     else if (!strcmp(sub, "compact")) {
-        fprintf(stderr, "iptv-agent journal compact: --applied SEQ is required (the applied"
-                " position from cache.db)\n");
-        rc = 2;
+        /* Never past what cache.db has applied: unapplied records must stay. */
+        struct store st;
+        char err[2048];
+        if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
+            fprintf(stderr, "iptv-agent journal compact: %s\n", err);
+            rc = 1;
+        } else {
+            uint64_t in_cache = replay_applied_seq(st.rp);
+            store_close(&st);
+            rc = do_compact(cfg, dir, have_applied && applied < in_cache ? applied : in_cache);
+        }
     } else {
         fprintf(stderr, "iptv-agent journal: unknown subcommand \"%s\"\n%s", sub, usage);
         rc = 2;

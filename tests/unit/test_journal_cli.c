@@ -18,6 +18,7 @@
 #include "agent/cmd_journal.h"
 #include "agent/config.h"
 #include "journal/journal.h"
+#include "replay/replay.h"
 #include "tests/testutil.h"
 
 struct fx {
@@ -161,8 +162,8 @@ static void test_help_and_usage(void **state)
     assert_non_null(strstr(f->err, "iptv-agent journal cat: unexpected argument --from"));
     assert_int_equal(run(f, "ls", "--table", "t", NULL), 2);
     assert_non_null(strstr(f->err, "iptv-agent journal ls: unexpected argument --table"));
-    assert_int_equal(run(f, "compact", NULL), 2);
-    assert_non_null(strstr(f->err, "--applied SEQ is required"));
+    assert_int_equal(run(f, "compact", "--applied", "x", NULL), 2);
+    assert_non_null(strstr(f->err, "iptv-agent journal compact: unexpected argument --applied"));
 }
 
 static void test_empty_journal(void **state)
@@ -325,7 +326,21 @@ static void test_compact(void **state)
     }
     journal_payload_free(&pl);
     journal_writer_close(w);
+    /* Nothing is applied to cache.db yet: nothing may go, whatever --applied says. */
     assert_int_equal(run(f, "compact", "--applied", "6", NULL), 0);
+    assert_null(strstr(f->out, "deleted 3 segments ("));
+    assert_int_equal(run(f, "cat", NULL), 0);
+    assert_int_equal(strncmp(f->out, "{\"seq\":1,", 9), 0);
+    /* Applied: cache.db's position is the default bound. */
+    char db[600];
+    snprintf(db, sizeof db, "%s/cache.db", f->root);
+    struct replay_opts ro = {.db_path = db, .journal_dir = f->dir};
+    struct replay *rp;
+    struct replay_stats rs = {0};
+    assert_int_equal(replay_open(&ro, &rp, err, sizeof err), 0);
+    assert_int_equal(replay_apply(rp, JOURNAL_SEQ_MAX, &rs, err, sizeof err), 0);
+    replay_close(rp);
+    assert_int_equal(run(f, "compact", NULL), 0);
     assert_non_null(strstr(f->out, "deleted 3 segments ("));
     assert_non_null(strstr(f->out, "kept 3: segment 4: table t has no schema record after seq 4\n"));
     assert_int_equal(run(f, "cat", NULL), 0);
