@@ -17,6 +17,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv);      /* status 
 int cmd_query(const struct config *cfg, int argc, char **argv);       /* query [--json|--csv] SQL */
 int cmd_get(const struct config *cfg, int argc, char **argv);         /* get TABLE COL=VALUE */
 int cmd_run(const struct config *cfg, int argc, char **argv);         /* run: the daemon */
+int cmd_export(const struct config *cfg, int argc, char **argv);      /* export --snapshot|--delta */
+int cmd_import(const struct config *cfg, int argc, char **argv);      /* import FILE */
 
 /* 1 when argv holds -h/--help (after argv[0]). */
 int cmd_wants_help(int argc, char **argv);

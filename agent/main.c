@@ -33,6 +33,9 @@ static const char usage[] =
     "  introspect TABLE         learn a portal table's columns, types, row count; print a [[table]] block\n"
     "  journal ls|verify|cat|compact\n"
     "                           inspect, check, decode and trim the journal\n"
+    "  export --snapshot FILE | --delta --base BASE OUT\n"
+    "                           a snapshot of cache.db / the changes since snapshot BASE\n"
+    "  import FILE              verify and load a snapshot or apply a delta\n"
     "  COMMAND --help           help for one command\n"
     "\n"
     "Options:\n"
@@ -63,6 +66,8 @@ static const struct command commands[] = {
     {"remote", cmd_remote},
     {"introspect", cmd_introspect},
     {"journal", cmd_journal},
+    {"export", cmd_export},
+    {"import", cmd_import},
 };
 
 static const char *default_config_path(void)

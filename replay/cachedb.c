@@ -14,6 +14,7 @@
  *                   "int" "real" "text" "json") plus a value in an untyped column,
  *                   so an int64 key stays exact and a text cursor stays text.
  *   _agent_columns  the last SCHEMA's columns per table: (tbl, pos, name, type).
+ *   _agent_export   one row (id = 1): agent_id, at_id, at_kind, at_ms (export.c).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
  * transaction with the version bump; a db newer than this build is refused.
  * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "newer_version_refused". */
@@ -76,7 +77,19 @@ static const char migration_2[] =
 static const char migration_3[] =
     "ALTER TABLE _agent_tables ADD COLUMN schema_changed_ms INTEGER NOT NULL DEFAULT 0;";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3};
+/* Version 4: this cache's identity for export/import (agent/export.c): agent_id is
+ * made once here and never travels; at_id is the snapshot or delta whose content
+ * this cache equals ('' none), the base a delta must name to be applied. */
+static const char migration_4[] =
+    "CREATE TABLE _agent_export ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " agent_id TEXT NOT NULL,"
+    " at_id TEXT NOT NULL DEFAULT '',"
+    " at_kind TEXT NOT NULL DEFAULT '',"
+    " at_ms INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO _agent_export (id, agent_id) VALUES (1, lower(hex(randomblob(16))));";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");

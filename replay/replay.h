@@ -57,7 +57,7 @@
 
 #include "journal/journal.h"
 
-#define REPLAY_SCHEMA_VERSION 3       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 4       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */
