@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/tvprogram.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
@@ -37,123 +38,6 @@ static const char *const col_names[NCOLS] = {"id", "created_at", "updated_at", "
 static const enum journal_coltype col_types[NCOLS] = {
     JOURNAL_COL_INT, JOURNAL_COL_TEXT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_TEXT, JOURNAL_COL_TEXT,
     JOURNAL_COL_TEXT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_INT, JOURNAL_COL_BOOL};
-
-/* ---- the generator (bench_journal.c's idea) ------------------------------------------- */
-
-struct rng {
-    uint64_t s;
-};
-
-static uint64_t next(struct rng *r)
-{
-    r->s ^= r->s >> 12;   /* xorshift64*: fast, fixed-seed, good enough for test data */
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * 2685821657736338717ULL;
-}
-
-static unsigned pick(struct rng *r, unsigned n) { return (unsigned)(next(r) % n); }
-
-static const char *const words[] = {
-    "новости", "фильм", "сериал", "история", "жизнь", "время", "город", "любовь", "семья", "дети", "война",
-    "мир", "герой", "тайна", "путешествие", "природа", "спорт", "футбол", "хоккей", "матч", "чемпионат",
-    "музыка", "концерт", "шоу", "программа", "выпуск", "ведущий", "гость", "студия", "эфир", "обзор",
-    "неделя", "утро", "вечер", "ночь", "погода", "прогноз", "экономика", "культура", "наука", "здоровье",
-    "кулинария", "дом", "сад", "животные", "океан", "космос", "планета", "россия", "москва", "детектив",
-    "комедия", "драма", "боевик", "триллер", "фантастика", "мультфильм", "премьера", "сезон", "серия",
-    "в", "на", "с", "и", "но", "не", "по", "из", "за", "к", "о", "для", "который", "когда", "после",
-    "главный", "новый", "старый", "последний", "первый", "лучший", "узнает", "решает", "находит",
-    "the", "a", "of", "and", "in", "to", "with", "for", "on", "news", "movie", "series", "story", "life",
-    "time", "city", "love", "family", "world", "hero", "secret", "journey", "sport", "match", "music",
-    "show", "live", "review", "week", "morning", "evening", "night", "weather", "science", "documentary",
-    "detective", "comedy", "drama", "thriller", "premiere", "season", "episode", "final", "team", "new",
-    "old", "last", "first", "best", "finds", "saves", "returns", "2024", "HD", "(12+)", "(16+)", "ч.1",
-};
-#define NWORDS (sizeof words / sizeof words[0])
-
-struct gen {
-    struct rng r;
-    char titles[400][96];
-    char descs[500][320];
-    int64_t id;
-    int run_left;
-    int64_t channel, t, imported;
-    char desc[320];
-};
-
-static size_t sentence(struct rng *r, char *out, size_t n, size_t target)
-{
-    size_t len = 0;
-    while (len < target) {
-        const char *w = words[pick(r, NWORDS)];
-        size_t wl = strlen(w);
-        if (len + wl + 2 >= n) break;
-        if (len) out[len++] = ' ';
-        memcpy(out + len, w, wl);
-        len += wl;
-    }
-    out[len] = '\0';
-    return len;
-}
-
-static void gen_init(struct gen *g, uint64_t seed)
-{
-    memset(g, 0, sizeof *g);
-    g->r.s = seed;
-    for (int i = 0; i < 400; i++) {
-        size_t n = sentence(&g->r, g->titles[i], sizeof g->titles[i], 8 + pick(&g->r, 30));
-        if (pick(&g->r, 3) == 0)
-            snprintf(g->titles[i] + n, sizeof g->titles[i] - n, " (серия %u)", 1 + pick(&g->r, 40));
-    }
-    for (int i = 0; i < 500; i++) sentence(&g->r, g->descs[i], sizeof g->descs[i], 100 + pick(&g->r, 200));
-    g->id = 10000000;
-}
-
-static void put_time(struct journal_payload *pl, int64_t t)
-{
-    char ts[24];
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    journal_put_text(pl, ts, strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm));
-}
-
-static void gen_row(struct gen *g, struct journal_payload *pl)
-{
-    struct rng *r = &g->r;
-    if (g->run_left == 0) {
-        g->run_left = 20 + (int)pick(r, 31);
-        g->channel = 1 + pick(r, 300);
-        g->t = 1717200000 + (int64_t)pick(r, 14) * 86400;
-        g->imported = g->t - 86400 * 3 + pick(r, 3600);
-    }
-    g->run_left--;
-    journal_put_int(pl, g->id++);
-    put_time(pl, g->imported);
-    put_time(pl, g->imported + pick(r, 5));
-    journal_put_int(pl, g->channel);
-    const char *title = g->titles[pick(r, 400)];
-    journal_put_text(pl, title, strlen(title));
-    unsigned d = pick(r, 100);
-    if (d < 15) {
-        journal_put_null(pl);
-    } else if (d < 57) {
-        const char *s = g->descs[pick(r, 500)];
-        journal_put_text(pl, s, strlen(s));
-    } else {
-        size_t n = sentence(r, g->desc, sizeof g->desc, 100 + pick(r, 200));
-        journal_put_text(pl, g->desc, n);
-    }
-    int64_t dur = 300 * (1 + (int64_t)pick(r, 24));
-    put_time(pl, g->t);
-    put_time(pl, g->t + dur);
-    g->t += dur;
-    journal_put_int(pl, dur);
-    static const int64_t ratings[] = {0, 6, 12, 16, 18};
-    if (pick(r, 10) < 3) journal_put_null(pl);
-    else journal_put_int(pl, ratings[pick(r, 5)]);
-    journal_put_bool(pl, pick(r, 20) == 0);
-}
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
