@@ -2,6 +2,7 @@
  * `query` and the cache side of `get` use a read-only connection and never
  * wait for the portal (invariant 6). */
 #include "agent/buf.h"
+#include "agent/clock.h"
 #include "agent/cmd.h"
 #include "agent/json.h"
 #include "agent/log.h"
@@ -17,13 +18,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void fmt_time(int64_t ms, char *out, size_t n)
 {
@@ -79,7 +73,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         }
     }
     free(segs);
-    int64_t now = wall_ms(), last_attempt = 0, last_ok = 0;
+    int64_t now = clock_wall_ms(), last_attempt = 0, last_ok = 0;
     const char *last_err = NULL;
     struct replay_table *ts = xcalloc((size_t)cfg->ntables + 1, sizeof *ts);
     int *known = xcalloc((size_t)cfg->ntables + 1, sizeof *known);

@@ -2,6 +2,7 @@
  * apply the journal to cache.db. Exit status per docs/interface.md: 0 every
  * table ok, 1 any table failed (the others are still applied), 2 usage/config. */
 #include "agent/cmd.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/pull.h"
 #include "agent/store.h"
@@ -11,13 +12,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Pull the selected tables (NULL: all configured), print a summary. */
 static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full)
@@ -60,7 +54,7 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
         if (!chosen) continue;
         struct replay_table st = {0};
         int known = replay_table_get(s.rp, t->name, &st, err, sizeof err);
-        int due = force || pull_due(t, known == 0 ? &st : NULL, wall_ms());
+        int due = force || pull_due(t, known == 0 ? &st : NULL, clock_wall_ms());
         int forbidden = known == 0 && st.forbidden;
         replay_table_free(&st);
         if (!due || (forbidden && !force)) {

@@ -22,6 +22,7 @@
  * snapshot resumes at the next start), queued jobs fail, their completions run,
  * the server closes, exit 0. */
 #include "agent/cmd.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/mem.h"
 #include "agent/pull.h"
@@ -101,13 +102,6 @@ struct daemon {
     uint64_t rng;
     uint64_t pull_errors;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rnd(struct daemon *d)
 {
@@ -277,7 +271,7 @@ static void arm(struct daemon *d, int i, int64_t delay_ms)
 {
     if (delay_ms < 0) delay_ms = 0;
     struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-    d->ts[i].next_ms = now_ms() + delay_ms;
+    d->ts[i].next_ms = clock_wall_ms() + delay_ms;
     evtimer_add(d->ts[i].timer, &tv);
 }
 
@@ -298,10 +292,10 @@ static void portal_answered(struct daemon *d)
 {
     if (d->portal == 0) {
         log_info("portal reachable again after %lld s; catching up every table that fell behind",
-                 (long long)((now_ms() - d->unreachable_since_ms) / 1000));
+                 (long long)((clock_wall_ms() - d->unreachable_since_ms) / 1000));
         for (int i = 0; i < d->cfg->ntables; i++)
             if (d->cfg->tables[i].strategy != STRATEGY_ON_DEMAND && !d->ts[i].queued &&
-                d->ts[i].next_ms <= now_ms() + 1000)
+                d->ts[i].next_ms <= clock_wall_ms() + 1000)
                 queue_pull(d, i, 0);
     }
     d->portal = 1;
@@ -311,7 +305,7 @@ static void portal_answered(struct daemon *d)
 static void portal_failed(struct daemon *d, const char *why)
 {
     if (d->portal != 0) {
-        d->unreachable_since_ms = now_ms();
+        d->unreachable_since_ms = clock_wall_ms();
         log_warn("portal unreachable (%s); serving from the cache, retrying with backoff", why);
     }
     d->portal = 0;
@@ -319,7 +313,7 @@ static void portal_failed(struct daemon *d, const char *why)
     for (int k = 0; k < d->backoff && wait < BACKOFF_MAX_MS; k++) wait *= 2;
     if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
     d->backoff++;
-    d->next_probe_ms = now_ms() + jittered(d, wait);
+    d->next_probe_ms = clock_wall_ms() + jittered(d, wait);
 }
 
 static void job_done(evutil_socket_t fd, short what, void *arg)
@@ -336,7 +330,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         ts->pulls++;
         ts->rows += j->pr.rows;
         if (j->ok) {
-            ts->last_ok_ms = now_ms();
+            ts->last_ok_ms = clock_wall_ms();
             log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
                      (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
         } else {
@@ -345,7 +339,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             if (!d->stop) log_error("table %s: %s", t->name, j->pr.error);
         }
         if (d->stop) break;
-        if (j->rs == REMOTE_ETRANSPORT) arm(d, j->table, d->next_probe_ms - now_ms());
+        if (j->rs == REMOTE_ETRANSPORT) arm(d, j->table, d->next_probe_ms - clock_wall_ms());
         else arm(d, j->table, jittered(d, period_ms(t)));
         break;
     }
@@ -369,8 +363,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct table_sched *ts = arg;
     struct daemon *d = ts->d;
     if (d->stop || ts->queued) return;    /* re-armed when the running pull finishes */
-    if (d->portal == 0 && now_ms() < d->next_probe_ms) {
-        arm(d, ts->index, d->next_probe_ms - now_ms());   /* one probe at a time while down */
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) {
+        arm(d, ts->index, d->next_probe_ms - clock_wall_ms());   /* one probe at a time while down */
         return;
     }
     queue_pull(d, ts->index, 0);
@@ -384,7 +378,7 @@ static int hook_fetch(void *ctx, const char *table, const char *column, const ch
     struct daemon *d = ctx;
     const struct config_table *t = config_table_find(d->cfg, table);
     if (!t || d->stop) return -1;
-    if (d->portal == 0 && now_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
     struct job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_FETCH;
     j->table = (int)(t - d->cfg->tables);
@@ -400,7 +394,7 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
 {
     struct daemon *d = ctx;
     if (d->stop) return -1;
-    if (d->portal == 0 && now_ms() < d->next_probe_ms) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;
     struct job *j = xcalloc(1, sizeof *j);
     j->kind = JOB_WRITE;
     j->table = -1;
@@ -447,7 +441,7 @@ static void hook_status_json(void *ctx, struct buf *out)
         gmtime_r(&secs, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
         buf_printf(out, ",\"unreachable_since\":\"%s\",\"next_attempt_in_ms\":%lld", when,
-                   (long long)(d->next_probe_ms - now_ms()));
+                   (long long)(d->next_probe_ms - clock_wall_ms()));
     }
     buf_puts(out, "},\"schedule\":[");
     for (int i = 0; i < d->cfg->ntables; i++) {
@@ -455,7 +449,7 @@ static void hook_status_json(void *ctx, struct buf *out)
         buf_puts(out, "{\"table\":");
         json_write_string(out, d->cfg->tables[i].name, strlen(d->cfg->tables[i].name));
         buf_printf(out, ",\"running\":%s,\"next_in_ms\":%lld,\"pulls\":%llu,\"errors\":%llu}",
-                   d->ts[i].queued ? "true" : "false", (long long)(d->ts[i].next_ms - now_ms()),
+                   d->ts[i].queued ? "true" : "false", (long long)(d->ts[i].next_ms - clock_wall_ms()),
                    (unsigned long long)d->ts[i].pulls, (unsigned long long)d->ts[i].errors);
     }
     buf_putc(out, ']');
@@ -557,7 +551,7 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     struct daemon *d = xcalloc(1, sizeof *d);
     d->cfg = cfg;
     d->portal = -1;
-    d->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+    d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
     int rc = 1;
@@ -608,8 +602,8 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         if (t->strategy == STRATEGY_ON_DEMAND) continue;
         struct replay_table st = {0};
         int64_t delay = 0;
-        if (replay_table_get(d->st.rp, t->name, &st, err, sizeof err) == 0 && !pull_due(t, &st, now_ms()))
-            delay = st.last_success_ms + period_ms(t) - now_ms();
+        if (replay_table_get(d->st.rp, t->name, &st, err, sizeof err) == 0 && !pull_due(t, &st, clock_wall_ms()))
+            delay = st.last_success_ms + period_ms(t) - clock_wall_ms();
         replay_table_free(&st);
         /* Spread the first pulls too, by up to a second. */
         arm(d, i, delay + (int64_t)(rnd(d) % 1000));

@@ -12,6 +12,7 @@
  * gzip's own CRC). Temp files sit beside their final name (same filesystem, so
  * rename is atomic) as NAME.tmp-PID-WHAT and are removed on every path. */
 #include "agent/export.h"
+#include "agent/clock.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -36,13 +37,6 @@ static const char magic[8] = {'I', 'A', 'E', 'X', 'P', 'O', 'R', 'T'};
 #define CHUNK 65536
 
 /* ---- small helpers --------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void put_le32(unsigned char *p, uint32_t v)
 {
@@ -133,7 +127,7 @@ static void new_id(sqlite3 *db, char out[EXPORT_ID_LEN + 1])
     if (query_text(db, "SELECT lower(hex(randomblob(16)))", NULL, &s, err, sizeof err) == 0)
         snprintf(out, EXPORT_ID_LEN + 1, "%s", s);
     else
-        snprintf(out, EXPORT_ID_LEN + 1, "%016llx%016llx", (unsigned long long)now_ms(),
+        snprintf(out, EXPORT_ID_LEN + 1, "%016llx%016llx", (unsigned long long)clock_wall_ms(),
                  (unsigned long long)getpid());
     free(s);
 }
@@ -756,7 +750,7 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
         m.format = EXPORT_FORMAT_VERSION;
         snprintf(m.kind, sizeof m.kind, "snapshot");
         new_id(c, m.id);
-        m.created_ms = now_ms();
+        m.created_ms = clock_wall_ms();
         /* The copy records what it is, so the importer starts "at" this id. */
         sqlite3_stmt *st;
         ok = sqlite3_prepare_v2(c, "UPDATE _agent_export SET at_id = ?1, at_kind = 'snapshot', at_ms = ?2", -1,
@@ -927,7 +921,7 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
         snprintf(m.kind, sizeof m.kind, "delta");
         new_id(c, m.id);
         snprintf(m.base_id, sizeof m.base_id, "%s", bm.id);
-        m.created_ms = now_ms();
+        m.created_ms = clock_wall_ms();
         m.changes = count_changes(n, p);
         ok = describe(c, &m, err, errlen) == 0;
     }
@@ -991,7 +985,7 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
                        SQLITE_OK;
         if (ok) {
             sqlite3_bind_text(wr, 1, (const char *)sqlite3_column_text(rd, 3), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(wr, 2, now_ms());
+            sqlite3_bind_int64(wr, 2, clock_wall_ms());
             ok = sqlite3_step(wr) == SQLITE_DONE;
         }
         if (!ok && !err[0]) snprintf(err, errlen, "%s: preparing the snapshot: %s", path, sqlite3_errmsg(src));
@@ -1102,7 +1096,7 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
                                 NULL) == SQLITE_OK;
         if (ok) {
             sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, now_ms());
+            sqlite3_bind_int64(st, 2, clock_wall_ms());
             ok = sqlite3_step(st) == SQLITE_DONE;
         }
         if (!ok) snprintf(err, errlen, "cache.db %s: recording the delta: %s", db_path, sqlite3_errmsg(db));

@@ -6,6 +6,7 @@
  * (invariant 1); the position and the table's mark move in replay's transaction
  * (invariants 2, 3). */
 #include "agent/pull.h"
+#include "agent/clock.h"
 #include "agent/buf.h"
 #include "agent/json.h"
 #include "agent/log.h"
@@ -20,20 +21,6 @@
 #include <unistd.h>
 
 #define SAMPLE_ROWS 100
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The journal writer and cache.db's writer connection are shared by the
  * daemon's two workers: every use of c->jw and c->rp holds c->lock. */
@@ -494,7 +481,7 @@ struct progress {
 static void progress_show(struct progress *pr, uint64_t rows, int done)
 {
     if (!pr->on) return;
-    double now = mono_s();
+    double now = clock_mono_s();
     if (!done && now - pr->last < 0.2) return;
     pr->last = now;
     double rate = now > pr->start ? (double)rows / (now - pr->start) : 0;
@@ -544,7 +531,7 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
     struct page p = {.type = JOURNAL_SNAPSHOT_PAGE, .s = s};
     struct replay_value after = {0}, count = {0}, mark_cursor = {0};
     struct buf q = {0};
-    struct progress pr = {.on = c->progress, .table = t->name, .start = mono_s()};
+    struct progress pr = {.on = c->progress, .table = t->name, .start = clock_mono_s()};
     int rc = -1;
 
     buf_printf(&q, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"%s\"}", t->name);
@@ -894,8 +881,8 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
 {
     memset(r, 0, sizeof *r);
     r->action = "skipped";
-    double t0 = mono_s();
-    int64_t started = wall_ms();
+    double t0 = clock_mono_s();
+    int64_t started = clock_wall_ms();
     struct replay_table st = {0};
     struct schema s = {0};
     char err[1024];
@@ -938,7 +925,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
     }
 done:
     r->ok = rc == 0;
-    r->seconds = mono_s() - t0;
+    r->seconds = clock_mono_s() - t0;
     if (locked_note_pull(c, t->name, config_strategy_name(t->strategy), started, rc == 0 ? NULL : r->error,
                          r->forbidden, err, sizeof err) != 0)
         log_warn("table %s: recording the pull's outcome: %s", t->name, err);
@@ -982,7 +969,7 @@ int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *
     struct journal_payload out = {0};
     struct buf q = {0};
     int rc = -1;
-    int64_t started = wall_ms();
+    int64_t started = clock_wall_ms();
     *found = 0;
     if (locked_table_get(c, t->name, &st, err, errlen) < 0) goto out;
     if (learn_schema(c, t, &s, &r) != 0) goto fail;

@@ -7,6 +7,7 @@
  * a hook works and resumes in the hook's done callback on the loop thread.
  * serve_free() orphans parked requests: their done callback then only frees them. */
 #include "agent/serve.h"
+#include "agent/clock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -102,13 +103,6 @@ static int64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void put_time(struct buf *b, int64_t ms)
@@ -292,7 +286,7 @@ static void cache_headers(serve *s, char *const *tables, int n, struct serve_rep
         rep->cache_stale = -1;
         return;
     }
-    int64_t since, now = wall_ms(), oldest = 0;
+    int64_t since, now = clock_wall_ms(), oldest = 0;
     int stale = portal_state(s, &since) == 0, known = 1;
     for (int i = 0; i < n; i++) {
         const struct sdb_table *t = sdb_table(&s->db, tables[i]);
@@ -825,7 +819,7 @@ static void handle_status(struct sreq *r)
 {
     serve *s = r->s;
     struct buf *b = &r->rep.body;
-    int64_t since, now = wall_ms();
+    int64_t since, now = clock_wall_ms();
     int ps = portal_state(s, &since);
     sdb_check(&s->db, 0);
     buf_puts(b, "{\"tables\":[");
@@ -893,7 +887,7 @@ static void handle_metrics(struct sreq *r)
 {
     serve *s = r->s;
     struct buf *b = &r->rep.body;
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     r->rep.content_type = "text/plain; version=0.0.4; charset=utf-8";
     sdb_check(&s->db, 0);
     buf_puts(b, "# HELP iptv_agent_table_rows Rows in the cached table.\n# TYPE iptv_agent_table_rows gauge\n");

@@ -28,17 +28,11 @@
 #include <unistd.h>
 
 #include "bench/tvprogram.h"
+#include "agent/clock.h"
 #include "journal/journal.h"
 
 #define ROWS_PER_PAGE 1000
 #define NCOLS 11
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct pages {
     unsigned char **p;
@@ -57,7 +51,7 @@ static void make_pages(struct pages *pg, int n, double *encode_rows_s)
     pg->len = calloc((size_t)n, sizeof *pg->len);
     pg->n = n;
     pg->raw = 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (int i = 0; i < n; i++) {
         journal_payload_snapshot_page(&pl, 1, NCOLS);
         for (int r = 0; r < ROWS_PER_PAGE; r++) gen_row(g, &pl);
@@ -71,7 +65,7 @@ static void make_pages(struct pages *pg, int n, double *encode_rows_s)
         pg->raw += pl.len;
     }
     /* Includes generating the values; an upper bound on the encoder's cost. */
-    *encode_rows_s = (double)n * ROWS_PER_PAGE / (now_s() - t0);
+    *encode_rows_s = (double)n * ROWS_PER_PAGE / (clock_mono_s() - t0);
     journal_payload_free(&pl);
     free(g);
 }
@@ -105,14 +99,14 @@ static double run_append(const char *dir, const struct pages *pg, int n, int lev
     struct journal_writer *w;
     char err[512];
     if (journal_writer_open(&o, &w, err, sizeof err) != 0) die("open", err);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     if (batch) journal_batch_begin(w);
     for (int i = 0; i < n; i++)
         if (journal_append(w, JOURNAL_SNAPSHOT_PAGE, "tv_program", pg->p[i], pg->len[i], NULL, err,
                            sizeof err) != 0)
             die("append", err);
     if (batch && journal_batch_commit(w, err, sizeof err) != 0) die("commit", err);
-    double dt = now_s() - t0;
+    double dt = clock_mono_s() - t0;
     journal_writer_close(w);
     return dt;
 }
@@ -127,7 +121,7 @@ static double run_read(const char *dir, uint64_t *rows, uint64_t *stored, uint64
     char err[512];
     uint64_t sum = 0;
     *rows = *stored = 0;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     if (journal_reader_open(dir, 0, &r, err, sizeof err) != 0) die("reader", err);
     int rc;
     while ((rc = journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err)) == 1) {
@@ -144,7 +138,7 @@ static double run_read(const char *dir, uint64_t *rows, uint64_t *stored, uint64
     if (rc < 0) die("read", err);
     journal_reader_close(r);
     *checksum = sum;
-    return now_s() - t0;
+    return clock_mono_s() - t0;
 }
 
 int main(int argc, char **argv)

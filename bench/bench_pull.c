@@ -16,6 +16,7 @@
  * Usage: bench_pull [--chunk N] [ROWS...]. One JSON line per result on stdout;
  * progress on stderr. */
 #include "tests/testutil.h"
+#include "agent/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,13 +36,6 @@
 #define BENCH_PW_ENV "IA_BENCH_PULL_PW"
 #define BENCH_PW "bench-pull"
 #define CHANGED_ROWS 1000
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The agent binary: $IA_AGENT, else the one built beside this benchmark. */
 static void agent_path(char *out, size_t n)
@@ -67,7 +61,7 @@ static int run_agent(const char *agent, const char *dir, const char *const *args
     argv[n++] = agent;
     for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     pid_t pid = fork();
     if (pid < 0) { perror("fork"); return -1; }
     if (pid == 0) {
@@ -87,7 +81,7 @@ static int run_agent(const char *agent, const char *dir, const char *const *args
     while (wait4(pid, &st, 0, &ru) < 0) {
         if (errno != EINTR) { perror("wait4"); return -1; }
     }
-    r->seconds = now_s() - t0;
+    r->seconds = clock_mono_s() - t0;
     r->rss_mib = (double)ru.ru_maxrss / 1024.0;   /* Linux: KiB */
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? -WTERMSIG(st) : -1;
     if (r->status != 0) {
@@ -154,14 +148,14 @@ static int bench_size(const char *agent, long long rows, long long chunk)
     snprintf(rows_s, sizeof rows_s, "%lld", rows);
 
     fprintf(stderr, "bench_pull: generating %lld tv_program rows...\n", rows);
-    double g0 = now_s();
+    double g0 = clock_mono_s();
     struct tu_portal portal = {0};
     const char *pargs[] = {"--rows", rows_s, "--db", pdb, "--password", BENCH_PW, NULL};
     if (tu_portal_start(&portal, pargs) != 0) {
         fprintf(stderr, "bench_pull: cannot start the fake portal\n");
         goto out;
     }
-    fprintf(stderr, "bench_pull: portal ready in %.1f s at %s\n", now_s() - g0, portal.url);
+    fprintf(stderr, "bench_pull: portal ready in %.1f s at %s\n", clock_mono_s() - g0, portal.url);
 
     char text[2048];
     int len = snprintf(text, sizeof text,

@@ -9,6 +9,7 @@
  *   parse_cjson        cJSON_Parse over the same bodies (baseline for the reader)
  * Usage: bench_remote [ROWS] (default 200000). */
 #include "agent/json.h"
+#include "agent/clock.h"
 #include "agent/remote.h"
 #include "tests/testutil.h"
 
@@ -17,13 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 struct page {
     long long last_id;
@@ -81,7 +75,7 @@ int main(int argc, char **argv)
     long long total = 0;
     size_t nkeys = 0, capkeys = 1024;
     long long *keys = malloc(capkeys * sizeof *keys);   /* each page's "after" key, for pass 2 */
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     for (;;) {
         if (nkeys == capkeys) keys = realloc(keys, (capkeys *= 2) * sizeof *keys);
         keys[nkeys++] = total ? pg.last_id : -1;
@@ -93,7 +87,7 @@ int main(int argc, char **argv)
         if (pg.rows == 0) break;
         total += (long long)pg.rows;
     }
-    double dt = now_s() - t0;
+    double dt = clock_mono_s() - t0;
     double mb = (double)remote_get_stats(r)->bytes_in / 1e6;
     emit("remote_select", "rows/s", (double)total / dt, total, NULL);
     emit("remote_select_bytes", "MB/s", mb / dt, total, NULL);
@@ -123,7 +117,7 @@ int main(int argc, char **argv)
     size_t raw_bytes = 0;
     int k = 0;
     char req[512];
-    t0 = now_s();
+    t0 = clock_mono_s();
     for (; k < npages; k++) {
         page_params(params, sizeof params, keys[k]);
         snprintf(req, sizeof req, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"select\",\"params\":%s}", params);
@@ -133,7 +127,7 @@ int main(int argc, char **argv)
         if (curl_easy_perform(c) != CURLE_OK) break;
         raw_bytes += s.bytes;
     }
-    double raw_dt = now_s() - t0;
+    double raw_dt = clock_mono_s() - t0;
     emit("raw_http", "rows/s", (double)raw_rows / raw_dt, raw_rows, NULL);
     char extra[64];
     emit("remote_select_vs_raw_http", "ratio", ((double)total / dt) / ((double)raw_rows / raw_dt), total, NULL);
@@ -141,20 +135,20 @@ int main(int argc, char **argv)
     /* 3 and 4: parsing alone, streaming reader vs a cJSON DOM */
     char msg[256];
     long long parsed = 0;
-    t0 = now_s();
+    t0 = clock_mono_s();
     for (int i = 0; i < k; i++) {
         json_rpc_rows(bodies[i].p, bodies[i].len, &page_cb, &pg, msg, sizeof msg, err, sizeof err);
         parsed += (long long)pg.rows;
     }
-    double st_dt = now_s() - t0;
-    t0 = now_s();
+    double st_dt = clock_mono_s() - t0;
+    t0 = clock_mono_s();
     long long parsed2 = 0;
     for (int i = 0; i < k; i++) {
         cJSON *d = cJSON_ParseWithLength(bodies[i].p, bodies[i].len);
         parsed2 += cJSON_GetArraySize(cJSON_GetObjectItem(d, "result"));
         cJSON_Delete(d);
     }
-    double cj_dt = now_s() - t0;
+    double cj_dt = clock_mono_s() - t0;
     snprintf(extra, sizeof extra, ",\"MB\":%.1f", (double)raw_bytes / 1e6);
     emit("parse_stream", "rows/s", (double)parsed / st_dt, parsed, extra);
     emit("parse_cjson", "rows/s", (double)parsed2 / cj_dt, parsed2, extra);

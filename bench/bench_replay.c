@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "bench/tvprogram.h"
+#include "agent/clock.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
@@ -40,13 +41,6 @@ static const enum journal_coltype col_types[NCOLS] = {
     JOURNAL_COL_TEXT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_INT, JOURNAL_COL_BOOL};
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, const char *err)
 {
@@ -134,13 +128,13 @@ static double run_replay(const char *jdir, const char *db, uint64_t rows, char *
     struct replay *r;
     struct replay_stats st;
     char err[1024];
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     if (replay_open(&o, &r, err, sizeof err) != 0) die("replay_open", err);
     if (replay_apply(r, JOURNAL_SEQ_MAX, &st, err, sizeof err) != 0) die("replay_apply", err);
     int64_t n = count(replay_db(r));
     *ddl = table_sql(replay_db(r));
     replay_close(r);
-    double dt = now_s() - t0;
+    double dt = clock_mono_s() - t0;
     if (n != (int64_t)rows || st.rows_written != rows || st.snapshots != 1) {
         fprintf(stderr, "bench_replay: replay gave %" PRId64 " rows\n", n);
         exit(1);
@@ -160,7 +154,7 @@ static double run_baseline(const char *jdir, const char *db, const char *ddl, ui
 {
     rm_db(db);
     char err[1024];
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     sqlite3 *h;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
         die("open", sqlite3_errmsg(h));
@@ -203,7 +197,7 @@ static double run_baseline(const char *jdir, const char *db, const char *ddl, ui
     sqlite3_finalize(ins);
     int64_t got = count(h);
     sqlite3_close(h);
-    double dt = now_s() - t0;
+    double dt = clock_mono_s() - t0;
     if (n != rows || got != (int64_t)rows) {
         fprintf(stderr, "bench_replay: baseline gave %" PRId64 " rows\n", got);
         exit(1);
@@ -242,9 +236,9 @@ int main(int argc, char **argv)
     snprintf(db1, sizeof db1, "%s/cache.db", tmpl);
     snprintf(db2, sizeof db2, "%s/baseline.db", tmpl);
     fprintf(stderr, "bench_replay: journaling %" PRIu64 " rows in %s\n", rows, tmpl);
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     uint64_t raw = write_journal(jdir, rows, cursor);
-    fprintf(stderr, "bench_replay: journal written in %.1f s (%.1f MB raw)\n", now_s() - t0, (double)raw / 1e6);
+    fprintf(stderr, "bench_replay: journal written in %.1f s (%.1f MB raw)\n", clock_mono_s() - t0, (double)raw / 1e6);
     double best_r = 1e30, best_b = 1e30;
     char *ddl = NULL;
     for (int k = 0; k < repeat; k++) {

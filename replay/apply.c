@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "agent/buf.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/mem.h"
 #include "replay/cachedb.h"
@@ -292,7 +293,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
     }
     int same = t->known && strcmp(t->hash, hash) == 0 && t->key_col == s.key_col && t->cursor_col == s.cursor_col;
     if (!same) {
-        if (t->known) t->schema_changed_ms = rp_now_ms();   /* reported by status */
+        if (t->known) t->schema_changed_ms = clock_wall_ms();   /* reported by status */
         /* The shadow was made with the old layout: the snapshot must start over. */
         if (t->pending_id) {
             rp_table_finalize(t);
@@ -487,7 +488,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     rp_value_set(&t->mark_cursor, &e.mark_cursor);
     rp_value_set(&t->mark_key, &e.mark_key);
     t->snapshot_id = e.snapshot_id;
-    t->snapshot_at_ms = rp_now_ms();
+    t->snapshot_at_ms = clock_wall_ms();
     t->pending_id = t->pending_rows = 0;
     rp_value_clear(&t->pending_key);
     t->dirty = 1;

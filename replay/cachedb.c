@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "agent/buf.h"
+#include "agent/clock.h"
 #include "agent/mem.h"
 #include "replay/cachedb.h"
 
@@ -115,13 +116,6 @@ void rp_quote(struct buf *b, const char *name)
         buf_putc(b, *p);
     }
     buf_putc(b, '"');
-}
-
-int64_t rp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int replay_check_name(const char *name, char *err, size_t errlen)

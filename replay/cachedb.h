@@ -65,9 +65,6 @@ int rp_exec(sqlite3 *db, const char *sql, const char *what, char *err, size_t er
 /* "name" with embedded quotes doubled, appended to b. */
 struct buf;
 void rp_quote(struct buf *b, const char *name);
-/* Wall clock, unix milliseconds. */
-int64_t rp_now_ms(void);
-
 void rp_value_set(struct replay_value *dst, const struct journal_value *src);  /* copies text */
 void rp_value_clear(struct replay_value *v);                                   /* -> NULL */
 /* Bind a journal value (text STATIC: it must outlive the step). */

@@ -1,5 +1,6 @@
 /* server.c — see server.h. */
 #include "tests/fake_portal/server.h"
+#include "agent/clock.h"
 #include "tests/fake_portal/gen.h"
 #include "agent/buf.h"
 #include "agent/json.h"
@@ -57,13 +58,6 @@ static uint64_t rng_next(fake_server *s)
 }
 
 static double rng_unit(fake_server *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int fake_parse_session_error(const char *s, enum fake_session_error *out)
 {
@@ -211,7 +205,7 @@ static const char *new_session(fake_server *s)
     struct session *ss = &s->sessions[s->nsessions++];
     snprintf(ss->id, sizeof ss->id, "%016llx%016llx", (unsigned long long)rng_next(s),
              (unsigned long long)rng_next(s));
-    ss->expires_ms = s->f.session_ttl_ms > 0 ? now_ms() + s->f.session_ttl_ms : 0;
+    ss->expires_ms = s->f.session_ttl_ms > 0 ? clock_mono_ms() + s->f.session_ttl_ms : 0;
     return ss->id;
 }
 
@@ -220,7 +214,7 @@ static int session_valid(fake_server *s, struct evhttp_request *req)
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Iptvportal-Authorization");
     if (!h || strncmp(h, "sessionid=", 10) != 0) return 0;
     h += 10;
-    int64_t now = now_ms();
+    int64_t now = clock_mono_ms();
     for (int i = 0; i < s->nsessions; i++)
         if (strcmp(s->sessions[i].id, h) == 0)
             return s->sessions[i].expires_ms == 0 || s->sessions[i].expires_ms > now;
