@@ -18,45 +18,6 @@ int cmd_wants_help(int argc, char **argv)
     return 0;
 }
 
-/* ---- rows as JSON lines ------------------------------------------------------- */
-
-struct lines {
-    struct buf out;      /* every row of the page, one JSON array per line */
-    size_t rows;
-};
-
-static int lines_begin(void *ctx)
-{
-    struct lines *l = ctx;
-    buf_reset(&l->out);  /* a retried response starts over */
-    l->rows = 0;
-    return 0;
-}
-
-static int lines_row_begin(void *ctx, size_t row)
-{
-    buf_putc(&((struct lines *)ctx)->out, '[');
-    return 0;
-}
-
-static int lines_value(void *ctx, size_t col, const struct json_val *v)
-{
-    struct lines *l = ctx;
-    if (col) buf_putc(&l->out, ',');
-    json_write_val(&l->out, v);
-    return 0;
-}
-
-static int lines_row_end(void *ctx, size_t row, size_t ncols)
-{
-    struct lines *l = ctx;
-    buf_puts(&l->out, "]\n");
-    l->rows++;
-    return 0;
-}
-
-static const struct json_rows_cb lines_cb = {lines_begin, lines_row_begin, lines_value, lines_row_end};
-
 static int exit_for(enum remote_status st) { return st == REMOTE_OK ? 0 : 1; }
 
 static const char remote_usage[] =
@@ -114,11 +75,12 @@ int cmd_remote(const struct config *cfg, int argc, char **argv)
         cJSON_Delete(doc);
         return 1;
     }
-    struct lines l = {0};
-    enum remote_status st = remote_query(r, method, ptext, &lines_cb, &l, err, sizeof err);
-    if (st == REMOTE_OK) fwrite(l.out.p ? l.out.p : "", 1, l.out.len, stdout);
+    struct buf out = {0};
+    struct json_rows_text rows = {&out, 1, 0};   /* printed only once the whole answer is good */
+    enum remote_status st = remote_query(r, method, ptext, &json_rows_text_cb, &rows, err, sizeof err);
+    if (st == REMOTE_OK) fwrite(out.p ? out.p : "", 1, out.len, stdout);
     else fprintf(stderr, "iptv-agent remote: %s error: %s\n", remote_status_name(st), err);
-    buf_free(&l.out);
+    buf_free(&out);
     remote_free(r);
     free(ptext);
     cJSON_Delete(doc);

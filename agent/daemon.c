@@ -134,22 +134,6 @@ static void free_job(struct job *j)
 
 /* ---- workers ----------------------------------------------------------------------- */
 
-struct rows_text {                    /* a result as the JSON text of an array of rows */
-    struct buf *b;
-    size_t n;
-};
-static int rt_begin(void *ctx) { struct rows_text *r = ctx; buf_reset(r->b); buf_putc(r->b, '['); r->n = 0; return 0; }
-static int rt_row_begin(void *ctx, size_t row) { struct rows_text *r = ctx; buf_puts(r->b, row ? ",[" : "["); return 0; }
-static int rt_value(void *ctx, size_t col, const struct json_val *v)
-{
-    struct rows_text *r = ctx;
-    if (col) buf_putc(r->b, ',');
-    json_write_val(r->b, v);
-    return 0;
-}
-static int rt_row_end(void *ctx, size_t row, size_t n) { struct rows_text *r = ctx; buf_putc(r->b, ']'); r->n++; return 0; }
-static const struct json_rows_cb rows_text_cb = {rt_begin, rt_row_begin, rt_value, rt_row_end};
-
 /* The table a write statement names, or NULL. */
 static const char *write_table(const cJSON *params)
 {
@@ -173,21 +157,19 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
     j->table = t ? (int)(t - d->cfg->tables) : -1;
     const cJSON *where = cJSON_GetObjectItemCaseSensitive(params, "where");
     if (t && strcmp(j->method, "insert") != 0) {
-        struct rows_text kt = {&keys, 0};
+        struct json_rows_text kt = {&keys, 0, 0};
         buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\"", t->key, t->name);
         if (where) {
             buf_puts(&q, ",\"where\":");
             json_write_tree(&q, where);
         }
         buf_putc(&q, '}');
-        j->rs = remote_query(c->remote, "select", q.p, &rows_text_cb, &kt, j->msg, sizeof j->msg);
+        j->rs = remote_query(c->remote, "select", q.p, &json_rows_text_cb, &kt, j->msg, sizeof j->msg);
         if (j->rs != REMOTE_OK) goto out;
-        buf_putc(&keys, ']');
     }
-    struct rows_text rt = {&j->rows, 0};
-    j->rs = remote_query(c->remote, j->method, j->params, &rows_text_cb, &rt, j->msg, sizeof j->msg);
+    struct json_rows_text rt = {&j->rows, 0, 0};
+    j->rs = remote_query(c->remote, j->method, j->params, &json_rows_text_cb, &rt, j->msg, sizeof j->msg);
     if (j->rs != REMOTE_OK) goto out;
-    buf_putc(&j->rows, ']');
     if (t && keys.len > 2) {
         /* [[k1],[k2]] -> [k1,k2] */
         struct buf flat = {0};

@@ -568,3 +568,40 @@ void json_write_tree(struct buf *b, const cJSON *item)
     }
     buf_putc(b, obj ? '}' : ']');
 }
+
+/* ---- rows as JSON text ------------------------------------------------------- */
+
+static int rt_begin(void *ctx)
+{
+    struct json_rows_text *t = ctx;
+    buf_reset(t->out);
+    if (!t->lines) buf_puts(t->out, "[]");
+    t->rows = 0;
+    return 0;
+}
+
+static int rt_row_begin(void *ctx, size_t row)
+{
+    struct json_rows_text *t = ctx;
+    if (!t->lines) t->out->len--;              /* reopen the outer array */
+    buf_puts(t->out, !t->lines && row ? ",[" : "[");
+    return 0;
+}
+
+static int rt_value(void *ctx, size_t col, const struct json_val *v)
+{
+    struct json_rows_text *t = ctx;
+    if (col) buf_putc(t->out, ',');
+    json_write_val(t->out, v);
+    return 0;
+}
+
+static int rt_row_end(void *ctx, size_t row, size_t ncols)
+{
+    struct json_rows_text *t = ctx;
+    buf_puts(t->out, t->lines ? "]\n" : "]]");
+    t->rows++;
+    return 0;
+}
+
+const struct json_rows_cb json_rows_text_cb = {rt_begin, rt_row_begin, rt_value, rt_row_end};

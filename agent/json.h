@@ -64,6 +64,17 @@ enum json_rpc_kind {
 enum json_rpc_kind json_rpc_rows(const char *body, size_t len, const struct json_rows_cb *cb,
                                  void *ctx, char *errmsg, size_t errmsglen, char *err, size_t errlen);
 
+/* A json_rows_cb that collects a result as JSON text in *out: with `lines`, one
+ * row array per line ("[1,2]\n[3,4]\n"); without, one array of rows, kept
+ * closed after every row ("[[1,2],[3,4]]"). A retried response (begin) starts
+ * over. The caller owns out. */
+struct json_rows_text {
+    struct buf *out;
+    int lines;
+    size_t rows;              /* rows collected */
+};
+extern const struct json_rows_cb json_rows_text_cb;   /* ctx: struct json_rows_text * */
+
 /* Writers. */
 void json_write_string(struct buf *b, const char *s, size_t n);  /* quoted, escaped; bytes as given */
 void json_write_double(struct buf *b, double d);                 /* shortest round trip; NaN/Inf -> null */

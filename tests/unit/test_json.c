@@ -182,6 +182,29 @@ static void test_rows_caller_stop(void **state)
     buf_free(&c.b);
 }
 
+static void test_rows_text(void **state)
+{
+    char msg[256], err[256];
+    struct buf out = {0};
+    const char *body = "{\"result\":[[1,\"a\"],[2,null],[]]}";
+    struct json_rows_text arr = {&out, 0, 0};
+    buf_puts(&out, "stale");                      /* begin starts over */
+    assert_int_equal(json_rpc_rows(body, strlen(body), &json_rows_text_cb, &arr, msg, sizeof msg, err, sizeof err),
+                     JSON_RPC_RESULT);
+    assert_string_equal(out.p, "[[1,\"a\"],[2,null],[]]");
+    assert_int_equal(arr.rows, 3);
+    struct json_rows_text lines = {&out, 1, 0};
+    assert_int_equal(json_rpc_rows(body, strlen(body), &json_rows_text_cb, &lines, msg, sizeof msg, err, sizeof err),
+                     JSON_RPC_RESULT);
+    assert_string_equal(out.p, "[1,\"a\"]\n[2,null]\n[]\n");
+    const char *empty = "{\"result\":[]}";
+    assert_int_equal(json_rpc_rows(empty, strlen(empty), &json_rows_text_cb, &arr, msg, sizeof msg, err, sizeof err),
+                     JSON_RPC_RESULT);
+    assert_string_equal(out.p, "[]");
+    assert_int_equal(arr.rows, 0);
+    buf_free(&out);
+}
+
 static void test_write_double_shortest(void **state)
 {
     struct buf b = {0};
@@ -215,7 +238,8 @@ int main(void)
         cmocka_unit_test(test_int64_exact),        cmocka_unit_test(test_strings),
         cmocka_unit_test(test_errors_name_position), cmocka_unit_test(test_depth_bound),
         cmocka_unit_test(test_rows_typed),         cmocka_unit_test(test_rows_error_shapes),
-        cmocka_unit_test(test_rows_caller_stop),   cmocka_unit_test(test_write_double_shortest),
+        cmocka_unit_test(test_rows_caller_stop),   cmocka_unit_test(test_rows_text),
+        cmocka_unit_test(test_write_double_shortest),
         cmocka_unit_test(test_write_string_escapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
