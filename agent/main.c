@@ -138,6 +138,9 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (RLIMIT_FSIZE) must fail the write with EFBIG, which the
+     * journal reports and undoes, not kill the process mid-record. */
+    signal(SIGXFSZ, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmd->run(&cfg, argc - i, argv + i);
     curl_global_cleanup();
