@@ -819,7 +819,9 @@ static int has_pk(sqlite3 *c, const char *table)
     return n > 0;
 }
 
-/* Check the two schemas carry the same tables with the same DDL, all keyed. */
+/* Check the two schemas carry the same tables with the same DDL, all keyed:
+ * 0, or -2 (refused: a delta cannot describe the difference; also when the
+ * lists cannot be read, which only happens on a damaged copy). */
 static int same_tables(sqlite3 *c, const char *base_path, char *err, size_t errlen)
 {
     char **a = NULL, **b = NULL;
@@ -849,7 +851,7 @@ static int same_tables(sqlite3 *c, const char *base_path, char *err, size_t errl
     free(b);
     free(ha);
     free(hb);
-    return ok ? 0 : -1;
+    return ok ? 0 : -2;
 }
 
 static uint64_t count_changes(int n, void *p)
@@ -862,22 +864,19 @@ static uint64_t count_changes(int n, void *p)
     return k;
 }
 
-int export_delta(const char *db_path, const char *base_path, const char *out_path, int level,
-                 struct export_manifest *mout, char *err, size_t errlen)
+/* The delta from the inflated base snapshot at `base` (described by bm, named
+ * base_label in messages) to the portable copy at `copy` (a writable database
+ * that is the newer state), written to out_path with id `id` (NULL: a new one). */
+static int diff_into(const char *copy, const char *base, const char *base_label, const struct export_manifest *bm,
+                     const char *id, const char *out_path, int level, struct export_manifest *m, char *err,
+                     size_t errlen)
 {
-    struct export_manifest m, bm;
-    memset(&m, 0, sizeof m);
-    char *base = tmp_name(out_path, "base"), *copy = tmp_name(out_path, "db"), *cs = tmp_name(out_path, "cs");
+    char *cs = tmp_name(out_path, "cs");
     sqlite3 *c = NULL;
     sqlite3_session *sess = NULL;
     int n = 0;
     void *p = NULL;
-    int ok = read_container(base_path, &bm, base, err, errlen) == 0;
-    if (ok && strcmp(bm.kind, "snapshot") != 0) {
-        snprintf(err, errlen, "%s: a %s (id %s); the base of a delta must be a snapshot", base_path, bm.kind, bm.id);
-        ok = 0;
-    }
-    ok = ok && take_copy(db_path, copy, err, errlen) == 0 && open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) == 0;
+    int ok = open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) == 0;
     if (ok) {
         sqlite3_stmt *st;
         ok = sqlite3_prepare_v2(c, "ATTACH ?1 AS base", -1, &st, NULL) == SQLITE_OK;
@@ -885,10 +884,11 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
             sqlite3_bind_text(st, 1, base, -1, SQLITE_STATIC);
             ok = sqlite3_step(st) == SQLITE_DONE;
         }
-        if (!ok) snprintf(err, errlen, "base %s: attach: %s", base_path, sqlite3_errmsg(c));
+        if (!ok) snprintf(err, errlen, "base %s: attach: %s", base_label, sqlite3_errmsg(c));
         sqlite3_finalize(st);
     }
-    ok = ok && same_tables(c, base_path, err, errlen) == 0;
+    int refused = ok && same_tables(c, base_label, err, errlen) != 0;
+    ok = ok && !refused;
     if (ok && sqlite3session_create(c, "main", &sess) != SQLITE_OK) {
         snprintf(err, errlen, "session: %s", sqlite3_errmsg(c));
         ok = 0;
@@ -902,7 +902,7 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
             char *msg = NULL;
             if (sqlite3session_attach(sess, names[i]) != SQLITE_OK ||
                 sqlite3session_diff(sess, "base", names[i], &msg) != SQLITE_OK) {
-                snprintf(err, errlen, "table %s: diff against the base %s: %s", names[i], base_path,
+                snprintf(err, errlen, "table %s: diff against the base %s: %s", names[i], base_label,
                          msg ? msg : sqlite3_errmsg(c));
                 ok = 0;
             }
@@ -917,13 +917,14 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
         ok = 0;
     }
     if (ok) {
-        m.format = EXPORT_FORMAT_VERSION;
-        snprintf(m.kind, sizeof m.kind, "delta");
-        new_id(c, m.id);
-        snprintf(m.base_id, sizeof m.base_id, "%s", bm.id);
-        m.created_ms = clock_wall_ms();
-        m.changes = count_changes(n, p);
-        ok = describe(c, &m, err, errlen) == 0;
+        m->format = EXPORT_FORMAT_VERSION;
+        snprintf(m->kind, sizeof m->kind, "delta");
+        if (id) snprintf(m->id, sizeof m->id, "%s", id);
+        else new_id(c, m->id);
+        snprintf(m->base_id, sizeof m->base_id, "%s", bm->id);
+        m->created_ms = clock_wall_ms();
+        m->changes = count_changes(n, p);
+        ok = describe(c, m, err, errlen) == 0;
     }
     if (sess) sqlite3session_delete(sess);
     sqlite3_close_v2(c);
@@ -934,16 +935,85 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
         if (fd >= 0) close(fd);
     }
     sqlite3_free(p);
-    ok = ok && write_container(out_path, cs, level, &m, err, errlen) == 0;
+    ok = ok && write_container(out_path, cs, level, m, err, errlen) == 0;
+    unlink(cs);
+    free(cs);
+    return ok ? 0 : refused ? -2 : -1;
+}
+
+/* Verify a snapshot file and inflate its database to `out`. */
+static int read_snapshot(const char *path, struct export_manifest *m, const char *out, char *err, size_t errlen)
+{
+    if (read_container(path, m, out, err, errlen) != 0) return -1;
+    if (strcmp(m->kind, "snapshot") == 0) return 0;
+    snprintf(err, errlen, "%s: a %s (id %s); a delta starts and ends at snapshots", path, m->kind, m->id);
+    unlink_db(out);
+    export_manifest_free(m);
+    return -1;
+}
+
+int export_delta(const char *db_path, const char *base_path, const char *out_path, int level,
+                 struct export_manifest *mout, char *err, size_t errlen)
+{
+    struct export_manifest m, bm;
+    memset(&m, 0, sizeof m);
+    memset(&bm, 0, sizeof bm);
+    char *base = tmp_name(out_path, "base"), *copy = tmp_name(out_path, "db");
+    int rc = read_snapshot(base_path, &bm, base, err, errlen) == 0 && take_copy(db_path, copy, err, errlen) == 0
+                 ? diff_into(copy, base, base_path, &bm, NULL, out_path, level, &m, err, errlen)
+                 : -1;
     unlink_db(copy);
     unlink_db(base);
-    unlink(cs);
     free(copy);
     free(base);
-    free(cs);
     export_manifest_free(&bm);
-    if (ok && mout) *mout = m;
+    if (rc == 0 && mout) *mout = m;
     else export_manifest_free(&m);
+    return rc;
+}
+
+int export_delta_files(const char *base_path, const char *target_path, const char *out_path, int level,
+                       struct export_manifest *mout, char *err, size_t errlen)
+{
+    struct export_manifest m, bm, tm;
+    memset(&m, 0, sizeof m);
+    memset(&bm, 0, sizeof bm);
+    memset(&tm, 0, sizeof tm);
+    char *base = tmp_name(out_path, "base"), *copy = tmp_name(out_path, "db");
+    int rc = read_snapshot(base_path, &bm, base, err, errlen) == 0 &&
+                     read_snapshot(target_path, &tm, copy, err, errlen) == 0
+                 ? diff_into(copy, base, base_path, &bm, tm.id, out_path, level, &m, err, errlen)
+                 : -1;
+    unlink_db(copy);
+    unlink_db(base);
+    free(copy);
+    free(base);
+    export_manifest_free(&bm);
+    export_manifest_free(&tm);
+    if (rc == 0 && mout) *mout = m;
+    else export_manifest_free(&m);
+    return rc;
+}
+
+int export_cache_state(const char *db_path, char at_id[EXPORT_ID_LEN + 1], uint64_t *applied_seq, char *err,
+                       size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char *a = NULL, *q = NULL;
+    int ok = open_db(db_path, SQLITE_OPEN_READONLY, &db, err, errlen) == 0 &&
+             query_text(db, "SELECT at_id FROM _agent_export WHERE id = 1", NULL, &a, err, errlen) == 0 &&
+             query_text(db, "SELECT applied_seq FROM _agent_state WHERE id = 1", NULL, &q, err, errlen) == 0;
+    if (ok) {
+        snprintf(at_id, EXPORT_ID_LEN + 1, "%s", a);
+        if (applied_seq) *applied_seq = strtoull(q, NULL, 10);
+    } else if (db) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "cache.db %s: %s", db_path, why);
+    }
+    free(a);
+    free(q);
+    sqlite3_close_v2(db);
     return ok ? 0 : -1;
 }
 

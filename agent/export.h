@@ -62,10 +62,22 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
                     char *err, size_t errlen);
 
 /* Write the delta from the snapshot file base_path to the current cache.db.
- * Refused (nothing written) when a table was added, dropped or changed layout
- * since the base, or has no PRIMARY KEY: export a new snapshot then. */
+ * Refused with -2 (nothing written) when a table was added, dropped or changed
+ * layout since the base, or has no PRIMARY KEY: export a new snapshot then. */
 int export_delta(const char *db_path, const char *base_path, const char *out_path, int level,
                  struct export_manifest *m, char *err, size_t errlen);
+
+/* The delta between two snapshot files (both verified first): from base_path to
+ * target_path, carrying the target's id, so a cache that applies it is then "at"
+ * the target snapshot and the next delta can start there (export_hub.h chains
+ * deltas this way). Refused like export_delta. */
+int export_delta_files(const char *base_path, const char *target_path, const char *out_path, int level,
+                       struct export_manifest *m, char *err, size_t errlen);
+
+/* What cache.db at db_path is at: the snapshot/delta id it equals ("" none) and
+ * its applied journal position (may be NULL). Read-only. */
+int export_cache_state(const char *db_path, char at_id[EXPORT_ID_LEN + 1], uint64_t *applied_seq, char *err,
+                       size_t errlen);
 
 /* Verify a file completely (payload decompressed and checked) and read its manifest. */
 int export_verify(const char *path, struct export_manifest *m, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <zlib.h>
 
 #include "agent/export.h"
+#include "agent/export_hub.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
@@ -446,7 +447,7 @@ static void test_delta_refused_on_layout_change(void **state)
     put_snapshot(&f->a, "v", 2, 0);
     apply(&f->a);
     char err[2048];
-    assert_int_equal(export_delta(f->a.db, f->file, f->delta, 6, &d, err, sizeof err), -1);
+    assert_int_equal(export_delta(f->a.db, f->file, f->delta, 6, &d, err, sizeof err), -2);
     assert_non_null(strstr(err, "table v: added since the base"));
     assert_int_equal(access(f->delta, F_OK), -1);
     /* A delta is not a base. */
@@ -457,7 +458,7 @@ static void test_delta_refused_on_layout_change(void **state)
     if (export_delta(f->a.db, f->file, f->delta, 6, &d, err, sizeof err) != 0) fail_msg("%s", err);
     export_manifest_free(&d);
     assert_int_equal(export_delta(f->a.db, f->delta, f->file2, 6, &d, err, sizeof err), -1);
-    assert_non_null(strstr(err, "the base of a delta must be a snapshot"));
+    assert_non_null(strstr(err, "a delta starts and ends at snapshots"));
     export_manifest_free(&s);
     /* An unwritable destination: an error naming it, and no file under any name. */
     assert_int_equal(export_snapshot(f->a.db, "/nonexistent-dir/s.iax", 6, NULL, err, sizeof err), -1);
@@ -475,6 +476,163 @@ static void fix_trailer(unsigned char *p, size_t n)
 {
     uint32_t c = (uint32_t)crc32(0, p, (uInt)(n - 4));
     for (int i = 0; i < 4; i++) p[n - 4 + i] = (unsigned char)(c >> (8 * i));
+}
+
+/* Deltas between snapshot files chain: S1 -> S2 applies on a cache at S1 and
+ * leaves it at S2, so S2 -> S3 applies next (what the hub serves edges). */
+static void test_delta_files_chain(void **state)
+{
+    struct fx *f = *state;
+    build_a(f);
+    apply(&f->b);
+    char s3[600], d2[600], err[2048];
+    snprintf(s3, sizeof s3, "%s/snap3.iax", f->root);
+    snprintf(d2, sizeof d2, "%s/delta2.iax", f->root);
+    struct export_manifest m1, m2, m3, d, e;
+    struct export_import_result res;
+    snapshot_ok(f->a.db, f->file, &m1);
+    import_ok(f->b.db, f->file, &res);
+    export_manifest_free(&res.m);
+    put_incr(&f->a, "t", 3, 12, 7);
+    const int64_t gone[] = {1};
+    put_deletions(&f->a, "t", gone, 1);
+    apply(&f->a);
+    snapshot_ok(f->a.db, f->file2, &m2);
+    put_incr(&f->a, "t", 20, 30, 8);
+    apply(&f->a);
+    snapshot_ok(f->a.db, s3, &m3);
+    if (export_delta_files(f->file, f->file2, f->delta, 6, &d, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_string_equal(d.id, m2.id);            /* the delta ends at S2 and is named so */
+    assert_string_equal(d.base_id, m1.id);
+    if (export_delta_files(f->file2, s3, d2, 6, &e, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_string_equal(e.base_id, m2.id);
+    /* S2 -> S3 before S1 -> S2 is refused (the cache is at S1). */
+    import_fails(f->b.db, d2, m2.id, m1.id, "nothing changed", NULL);
+    import_ok(f->b.db, f->delta, &res);
+    export_manifest_free(&res.m);
+    char at[EXPORT_ID_LEN + 1];
+    uint64_t seq = 99;
+    if (export_cache_state(f->b.db, at, &seq, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_string_equal(at, m2.id);
+    import_ok(f->b.db, d2, &res);
+    export_manifest_free(&res.m);
+    assert_same(f->a.db, f->b.db);
+    /* A delta is not a snapshot: it cannot end or start a delta. */
+    assert_int_equal(export_delta_files(f->delta, s3, d2, 6, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "a delta starts and ends at snapshots"));
+    export_manifest_free(&m1);
+    export_manifest_free(&m2);
+    export_manifest_free(&m3);
+    export_manifest_free(&d);
+    export_manifest_free(&e);
+}
+
+static void hub_file_close(struct export_hub_file *x)
+{
+    if (x->fd >= 0) close(x->fd);
+    x->fd = -1;
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -c '%s$'", dir, suffix);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    if (p && fscanf(p, "%d", &n) != 1) n = -1;
+    if (p) pclose(p);
+    return n;
+}
+
+/* The hub: a snapshot is reused while cache.db is unchanged; a delta from the
+ * newest is CURRENT; deltas chain and are built once; old bases are evicted
+ * (GONE); non-ids are refused; a layout change is REFUSED. */
+static void test_hub(void **state)
+{
+    struct fx *f = *state;
+    build_a(f);
+    apply(&f->b);
+    char dir[600], err[2048];
+    snprintf(dir, sizeof dir, "%s/exports", f->root);
+    struct export_hub *h = export_hub_new(dir, f->a.db, 3, 2, err, sizeof err);
+    assert_non_null(h);
+    struct export_hub_file s1, s1b, d, x;
+    assert_int_equal(export_hub_snapshot(h, &s1, err, sizeof err), EXPORT_HUB_OK);
+    assert_int_equal(s1.built, 1);
+    assert_true(s1.size > 0);
+    assert_int_equal(export_hub_snapshot(h, &s1b, err, sizeof err), EXPORT_HUB_OK);
+    assert_int_equal(s1b.built, 0);              /* unchanged cache: the same file */
+    assert_string_equal(s1b.id, s1.id);
+    hub_file_close(&s1b);
+    assert_int_equal(export_hub_delta(h, s1.id, &x, err, sizeof err), EXPORT_HUB_CURRENT);
+    assert_int_equal(export_hub_delta(h, "../../etc/passwd", &x, err, sizeof err), EXPORT_HUB_GONE);
+    assert_non_null(strstr(err, "not an export id"));
+    assert_int_equal(export_hub_delta(h, "0123456789abcdef0123456789abcdef", &x, err, sizeof err), EXPORT_HUB_GONE);
+    assert_non_null(strstr(err, "not kept here"));
+    /* B imports S1 from the descriptor the hub handed out. */
+    char got[600];
+    snprintf(got, sizeof got, "%s/got.iax", f->root);
+    FILE *o = fopen(got, "wb");
+    char b[65536];
+    ssize_t n;
+    while ((n = read(s1.fd, b, sizeof b)) > 0) fwrite(b, 1, (size_t)n, o);
+    fclose(o);
+    hub_file_close(&s1);
+    struct export_import_result res;
+    import_ok(f->b.db, got, &res);
+    export_manifest_free(&res.m);
+    /* A changes: the delta from S1 ends at a new snapshot; asked again, it is kept. */
+    put_incr(&f->a, "t", 2, 9, 3);
+    apply(&f->a);
+    assert_int_equal(export_hub_delta(h, s1.id, &d, err, sizeof err), EXPORT_HUB_OK);
+    assert_int_equal(d.built, 1);
+    assert_string_equal(d.base_id, s1.id);
+    assert_string_not_equal(d.id, s1.id);
+    o = fopen(got, "wb");
+    while ((n = read(d.fd, b, sizeof b)) > 0) fwrite(b, 1, (size_t)n, o);
+    fclose(o);
+    hub_file_close(&d);
+    import_ok(f->b.db, got, &res);
+    export_manifest_free(&res.m);
+    assert_same(f->a.db, f->b.db);
+    char at[EXPORT_ID_LEN + 1];
+    assert_int_equal(export_cache_state(f->b.db, at, NULL, err, sizeof err), 0);
+    assert_string_equal(at, d.id);
+    assert_int_equal(export_hub_delta(h, s1.id, &x, err, sizeof err), EXPORT_HUB_OK);
+    assert_int_equal(x.built, 0);
+    hub_file_close(&x);
+    assert_int_equal(export_hub_delta(h, d.id, &x, err, sizeof err), EXPORT_HUB_CURRENT);
+    /* Two more changes: with keep = 2, S1 and its delta are removed. */
+    for (int k = 0; k < 2; k++) {
+        put_incr(&f->a, "t", 10 + k, 10 + k, 4 + k);
+        apply(&f->a);
+        assert_int_equal(export_hub_snapshot(h, &x, err, sizeof err), EXPORT_HUB_OK);
+        hub_file_close(&x);
+    }
+    assert_int_equal(export_hub_delta(h, s1.id, &x, err, sizeof err), EXPORT_HUB_GONE);
+    assert_int_equal(count_files(dir, ".snap"), 2);
+    assert_int_equal(count_files(dir, ".delta"), 0);
+    export_hub_free(h);
+    /* A new hub over the same directory keeps the files as bases. */
+    h = export_hub_new(dir, f->a.db, 3, 2, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(export_hub_snapshot(h, &x, err, sizeof err), EXPORT_HUB_OK);
+    assert_int_equal(x.built, 1);                /* fingerprints are not kept across runs */
+    hub_file_close(&x);
+    /* A changed layout: the delta is refused, the caller takes a snapshot. */
+    char last[EXPORT_ID_LEN + 1];
+    assert_int_equal(export_hub_snapshot(h, &x, err, sizeof err), EXPORT_HUB_OK);
+    snprintf(last, sizeof last, "%s", x.id);
+    hub_file_close(&x);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->a.db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE extra (id INTEGER PRIMARY KEY)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    put_incr(&f->a, "t", 1, 1, 9);
+    apply(&f->a);
+    assert_int_equal(export_hub_delta(h, last, &x, err, sizeof err), EXPORT_HUB_REFUSED);
+    assert_non_null(strstr(err, "extra"));
+    export_hub_free(h);
 }
 
 static void test_damage_refused(void **state)
@@ -714,6 +872,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_wrong_base_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_conflicts_counted_and_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_refused_on_layout_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_files_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hub, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_import_atomic_for_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_refused, setup, teardown),
