@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/json.h"
 #include "agent/jsonsql.h"
@@ -40,9 +42,9 @@
 #define SESSION_LEN 32                 /* hex characters */
 #define MAX_CODES 16                   /* distinct HTTP statuses counted per route */
 
-enum route { R_JSONRPC, R_JSONSQL, R_SQL, R_STATUS, R_HEALTH, R_METRICS, R_SYNC, R_OTHER, R_N };
+enum route { R_JSONRPC, R_JSONSQL, R_SQL, R_STATUS, R_HEALTH, R_METRICS, R_SYNC, R_EXPORT, R_OTHER, R_N };
 static const char *const route_names[R_N] = {"/api/jsonrpc/", "/api/jsonsql/", "/sql", "/status",
-                                             "/health", "/metrics", "/sync", "other"};
+                                             "/health", "/metrics", "/sync", "/export", "other"};
 
 /* Upper bounds of the latency histogram, seconds. */
 static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -136,11 +138,13 @@ static struct sreq *sreq_new(serve *s, struct evhttp_request *ev, serve_reply_fn
     r->rep.content_type = "application/json; charset=utf-8";
     r->rep.cache_age = -1;
     r->rep.cache_stale = -1;
+    r->rep.file_fd = -1;
     return r;
 }
 
 static void sreq_free(struct sreq *r)
 {
+    if (r->rep.file_fd >= 0) close(r->rep.file_fd);
     buf_free(&r->rep.body);
     cJSON_Delete(r->doc);
     free(r->od_value);
@@ -200,16 +204,27 @@ static void finish(struct sreq *r)
         }
         if (rep->cache_stale >= 0) evhttp_add_header(oh, "X-Cache-Stale", rep->cache_stale ? "true" : "false");
         if (rep->cache_error[0]) evhttp_add_header(oh, "X-Cache-Error", rep->cache_error);
+        if (rep->export_id[0]) evhttp_add_header(oh, "X-Export-Id", rep->export_id);
+        if (rep->export_base[0]) evhttp_add_header(oh, "X-Export-Base", rep->export_base);
         struct evbuffer *out = evbuffer_new();
         size_t len = rep->body.len;
         char *p = buf_detach(&rep->body);
-        if (p && len) evbuffer_add_reference(out, p, len, free_chunk, p);
-        else free(p);
+        if (rep->file_fd >= 0) {
+            /* The file goes out by sendfile/mmap; evbuffer closes the descriptor. */
+            free(p);
+            if (evbuffer_add_file(out, rep->file_fd, 0, rep->file_size) != 0) close(rep->file_fd);
+            rep->file_fd = -1;
+        } else if (p && len) {
+            evbuffer_add_reference(out, p, len, free_chunk, p);
+        } else {
+            free(p);
+        }
         evhttp_send_reply(r->ev, rep->status, NULL, out);
         evbuffer_free(out);
     } else if (r->cb) {
         if (!rep->body.p) buf_puts(&rep->body, "");
         r->cb(r->cb_arg, rep);
+        rep->file_fd = -1;             /* the callback owns it */
     }
     sreq_free(r);
 }
@@ -823,24 +838,29 @@ static void handle_status(struct sreq *r)
     int ps = portal_state(s, &since);
     sdb_check(&s->db, 0);
     buf_puts(b, "{\"tables\":[");
-    for (int i = 0; i < s->cfg->ntables; i++) {
-        const struct config_table *ct = &s->cfg->tables[i];
-        const struct sdb_table *t = sdb_table(&s->db, ct->name);
+    /* The configured tables, then any other the cache holds (an edge's tables
+     * come from its hub and are not configured). */
+    int n = 0;
+    for (int i = 0; i < s->cfg->ntables + (int)s->db.ntables; i++) {
+        const struct config_table *ct = i < s->cfg->ntables ? &s->cfg->tables[i] : NULL;
+        const char *name = ct ? ct->name : s->db.tables[i - s->cfg->ntables].name;
+        if (!ct && config_table_find(s->cfg, name)) continue;
+        const struct sdb_table *t = sdb_table(&s->db, name);
+        int64_t ttl = ct ? ct->ttl_ms : DEFAULT_TTL_MS;
         int64_t ok = t ? t->last_success_ms : 0, age = ok > 0 ? (now - ok) / 1000 : -1;
-        if (i) buf_putc(b, ',');
+        if (n++) buf_putc(b, ',');
         buf_puts(b, "{\"name\":");
-        put_str(b, ct->name);
+        put_str(b, name);
         buf_printf(b, ",\"strategy\":\"%s\",\"cached\":%s,\"rows\":%lld,\"last_success\":",
-                   config_strategy_name(ct->strategy), jsonsql_catalog_ncolumns(s->db.cat, ct->name) >= 0 ? "true" : "false",
-                   (long long)(t ? t->rows : 0));
+                   ct ? config_strategy_name(ct->strategy) : "upstream",
+                   jsonsql_catalog_ncolumns(s->db.cat, name) >= 0 ? "true" : "false", (long long)(t ? t->rows : 0));
         put_time(b, ok);
         buf_puts(b, ",\"last_attempt\":");
         put_time(b, t ? t->last_attempt_ms : 0);
         if (age >= 0) buf_printf(b, ",\"age_seconds\":%lld", (long long)age);
         else buf_puts(b, ",\"age_seconds\":null");
-        buf_printf(b, ",\"ttl_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,\"last_error\":", (long long)(ct->ttl_ms / 1000),
-                   ps == 0 || ok <= 0 || now - ok > ct->ttl_ms ? "true" : "false",
-                   t && t->forbidden ? "true" : "false");
+        buf_printf(b, ",\"ttl_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,\"last_error\":", (long long)(ttl / 1000),
+                   ps == 0 || ok <= 0 || now - ok > ttl ? "true" : "false", t && t->forbidden ? "true" : "false");
         put_str(b, t ? t->last_error : NULL);
         buf_putc(b, '}');
     }
@@ -951,6 +971,97 @@ static void handle_sync(struct sreq *r, const struct serve_request *rq)
     free(table);
 }
 
+/* ---- GET /export/snapshot, /export/delta?base=ID ------------------------------------------- */
+
+static void export_finish(struct sreq *r)
+{
+    unpark(r);
+    int status = r->hook_status;
+    if (status == 200 && r->rep.file_fd >= 0) {
+        r->rep.status = 200;
+        r->rep.content_type = "application/octet-stream";
+    } else if (status == 304) {
+        r->rep.status = 304;
+    } else {
+        reply_error(r, status >= 400 ? status : 500, "%s", r->hook_msg && *r->hook_msg ? r->hook_msg : "export failed");
+    }
+    finish(r);
+}
+
+static void export_done(void *arg, int status, const struct serve_file *f, const char *msg)
+{
+    struct sreq *r = arg;
+    if (!r->s) {                                   /* orphaned by serve_free */
+        if (f && f->fd >= 0) close(f->fd);
+        sreq_free(r);
+        return;
+    }
+    r->hook_status = status;
+    r->hook_msg = msg ? xstrdup(msg) : NULL;
+    if (f && f->fd >= 0) {
+        if (status == 200) {
+            r->rep.file_fd = f->fd;
+            r->rep.file_size = f->size;
+            snprintf(r->rep.export_id, sizeof r->rep.export_id, "%s", f->id ? f->id : "");
+            snprintf(r->rep.export_base, sizeof r->rep.export_base, "%s", f->base_id ? f->base_id : "");
+        } else {
+            close(f->fd);
+        }
+    }
+    r->hook_done = 1;
+    if (!r->in_hook) export_finish(r);
+}
+
+/* The value of `name` in a query string, decoded; malloc'd, NULL when absent. */
+static char *query_param(const char *query, const char *name)
+{
+    struct evkeyvalq kv;
+    TAILQ_INIT(&kv);
+    char *v = NULL;
+    if (query && evhttp_parse_query_str(query, &kv) == 0) {
+        const char *x = evhttp_find_header(&kv, name);
+        if (x) v = xstrdup(x);
+    }
+    evhttp_clear_headers(&kv);
+    return v;
+}
+
+/* 0 answered, 1 parked on the export hook. */
+static int handle_export(struct sreq *r, const struct serve_request *rq)
+{
+    serve *s = r->s;
+    int delta = !strcmp(rq->path, "/export/delta");
+    if (!delta && strcmp(rq->path, "/export/snapshot") != 0) {
+        reply_error(r, 404, "no such route: %.200s (GET /export/snapshot or /export/delta?base=ID)", rq->path);
+    } else if (!authorized(s, rq)) {
+        reply_error(r, 401, "unauthorized: send Authorization: Bearer <token>");
+    } else if (!s->hooks.export_file) {
+        reply_error(r, 404, "this server does not export");
+    } else {
+        char *base = delta ? query_param(rq->query, "base") : NULL;
+        if (delta && (!base || !*base)) {
+            reply_error(r, 400, "expected GET /export/delta?base=ID (the id of the snapshot the cache is at)");
+        } else {
+            park(r);
+            r->in_hook = 1;
+            int rc = s->hooks.export_file(s->hooks.ctx, base, export_done, r);
+            r->in_hook = 0;
+            free(base);
+            if (rc != 0 && !r->hook_done) {
+                r->hook_status = 503;
+                r->hook_msg = xstrdup("export not started (the agent is stopping)");
+                r->hook_done = 1;
+            }
+            if (!r->hook_done) return 1;
+            export_finish(r);
+            return 0;
+        }
+        free(base);
+    }
+    finish(r);
+    return 0;
+}
+
 /* ---- routing -------------------------------------------------------------------------------- */
 
 static enum route route_of(const char *path)
@@ -962,6 +1073,7 @@ static enum route route_of(const char *path)
     if (!strcmp(path, "/health")) return R_HEALTH;
     if (!strcmp(path, "/metrics")) return R_METRICS;
     if (!strncmp(path, "/sync/", 6)) return R_SYNC;
+    if (!strncmp(path, "/export/", 8)) return R_EXPORT;
     return R_OTHER;
 }
 
@@ -986,6 +1098,12 @@ static int dispatch(struct sreq *r, const struct serve_request *rq)
         else if (r->route == R_SQL) handle_sql(r, rq);
         else handle_sync(r, rq);
         break;
+    case R_EXPORT:
+        if (!get) {
+            reply_error(r, 405, "%s takes GET", path);
+            break;
+        }
+        return handle_export(r, rq);
     case R_STATUS:
     case R_HEALTH:
     case R_METRICS:
@@ -1045,6 +1163,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct serve_request rq = {
         .method = method_name(evhttp_request_get_command(req)),
         .path = path && *path ? path : "/",
+        .query = u ? evhttp_uri_get_query(u) : NULL,
         .authorization = evhttp_find_header(ih, "Authorization"),
         .session = evhttp_find_header(ih, "Iptvportal-Authorization"),
         .body = len ? (const char *)evbuffer_pullup(in, -1) : "",

@@ -14,6 +14,14 @@
  *                        table state, then hooks->status_json's members, which
  *                        carry the portal's state; /health names it too)
  *   POST /sync/TABLE     hooks->sync (token required when one is set)
+ *   GET  /export/snapshot           a snapshot file of the cache, and
+ *   GET  /export/delta?base=ID      the delta from snapshot ID to the newest state
+ *                        (docs/export-format.md), both through hooks->export_file
+ *                        (token required when one is set). The body is sent from
+ *                        the file (sendfile), never built in memory; X-Export-Id
+ *                        (and X-Export-Base) name it. 304: the base is current;
+ *                        410: the base is not kept (take a snapshot); 409: the
+ *                        tables changed layout since the base (take a snapshot).
  * Answers from the cache carry X-Cache-Age (seconds since the table's last
  * successful pull) and X-Cache-Stale: true when older than its ttl or when the
  * portal is unreachable.
@@ -73,6 +81,16 @@ typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
 /* Completion of a forwarded write: rows is the portal's `result` JSON text. */
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
 
+/* An export file to send as a reply body. */
+struct serve_file {
+    int fd;                        /* read from offset 0; ownership passes to serve */
+    int64_t size;
+    const char *id, *base_id;      /* X-Export-Id, X-Export-Base ("" none) */
+};
+/* Completion of an export: status is the HTTP status (200 with file, else
+ * 304/409/410/500/503 with msg); file is NULL unless status is 200. */
+typedef void (*serve_export_done_fn)(void *arg, int status, const struct serve_file *file, const char *msg);
+
 struct serve_hooks {
     void *ctx;
     /* on_demand miss: fetch `table` where `column` = value (JSON literal text),
@@ -90,6 +108,9 @@ struct serve_hooks {
     /* Extra JSON members for /status (without braces) and lines for /metrics. */
     void (*status_json)(void *ctx, struct buf *out);
     void (*metrics)(void *ctx, struct buf *out);
+    /* GET /export/...: base_id NULL for a snapshot. Produce the file (on a
+     * worker: it takes long), then call done. NULL: the routes answer 404. */
+    int (*export_file)(void *ctx, const char *base_id, serve_export_done_fn done, void *arg);
 };
 
 struct serve_opts {
@@ -120,6 +141,7 @@ void serve_free(serve *s);               /* stops accepting; in-flight requests 
 struct serve_request {
     const char *method;            /* "GET", "POST", ... */
     const char *path;              /* without the query string, e.g. "/api/jsonsql/" */
+    const char *query;             /* the query string without '?', NULL when absent */
     const char *authorization;     /* the Authorization header, NULL when absent */
     const char *session;           /* the Iptvportal-Authorization header, NULL when absent */
     const char *body;              /* len bytes, need not be NUL-terminated */
@@ -133,6 +155,10 @@ struct serve_reply {
     int64_t cache_age;             /* X-Cache-Age in seconds; -1: no header */
     int cache_stale;               /* X-Cache-Stale: 1 true, 0 false, -1 no header */
     char cache_error[256];         /* X-Cache-Error when not empty (a failed on_demand fetch) */
+    int file_fd;                   /* >= 0: the body is file_size bytes of this file, not `body`;
+                                      the reply callback then owns (closes) it */
+    int64_t file_size;
+    char export_id[40], export_base[40];   /* X-Export-Id / X-Export-Base when not empty */
 };
 
 /* Called once with the reply, which is valid during the call only. */

@@ -27,6 +27,9 @@
 
 #include "agent/buf.h"
 #include "agent/config.h"
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "agent/serve.h"
 #include "tests/testutil.h"
 
@@ -1031,6 +1034,140 @@ static void test_direct_and_orphaned(void **state)
     buf_free(&d.body);
 }
 
+/* ---- exports ---------------------------------------------------------------------------------- */
+
+struct export_hook {
+    char path[600];              /* the file handed out */
+    int mode;                    /* 0 file now, 1 file later (event_base_once), 2..: that status */
+    int calls;
+    char base[80];               /* last base asked for; "" snapshot */
+    struct event_base *base_ev;
+    serve_export_done_fn done;
+    void *arg;
+};
+
+static void export_send(struct export_hook *h, serve_export_done_fn done, void *arg)
+{
+    int fd = open(h->path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat sb;
+    assert_int_equal(fstat(fd, &sb), 0);
+    struct serve_file f = {fd, (int64_t)sb.st_size, "0123456789abcdef0123456789abcdef", h->base};
+    done(arg, 200, &f, NULL);
+}
+
+static void deferred_export(evutil_socket_t fd, short what, void *arg)
+{
+    struct export_hook *h = arg;
+    export_send(h, h->done, h->arg);
+}
+
+static int h_export(void *ctx, const char *base_id, serve_export_done_fn done, void *arg)
+{
+    struct export_hook *h = ctx;
+    h->calls++;
+    snprintf(h->base, sizeof h->base, "%s", base_id ? base_id : "");
+    switch (h->mode) {
+    case 0: export_send(h, done, arg); return 0;
+    case 1: {
+        h->done = done;
+        h->arg = arg;
+        struct timeval now = {0, 0};
+        event_base_once(h->base_ev, -1, EV_TIMEOUT, deferred_export, h, &now);
+        return 0;
+    }
+    case 9: return -1;
+    default: done(arg, h->mode, NULL, "base is not kept here"); return 0;
+    }
+}
+
+static void on_direct_file(void *arg, const struct serve_reply *rep)
+{
+    struct direct_reply *d = arg;
+    on_direct(arg, rep);
+    if (rep->file_fd >= 0) {             /* the callback owns the descriptor */
+        char b[4096];
+        ssize_t n;
+        buf_reset(&d->body);
+        while ((n = read(rep->file_fd, b, sizeof b)) > 0) buf_append(&d->body, b, (size_t)n);
+        close(rep->file_fd);
+    }
+}
+
+/* GET /export/snapshot and /export/delta?base=ID: the hook's file is the body
+ * (sent from the descriptor, any size), X-Export-Id/-Base name it; statuses
+ * pass through; the token is required; bad requests never reach the hook. */
+static void test_export_routes(void **state)
+{
+    struct export_hook eh = {0};
+    snprintf(eh.path, sizeof eh.path, "%s/export.bin", g_dir);
+    /* 3 MB of a pattern: more than one socket buffer. */
+    struct buf content = {0};
+    for (int i = 0; content.len < 3u << 20; i++) buf_printf(&content, "line %d of the export file\n", i);
+    assert_int_equal(tu_write_file(eh.path, content.p, content.len), 0);
+    struct serve_hooks hooks = {.ctx = &eh, .export_file = h_export};
+    struct serve_opts o = default_opts();
+    o.token = "exp-token";
+    char err[512];
+    struct srv v;
+    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    eh.base_ev = v.base;
+    const char *auth[] = {"Authorization: Bearer exp-token", NULL};
+    struct hresp r = {0};
+    char hv[128];
+    assert_int_equal(srv_get(&v, "/export/snapshot", NULL, &r), 401);
+    assert_int_equal(eh.calls, 0);
+    for (int mode = 0; mode < 2; mode++) {
+        eh.mode = mode;
+        assert_int_equal(srv_get(&v, "/export/snapshot", auth, &r), 200);
+        assert_int_equal(r.body.len, content.len);
+        assert_memory_equal(r.body.p, content.p, content.len);
+        assert_string_equal(header(&r, "X-Export-Id", hv, sizeof hv), "0123456789abcdef0123456789abcdef");
+        assert_null(header(&r, "X-Export-Base", hv, sizeof hv));
+        assert_string_equal(header(&r, "Content-Type", hv, sizeof hv), "application/octet-stream");
+        assert_string_equal(eh.base, "");
+    }
+    assert_int_equal(srv_get(&v, "/export/delta?x=1&base=abc%2Fdef", auth, &r), 200);
+    assert_string_equal(eh.base, "abc/def");     /* decoded; the hook validates ids */
+    assert_string_equal(header(&r, "X-Export-Base", hv, sizeof hv), "abc/def");
+    int before = eh.calls;
+    assert_int_equal(srv_get(&v, "/export/delta", auth, &r), 400);
+    assert_contains(r.body.p, "expected GET /export/delta?base=ID");
+    assert_int_equal(srv_get(&v, "/export/delta?base=", auth, &r), 400);
+    assert_int_equal(srv_get(&v, "/export/other", auth, &r), 404);
+    assert_int_equal(srv_post(&v, "/export/snapshot", "{}", auth, &r), 405);
+    assert_int_equal(eh.calls, before);
+    eh.mode = 304;
+    assert_int_equal(srv_get(&v, "/export/delta?base=b1", auth, &r), 304);
+    assert_int_equal(r.body.len, 0);
+    eh.mode = 410;
+    assert_int_equal(srv_get(&v, "/export/delta?base=b1", auth, &r), 410);
+    assert_contains(r.body.p, "{\"error\":\"base is not kept here\"}");
+    eh.mode = 9;
+    assert_int_equal(srv_get(&v, "/export/snapshot", auth, &r), 503);
+    assert_contains(r.body.p, "export not started");
+    srv_stop(&v);
+    /* Without a listener: the reply callback gets the descriptor. */
+    serve *s = serve_new(NULL, &o, &hooks, err, sizeof err);
+    assert_non_null(s);
+    struct direct_reply d = {0};
+    struct serve_request rq = {.method = "GET", .path = "/export/snapshot", .authorization = "Bearer exp-token"};
+    eh.mode = 0;
+    assert_int_equal(serve_handle(s, &rq, on_direct_file, &d), 0);
+    assert_int_equal(d.status, 200);
+    assert_int_equal(d.body.len, content.len);
+    /* A server without the hook does not export. */
+    serve_free(s);
+    struct serve_hooks none = {0};
+    s = serve_new(NULL, &o, &none, err, sizeof err);
+    assert_int_equal(serve_handle(s, &rq, on_direct_file, &d), 0);
+    assert_int_equal(d.status, 404);
+    serve_free(s);
+    buf_free(&d.body);
+    buf_free(&content);
+    hresp_free(&r);
+}
+
 /* ---- writes ---------------------------------------------------------------------------------- */
 
 static void deferred_wdone(evutil_socket_t fd, short what, void *arg)
@@ -1224,6 +1361,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_sql_endpoint),
         cmocka_unit_test(test_token),
+        cmocka_unit_test(test_export_routes),
         cmocka_unit_test(test_non_loopback_needs_token),
         cmocka_unit_test(test_time_limit),
         cmocka_unit_test(test_row_cap),
