@@ -6,6 +6,7 @@
 #include "agent/log.h"
 #include "agent/pull.h"
 #include "agent/store.h"
+#include "agent/upstream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,11 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
                 fprintf(stderr, "iptv-agent: table \"%s\" is named twice\n", only[i]);
                 return 2;
             }
+    }
+    if (cfg->upstream.url) {
+        fprintf(stderr, "iptv-agent: this agent is an edge of %s ([upstream] in %s): its tables come from the hub; "
+                "`iptv-agent --once` takes the hub's changes\n", cfg->upstream.url, cfg->path);
+        return 2;
     }
     if (cfg->ntables == 0) {
         fprintf(stderr, "iptv-agent: no [[table]] in %s: nothing to pull\n", cfg->path);
@@ -84,13 +90,49 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
     return failed ? 1 : 0;
 }
 
+/* Edge mode: one exchange with the hub (upstream.h). */
+static int run_upstream(const struct config *cfg)
+{
+    char err[2048];
+    struct store s;
+    if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        return 1;
+    }
+    upstream *u = upstream_new(cfg, err, sizeof err);
+    if (!u) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        store_close(&s);
+        return 2;
+    }
+    struct upstream_result r;
+    int rc = upstream_sync(u, s.db_path, s.dir, &r, err, sizeof err);
+    upstream_free(u);
+    store_close(&s);
+    if (rc != 0) {
+        fprintf(stderr, "iptv-agent: %s\n", err);
+        return 1;
+    }
+    if (!strcmp(r.action, "current"))
+        printf("upstream %s: already at %s\n", cfg->upstream.url, r.id);
+    else if (!strcmp(r.action, "snapshot"))
+        printf("upstream %s: snapshot %s imported, %llu rows, %llu bytes, %.2f s\n", cfg->upstream.url, r.id,
+               (unsigned long long)r.rows, (unsigned long long)r.bytes, r.seconds);
+    else
+        printf("upstream %s: delta to %s applied, %llu changes, %llu bytes, %.2f s\n", cfg->upstream.url, r.id,
+               (unsigned long long)r.changes, (unsigned long long)r.bytes, r.seconds);
+    return 0;
+}
+
 static const char once_usage[] =
     "usage: iptv-agent --once [--force]\n"
     "\n"
     "Apply any journal records cache.db has not seen, pull every table that is due\n"
     "(never pulled, or older than its ttl/interval; --force: all), apply, print a\n"
     "summary, exit. Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
-    "2 usage or configuration error.\n";
+    "2 usage or configuration error.\n"
+    "An edge ([upstream] url) instead takes the hub's changes once: a delta from the\n"
+    "snapshot it is at, or a snapshot when it is at none (exit 1 when the hub fails).\n";
 
 int cmd_once(const struct config *cfg, int argc, char **argv)
 {
@@ -100,7 +142,7 @@ int cmd_once(const struct config *cfg, int argc, char **argv)
         if (!strcmp(argv[i], "--force")) force = 1;
         else { fprintf(stderr, "iptv-agent --once: unexpected argument %s\n%s", argv[i], once_usage); return 2; }
     }
-    return run_pulls(cfg, NULL, 0, force, 0);
+    return cfg->upstream.url ? run_upstream(cfg) : run_pulls(cfg, NULL, 0, force, 0);
 }
 
 static const char sync_usage[] =

@@ -36,7 +36,8 @@
 static const char REMOTE_KEYS[] =
     "url, domain, username, password_env, timeout, retries, verify_tls, ca_file, max_response";
 static const char STORAGE_KEYS[] = "dir, segment_size, compression_level, retain";
-static const char SERVE_KEYS[] = "listen, token_env";
+static const char SERVE_KEYS[] = "listen, token_env, export_keep";
+static const char UPSTREAM_KEYS[] = "url, token_env, interval, timeout, verify_tls, ca_file";
 static const char DEFAULTS_KEYS[] = "strategy, key, chunk, ttl, interval, lookback, sweep";
 static const char TABLE_KEYS[] =
     "name, strategy, key, cursor, columns, chunk, ttl, interval, lookback, sweep";
@@ -416,6 +417,10 @@ static int section_serve(struct ctx *x, const struct toml_table *tb, struct conf
             if (rc == 0) set_str(&c->serve.listen, kv->val.s);
         } else if (!strcmp(kv->key, "token_env")) {
             rc = get_envname(x, kv, &c->serve.token_env);
+        } else if (!strcmp(kv->key, "export_keep")) {
+            int64_t v = 0;
+            rc = get_int(x, kv, 1, 1000, &v);
+            if (rc == 0) c->serve.export_keep = (int)v;
         } else {
             rc = unknown_key(x, kv, "[serve]", SERVE_KEYS);
         }
@@ -425,6 +430,26 @@ static int section_serve(struct ctx *x, const struct toml_table *tb, struct conf
     if (listen && !c->serve.token_env && !config_listen_is_loopback(c->serve.listen))
         return key_fail(x, listen, "%s is not a loopback address; set token_env so the API "
                                    "requires a token", c->serve.listen);
+    return 0;
+}
+
+static int section_upstream(struct ctx *x, const struct toml_table *tb, struct config *c)
+{
+    for (int i = 0; i < tb->nkvs; i++) {
+        const struct toml_kv *kv = &tb->kvs[i];
+        const char *k = kv->key;
+        int rc;
+        if (!strcmp(k, "url")) rc = get_url(x, kv, &c->upstream.url);
+        else if (!strcmp(k, "token_env")) rc = get_envname(x, kv, &c->upstream.token_env);
+        else if (!strcmp(k, "interval")) rc = get_duration(x, kv, 1, &c->upstream.interval_ms);
+        else if (!strcmp(k, "timeout")) rc = get_duration(x, kv, 1, &c->upstream.timeout_ms);
+        else if (!strcmp(k, "verify_tls")) rc = get_bool(x, kv, &c->upstream.verify_tls);
+        else if (!strcmp(k, "ca_file")) rc = get_string(x, kv, &c->upstream.ca_file);
+        else rc = unknown_key(x, kv, "[upstream]", UPSTREAM_KEYS);
+        if (rc < 0) return -1;
+    }
+    if (!c->upstream.url)
+        return at_fail(x, tb->line, tb->col, "section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
     return 0;
 }
 
@@ -572,6 +597,10 @@ static void config_defaults(struct config *c, const char *path)
     c->storage.compression_level = 3;
     c->storage.retain_ms = 7 * DAY;
     c->serve.listen = xstrdup("127.0.0.1:8642");
+    c->serve.export_keep = 4;
+    c->upstream.interval_ms = 30 * SEC;
+    c->upstream.timeout_ms = 30 * MIN;
+    c->upstream.verify_tls = true;
 }
 
 /* The IPTVPORTAL_* fallbacks. The password is never read here: the remote client
@@ -611,6 +640,7 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
         .interval_ms = MIN, .lookback_ms = 0, .sweep_ms = 6 * HOUR,
     };
     struct table_src dsrc = {0};
+    const struct toml_table *upstream = NULL;
     int rc = 0;
     for (int i = 1; rc == 0 && i < doc->ntables; i++) {
         const struct toml_table *tb = &doc->tables[i];
@@ -622,7 +652,7 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
         const struct toml_table *tb = &doc->tables[i];
         const char *n = tb->name;
         bool single = !strcmp(n, "remote") || !strcmp(n, "storage") || !strcmp(n, "serve") ||
-                      !strcmp(n, "defaults");
+                      !strcmp(n, "defaults") || !strcmp(n, "upstream");
         if (single && tb->is_array)
             rc = at_fail(x, tb->line, tb->col, "section [[%s]] must be written [%s]", n, n);
         else if (!strcmp(n, "table") && !tb->is_array)
@@ -631,15 +661,24 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
         else if (!strcmp(n, "remote")) rc = section_remote(x, tb, c);
         else if (!strcmp(n, "storage")) rc = section_storage(x, tb, c);
         else if (!strcmp(n, "serve")) rc = section_serve(x, tb, c);
+        else if (!strcmp(n, "upstream")) {
+            rc = section_upstream(x, tb, c);
+            upstream = tb;
+        }
         else if (!strcmp(n, "defaults")) continue;
         else if (!strcmp(n, "table")) rc = section_table(x, tb, &d, c);
         else
             rc = at_fail(x, tb->line, tb->col, "unknown section %s%s%s (known: [remote], "
-                         "[storage], [serve], [defaults], [[table]])",
+                         "[storage], [serve], [upstream], [defaults], [[table]])",
                          tb->is_array ? "[[" : "[", n, tb->is_array ? "]]" : "]");
     }
     free(d.key);
     if (rc < 0) return -1;
+    /* An edge mirrors its hub's cache: a table it pulled itself would make the
+     * hub's deltas conflict (docs/export-format.md, Import). */
+    if (upstream && c->ntables > 0)
+        return at_fail(x, upstream->line, upstream->col, "[upstream] and [[table]] exclude each other: an edge "
+                       "agent takes every table its hub has (remove the [[table]] sections, or [upstream])");
     return apply_env(x, c);
 }
 
@@ -712,6 +751,9 @@ void config_free(struct config *c)
     free(c->storage.dir);
     free(c->serve.listen);
     free(c->serve.token_env);
+    free(c->upstream.url);
+    free(c->upstream.token_env);
+    free(c->upstream.ca_file);
     for (int i = 0; i < c->ntables; i++) table_free(&c->tables[i]);
     free(c->tables);
     memset(c, 0, sizeof *c);

@@ -52,7 +52,16 @@ struct config {
     struct {
         char *listen;              /* host:port, default 127.0.0.1:8642 */
         char *token_env;           /* env var holding the API token; required off loopback */
+        int export_keep;           /* snapshots kept as delta bases for /export, default 4 */
     } serve;
+    struct {                       /* an edge agent: tables come from a hub agent, not the portal */
+        char *url;                 /* the hub's base URL (no trailing '/'); NULL: not an edge */
+        char *token_env;           /* env var holding the hub's API token; NULL: none */
+        int64_t interval_ms;       /* how often to ask the hub for a delta, default 30s */
+        int64_t timeout_ms;        /* per download, default 30m */
+        bool verify_tls;           /* default true */
+        char *ca_file;             /* optional CA bundle */
+    } upstream;
     struct config_table *tables;
     int ntables;
 };

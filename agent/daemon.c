@@ -17,17 +17,31 @@
  * probe at a time, backing off exponentially (1 s doubling to 5 min, jittered);
  * the first success after that catches up every table that fell behind at once.
  *
+ * Exports. GET /export/snapshot and /export/delta (serve.h) run on a third
+ * worker, `export`, against the files export_hub.h keeps under
+ * <storage.dir>/exports/: a snapshot of a large cache takes seconds and must
+ * neither stall the loop nor queue behind a pull. They only read cache.db.
+ *
+ * Edge mode ([upstream] url). No portal and no tables of its own: one timer
+ * asks the hub for a delta every upstream.interval (upstream.h) and imports it
+ * on the pull worker under `wlock`; the hub's reachability takes the portal's
+ * place (same backoff, /health, X-Cache-Stale), so reads go on from the cache
+ * while the hub is away. Lookup misses are answered from the cache; writes are
+ * refused (the edge has no portal credentials); POST /sync/ANY asks the hub now.
+ *
  * Shutdown (SIGTERM/SIGINT): the loop stops; workers finish or abandon the page
  * in flight (pull_ctx.cancel: the journal stays consistent and an unfinished
  * snapshot resumes at the next start), queued jobs fail, their completions run,
  * the server closes, exit 0. */
 #include "agent/cmd.h"
 #include "agent/clock.h"
+#include "agent/export_hub.h"
 #include "agent/log.h"
 #include "agent/mem.h"
 #include "agent/pull.h"
 #include "agent/serve.h"
 #include "agent/store.h"
+#include "agent/upstream.h"
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -43,7 +57,7 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
 
-enum job_kind { JOB_PULL, JOB_FETCH, JOB_WRITE };
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT };
 
 struct daemon;
 
@@ -56,6 +70,8 @@ struct job {
     char *method, *params;            /* WRITE */
     serve_done_fn done;               /* FETCH */
     serve_write_done_fn wdone;        /* WRITE */
+    serve_export_done_fn edone;       /* EXPORT */
+    char *base_id;                    /* EXPORT: delta base; NULL snapshot */
     void *arg;
     /* results, read on the loop thread */
     int ok;
@@ -63,6 +79,9 @@ struct job {
     struct pull_result pr;            /* PULL */
     char msg[2048];                   /* FETCH/WRITE error */
     struct buf rows;                  /* WRITE: the portal's result rows */
+    struct upstream_result ur;        /* UPSTREAM */
+    int http_status;                  /* EXPORT */
+    struct export_hub_file file;      /* EXPORT: fd -1 when none */
     struct job *next;
 };
 
@@ -93,7 +112,7 @@ struct daemon {
     struct table_sched *ts;
     pthread_mutex_t mu;               /* guards both queues and `stop` */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
-    struct queue pullq, interq;
+    struct queue pullq, interq, exportq;
     volatile int stop;                /* shutdown: workers drain, pulls stop between pages */
     int portal;                       /* 1 answered, 0 unreachable, -1 not tried yet */
     int64_t unreachable_since_ms;
@@ -101,6 +120,15 @@ struct daemon {
     int backoff;                      /* failed probes in a row */
     uint64_t rng;
     uint64_t pull_errors;
+    struct export_hub *hub;           /* /export files */
+    uint64_t exports;
+    /* edge mode */
+    upstream *up;                     /* NULL: not an edge */
+    struct event *up_timer;
+    int up_queued;
+    int64_t up_next_ms, up_last_ok_ms;
+    uint64_t up_syncs, up_errors;
+    struct upstream_result up_last;
 };
 
 static uint64_t rnd(struct daemon *d)
@@ -128,6 +156,8 @@ static void free_job(struct job *j)
     free(j->value);
     free(j->method);
     free(j->params);
+    free(j->base_id);
+    if (j->kind == JOB_EXPORT && j->file.fd >= 0) close(j->file.fd);
     buf_free(&j->rows);
     free(j);
 }
@@ -197,6 +227,7 @@ static void run_job(struct daemon *d, struct queue *q, struct job *j)
     if (d->stop) {
         snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
         snprintf(j->pr.error, sizeof j->pr.error, "the agent is shutting down");
+        j->http_status = 503;
         return;
     }
     switch (j->kind) {
@@ -214,6 +245,20 @@ static void run_job(struct daemon *d, struct queue *q, struct job *j)
     case JOB_WRITE:
         run_write(d, &c, j);
         break;
+    case JOB_UPSTREAM:
+        pthread_mutex_lock(&d->wlock);
+        j->ok = upstream_sync(d->up, d->st.db_path, d->st.dir, &j->ur, j->msg, sizeof j->msg) == 0;
+        pthread_mutex_unlock(&d->wlock);
+        j->rs = j->ok ? REMOTE_OK : j->ur.unreachable ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
+    case JOB_EXPORT: {
+        int rc = j->base_id ? export_hub_delta(d->hub, j->base_id, &j->file, j->msg, sizeof j->msg)
+                            : export_hub_snapshot(d->hub, &j->file, j->msg, sizeof j->msg);
+        j->http_status = rc == EXPORT_HUB_OK ? 200 : rc == EXPORT_HUB_CURRENT ? 304 : rc == EXPORT_HUB_GONE ? 410
+                       : rc == EXPORT_HUB_REFUSED ? 409 : 500;
+        j->rs = REMOTE_OK;             /* says nothing about the portal */
+        break;
+    }
     }
 }
 
@@ -270,11 +315,36 @@ static void queue_pull(struct daemon *d, int i, int full)
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
+static void up_arm(struct daemon *d, int64_t delay_ms)
+{
+    if (delay_ms < 0) delay_ms = 0;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    d->up_next_ms = clock_wall_ms() + delay_ms;
+    evtimer_add(d->up_timer, &tv);
+}
+
+static void queue_upstream(struct daemon *d)
+{
+    if (d->up_queued) return;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_UPSTREAM;
+    j->table = -1;
+    j->file.fd = -1;
+    d->up_queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+static void on_up_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (!d->stop) queue_upstream(d);   /* while the hub is away, job_done arms at the backoff */
+}
+
 static void portal_answered(struct daemon *d)
 {
     if (d->portal == 0) {
-        log_info("portal reachable again after %lld s; catching up every table that fell behind",
-                 (long long)((clock_wall_ms() - d->unreachable_since_ms) / 1000));
+        log_info("%s reachable again after %lld s; catching up every table that fell behind",
+                 d->up ? "hub" : "portal", (long long)((clock_wall_ms() - d->unreachable_since_ms) / 1000));
         for (int i = 0; i < d->cfg->ntables; i++)
             if (d->cfg->tables[i].strategy != STRATEGY_ON_DEMAND && !d->ts[i].queued &&
                 d->ts[i].next_ms <= clock_wall_ms() + 1000)
@@ -288,7 +358,7 @@ static void portal_failed(struct daemon *d, const char *why)
 {
     if (d->portal != 0) {
         d->unreachable_since_ms = clock_wall_ms();
-        log_warn("portal unreachable (%s); serving from the cache, retrying with backoff", why);
+        log_warn("%s unreachable (%s); serving from the cache, retrying with backoff", d->up ? "hub" : "portal", why);
     }
     d->portal = 0;
     int64_t wait = BACKOFF_FIRST_MS;
@@ -302,6 +372,15 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
 {
     struct job *j = arg;
     struct daemon *d = j->d;
+    if (j->kind == JOB_EXPORT) {
+        if (j->http_status == 200) d->exports++;
+        else if (j->http_status == 500) log_error("export: %s", j->msg);
+        struct serve_file f = {j->file.fd, j->file.size, j->file.id, j->file.base_id};
+        j->file.fd = -1;               /* passes to serve */
+        j->edone(j->arg, j->http_status, f.fd >= 0 ? &f : NULL, j->msg);
+        free_job(j);
+        return;
+    }
     if (j->rs == REMOTE_ETRANSPORT) portal_failed(d, j->kind == JOB_PULL ? j->pr.error : j->msg);
     else if (j->ok || j->rs != REMOTE_OK) portal_answered(d);
     switch (j->kind) {
@@ -335,6 +414,25 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         if (j->ok && j->table >= 0 && !d->stop && !strcmp(j->method, "insert") &&
             d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
             queue_pull(d, j->table, 0);
+        break;
+    case JOB_UPSTREAM:
+        d->up_queued = 0;
+        d->up_syncs++;
+        if (j->ok) {
+            d->up_last_ok_ms = clock_wall_ms();
+            d->up_last = j->ur;
+            if (strcmp(j->ur.action, "current") != 0)
+                log_info("upstream: %s %s, %llu changes, %llu bytes, %.2f s", j->ur.action, j->ur.id,
+                         (unsigned long long)j->ur.changes, (unsigned long long)j->ur.bytes, j->ur.seconds);
+        } else {
+            d->up_errors++;
+            if (!d->stop) log_error("upstream: %s", j->msg);
+        }
+        if (d->stop) break;
+        up_arm(d, j->rs == REMOTE_ETRANSPORT ? d->next_probe_ms - clock_wall_ms()
+                                             : jittered(d, d->cfg->upstream.interval_ms));
+        break;
+    case JOB_EXPORT:
         break;
     }
     free_job(j);
@@ -404,6 +502,40 @@ static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
     return 0;
 }
 
+static int hook_export(void *ctx, const char *base_id, serve_export_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    if (d->stop) return -1;
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_EXPORT;
+    j->table = -1;
+    j->file.fd = -1;
+    j->base_id = base_id ? xstrdup(base_id) : NULL;
+    j->edone = done;
+    j->arg = arg;
+    enqueue(d, &d->exportq, j);
+    return 0;
+}
+
+/* Edge mode: no portal to write to. */
+static int edge_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    char msg[512];
+    snprintf(msg, sizeof msg, "this agent is an edge of %s ([upstream]) and has no portal: send %s to the portal",
+             d->cfg->upstream.url, method);
+    done(arg, -1, NULL, msg);
+    return 0;
+}
+
+/* Edge mode: POST /sync/ANYTHING asks the hub now. */
+static int edge_sync(void *ctx, const char *table, char *err, size_t errlen)
+{
+    struct daemon *d = ctx;
+    queue_upstream(d);
+    return 0;
+}
+
 static int hook_portal_state(void *ctx, int64_t *since_ms)
 {
     struct daemon *d = ctx;
@@ -425,7 +557,17 @@ static void hook_status_json(void *ctx, struct buf *out)
         buf_printf(out, ",\"unreachable_since\":\"%s\",\"next_attempt_in_ms\":%lld", when,
                    (long long)(d->next_probe_ms - clock_wall_ms()));
     }
-    buf_puts(out, "},\"schedule\":[");
+    buf_putc(out, '}');
+    if (d->up) {
+        buf_puts(out, ",\"upstream\":{\"url\":");
+        json_write_string(out, d->cfg->upstream.url, strlen(d->cfg->upstream.url));
+        buf_printf(out, ",\"at\":\"%s\",\"last_action\":\"%s\",\"syncs\":%llu,\"errors\":%llu,\"running\":%s,"
+                        "\"next_in_ms\":%lld}",
+                   d->up_last.id, d->up_last.action, (unsigned long long)d->up_syncs,
+                   (unsigned long long)d->up_errors, d->up_queued ? "true" : "false",
+                   (long long)(d->up_next_ms - clock_wall_ms()));
+    }
+    buf_printf(out, ",\"exports\":%llu,\"schedule\":[", (unsigned long long)d->exports);
     for (int i = 0; i < d->cfg->ntables; i++) {
         if (i) buf_putc(out, ',');
         buf_puts(out, "{\"table\":");
@@ -514,6 +656,10 @@ static const char run_usage[] =
     "its schedule (full: every ttl; incremental: every interval, sweeping for deletions\n"
     "every sweep), serves the local HTTP API on [serve] listen, keeps serving from\n"
     "the cache while the portal is unreachable and catches up when it returns.\n"
+    "Serves GET /export/snapshot and /export/delta?base=ID for edge agents (files\n"
+    "kept under <dir>/exports/). With [upstream] url it is an edge: no portal, no\n"
+    "[[table]]; it takes the hub's snapshot, then its deltas every upstream interval,\n"
+    "and keeps serving from the cache while the hub is away.\n"
     "SIGTERM or SIGINT: finish or abandon the page in flight, exit 0.\n"
     "Exit: 0 clean shutdown, 1 cannot start (storage, listen address), 2 configuration.\n";
 
@@ -541,18 +687,41 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "iptv-agent run: %s\n", err);
         goto out;
     }
-    d->pullq.remote = worker_remote(cfg, 0, err, sizeof err);
-    d->interq.remote = d->pullq.remote ? worker_remote(cfg, 1, err, sizeof err) : NULL;
-    if (!d->interq.remote) {
-        fprintf(stderr, "iptv-agent run: %s\n", err);
-        rc = 2;
-        goto out;
+    if (cfg->upstream.url) {
+        if (!(d->up = upstream_new(cfg, err, sizeof err))) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        upstream_set_cancel(d->up, &d->stop);
+    } else {
+        d->pullq.remote = worker_remote(cfg, 0, err, sizeof err);
+        d->interq.remote = d->pullq.remote ? worker_remote(cfg, 1, err, sizeof err) : NULL;
+        if (!d->interq.remote) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        remote_set_cancel(d->pullq.remote, &d->stop);
+        remote_set_cancel(d->interq.remote, &d->stop);
     }
-    remote_set_cancel(d->pullq.remote, &d->stop);
-    remote_set_cancel(d->interq.remote, &d->stop);
+    {
+        char xdir[4200];
+        snprintf(xdir, sizeof xdir, "%s/exports", d->st.dir);
+        if (!(d->hub = export_hub_new(xdir, d->st.db_path, cfg->storage.compression_level, cfg->serve.export_keep, err,
+                                      sizeof err))) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            goto out;
+        }
+    }
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
-                                hook_metrics};
+                                hook_metrics, hook_export};
+    if (d->up) {
+        hooks.fetch = NULL;            /* misses are answered from the cache */
+        hooks.write = edge_write;
+        hooks.sync = edge_sync;
+    }
     struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
     d->srv = serve_new(d->base, &so, &hooks, err, sizeof err);
     if (!d->srv) {
@@ -590,10 +759,17 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         /* Spread the first pulls too, by up to a second. */
         arm(d, i, delay + (int64_t)(rnd(d) % 1000));
     }
-    struct queue *qs[2] = {&d->pullq, &d->interq};
+    if (d->up) {
+        log_info("edge of %s: asking for its changes every %lld s", cfg->upstream.url,
+                 (long long)(cfg->upstream.interval_ms / 1000));
+        d->up_timer = evtimer_new(d->base, on_up_timer, d);
+        up_arm(d, 0);
+    }
+    struct queue *qs[3] = {&d->pullq, &d->interq, &d->exportq};
     d->pullq.name = "pull";
     d->interq.name = "interactive";
-    for (int k = 0; k < 2; k++) {
+    d->exportq.name = "export";
+    for (int k = 0; k < 3; k++) {
         qs[k]->d = d;
         pthread_cond_init(&qs[k]->cv, NULL);
         pthread_create(&qs[k]->thread, NULL, worker_main, qs[k]);
@@ -609,9 +785,9 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
      * completions (replies to waiting HTTP clients) run before the server goes. */
     pthread_mutex_lock(&d->mu);
     d->stop = 1;
-    for (int k = 0; k < 2; k++) pthread_cond_broadcast(&qs[k]->cv);
+    for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
     pthread_mutex_unlock(&d->mu);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         pthread_join(qs[k]->thread, NULL);
         pthread_cond_destroy(&qs[k]->cv);
     }
@@ -624,6 +800,7 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     event_free(sigterm);
     event_free(sigint);
     for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);
+    if (d->up_timer) event_free(d->up_timer);
     log_info("stopped");
     rc = 0;
 out:
@@ -631,6 +808,8 @@ out:
     if (d->base) event_base_free(d->base);
     remote_free(d->pullq.remote);
     remote_free(d->interq.remote);
+    upstream_free(d->up);
+    export_hub_free(d->hub);
     store_close(&d->st);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);

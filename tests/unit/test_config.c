@@ -307,7 +307,7 @@ static void test_key_and_section_errors(void **state)
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain)");
     expect_err("[serve]\nport = 1\n",
-               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env)");
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep)");
     expect_err("verbose = true\n[remote]\n",
                "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
                "[remote], [storage], [serve], ...)");
@@ -315,10 +315,10 @@ static void test_key_and_section_errors(void **state)
                "a.toml:3:1: key `password`: secrets do not go in the file; set password_env");
     expect_err("[remote]\n[cache]\nsize = 1\n",
                "a.toml:2:1: unknown section [cache] (known: [remote], [storage], [serve], "
-               "[defaults], [[table]])");
+               "[upstream], [defaults], [[table]])");
     expect_err("[[tables]]\nname = \"x\"\n",
                "a.toml:1:1: unknown section [[tables]] (known: [remote], [storage], [serve], "
-               "[defaults], [[table]])");
+               "[upstream], [defaults], [[table]])");
     expect_err("[[remote]]\n", "a.toml:1:1: section [[remote]] must be written [remote]");
     expect_err("[[defaults]]\n", "a.toml:1:1: section [[defaults]] must be written [defaults]");
     expect_err("[table]\nname = \"x\"\n",
@@ -327,6 +327,40 @@ static void test_key_and_section_errors(void **state)
                "a.toml:4:1: table `remote` is already defined at line 1");
     expect_err("[remote]\nretries = 1\nretries = 2\n",
                "a.toml:3:1: duplicate key `retries` (first set at line 2)");
+}
+
+/* An edge: [upstream] instead of [remote] and [[table]]. */
+static void test_upstream(void **state)
+{
+    (void)state;
+    struct config c;
+    parse_ok("", &c);
+    assert_null(c.upstream.url);
+    assert_int_equal(c.upstream.interval_ms, 30 * SEC);
+    assert_int_equal(c.serve.export_keep, 4);
+    config_free(&c);
+    parse_ok("[upstream]\nurl = \"http://hub:8642/\"\ntoken_env = \"HUB_TOKEN\"\ninterval = \"5s\"\n"
+             "timeout = \"1h\"\nverify_tls = false\nca_file = \"/ca.pem\"\n[serve]\nexport_keep = 9\n", &c);
+    assert_string_equal(c.upstream.url, "http://hub:8642");
+    assert_string_equal(c.upstream.token_env, "HUB_TOKEN");
+    assert_int_equal(c.upstream.interval_ms, 5 * SEC);
+    assert_int_equal(c.upstream.timeout_ms, HOUR);
+    assert_false(c.upstream.verify_tls);
+    assert_string_equal(c.upstream.ca_file, "/ca.pem");
+    assert_int_equal(c.serve.export_keep, 9);
+    assert_int_equal(c.ntables, 0);
+    config_free(&c);
+    expect_err("[upstream]\ntoken_env = \"T\"\n",
+               "a.toml:1:1: section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
+    expect_err("[upstream]\nurl = \"hub:8642\"\n",
+               "a.toml:2:7: key `url`: \"hub:8642\" must start with http:// or https://");
+    expect_err("[upstream]\nurl = \"http://h\"\nkeep = 1\n",
+               "a.toml:3:1: key `keep`: unknown key in [upstream] (known: url, token_env, interval, timeout, "
+               "verify_tls, ca_file)");
+    expect_err("[[table]]\nname = \"a\"\n[upstream]\nurl = \"http://h\"\n",
+               "a.toml:3:1: [upstream] and [[table]] exclude each other: an edge agent takes every table its "
+               "hub has (remove the [[table]] sections, or [upstream])");
+    expect_err("[serve]\nexport_keep = 0\n", "a.toml:2:15: key `export_keep`: must be between 1 and 1000, got 0");
 }
 
 static void test_toml_errors_propagate(void **state)
@@ -664,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup(test_empty_file_defaults, clear_env),
         cmocka_unit_test_setup(test_every_key_set, clear_env),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_upstream),
         cmocka_unit_test_setup(test_sizes, clear_env),
         cmocka_unit_test_setup(test_value_errors, clear_env),
         cmocka_unit_test_setup(test_key_and_section_errors, clear_env),
