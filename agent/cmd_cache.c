@@ -4,6 +4,7 @@
 #include "agent/buf.h"
 #include "agent/clock.h"
 #include "agent/cmd.h"
+#include "agent/export.h"
 #include "agent/json.h"
 #include "agent/log.h"
 #include "agent/mem.h"
@@ -75,10 +76,15 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     free(segs);
     int64_t now = clock_wall_ms(), last_attempt = 0, last_ok = 0;
     const char *last_err = NULL;
-    struct replay_table *ts = xcalloc((size_t)cfg->ntables + 1, sizeof *ts);
-    int *known = xcalloc((size_t)cfg->ntables + 1, sizeof *known);
-    for (int i = 0; i < cfg->ntables; i++) {
-        known[i] = replay_table_get(s.rp, cfg->tables[i].name, &ts[i], err, sizeof err) == 0;
+    /* The configured tables; an edge has none: its tables are whatever the hub sent. */
+    char **edge_names = NULL;
+    size_t nedge = 0;
+    if (cfg->upstream.url && replay_table_list(s.rp, &edge_names, &nedge, err, sizeof err) != 0) nedge = 0;
+    int ntab = cfg->upstream.url ? (int)nedge : cfg->ntables;
+    struct replay_table *ts = xcalloc((size_t)ntab + 1, sizeof *ts);
+    int *known = xcalloc((size_t)ntab + 1, sizeof *known);
+    for (int i = 0; i < ntab; i++) {
+        known[i] = replay_table_get(s.rp, edge_names ? edge_names[i] : cfg->tables[i].name, &ts[i], err, sizeof err) == 0;
         if (!known[i]) continue;
         if (ts[i].last_success_ms > last_ok) last_ok = ts[i].last_success_ms;
         if (ts[i].last_attempt_ms > last_attempt) {
@@ -90,8 +96,16 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     char when[40], okwhen[40];
     fmt_time(last_attempt, when, sizeof when);
     fmt_time(last_ok, okwhen, sizeof okwhen);
+    char at[EXPORT_ID_LEN + 1] = "";
+    if (cfg->upstream.url && export_cache_state(s.db_path, at, NULL, err, sizeof err) != 0) at[0] = '\0';
     if (as_json) {
-        buf_puts(&out, "{\"remote\":{\"url\":");
+        buf_puts(&out, "{");
+        if (cfg->upstream.url) {
+            buf_puts(&out, "\"upstream\":{\"url\":");
+            json_write_string(&out, cfg->upstream.url, strlen(cfg->upstream.url));
+            buf_printf(&out, ",\"at\":\"%s\"},", at);
+        }
+        buf_puts(&out, "\"remote\":{\"url\":");
         if (cfg->remote.url) json_write_string(&out, cfg->remote.url, strlen(cfg->remote.url));
         else buf_puts(&out, "null");
         buf_printf(&out, ",\"last_attempt\":\"%s\",\"last_success\":\"%s\",\"reachable\":%s,\"last_error\":", when,
@@ -100,6 +114,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         buf_printf(&out, "},\"journal\":{\"segments\":%zu,\"bytes\":%llu,\"applied_seq\":%llu},\"tables\":[", nsegs,
                    (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
     } else {
+        if (cfg->upstream.url)
+            buf_printf(&out, "upstream: %s; at %s\n", cfg->upstream.url, at[0] ? at : "(nothing imported yet)");
         buf_printf(&out, "remote:  %s; last attempt %s (%s), last success %s\n",
                    cfg->remote.url ? cfg->remote.url : "(not configured)", when,
                    last_attempt == 0 ? "none" : last_err ? "failed" : "ok", okwhen);
@@ -108,11 +124,14 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         buf_printf(&out, "%-24s %-12s %10s %-34s %-21s %8s %-5s %s\n", "table", "strategy", "rows", "mark",
                    "last success", "age(s)", "stale", "error");
     }
-    for (int i = 0; i < cfg->ntables; i++) {
-        const struct config_table *t = &cfg->tables[i];
+    for (int i = 0; i < ntab; i++) {
+        const struct config_table *t = edge_names ? NULL : &cfg->tables[i];
+        const char *name = t ? t->name : edge_names[i];
+        const char *strategy = t ? config_strategy_name(t->strategy) : "upstream";
+        int64_t ttl_ms = t ? t->ttl_ms : 3600 * 1000;
         const struct replay_table *st = &ts[i];
         int64_t age = known[i] && st->last_success_ms ? (now - st->last_success_ms) / 1000 : -1;
-        int stale = age < 0 || age * 1000 > t->ttl_ms;
+        int stale = age < 0 || age * 1000 > ttl_ms;
         buf_reset(&v);
         if (known[i] && (st->mark_cursor.type != JOURNAL_NULL || st->mark_key.type != JOURNAL_NULL)) {
             if (st->mark_cursor.type != JOURNAL_NULL) { value_text(&v, &st->mark_cursor); buf_putc(&v, ' '); }
@@ -124,8 +143,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         if (as_json) {
             if (i) buf_putc(&out, ',');
             buf_puts(&out, "{\"name\":");
-            json_write_string(&out, t->name, strlen(t->name));
-            buf_printf(&out, ",\"strategy\":\"%s\",\"rows\":%llu,\"mark_cursor\":", config_strategy_name(t->strategy),
+            json_write_string(&out, name, strlen(name));
+            buf_printf(&out, ",\"strategy\":\"%s\",\"rows\":%llu,\"mark_cursor\":", strategy,
                        (unsigned long long)(known[i] ? st->rows : 0));
             if (known[i]) value_text(&out, &st->mark_cursor); else buf_puts(&out, "null");
             buf_puts(&out, ",\"mark_key\":");
@@ -147,14 +166,15 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             if (known[i] && st->pending_id) snprintf(note, sizeof note, " (snapshot in progress)");
             if (known[i] && st->schema_behind) snprintf(note, sizeof note, " (columns changed: new snapshot pending)");
             else if (known[i] && st->schema_changed_ms) snprintf(note, sizeof note, " (columns changed %s)", chg);
-            buf_printf(&out, "%-24s %-12s %10llu %-34.34s %-21s %8s %-5s %s%s\n", t->name,
-                       config_strategy_name(t->strategy), (unsigned long long)(known[i] ? st->rows : 0),
+            buf_printf(&out, "%-24s %-12s %10llu %-34.34s %-21s %8s %-5s %s%s\n", name,
+                       strategy, (unsigned long long)(known[i] ? st->rows : 0),
                        v.len ? v.p : "-", when, agebuf, stale ? "yes" : "no", e, note);
         }
     }
     if (as_json) buf_puts(&out, "]}\n");
     fwrite(out.p, 1, out.len, stdout);
-    for (int i = 0; i < cfg->ntables; i++) if (known[i]) replay_table_free(&ts[i]);
+    for (int i = 0; i < ntab; i++) if (known[i]) replay_table_free(&ts[i]);
+    if (edge_names) replay_names_free(edge_names, nedge);
     free(ts);
     free(known);
     buf_free(&out);

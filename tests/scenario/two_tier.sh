@@ -148,7 +148,13 @@ cmp -s "$HTTP_BODY" "$SCEN_DIR/edge.sel" || fail "edge and hub answer the same s
 http GET "$X_URL/status"
 json_check "$HTTP_BODY" 'd["upstream"]["at"] and len(d["tables"]) >= 3 and all(t["strategy"]=="upstream" for t in d["tables"])' ||
   fail "edge /status: $(cat "$HTTP_BODY")"
-ok "edge serves the same JSON-RPC answer as the hub; /status lists the hub's tables and its upstream"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" status
+expect_rc 0 "status on the edge"
+grep -q "^upstream: $H_URL; at [0-9a-f]\{32\}" "$O" && grep -q "^tv_program  *upstream  *[1-9]" "$O" || fail "edge status: $(cat "$O")"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" sync
+expect_rc 2 "sync on the edge"
+grep -q "is an edge of" "$E" || fail "edge sync: $(cat "$E")"
+ok "edge serves the same JSON-RPC answer as the hub; /status and \`status\` list the hub's tables and its upstream; \`sync\` is refused"
 
 for round in 1 2; do
   portal_admin "$P_URL" /_fake/mutate '{"table":"subscriber","updates":40,"inserts":15,"deletes":10,"seed":'$round'}' >/dev/null
