@@ -99,6 +99,7 @@ struct table_sched {
     int index;                        /* in cfg->tables */
     struct event *timer;
     int queued;                       /* a PULL job is queued or running */
+    int again;                        /* a pull was asked for while one ran: queue one more */
     int64_t next_ms;                  /* when the timer fires */
     uint64_t pulls, errors, rows;
     int64_t last_ok_ms;
@@ -125,7 +126,7 @@ struct daemon {
     /* edge mode */
     upstream *up;                     /* NULL: not an edge */
     struct event *up_timer;
-    int up_queued;
+    int up_queued, up_again;          /* as table_sched's queued and again */
     int64_t up_next_ms, up_last_ok_ms;
     uint64_t up_syncs, up_errors;
     struct upstream_result up_last;
@@ -313,6 +314,15 @@ static void queue_pull(struct daemon *d, int i, int full)
     enqueue(d, &d->pullq, j);
 }
 
+/* A pull asked for now (POST /sync, an insert): one that starts after the ask.
+ * A pull already running may have read the table before the change being
+ * waited for, so it is followed by one more. */
+static void request_pull(struct daemon *d, int i)
+{
+    if (d->ts[i].queued) d->ts[i].again = 1;
+    else queue_pull(d, i, 0);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 
 static void up_arm(struct daemon *d, int64_t delay_ms)
@@ -400,8 +410,14 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             if (!d->stop) log_error("table %s: %s", t->name, j->pr.error);
         }
         if (d->stop) break;
-        if (j->rs == REMOTE_ETRANSPORT) arm(d, j->table, d->next_probe_ms - clock_wall_ms());
-        else arm(d, j->table, jittered(d, period_ms(t)));
+        if (ts->again && j->rs != REMOTE_ETRANSPORT) {
+            ts->again = 0;
+            queue_pull(d, j->table, 0);    /* its completion arms the timer */
+        } else if (j->rs == REMOTE_ETRANSPORT) {
+            arm(d, j->table, d->next_probe_ms - clock_wall_ms());
+        } else {
+            arm(d, j->table, jittered(d, period_ms(t)));
+        }
         break;
     }
     case JOB_FETCH:
@@ -413,7 +429,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         /* Inserted rows come back with the table's next pull, queued now. */
         if (j->ok && j->table >= 0 && !d->stop && !strcmp(j->method, "insert") &&
             d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
-            queue_pull(d, j->table, 0);
+            request_pull(d, j->table);
         break;
     case JOB_UPSTREAM:
         d->up_queued = 0;
@@ -429,8 +445,13 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             if (!d->stop) log_error("upstream: %s", j->msg);
         }
         if (d->stop) break;
-        up_arm(d, j->rs == REMOTE_ETRANSPORT ? d->next_probe_ms - clock_wall_ms()
-                                             : jittered(d, d->cfg->upstream.interval_ms));
+        if (d->up_again && j->rs != REMOTE_ETRANSPORT) {
+            d->up_again = 0;
+            queue_upstream(d);             /* its completion arms the timer */
+        } else {
+            up_arm(d, j->rs == REMOTE_ETRANSPORT ? d->next_probe_ms - clock_wall_ms()
+                                                 : jittered(d, d->cfg->upstream.interval_ms));
+        }
         break;
     case JOB_EXPORT:
         break;
@@ -498,7 +519,7 @@ static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
         snprintf(err, errlen, "table \"%s\" is on_demand: rows are fetched when a lookup misses", table);
         return -1;
     }
-    queue_pull(d, (int)(t - d->cfg->tables), 0);
+    request_pull(d, (int)(t - d->cfg->tables));
     return 0;
 }
 
@@ -528,11 +549,12 @@ static int edge_write(void *ctx, const char *method, const char *params_json, se
     return 0;
 }
 
-/* Edge mode: POST /sync/ANYTHING asks the hub now. */
+/* Edge mode: POST /sync/ANYTHING asks the hub now (after a running ask: again). */
 static int edge_sync(void *ctx, const char *table, char *err, size_t errlen)
 {
     struct daemon *d = ctx;
-    queue_upstream(d);
+    if (d->up_queued) d->up_again = 1;
+    else queue_upstream(d);
     return 0;
 }
 
