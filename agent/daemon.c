@@ -111,7 +111,7 @@ struct daemon {
     serve *srv;
     struct store st;
     struct table_sched *ts;
-    pthread_mutex_t mu;               /* guards both queues and `stop` */
+    pthread_mutex_t mu;               /* guards the queues and `stop` */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
     struct queue pullq, interq, exportq;
     volatile int stop;                /* shutdown: workers drain, pulls stop between pages */
@@ -583,9 +583,9 @@ static void hook_status_json(void *ctx, struct buf *out)
     if (d->up) {
         buf_puts(out, ",\"upstream\":{\"url\":");
         json_write_string(out, d->cfg->upstream.url, strlen(d->cfg->upstream.url));
-        buf_printf(out, ",\"at\":\"%s\",\"last_action\":\"%s\",\"syncs\":%llu,\"errors\":%llu,\"running\":%s,"
-                        "\"next_in_ms\":%lld}",
-                   d->up_last.id, d->up_last.action, (unsigned long long)d->up_syncs,
+        buf_printf(out, ",\"at\":\"%s\",\"last_action\":\"%s\",\"last_success_ms\":%lld,\"syncs\":%llu,"
+                        "\"errors\":%llu,\"running\":%s,\"next_in_ms\":%lld}",
+                   d->up_last.id, d->up_last.action, (long long)d->up_last_ok_ms, (unsigned long long)d->up_syncs,
                    (unsigned long long)d->up_errors, d->up_queued ? "true" : "false",
                    (long long)(d->up_next_ms - clock_wall_ms()));
     }
