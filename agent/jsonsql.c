@@ -2062,11 +2062,14 @@ static void rx_free(void *p)
     free(r);
 }
 
-/* PostgreSQL replacement syntax: \1..\9 a group, \& the match, \\ a backslash. */
-static void put_replacement(struct buf *o, const char *rep, const char *s, const regmatch_t *m,
-                            size_t nsub)
+/* PostgreSQL replacement syntax: \1..\9 a group, \& the match, \\ a backslash.
+ * Returns -1 as soon as o holds more than cap bytes (each \& may copy the
+ * whole text: a replacement of many \& multiplies it). */
+static int put_replacement(struct buf *o, const char *rep, const char *s, const regmatch_t *m,
+                           size_t nsub, size_t cap)
 {
     for (const char *p = rep; *p; p++) {
+        if (o->len > cap) return -1;
         if (*p == '\\' && p[1]) {
             size_t g = 10;
             if (p[1] >= '1' && p[1] <= '9') g = (size_t)(p[1] - '0');
@@ -2085,11 +2088,129 @@ static void put_replacement(struct buf *o, const char *rep, const char *s, const
         }
         buf_putc(o, *p);
     }
+    return o->len > cap ? -1 : 0;
 }
 
 static size_t utf8_step(unsigned char ch)
 {
     return ch >= 0xF0 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC0 ? 2 : 1;
+}
+
+/* Bounds on the work of one regexp_replace call. glibc's regexec never calls
+ * back, so SQLite's progress handler (the local API's time limit) cannot stop
+ * it; the work must be bounded before it starts. Measured with glibc 2.36:
+ *  - a back-reference makes matching exponential: '(a*)*\1\1b' took 10 s
+ *    on 100 characters, 45 s on 128, and did not end on 256;
+ *  - nested bounded repetitions are expanded at compile time:
+ *    '(((a{1,100}){1,100}){1,100})' did not compile within a minute;
+ *  - an unanchored search that fails late costs the square of the text:
+ *    'a*x|b' takes 10 s on 64 KiB, ~0.16 s on 8 KiB (at most ~0.3 s on 8 KiB
+ *    for the patterns within RX_MAX_NODES tried).
+ * The result is bounded by the connection's SQLITE_LIMIT_LENGTH while it is
+ * built: an empty pattern with 'g' inserts the replacement at every character,
+ * which grew to gigabytes before SQLite could refuse it. */
+#define RX_MAX_TEXT 8192        /* bytes of text searched */
+#define RX_MAX_NODES 1000       /* pattern size with repetitions expanded */
+
+/* Expanded size of an ERE: atoms count 1, a group its content + 1, x{m,n}
+ * multiplies x by its largest count, alternatives add. Over-estimates rather
+ * than under (an unknown construct counts as an atom). Saturates at limit + 1.
+ * Back-references (\1..\9 outside brackets) are reported through *backref. */
+static long rx_size(const char *p, long limit, int *backref)
+{
+    long stack_total[64], total = 0, last = 0;
+    int depth = 0;
+    *backref = 0;
+    for (; *p; p++) {
+        if (total > limit) return limit + 1;
+        switch (*p) {
+        case '(':
+            if (depth == (int)(sizeof stack_total / sizeof stack_total[0])) return limit + 1;
+            stack_total[depth++] = total;
+            total = 0;
+            last = 0;
+            continue;
+        case ')':
+            if (depth == 0) { last = 1; total += 1; continue; }   /* regcomp decides */
+            last = total + 1;
+            total = stack_total[--depth] + last;
+            continue;
+        case '|':
+            last = 0;
+            continue;
+        case '*': case '+': case '?':
+            total += last;                   /* x+ is compiled as xx* */
+            last *= 2;
+            continue;
+        case '{': {
+            const char *q = p + 1;
+            long lo = 0, hi = -1, v = 0;
+            int digits = 0;
+            while (*q >= '0' && *q <= '9') { if (v <= limit) v = v * 10 + (*q - '0'); q++; digits++; }
+            lo = v;
+            if (*q == ',') {
+                q++;
+                v = 0;
+                int d2 = 0;
+                while (*q >= '0' && *q <= '9') { if (v <= limit) v = v * 10 + (*q - '0'); q++; d2++; }
+                hi = d2 ? v : lo + 1;
+                digits += d2;
+            } else {
+                hi = lo;
+            }
+            if (*q != '}' || digits == 0) { last = 1; total += 1; continue; }   /* a literal '{' */
+            long n = hi > lo ? hi : lo;
+            if (n < 1) n = 1;
+            long grown = last > 0 && n > limit / last ? limit + 1 : last * n;
+            total += grown - last;
+            last = grown;
+            p = q;
+            continue;
+        }
+        case '[': {
+            const char *q = p + 1;
+            if (*q == '^') q++;
+            if (*q == ']') q++;
+            while (*q && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    const char *e = strchr(q + 2, q[1]);
+                    while (e && e[1] != ']') e = strchr(e + 1, q[1]);
+                    q = e ? e + 2 : q + strlen(q);
+                } else {
+                    q++;
+                }
+            }
+            if (!*q) return total + 1;       /* unterminated: regcomp refuses it */
+            p = q;
+            last = 1;
+            total += 1;
+            continue;
+        }
+        case '\\':
+            if (p[1] >= '1' && p[1] <= '9') *backref = 1;
+            if (p[1]) p++;
+            last = 1;
+            total += 1;
+            continue;
+        default:
+            last = 1;
+            total += 1;
+        }
+    }
+    while (depth > 0) total = stack_total[--depth] + total + 1;
+    return total > limit ? limit + 1 : total;
+}
+
+/* The pattern regexp_replace refuses before compiling, with the reason. */
+static const char *rx_refuse(const char *pat)
+{
+    int backref;
+    if (rx_size(pat, RX_MAX_NODES, &backref) > RX_MAX_NODES)
+        return "regexp_replace: pattern too large (more than 1000 elements once repetitions are expanded)";
+    if (backref)
+        return "regexp_replace: back-references (\\1..\\9) in the pattern are not supported: "
+               "their matching time grows exponentially";
+    return NULL;
 }
 
 static void fn_regexp_replace(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -2121,10 +2242,23 @@ static void fn_regexp_replace(sqlite3_context *ctx, int argc, sqlite3_value **ar
             }
         }
     }
+    if (n > RX_MAX_TEXT) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "regexp_replace: text of %zu bytes exceeds the limit of %d bytes "
+                                  "(search time grows with its square)", n, RX_MAX_TEXT);
+        sqlite3_result_error(ctx, msg, -1);
+        sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+        return;
+    }
     /* The compiled pattern is cached on the pattern argument; it is handed to
      * SQLite only after use, since set_auxdata may free it at once. */
     struct rx *r = sqlite3_get_auxdata(ctx, 1), *fresh = NULL;
     if (!r || r->icase != icase) {
+        const char *why = rx_refuse(pat);
+        if (why) {
+            sqlite3_result_error(ctx, why, -1);
+            return;
+        }
         fresh = r = xmalloc(sizeof *r);
         r->icase = icase;
         int rc = regcomp(&r->re, pat, REG_EXTENDED | (icase ? REG_ICASE : 0));
@@ -2139,8 +2273,10 @@ static void fn_regexp_replace(sqlite3_context *ctx, int argc, sqlite3_value **ar
     }
     regmatch_t m[10];
     size_t nsub = r->re.re_nsub < 9 ? r->re.re_nsub : 9, pos = 0;
+    size_t cap = (size_t)sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1);
     struct buf o = {0};
     buf_reserve(&o, n);
+    int too_long = 0;
     while (pos <= n) {
         /* REG_STARTEND: search s[pos..n) while ^ and context still see s. */
         m[0].rm_so = (regoff_t)pos;
@@ -2148,7 +2284,10 @@ static void fn_regexp_replace(sqlite3_context *ctx, int argc, sqlite3_value **ar
         if (regexec(&r->re, s, 10, m, REG_STARTEND) != 0) break;
         size_t so = (size_t)m[0].rm_so, eo = (size_t)m[0].rm_eo;
         buf_append(&o, s + pos, so - pos);
-        put_replacement(&o, rep, s, m, nsub);
+        if (put_replacement(&o, rep, s, m, nsub, cap) != 0) {
+            too_long = 1;
+            break;
+        }
         pos = eo;
         if (so == eo) {   /* empty match: keep one character and move past it */
             if (eo >= n) {
@@ -2161,6 +2300,15 @@ static void fn_regexp_replace(sqlite3_context *ctx, int argc, sqlite3_value **ar
             pos = eo + step;
         }
         if (!global) break;
+    }
+    if (too_long) {
+        char msg[128];
+        buf_free(&o);
+        if (fresh) rx_free(fresh);
+        snprintf(msg, sizeof msg, "regexp_replace: result longer than %zu bytes", cap);
+        sqlite3_result_error(ctx, msg, -1);
+        sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+        return;
     }
     if (pos < n) buf_append(&o, s + pos, n - pos);
     size_t len = o.len;

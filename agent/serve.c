@@ -35,6 +35,7 @@
 
 #define DEFAULT_MAX_BODY (1 << 20)
 #define DEFAULT_MAX_ROWS 100000
+#define DEFAULT_MAX_REPLY ((int64_t)64 << 20)
 #define DEFAULT_TIME_LIMIT_MS 5000
 #define DEFAULT_MAX_DEPTH 32
 #define DEFAULT_TTL_MS (3600 * 1000)   /* config's default, for tables it does not list */
@@ -66,7 +67,7 @@ struct serve {
     struct serve_hooks hooks;
     char *token;                       /* NULL: none. Never logged. */
     size_t token_len;
-    int64_t max_body, max_rows, time_limit_ms;
+    int64_t max_body, max_rows, max_reply, time_limit_ms;
     int max_depth;
     struct sdb db;
     char sessions[MAX_SESSIONS][SESSION_LEN + 1];   /* ring of issued session ids */
@@ -528,6 +529,7 @@ static int answer_select(struct sreq *r, int may_fetch)
     sdb_deadline(&s->db, s->time_limit_ms);
     while ((rc = sqlite3_step(e->ps)) == SQLITE_ROW) {
         if (rows == s->max_rows) { over = 1; break; }
+        if ((int64_t)b->len > s->max_reply) { over = 2; break; }
         if (rows++) buf_putc(b, ',');
         jsonsql_write_row(b, &st, e->ps);
     }
@@ -536,9 +538,14 @@ static int answer_select(struct sreq *r, int may_fetch)
         snprintf(err, sizeof err, "%s", s->db.timed_out ? "" : sqlite3_errmsg(s->db.rd));
     sqlite3_reset(e->ps);                 /* ends the read transaction */
     jsonsql_stmt_free(&st);
-    if (over) {
+    if (over == 1) {
         rpc_error(r, 200, -32603, "result exceeds max_rows (%lld rows): narrow it with where or limit",
                   (long long)s->max_rows);
+        return 0;
+    }
+    if (over == 2) {
+        rpc_error(r, 200, -32603, "result exceeds %lld bytes: narrow it with where, limit or fewer columns",
+                  (long long)s->max_reply);
         return 0;
     }
     if (rc != SQLITE_DONE) {
@@ -673,13 +680,14 @@ static int run_write(struct sreq *r, const char *method)
 
 static int handle_jsonsql(struct sreq *r, const struct serve_request *rq)
 {
-    if (rpc_body(r, rq) != 0) { finish(r); return 0; }
+    /* The token before the body: an unauthorized client gets no work done. */
     if (!authorized(r->s, rq)) {
         rpc_error(r, 401, -32000, "unauthorized: send Iptvportal-Authorization: sessionid=<authorize_user's "
                                   "session_id> or Authorization: Bearer <token>");
         finish(r);
         return 0;
     }
+    if (rpc_body(r, rq) != 0) { finish(r); return 0; }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->doc, "method");
     if (!cJSON_IsString(m)) {
         rpc_error(r, 200, -32600, "Invalid Request: method missing");
@@ -805,7 +813,7 @@ static void handle_sql(struct sreq *r, const struct serve_request *rq)
     int rc, truncated = 0;
     sdb_deadline(&s->db, s->time_limit_ms);
     while ((rc = sqlite3_step(e->ps)) == SQLITE_ROW) {
-        if (rows == s->max_rows) { truncated = 1; break; }
+        if (rows == s->max_rows || (int64_t)b->len > s->max_reply) { truncated = 1; break; }
         if (rows++) buf_putc(b, ',');
         jsonsql_write_row(b, &shape, e->ps);
     }
@@ -1237,6 +1245,7 @@ serve *serve_new(struct event_base *base, const struct serve_opts *opts, const s
     }
     s->max_body = opts->max_body > 0 ? opts->max_body : DEFAULT_MAX_BODY;
     s->max_rows = opts->max_rows > 0 ? opts->max_rows : DEFAULT_MAX_ROWS;
+    s->max_reply = opts->max_reply > 0 ? opts->max_reply : DEFAULT_MAX_REPLY;
     s->time_limit_ms = opts->time_limit_ms > 0 ? opts->time_limit_ms : DEFAULT_TIME_LIMIT_MS;
     s->max_depth = opts->max_depth > 0 ? opts->max_depth : DEFAULT_MAX_DEPTH;
     int max_sql = s->max_body < (1 << 30) ? (int)s->max_body : 1 << 30;

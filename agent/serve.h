@@ -30,7 +30,8 @@
  * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is
  *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
  *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
- *   A body over max_body is HTTP 413; JSON nested deeper than max_depth, SQL
+ *   The same for a reply growing past max_reply bytes (rows can be large:
+ *   /sql then says "truncated":true too). A body over max_body is HTTP 413; JSON nested deeper than max_depth, SQL
  *   running past time_limit_ms, and anything the authorizer refuses are errors.
  * - Cache headers. X-Cache-Stale (true|false) is on every answer read from the
  *   cache; X-Cache-Age is the age of the oldest table the statement read (its
@@ -119,6 +120,7 @@ struct serve_opts {
     const char *token;             /* NULL: none (then only loopback listen is allowed) */
     int64_t max_body;              /* request bytes, default 1 MiB */
     int64_t max_rows;              /* rows per answer, default 100000 */
+    int64_t max_reply;             /* bytes per answer (checked between rows), default 64 MiB */
     int64_t time_limit_ms;         /* per read, default 5000 */
     int max_depth;                 /* JSON nesting, default 32 */
 };

@@ -13,8 +13,14 @@
 
 /* Memory bound for any one value a client's SQL can build (replace(), group_concat ...). */
 #define SDB_MAX_LENGTH (64 << 20)
-/* VM instructions between two looks at the clock: ~tens of microseconds. */
-#define SDB_PROGRESS_OPS 4000
+/* VM instructions between two looks at the clock. One instruction may be a
+ * function building a 16 MiB string (tens of ms), and the caller's work per
+ * row (writing it out as JSON) only counts when the clock is next read. With
+ * 4000, a 1000 ms limit stopped a query building a 16 MiB string per row after
+ * 4.8 s, and one returning a 16 MiB row after 7 s with a 3.4 GB reply; with
+ * 100, after 1.05 s and 1.16 s (0.5 GB). A look costs ~20 ns (vDSO
+ * clock_gettime): no measurable change on a 4M-row cross join. */
+#define SDB_PROGRESS_OPS 100
 
 static int64_t mono_ns(void)
 {
@@ -106,6 +112,10 @@ static void names_free(struct sdb_names *s)
     memset(s, 0, sizeof *s);
 }
 
+/* d->collecting while serve_db.c prepares and runs its own statements on rd
+ * (the b-tree check): the authorizer lets them through. */
+#define INTERNAL 2
+
 /* Names SQLite reserves and the agent's metadata (shadow tables included). */
 static int reserved(const char *name)
 {
@@ -126,6 +136,7 @@ static int authorize(void *ud, int action, const char *a1, const char *a2, const
                      const char *inner)
 {
     struct sdb *d = ud;
+    if (d->collecting == INTERNAL) return SQLITE_OK;
     switch (action) {
     case SQLITE_SELECT:
         if (inner && d->collecting) names_add(&d->ctes, inner);
@@ -218,6 +229,172 @@ static int tail_empty(struct sdb *d, const char *tail, const char *end)
     return rc == SQLITE_OK && ps == NULL;
 }
 
+/* Which table each b-tree (table or index, by root page) belongs to. */
+struct roots {
+    int64_t *page;
+    char **tbl;
+    int n, cap;
+};
+
+static void roots_free(struct roots *r)
+{
+    for (int i = 0; i < r->n; i++) free(r->tbl[i]);
+    free(r->page);
+    free(r->tbl);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *roots_owner(const struct roots *r, int64_t page)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->page[i] == page) return r->tbl[i];
+    return NULL;
+}
+
+/* Read sqlite_master on rd itself, inside the read transaction sdb_prepare
+ * opened: this first read also makes rd reload its copy of the schema when a
+ * commit (a snapshot swap) changed it, so the statement prepared next and the
+ * pages listed here describe the same schema. 0, or -1 with err. */
+static int load_roots(struct sdb *d, struct roots *r, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int saved = d->collecting;
+    d->collecting = INTERNAL;
+    int rc = sqlite3_prepare_v2(d->rd, "SELECT rootpage, tbl_name FROM sqlite_master"
+                                       " WHERE type IN ('table', 'index') AND rootpage > 0", -1, &st, NULL);
+    while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->n == r->cap) {
+            r->cap = r->cap ? r->cap * 2 : 16;
+            r->page = xrealloc(r->page, sizeof *r->page * (size_t)r->cap);
+            r->tbl = xrealloc(r->tbl, sizeof *r->tbl * (size_t)r->cap);
+        }
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        r->page[r->n] = sqlite3_column_int64(st, 0);
+        r->tbl[r->n++] = xstrdup(t ? t : "");
+    }
+    d->collecting = saved;
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "checking the statement: reading the schema: %s", sqlite3_errmsg(d->rd));
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* The b-trees a statement opens, read from its bytecode (EXPLAIN): each must
+ * belong to a catalog table (the table or one of its indexes) in the main
+ * database. A second line behind the authorizer, which SQLite does not ask
+ * about every column it reads: the columns a NATURAL or USING join compares
+ * go unasked, and a NATURAL FULL JOIN also returns them, so
+ *   SELECT sql FROM (SELECT NULL AS sql WHERE 0) NATURAL FULL JOIN sqlite_master
+ * passed the authorizer and listed the schema (SQLite 3.40). 0, or -1 with err. */
+static int check_btrees(struct sdb *d, const struct roots *roots, const char *sql, size_t len, char *err,
+                        size_t errlen)
+{
+    char *text = xmalloc(len + 9);
+    memcpy(text, "EXPLAIN ", 8);
+    memcpy(text + 8, sql, len);
+    text[len + 8] = '\0';
+    sqlite3_stmt *ex = NULL;
+    int saved = d->collecting;
+    d->collecting = INTERNAL;            /* the statement itself was authorized already */
+    int rc = sqlite3_prepare_v2(d->rd, text, (int)len + 8, &ex, NULL);
+    d->collecting = saved;
+    free(text);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "checking the statement: %s", sqlite3_errmsg(d->rd));
+        return -1;
+    }
+    int bad = 0;
+    while (!bad && (rc = sqlite3_step(ex)) == SQLITE_ROW) {
+        const char *op = (const char *)sqlite3_column_text(ex, 1);
+        if (!op) continue;
+        if (strcmp(op, "VOpen") == 0) {
+            snprintf(err, errlen, "virtual tables (pragma_*, json_each ...) are not readable here: "
+                                  "only the cache's pulled tables are");
+            bad = 1;
+            break;
+        }
+        if (strcmp(op, "OpenRead") != 0 && strcmp(op, "OpenWrite") != 0 && strcmp(op, "ReopenIdx") != 0) continue;
+        int64_t page = sqlite3_column_int64(ex, 3), db = sqlite3_column_int64(ex, 4);
+        const char *tbl = db != 0 ? "sqlite_temp_master" : page == 1 ? "sqlite_master" : roots_owner(roots, page);
+        if (!tbl || reserved(tbl) || jsonsql_catalog_ncolumns(d->cat, tbl) < 0) {
+            snprintf(err, errlen, "table %.100s is not readable here: only the cache's pulled tables are",
+                     tbl ? tbl : "?");
+            bad = 1;
+        }
+    }
+    if (!bad && rc != SQLITE_DONE) {
+        snprintf(err, errlen, "checking the statement: %s", sqlite3_errmsg(d->rd));
+        bad = 1;
+    }
+    sqlite3_finalize(ex);
+    return bad ? -1 : 0;
+}
+
+/* Prepare sql on rd and check it is one read-only query of catalog tables.
+ * Runs inside the read transaction sdb_prepare holds. *out or -1 with err. */
+static int prepare_checked(struct sdb *d, const char *sql, size_t len, sqlite3_stmt **out, char *err, size_t errlen)
+{
+    struct roots roots = {0};
+    sqlite3_stmt *ps = NULL;
+    const char *tail = NULL;
+    *out = NULL;
+    if (load_roots(d, &roots, err, errlen) != 0) return -1;
+    names_clear(&d->seen);
+    names_clear(&d->unsure);
+    names_clear(&d->ctes);
+    d->deny[0] = '\0';
+    d->collecting = 1;
+    int rc = sqlite3_prepare_v3(d->rd, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &ps, &tail);
+    d->collecting = 0;
+    if (rc != SQLITE_OK) {
+        /* A denial may surface as another code (a virtual table's constructor
+         * reports SQLITE_ERROR "not authorized"): the recorded reason is better. */
+        snprintf(err, errlen, "%s", d->deny[0] ? d->deny : sqlite3_errmsg(d->rd));
+        goto fail;
+    }
+    if (!ps) {
+        snprintf(err, errlen, "empty statement");
+        goto fail;
+    }
+    for (int i = 0; i < d->unsure.n; i++)
+        if (!names_has(&d->ctes, d->unsure.v[i])) {
+            snprintf(err, errlen, "table %.100s is not readable here: only the cache's pulled tables are",
+                     d->unsure.v[i]);
+            goto fail;
+        }
+    while (tail < sql + len && (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';'))
+        tail++;
+    if (!tail_empty(d, tail, sql + len)) {
+        int more = (int)(sql + len - tail);      /* sql is not NUL-terminated */
+        snprintf(err, errlen, "one statement only (more follows: \"%.*s\")", more < 40 ? more : 40, tail);
+        goto fail;
+    }
+    if (!sqlite3_stmt_readonly(ps)) {
+        snprintf(err, errlen, "only reads are allowed: the local API never changes the cache");
+        goto fail;
+    }
+    /* A query has result columns. Some statements compile to nothing without
+     * asking the authorizer and then count as read-only: DROP TRIGGER IF EXISTS
+     * of a missing trigger ran (as a no-op) before this check. */
+    if (sqlite3_column_count(ps) == 0) {
+        snprintf(err, errlen, "only queries (SELECT, VALUES, WITH ... SELECT) are allowed: "
+                              "the local API only reads the cache");
+        goto fail;
+    }
+    /* EXPLAIN lists a program without running it: nothing is read. */
+    if (!sqlite3_stmt_isexplain(ps) && check_btrees(d, &roots, sql, len, err, errlen) != 0) goto fail;
+    roots_free(&roots);
+    *out = ps;
+    return 0;
+fail:
+    roots_free(&roots);
+    sqlite3_finalize(ps);
+    return -1;
+}
+
 struct sdb_stmt *sdb_prepare(struct sdb *d, const char *sql, size_t len, char *err, size_t errlen)
 {
     uint32_t h = hash_sql(sql, len);
@@ -238,46 +415,26 @@ struct sdb_stmt *sdb_prepare(struct sdb *d, const char *sql, size_t len, char *e
         snprintf(err, errlen, "SQL text of %zu bytes exceeds the limit of %d", len, d->max_sql);
         return NULL;
     }
+    /* One read transaction around the schema read and the prepare (see
+     * load_roots); ended before returning, as every read is. */
     sqlite3_stmt *ps = NULL;
-    const char *tail = NULL;
-    names_clear(&d->seen);
-    names_clear(&d->unsure);
-    names_clear(&d->ctes);
-    d->deny[0] = '\0';
-    d->collecting = 1;
-    int rc = sqlite3_prepare_v3(d->rd, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &ps, &tail);
-    d->collecting = 0;
+    int saved = d->collecting;
+    d->collecting = INTERNAL;
+    int rc = sqlite3_exec(d->rd, "BEGIN", NULL, NULL, NULL);
+    d->collecting = saved;
     if (rc != SQLITE_OK) {
-        /* A denial may surface as another code (a virtual table's constructor
-         * reports SQLITE_ERROR "not authorized"): the recorded reason is better. */
-        snprintf(err, errlen, "%s", d->deny[0] ? d->deny : sqlite3_errmsg(d->rd));
+        snprintf(err, errlen, "checking the statement: %s", sqlite3_errmsg(d->rd));
+        return NULL;
+    }
+    rc = prepare_checked(d, sql, len, &ps, err, errlen);
+    d->collecting = INTERNAL;
+    if (sqlite3_exec(d->rd, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && rc == 0) {
+        snprintf(err, errlen, "checking the statement: %s", sqlite3_errmsg(d->rd));
         sqlite3_finalize(ps);
-        return NULL;
+        rc = -1;
     }
-    if (!ps) {
-        snprintf(err, errlen, "empty statement");
-        return NULL;
-    }
-    for (int i = 0; i < d->unsure.n; i++)
-        if (!names_has(&d->ctes, d->unsure.v[i])) {
-            snprintf(err, errlen, "table %.100s is not readable here: only the cache's pulled tables are",
-                     d->unsure.v[i]);
-            sqlite3_finalize(ps);
-            return NULL;
-        }
-    while (tail < sql + len && (*tail == ' ' || *tail == '\t' || *tail == '\n' || *tail == '\r' || *tail == ';'))
-        tail++;
-    if (!tail_empty(d, tail, sql + len)) {
-        int more = (int)(sql + len - tail);      /* sql is not NUL-terminated */
-        snprintf(err, errlen, "one statement only (more follows: \"%.*s\")", more < 40 ? more : 40, tail);
-        sqlite3_finalize(ps);
-        return NULL;
-    }
-    if (!sqlite3_stmt_readonly(ps)) {
-        snprintf(err, errlen, "only reads are allowed: the local API never changes the cache");
-        sqlite3_finalize(ps);
-        return NULL;
-    }
+    d->collecting = saved;
+    if (rc != 0) return NULL;
     entry_clear(victim);
     victim->sql = xstrndup(sql, len);
     victim->hash = h;
