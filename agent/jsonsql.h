@@ -109,7 +109,10 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
 /* Make a connection run compiled SQL as PostgreSQL would; call once per
  * connection before preparing. Registers regexp_replace(str, pattern, repl
  * [, flags]) (POSIX extended regex; flags 'g' = every match, default the first
- * only; 'i' = ignore case; repl may use \1..\9 and \&), overrides lower() and
+ * only; 'i' = ignore case; repl may use \1..\9 and \&; bounded because
+ * glibc's matcher ignores the time limit: no back-references in the pattern, at
+ * most 1000 pattern elements with repetitions expanded, text up to 8 KiB, the
+ * result up to the connection's length limit — beyond them an error), overrides lower() and
  * upper() with a case mapping that also covers Latin-1, Latin Extended-A, Greek
  * and Cyrillic (so ilike works on "Иван"), and turns on PRAGMA
  * case_sensitive_like (PostgreSQL's LIKE is case-sensitive; ilike is the
