@@ -367,6 +367,13 @@ static int get_int(const cJSON *o, const char *k, int *out, char *err, size_t er
     return 0;
 }
 
+/* EXPORT_ID_LEN lowercase hex digits: ids reach cache.db and messages. */
+static int hex_id(const char *s)
+{
+    size_t n = strspn(s, "0123456789abcdef");
+    return n == EXPORT_ID_LEN && !s[n];
+}
+
 static int parse_manifest(const char *text, struct export_manifest *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
@@ -409,7 +416,7 @@ static int parse_manifest(const char *text, struct export_manifest *m, char *err
         snprintf(err, errlen, "manifest $.kind: \"%s\" is neither \"snapshot\" nor \"delta\"", m->kind);
         ok = 0;
     }
-    if (ok && (strlen(m->id) != EXPORT_ID_LEN || (!strcmp(m->kind, "delta") && strlen(m->base_id) != EXPORT_ID_LEN))) {
+    if (ok && (!hex_id(m->id) || (!strcmp(m->kind, "delta") && !hex_id(m->base_id)))) {
         snprintf(err, errlen, "manifest $.id/$.base_id: expected %d hex digits", EXPORT_ID_LEN);
         ok = 0;
     }
@@ -1019,7 +1026,15 @@ int export_cache_state(const char *db_path, char at_id[EXPORT_ID_LEN + 1], uint6
 
 /* ---- import ------------------------------------------------------------------------ */
 
-static int import_snapshot(const char *db_path, const char *path, const char *payload, char *err, size_t errlen)
+/* The metadata tables' columns, as one line of text, to compare a snapshot's
+ * layout with this cache's. */
+static const char meta_columns_sql[] =
+    "SELECT coalesce(group_concat(c, ' '), '') FROM (SELECT m.name || '.' || p.name AS c"
+    " FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'"
+    " AND m.name IN ('_agent_state', '_agent_export', '_agent_tables', '_agent_columns') ORDER BY 1)";
+
+static int import_snapshot(const char *db_path, const char *path, const char *payload,
+                           const struct export_manifest *m, char *err, size_t errlen)
 {
     sqlite3 *src = NULL, *dst = NULL;
     int ok = open_db(payload, SQLITE_OPEN_READWRITE, &src, err, errlen) == 0 &&
@@ -1030,6 +1045,30 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
         ok = 0;
     }
     free(v);
+    /* The database inside must be what export_snapshot writes: this build's
+     * schema, and only tables and indexes (a trigger or view would run its SQL
+     * inside the agent's own writes once it is cache.db). */
+    char *ver = NULL, *other = NULL, *smeta = NULL, *dmeta = NULL;
+    if (ok && query_text(src, "PRAGMA user_version", NULL, &ver, err, errlen) == 0 &&
+        query_text(src, "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index')", NULL, &other,
+                   err, errlen) == 0 &&
+        query_text(src, meta_columns_sql, NULL, &smeta, err, errlen) == 0 &&
+        query_text(dst, meta_columns_sql, NULL, &dmeta, err, errlen) == 0) {
+        const char *why = atoi(ver) != REPLAY_SCHEMA_VERSION ? "has another schema version"
+                          : strcmp(other, "0") != 0         ? "holds triggers or views"
+                          : strcmp(smeta, dmeta) != 0       ? "has metadata tables of another layout"
+                                                            : NULL;
+        if (why) {
+            snprintf(err, errlen, "%s: the snapshot's database %s", path, why);
+            ok = 0;
+        }
+    } else {
+        ok = 0;
+    }
+    free(ver);
+    free(other);
+    free(smeta);
+    free(dmeta);
     /* Keep what is local: the journal position and this cache's identity. The
      * journal lock (caller) keeps them from moving until the backup commits. */
     sqlite3_stmt *rd = NULL, *wr = NULL;
@@ -1043,20 +1082,33 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
     if (ok) {
         ok = exec(src, "BEGIN", payload, err, errlen) == 0 &&
              sqlite3_prepare_v2(src,
-                                "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2, created_ms = ?3",
+                                "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2, created_ms = ?3 WHERE id = 1",
                                 -1, &wr, NULL) == SQLITE_OK;
         if (ok) {
             for (int i = 1; i <= 3; i++) sqlite3_bind_int64(wr, i, sqlite3_column_int64(rd, i - 1));
             ok = sqlite3_step(wr) == SQLITE_DONE;
+            if (ok && sqlite3_changes(src) != 1) {
+                snprintf(err, errlen, "%s: the snapshot's database has no _agent_state row 1", path);
+                ok = 0;
+            }
             sqlite3_finalize(wr);
             wr = NULL;
         }
-        ok = ok && sqlite3_prepare_v2(src, "UPDATE _agent_export SET agent_id = ?1, at_ms = ?2", -1, &wr, NULL) ==
-                       SQLITE_OK;
+        /* The cache is at the file's id: the manifest names the content, whatever
+         * the database inside says. */
+        ok = ok && sqlite3_prepare_v2(src,
+                                      "UPDATE _agent_export SET agent_id = ?1, at_ms = ?2, at_id = ?3,"
+                                      " at_kind = 'snapshot' WHERE id = 1",
+                                      -1, &wr, NULL) == SQLITE_OK;
         if (ok) {
             sqlite3_bind_text(wr, 1, (const char *)sqlite3_column_text(rd, 3), -1, SQLITE_TRANSIENT);
             sqlite3_bind_int64(wr, 2, clock_wall_ms());
+            sqlite3_bind_text(wr, 3, m->id, -1, SQLITE_STATIC);
             ok = sqlite3_step(wr) == SQLITE_DONE;
+            if (ok && sqlite3_changes(src) != 1) {
+                snprintf(err, errlen, "%s: the snapshot's database has no _agent_export row 1", path);
+                ok = 0;
+            }
         }
         if (!ok && !err[0]) snprintf(err, errlen, "%s: preparing the snapshot: %s", path, sqlite3_errmsg(src));
         ok = ok && exec(src, "COMMIT", payload, err, errlen) == 0;
@@ -1094,7 +1146,61 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
 
 struct conflict_ctx {
     uint64_t *counts;
+    const struct export_manifest *m;
+    char foreign[128];             /* first changeset table the manifest does not list, or "" */
 };
+
+/* Only the tables the manifest lists travel; never the local _agent_state and
+ * _agent_export, nor SQLite's own. Anything else refuses the whole delta. */
+static int filter_table(void *ctx, const char *table)
+{
+    struct conflict_ctx *c = ctx;
+    int listed = 0;
+    for (size_t i = 0; i < c->m->ntables; i++) listed |= strcmp(c->m->tables[i].name, table) == 0;
+    if (listed && strcmp(table, "_agent_state") != 0 && strcmp(table, "_agent_export") != 0 &&
+        sqlite3_strnicmp(table, "sqlite_", 7) != 0)
+        return 1;
+    if (!c->foreign[0]) snprintf(c->foreign, sizeof c->foreign, "%s", table);
+    return 0;
+}
+
+/* Walk the whole changeset before applying it: SQLite's apply trusts its
+ * records (3.40 dereferences a missing old primary-key value of an UPDATE), and
+ * a damaged file may carry valid CRCs. Every change must have the values its
+ * operation needs: an INSERT all new values, a DELETE all old values, an UPDATE
+ * the old primary key and an old value for every new one. */
+static int changeset_check(const void *p, int n, const char *path, char *err, size_t errlen)
+{
+    sqlite3_changeset_iter *it = NULL;
+    int rc = sqlite3changeset_start(&it, n, (void *)p);
+    uint64_t k = 0;
+    const char *why = NULL;
+    char table[128] = "?";         /* copied: the iterator owns its text */
+    while (rc == SQLITE_OK && !why && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        int ncol, op, indirect, npk;
+        const char *t;
+        unsigned char *pk;
+        rc = sqlite3changeset_op(it, &t, &ncol, &op, &indirect);
+        if (rc == SQLITE_OK) snprintf(table, sizeof table, "%s", t);
+        if (rc == SQLITE_OK) rc = sqlite3changeset_pk(it, &pk, &npk);
+        for (int i = 0; rc == SQLITE_OK && !why && i < ncol; i++) {
+            sqlite3_value *o = NULL, *v = NULL;
+            if (op != SQLITE_INSERT) rc = sqlite3changeset_old(it, i, &o);
+            if (rc == SQLITE_OK && op != SQLITE_DELETE) rc = sqlite3changeset_new(it, i, &v);
+            if (rc != SQLITE_OK) break;
+            if ((op == SQLITE_INSERT && !v) || (op == SQLITE_DELETE && !o) ||
+                (op == SQLITE_UPDATE && ((pk[i] && !o) || (v && !o))))
+                why = "a value its operation needs is missing";
+        }
+        k++;
+    }
+    if (rc == SQLITE_DONE && !why) rc = SQLITE_OK;
+    sqlite3changeset_finalize(it);
+    if (rc == SQLITE_OK && !why) return 0;
+    snprintf(err, errlen, "%s: changeset damaged at change %" PRIu64 " (table %s): %s; nothing changed", path, k,
+             table, why ? why : sqlite3_errstr(rc));
+    return -1;
+}
 
 static int on_conflict(void *ctx, int kind, sqlite3_changeset_iter *it)
 {
@@ -1146,10 +1252,15 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
         }
         free(sql);
     }
+    ok = ok && changeset_check(cs.p, (int)n, path, err, errlen) == 0;
     if (ok) {
-        struct conflict_ctx cc = {.counts = conflicts};
-        int rc = sqlite3changeset_apply(db, (int)n, cs.p, NULL, on_conflict, &cc);
-        if (rc != SQLITE_OK) {
+        struct conflict_ctx cc = {.counts = conflicts, .m = m};
+        int rc = sqlite3changeset_apply(db, (int)n, cs.p, filter_table, on_conflict, &cc);
+        if (rc == SQLITE_OK && cc.foreign[0]) {
+            snprintf(err, errlen, "%s: delta %s changes table %s, which does not travel; nothing changed", path, m->id,
+                     cc.foreign);
+            ok = 0;
+        } else if (rc != SQLITE_OK) {
             snprintf(err, errlen, "%s: applying the changeset: %s; nothing changed", path, sqlite3_errmsg(db));
             ok = 0;
         } else if (conflicts[0]) {
@@ -1193,7 +1304,7 @@ int export_import(const char *db_path, const char *path, struct export_import_re
     }
     if (ok)
         ok = (!strcmp(res->m.kind, "snapshot")
-                  ? import_snapshot(db_path, path, payload, err, errlen)
+                  ? import_snapshot(db_path, path, payload, &res->m, err, errlen)
                   : import_delta(db_path, path, payload, &res->m, res->conflicts, err, errlen)) == 0;
     unlink_db(payload);
     free(payload);

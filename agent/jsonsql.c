@@ -300,7 +300,10 @@ struct ctx {
     int narena, caparena;
     char *err;
     size_t errlen;
+    int agg_ban;                /* where an aggregate is refused: 0 allowed, AGG_IN_COND, AGG_IN_AGG */
 };
+
+enum { AGG_IN_COND = 1, AGG_IN_AGG = 2 };
 
 /* A named column of a subquery or of a select list. */
 struct pcol {
@@ -919,6 +922,10 @@ static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, s
         return fail(c, "distinct is only valid as a data item or as the only argument of an "
                        "aggregate (count, sum, avg, min, max)");
     pop(c);
+    /* SQLite (like PostgreSQL) refuses these at prepare time, without a path. */
+    if ((f->flags & F_AGG) && c->agg_ban)
+        return fail(c, "%s is an aggregate: not allowed %s", f->name,
+                    c->agg_ban == AGG_IN_COND ? "in where or on" : "inside another aggregate");
     if (as && !oc) {
         push_key(c, "as");
         return fail(c, "\"as\" is only valid on a data item");
@@ -927,8 +934,10 @@ static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, s
     buf_puts(out, f->sql);
     buf_putc(out, '(');
     push_key(c, "args");
-    int nargs;
+    int nargs, ban = c->agg_ban;
+    if (f->flags & F_AGG) c->agg_ban = AGG_IN_AGG;
     if (compile_args(c, f, args, sc, out, &nargs)) return -1;
+    c->agg_ban = ban;
     if (nargs < f->min || (f->max >= 0 && nargs > f->max)) return arity_error(c, f, nargs);
     pop(c);
     if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
@@ -1060,6 +1069,16 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
     }
     pop(c);
     return 0;
+}
+
+/* A where or on condition: no aggregate in it, except inside a subquery. */
+static int compile_where(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
+{
+    int ban = c->agg_ban;
+    c->agg_ban = AGG_IN_COND;
+    int rc = compile_cond(c, e, sc, out);
+    c->agg_ban = ban;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1343,7 +1362,7 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
     pop(c);
     buf_puts(fs, " ON ");
     push_key(c, "on");
-    if (compile_cond(c, on, sc, fs)) return -1;
+    if (compile_where(c, on, sc, fs)) return -1;
     pop(c);
     return 0;
 }
@@ -1486,8 +1505,9 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     struct scope sc = {0};
     struct buf fs = {0};
     struct outlist o = {0};
-    int rc = -1;
+    int rc = -1, ban = c->agg_ban;
     *table = NULL;
+    c->agg_ban = 0;   /* a subquery aggregates on its own */
 
     push_key(c, "from");
     if (compile_from(c, v[K_FROM], &sc, &fs, table)) goto done;
@@ -1506,7 +1526,7 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     if (v[K_WHERE]) {
         buf_puts(out, " WHERE ");
         push_key(c, "where");
-        if (compile_cond(c, v[K_WHERE], &sc, out)) goto done;
+        if (compile_where(c, v[K_WHERE], &sc, out)) goto done;
         pop(c);
     }
     if (v[K_GROUP]) {
@@ -1543,6 +1563,7 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     *ncols = o.n;
     rc = 0;
 done:
+    c->agg_ban = ban;
     free(o.v);
     free(sc.s);
     buf_free(&fs);
@@ -1736,7 +1757,7 @@ static int compile_update(struct ctx *c, const cJSON *p, struct buf *out, struct
         int rc = one_table_scope(c, &sc, t);
         buf_puts(out, " WHERE ");
         push_key(c, "where");
-        if (!rc) rc = compile_cond(c, v[2], &sc, out);
+        if (!rc) rc = compile_where(c, v[2], &sc, out);
         free(sc.s);
         if (rc) return -1;
         pop(c);
@@ -1761,7 +1782,7 @@ static int compile_delete(struct ctx *c, const cJSON *p, struct buf *out, struct
         int rc = one_table_scope(c, &sc, t);
         buf_puts(out, " WHERE ");
         push_key(c, "where");
-        if (!rc) rc = compile_cond(c, v[1], &sc, out);
+        if (!rc) rc = compile_where(c, v[1], &sc, out);
         free(sc.s);
         if (rc) return -1;
         pop(c);
@@ -1810,6 +1831,7 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
     c.narena = c.caparena = 0;
     c.err = err;
     c.errlen = errlen;
+    c.agg_ban = 0;
     c.method = "method";
 
     int kind = 0;

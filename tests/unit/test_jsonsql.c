@@ -758,6 +758,11 @@ static void test_errors_select(void **state)
         {"{\"data\":[\"id\",{\"function\":\"count\",\"args\":[\"*\"]},{\"function\":\"sleep\",\"args\":[5]}],"
          "\"from\":\"subscriber\"}", "data[2].function: unknown function \"sleep\""},
         {"{\"data\":[\"id\"],\"from\":\"x\"}", "from: unknown table \"x\""},
+        /* aggregates where SQLite refuses them (found by fuzz_jsonsql's prepare check) */
+        {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"eq\":[{\"function\":\"count\",\"args\":[\"*\"]},1]}}",
+         "where.eq[0]: count is an aggregate: not allowed in where or on"},
+        {"{\"data\":[{\"function\":\"count\",\"args\":[{\"function\":\"count\",\"args\":[\"*\"]}]}],\"from\":\"subscriber\"}",
+         "data[0].args[0]: count is an aggregate: not allowed inside another aggregate"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":-1}", "limit: expected a non-negative integer"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":1.5}", "limit: expected a non-negative integer"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":\"10\"}", "limit: expected a non-negative integer"},
