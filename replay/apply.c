@@ -101,7 +101,7 @@ static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, 
 
 static int sql_fail(struct replay *r, const struct journal_record *rec, char *err, size_t errlen, const char *what)
 {
-    return rec_fail(rec, err, errlen, "%s: %s", what, sqlite3_errmsg(r->db));
+    return rec_fail(rec, err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
 }
 
 static void warn_once(struct replay *r, const char *table, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -731,20 +731,62 @@ int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, ch
     return apply_upto(r, max_seq, st, err, errlen);
 }
 
+/* Built beside cache.db (cache.db.rebuild) and renamed over it only when
+ * complete, so a refused rebuild (a damaged journal, a full disk) leaves
+ * cache.db as it was — invariant 7 — and a crash mid-way leaves it too (the
+ * next rebuild starts the copy over). Test: test_replay.c
+ * "rebuild_refused_keeps_cache". */
 int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s%s", o->db_path, suffixes[i]);
-        if (unlink(path) != 0 && errno != ENOENT) {
-            snprintf(err, errlen, "cache.db %s: removing %s: %s", o->db_path, path, strerror(errno));
+    char tmp[4200], why[1024];
+    snprintf(tmp, sizeof tmp, "%s.rebuild", o->db_path);
+    if (rp_remove_db(tmp, err, errlen) != 0) return -1;
+    struct replay_opts to = *o;
+    to.db_path = tmp;
+    struct replay *r;
+    int rc = replay_open(&to, &r, err, errlen);
+    if (rc == 0) {
+        rc = replay_apply(r, JOURNAL_SEQ_MAX, st, err, errlen);
+        sqlite3 *db = r->db;
+        r->db = NULL;                  /* closed here, whole, not by replay_close */
+        sqlite3_finalize(r->save_table);
+        sqlite3_finalize(r->save_state);
+        r->save_table = r->save_state = NULL;
+        rp_tables_drop(r);
+        if (rp_close_whole(db, tmp, why, sizeof why) != 0 && rc == 0) {
+            snprintf(err, errlen, "%s", why);
+            rc = -1;
+        }
+        replay_close(r);
+    }
+    if (rc != 0) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, "; cache.db %s was left as it was", o->db_path);
+        rp_remove_db(tmp, why, sizeof why);
+        return -1;
+    }
+    /* The old file's WAL must not outlive it: under the new file SQLite would
+     * apply its frames to the wrong database. Checkpoint it away (best effort:
+     * a damaged file may refuse), then remove what is left of it. */
+    sqlite3 *old = NULL;
+    if (sqlite3_open_v2(o->db_path, &old, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_exec(old, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    }
+    sqlite3_close_v2(old);
+    static const char *const side[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s%s", o->db_path, side[i]);
+        if (unlink(p) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "cache.db %s: removing %s: %s; the rebuilt copy is %s", o->db_path, p,
+                     strerror(errno), tmp);
             return -1;
         }
     }
-    struct replay *r;
-    if (replay_open(o, &r, err, errlen) != 0) return -1;
-    int rc = replay_apply(r, JOURNAL_SEQ_MAX, st, err, errlen);
-    replay_close(r);
-    return rc;
+    if (rename(tmp, o->db_path) != 0) {
+        snprintf(err, errlen, "cache.db %s: renaming the rebuilt copy %s over it: %s", o->db_path, tmp,
+                 strerror(errno));
+        return -1;
+    }
+    return rp_fsync_dir(o->db_path, err, errlen);
 }

@@ -15,16 +15,22 @@
  *                   so an int64 key stays exact and a text cursor stays text.
  *   _agent_columns  the last SCHEMA's columns per table: (tbl, pos, name, type).
  *   _agent_export   one row (id = 1): agent_id, at_id, at_kind, at_ms (export.c).
+ * Creation: a missing cache.db is made whole under a temporary name and linked
+ * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
  * transaction with the version bump; a db newer than this build is refused.
  * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "newer_version_refused". */
 #include "replay/replay.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/buf.h"
 #include "agent/clock.h"
@@ -97,12 +103,39 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION
 
 /* ---- small helpers --------------------------------------------------------------- */
 
+struct rp_msg rp_errmsg_os(sqlite3 *db, int os_errno)
+{
+    struct rp_msg m;
+    int code = sqlite3_extended_errcode(db) & 0xff;
+    int sys = sqlite3_system_errno(db);
+    const char *msg = sqlite3_errmsg(db);
+    if (sys == 0) sys = os_errno;
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+        snprintf(m.s, sizeof m.s,
+                 "%s: cache.db is damaged; run `iptv-agent replay --rebuild` to recreate it from the journal", msg);
+    else if (code == SQLITE_READONLY)
+        snprintf(m.s, sizeof m.s,
+                 "%s: cache.db, its -wal/-shm files or its directory are not writable by this user", msg);
+    else if ((code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN || code == SQLITE_PERM) &&
+             sys != 0)
+        snprintf(m.s, sizeof m.s, "%s (%s)", msg, strerror(sys));
+    else
+        snprintf(m.s, sizeof m.s, "%s", msg);
+    return m;
+}
+
+struct rp_msg rp_errmsg(sqlite3 *db) { return rp_errmsg_os(db, 0); }
+
+void replay_db_errmsg(sqlite3 *db, char *out, size_t outlen) { snprintf(out, outlen, "%s", rp_errmsg(db).s); }
+
 int rp_exec(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        snprintf(err, errlen, "%s: %s", what, msg ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
+    /* A failed COMMIT does not record its system error in the connection
+     * (sqlite3_system_errno stays 0); errno still holds the write's. */
+    errno = 0;
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", what, rp_errmsg_os(db, e).s);
         return -1;
     }
     return 0;
@@ -264,7 +297,7 @@ static int user_version(sqlite3 *db, int *v, const char *path, char *err, size_t
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        snprintf(err, errlen, "cache.db %s: reading user_version: %s", path, sqlite3_errmsg(db));
+        snprintf(err, errlen, "cache.db %s: reading user_version: %s", path, rp_errmsg(db).s);
         sqlite3_finalize(st);
         return -1;
     }
@@ -311,7 +344,7 @@ static int load_state(struct replay *r, char *err, size_t errlen)
     if (rc == SQLITE_OK) rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         snprintf(err, errlen, "cache.db %s: reading _agent_state: %s", r->db_path,
-                 rc == SQLITE_DONE ? "no row" : sqlite3_errmsg(r->db));
+                 rc == SQLITE_DONE ? "no row" : rp_errmsg(r->db).s);
         sqlite3_finalize(st);
         return -1;
     }
@@ -319,6 +352,98 @@ static int load_state(struct replay *r, char *err, size_t errlen)
     r->base_seq = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
     return 0;
+}
+
+int rp_remove_db(const char *path, char *err, size_t errlen)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        if (unlink(p) != 0 && errno != ENOENT) {
+            snprintf(err, errlen, "removing %s: %s", p, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int rp_fsync_dir(const char *path, char *err, size_t errlen)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0) {
+        snprintf(err, errlen, "directory %s: fsync: %s", dir, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int rp_close_whole(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    char what[4300];
+    snprintf(what, sizeof what, "cache.db %s", path);
+    int rc = rp_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", what, err, errlen);
+    if (sqlite3_close(db) != SQLITE_OK) {
+        if (rc == 0) snprintf(err, errlen, "cache.db %s: close: %s", path, rp_errmsg(db).s);
+        rc = -1;
+        sqlite3_close_v2(db);
+    }
+    char wal[4200];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (rc == 0 && stat(wal, &sb) == 0 && sb.st_size > 0) {
+        snprintf(err, errlen, "cache.db %s: its WAL (%s) was not checkpointed on close", path, wal);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* A new cache.db is made whole (WAL mode, every migration) under a temporary
+ * name and linked into place. Made in place, a crash while the fresh file
+ * switches to WAL leaves a hot rollback journal beside it, which read-only
+ * readers cannot roll back ("attempt to write a readonly database") until a
+ * writer opens the file. link() never replaces a cache.db another process
+ * made meanwhile. Test: test_replay.c "create_crash_leaves_nothing". */
+static int create_db(const char *path, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.new-%ld", path, (long)getpid());
+    if (rp_remove_db(tmp, err, errlen) != 0) return -1;
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: open: %s", path, db ? rp_errmsg(db).s : sqlite3_errstr(rc));
+        sqlite3_close_v2(db);
+        char ignore[256];
+        rp_remove_db(tmp, ignore, sizeof ignore);
+        return -1;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    char what[4300];
+    snprintf(what, sizeof what, "cache.db %s: creating it", path);
+    int ok = rp_exec(db, "PRAGMA journal_mode = WAL", what, err, errlen) == 0 &&
+             replay_migrate(db, path, REPLAY_SCHEMA_VERSION, err, errlen) == 0;
+    if (ok) ok = rp_close_whole(db, tmp, err, errlen) == 0;
+    else sqlite3_close_v2(db);
+    if (ok && link(tmp, path) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cache.db %s: creating it: link from %s: %s", path, tmp, strerror(errno));
+        ok = 0;
+    }
+    if (ok) ok = rp_fsync_dir(path, err, errlen) == 0;
+    char e2[512];
+    if (rp_remove_db(tmp, e2, sizeof e2) != 0 && ok) {
+        snprintf(err, errlen, "cache.db %s: %s", path, e2);
+        ok = 0;
+    }
+    return ok ? 0 : -1;
 }
 
 static const char save_table_sql[] =
@@ -339,10 +464,12 @@ int replay_open(const struct replay_opts *o, struct replay **out, char *err, siz
     r->journal_dir = o->journal_dir ? xstrdup(o->journal_dir) : NULL;
     r->warn = o->warn;
     r->warn_ctx = o->warn_ctx;
+    struct stat sb;
+    if (stat(o->db_path, &sb) != 0 && errno == ENOENT && create_db(o->db_path, err, errlen) != 0) goto fail;
     int rc = sqlite3_open_v2(o->db_path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cache.db %s: open: %s", o->db_path,
-                 r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+                 r->db ? rp_errmsg(r->db).s : sqlite3_errstr(rc));
         goto fail;
     }
     sqlite3_extended_result_codes(r->db, 1);
@@ -375,7 +502,7 @@ int replay_open(const struct replay_opts *o, struct replay **out, char *err, siz
     if (sqlite3_prepare_v2(r->db, save_table_sql, -1, &r->save_table, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(r->db, "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2 WHERE id = 1", -1,
                            &r->save_state, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: %s", o->db_path, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "cache.db %s: %s", o->db_path, rp_errmsg(r->db).s);
         goto fail;
     }
     *out = r;
@@ -445,7 +572,7 @@ static int load_columns(struct replay *r, struct rp_table *t, char *err, size_t 
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, "SELECT name, type FROM _agent_columns WHERE tbl = ?1 ORDER BY pos", -1,
                            &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: reading _agent_columns: %s", t->name, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", t->name, rp_errmsg(r->db).s);
         return -1;
     }
     sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
@@ -479,7 +606,7 @@ struct rp_table *rp_table(struct replay *r, const char *name, char *err, size_t 
     rp_value_clear(&t->pending_key);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, load_sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, rp_errmsg(r->db).s);
         table_free(t);
         return NULL;
     }
@@ -505,7 +632,7 @@ struct rp_table *rp_table(struct replay *r, const char *name, char *err, size_t 
         column_typed(st, 17, &t->pending_key);
         t->schema_changed_ms = sqlite3_column_int64(st, 25);
     } else if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", name, rp_errmsg(r->db).s);
         sqlite3_finalize(st);
         table_free(t);
         return NULL;
@@ -542,7 +669,7 @@ int rp_save_columns(struct replay *r, const struct rp_table *t, char *err, size_
         ok = sqlite3_step(ins) == SQLITE_DONE;
         sqlite3_reset(ins);
     }
-    if (!ok) snprintf(err, errlen, "table %s: writing _agent_columns: %s", t->name, sqlite3_errmsg(r->db));
+    if (!ok) snprintf(err, errlen, "table %s: writing _agent_columns: %s", t->name, rp_errmsg(r->db).s);
     sqlite3_finalize(del);
     sqlite3_finalize(ins);
     return ok ? 0 : -1;
@@ -576,7 +703,7 @@ int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, si
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         if (rc != SQLITE_DONE) {
-            snprintf(err, errlen, "table %s: writing _agent_tables: %s", t->name, sqlite3_errmsg(r->db));
+            snprintf(err, errlen, "table %s: writing _agent_tables: %s", t->name, rp_errmsg(r->db).s);
             return -1;
         }
     }
@@ -585,7 +712,7 @@ int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, si
     int rc = sqlite3_step(r->save_state);
     sqlite3_reset(r->save_state);
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "cache.db %s: writing _agent_state: %s", r->db_path, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "cache.db %s: writing _agent_state: %s", r->db_path, rp_errmsg(r->db).s);
         return -1;
     }
     for (size_t i = 0; i < r->nt; i++) r->t[i]->dirty = 0;
@@ -601,14 +728,14 @@ int replay_table_get(struct replay *r, const char *table, struct replay_table *o
     out->mark_cursor.type = out->mark_key.type = out->pending_key.type = JOURNAL_NULL;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, load_sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, rp_errmsg(r->db).s);
         return -1;
     }
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         if (rc != SQLITE_DONE)
-            snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, sqlite3_errmsg(r->db));
+            snprintf(err, errlen, "table %s: reading _agent_tables: %s", table, rp_errmsg(r->db).s);
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? 1 : -1;
     }
@@ -656,7 +783,7 @@ int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, siz
     *n = 0;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, "SELECT name FROM _agent_tables ORDER BY name", -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, rp_errmsg(r->db).s);
         return -1;
     }
     size_t cap = 0;
@@ -670,7 +797,7 @@ int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, siz
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", r->db_path, rp_errmsg(r->db).s);
         replay_names_free(*names, *n);
         *names = NULL;
         *n = 0;
@@ -693,7 +820,7 @@ int replay_table_columns(struct replay *r, const char *table, struct replay_colu
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, "SELECT name, type FROM _agent_columns WHERE tbl = ?1 ORDER BY pos", -1, &st,
                            NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, rp_errmsg(r->db).s);
         return -1;
     }
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
@@ -710,7 +837,7 @@ int replay_table_columns(struct replay *r, const char *table, struct replay_colu
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: reading _agent_columns: %s", table, rp_errmsg(r->db).s);
         replay_columns_free(*cols, *n);
         *cols = NULL;
         *n = 0;
@@ -742,7 +869,7 @@ int replay_note_pull(struct replay *r, const char *table, const char *strategy, 
     if (replay_check_name(table, err, errlen) != 0) return -1;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: recording the pull: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: recording the pull: %s", table, rp_errmsg(r->db).s);
         return -1;
     }
     sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
@@ -752,7 +879,7 @@ int replay_note_pull(struct replay *r, const char *table, const char *strategy, 
     if (strategy) sqlite3_bind_text(st, 5, strategy, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        snprintf(err, errlen, "table %s: recording the pull: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: recording the pull: %s", table, rp_errmsg(r->db).s);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -769,7 +896,7 @@ int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char
         sqlite3_finalize(st);
     }
     if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "table %s: recording the sweep: %s", table, sqlite3_errmsg(r->db));
+        snprintf(err, errlen, "table %s: recording the sweep: %s", table, rp_errmsg(r->db).s);
         return -1;
     }
     return 0;

@@ -60,6 +60,28 @@ struct replay {
     sqlite3_stmt *save_state;        /* UPDATE _agent_state */
 };
 
+/* sqlite3_errmsg(db), and what to do when the file itself is the problem: for
+ * a damaged cache.db (SQLITE_CORRUPT, SQLITE_NOTADB) "cache.db is damaged; run
+ * `iptv-agent replay --rebuild` ..." (the journal holds everything it held);
+ * for a refused write (SQLITE_READONLY) that the files are not writable; for
+ * a failed system call (I/O error, full disk, file too large) the system's
+ * reason. Returned by value: use .s within the same expression. */
+struct rp_msg {
+    char s[768];
+};
+struct rp_msg rp_errmsg(sqlite3 *db);
+/* The same, with os_errno as the system's reason when SQLite kept none. */
+struct rp_msg rp_errmsg_os(sqlite3 *db, int os_errno);
+
+/* Remove a database file and its -wal, -shm and -journal (missing ones are
+ * fine). 0 or -1 with err naming the file. */
+int rp_remove_db(const char *path, char *err, size_t errlen);
+/* fsync the directory holding path (after a rename or link into it). 0 or -1. */
+int rp_fsync_dir(const char *path, char *err, size_t errlen);
+/* Checkpoint db's WAL into the file and close it: afterwards the file at path
+ * is the whole database (no -wal to carry along). Closes db even on error. */
+int rp_close_whole(sqlite3 *db, const char *path, char *err, size_t errlen);
+
 /* Run SQL without results; err names `what`. 0 or -1. */
 int rp_exec(sqlite3 *db, const char *sql, const char *what, char *err, size_t errlen);
 /* "name" with embedded quotes doubled, appended to b. */

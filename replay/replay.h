@@ -47,8 +47,16 @@
  * - DELETIONS rows have one column: the key. Table names may not start with
  *   "_agent_" or "sqlite_" (any case); the journal already refuses NUL bytes in
  *   table and column names. Identifiers are always double-quoted in SQL.
- * - replay_rebuild() deletes cache.db (and -wal, -shm): stop every other user
- *   first; the operational fields (replay_note_pull) start over. */
+ * - replay_rebuild() builds a new cache.db beside the old one (cache.db.rebuild;
+ *   room for both is needed) and renames it over the old one only when the
+ *   whole journal applied: refused (damage, a full disk), it leaves cache.db as
+ *   it was. The old -wal/-shm go: stop every other user first. The operational
+ *   fields (replay_note_pull) start over.
+ * - A missing cache.db is created whole (WAL, every migration) under a temporary
+ *   name and linked into place, so no process ever opens a half-made one.
+ * - SQLite errors name what to do about the file: "cache.db is damaged; run
+ *   `iptv-agent replay --rebuild`" for a corrupt or foreign file, the system's
+ *   reason (e.g. "File too large", "No space left on device") for an I/O error. */
 #ifndef IA_REPLAY_H
 #define IA_REPLAY_H
 #include <sqlite3.h>
@@ -85,7 +93,8 @@ struct replay_stats {
  * with the journal's error; what was applied before stays applied. */
 int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen);
 
-/* Recreate cache.db from the journal alone (delete, reopen, apply all). */
+/* Recreate cache.db from the journal alone (build beside, apply all, rename
+ * over); on failure cache.db is untouched and err ends "...was left as it was". */
 int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen);
 
 /* A typed value owned by its holder (text copied). */
@@ -161,6 +170,13 @@ int replay_check_name(const char *name, char *err, size_t errlen);
  * with REPLAY_SCHEMA_VERSION; tests call it with older versions to build the
  * cache.db an older build left behind. Refuses a db newer than `to`. 0 or -1. */
 int replay_migrate(sqlite3 *db, const char *path, int to, char *err, size_t errlen);
+
+/* For any connection to cache.db (the agent's readers too): sqlite3_errmsg(db)
+ * plus what to do when the file is the problem: "cache.db is damaged; run
+ * `iptv-agent replay --rebuild` to recreate it from the journal" (SQLITE_CORRUPT,
+ * SQLITE_NOTADB), that it is not writable (SQLITE_READONLY), or the system's
+ * reason for an I/O error. Written to out (outlen bytes, NUL-terminated). */
+void replay_db_errmsg(sqlite3 *db, char *out, size_t outlen);
 
 /* Hash of a column list (names and types), as stored in schema_hash. */
 void replay_schema_hash(uint32_t ncols, const char *const *names, const enum journal_coltype *types,

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1276,6 +1278,207 @@ static void test_rebuild_identical(void **state)
     replay_close(r);
 }
 
+static void check_current(struct fx *f);
+
+/* A rebuild refused by a damaged journal leaves cache.db as it was: it is built
+ * beside cache.db and swapped in only when complete (invariant 7). */
+static void test_rebuild_refused_keeps_cache(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_snapshot(f, "t", 1, 40, 5, 0);     /* 2..11 */
+    for (int i = 0; i < 8; i++) put_std_incr(f, "t", 100 + i * 3, 3, 0);   /* 12..19 */
+    char err[1024];
+    assert_int_equal(journal_batch_commit(f->w, err, sizeof err), 0);
+    struct replay *r = ropen(f);
+    apply_ok(r, JOURNAL_SEQ_MAX);
+    uint64_t sum = table_sum(replay_db(r), "t");
+    replay_close(r);
+
+    struct journal_reader *rd;
+    struct journal_record rec;
+    assert_int_equal(journal_reader_open(f->jdir, 9, &rd, err, sizeof err), 0);
+    assert_int_equal(journal_reader_next(rd, JOURNAL_SEQ_MAX, &rec, err, sizeof err), 1);
+    uint64_t seg = rec.segment, off = rec.offset, stored = rec.stored;
+    journal_reader_close(rd);
+    char path[700], want[96];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".seg", f->jdir, seg);
+    flip(path, (long)(off + stored - 2));
+    snprintf(want, sizeof want, "segment %" PRIu64 " offset %" PRIu64, seg, off);
+
+    struct replay_opts o = opts_for(f, NULL);
+    struct replay_stats st;
+    assert_int_equal(replay_rebuild(&o, &st, err, sizeof err), -1);
+    if (!strstr(err, want) || !strstr(err, "left as it was")) fail_msg("rebuild error: %s", err);
+    r = ropen(f);
+    assert_int_equal(replay_applied_seq(r), 19);          /* nothing lost */
+    assert_true(table_sum(replay_db(r), "t") == sum);
+    replay_close(r);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.rebuild", f->db);
+    assert_int_equal(access(tmp, F_OK), -1);               /* the half-built copy is gone */
+}
+
+/* A cache.db page overwritten: the error says cache.db is damaged and how to
+ * recreate it; the rebuild brings every row back. */
+static void test_damaged_cache_says_rebuild(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_snapshot(f, "t", 1, 400, 50, 0);
+    char err[1024];
+    assert_int_equal(journal_batch_commit(f->w, err, sizeof err), 0);
+    struct replay *r = ropen(f);
+    apply_ok(r, JOURNAL_SEQ_MAX);
+    uint64_t sum = table_sum(replay_db(r), "t");
+    int64_t root = q_int(replay_db(r), "SELECT rootpage FROM sqlite_master WHERE name = 't'");
+    int64_t psize = q_int(replay_db(r), "PRAGMA page_size");
+    replay_close(r);
+    /* the table's root page: every lookup in it goes through there */
+    int fd = open(f->db, O_RDWR);
+    assert_true(fd >= 0);
+    char junk[512];
+    memset(junk, 0x5a, sizeof junk);
+    assert_int_equal(pwrite(fd, junk, sizeof junk, (off_t)((root - 1) * psize)), (ssize_t)sizeof junk);
+    close(fd);
+
+    put_std_incr(f, "t", 10, 5, 1);            /* upserts into the damaged table */
+    assert_int_equal(journal_batch_commit(f->w, err, sizeof err), 0);
+    r = ropen(f);
+    apply_fails(r, JOURNAL_SEQ_MAX, "cache.db is damaged", "iptv-agent replay --rebuild", NULL);
+    replay_close(r);
+
+    struct replay_opts o = opts_for(f, NULL);
+    struct replay_stats st;
+    if (replay_rebuild(&o, &st, err, sizeof err) != 0) fail_msg("rebuild: %s", err);
+    r = ropen(f);
+    assert_int_equal(count_rows(replay_db(r), "t"), 400);
+    replay_close(r);
+    /* the same as applying the journal to a fresh cache */
+    char fresh[700];
+    snprintf(fresh, sizeof fresh, "%s/fresh.db", f->root);
+    struct replay *r2 = ropen_at(f, fresh);
+    apply_ok(r2, JOURNAL_SEQ_MAX);
+    uint64_t want = table_sum(replay_db(r2), "t");
+    replay_close(r2);
+    r = ropen(f);
+    assert_true(table_sum(replay_db(r), "t") == want);
+    assert_true(want != sum);                  /* the upsert changed rows 10..14 */
+    replay_close(r);
+}
+
+/* replay_db_errmsg, for the agent's other connections to cache.db. */
+static void test_db_errmsg(void **state)
+{
+    struct fx *f = *state;
+    char junk[4096];
+    memset(junk, 'x', sizeof junk);
+    assert_int_equal(tu_write_file(f->db, junk, sizeof junk), 0);
+    sqlite3 *db = ro_open(f->db);
+    char msg[1024];
+    assert_int_not_equal(sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL), SQLITE_OK);
+    replay_db_errmsg(db, msg, sizeof msg);
+    if (!strstr(msg, "not a database") || !strstr(msg, "cache.db is damaged") ||
+        !strstr(msg, "run `iptv-agent replay --rebuild`"))
+        fail_msg("replay_db_errmsg: %s", msg);
+    sqlite3_close(db);
+    /* a plain SQL error stays as SQLite says it */
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "SELECT nosuchcolumn", NULL, NULL, NULL), SQLITE_OK);
+    replay_db_errmsg(db, msg, sizeof msg);
+    assert_string_equal(msg, "no such column: nosuchcolumn");
+    replay_db_errmsg(db, msg, 8);                 /* truncated, terminated */
+    assert_string_equal(msg, "no such");
+    sqlite3_close(db);
+}
+
+/* A file size limit (a full disk) while applying: the error names the system's
+ * reason, and what was committed before stays. The child process takes the limit. */
+static void test_apply_file_too_large(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_snapshot(f, "t", 1, 20, 20, 0);
+    char err[1024];
+    assert_int_equal(journal_batch_commit(f->w, err, sizeof err), 0);
+    struct replay *r = ropen(f);
+    apply_ok(r, JOURNAL_SEQ_MAX);
+    replay_close(r);
+    for (int i = 0; i < 40; i++) put_std_incr(f, "t", 1000 + i * 100, 100, 0);
+    assert_int_equal(journal_batch_commit(f->w, err, sizeof err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {.rlim_cur = 96 * 1024, .rlim_max = 96 * 1024};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        struct replay_opts o = opts_for(f, NULL);
+        struct replay *rc;
+        char e[1024];
+        if (replay_open(&o, &rc, e, sizeof e) != 0) _exit(4);
+        struct replay_stats st;
+        int ok = replay_apply(rc, JOURNAL_SEQ_MAX, &st, e, sizeof e) == -1 && strstr(e, "File too large");
+        if (!ok) fprintf(stderr, "apply under RLIMIT_FSIZE: %s\n", e);
+        replay_close(rc);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    r = ropen(f);
+    assert_true(replay_applied_seq(r) >= 4);                  /* the snapshot stays applied */
+    assert_true(count_rows(replay_db(r), "t") >= 20);
+    apply_ok(r, JOURNAL_SEQ_MAX);              /* without the limit, the rest applies */
+    assert_int_equal(count_rows(replay_db(r), "t"), 20 + 40 * 100);
+    replay_close(r);
+}
+
+/* The process dies while creating cache.db (here: as SQLite deletes a rollback
+ * journal, the moment a new file switches to WAL). A read-only reader must
+ * still be able to open what is there: nothing, or a whole empty cache.db, never
+ * one with a hot journal that only a writer could roll back. */
+static int crash_delete(sqlite3_vfs *v, const char *name, int syncdir)
+{
+    size_t n = strlen(name);
+    if (n > 8 && strcmp(name + n - 8, "-journal") == 0) _exit(9);
+    sqlite3_vfs *real = sqlite3_vfs_find("unix");
+    return real->xDelete(real, name, syncdir);
+}
+
+static void test_create_crash_leaves_nothing(void **state)
+{
+    struct fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        sqlite3_vfs v = *sqlite3_vfs_find("unix");
+        v.zName = "crash-on-journal-delete";
+        v.xDelete = crash_delete;
+        if (sqlite3_vfs_register(&v, 1) != SQLITE_OK) _exit(3);
+        struct replay_opts o = opts_for(f, NULL);
+        struct replay *r;
+        char e[1024];
+        _exit(replay_open(&o, &r, e, sizeof e) == 0 ? 0 : 4);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 9);      /* it did die mid-way */
+    if (access(f->db, F_OK) == 0) {
+        sqlite3 *db = ro_open(f->db);
+        char *msg = NULL;
+        if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("a reader cannot open the cache.db a crash left: %s", msg);
+        sqlite3_close(db);
+    }
+    /* and the next writer makes a whole one */
+    struct replay *r = ropen(f);
+    assert_int_equal(replay_applied_seq(r), 0);
+    replay_close(r);
+    check_current(f);
+}
+
 /* ---- compacted start --------------------------------------------------------------------------- */
 
 /* 1 SCHEMA a, 2 BEGIN a, 3 PAGE a(2), 4 SCHEMA b, 5 PAGE a(2), 6 SCHEMA a
@@ -1651,6 +1854,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rebuild_refused_keeps_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_cache_says_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_db_errmsg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_file_too_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_crash_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compacted_start_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compacted_past_applied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compacted_contiguous_ok, setup, teardown),
