@@ -88,9 +88,27 @@ struct pending {                  /* a reply waiting for its latency to pass */
     struct buf body;
 };
 
+/* A reset waiting for the loop. If the client goes first, evhttp frees the
+ * connection (and calls on_reset_gone), so the reset must not touch it. */
+struct reset_pending {
+    struct event *ev;
+    struct evhttp_connection *conn;
+};
+
+static void on_reset_gone(struct evhttp_connection *conn, void *arg)
+{
+    struct reset_pending *rp = arg;
+    event_free(rp->ev);
+    free(rp);
+}
+
 static void reset_connection(evutil_socket_t fd, short what, void *arg)
 {
-    struct evhttp_connection *conn = arg;
+    struct reset_pending *rp = arg;
+    struct evhttp_connection *conn = rp->conn;
+    evhttp_connection_set_closecb(conn, NULL, NULL);
+    event_free(rp->ev);
+    free(rp);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
     evutil_socket_t sock = bev ? bufferevent_getfd(bev) : -1;
     if (sock >= 0) {
@@ -103,7 +121,12 @@ static void reset_connection(evutil_socket_t fd, short what, void *arg)
 /* Written: now drop the connection, outside evhttp's own callback. */
 static void reset_after_flush(struct evhttp_connection *conn, void *arg)
 {
-    event_base_once(arg, -1, EV_TIMEOUT, reset_connection, conn, NULL);
+    struct reset_pending *rp = xcalloc(1, sizeof *rp);
+    rp->conn = conn;
+    rp->ev = evtimer_new(arg, reset_connection, rp);
+    evhttp_connection_set_closecb(conn, on_reset_gone, rp);
+    struct timeval now = {0, 0};
+    evtimer_add(rp->ev, &now);
 }
 
 static void send_now(struct pending *p)

@@ -431,11 +431,11 @@ for ((r4 = 1; r4 <= K_FAULT; r4++)); do
   rnd 2; gr=$((R + 1))
   rnd 3; se=${SESSION_ERRORS[$R]}
   rnd 400; ttl=$((R + 150))
+  # One disturbance mid-pull: the portal killed, the session expired, or the agent killed.
+  how=$(( (r4 - 1) % 3 ))          # each disturbance in turn
   FAULTS="{\"latency_ms\":$lat,\"error_rate\":0.0$er,\"reset_rate\":0.0$rr,\"truncate_rate\":0.0$tr,\"garbage_rate\":0.0$gr,\"session_ttl_ms\":$ttl,\"session_error\":\"$se\"}"
   portal_admin "$P_URL" /_fake/faults "$FAULTS" >/dev/null
   fbase=$(faults_now)
-  # One disturbance mid-pull: the portal killed, the session expired, or the agent killed.
-  how=$(( (r4 - 1) % 3 ))          # each disturbance in turn
   rnd 2; [ "$R" = 1 ] && cmd=(sync --full) || cmd=(--once --force)
   start_agent "$O" "$E" -c "$CFG" "${cmd[@]}"
   rnd 40
