@@ -4,8 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
-bash scripts/build.sh build
 work=$(mktemp -d /tmp/iptv-agent-demo.XXXXXX)
+# The build's own output goes to a log; it is shown only when the build fails.
+echo "== building (cmake, log: build/demo-build.log)" >&2
+mkdir -p build
+if ! bash scripts/build.sh build >build/demo-build.log 2>&1; then
+  tail -n 40 build/demo-build.log >&2
+  exit 1
+fi
 # The portal prints its URL on its first stdout line once it listens.
 coproc PORTAL { exec ./build/iptv-fake-portal --rows 20000 --password demo-secret; }
 portal=$PORTAL_PID
@@ -40,9 +46,12 @@ name = "subscriber"
 strategy = "incremental"
 cursor = "updated_at"
 
+# The portal never sends column names: without columns they would read Field_2...
 [[table]]
 name = "terminal"
 strategy = "on_demand"
+columns = ["id", "subscriber_id", "mac_addr", "model", "serial", "active", "created_at",
+           "updated_at", "settings"]
 TOML
 export DEMO_PORTAL_PASSWORD=demo-secret
 agent() { ./build/iptv-agent -c "$work/agent.toml" "$@"; }
@@ -59,4 +68,6 @@ agent get terminal id="$(agent remote '{"data":["id"],"from":"terminal","order_b
 echo "== the portal changes; the next --once pulls only what changed" >&2
 curl -s -X POST "$url/_fake/mutate" -d '{"table":"tv_program","updates":200,"inserts":50,"deletes":10}' >/dev/null
 agent sync tv_program
+echo "== deletions reach an incremental table at its next sweep (sweep, default 6h); sync --full takes a snapshot now" >&2
+agent sync --full tv_program
 agent status

@@ -3,7 +3,8 @@
 # something is missing (so it is quick on a machine that already has them).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libsqlite3-dev libcjson-dev
-      libevent-dev zlib1g-dev libcmocka-dev clang libclang-rt-14-dev sqlite3 curl)
+      libevent-dev zlib1g-dev libcmocka-dev clang libclang-rt-14-dev sqlite3 curl
+      systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
