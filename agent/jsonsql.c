@@ -1435,7 +1435,9 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
     if (rc != R_OK) return col_error(c, sc, rc, alias, alen, s, len);
     emit_col(sc, &r, out);
 direction:
-    if (dir) buf_puts(out, dir == 2 ? " DESC" : " ASC");
+    /* PostgreSQL (the portal) sorts NULLs as larger than any value: last
+     * ascending, first descending; SQLite's default is the opposite. */
+    if (order) buf_puts(out, dir == 2 ? " DESC NULLS FIRST" : dir == 1 ? " ASC NULLS LAST" : " NULLS LAST");
     return 0;
 }
 
