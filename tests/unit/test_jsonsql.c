@@ -438,12 +438,128 @@ static void test_sql_functions(void **state)
     for (int i = 0; i < 3; i++) assert_int_equal(sqlite3_column_type(ps, i), SQLITE_NULL);
     sqlite3_finalize(ps);
     char *msg = NULL;
-    assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', '(', 'b')", NULL, NULL, &msg), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', '[[:nope:]]', 'b')", NULL, NULL, &msg),
+                         SQLITE_OK);
     assert_non_null(strstr(msg, "regexp_replace: invalid pattern: "));
     sqlite3_free(msg);
     assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', 'a', 'b', 'gx')", NULL, NULL, &msg), SQLITE_OK);
-    assert_string_equal(msg, "regexp_replace: unsupported flag 'x'");
+    assert_string_equal(msg, "regexp_replace: unsupported flag 'x' (supported: g, i, c)");
     sqlite3_free(msg);
+}
+
+/* regexp_replace answers as PostgreSQL's does (the portal's answers, from
+ * PostgreSQL's documented regular expressions: AREs, flags g i c, the first
+ * match only without g), or refuses; never a different answer. */
+static void test_regexp_postgresql(void **state)
+{
+    struct fx *f = *state;
+    static const struct { const char *sql, *want; } c[] = {
+        /* class-shorthand escapes, outside and inside brackets */
+        {"SELECT regexp_replace('a1b22', '\\d+', '#')", "a#b22"},
+        {"SELECT regexp_replace('a1b22', '\\d+', '#', 'g')", "a#b#"},
+        {"SELECT regexp_replace('a1b22', '\\D', '-', 'g')", "-1-22"},
+        {"SELECT regexp_replace('foo bar  baz', '\\s+', '_', 'g')", "foo_bar_baz"},
+        {"SELECT regexp_replace('a b', '\\S', 'x', 'g')", "x x"},
+        {"SELECT regexp_replace('ab_c9-d', '\\w+', 'W', 'g')", "W-W"},
+        {"SELECT regexp_replace('ab_c-d!', '\\W', '.', 'g')", "ab_c.d."},
+        {"SELECT regexp_replace('x1y2', '[\\d]', '#', 'g')", "x#y#"},
+        {"SELECT regexp_replace('a-b_c d', '[\\w-]+', '.', 'g')", ". ."},
+        {"SELECT regexp_replace('a b,c', '[\\s,]+', '|', 'g')", "a|b|c"},
+        {"SELECT regexp_replace('x9y', '[^\\d]', '', 'g')", "9"},
+        /* characters, not bytes: UTF-8 text as PostgreSQL sees it */
+        {"SELECT regexp_replace('Привет, мир!', '\\w+', 'X', 'g')", "X, X!"},
+        {"SELECT regexp_replace('Жук', '.', 'x')", "xук"},
+        {"SELECT regexp_replace('ПРИВЕТ мир', 'привет', 'hi', 'i')", "hi мир"},
+        {"SELECT regexp_replace('Жук', '[а-я]+', 'X')", "ЖX"},
+        {"SELECT regexp_replace('abcЖук', '[а-яё]+', 'X', 'gi')", "abcX"},
+        {"SELECT regexp_replace('ёлка!', '[а-ё]', '_', 'g')", "____!"},
+        /* an escaped punctuation character is itself (GNU would read \\< as a word start) */
+        {"SELECT regexp_replace('<a>', '\\<a\\>', 'X')", "X"},
+        {"SELECT regexp_replace('1+1=2', '\\+', ' plus ')", "1 plus 1=2"},
+        {"SELECT regexp_replace('[x]{y}', '\\[x\\]\\{y\\}', 'Z')", "Z"},
+        {"SELECT regexp_replace('a.b', 'a\\.b', 'X')", "X"},
+        {"SELECT regexp_replace('a]b', '[\\]]', '-')", "a-b"},
+        {"SELECT regexp_replace('a]b', '[]]', '-')", "a-b"},
+        {"SELECT regexp_replace('a\\b', '[\\\\]', '/')", "a/b"},
+        {"SELECT regexp_replace('a\\b', '\\\\', '/')", "a/b"},
+        {"SELECT regexp_replace('a^b', '[\\^]', '-')", "a-b"},
+        {"SELECT regexp_replace('a^b-c', '[\\^-]', '_', 'g')", "a_b_c"},
+        {"SELECT regexp_replace('a^b-c[d', '[[^-]', '_', 'g')", "a_b_c_d"},
+        {"SELECT regexp_replace('a{b', 'a{b', 'X')", "X"},
+        {"SELECT regexp_replace('aaaa', 'a{2}', 'X', 'g')", "XX"},
+        {"SELECT regexp_replace('aaaaa', 'a{2,}', 'X')", "X"},
+        /* character-entry escapes; \\b is a backspace, not a word boundary */
+        {"SELECT regexp_replace('a' || char(9) || 'b', '\\t', ' ')", "a b"},
+        {"SELECT regexp_replace('ab', '\\b', 'x', 'g')", "ab"},
+        {"SELECT regexp_replace('a' || char(10) || 'b', '[\\n]', '|')", "a|b"},
+        /* \\A and \\Z: the start and end of the text */
+        {"SELECT regexp_replace('abcabc', '\\Aabc', 'X', 'g')", "Xabc"},
+        {"SELECT regexp_replace('abcabc', 'abc\\Z', 'X', 'g')", "abcX"},
+        /* flags: first match only without g; the last of i and c wins */
+        {"SELECT regexp_replace('aaa', 'a', 'b')", "baa"},
+        {"SELECT regexp_replace('ABC', 'b', 'x', 'ic')", "ABC"},
+        {"SELECT regexp_replace('ABCb', 'b', 'x', 'cig')", "AxCx"},
+        /* replacement: \\1..\\9 and \\& */
+        {"SELECT regexp_replace('john smith', '(\\w+) (\\w+)', '\\2 \\1')", "smith john"},
+        {"SELECT regexp_replace('abc', '\\w', '<\\&>', 'g')", "<a><b><c>"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        sqlite3_stmt *ps;
+        if (sqlite3_prepare_v2(f->db, c[i].sql, -1, &ps, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", c[i].sql, sqlite3_errmsg(f->db));
+        if (sqlite3_step(ps) != SQLITE_ROW) fail_msg("%s: %s", c[i].sql, sqlite3_errmsg(f->db));
+        const char *got = (const char *)sqlite3_column_text(ps, 0);
+        if (strcmp(got, c[i].want) != 0) fail_msg("%s: got %s want %s", c[i].sql, got, c[i].want);
+        sqlite3_finalize(ps);
+    }
+    /* What a POSIX ERE would read differently is refused, saying what. */
+    static const struct { const char *pat, *flags, *err; } r[] = {
+        {"\\mfoo", "", "word constraints (\\m \\M \\y \\Y) are not supported"},
+        {"foo\\y", "", "word constraints"},
+        {"a(?=b)", "", "(?...) groups (lookahead, lookbehind, non-capturing, options) are not supported"},
+        {"(?:ab)+", "", "(?...) groups"},
+        {"(?i)ab", "", "(?...) groups"},
+        {"a*?", "", "'?' has nothing to repeat"},
+        {"a+?", "", "nothing to repeat"},
+        {"a{1,2}?", "", "nothing to repeat"},
+        {"a**", "", "nothing to repeat"},
+        {"*a", "", "'*' has nothing to repeat"},
+        {"(a)\\1", "", "back-references (\\1..\\9) in the pattern are not supported"},
+        {"\\x41", "", "the escape \\x is not supported"},
+        {"\\u0041", "", "the escape \\u is not supported"},
+        {"\\0", "", "the escape \\0 is not supported"},
+        {"[\\D]", "", "\\D inside brackets is not supported"},
+        {"[\\x]", "", "the escape \\x is not supported"},
+        {"[[.a.]]", "", "collating elements"},
+        {"[\\d-z]", "", "a range cannot start with a character class"},
+        {"[a-\\d]", "", "a range must end with a character"},
+        {"[z-a]", "", "invalid range"},
+        {"[一-龥]", "", "a range of more than 1024 characters"},
+        {"***:abc", "", "*** directors are not supported"},
+        {"a{256}", "", "invalid repetition count"},
+        {"a{3,2}", "", "invalid repetition count"},
+        {"ab\\", "", "the pattern ends with a backslash"},
+        {"(ab", "", "unbalanced parenthesis"},
+        {"ab)", "", "unbalanced parenthesis"},
+        {"[ab", "", "unterminated bracket expression"},
+        {"a", "x", "unsupported flag 'x'"},
+        {"a", "n", "unsupported flag 'n'"},
+        {"a", "gq", "unsupported flag 'q'"},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        sqlite3_stmt *ps;
+        assert_int_equal(sqlite3_prepare_v2(f->db, "SELECT regexp_replace('ab', ?1, 'x', ?2)", -1, &ps, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(ps, 1, r[i].pat, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ps, 2, r[i].flags, -1, SQLITE_STATIC);
+        if (sqlite3_step(ps) != SQLITE_ERROR)
+            fail_msg("pattern %s flags '%s' was not refused: %s", r[i].pat, r[i].flags,
+                     sqlite3_column_text(ps, 0) ? (const char *)sqlite3_column_text(ps, 0) : "NULL");
+        const char *m = sqlite3_errmsg(f->db);
+        if (strncmp(m, "regexp_replace: ", 16) != 0 || !strstr(m, r[i].err))
+            fail_msg("pattern %s flags '%s': %s, want %s", r[i].pat, r[i].flags, m, r[i].err);
+        sqlite3_finalize(ps);
+    }
 }
 
 static void test_distinct(void **state)
@@ -1239,6 +1355,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logic_in_arith, setup, teardown),
         cmocka_unit_test_setup_teardown(test_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sql_functions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regexp_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_by_alias_first, setup, teardown),
