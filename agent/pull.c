@@ -1015,7 +1015,18 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
     buf_puts(&q, ",[");
     buf_puts(&q, value_json);
     buf_printf(&q, "]]},\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
-    if (fetch(c, q.p, &p, &r) != 0) goto fail;
+    if (fetch(c, q.p, &p, &r) != 0) {
+        int named = 0;
+        for (int i = 0; i < s.ncols && !named; i++) named = !strcmp(s.names[i], column);
+        if (text && !named && r.remote_status == REMOTE_ERPC) {
+            /* It read the table a moment ago: the name is what it refuses. */
+            snprintf(err, errlen, "the portal refused a lookup of %s by \"%s\" (not one of its columns?): %s",
+                     t->name, column, r.error);
+            rc = PULL_EUSAGE;
+            goto out;
+        }
+        goto fail;
+    }
     if (p.rows > 0) {
         /* An on-demand page leaves the mark as it was. */
         if (keys) buf_reset(keys);

@@ -63,8 +63,9 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
  * Journal and apply what it finds. *found gets the row count; keys (may be
  * NULL) a JSON array of the found rows' keys — the cache names unconfigured
  * columns Field_N, so a caller reads rows back by key. 0 ok, -1 error (err),
- * PULL_EUSAGE: no row can match (a configured table without COLUMN, or VALUE
- * not an integer for an integer column; err says which), the portal not asked. */
+ * PULL_EUSAGE: COLUMN or VALUE cannot be asked about (a configured table
+ * without COLUMN, VALUE not an integer for an integer column: the portal is not
+ * asked; or the portal refused a lookup by a column only it could know). */
 #define PULL_EUSAGE (-2)
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, struct buf *keys, char *err, size_t errlen);
