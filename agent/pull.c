@@ -950,8 +950,8 @@ int pull_int_text(const char *s, int64_t *out)
  * column as the schema has it: an integer column takes an integer and nothing
  * else (no row can hold another value, and PostgreSQL refuses to compare one);
  * a text or JSON column a string; a column of unknown type, or one only the
- * portal names (the cache calls it Field_N), an integer when VALUE reads as
- * one. 0, or PULL_EUSAGE with err. */
+ * portal names (the cache calls it Field_N), an integer when VALUE is one
+ * written plainly ("42", not "042"). 0, or PULL_EUSAGE with err. */
 static int text_literal(const struct config_table *t, const struct schema *s, const char *column, const char *value,
                         struct buf *lit, char *err, size_t errlen)
 {
@@ -963,14 +963,17 @@ static int text_literal(const struct config_table *t, const struct schema *s, co
         return PULL_EUSAGE;
     }
     enum journal_coltype ty = k >= 0 ? s->types[k] : JOURNAL_COL_ANY;
-    int64_t iv;
+    int64_t iv = 0;
     int is_int = pull_int_text(value, &iv);
     if (ty == JOURNAL_COL_INT && !is_int) {
         snprintf(err, errlen, "%s.%s holds integers: \"%s\" is not one", t->name, column, value);
         return PULL_EUSAGE;
     }
-    if (is_int && (ty == JOURNAL_COL_INT || ty == JOURNAL_COL_ANY || ty == JOURNAL_COL_REAL))
-        buf_printf(lit, "%lld", (long long)iv);
+    char canon[32];
+    snprintf(canon, sizeof canon, "%lld", (long long)iv);
+    if (ty == JOURNAL_COL_INT ||
+        (is_int && (ty == JOURNAL_COL_ANY || ty == JOURNAL_COL_REAL) && !strcmp(canon, value)))
+        buf_puts(lit, canon);
     else
         json_write_string(lit, value, strlen(value));
     return 0;

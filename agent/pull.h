@@ -59,8 +59,8 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
 
 /* Look COLUMN = VALUE up on the portal, VALUE always a literal (never read as
  * a column), typed by the column: an integer column takes an integer, a text
- * column a string, a column of unknown type an integer when VALUE reads as one.
- * Journal and apply what it finds. *found gets the row count; keys (may be
+ * column a string, a column of unknown type an integer when VALUE is one
+ * written plainly. Journal and apply what it finds. *found gets the row count; keys (may be
  * NULL) a JSON array of the found rows' keys — the cache names unconfigured
  * columns Field_N, so a caller reads rows back by key. 0 ok, -1 error (err),
  * PULL_EUSAGE: COLUMN or VALUE cannot be asked about (a configured table
