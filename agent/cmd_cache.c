@@ -325,8 +325,10 @@ static const char get_usage[] =
     "\n"
     "Print the cached rows of TABLE where COLUMN equals VALUE, one JSON object per\n"
     "line. For an on_demand table a miss is fetched from the portal, journaled,\n"
-    "applied and printed. Exit: 0 found, 3 not found, 1 error (e.g. the portal is\n"
-    "unreachable and the cache does not have it), 2 usage.\n";
+    "applied and printed. VALUE is always a value, never read as a column. Exit: 0\n"
+    "found, 3 not found, 1 error (e.g. the portal is unreachable and the cache does\n"
+    "not have it), 2 usage (also: a column TABLE does not have, or a VALUE that is\n"
+    "not an integer for an integer column).\n";
 
 /* 0 ok (*n rows printed), -1 SQL error (err). A missing table prints nothing. */
 static int lookup(const struct config *cfg, const char *table, const char *col, const char *val, size_t *n,
@@ -361,6 +363,51 @@ static int lookup(const struct config *cfg, const char *table, const char *col, 
     sqlite3_close(db);
     buf_free(&sql);
     return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Is COLUMN one of TABLE's, and can VALUE be one of its values? Names: the
+ * configured columns, else the cache's; an introspected on_demand table may
+ * also be asked by a name only the portal knows (the cache calls most of its
+ * columns Field_N). Types: the cache's. 0 ok, 2 usage error (printed). */
+static int check_column(const struct config *cfg, const struct config_table *t, const char *col, const char *val)
+{
+    struct buf names = {0};
+    int have = t->ncolumns > 0, known = 0, integer = 0;
+    for (int i = 0; i < t->ncolumns; i++) {
+        buf_printf(&names, "%s%s", i ? ", " : "", t->columns[i]);
+        if (!strcmp(t->columns[i], col)) known = 1;
+    }
+    char err[256];
+    sqlite3 *db = open_readonly(cfg, err, sizeof err);
+    sqlite3_stmt *ps = NULL;
+    if (db && sqlite3_prepare_v2(db, "SELECT name, type FROM pragma_table_info(?1)", -1, &ps, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(ps, 1, t->name, -1, SQLITE_STATIC);
+        while (sqlite3_step(ps) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(ps, 0);
+            const char *type = (const char *)sqlite3_column_text(ps, 1);
+            if (!name) continue;
+            if (!t->ncolumns) {
+                buf_printf(&names, "%s%s", have ? ", " : "", name);
+                have = 1;
+            }
+            if (strcmp(name, col) != 0) continue;
+            known |= !t->ncolumns;
+            integer = type && !strcasecmp(type, "INTEGER");
+        }
+    }
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    int rc = 0;
+    int64_t iv;
+    if (have && !known && !(t->strategy == STRATEGY_ON_DEMAND && !t->ncolumns)) {
+        fprintf(stderr, "iptv-agent get: table %s has no column \"%s\"; its columns: %s\n", t->name, col, names.p);
+        rc = 2;
+    } else if (integer && !pull_int_text(val, &iv)) {
+        fprintf(stderr, "iptv-agent get: %s.%s holds integers: \"%s\" is not one\n", t->name, col, val);
+        rc = 2;
+    }
+    buf_free(&names);
+    return rc;
 }
 
 /* Print the cached rows whose key is in keys_json (a JSON array). 0 or -1. */
@@ -424,11 +471,8 @@ static int ask_daemon(const struct config *cfg, const struct config_table *t, co
     struct buf req = {0}, resp = {0};
     buf_printf(&req, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"%s\"],"
                      "\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",", t->key, t->name, t->key);
-    char *end;
-    long long iv = strtoll(val, &end, 10);
-    char back[32];
-    snprintf(back, sizeof back, "%lld", iv);
-    if (*val && !*end && !strcmp(back, val)) buf_puts(&req, val);
+    int64_t iv;
+    if (pull_int_text(val, &iv)) buf_printf(&req, "%lld", (long long)iv);
     else json_write_string(&req, val, strlen(val));
     buf_puts(&req, "]}}}");
     strncat(url, "/api/jsonsql/", sizeof url - strlen(url) - 1);
@@ -490,6 +534,10 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     const char *val = strchr(argv[2], '=') + 1;
     char err[2048];
     size_t n = 0;
+    if (check_column(cfg, t, col, val) != 0) {
+        free(col);
+        return 2;
+    }
     int rc = lookup(cfg, table, col, val, &n, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "iptv-agent get: %s\n", err);
@@ -529,8 +577,11 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     struct buf keys = {0};
     if (r) {
         struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
-        if (pull_get(&c, t, col, val, &found, &keys, err, sizeof err) == 0) exit_code = found ? 0 : 3;
+        int prc = pull_get(&c, t, col, val, &found, &keys, err, sizeof err);
+        if (prc == 0) exit_code = found ? 0 : 3;
+        else if (prc == PULL_EUSAGE) exit_code = 2;
     }
+    if (exit_code == 2) fprintf(stderr, "iptv-agent get: %s\n", err);
     if (exit_code == 1)
         fprintf(stderr, "iptv-agent get: %s=%s is not in the cache and the portal could not be asked: %s\n", col, val,
                 err);

@@ -934,21 +934,49 @@ done:
     return rc;
 }
 
-int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
-             uint64_t *found, struct buf *keys, char *err, size_t errlen)
+int pull_int_text(const char *s, int64_t *out)
 {
-    /* An integer literal (no leading zeros, no sign games) binds as an integer. */
-    struct buf lit = {0};
+    const char *d = s + (*s == '-' || *s == '+');
+    if (*d < '0' || *d > '9' || d[strspn(d, "0123456789")]) return 0;
     char *end;
     errno = 0;
-    long long iv = strtoll(value, &end, 10);
-    char back[32];
-    snprintf(back, sizeof back, "%lld", iv);
-    if (!errno && *value && !*end && !strcmp(back, value)) buf_puts(&lit, value);
-    else json_write_string(&lit, value, strlen(value));
-    int rc = pull_get_json(c, t, column, lit.p, found, keys, err, errlen);
-    buf_free(&lit);
-    return rc;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return 0;
+    *out = v;
+    return 1;
+}
+
+/* VALUE (command-line text) as the literal to ask COLUMN about, typed by the
+ * column as the schema has it: an integer column takes an integer and nothing
+ * else (no row can hold another value, and PostgreSQL refuses to compare one);
+ * a text or JSON column a string; a column of unknown type, or one only the
+ * portal names (the cache calls it Field_N), an integer when VALUE is one
+ * written plainly ("42", not "042"). 0, or PULL_EUSAGE with err. */
+static int text_literal(const struct config_table *t, const struct schema *s, const char *column, const char *value,
+                        struct buf *lit, char *err, size_t errlen)
+{
+    int k = -1;
+    for (int i = 0; i < s->ncols && k < 0; i++)
+        if (!strcmp(s->names[i], column)) k = i;
+    if (k < 0 && t->ncolumns > 0) {
+        snprintf(err, errlen, "table %s has no column \"%s\" (configured columns only)", t->name, column);
+        return PULL_EUSAGE;
+    }
+    enum journal_coltype ty = k >= 0 ? s->types[k] : JOURNAL_COL_ANY;
+    int64_t iv = 0;
+    int is_int = pull_int_text(value, &iv);
+    if (ty == JOURNAL_COL_INT && !is_int) {
+        snprintf(err, errlen, "%s.%s holds integers: \"%s\" is not one", t->name, column, value);
+        return PULL_EUSAGE;
+    }
+    char canon[32];
+    snprintf(canon, sizeof canon, "%lld", (long long)iv);
+    if (ty == JOURNAL_COL_INT ||
+        (is_int && (ty == JOURNAL_COL_ANY || ty == JOURNAL_COL_REAL) && !strcmp(canon, value)))
+        buf_puts(lit, canon);
+    else
+        json_write_string(lit, value, strlen(value));
+    return 0;
 }
 
 static void key_literal(void *ctx, const struct journal_value *k)
@@ -959,27 +987,49 @@ static void key_literal(void *ctx, const struct journal_value *k)
     val_json(b, &v);
 }
 
-int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
-                  uint64_t *found, struct buf *keys, char *err, size_t errlen)
+/* pull_get with the value as text or as a JSON literal (exactly one of them). */
+static int get_rows(struct pull_ctx *c, const struct config_table *t, const char *column, const char *text,
+                    const char *value_json, uint64_t *found, struct buf *keys, char *err, size_t errlen)
 {
     struct replay_table st = {0};
     struct schema s = {0};
     struct pull_result r = {0};
     struct page p = {.type = 0};
     struct journal_payload out = {0};
-    struct buf q = {0};
+    struct buf q = {0}, lit = {0};
     int rc = -1;
     int64_t started = clock_wall_ms();
     *found = 0;
     if (locked_table_get(c, t->name, &st, err, errlen) < 0) goto out;
     if (learn_schema(c, t, &s, &r) != 0) goto fail;
+    if (text) {
+        rc = text_literal(t, &s, column, text, &lit, err, errlen);
+        if (rc != 0) goto out;
+        rc = -1;
+        value_json = lit.p;
+    }
     if (!st.live || strcmp(st.schema_hash, s.hash) != 0)
         if (write_schema(c, t, &s, &r) != 0) goto fail;
     p.s = &s;
-    buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",", s.data, t->name, column);
+    /* `in` and a list: its values are always literals, where a string in `eq`
+     * that names a column is read as that column (and matches every row). */
+    buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"where\":{\"in\":[", s.data, t->name);
+    json_write_string(&q, column, strlen(column));
+    buf_puts(&q, ",[");
     buf_puts(&q, value_json);
-    buf_printf(&q, "]},\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
-    if (fetch(c, q.p, &p, &r) != 0) goto fail;
+    buf_printf(&q, "]]},\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
+    if (fetch(c, q.p, &p, &r) != 0) {
+        int named = 0;
+        for (int i = 0; i < s.ncols && !named; i++) named = !strcmp(s.names[i], column);
+        if (text && !named && r.remote_status == REMOTE_ERPC) {
+            /* It read the table a moment ago: the name is what it refuses. */
+            snprintf(err, errlen, "the portal refused a lookup of %s by \"%s\" (not one of its columns?): %s",
+                     t->name, column, r.error);
+            rc = PULL_EUSAGE;
+            goto out;
+        }
+        goto fail;
+    }
     if (p.rows > 0) {
         /* An on-demand page leaves the mark as it was. */
         if (keys) buf_reset(keys);
@@ -1002,7 +1052,20 @@ out:
     page_free(&p);
     journal_payload_free(&out);
     buf_free(&q);
+    buf_free(&lit);
     return rc;
+}
+
+int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
+             uint64_t *found, struct buf *keys, char *err, size_t errlen)
+{
+    return get_rows(c, t, column, value, NULL, found, keys, err, errlen);
+}
+
+int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
+                  uint64_t *found, struct buf *keys, char *err, size_t errlen)
+{
+    return get_rows(c, t, column, NULL, value_json, found, keys, err, errlen);
 }
 
 /* ---- write-through ------------------------------------------------------------------ */

@@ -57,14 +57,19 @@ int pull_due(const struct config_table *t, const struct replay_table *st, int64_
  * Records the outcome with replay_note_pull. Returns 0 ok, -1 failed (r->error). */
 int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapshot, struct pull_result *r);
 
-/* Look COLUMN = VALUE up on the portal (VALUE: an integer literal binds as an
- * integer, else text), journal and apply what it finds. *found gets the row
- * count; keys (may be NULL) a JSON array of the found rows' keys — the cache
- * names unconfigured columns Field_N, so a caller reads rows back by key.
- * 0 ok, -1 error (err). */
+/* Look COLUMN = VALUE up on the portal, VALUE always a literal (never read as
+ * a column), typed by the column: an integer column takes an integer, a text
+ * column a string, a column of unknown type an integer when VALUE is one
+ * written plainly. Journal and apply what it finds. *found gets the row count; keys (may be
+ * NULL) a JSON array of the found rows' keys — the cache names unconfigured
+ * columns Field_N, so a caller reads rows back by key. 0 ok, -1 error (err),
+ * PULL_EUSAGE: COLUMN or VALUE cannot be asked about (a configured table
+ * without COLUMN, VALUE not an integer for an integer column: the portal is not
+ * asked; or the portal refused a lookup by a column only it could know). */
+#define PULL_EUSAGE (-2)
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, struct buf *keys, char *err, size_t errlen);
-/* pull_get for a value that is already a JSON literal (the local API's). */
+/* pull_get for a value that is already a JSON literal (the local API's); -1 or 0. */
 int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
                   uint64_t *found, struct buf *keys, char *err, size_t errlen);
 
@@ -72,5 +77,8 @@ int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *
  * portal: present ones are journaled and applied as an on-demand page, absent
  * ones as deletions. Used after a write forwarded to the portal. 0 or -1 (err). */
 int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, char *err, size_t errlen);
+
+/* s as an integer: an optional sign and decimal digits, within int64. 1 yes, 0 no. */
+int pull_int_text(const char *s, int64_t *out);
 
 #endif

@@ -184,12 +184,12 @@ static void test_star_and_row_shapes(void **state)
                       "[3,\"Иван\",false,-3.75,\"2024-01-03 12:00:00\",null],"
                       "[4,\"carol\",null,99.5,\"2024-01-04 13:00:00\",\"not json\"]]";
     const char *sql = "SELECT \"id\", \"username\", \"disabled\", \"balance\", \"created_at\", \"info\""
-                      " FROM \"subscriber\" ORDER BY \"id\"";
+                      " FROM \"subscriber\" ORDER BY \"id\" NULLS LAST";
     sel(f, "{\"data\":\"*\",\"from\":\"subscriber\",\"order_by\":\"id\"}", sql, all);
     sel(f, "{\"data\":[\"*\"],\"from\":\"subscriber\",\"order_by\":\"id\"}", sql, all);
     /* BLOB as a string of its bytes; NUMERIC (ANY) by storage class. */
     sel(f, "{\"data\":[\"data\",\"price\"],\"from\":\"package\",\"order_by\":\"id\"}",
-        "SELECT \"data\", \"price\" FROM \"package\" ORDER BY \"id\"",
+        "SELECT \"data\", \"price\" FROM \"package\" ORDER BY \"id\" NULLS LAST",
         "[[\"\\u0000\xff" "A\",1.5],[null,2]]");
     /* A catalog name that needs its quote doubled. */
     sel(f, "{\"data\":[\"v\"],\"from\":\"odd \\\"name\"}", "SELECT \"v\" FROM \"odd \"\"name\"",
@@ -209,7 +209,7 @@ static void test_row_storage_classes(void **state)
         "UPDATE subscriber SET info = '[01]' WHERE id = 3;"
         "UPDATE subscriber SET info = '\"a\\q\"' WHERE id = 4;", NULL, NULL, NULL), SQLITE_OK);
     sel(f, "{\"data\":[\"created_at\",\"disabled\",\"info\"],\"from\":\"subscriber\",\"order_by\":\"id\"}",
-        "SELECT \"created_at\", \"disabled\", \"info\" FROM \"subscriber\" ORDER BY \"id\"",
+        "SELECT \"created_at\", \"disabled\", \"info\" FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
         "[[\"1700000000\",true, {\"a\" : [1, -2.5e3, \"x\\\"y\\u00e9\", true, false, null, {}]} ],"
         "[\"1.5\",\"yes\",\"[1,]\"],[\"2024-01-03 12:00:00\",false,\"[01]\"],"
         "[\"2024-01-04 13:00:00\",null,\"\\\"a\\\\q\\\"\"]]");
@@ -219,7 +219,7 @@ static void test_row_storage_classes(void **state)
                                          "UPDATE subscriber SET info = '\"ok\"' WHERE id = 4;",
                                   NULL, NULL, NULL), SQLITE_OK);
     sel(f, "{\"data\":[\"info\"],\"from\":\"subscriber\",\"order_by\":\"id\"}",
-        "SELECT \"info\" FROM \"subscriber\" ORDER BY \"id\"",
+        "SELECT \"info\" FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
         "[[5],[\"{\\\"a\\\":[1,2}\"],[[-0.5E+2]],[\"ok\"]]");
     /* Binding refuses a statement that does not match. */
     cJSON *p = parse("{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",[1,2]]}}");
@@ -275,12 +275,12 @@ static void test_comparisons(void **state)
         char json[512], sql[512];
         snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
                  c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\"", c[i].sql);
+        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
         sel(f, json, sql, c[i].rows);
     }
     /* LIKE escapes on package names "sport_100%" and "sportX100". */
     sel(f, "{\"data\":[\"id\"],\"from\":\"package\",\"where\":{\"like\":[\"name\",\"sport_100%\"]},\"order_by\":\"id\"}",
-        "SELECT \"id\" FROM \"package\" WHERE \"name\" LIKE ?1 ESCAPE '\\' ORDER BY \"id\"", "[[1],[2]]");
+        "SELECT \"id\" FROM \"package\" WHERE \"name\" LIKE ?1 ESCAPE '\\' ORDER BY \"id\" NULLS LAST", "[[1],[2]]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"package\",\"where\":{\"like\":[\"name\",\"sport\\\\_100\\\\%\"]}}",
         "SELECT \"id\" FROM \"package\" WHERE \"name\" LIKE ?1 ESCAPE '\\'", "[[1]]");
 }
@@ -315,7 +315,7 @@ static void test_logic_in_arith(void **state)
         char json[512], sql[512];
         snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
                  c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\"", c[i].sql);
+        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
         sel(f, json, sql, c[i].rows);
     }
 }
@@ -354,11 +354,11 @@ static void test_functions(void **state)
         "[[\"ТЕСТ\",\"тест\"]]");
     sel(f, "{\"data\":[{\"function\":\"coalesce\",\"args\":[\"info\",\"none\"]}],\"from\":\"subscriber\","
            "\"order_by\":\"id\"}",
-        "SELECT COALESCE(\"info\", ?1) FROM \"subscriber\" ORDER BY \"id\"",
+        "SELECT COALESCE(\"info\", ?1) FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
         "[[\"{\\\"tv\\\":true}\"],[\"[1,2]\"],[\"none\"],[\"not json\"]]");
     sel(f, "{\"data\":[{\"function\":\"coalesce\",\"args\":\"disabled\"},"
            "{\"function\":\"coalesce\",\"args\":[\"disabled\",\"id\"]}],\"from\":\"subscriber\",\"order_by\":\"id\"}",
-        "SELECT COALESCE(\"disabled\", NULL), COALESCE(\"disabled\", \"id\") FROM \"subscriber\" ORDER BY \"id\"",
+        "SELECT COALESCE(\"disabled\", NULL), COALESCE(\"disabled\", \"id\") FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
         "[[0,0],[1,1],[0,0],[null,4]]");
     sel(f, "{\"data\":[{\"function\":\"length\",\"args\":\"username\"},{\"function\":\"abs\",\"args\":\"balance\"},"
            "{\"function\":\"round\",\"args\":[\"balance\",1]},{\"function\":\"round\",\"args\":\"balance\"}],"
@@ -376,7 +376,7 @@ static void test_functions(void **state)
         "[[\"AA-BB-CC-00-00-01\"]]");
     sel(f, "{\"data\":[{\"function\":\"regexp_replace\",\"args\":[\"username\",\"^(.)(.*)$\",\"\\\\2\\\\1\"],"
            "\"as\":\"r\"}],\"from\":\"subscriber\",\"order_by\":\"id\",\"limit\":2}",
-        "SELECT regexp_replace(\"username\", ?1, ?2) AS \"r\" FROM \"subscriber\" ORDER BY \"id\" LIMIT ?3",
+        "SELECT regexp_replace(\"username\", ?1, ?2) AS \"r\" FROM \"subscriber\" ORDER BY \"id\" NULLS LAST LIMIT ?3",
         "[[\"licea\"],[\"obb\"]]");
     sel(f, "{\"data\":[{\"function\":\"regexp_replace\",\"args\":[\"username\",\"в|И\",\"_\",\"g\"]}],"
            "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",3]}}",
@@ -438,34 +438,150 @@ static void test_sql_functions(void **state)
     for (int i = 0; i < 3; i++) assert_int_equal(sqlite3_column_type(ps, i), SQLITE_NULL);
     sqlite3_finalize(ps);
     char *msg = NULL;
-    assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', '(', 'b')", NULL, NULL, &msg), SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', '[[:nope:]]', 'b')", NULL, NULL, &msg),
+                         SQLITE_OK);
     assert_non_null(strstr(msg, "regexp_replace: invalid pattern: "));
     sqlite3_free(msg);
     assert_int_not_equal(sqlite3_exec(f->db, "SELECT regexp_replace('a', 'a', 'b', 'gx')", NULL, NULL, &msg), SQLITE_OK);
-    assert_string_equal(msg, "regexp_replace: unsupported flag 'x'");
+    assert_string_equal(msg, "regexp_replace: unsupported flag 'x' (supported: g, i, c)");
     sqlite3_free(msg);
+}
+
+/* regexp_replace answers as PostgreSQL's does (the portal's answers, from
+ * PostgreSQL's documented regular expressions: AREs, flags g i c, the first
+ * match only without g), or refuses; never a different answer. */
+static void test_regexp_postgresql(void **state)
+{
+    struct fx *f = *state;
+    static const struct { const char *sql, *want; } c[] = {
+        /* class-shorthand escapes, outside and inside brackets */
+        {"SELECT regexp_replace('a1b22', '\\d+', '#')", "a#b22"},
+        {"SELECT regexp_replace('a1b22', '\\d+', '#', 'g')", "a#b#"},
+        {"SELECT regexp_replace('a1b22', '\\D', '-', 'g')", "-1-22"},
+        {"SELECT regexp_replace('foo bar  baz', '\\s+', '_', 'g')", "foo_bar_baz"},
+        {"SELECT regexp_replace('a b', '\\S', 'x', 'g')", "x x"},
+        {"SELECT regexp_replace('ab_c9-d', '\\w+', 'W', 'g')", "W-W"},
+        {"SELECT regexp_replace('ab_c-d!', '\\W', '.', 'g')", "ab_c.d."},
+        {"SELECT regexp_replace('x1y2', '[\\d]', '#', 'g')", "x#y#"},
+        {"SELECT regexp_replace('a-b_c d', '[\\w-]+', '.', 'g')", ". ."},
+        {"SELECT regexp_replace('a b,c', '[\\s,]+', '|', 'g')", "a|b|c"},
+        {"SELECT regexp_replace('x9y', '[^\\d]', '', 'g')", "9"},
+        /* characters, not bytes: UTF-8 text as PostgreSQL sees it */
+        {"SELECT regexp_replace('Привет, мир!', '\\w+', 'X', 'g')", "X, X!"},
+        {"SELECT regexp_replace('Жук', '.', 'x')", "xук"},
+        {"SELECT regexp_replace('ПРИВЕТ мир', 'привет', 'hi', 'i')", "hi мир"},
+        {"SELECT regexp_replace('Жук', '[а-я]+', 'X')", "ЖX"},
+        {"SELECT regexp_replace('abcЖук', '[а-яё]+', 'X', 'gi')", "abcX"},
+        {"SELECT regexp_replace('ёлка!', '[а-ё]', '_', 'g')", "____!"},
+        /* an escaped punctuation character is itself (GNU would read \\< as a word start) */
+        {"SELECT regexp_replace('<a>', '\\<a\\>', 'X')", "X"},
+        {"SELECT regexp_replace('1+1=2', '\\+', ' plus ')", "1 plus 1=2"},
+        {"SELECT regexp_replace('[x]{y}', '\\[x\\]\\{y\\}', 'Z')", "Z"},
+        {"SELECT regexp_replace('a.b', 'a\\.b', 'X')", "X"},
+        {"SELECT regexp_replace('a]b', '[\\]]', '-')", "a-b"},
+        {"SELECT regexp_replace('a]b', '[]]', '-')", "a-b"},
+        {"SELECT regexp_replace('a\\b', '[\\\\]', '/')", "a/b"},
+        {"SELECT regexp_replace('a\\b', '\\\\', '/')", "a/b"},
+        {"SELECT regexp_replace('a^b', '[\\^]', '-')", "a-b"},
+        {"SELECT regexp_replace('a^b-c', '[\\^-]', '_', 'g')", "a_b_c"},
+        {"SELECT regexp_replace('a^b-c[d', '[[^-]', '_', 'g')", "a_b_c_d"},
+        {"SELECT regexp_replace('a{b', 'a{b', 'X')", "X"},
+        {"SELECT regexp_replace('aaaa', 'a{2}', 'X', 'g')", "XX"},
+        {"SELECT regexp_replace('aaaaa', 'a{2,}', 'X')", "X"},
+        /* character-entry escapes; \\b is a backspace, not a word boundary */
+        {"SELECT regexp_replace('a' || char(9) || 'b', '\\t', ' ')", "a b"},
+        {"SELECT regexp_replace('ab', '\\b', 'x', 'g')", "ab"},
+        {"SELECT regexp_replace('a' || char(10) || 'b', '[\\n]', '|')", "a|b"},
+        /* \\A and \\Z: the start and end of the text */
+        {"SELECT regexp_replace('abcabc', '\\Aabc', 'X', 'g')", "Xabc"},
+        {"SELECT regexp_replace('abcabc', 'abc\\Z', 'X', 'g')", "abcX"},
+        /* flags: first match only without g; the last of i and c wins */
+        {"SELECT regexp_replace('aaa', 'a', 'b')", "baa"},
+        {"SELECT regexp_replace('ABC', 'b', 'x', 'ic')", "ABC"},
+        {"SELECT regexp_replace('ABCb', 'b', 'x', 'cig')", "AxCx"},
+        /* replacement: \\1..\\9 and \\& */
+        {"SELECT regexp_replace('john smith', '(\\w+) (\\w+)', '\\2 \\1')", "smith john"},
+        {"SELECT regexp_replace('abc', '\\w', '<\\&>', 'g')", "<a><b><c>"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        sqlite3_stmt *ps;
+        if (sqlite3_prepare_v2(f->db, c[i].sql, -1, &ps, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", c[i].sql, sqlite3_errmsg(f->db));
+        if (sqlite3_step(ps) != SQLITE_ROW) fail_msg("%s: %s", c[i].sql, sqlite3_errmsg(f->db));
+        const char *got = (const char *)sqlite3_column_text(ps, 0);
+        if (strcmp(got, c[i].want) != 0) fail_msg("%s: got %s want %s", c[i].sql, got, c[i].want);
+        sqlite3_finalize(ps);
+    }
+    /* What a POSIX ERE would read differently is refused, saying what. */
+    static const struct { const char *pat, *flags, *err; } r[] = {
+        {"\\mfoo", "", "word constraints (\\m \\M \\y \\Y) are not supported"},
+        {"foo\\y", "", "word constraints"},
+        {"a(?=b)", "", "(?...) groups (lookahead, lookbehind, non-capturing, options) are not supported"},
+        {"(?:ab)+", "", "(?...) groups"},
+        {"(?i)ab", "", "(?...) groups"},
+        {"a*?", "", "'?' has nothing to repeat"},
+        {"a+?", "", "nothing to repeat"},
+        {"a{1,2}?", "", "nothing to repeat"},
+        {"a**", "", "nothing to repeat"},
+        {"*a", "", "'*' has nothing to repeat"},
+        {"(a)\\1", "", "back-references (\\1..\\9) in the pattern are not supported"},
+        {"\\x41", "", "the escape \\x is not supported"},
+        {"\\u0041", "", "the escape \\u is not supported"},
+        {"\\0", "", "the escape \\0 is not supported"},
+        {"[\\D]", "", "\\D inside brackets is not supported"},
+        {"[\\x]", "", "the escape \\x is not supported"},
+        {"[[.a.]]", "", "collating elements"},
+        {"[\\d-z]", "", "a range cannot start with a character class"},
+        {"[a-\\d]", "", "a range must end with a character"},
+        {"[z-a]", "", "invalid range"},
+        {"[一-龥]", "", "a range of more than 1024 characters"},
+        {"***:abc", "", "*** directors are not supported"},
+        {"a{256}", "", "invalid repetition count"},
+        {"a{3,2}", "", "invalid repetition count"},
+        {"ab\\", "", "the pattern ends with a backslash"},
+        {"(ab", "", "unbalanced parenthesis"},
+        {"ab)", "", "unbalanced parenthesis"},
+        {"[ab", "", "unterminated bracket expression"},
+        {"a", "x", "unsupported flag 'x'"},
+        {"a", "n", "unsupported flag 'n'"},
+        {"a", "gq", "unsupported flag 'q'"},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        sqlite3_stmt *ps;
+        assert_int_equal(sqlite3_prepare_v2(f->db, "SELECT regexp_replace('ab', ?1, 'x', ?2)", -1, &ps, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(ps, 1, r[i].pat, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ps, 2, r[i].flags, -1, SQLITE_STATIC);
+        if (sqlite3_step(ps) != SQLITE_ERROR)
+            fail_msg("pattern %s flags '%s' was not refused: %s", r[i].pat, r[i].flags,
+                     sqlite3_column_text(ps, 0) ? (const char *)sqlite3_column_text(ps, 0) : "NULL");
+        const char *m = sqlite3_errmsg(f->db);
+        if (strncmp(m, "regexp_replace: ", 16) != 0 || !strstr(m, r[i].err))
+            fail_msg("pattern %s flags '%s': %s, want %s", r[i].pat, r[i].flags, m, r[i].err);
+        sqlite3_finalize(ps);
+    }
 }
 
 static void test_distinct(void **state)
 {
     struct fx *f = *state;
     const char *rows = "[[\"mag250\"],[\"tvip\"],[\"Тест\"]]";
-    const char *sql = "SELECT DISTINCT \"model\" FROM \"terminal\" ORDER BY \"model\"";
+    const char *sql = "SELECT DISTINCT \"model\" FROM \"terminal\" ORDER BY \"model\" NULLS LAST";
     sel(f, "{\"data\":[\"model\"],\"from\":\"terminal\",\"distinct\":true,\"order_by\":\"model\"}", sql, rows);
     sel(f, "{\"data\":[{\"function\":\"distinct\",\"args\":\"model\"}],\"from\":\"terminal\",\"order_by\":\"model\"}",
         sql, rows);
     sel(f, "{\"data\":{\"function\":\"distinct\",\"args\":[\"model\"]},\"from\":\"terminal\",\"order_by\":\"model\"}",
         sql, rows);
     sel(f, "{\"data\":[\"model\"],\"from\":\"terminal\",\"distinct\":false,\"order_by\":\"model\"}",
-        "SELECT \"model\" FROM \"terminal\" ORDER BY \"model\"",
+        "SELECT \"model\" FROM \"terminal\" ORDER BY \"model\" NULLS LAST",
         "[[\"mag250\"],[\"mag250\"],[\"tvip\"],[\"Тест\"]]");
     sel(f, "{\"data\":[{\"function\":\"distinct\",\"args\":[\"model\",\"active\"]}],\"from\":\"terminal\","
            "\"order_by\":[\"model\",\"active\"]}",
-        "SELECT DISTINCT \"model\", \"active\" FROM \"terminal\" ORDER BY \"model\", \"active\"",
+        "SELECT DISTINCT \"model\", \"active\" FROM \"terminal\" ORDER BY \"model\" NULLS LAST, \"active\" NULLS LAST",
         "[[\"mag250\",false],[\"mag250\",true],[\"tvip\",true],[\"Тест\",true]]");
     sel(f, "{\"data\":[{\"function\":\"distinct\",\"args\":\"model\",\"as\":\"m\"}],\"from\":\"terminal\","
            "\"order_by\":\"m desc\"}",
-        "SELECT DISTINCT \"model\" AS \"m\" FROM \"terminal\" ORDER BY \"m\" DESC",
+        "SELECT DISTINCT \"model\" AS \"m\" FROM \"terminal\" ORDER BY \"m\" DESC NULLS FIRST",
         "[[\"Тест\"],[\"tvip\"],[\"mag250\"]]");
 }
 
@@ -477,7 +593,7 @@ static void test_joins(void **state)
            "\"where\":{\"eq\":[\"t.active\",true]},\"order_by\":[\"t.id\"]}",
         "SELECT \"s\".\"username\", \"t\".\"mac_addr\", \"t\".\"model\" FROM \"subscriber\" AS \"s\""
         " JOIN \"terminal\" AS \"t\" ON \"s\".\"id\" = \"t\".\"subscriber_id\""
-        " WHERE \"t\".\"active\" = ?1 ORDER BY \"t\".\"id\"",
+        " WHERE \"t\".\"active\" = ?1 ORDER BY \"t\".\"id\" NULLS LAST",
         "[[\"alice\",\"AA:BB:CC:00:00:01\",\"mag250\"],[\"bob\",\"AA:BB:CC:00:00:01\",\"tvip\"]]");
     sel(f, "{\"data\":[\"s.id\",{\"function\":\"count\",\"args\":\"t.id\",\"as\":\"n\"}],"
            "\"from\":[{\"table\":\"subscriber\",\"as\":\"s\"},"
@@ -485,7 +601,7 @@ static void test_joins(void **state)
            "\"group_by\":\"s.id\",\"order_by\":{\"s\":\"id\"}}",
         "SELECT \"s\".\"id\", COUNT(\"t\".\"id\") AS \"n\" FROM \"subscriber\" AS \"s\""
         " LEFT JOIN \"terminal\" AS \"t\" ON \"s\".\"id\" = \"t\".\"subscriber_id\""
-        " GROUP BY \"s\".\"id\" ORDER BY \"s\".\"id\"",
+        " GROUP BY \"s\".\"id\" ORDER BY \"s\".\"id\" NULLS LAST",
         "[[1,2],[2,1],[3,0],[4,0]]");
     sel(f, "{\"data\":[\"username\",\"model\"],\"from\":[\"subscriber\",{\"join\":\"terminal\","
            "\"on\":{\"eq\":[\"subscriber.id\",\"terminal.subscriber_id\"]}}],\"where\":{\"eq\":[\"terminal.id\",12]}}",
@@ -519,7 +635,7 @@ static void test_order_by_alias_first(void **state)
            "\"on\":{\"eq\":[\"s.id\",\"t.subscriber_id\"]}}],\"group_by\":[\"s.id\"],\"order_by\":[\"id desc\",\"s.username\"]}",
         "SELECT \"s\".\"username\", COUNT(\"t\".\"id\") AS \"id\" FROM \"subscriber\" AS \"s\""
         " LEFT JOIN \"terminal\" AS \"t\" ON \"s\".\"id\" = \"t\".\"subscriber_id\""
-        " GROUP BY \"s\".\"id\" ORDER BY \"id\" DESC, \"s\".\"username\"",
+        " GROUP BY \"s\".\"id\" ORDER BY \"id\" DESC NULLS FIRST, \"s\".\"username\" NULLS LAST",
         "[[\"alice\",2],[\"bob\",1],[\"carol\",0],[\"Иван\",0]]");
 }
 
@@ -530,7 +646,7 @@ static void test_subqueries(void **state)
            "\"as\":\"uname\"},{\"function\":\"length\",\"args\":\"username\",\"as\":\"n\"}],\"from\":\"subscriber\","
            "\"where\":{\"lt\":[\"id\",3]}},\"as\":\"x\"},\"order_by\":\"n desc\"}",
         "SELECT \"uname\", \"n\" FROM (SELECT UPPER(\"username\") AS \"uname\", LENGTH(\"username\") AS \"n\""
-        " FROM \"subscriber\" WHERE \"id\" < ?1) AS \"x\" ORDER BY \"n\" DESC",
+        " FROM \"subscriber\" WHERE \"id\" < ?1) AS \"x\" ORDER BY \"n\" DESC NULLS FIRST",
         "[[\"ALICE\",5],[\"BOB\",3]]");
     sel(f, "{\"data\":[\"s.username\",\"tc.cnt\"],\"from\":[{\"select\":{\"data\":[\"subscriber_id\","
            "{\"function\":\"count\",\"args\":[\"*\"],\"as\":\"cnt\"}],\"from\":\"terminal\",\"group_by\":\"subscriber_id\"},"
@@ -538,7 +654,7 @@ static void test_subqueries(void **state)
            "\"order_by\":\"s.username\"}",
         "SELECT \"s\".\"username\", \"tc\".\"cnt\" FROM (SELECT \"subscriber_id\", COUNT(*) AS \"cnt\""
         " FROM \"terminal\" GROUP BY \"subscriber_id\") AS \"tc\" JOIN \"subscriber\" AS \"s\""
-        " ON \"tc\".\"subscriber_id\" = \"s\".\"id\" ORDER BY \"s\".\"username\"",
+        " ON \"tc\".\"subscriber_id\" = \"s\".\"id\" ORDER BY \"s\".\"username\" NULLS LAST",
         "[[\"alice\",2],[\"bob\",1]]");
     /* "*" over a subquery keeps the inner column types (BOOL stays true/false). */
     sel(f, "{\"data\":\"*\",\"from\":{\"select\":{\"data\":[\"id\",\"disabled\"],\"from\":\"subscriber\","
@@ -573,22 +689,49 @@ static void test_group_order_limit(void **state)
     struct fx *f = *state;
     sel(f, "{\"data\":[\"model\",{\"function\":\"count\",\"args\":[\"*\"],\"as\":\"n\"}],\"from\":\"terminal\","
            "\"group_by\":\"model\",\"order_by\":[\"n DESC\",\"model  asc\"]}",
-        "SELECT \"model\", COUNT(*) AS \"n\" FROM \"terminal\" GROUP BY \"model\" ORDER BY \"n\" DESC, \"model\" ASC",
+        "SELECT \"model\", COUNT(*) AS \"n\" FROM \"terminal\" GROUP BY \"model\" ORDER BY \"n\" DESC NULLS FIRST, \"model\" ASC NULLS LAST",
         "[[\"mag250\",2],[\"tvip\",1],[\"Тест\",1]]");
     sel(f, "{\"data\":[\"model\",\"active\",{\"function\":\"count\",\"args\":\"id\"}],\"from\":\"terminal\","
            "\"group_by\":[\"model\",\"active\"],\"order_by\":[\"model Desc\",\"active\"]}",
         "SELECT \"model\", \"active\", COUNT(\"id\") FROM \"terminal\" GROUP BY \"model\", \"active\""
-        " ORDER BY \"model\" DESC, \"active\"",
+        " ORDER BY \"model\" DESC NULLS FIRST, \"active\" NULLS LAST",
         "[[\"Тест\",true,1],[\"tvip\",true,1],[\"mag250\",false,1],[\"mag250\",true,1]]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"order_by\":\"id\",\"limit\":2,\"offset\":1}",
-        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"id\" LIMIT ?1 OFFSET ?2", "[[2],[3]]");
+        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"id\" NULLS LAST LIMIT ?1 OFFSET ?2", "[[2],[3]]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"order_by\":\"id desc\",\"offset\":3}",
-        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"id\" DESC LIMIT -1 OFFSET ?1", "[[1]]");
+        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"id\" DESC NULLS FIRST LIMIT -1 OFFSET ?1", "[[1]]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":0}",
         "SELECT \"id\" FROM \"subscriber\" LIMIT ?1", "[]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"gt\":[\"id\",1]},\"order_by\":\"id\","
            "\"limit\":9223372036854775807}",
-        "SELECT \"id\" FROM \"subscriber\" WHERE \"id\" > ?1 ORDER BY \"id\" LIMIT ?2", "[[2],[3],[4]]");
+        "SELECT \"id\" FROM \"subscriber\" WHERE \"id\" > ?1 ORDER BY \"id\" NULLS LAST LIMIT ?2", "[[2],[3],[4]]");
+}
+
+/* NULLs sort as PostgreSQL (the portal) sorts them: last ascending, first
+ * descending, whatever the spelling of the direction, for columns, qualified
+ * columns and output aliases. SQLite alone does the opposite. */
+static void test_order_by_nulls(void **state)
+{
+    struct fx *f = *state;
+    /* terminal 13 has no subscriber, subscriber 3 no info, 4 no disabled */
+    sel(f, "{\"data\":[\"id\"],\"from\":\"terminal\",\"order_by\":[\"subscriber_id\",\"id\"]}",
+        "SELECT \"id\" FROM \"terminal\" ORDER BY \"subscriber_id\" NULLS LAST, \"id\" NULLS LAST",
+        "[[10],[11],[12],[13]]");
+    sel(f, "{\"data\":[\"id\"],\"from\":\"terminal\",\"order_by\":[\"subscriber_id DESC\",\"id\"]}",
+        "SELECT \"id\" FROM \"terminal\" ORDER BY \"subscriber_id\" DESC NULLS FIRST, \"id\" NULLS LAST",
+        "[[13],[12],[10],[11]]");
+    sel(f, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"order_by\":\"info asc\"}",
+        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"info\" ASC NULLS LAST", "[[2],[4],[1],[3]]");
+    sel(f, "{\"data\":[\"id\",{\"function\":\"coalesce\",\"args\":[\"disabled\"],\"as\":\"d\"}],"
+           "\"from\":\"subscriber\",\"order_by\":[\"d desc\",\"id desc\"]}",
+        "SELECT \"id\", COALESCE(\"disabled\", NULL) AS \"d\" FROM \"subscriber\""
+        " ORDER BY \"d\" DESC NULLS FIRST, \"id\" DESC NULLS FIRST",
+        "[[4,null],[2,1],[3,0],[1,0]]");
+    sel(f, "{\"data\":[{\"t\":\"id\"}],\"from\":[{\"table\":\"terminal\",\"as\":\"t\"}],"
+           "\"order_by\":[{\"t\":\"subscriber_id\"},{\"t\":\"id\"}],\"limit\":1}",
+        "SELECT \"id\" FROM \"terminal\" AS \"t\" ORDER BY \"subscriber_id\" NULLS LAST, \"id\" NULLS LAST"
+        " LIMIT ?1",
+        "[[10]]");
 }
 
 /* ------------------------------------------------------- insert/update/delete */
@@ -605,11 +748,11 @@ static void test_insert(void **state)
     /* Exact int64 both ways: bound as integers, found again by value. */
     sel(f, "{\"data\":[\"id\",\"big\"],\"from\":\"package\",\"where\":{\"eq\":[\"big\",-9223372036854775808]},"
            "\"order_by\":\"id\"}",
-        "SELECT \"id\", \"big\" FROM \"package\" WHERE \"big\" = ?1 ORDER BY \"id\"",
+        "SELECT \"id\", \"big\" FROM \"package\" WHERE \"big\" = ?1 ORDER BY \"id\" NULLS LAST",
         "[[2,-9223372036854775808],[4,-9223372036854775808]]");
     sel(f, "{\"data\":[\"id\"],\"from\":\"package\",\"where\":{\"in\":[\"big\",[9223372036854775807]]},"
            "\"order_by\":\"id\"}",
-        "SELECT \"id\" FROM \"package\" WHERE \"big\" IN (?1) ORDER BY \"id\"", "[[1],[3]]");
+        "SELECT \"id\" FROM \"package\" WHERE \"big\" IN (?1) ORDER BY \"id\" NULLS LAST", "[[1],[3]]");
     cJSON *p = parse("{\"into\":\"package\",\"columns\":[\"big\",\"price\"],\"values\":[[9223372036854775807,"
                      "-9223372036854775808],[1.5,2.5]]}");
     struct jsonsql_stmt st;
@@ -1212,11 +1355,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logic_in_arith, setup, teardown),
         cmocka_unit_test_setup_teardown(test_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sql_functions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regexp_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_order_by_alias_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subqueries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_order_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_by_nulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
