@@ -84,7 +84,7 @@ uint64_t replay_applied_seq(const struct replay *r);
 struct replay_stats {
     uint64_t records;                 /* applied by this call */
     uint64_t rows_written;            /* inserted or replaced */
-    uint64_t rows_deleted;
+    uint64_t rows_deleted;            /* by DELETIONS, and live rows a snapshot swap left out */
     uint64_t snapshots;               /* snapshots swapped in */
 };
 
