@@ -78,6 +78,10 @@ struct replay;
 
 int replay_open(const struct replay_opts *o, struct replay **out, char *err, size_t errlen);
 void replay_close(struct replay *r);
+/* cache.db for reading only (status): never created, migrated or written;
+ * replay_apply and replay_note_* fail on it. 0 ok, 1 no cache.db (err says
+ * where), -1 error. */
+int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen);
 sqlite3 *replay_db(struct replay *r);            /* the writer connection, for reads */
 uint64_t replay_applied_seq(const struct replay *r);
 
