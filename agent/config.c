@@ -16,12 +16,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_FILE (16u << 20)   /* a config file larger than this is a mistake */
 /* Floors for values that cannot work (docs/interface.md, agent.toml): a
@@ -301,9 +304,13 @@ static const char *url_port_why(const char *auth)
 static int get_ca_file(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
     if (get_string(x, kv, dst) < 0) return -1;
-    FILE *f = fopen(*dst, "r");
-    if (!f) return val_fail(x, kv, "%s: cannot read: %s", *dst, strerror(errno));
-    fclose(f);
+    /* O_NONBLOCK: a FIFO named here must not hang the load. */
+    int fd = open(*dst, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) return val_fail(x, kv, "%s: cannot read: %s", *dst, strerror(errno));
+    int reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    close(fd);
+    if (!reg) return val_fail(x, kv, "%s: cannot read: not a regular file", *dst);
     return 0;
 }
 

@@ -347,17 +347,24 @@ static void test_upstream(void **state)
     assert_int_equal(c.upstream.interval_ms, 30 * SEC);
     assert_int_equal(c.serve.export_keep, 4);
     config_free(&c);
-    parse_ok("[upstream]\nurl = \"http://hub:8642/\"\ntoken_env = \"HUB_TOKEN\"\ninterval = \"5s\"\n"
-             "timeout = \"1h\"\nverify_tls = false\nca_file = \"/dev/null\"\n[serve]\nexport_keep = 9\n", &c);
+    char *dir = tu_tmpdir("test_config");
+    char ca[512], text[1024];
+    snprintf(ca, sizeof ca, "%s/hub-ca.pem", dir);
+    assert_int_equal(tu_write_file(ca, "", 0), 0);
+    snprintf(text, sizeof text, "[upstream]\nurl = \"http://hub:8642/\"\ntoken_env = \"HUB_TOKEN\"\ninterval = \"5s\"\n"
+             "timeout = \"1h\"\nverify_tls = false\nca_file = \"%s\"\n[serve]\nexport_keep = 9\n", ca);
+    parse_ok(text, &c);
     assert_string_equal(c.upstream.url, "http://hub:8642");
     assert_string_equal(c.upstream.token_env, "HUB_TOKEN");
     assert_int_equal(c.upstream.interval_ms, 5 * SEC);
     assert_int_equal(c.upstream.timeout_ms, HOUR);
     assert_false(c.upstream.verify_tls);
-    assert_string_equal(c.upstream.ca_file, "/dev/null");
+    assert_string_equal(c.upstream.ca_file, ca);
     assert_int_equal(c.serve.export_keep, 9);
     assert_int_equal(c.ntables, 0);
     config_free(&c);
+    tu_rmrf(dir);
+    free(dir);
     expect_err("[upstream]\ntoken_env = \"T\"\n",
                "a.toml:1:1: section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
     expect_err("[upstream]\nurl = \"hub:8642\"\n",
@@ -420,6 +427,7 @@ static void test_sane_values(void **state)
                "a.toml:2:11: key `ca_file`: /nonexistent/ca.pem: cannot read: No such file or directory");
     expect_err("[upstream]\nurl = \"http://h\"\nca_file = \"/nonexistent/hub.pem\"\n",
                "a.toml:3:11: key `ca_file`: /nonexistent/hub.pem: cannot read: No such file or directory");
+    expect_err("[remote]\nca_file = \"/\"\n", "a.toml:2:11: key `ca_file`: /: cannot read: not a regular file");
 }
 
 static void test_toml_errors_propagate(void **state)
