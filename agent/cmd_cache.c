@@ -10,6 +10,7 @@
 #include "agent/mem.h"
 #include "agent/pull.h"
 #include "agent/store.h"
+#include "agent/upstream.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -46,8 +47,35 @@ static const char status_usage[] =
     "usage: iptv-agent status [--json]\n"
     "\n"
     "Per table: strategy, rows, high-water mark, last success, age, stale?, last\n"
-    "error, forbidden?; whether the last contact with the portal worked; journal size\n"
-    "and the applied position. Reads cache.db only. Exit 0.\n";
+    "error, forbidden?; whether the last contact with the portal (an edge: the hub)\n"
+    "worked; journal size and the applied position. Lists the configured tables and\n"
+    "every other table cache.db holds (imported ones). Only reads: creates nothing.\n"
+    "Exit: 0 ok, 1 cache.db unreadable, 3 no cache.db yet (nothing pulled or\n"
+    "imported into [storage] dir).\n";
+
+/* The tables status lists: the configured ones in file order, then every other
+ * table cache.db knows (an edge's, or imported ones) by name. */
+struct status_row {
+    const char *name;
+    const struct config_table *t;     /* NULL: not configured here */
+};
+
+static struct status_row *status_rows(const struct config *cfg, struct replay *rp, char ***cached, size_t *ncached,
+                                      int *n)
+{
+    char err[512];
+    if (replay_table_list(rp, cached, ncached, err, sizeof err) != 0) {
+        log_warn("status: %s", err);
+        *cached = NULL;
+        *ncached = 0;
+    }
+    struct status_row *rows = xcalloc((size_t)cfg->ntables + *ncached + 1, sizeof *rows);
+    *n = 0;
+    for (int i = 0; i < cfg->ntables; i++) rows[(*n)++] = (struct status_row){cfg->tables[i].name, &cfg->tables[i]};
+    for (size_t i = 0; i < *ncached; i++)
+        if (!config_table_find(cfg, (*cached)[i])) rows[(*n)++] = (struct status_row){(*cached)[i], NULL};
+    return rows;
+}
 
 int cmd_status(const struct config *cfg, int argc, char **argv)
 {
@@ -59,7 +87,14 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     }
     char err[2048];
     struct store s;
-    if (store_open(cfg, 0, &s, err, sizeof err) != 0) {
+    int orc = store_open_readonly(cfg, &s, err, sizeof err);
+    if (orc == 1) {
+        fprintf(stderr, "iptv-agent status: no cache yet (%s): nothing has been pulled or imported into [storage] "
+                        "dir = \"%s\" of %s; check the path, or run `iptv-agent --once`\n",
+                err, cfg->storage.dir, cfg->path);
+        return 3;
+    }
+    if (orc != 0) {
         fprintf(stderr, "iptv-agent status: %s\n", err);
         return 1;
     }
@@ -76,15 +111,14 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     free(segs);
     int64_t now = clock_wall_ms(), last_attempt = 0, last_ok = 0;
     const char *last_err = NULL;
-    /* The configured tables; an edge has none: its tables are whatever the hub sent. */
-    char **edge_names = NULL;
-    size_t nedge = 0;
-    if (cfg->upstream.url && replay_table_list(s.rp, &edge_names, &nedge, err, sizeof err) != 0) nedge = 0;
-    int ntab = cfg->upstream.url ? (int)nedge : cfg->ntables;
+    char **cached = NULL;
+    size_t ncached = 0;
+    int ntab;
+    struct status_row *rows = status_rows(cfg, s.rp, &cached, &ncached, &ntab);
     struct replay_table *ts = xcalloc((size_t)ntab + 1, sizeof *ts);
     int *known = xcalloc((size_t)ntab + 1, sizeof *known);
     for (int i = 0; i < ntab; i++) {
-        known[i] = replay_table_get(s.rp, edge_names ? edge_names[i] : cfg->tables[i].name, &ts[i], err, sizeof err) == 0;
+        known[i] = replay_table_get(s.rp, rows[i].name, &ts[i], err, sizeof err) == 0;
         if (!known[i]) continue;
         if (ts[i].last_success_ms > last_ok) last_ok = ts[i].last_success_ms;
         if (ts[i].last_attempt_ms > last_attempt) {
@@ -97,13 +131,24 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     fmt_time(last_attempt, when, sizeof when);
     fmt_time(last_ok, okwhen, sizeof okwhen);
     char at[EXPORT_ID_LEN + 1] = "";
-    if (cfg->upstream.url && export_cache_state(s.db_path, at, NULL, err, sizeof err) != 0) at[0] = '\0';
+    if (export_cache_state(s.db_path, at, NULL, err, sizeof err) != 0) at[0] = '\0';
+    /* An edge's own contact with its hub (the tables' times are the hub's). */
+    struct upstream_state up;
+    int up_known = cfg->upstream.url && upstream_state_read(s.dir, &up) == 0;
+    char up_when[40], up_okwhen[40];
+    fmt_time(up_known ? up.attempt_ms : 0, up_when, sizeof up_when);
+    fmt_time(up_known ? up.success_ms : 0, up_okwhen, sizeof up_okwhen);
     if (as_json) {
         buf_puts(&out, "{");
         if (cfg->upstream.url) {
             buf_puts(&out, "\"upstream\":{\"url\":");
             json_write_string(&out, cfg->upstream.url, strlen(cfg->upstream.url));
-            buf_printf(&out, ",\"at\":\"%s\"},", at);
+            buf_printf(&out, ",\"at\":\"%s\",\"last_attempt\":\"%s\",\"last_success\":\"%s\",\"reachable\":%s,"
+                             "\"last_error\":",
+                       at, up_when, up_okwhen, !up_known ? "null" : up.error[0] ? "false" : "true");
+            if (up_known && up.error[0]) json_write_string(&out, up.error, strlen(up.error));
+            else buf_puts(&out, "null");
+            buf_puts(&out, "},");
         }
         buf_puts(&out, "\"remote\":{\"url\":");
         if (cfg->remote.url) json_write_string(&out, cfg->remote.url, strlen(cfg->remote.url));
@@ -114,22 +159,29 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         buf_printf(&out, "},\"journal\":{\"segments\":%zu,\"bytes\":%llu,\"applied_seq\":%llu},\"tables\":[", nsegs,
                    (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
     } else {
-        if (cfg->upstream.url)
-            buf_printf(&out, "upstream: %s; at %s\n", cfg->upstream.url, at[0] ? at : "(nothing imported yet)");
+        if (cfg->upstream.url) {
+            buf_printf(&out, "upstream: %s; at %s; last attempt %s (%s), last success %s\n", cfg->upstream.url,
+                       at[0] ? at : "(nothing imported yet)", up_when,
+                       !up_known ? "none" : up.error[0] ? "failed" : "ok", up_okwhen);
+            if (up_known && up.error[0]) buf_printf(&out, "upstream error: %s\n", up.error);
+        }
         buf_printf(&out, "remote:  %s; last attempt %s (%s), last success %s\n",
-                   cfg->remote.url ? cfg->remote.url : "(not configured)", when,
-                   last_attempt == 0 ? "none" : last_err ? "failed" : "ok", okwhen);
+                   cfg->remote.url ? cfg->remote.url : cfg->upstream.url ? "(the hub's portal)" : "(not configured)",
+                   when, last_attempt == 0 ? "none" : last_err ? "failed" : "ok", okwhen);
         buf_printf(&out, "journal: %zu segment%s, %llu bytes; cache applied up to seq %llu\n", nsegs,
                    nsegs == 1 ? "" : "s", (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
         buf_printf(&out, "%-24s %-12s %10s %-34s %-21s %8s %-5s %s\n", "table", "strategy", "rows", "mark",
                    "last success", "age(s)", "stale", "error");
     }
     for (int i = 0; i < ntab; i++) {
-        const struct config_table *t = edge_names ? NULL : &cfg->tables[i];
-        const char *name = t ? t->name : edge_names[i];
-        const char *strategy = t ? config_strategy_name(t->strategy) : "upstream";
-        int64_t ttl_ms = t ? t->ttl_ms : 3600 * 1000;
+        const struct config_table *t = rows[i].t;
+        const char *name = rows[i].name;
         const struct replay_table *st = &ts[i];
+        /* Not configured here: what the cache recorded (the hub's or an
+         * imported cache's strategy); an edge's tables all come from the hub. */
+        const char *strategy = t ? config_strategy_name(t->strategy) : cfg->upstream.url ? "upstream"
+                             : known[i] && st->strategy ? st->strategy : "-";
+        int64_t ttl_ms = t ? t->ttl_ms : 3600 * 1000;
         int64_t age = known[i] && st->last_success_ms ? (now - st->last_success_ms) / 1000 : -1;
         int stale = age < 0 || age * 1000 > ttl_ms;
         buf_reset(&v);
@@ -144,8 +196,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             if (i) buf_putc(&out, ',');
             buf_puts(&out, "{\"name\":");
             json_write_string(&out, name, strlen(name));
-            buf_printf(&out, ",\"strategy\":\"%s\",\"rows\":%llu,\"mark_cursor\":", strategy,
-                       (unsigned long long)(known[i] ? st->rows : 0));
+            buf_printf(&out, ",\"strategy\":\"%s\",\"configured\":%s,\"rows\":%llu,\"mark_cursor\":", strategy,
+                       t ? "true" : "false", (unsigned long long)(known[i] ? st->rows : 0));
             if (known[i]) value_text(&out, &st->mark_cursor); else buf_puts(&out, "null");
             buf_puts(&out, ",\"mark_key\":");
             if (known[i]) value_text(&out, &st->mark_key); else buf_puts(&out, "null");
@@ -166,6 +218,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             if (known[i] && st->pending_id) snprintf(note, sizeof note, " (snapshot in progress)");
             if (known[i] && st->schema_behind) snprintf(note, sizeof note, " (columns changed: new snapshot pending)");
             else if (known[i] && st->schema_changed_ms) snprintf(note, sizeof note, " (columns changed %s)", chg);
+            else if (!t && !cfg->upstream.url) snprintf(note, sizeof note, "%s(imported; not in %s)", *e ? " " : "",
+                                                        cfg->path);
             buf_printf(&out, "%-24s %-12s %10llu %-34.34s %-21s %8s %-5s %s%s\n", name,
                        strategy, (unsigned long long)(known[i] ? st->rows : 0),
                        v.len ? v.p : "-", when, agebuf, stale ? "yes" : "no", e, note);
@@ -174,7 +228,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     if (as_json) buf_puts(&out, "]}\n");
     fwrite(out.p, 1, out.len, stdout);
     for (int i = 0; i < ntab; i++) if (known[i]) replay_table_free(&ts[i]);
-    if (edge_names) replay_names_free(edge_names, nedge);
+    if (cached) replay_names_free(cached, ncached);
+    free(rows);
     free(ts);
     free(known);
     buf_free(&out);
@@ -233,15 +288,18 @@ static int print_rows(sqlite3_stmt *ps, enum fmt f, size_t *nrows)
                     buf_append(&b, txt, len);   /* arrays/objects as the portal sends them */
                 else if (t == SQLITE_INTEGER) buf_printf(&b, "%lld", (long long)sqlite3_column_int64(ps, i));
                 else if (t == SQLITE_FLOAT) json_write_double(&b, sqlite3_column_double(ps, i));
+                else if (t == SQLITE_BLOB) json_write_blob(&b, sqlite3_column_blob(ps, i), len);
                 else json_write_string(&b, txt, len);
             } else {
                 if (i) buf_putc(&b, f == FMT_CSV ? ',' : '\t');
                 if (t == SQLITE_NULL) { if (f == FMT_TSV) buf_puts(&b, "NULL"); continue; }
+                if (t == SQLITE_BLOB) { json_blob_text(&b, sqlite3_column_blob(ps, i), len); continue; }
                 if (f == FMT_CSV) { csv_field(&b, txt, len); continue; }
                 for (size_t k = 0; k < len; k++) {      /* TSV: one line per row */
                     char ch = txt[k];
                     if (ch == '\t') buf_puts(&b, "\\t");
                     else if (ch == '\n') buf_puts(&b, "\\n");
+                    else if (ch == '\r') buf_puts(&b, "\\r");
                     else if (ch == '\\') buf_puts(&b, "\\\\");
                     else buf_putc(&b, ch);
                 }
@@ -275,7 +333,9 @@ static const char query_usage[] =
     "usage: iptv-agent query [--json|--csv] SQL\n"
     "\n"
     "Run one read-only SQL statement on cache.db and print the rows: tab-separated\n"
-    "with a header (default), one JSON object per line (--json), or CSV (--csv).\n"
+    "with a header (default; tab, newline, CR and backslash escaped as \\t \\n \\r \\\\),\n"
+    "one JSON object per line (--json), or CSV (--csv); one of them only. A BLOB\n"
+    "prints as \\x and its bytes in hex (PostgreSQL's bytea form; a JSON string).\n"
     "Writes and multiple statements are refused. Exit: 0 ok, 1 SQL error, 2 usage.\n";
 
 int cmd_query(const struct config *cfg, int argc, char **argv)
@@ -284,8 +344,14 @@ int cmd_query(const struct config *cfg, int argc, char **argv)
     enum fmt f = FMT_TSV;
     const char *sql = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) f = FMT_JSON;
-        else if (!strcmp(argv[i], "--csv")) f = FMT_CSV;
+        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "--csv")) {
+            enum fmt want = argv[i][2] == 'j' ? FMT_JSON : FMT_CSV;
+            if (f != FMT_TSV && f != want) {
+                fprintf(stderr, "iptv-agent query: --json and --csv exclude each other\n%s", query_usage);
+                return 2;
+            }
+            f = want;
+        }
         else if (!sql) sql = argv[i];
         else { fprintf(stderr, "iptv-agent query: unexpected argument %s\n%s", argv[i], query_usage); return 2; }
     }
@@ -325,10 +391,11 @@ static const char get_usage[] =
     "\n"
     "Print the cached rows of TABLE where COLUMN equals VALUE, one JSON object per\n"
     "line. For an on_demand table a miss is fetched from the portal, journaled,\n"
-    "applied and printed. VALUE is always a value, never read as a column. Exit: 0\n"
-    "found, 3 not found, 1 error (e.g. the portal is unreachable and the cache does\n"
-    "not have it), 2 usage (also: a column TABLE does not have, or a VALUE that is\n"
-    "not an integer for an integer column).\n";
+    "applied and printed. VALUE is always a value, never read as a column. A table\n"
+    "that is not configured but is in cache.db (an edge's, or imported) is read from\n"
+    "the cache only. Exit: 0 found, 3 not found, 1 error (e.g. the portal is\n"
+    "unreachable and the cache does not have it), 2 usage (also: a column TABLE does\n"
+    "not have, or a VALUE that is not an integer for an integer column).\n";
 
 /* 0 ok (*n rows printed), -1 SQL error (err). A missing table prints nothing. */
 static int lookup(const struct config *cfg, const char *table, const char *col, const char *val, size_t *n,
@@ -520,16 +587,63 @@ static int ask_daemon(const struct config *cfg, const struct config_table *t, co
     return rc;
 }
 
+/* 1 when cache.db has `table` (with `col`, when not NULL), 0 not, -1 error. */
+static int cache_has(const struct config *cfg, const char *table, const char *col, char *err, size_t errlen)
+{
+    sqlite3 *db = open_readonly(cfg, err, errlen);
+    if (!db) return 0;
+    sqlite3_stmt *ps = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info(?1) WHERE ?2 IS NULL OR name = ?2", -1,
+                                &ps, NULL);
+    int has = -1;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(ps, 1, table, -1, SQLITE_STATIC);
+        if (col) sqlite3_bind_text(ps, 2, col, -1, SQLITE_STATIC);
+        if (sqlite3_step(ps) == SQLITE_ROW) has = sqlite3_column_int(ps, 0) > 0;
+    }
+    if (has < 0) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    return has;
+}
+
+/* A table that is not configured here but may be in cache.db: an edge's (its
+ * hub sent it) or an imported one. Read from the cache only: there is no
+ * portal to fetch a miss from, so a miss is plain not-found (exit 3). */
+static int get_unconfigured(const struct config *cfg, const char *table, const char *arg)
+{
+    char err[2048];
+    char *col = xstrndup(arg, (size_t)(strchr(arg, '=') - arg));
+    const char *val = strchr(arg, '=') + 1;
+    int rc = 2;
+    size_t n = 0;
+    int has = cache_has(cfg, table, NULL, err, sizeof err);
+    if (has == 0) {
+        fprintf(stderr, "iptv-agent get: table \"%s\" is not configured in %s and cache.db does not hold it\n",
+                table, cfg->path);
+    } else if (has > 0 && (has = cache_has(cfg, table, col, err, sizeof err)) == 0) {
+        fprintf(stderr, "iptv-agent get: table %s in cache.db has no column \"%s\"\n", table, col);
+    } else if (has < 0 || lookup(cfg, table, col, val, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent get: %s\n", err);
+        rc = 1;
+    } else if (n == 0) {
+        fprintf(stderr, "iptv-agent get: no row of %s in the cache has %s (%s)\n", table, arg,
+                cfg->upstream.url ? "an edge has no portal to ask" : "not configured here: the portal is not asked");
+        rc = 3;
+    } else {
+        rc = 0;
+    }
+    free(col);
+    return rc;
+}
+
 int cmd_get(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(get_usage, stdout); return 0; }
     if (argc != 3 || !strchr(argv[2], '=')) { fputs(get_usage, stderr); return 2; }
     const char *table = argv[1];
     const struct config_table *t = config_table_find(cfg, table);
-    if (!t) {
-        fprintf(stderr, "iptv-agent get: table \"%s\" is not configured in %s\n", table, cfg->path);
-        return 2;
-    }
+    if (!t) return get_unconfigured(cfg, table, argv[2]);
     char *col = xstrndup(argv[2], (size_t)(strchr(argv[2], '=') - argv[2]));
     const char *val = strchr(argv[2], '=') + 1;
     char err[2048];

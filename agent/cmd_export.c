@@ -6,9 +6,11 @@
 #include "agent/log.h"
 #include "agent/store.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char export_usage[] =
     "usage: iptv-agent export --snapshot FILE\n"
@@ -87,7 +89,10 @@ static const char import_usage[] =
     "replaces the cache's content in one transaction; a delta applies in one\n"
     "transaction only when the cache is at the delta's base snapshot, and any\n"
     "conflict undoes it. Marks come with the data, so the next pull is incremental.\n"
-    "Takes the journal lock: stop a running agent first. Exit: 0 ok, 1 refused.\n";
+    "A delta the cache is already at says \"already applied\" and changes nothing\n"
+    "(exit 0). With no cache.db yet only a snapshot is taken; anything refused\n"
+    "creates nothing. Takes the journal lock: stop a running agent first.\n"
+    "Exit: 0 ok, 1 refused.\n";
 
 int cmd_import(const struct config *cfg, int argc, char **argv)
 {
@@ -97,6 +102,26 @@ int cmd_import(const struct config *cfg, int argc, char **argv)
         return 2;
     }
     char err[2048];
+    /* No cache here yet: only a snapshot can start one. Check the file before
+     * anything is created, so a refused import leaves the directory as it was. */
+    char db_path[4200];
+    struct stat sb;
+    snprintf(db_path, sizeof db_path, "%s/cache.db", cfg->storage.dir);
+    if (stat(db_path, &sb) != 0 && errno == ENOENT) {
+        struct export_manifest m;
+        if (export_verify(argv[1], &m, err, sizeof err) != 0) {
+            fprintf(stderr, "iptv-agent import: %s; nothing changed\n", err);
+            export_manifest_free(&m);
+            return 1;
+        }
+        int delta = strcmp(m.kind, "snapshot") != 0;
+        if (delta)
+            fprintf(stderr, "iptv-agent import: %s: delta %s applies to snapshot %s, but there is no cache here "
+                            "(%s does not exist): import a snapshot first; nothing changed\n",
+                    argv[1], m.id, m.base_id, db_path);
+        export_manifest_free(&m);
+        if (delta) return 1;
+    }
     struct store s;
     if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent: %s\n", err);
@@ -112,7 +137,9 @@ int cmd_import(const struct config *cfg, int argc, char **argv)
     }
     size_t nt;
     uint64_t rows = total_rows(&res.m, &nt);
-    if (!strcmp(res.m.kind, "snapshot"))
+    if (res.already)
+        printf("delta %s is already applied (this cache is at %s); nothing changed\n", res.m.id, res.m.id);
+    else if (!strcmp(res.m.kind, "snapshot"))
         printf("imported snapshot %s from agent %s: %zu tables, %" PRIu64 " rows\n", res.m.id,
                res.m.source_agent, nt, rows);
     else

@@ -72,7 +72,8 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
         }
         struct pull_result pr;
         pulled++;
-        log_info("table %s: pulling (%s)", t->name, config_strategy_name(t->strategy));
+        log_info("table %s: pulling (%s%s)", t->name, config_strategy_name(t->strategy),
+                 full && t->strategy == STRATEGY_INCREMENTAL ? ", --full: snapshot" : "");
         if (pull_table(&c, t, full, &pr) != 0) {
             failed++;
             log_error("table %s: %s", t->name, pr.error);

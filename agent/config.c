@@ -16,14 +16,20 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CONFIG_MAX_FILE (16u << 20)   /* a config file larger than this is a mistake */
+/* Floors for values that cannot work (docs/interface.md, agent.toml): a
+ * portal reply (a login, an error page, one row) must fit in max_response. */
+#define MAX_RESPONSE_MIN (64 * KIB)
 
 #define KIB INT64_C(1024)
 #define MIB (KIB * 1024)
@@ -266,6 +272,48 @@ static int get_size(struct ctx *x, const struct toml_kv *kv, int64_t min, int64_
     return 0;
 }
 
+/* The port of a URL's authority (after "scheme://"), when it has one: NULL
+ * when fine, else why not (1..65535; port 0 means nothing in a URL). */
+static const char *url_port_why(const char *auth)
+{
+    size_t n = strcspn(auth, "/?#");
+    const char *end = auth + n, *host_end = auth;
+    if (*auth == '[') {                      /* [v6]:port */
+        const char *rb = memchr(auth, ']', n);
+        if (!rb) return "has an unclosed [ in its host";
+        host_end = rb + 1;
+    } else {
+        const char *at = auth;
+        for (const char *p = auth; p < end; p++) if (*p == '@') at = p + 1;   /* user@host */
+        host_end = at;
+        while (host_end < end && *host_end != ':') host_end++;
+    }
+    if (host_end >= end || *host_end != ':') return NULL;      /* no port: the scheme's */
+    const char *p = host_end + 1;
+    if (p == end) return "has an empty port";
+    long v = 0;
+    for (; p < end; p++) {
+        if (*p < '0' || *p > '9') return "has a port that is not a number";
+        if ((v = v * 10 + (*p - '0')) > 65535) break;
+    }
+    if (v < 1 || v > 65535) return "has a port outside 1..65535";
+    return NULL;
+}
+
+/* A CA bundle must be readable now, not first at connect time. */
+static int get_ca_file(struct ctx *x, const struct toml_kv *kv, char **dst)
+{
+    if (get_string(x, kv, dst) < 0) return -1;
+    /* O_NONBLOCK: a FIFO named here must not hang the load. */
+    int fd = open(*dst, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0) return val_fail(x, kv, "%s: cannot read: %s", *dst, strerror(errno));
+    int reg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    close(fd);
+    if (!reg) return val_fail(x, kv, "%s: cannot read: not a regular file", *dst);
+    return 0;
+}
+
 static int get_url(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
     if (want(x, kv, TOML_STRING, "string") < 0) return -1;
@@ -276,6 +324,11 @@ static int get_url(struct ctx *x, const struct toml_kv *kv, char **dst)
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return val_fail(x, kv, "\"%s\" contains a space or control character", s);
+    if (url_port_why(s + skip)) return val_fail(x, kv, "\"%s\": %s", s, url_port_why(s + skip));
+    /* "/api/..." is appended to the URL: after a query or fragment it would be
+     * part of them, not of the path. */
+    if (strpbrk(s, "?#"))
+        return val_fail(x, kv, "\"%s\" must not have a query (?) or fragment (#): \"/api/...\" is appended to it", s);
     /* Stored without trailing '/': the remote client appends "/api/...". */
     size_t n = strlen(s);
     while (n > skip && s[n - 1] == '/') n--;
@@ -365,9 +418,9 @@ static int section_remote(struct ctx *x, const struct toml_table *tb, struct con
         } else if (!strcmp(k, "verify_tls")) {
             rc = get_bool(x, kv, &c->remote.verify_tls);
         } else if (!strcmp(k, "ca_file")) {
-            rc = get_string(x, kv, &c->remote.ca_file);
+            rc = get_ca_file(x, kv, &c->remote.ca_file);
         } else if (!strcmp(k, "max_response")) {
-            rc = get_size(x, kv, 1, &c->remote.max_response);
+            rc = get_size(x, kv, MAX_RESPONSE_MIN, &c->remote.max_response);
         } else {
             rc = unknown_key(x, kv, "[remote]", REMOTE_KEYS);
         }
@@ -444,7 +497,7 @@ static int section_upstream(struct ctx *x, const struct toml_table *tb, struct c
         else if (!strcmp(k, "interval")) rc = get_duration(x, kv, 1, &c->upstream.interval_ms);
         else if (!strcmp(k, "timeout")) rc = get_duration(x, kv, 1, &c->upstream.timeout_ms);
         else if (!strcmp(k, "verify_tls")) rc = get_bool(x, kv, &c->upstream.verify_tls);
-        else if (!strcmp(k, "ca_file")) rc = get_string(x, kv, &c->upstream.ca_file);
+        else if (!strcmp(k, "ca_file")) rc = get_ca_file(x, kv, &c->upstream.ca_file);
         else rc = unknown_key(x, kv, "[upstream]", UPSTREAM_KEYS);
         if (rc < 0) return -1;
     }
@@ -455,7 +508,7 @@ static int section_upstream(struct ctx *x, const struct toml_table *tb, struct c
 
 /* Where a [[table]]'s settings came from, for messages about how they combine. */
 struct table_src {
-    const struct toml_kv *name, *key, *cursor, *columns;
+    const struct toml_kv *name, *key, *cursor, *columns, *sweep;
 };
 
 static int get_strategy(struct ctx *x, const struct toml_kv *kv, enum config_strategy *dst)
@@ -508,7 +561,10 @@ static int table_key(struct ctx *x, const struct toml_kv *kv, struct config_tabl
     if (!strcmp(k, "ttl")) return get_duration(x, kv, 1, &t->ttl_ms);
     if (!strcmp(k, "interval")) return get_duration(x, kv, 1, &t->interval_ms);
     if (!strcmp(k, "lookback")) return get_duration(x, kv, 0, &t->lookback_ms);
-    if (!strcmp(k, "sweep")) return get_duration(x, kv, 0, &t->sweep_ms);
+    if (!strcmp(k, "sweep")) {
+        src->sweep = kv;
+        return get_duration(x, kv, 0, &t->sweep_ms);
+    }
     if (in_defaults) {
         if (!strcmp(k, "name") || !strcmp(k, "cursor") || !strcmp(k, "columns"))
             return key_fail(x, kv, "belongs in each [[table]], not in [defaults]");
@@ -546,6 +602,21 @@ static bool has_column(const struct config_table *t, const char *col)
     return false;
 }
 
+/* A sweep pages through every key of the table and rides on a pull: one more
+ * often than the table is pulled cannot happen, and a tiny one (sweep =
+ * "1ms" with the default 1m interval) is a typo that would scan the whole
+ * table on every pull. So: 0 (never) or at least the interval. */
+static int check_sweep(struct ctx *x, const struct toml_table *tb, const struct config_table *t,
+                       const struct table_src *src)
+{
+    if (t->strategy != STRATEGY_INCREMENTAL || t->sweep_ms == 0 || t->sweep_ms >= t->interval_ms) return 0;
+    if (src->sweep)
+        return val_fail(x, src->sweep, "table `%s`: must be \"0s\" (never) or at least its interval (%lld ms), "
+                                       "got %lld ms", t->name, (long long)t->interval_ms, (long long)t->sweep_ms);
+    return at_fail(x, tb->line, tb->col, "table `%s`: sweep from [defaults] (%lld ms) must be \"0s\" (never) or "
+                   "at least its interval (%lld ms)", t->name, (long long)t->sweep_ms, (long long)t->interval_ms);
+}
+
 /* A [[table]]: defaults `d` overlaid with its own keys, then the cross-key rules.
  * Appended to c->tables on success. */
 static int section_table(struct ctx *x, const struct toml_table *tb, const struct config_table *d,
@@ -570,6 +641,7 @@ static int section_table(struct ctx *x, const struct toml_table *tb, const struc
     if (rc == 0 && t.columns && t.cursor && !has_column(&t, t.cursor))
         rc = key_fail(x, src.columns, "table `%s`: must include the cursor column `%s`", t.name,
                       t.cursor);
+    if (rc == 0) rc = check_sweep(x, tb, &t, &src);
     for (int i = 0; rc == 0 && i < c->ntables; i++)
         if (strcmp(c->tables[i].name, t.name) == 0)
             rc = val_fail(x, src.name, "table `%s` is defined twice ([[table]] at lines %d and %d)",

@@ -130,6 +130,8 @@ struct daemon {
     int64_t up_next_ms, up_last_ok_ms;
     uint64_t up_syncs, up_errors;
     struct upstream_result up_last;
+    int64_t up_last_attempt_ms;
+    char up_last_error[512];          /* "" when the last exchange with the hub worked */
 };
 
 static uint64_t rnd(struct daemon *d)
@@ -434,6 +436,8 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
     case JOB_UPSTREAM:
         d->up_queued = 0;
         d->up_syncs++;
+        d->up_last_attempt_ms = clock_wall_ms();
+        snprintf(d->up_last_error, sizeof d->up_last_error, "%.500s", j->ok ? "" : j->msg);
         if (j->ok) {
             d->up_last_ok_ms = clock_wall_ms();
             d->up_last = j->ur;
@@ -584,10 +588,13 @@ static void hook_status_json(void *ctx, struct buf *out)
         buf_puts(out, ",\"upstream\":{\"url\":");
         json_write_string(out, d->cfg->upstream.url, strlen(d->cfg->upstream.url));
         buf_printf(out, ",\"at\":\"%s\",\"last_action\":\"%s\",\"last_success_ms\":%lld,\"syncs\":%llu,"
-                        "\"errors\":%llu,\"running\":%s,\"next_in_ms\":%lld}",
+                        "\"errors\":%llu,\"running\":%s,\"next_in_ms\":%lld,\"last_attempt_ms\":%lld,\"last_error\":",
                    d->up_last.id, d->up_last.action, (long long)d->up_last_ok_ms, (unsigned long long)d->up_syncs,
                    (unsigned long long)d->up_errors, d->up_queued ? "true" : "false",
-                   (long long)(d->up_next_ms - clock_wall_ms()));
+                   (long long)(d->up_next_ms - clock_wall_ms()), (long long)d->up_last_attempt_ms);
+        if (d->up_last_error[0]) json_write_string(out, d->up_last_error, strlen(d->up_last_error));
+        else buf_puts(out, "null");
+        buf_putc(out, '}');
     }
     buf_printf(out, ",\"exports\":%llu,\"schedule\":[", (unsigned long long)d->exports);
     for (int i = 0; i < d->cfg->ntables; i++) {

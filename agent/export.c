@@ -1213,7 +1213,8 @@ static int on_conflict(void *ctx, int kind, sqlite3_changeset_iter *it)
 }
 
 static int import_delta(const char *db_path, const char *path, const char *payload,
-                        const struct export_manifest *m, uint64_t conflicts[6], char *err, size_t errlen)
+                        const struct export_manifest *m, uint64_t conflicts[6], int *already, char *err,
+                        size_t errlen)
 {
     size_t n = 0;
     FILE *f = fopen(payload, "rb");
@@ -1232,6 +1233,15 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
     int in_tx = ok;
     char *at = NULL;
     ok = ok && query_text(db, "SELECT at_id FROM _agent_export WHERE id = 1", NULL, &at, err, errlen) == 0;
+    if (ok && strcmp(at, m->id) == 0) {
+        /* Applied before: the cache is at this delta's end. Nothing to do. */
+        *already = 1;
+        free(at);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close_v2(db);
+        buf_free(&cs);
+        return 0;
+    }
     if (ok && strcmp(at, m->base_id) != 0) {
         snprintf(err, errlen, "%s: delta %s applies to base %s, but this cache is at %s; nothing changed", path,
                  m->id, m->base_id, at[0] ? at : "(no imported snapshot)");
@@ -1305,7 +1315,7 @@ int export_import(const char *db_path, const char *path, struct export_import_re
     if (ok)
         ok = (!strcmp(res->m.kind, "snapshot")
                   ? import_snapshot(db_path, path, payload, &res->m, err, errlen)
-                  : import_delta(db_path, path, payload, &res->m, res->conflicts, err, errlen)) == 0;
+                  : import_delta(db_path, path, payload, &res->m, res->conflicts, &res->already, err, errlen)) == 0;
     unlink_db(payload);
     free(payload);
     return ok ? 0 : -1;

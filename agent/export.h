@@ -86,6 +86,7 @@ int export_verify(const char *path, struct export_manifest *m, char *err, size_t
 struct export_import_result {
     struct export_manifest m;            /* of the imported file: export_manifest_free() */
     uint64_t conflicts[6];               /* by SQLITE_CHANGESET_DATA..FOREIGN_KEY (1..5); [0] total */
+    int already;                         /* a delta the cache is already at (its id): nothing changed */
 };
 
 /* Import path into cache.db at db_path. The caller keeps other writers out (the

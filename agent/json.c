@@ -518,6 +518,26 @@ void json_write_string(struct buf *b, const char *s, size_t n)
     buf_putc(b, '"');
 }
 
+void json_blob_text(struct buf *b, const void *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = p;
+    buf_reserve(b, 2 + 2 * n);
+    buf_puts(b, "\\x");
+    for (size_t i = 0; i < n; i++) {
+        char h[2] = {hex[u[i] >> 4], hex[u[i] & 15]};
+        buf_append(b, h, 2);
+    }
+}
+
+void json_write_blob(struct buf *b, const void *p, size_t n)
+{
+    /* In JSON the backslash itself is escaped: "\\x00ff". */
+    buf_puts(b, "\"\\");
+    json_blob_text(b, p, n);
+    buf_putc(b, '"');
+}
+
 void json_write_double(struct buf *b, double d)
 {
     if (!isfinite(d)) { buf_puts(b, "null"); return; }

@@ -78,6 +78,13 @@ extern const struct json_rows_cb json_rows_text_cb;   /* ctx: struct json_rows_t
 /* Writers. */
 void json_write_string(struct buf *b, const char *s, size_t n);  /* quoted, escaped; bytes as given */
 void json_write_double(struct buf *b, double d);                 /* shortest round trip; NaN/Inf -> null */
+/* A BLOB as JSON: the string "\\x" + lowercase hex of its bytes, PostgreSQL's
+ * bytea text form (what the portal sends for a bytea column), so raw bytes
+ * never reach a JSON answer. The one encoding of blobs for `query --json`,
+ * `get` and the local API's /sql and /api/jsonsql/. */
+void json_write_blob(struct buf *b, const void *p, size_t n);
+/* The same text unquoted ("\x00ff"), for TSV/CSV output. */
+void json_blob_text(struct buf *b, const void *p, size_t n);
 void json_write_val(struct buf *b, const struct json_val *v);    /* any row value, JSON re-emitted raw */
 /* A cJSON tree, compact; numbers from their literal when json_parse kept one. */
 void json_write_tree(struct buf *b, const cJSON *item);

@@ -2046,10 +2046,11 @@ static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, 
         }
         return;
     }
-    default: {   /* TEXT or BLOB */
-        const char *s = sqlite3_column_type(ps, i) == SQLITE_BLOB
-                            ? (const char *)sqlite3_column_blob(ps, i)
-                            : (const char *)sqlite3_column_text(ps, i);
+    case SQLITE_BLOB:   /* never raw bytes in JSON: json.h's one blob form */
+        json_write_blob(b, sqlite3_column_blob(ps, i), (size_t)sqlite3_column_bytes(ps, i));
+        return;
+    default: {   /* TEXT */
+        const char *s = (const char *)sqlite3_column_text(ps, i);
         size_t n = (size_t)sqlite3_column_bytes(ps, i);
         if (!s) s = "";
         if (type == JSQL_JSON && sqlite3_column_type(ps, i) == SQLITE_TEXT && json_valid(s, n))

@@ -103,7 +103,7 @@ void jsonsql_stmt_free(struct jsonsql_stmt *st);
 /* Append the current row of ps as a JSON array, shaping column i by
  * st->col_types[i] (BOOL -> true/false, JSON -> raw when the stored text is valid
  * JSON, else a string; TEXT -> always a string; ANY -> by storage class; NULL ->
- * null; BLOB -> a string of its bytes). */
+ * null; BLOB -> the string "\\x" + hex, json_write_blob()). */
 void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stmt *ps);
 
 /* Make a connection run compiled SQL as PostgreSQL would; call once per

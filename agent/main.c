@@ -16,6 +16,7 @@
 static const char usage[] =
     "usage: iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] --once [--force]\n"
     "       iptv-agent [-c|--config PATH] [--log-level L] [--log-format F] COMMAND [ARGS]\n"
+    "       (-c, --log-level and --log-format may also follow the command, up to a \"--\")\n"
     "\n"
     "An offline-first replication agent for IPTVPortal's JSONSQL API: pulls portal\n"
     "tables through a checksummed journal into a SQLite cache (cache.db).\n"
@@ -79,6 +80,33 @@ static const char *default_config_path(void)
     return NULL;
 }
 
+/* One global option at argv[i] (-c/--config, --log-level, --log-format with
+ * their value): 1 taken (*i moved past its value), 0 not a global option,
+ * -1 a bad value (printed; exit 2). */
+static int global_option(int argc, char **argv, int *i, const char **config_path, enum log_level *level,
+                         enum log_format *format)
+{
+    const char *a = argv[*i], *val = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+        if (!val) { fprintf(stderr, "iptv-agent: %s needs a PATH\n", a); return -1; }
+        *config_path = val;
+    } else if (!strcmp(a, "--log-level")) {
+        if (!val || log_parse_level(val, level) != 0) {
+            fprintf(stderr, "iptv-agent: --log-level %s: expected debug, info, warn, error or off\n", val ? val : "");
+            return -1;
+        }
+    } else if (!strcmp(a, "--log-format")) {
+        if (!val || log_parse_format(val, format) != 0) {
+            fprintf(stderr, "iptv-agent: --log-format %s: expected text or json\n", val ? val : "");
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL;
@@ -86,29 +114,32 @@ int main(int argc, char **argv)
     enum log_format format = LOG_TEXT;
     int i = 1, once = 0;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--once")) { once = 1; break; }   /* the rest are its arguments */
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { fputs(usage, stdout); return 0; }
         if (!strcmp(a, "--version")) { printf("iptv-agent %s\n", IA_VERSION); return 0; }
-        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && val) { config_path = val; i++; continue; }
-        if (!strcmp(a, "--log-level") && val) {
-            if (log_parse_level(val, &level) != 0) {
-                fprintf(stderr, "iptv-agent: --log-level %s: expected debug, info, warn, error or off\n", val);
-                return 2;
-            }
-            i++;
-            continue;
-        }
-        if (!strcmp(a, "--log-format") && val) {
-            if (log_parse_format(val, &format) != 0) {
-                fprintf(stderr, "iptv-agent: --log-format %s: expected text or json\n", val);
-                return 2;
-            }
-            i++;
-            continue;
-        }
+        int g = global_option(argc, argv, &i, &config_path, &level, &format);
+        if (g < 0) return 2;
+        if (g > 0) continue;
         fprintf(stderr, "iptv-agent: unknown option %s (see --help)\n", a);
         return 2;
+    }
+    /* Global options may also follow the command (`status -c x`), up to a "--"
+     * (dropped): after it everything is the command's. They are taken out of
+     * the command's arguments. */
+    int kept = i + 1;
+    for (int k = i + 1; k < argc; k++) {
+        if (!strcmp(argv[k], "--")) {
+            while (++k < argc) argv[kept++] = argv[k];
+            break;
+        }
+        int g = global_option(argc, argv, &k, &config_path, &level, &format);
+        if (g < 0) return 2;
+        if (g == 0) argv[kept++] = argv[k];
+    }
+    if (i < argc) {
+        argc = kept;
+        argv[argc] = NULL;
     }
     /* No command: the daemon (docs/interface.md). */
     static char run_name[] = "run";

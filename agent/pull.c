@@ -463,6 +463,9 @@ static int append_apply(struct pull_ctx *c, int type, const char *table, const s
         snprintf(r->error, sizeof r->error, "replay: %s", err);
         goto out;
     }
+    /* A snapshot's swap deletes the rows the portal no longer has (a sweep
+     * counts its own DELETIONS where it journals them). */
+    if (type == JOURNAL_SNAPSHOT_END) r->deleted += rs.rows_deleted;
     rc = 0;
 out:
     wunlock(c);

@@ -41,7 +41,7 @@ struct pull_ctx {
 struct pull_result {
     const char *action;              /* "snapshot", "resumed snapshot", "incremental", "skipped" ... */
     uint64_t rows;                   /* rows pulled */
-    uint64_t deleted;                /* deletions journaled by a sweep */
+    uint64_t deleted;                /* deletions journaled by a sweep; rows a snapshot dropped */
     double seconds;
     int ok;                          /* 0 on failure: error says why */
     int forbidden;                   /* the portal answered 403 for this table */

@@ -292,21 +292,81 @@ static void backoff(remote *r, int attempt)
     r->stats.retries++;
 }
 
-/* Record one failed try; returns non-zero when no tries remain. */
+/* Record one failed try; returns non-zero when no tries remain. hist keeps one
+ * line per try (fail_transient groups them). */
 static int note_try(remote *r, struct buf *hist, int *attempt, const char *what)
 {
     (*attempt)++;
-    buf_printf(hist, "%stry %d: %s", hist->len ? "; " : "", *attempt, what);
+    size_t at = hist->len;
+    buf_printf(hist, "%s\n", what);
+    for (size_t i = at; i + 1 < hist->len; i++)
+        if (hist->p[i] == '\n') hist->p[i] = ' ';
     if (*attempt > r->retries || cancelled(r)) return 1;
     backoff(r, *attempt);
     return 0;
 }
 
+/* One try's error without what varies between tries of the same failure:
+ * curl's " after N ms". */
+static void try_error(const char *p, size_t n, struct buf *out)
+{
+    buf_reset(out);
+    for (size_t i = 0; i < n;) {
+        if (n - i > 7 && !memcmp(p + i, " after ", 7)) {
+            size_t k = i + 7;
+            while (k < n && p[k] >= '0' && p[k] <= '9') k++;
+            if (k > i + 7 && n - k >= 3 && !memcmp(p + k, " ms", 3)) {
+                i = k + 3;
+                continue;
+            }
+        }
+        buf_putc(out, p[i++]);
+    }
+    buf_putc(out, '\0');
+    out->len--;
+}
+
+/* The tries' errors, each run of the same one said once: "E" when every try
+ * failed alike, else "try 1: E1; tries 2-6: E2". */
+static void tries_text(const struct buf *hist, struct buf *out)
+{
+    const char *p = hist->p ? hist->p : "", *end = p + hist->len;
+    struct buf e = {0}, f = {0};
+    int tryno = 1;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        try_error(p, (size_t)((nl ? nl : end) - p), &e);
+        const char *q = nl ? nl + 1 : end;
+        int runs = 1;
+        while (q < end) {
+            const char *qn = memchr(q, '\n', (size_t)(end - q));
+            try_error(q, (size_t)((qn ? qn : end) - q), &f);
+            if (f.len != e.len || memcmp(e.p, f.p, e.len) != 0) break;
+            runs++;
+            q = qn ? qn + 1 : end;
+        }
+        if (tryno == 1 && q >= end) {       /* the same error every time */
+            buf_append(out, e.p, e.len);
+            break;
+        }
+        if (runs == 1) buf_printf(out, "%stry %d: ", out->len ? "; " : "", tryno);
+        else buf_printf(out, "%stries %d-%d: ", out->len ? "; " : "", tryno, tryno + runs - 1);
+        buf_append(out, e.p, e.len);
+        tryno += runs;
+        p = q;
+    }
+    buf_free(&e);
+    buf_free(&f);
+}
+
 static enum remote_status fail_transient(char *err, size_t errlen, const char *op, const char *url,
                                          int tries, struct buf *hist)
 {
+    struct buf t = {0};
+    tries_text(hist, &t);
     snprintf(err, errlen, "%s %s: gave up after %d tr%s: %s", op, url, tries, tries == 1 ? "y" : "ies",
-             hist->p ? hist->p : "");
+             t.p ? t.p : "");
+    buf_free(&t);
     buf_free(hist);
     return REMOTE_ETRANSPORT;
 }

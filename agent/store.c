@@ -77,6 +77,17 @@ fail:
     return -1;
 }
 
+int store_open_readonly(const struct config *cfg, struct store *s, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->dir = xstrdup(cfg->storage.dir);
+    s->journal_dir = join(s->dir, "journal");
+    s->db_path = join(s->dir, "cache.db");
+    int rc = replay_open_readonly(s->db_path, &s->rp, err, errlen);
+    if (rc != 0) store_close(s);
+    return rc;
+}
+
 void store_close(struct store *s)
 {
     if (s->rp) replay_close(s->rp);

@@ -22,6 +22,9 @@ struct store {
 
 /* 0 ok, -1 with err. Creates the directory when missing. */
 int store_open(const struct config *cfg, int writer, struct store *s, char *err, size_t errlen);
+/* A reader that only reads (status): creates nothing, not even the directory.
+ * 0 ok, 1 there is no cache.db yet (err names it), -1 error. */
+int store_open_readonly(const struct config *cfg, struct store *s, char *err, size_t errlen);
 void store_close(struct store *s);
 /* Fill replay_opts for this store (warnings to the log). */
 void store_replay_opts(const struct store *s, struct replay_opts *o);

@@ -144,8 +144,66 @@ static void hub_message(const char *path, char *out, size_t outlen)
         if ((unsigned char)*p < 0x20) *p = ' ';
 }
 
-int upstream_sync(upstream *u, const char *db_path, const char *tmp_dir, struct upstream_result *r, char *err,
+static int upstream_sync_once(upstream *u, const char *db_path, const char *tmp_dir, struct upstream_result *r,
+                              char *err, size_t errlen);
+
+int upstream_state_read(const char *dir, struct upstream_state *st)
+{
+    memset(st, 0, sizeof *st);
+    struct buf path = {0};
+    buf_printf(&path, "%s/upstream.state", dir);
+    FILE *f = fopen(path.p, "r");
+    buf_free(&path);
+    if (!f) return 1;
+    char line[1200];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        long long v;
+        if (sscanf(line, "attempt_ms=%lld", &v) == 1) st->attempt_ms = v;
+        else if (sscanf(line, "success_ms=%lld", &v) == 1) st->success_ms = v;
+        else if (!strncmp(line, "error=", 6)) snprintf(st->error, sizeof st->error, "%.1000s", line + 6);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* Record this attempt (error NULL: it worked) in dir/upstream.state: written
+ * beside and renamed, so a reader sees the old record or the new. */
+static void note_attempt(const char *dir, int64_t when_ms, const char *error)
+{
+    struct upstream_state st;
+    upstream_state_read(dir, &st);
+    st.attempt_ms = when_ms;
+    if (!error) st.success_ms = when_ms;
+    snprintf(st.error, sizeof st.error, "%.1000s", error ? error : "");
+    for (char *p = st.error; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    struct buf path = {0}, tmp = {0};
+    buf_printf(&path, "%s/upstream.state", dir);
+    buf_printf(&tmp, "%s.tmp-%ld", path.p, (long)getpid());
+    FILE *f = fopen(tmp.p, "w");
+    int ok = f && fprintf(f, "attempt_ms=%lld\nsuccess_ms=%lld\nerror=%s\n", (long long)st.attempt_ms,
+                          (long long)st.success_ms, st.error) > 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp.p, path.p) != 0) {
+        log_warn("%s: cannot record the hub's last answer: %s", path.p, strerror(errno));
+        unlink(tmp.p);
+    }
+    buf_free(&path);
+    buf_free(&tmp);
+}
+
+int upstream_sync(upstream *u, const char *db_path, const char *dir, struct upstream_result *r, char *err,
                   size_t errlen)
+{
+    int64_t started = clock_wall_ms();
+    int rc = upstream_sync_once(u, db_path, dir, r, err, errlen);
+    note_attempt(dir, started, rc == 0 ? NULL : err);
+    return rc;
+}
+
+static int upstream_sync_once(upstream *u, const char *db_path, const char *tmp_dir, struct upstream_result *r,
+                              char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     double t0 = clock_mono_s();
@@ -203,9 +261,9 @@ int upstream_sync(upstream *u, const char *db_path, const char *tmp_dir, struct 
             }
             break;
         }
-        snprintf(r->action, sizeof r->action, "%s", res.m.kind);
+        snprintf(r->action, sizeof r->action, "%s", res.already ? "current" : res.m.kind);
         snprintf(r->id, sizeof r->id, "%s", res.m.id);
-        r->changes = res.m.changes;
+        r->changes = res.already ? 0 : res.m.changes;
         for (size_t i = 0; i < res.m.ntables; i++)
             if (strncmp(res.m.tables[i].name, "_agent_", 7) != 0) r->rows += res.m.tables[i].rows;
         export_manifest_free(&res.m);

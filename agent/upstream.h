@@ -38,9 +38,22 @@ typedef struct upstream upstream;
 upstream *upstream_new(const struct config *cfg, char *err, size_t errlen);
 /* *cancel non-zero aborts a transfer in progress (daemon shutdown). */
 void upstream_set_cancel(upstream *u, const volatile int *cancel);
-/* 0 ok, -1 with err naming the hub URL (and r->unreachable set when it is away). */
-int upstream_sync(upstream *u, const char *db_path, const char *tmp_dir, struct upstream_result *r, char *err,
+/* 0 ok, -1 with err naming the hub URL (and r->unreachable set when it is away).
+ * dir is the storage directory: downloads go to a temp file there, and every
+ * attempt's outcome is recorded in dir/upstream.state for `status`. */
+int upstream_sync(upstream *u, const char *db_path, const char *dir, struct upstream_result *r, char *err,
                   size_t errlen);
+
+/* The last exchange with the hub, as upstream_sync recorded it: an edge's own
+ * fact (the tables' last_attempt/last_error are the hub's, copied with its
+ * data). Kept in a file, not cache.db, because cache.db's metadata travels
+ * from the hub. */
+struct upstream_state {
+    int64_t attempt_ms, success_ms;   /* 0 never */
+    char error[1024];                 /* "" when the last attempt worked */
+};
+/* 0 read, 1 nothing recorded yet. Reads only. */
+int upstream_state_read(const char *dir, struct upstream_state *st);
 void upstream_free(upstream *u);
 
 #endif

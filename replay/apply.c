@@ -446,6 +446,48 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
     return 0;
 }
 
+/* Rows of the live table whose key is not in the shadow: what the swap deletes
+ * (the summary's `deleted`). 0 when there is no live table or no shared key
+ * column to compare by (the key itself changed). */
+static uint64_t rows_gone(struct replay *r, const struct rp_table *t)
+{
+    if (!t->live) return 0;
+    struct buf q = {0}, sh = {0};
+    char key[JOURNAL_TABLE_MAX + 32] = "";
+    uint64_t n = 0;
+    shadow_name(&sh, t->name);
+    sqlite3_stmt *st = NULL;
+    /* The live table's key, by its layout (it may predate the last SCHEMA). */
+    if (sqlite3_prepare_v2(r->db, "SELECT l.name FROM pragma_table_info(?1) AS l JOIN pragma_table_info(?2) AS s"
+                                  " ON s.name = l.name WHERE l.pk = 1", -1, &st, NULL) == SQLITE_OK) {
+        char shname[JOURNAL_TABLE_MAX + 32];
+        snprintf(shname, sizeof shname, "_agent_shadow_%s", t->name);
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, shname, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (key[0]) {
+        buf_puts(&q, "SELECT count(*) FROM ");
+        rp_quote(&q, t->name);
+        buf_puts(&q, " AS l WHERE NOT EXISTS (SELECT 1 FROM ");
+        buf_append(&q, sh.p, sh.len);
+        buf_puts(&q, " AS s WHERE s.");
+        rp_quote(&q, key);
+        buf_puts(&q, " = l.");
+        rp_quote(&q, key);
+        buf_puts(&q, ")");
+        if (sqlite3_prepare_v2(r->db, q.p, (int)q.len, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+            n = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    buf_free(&q);
+    buf_free(&sh);
+    return n;
+}
+
 static int apply_snapshot_end(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
                               size_t errlen)
 {
@@ -463,6 +505,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
                         (unsigned long long)t->pending_rows);
     /* The swap (invariant 4): all of it inside the batch transaction, so another
      * connection sees the old table or the new one. */
+    b->st.rows_deleted += rows_gone(r, t);
     rp_table_finalize(t);
     if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
     struct buf q = {0};

@@ -512,6 +512,41 @@ fail:
     return -1;
 }
 
+int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct stat sb;
+    if (stat(db_path, &sb) != 0) {
+        int e = errno;
+        snprintf(err, errlen, "cache.db %s: %s", db_path, strerror(e));
+        return e == ENOENT ? 1 : -1;
+    }
+    struct replay *r = xcalloc(1, sizeof *r);
+    r->db_path = xstrdup(db_path);
+    int rc = sqlite3_open_v2(db_path, &r->db, SQLITE_OPEN_READONLY, NULL);
+    int v = 0;
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: open: %s", db_path, r->db ? rp_errmsg(r->db).s : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(r->db, 1);
+    sqlite3_busy_timeout(r->db, 10000);
+    if (user_version(r->db, &v, db_path, err, errlen) != 0) goto fail;
+    /* A reader cannot migrate: an older file waits for the next writer. */
+    if (v != REPLAY_SCHEMA_VERSION) {
+        snprintf(err, errlen, "cache.db %s: schema version %d, this build reads %d; %s", db_path, v,
+                 REPLAY_SCHEMA_VERSION, v < REPLAY_SCHEMA_VERSION ? "run `iptv-agent replay` once to migrate it"
+                                                                   : "use a newer iptv-agent");
+        goto fail;
+    }
+    if (load_state(r, err, errlen) != 0) goto fail;
+    *out = r;
+    return 0;
+fail:
+    replay_close(r);
+    return -1;
+}
+
 void replay_close(struct replay *r)
 {
     if (!r) return;

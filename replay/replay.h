@@ -78,13 +78,17 @@ struct replay;
 
 int replay_open(const struct replay_opts *o, struct replay **out, char *err, size_t errlen);
 void replay_close(struct replay *r);
+/* cache.db for reading only (status): never created, migrated or written;
+ * replay_apply and replay_note_* fail on it. 0 ok, 1 no cache.db (err says
+ * where), -1 error. */
+int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen);
 sqlite3 *replay_db(struct replay *r);            /* the writer connection, for reads */
 uint64_t replay_applied_seq(const struct replay *r);
 
 struct replay_stats {
     uint64_t records;                 /* applied by this call */
     uint64_t rows_written;            /* inserted or replaced */
-    uint64_t rows_deleted;
+    uint64_t rows_deleted;            /* by DELETIONS, and live rows a snapshot swap left out */
     uint64_t snapshots;               /* snapshots swapped in */
 };
 

@@ -151,6 +151,18 @@ json_check "$HTTP_BODY" 'd["upstream"]["at"] and len(d["tables"]) >= 3 and all(t
 run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" status
 expect_rc 0 "status on the edge"
 grep -q "^upstream: $H_URL; at [0-9a-f]\{32\}" "$O" && grep -q "^tv_program  *upstream  *[1-9]" "$O" || fail "edge status: $(cat "$O")"
+# get reads the hub's tables from the edge's cache; a miss is plain not-found
+# (an edge has no portal to fetch it from).
+CID=$(sq "$EDGE/cache.db" "SELECT min(id) FROM tv_channel")
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" get tv_channel id="$CID"
+expect_rc 0 "get on the edge"
+json_check "$O" "d['id'] == $CID" || fail "edge get: $(cat "$O")"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" get tv_channel id=-42
+expect_rc 3 "get miss on the edge"
+grep -q "no portal" "$E" || fail "edge get miss: $(cat "$E")"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" get no_such_table id=1
+expect_rc 2 "get of a table the edge does not hold"
+ok "get on an edge reads the hub's tables from the cache (found: exit 0; a miss: exit 3; unknown table: exit 2)"
 run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" sync
 expect_rc 2 "sync on the edge"
 grep -q "is an edge of" "$E" || fail "edge sync: $(cat "$E")"
@@ -197,6 +209,16 @@ http POST "$X_URL/sql" '{"sql":"SELECT count(*) FROM tv_program"}'
 [ "$HTTP_CODE" = 200 ] || fail "edge /sql with the hub down: HTTP $HTTP_CODE"
 [ "$(sums "$EDGE/cache.db")" = "$BEFORE" ] || fail "the edge's data changed while the hub was down"
 ok "hub killed: edge answers JSON-RPC and /sql from its cache, X-Cache-Stale: true, data intact"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" status
+expect_rc 0 "edge status with the hub down"
+grep -q "^upstream: $H_URL; at [0-9a-f]\{32\}; last attempt .* (failed), last success 20" "$O" &&
+  grep -q "^upstream error: hub $H_URL" "$O" || fail "edge status with the hub down: $(cat "$O")"
+run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" status --json
+json_check "$O" 'd["upstream"]["reachable"] is False and d["upstream"]["last_error"].startswith("hub ")' ||
+  fail "edge status --json with the hub down: $(cat "$O")"
+http GET "$X_URL/status"
+json_check "$HTTP_BODY" 'd["upstream"]["last_error"] and d["upstream"]["last_attempt_ms"] > 0' || fail "edge /status: $(cat "$HTTP_BODY")"
+ok "edge status with the hub down shows the failed attempt and its error (status, status --json, /status)"
 
 # 7 the hub returns on the same port: deltas resume from its kept exports ------------
 hub_config "127.0.0.1:$HPORT"

@@ -146,7 +146,12 @@ static void test_every_key_set(void **state)
 {
     (void)state;
     struct config c;
-    parse_ok("[remote]\n"
+    /* ca_file must exist (checked at load): a readable file with a space in its path. */
+    char *dir = tu_tmpdir("test_config");
+    char ca[512], text[2048];
+    snprintf(ca, sizeof ca, "%s/private ca.pem", dir);
+    assert_int_equal(tu_write_file(ca, "", 0), 0);
+    snprintf(text, sizeof text, "[remote]\n"
              "url = \"http://127.0.0.1:9000/portal//\"\n"
              "domain = \"ignored-when-url\"\n"
              "username = \"\\u0410\\u0434\\u043c\\u0438\\u043d\"\n"
@@ -154,7 +159,7 @@ static void test_every_key_set(void **state)
              "timeout = \"250ms\"\n"
              "retries = 0\n"
              "verify_tls = false\n"
-             "ca_file = '/etc/ssl/private ca.pem'\n"
+             "ca_file = '%s'\n"
              "max_response = 1048576\n"
              "[storage]\n"
              "dir = \"/tmp/agent\"\n"
@@ -164,7 +169,8 @@ static void test_every_key_set(void **state)
              "[serve]\n"
              "listen = \"0.0.0.0:0\"\n"
              "token_env = \"TOK\"\n",
-             &c);
+             ca);
+    parse_ok(text, &c);
     assert_string_equal(c.remote.url, "http://127.0.0.1:9000/portal");
     assert_string_equal(c.remote.domain, "ignored-when-url");
     assert_string_equal(c.remote.username, "Админ");
@@ -172,7 +178,7 @@ static void test_every_key_set(void **state)
     assert_int_equal(c.remote.timeout_ms, 250);
     assert_int_equal(c.remote.retries, 0);
     assert_false(c.remote.verify_tls);
-    assert_string_equal(c.remote.ca_file, "/etc/ssl/private ca.pem");
+    assert_string_equal(c.remote.ca_file, ca);
     assert_int_equal(c.remote.max_response, MIB);
     assert_string_equal(c.storage.dir, "/tmp/agent");
     assert_int_equal(c.storage.segment_size, 64 * KIB);
@@ -181,6 +187,8 @@ static void test_every_key_set(void **state)
     assert_string_equal(c.serve.listen, "0.0.0.0:0");
     assert_string_equal(c.serve.token_env, "TOK");
     config_free(&c);
+    tu_rmrf(dir);
+    free(dir);
 }
 
 static void test_durations(void **state)
@@ -339,17 +347,24 @@ static void test_upstream(void **state)
     assert_int_equal(c.upstream.interval_ms, 30 * SEC);
     assert_int_equal(c.serve.export_keep, 4);
     config_free(&c);
-    parse_ok("[upstream]\nurl = \"http://hub:8642/\"\ntoken_env = \"HUB_TOKEN\"\ninterval = \"5s\"\n"
-             "timeout = \"1h\"\nverify_tls = false\nca_file = \"/ca.pem\"\n[serve]\nexport_keep = 9\n", &c);
+    char *dir = tu_tmpdir("test_config");
+    char ca[512], text[1024];
+    snprintf(ca, sizeof ca, "%s/hub-ca.pem", dir);
+    assert_int_equal(tu_write_file(ca, "", 0), 0);
+    snprintf(text, sizeof text, "[upstream]\nurl = \"http://hub:8642/\"\ntoken_env = \"HUB_TOKEN\"\ninterval = \"5s\"\n"
+             "timeout = \"1h\"\nverify_tls = false\nca_file = \"%s\"\n[serve]\nexport_keep = 9\n", ca);
+    parse_ok(text, &c);
     assert_string_equal(c.upstream.url, "http://hub:8642");
     assert_string_equal(c.upstream.token_env, "HUB_TOKEN");
     assert_int_equal(c.upstream.interval_ms, 5 * SEC);
     assert_int_equal(c.upstream.timeout_ms, HOUR);
     assert_false(c.upstream.verify_tls);
-    assert_string_equal(c.upstream.ca_file, "/ca.pem");
+    assert_string_equal(c.upstream.ca_file, ca);
     assert_int_equal(c.serve.export_keep, 9);
     assert_int_equal(c.ntables, 0);
     config_free(&c);
+    tu_rmrf(dir);
+    free(dir);
     expect_err("[upstream]\ntoken_env = \"T\"\n",
                "a.toml:1:1: section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
     expect_err("[upstream]\nurl = \"hub:8642\"\n",
@@ -361,6 +376,58 @@ static void test_upstream(void **state)
                "a.toml:3:1: [upstream] and [[table]] exclude each other: an edge agent takes every table its "
                "hub has (remove the [[table]] sections, or [upstream])");
     expect_err("[serve]\nexport_keep = 0\n", "a.toml:2:15: key `export_keep`: must be between 1 and 1000, got 0");
+}
+
+/* Values that cannot work are refused at load time, at file:line:col. */
+static void test_sane_values(void **state)
+{
+    (void)state;
+    struct config c;
+    /* ports in URLs: 1..65535 */
+    expect_err("[remote]\nurl = \"http://127.0.0.1:99999\"\n",
+               "a.toml:2:7: key `url`: \"http://127.0.0.1:99999\": has a port outside 1..65535");
+    expect_err("[remote]\nurl = \"http://h:0/\"\n", "a.toml:2:7: key `url`: \"http://h:0/\": has a port outside 1..65535");
+    expect_err("[upstream]\nurl = \"http://[::1]:65536\"\n",
+               "a.toml:2:7: key `url`: \"http://[::1]:65536\": has a port outside 1..65535");
+    expect_err("[remote]\nurl = \"http://h:80x\"\n", "a.toml:2:7: key `url`: \"http://h:80x\": has a port that is not a number");
+    expect_err("[remote]\nurl = \"http://h:\"\n", "a.toml:2:7: key `url`: \"http://h:\": has an empty port");
+    parse_ok("[remote]\nurl = \"http://u:p@h:65535/x\"\n[upstream]\nurl = \"https://[::1]:1\"\n", &c);
+    assert_string_equal(c.remote.url, "http://u:p@h:65535/x");
+    config_free(&c);
+    /* listen port 0 still means "pick a free port" */
+    parse_ok("[serve]\nlisten = \"127.0.0.1:0\"\n", &c);
+    config_free(&c);
+    expect_err("[serve]\nlisten = \"127.0.0.1:99999\"\n",
+               "a.toml:2:10: key `listen`: \"127.0.0.1:99999\" is not host:port (e.g. \"127.0.0.1:8642\" or "
+               "\"[::1]:8642\")");
+    /* no query string or fragment: "/api/..." is appended */
+    expect_err("[remote]\nurl = \"https://p.example/?x=1\"\n",
+               "a.toml:2:7: key `url`: \"https://p.example/?x=1\" must not have a query (?) or fragment (#): "
+               "\"/api/...\" is appended to it");
+    expect_err("[upstream]\nurl = \"http://hub:8642#top\"\n",
+               "a.toml:2:7: key `url`: \"http://hub:8642#top\" must not have a query (?) or fragment (#): "
+               "\"/api/...\" is appended to it");
+    /* max_response: at least 64 KiB */
+    expect_err("[remote]\nmax_response = \"1B\"\n", "a.toml:2:16: key `max_response`: must be at least 65536 bytes");
+    parse_ok("[remote]\nmax_response = \"64KiB\"\n", &c);
+    config_free(&c);
+    /* sweep: 0 (never) or at least the table's interval */
+    expect_err("[[table]]\nname = \"a\"\nstrategy = \"incremental\"\ncursor = \"u\"\nsweep = \"1ms\"\n",
+               "a.toml:5:9: key `sweep`: table `a`: must be \"0s\" (never) or at least its interval (60000 ms), "
+               "got 1 ms");
+    expect_err("[defaults]\nsweep = \"10s\"\n[[table]]\nname = \"a\"\nstrategy = \"incremental\"\ncursor = \"u\"\n",
+               "a.toml:3:1: table `a`: sweep from [defaults] (10000 ms) must be \"0s\" (never) or at least its "
+               "interval (60000 ms)");
+    parse_ok("[[table]]\nname = \"a\"\nstrategy = \"incremental\"\ncursor = \"u\"\ninterval = \"1ms\"\n"
+             "sweep = \"1ms\"\n[[table]]\nname = \"b\"\nstrategy = \"incremental\"\ncursor = \"u\"\nsweep = \"0s\"\n"
+             "[[table]]\nname = \"c\"\nsweep = \"1ms\"\n", &c);
+    config_free(&c);
+    /* ca_file: exists and is readable, at load time */
+    expect_err("[remote]\nca_file = \"/nonexistent/ca.pem\"\n",
+               "a.toml:2:11: key `ca_file`: /nonexistent/ca.pem: cannot read: No such file or directory");
+    expect_err("[upstream]\nurl = \"http://h\"\nca_file = \"/nonexistent/hub.pem\"\n",
+               "a.toml:3:11: key `ca_file`: /nonexistent/hub.pem: cannot read: No such file or directory");
+    expect_err("[remote]\nca_file = \"/\"\n", "a.toml:2:11: key `ca_file`: /: cannot read: not a regular file");
 }
 
 static void test_toml_errors_propagate(void **state)
@@ -703,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup(test_value_errors, clear_env),
         cmocka_unit_test_setup(test_key_and_section_errors, clear_env),
         cmocka_unit_test_setup(test_toml_errors_propagate, clear_env),
+        cmocka_unit_test_setup(test_sane_values, clear_env),
         cmocka_unit_test_setup(test_serve_listen, clear_env),
         cmocka_unit_test(test_listen_helpers),
         cmocka_unit_test_setup(test_table_defaults, clear_env),

@@ -964,6 +964,24 @@ static void test_incremental_upsert_and_mark(void **state)
     replay_close(r);
 }
 
+/* A snapshot swap that leaves rows out counts them as deleted (the sync
+ * summary's `deleted` column): ids 1..10, then 4..12 -> 1, 2, 3 are gone. */
+static void test_snapshot_counts_deleted(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_snapshot(f, "t", 1, 10, 4, 0);
+    struct replay *r = ropen(f);
+    struct replay_stats st = apply_ok(r, JOURNAL_SEQ_MAX);
+    assert_int_equal(st.rows_deleted, 0);   /* nothing was live before */
+    put_std_snapshot(f, "t", 4, 9, 4, 1);
+    st = apply_ok(r, JOURNAL_SEQ_MAX);
+    assert_int_equal(st.snapshots, 1);
+    assert_int_equal(st.rows_deleted, 3);
+    assert_int_equal(count_rows(replay_db(r), "t"), 9);
+    replay_close(r);
+}
+
 static void test_deletions(void **state)
 {
     struct fx *f = *state;
@@ -1847,6 +1865,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_count_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incremental_upsert_and_mark, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_counts_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletions_need_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_change_on_demand_and_pending, setup, teardown),

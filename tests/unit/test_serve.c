@@ -609,6 +609,9 @@ static void test_sql_endpoint(void **state)
     assert_string_equal(r.body.p, "{\"columns\":[\"one\",\"s\",\"z\",\"f\"],\"rows\":[[1,\"x\",null,2.5]],\"truncated\":false}");
     assert_null(header(&r, "X-Cache-Age", h, sizeof h));
     assert_null(header(&r, "X-Cache-Stale", h, sizeof h));
+    /* a BLOB is never raw bytes in JSON: "\\x" + hex (json_write_blob) */
+    assert_int_equal(srv_post(&v, "/sql", "SELECT x'00ff41' AS b, x'' AS e", NULL, &r), 200);
+    assert_string_equal(r.body.p, "{\"columns\":[\"b\",\"e\"],\"rows\":[[\"\\\\x00ff41\",\"\\\\x\"]],\"truncated\":false}");
     /* a recursive CTE that ends is fine; comments after the statement too */
     assert_int_equal(srv_post(&v, "/sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10)"
                                           " SELECT sum(x) FROM c -- the end", NULL, &r), 200);
