@@ -18,7 +18,8 @@ int cmd_wants_help(int argc, char **argv)
     return 0;
 }
 
-static int exit_for(enum remote_status st) { return st == REMOTE_OK ? 0 : 1; }
+/* 4: a write may or may not have run; a script must not simply run it again. */
+static int exit_for(enum remote_status st) { return st == REMOTE_OK ? 0 : st == REMOTE_EUNKNOWN ? 4 : 1; }
 
 static const char remote_usage[] =
     "usage: iptv-agent remote [--method select|insert|update|delete] JSON\n"
@@ -27,7 +28,13 @@ static const char remote_usage[] =
     "lines. JSON is either {\"method\":\"select\",\"params\":{...}} or the params object\n"
     "itself (method select unless --method says otherwise). Example:\n"
     "  iptv-agent remote '{\"data\":[\"id\",\"name\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":10}'\n"
-    "Exit: 0 ok, 1 portal or network error, 2 usage.\n";
+    "A write (insert, update, delete) is sent once and never resent after the\n"
+    "request may have reached the portal; its result is printed as the portal sent\n"
+    "it: rows as JSON lines, or a row count such as 1. When the answer is lost\n"
+    "(connection dropped, HTTP 5xx, unreadable body) the outcome is unknown: exit 4;\n"
+    "check the portal before running the write again.\n"
+    "Exit: 0 ok, 1 portal or network error (nothing was changed), 2 usage,\n"
+    "4 write outcome unknown.\n";
 
 int cmd_remote(const struct config *cfg, int argc, char **argv)
 {
@@ -75,12 +82,33 @@ int cmd_remote(const struct config *cfg, int argc, char **argv)
         cJSON_Delete(doc);
         return 1;
     }
-    struct buf out = {0};
+    struct buf out = {0}, result = {0};
     struct json_rows_text rows = {&out, 1, 0};   /* printed only once the whole answer is good */
-    enum remote_status st = remote_query(r, method, ptext, &json_rows_text_cb, &rows, err, sizeof err);
+    enum remote_status st;
+    if (strcmp(method, "select") == 0) {
+        st = remote_query(r, method, ptext, &json_rows_text_cb, &rows, err, sizeof err);
+    } else {
+        st = remote_write(r, method, ptext, &result, err, sizeof err);
+        /* rows (returning) as JSON lines like a select's; any other result (a
+         * row count) as the portal sent it */
+        cJSON *res = NULL;
+        char ignore[256];
+        if (st == REMOTE_OK && json_parse(result.p, result.len, 64, &res, ignore, sizeof ignore) == 0 &&
+            cJSON_IsArray(res)) {
+            for (const cJSON *row = res->child; row; row = row->next) {
+                json_write_tree(&out, row);
+                buf_putc(&out, '\n');
+            }
+        } else if (st == REMOTE_OK) {
+            buf_printf(&out, "%s\n", result.p);
+        }
+        cJSON_Delete(res);
+    }
     if (st == REMOTE_OK) fwrite(out.p ? out.p : "", 1, out.len, stdout);
+    else if (st == REMOTE_EUNKNOWN) fprintf(stderr, "iptv-agent remote: %s\n", err);
     else fprintf(stderr, "iptv-agent remote: %s error: %s\n", remote_status_name(st), err);
     buf_free(&out);
+    buf_free(&result);
     remote_free(r);
     free(ptext);
     cJSON_Delete(doc);

@@ -42,7 +42,7 @@
 static const char REMOTE_KEYS[] =
     "url, domain, username, password_env, timeout, retries, verify_tls, ca_file, max_response";
 static const char STORAGE_KEYS[] = "dir, segment_size, compression_level, retain";
-static const char SERVE_KEYS[] = "listen, token_env, export_keep";
+static const char SERVE_KEYS[] = "listen, token_env, export_keep, tokenless_writes";
 static const char UPSTREAM_KEYS[] = "url, token_env, interval, timeout, verify_tls, ca_file";
 static const char DEFAULTS_KEYS[] = "strategy, key, chunk, ttl, interval, lookback, sweep";
 static const char TABLE_KEYS[] =
@@ -470,6 +470,12 @@ static int section_serve(struct ctx *x, const struct toml_table *tb, struct conf
             if (rc == 0) set_str(&c->serve.listen, kv->val.s);
         } else if (!strcmp(kv->key, "token_env")) {
             rc = get_envname(x, kv, &c->serve.token_env);
+            c->serve.token_env_line = kv->line;
+        } else if (!strcmp(kv->key, "tokenless_writes")) {
+            rc = want(x, kv, TOML_STRING, "string");
+            if (rc == 0 && strcmp(kv->val.s, "refuse") != 0 && strcmp(kv->val.s, "loopback") != 0)
+                rc = val_fail(x, kv, "\"%s\": expected \"refuse\" or \"loopback\"", kv->val.s);
+            if (rc == 0) c->serve.tokenless_writes = strcmp(kv->val.s, "loopback") == 0;
         } else if (!strcmp(kv->key, "export_keep")) {
             int64_t v = 0;
             rc = get_int(x, kv, 1, 1000, &v);

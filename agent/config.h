@@ -52,7 +52,10 @@ struct config {
     struct {
         char *listen;              /* host:port, default 127.0.0.1:8642 */
         char *token_env;           /* env var holding the API token; required off loopback */
+        int token_env_line;        /* its line in the file (0: not set), for `run`'s messages */
         int export_keep;           /* snapshots kept as delta bases for /export, default 4 */
+        bool tokenless_writes;     /* tokenless_writes = "loopback": a server without a token
+                                      forwards writes; default "refuse" */
     } serve;
     struct {                       /* an edge agent: tables come from a hub agent, not the portal */
         char *url;                 /* the hub's base URL (no trailing '/'); NULL: not an edge */

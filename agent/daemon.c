@@ -78,7 +78,8 @@ struct job {
     enum remote_status rs;            /* the portal's answer class */
     struct pull_result pr;            /* PULL */
     char msg[2048];                   /* FETCH/WRITE error */
-    struct buf rows;                  /* WRITE: the portal's result rows */
+    struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
+    int repull;                       /* WRITE: the touched rows were not re-read */
     struct upstream_result ur;        /* UPSTREAM */
     int http_status;                  /* EXPORT */
     struct export_hub_file file;      /* EXPORT: fd -1 when none */
@@ -178,8 +179,17 @@ static const char *write_table(const cJSON *params)
     return NULL;
 }
 
-/* A forwarded write: note which keys it touches, send it, re-read those keys.
- * Inserts are followed by a pull of the table (queued by the loop). */
+/* A forwarded write: note which keys it touches, send it (once: remote_write),
+ * re-read those keys. Keys come from a select with the write's `where` before
+ * it is sent, because the portal's answer need not name them: without
+ * `returning` it may be a bare row count. A delete's keys then come back as
+ * deletions, an update's as the rows now on the portal. An insert's new keys
+ * cannot be known from a count, so inserts are followed by a pull of the table
+ * (queued by the loop). When the answer was lost (REMOTE_EUNKNOWN) the keys
+ * are re-read all the same: whatever the portal did, the cache then shows it.
+ * A write the portal ran is reported done even when the re-read fails (a
+ * "failed" answer would invite the client to send it again); the table's next
+ * pull then catches up (j->repull). */
 static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
 {
     cJSON *params = NULL;
@@ -200,9 +210,9 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
         j->rs = remote_query(c->remote, "select", q.p, &json_rows_text_cb, &kt, j->msg, sizeof j->msg);
         if (j->rs != REMOTE_OK) goto out;
     }
-    struct json_rows_text rt = {&j->rows, 0, 0};
-    j->rs = remote_query(c->remote, j->method, j->params, &json_rows_text_cb, &rt, j->msg, sizeof j->msg);
-    if (j->rs != REMOTE_OK) goto out;
+    j->rs = remote_write(c->remote, j->method, j->params, &j->rows, j->msg, sizeof j->msg);
+    if (j->rs != REMOTE_OK && j->rs != REMOTE_EUNKNOWN) goto out;   /* refused: nothing changed */
+    j->ok = j->rs == REMOTE_OK;
     if (t && keys.len > 2) {
         /* [[k1],[k2]] -> [k1,k2] */
         struct buf flat = {0};
@@ -210,11 +220,14 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
         for (size_t i = 1; i + 1 < keys.len; i++)
             if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
         buf_putc(&flat, ']');
-        int rc = pull_keys(c, t, flat.p, j->msg, sizeof j->msg);
+        char kerr[1024];
+        if (pull_keys(c, t, flat.p, kerr, sizeof kerr) != 0) {
+            log_warn("table %s: re-reading the rows a %s touched: %s; the next pull catches up", t->name,
+                     j->method, kerr);
+            j->repull = 1;
+        }
         buf_free(&flat);
-        if (rc != 0) goto out;
     }
-    j->ok = 1;
 out:
     cJSON_Delete(params);
     buf_free(&keys);
@@ -394,7 +407,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (j->rs == REMOTE_ETRANSPORT) portal_failed(d, j->kind == JOB_PULL ? j->pr.error : j->msg);
-    else if (j->ok || j->rs != REMOTE_OK) portal_answered(d);
+    else if (j->rs != REMOTE_EUNKNOWN && (j->ok || j->rs != REMOTE_OK)) portal_answered(d);
     switch (j->kind) {
     case JOB_PULL: {
         const struct config_table *t = &d->cfg->tables[j->table];
@@ -426,13 +439,18 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         /* (serve notices cache.db changes itself: data_version) */
         j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
         break;
-    case JOB_WRITE:
-        j->wdone(j->arg, j->ok ? 0 : -1, j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
-        /* Inserted rows come back with the table's next pull, queued now. */
-        if (j->ok && j->table >= 0 && !d->stop && !strcmp(j->method, "insert") &&
+    case JOB_WRITE: {
+        int unknown = j->rs == REMOTE_EUNKNOWN;
+        j->wdone(j->arg, j->ok ? SERVE_WRITE_OK : unknown ? SERVE_WRITE_UNKNOWN : SERVE_WRITE_FAILED,
+                 j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
+        if (unknown) log_warn("%s", j->msg);
+        /* Inserted rows (whose keys a count does not name) come back with the
+         * table's next pull, queued now; so do rows a re-read missed. */
+        if ((j->ok || unknown) && j->table >= 0 && !d->stop && (j->repull || !strcmp(j->method, "insert")) &&
             d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
             request_pull(d, j->table);
         break;
+    }
     case JOB_UPSTREAM:
         d->up_queued = 0;
         d->up_syncs++;
@@ -690,6 +708,9 @@ static const char run_usage[] =
     "[[table]]; it takes the hub's snapshot, then its deltas every upstream interval,\n"
     "and keeps serving from the cache while the hub is away.\n"
     "SIGTERM or SIGINT: finish or abandon the page in flight, exit 0.\n"
+    "With [serve] token_env set, that variable must hold the API token (exit 2 when\n"
+    "it is unset or empty). Without a token, writes through the local API are\n"
+    "refused unless [serve] tokenless_writes = \"loopback\".\n"
     "Exit: 0 clean shutdown, 1 cannot start (storage, listen address), 2 configuration.\n";
 
 int cmd_run(const struct config *cfg, int argc, char **argv)
@@ -699,6 +720,15 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     char err[2048];
     const char *token = cfg->serve.token_env ? getenv(cfg->serve.token_env) : NULL;
     if (token && !*token) token = NULL;
+    /* Asking for a token and not getting one would leave the API open without
+     * a word: refuse to start instead. */
+    if (cfg->serve.token_env && !token) {
+        fprintf(stderr, "iptv-agent run: %s:%d: [serve] token_env names %s, but that environment variable is %s: "
+                        "export it (the API token), or remove token_env to serve loopback clients without one; "
+                        "refusing to start\n", cfg->path, cfg->serve.token_env_line, cfg->serve.token_env,
+                getenv(cfg->serve.token_env) ? "empty" : "unset");
+        return 2;
+    }
     if (!token && !config_listen_is_loopback(cfg->serve.listen)) {
         fprintf(stderr, "iptv-agent run: listen %s is not loopback and no token is set (export %s): refusing to start\n",
                 cfg->serve.listen, cfg->serve.token_env ? cfg->serve.token_env : "the variable named by token_env");

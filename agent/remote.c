@@ -10,7 +10,10 @@
  *     or a JSON-RPC error naming it)               -> log in again once, resend;
  *   - 403 otherwise                                -> REMOTE_EFORBIDDEN, final;
  *   - JSON-RPC error                               -> REMOTE_ERPC, final.
- * A re-login does not use up a try; a second refusal after it is REMOTE_EAUTH. */
+ * A re-login does not use up a try; a second refusal after it is REMOTE_EAUTH.
+ * Writes (any method but select) change the first rule: once the request may
+ * have reached the portal nothing is resent (remote.h), so a transport failure
+ * after connecting, a 5xx, an unreadable or oversized answer are REMOTE_EUNKNOWN. */
 #include "agent/remote.h"
 #include "agent/config.h"
 #include "agent/log.h"
@@ -39,6 +42,7 @@ struct remote {
     uint64_t next_id;         /* JSON-RPC request id */
     struct buf body;          /* last response body, reused */
     int too_big;              /* set by on_write when the cap is hit */
+    CURLcode last_cc;         /* curl's result of the last exchange */
     char curl_err[CURL_ERROR_SIZE];
     const volatile int *cancel;   /* shutdown flag of the owner, may be NULL */
     struct remote_stats stats;
@@ -202,11 +206,15 @@ const char *remote_status_name(enum remote_status s)
     case REMOTE_ERPC: return "rpc";
     case REMOTE_EPROTOCOL: return "protocol";
     case REMOTE_ECONFIG: return "config";
+    case REMOTE_EUNKNOWN: return "write outcome unknown";
     }
     return "unknown";
 }
 
-static enum outcome http_post(remote *r, const char *url, const char *body, size_t len,
+/* fresh: a new connection for this request. A write needs one: on a reused
+ * connection that dies before any byte of the answer, libcurl silently sends
+ * the request again, and the portal may have run the first copy. */
+static enum outcome http_post(remote *r, const char *url, const char *body, size_t len, int fresh,
                               long *status, char *what, size_t whatlen)
 {
     struct curl_slist *h = NULL;
@@ -224,7 +232,9 @@ static enum outcome http_post(remote *r, const char *url, const char *body, size
     curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(r->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
     CURLcode cc = curl_easy_perform(r->curl);
+    r->last_cc = cc;
     curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(h);
     r->stats.requests++;
@@ -388,7 +398,7 @@ enum remote_status remote_login(remote *r, char *err, size_t errlen)
     for (;;) {
         char what[512];
         long status = 0;
-        enum outcome out = http_post(r, r->url_rpc, req.p, req.len, &status, what, sizeof what);
+        enum outcome out = http_post(r, r->url_rpc, req.p, req.len, 0, &status, what, sizeof what);
         if (out == OUT_TOO_BIG) {
             snprintf(err, errlen, "login at %s: %s", r->url_rpc, what);
             st = REMOTE_EPROTOCOL;
@@ -448,11 +458,90 @@ enum remote_status remote_login(remote *r, char *err, size_t errlen)
     return st;
 }
 
-enum remote_status remote_query(remote *r, const char *method, const char *params_json,
-                                const struct json_rows_cb *cb, void *ctx, char *err, size_t errlen)
+/* Did the last exchange fail before the request could leave? Only then may a
+ * write be tried again. A write always goes on a fresh connection, so these
+ * mean no connection ever carried it; a timeout counts only while not even
+ * TCP was connected. Anything else (reset, timeout or cancel while waiting
+ * for the answer) may have come after the portal read and ran it. */
+static int before_sending(remote *r)
+{
+    switch (r->last_cc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return 1;
+    case CURLE_OPERATION_TIMEDOUT: {
+        curl_off_t t = -1;
+        return curl_easy_getinfo(r->curl, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK && t == 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* The message of a JSON-RPC `error` member: a string, error.message, or its JSON. */
+static void rpc_message(const cJSON *e, char *out, size_t outlen)
+{
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message") : e;
+    if (cJSON_IsString(m)) {
+        snprintf(out, outlen, "%s", m->valuestring);
+        return;
+    }
+    struct buf b = {0};
+    json_write_tree(&b, e);
+    snprintf(out, outlen, "%s", b.p ? b.p : "(error)");
+    buf_free(&b);
+}
+
+/* A write's HTTP 200 answer: 0 done (result set, rows handed to cb when it is
+ * an array of rows), 1 a JSON-RPC error (rpcmsg), -1 not a JSON-RPC answer (what).
+ * Any result shape means the portal ran the statement: rows, a count, [] or null. */
+static int write_answer(remote *r, const struct json_rows_cb *cb, void *ctx, struct buf *result, char *rpcmsg,
+                        size_t rpclen, char *what, size_t whatlen)
+{
+    cJSON *doc = NULL;
+    char perr[300];
+    if (json_parse(r->body.p, r->body.len, JSON_MAX_DEPTH_DEFAULT, &doc, perr, sizeof perr) != 0 ||
+        !cJSON_IsObject(doc)) {
+        snprintf(what, whatlen, "an unreadable answer (%zu bytes): %s", r->body.len,
+                 doc ? "not a JSON object" : perr);
+        cJSON_Delete(doc);
+        return -1;
+    }
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(doc, "error");
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(doc, "result");
+    int rc = 0;
+    if (e && !cJSON_IsNull(e)) {
+        rpc_message(e, rpcmsg, rpclen);
+        rc = 1;
+    } else {
+        if (result) {
+            buf_reset(result);
+            if (res) json_write_tree(result, res);
+            else buf_puts(result, "null");
+        }
+        if (cb->begin || cb->row_begin || cb->value || cb->row_end) {
+            char ignore[300], perr2[300];
+            /* rows for a caller that reads them; a count has none */
+            if (cJSON_IsArray(res))
+                json_rpc_rows(r->body.p, r->body.len, cb, ctx, ignore, sizeof ignore, perr2, sizeof perr2);
+        }
+    }
+    cJSON_Delete(doc);
+    return rc;
+}
+
+#define UNKNOWN_ADVICE "; the portal may have applied it: check before retrying (it was not resent)"
+
+static enum remote_status query(remote *r, const char *method, const char *params_json,
+                                const struct json_rows_cb *cb, void *ctx, struct buf *result,
+                                char *err, size_t errlen)
 {
     static const struct json_rows_cb none = {0};
     if (!cb) cb = &none;
+    int write = strcmp(method, "select") != 0;
     if (!r->session) {
         enum remote_status st = remote_login(r, err, errlen);
         if (st != REMOTE_OK) return st;
@@ -469,16 +558,39 @@ enum remote_status remote_query(remote *r, const char *method, const char *param
     for (;;) {
         char what[768], ex[200], rpcmsg[512] = "";
         long status = 0;
-        enum outcome out = http_post(r, r->url_sql, req.p, req.len, &status, what, sizeof what);
+        enum outcome out = http_post(r, r->url_sql, req.p, req.len, write, &status, what, sizeof what);
         if (out == OUT_TOO_BIG) {
-            snprintf(err, errlen, "%s at %s: %s", method, r->url_sql, what);
-            st = REMOTE_EPROTOCOL;
+            if (write) {
+                snprintf(err, errlen, "write outcome unknown: %s at %s: the answer is %s" UNKNOWN_ADVICE, method,
+                         r->url_sql, what);
+                st = REMOTE_EUNKNOWN;
+            } else {
+                snprintf(err, errlen, "%s at %s: %s", method, r->url_sql, what);
+                st = REMOTE_EPROTOCOL;
+            }
             break;
         }
-        if (out == OUT_RESPONSE && status >= 500) snprintf(what, sizeof what, "HTTP %ld", status);
+        if (out == OUT_TRANSPORT && write && !before_sending(r)) {
+            snprintf(err, errlen, "write outcome unknown: %s at %s: %s after the request was sent" UNKNOWN_ADVICE,
+                     method, r->url_sql, what);
+            st = REMOTE_EUNKNOWN;
+            break;
+        }
+        if (out == OUT_RESPONSE && status >= 500) {
+            excerpt(r->body.p, r->body.len, ex, sizeof ex);
+            if (write) {
+                snprintf(err, errlen, "write outcome unknown: %s at %s: the portal answered HTTP %ld: %s" UNKNOWN_ADVICE,
+                         method, r->url_sql, status, ex);
+                st = REMOTE_EUNKNOWN;
+                break;
+            }
+            snprintf(what, sizeof what, "HTTP %ld", status);
+        }
         if (out == OUT_TRANSPORT || status >= 500) goto transient;
 
         excerpt(r->body.p, r->body.len, ex, sizeof ex);
+        /* A refused session is checked before any statement runs: resending a
+         * write after logging in again cannot run it twice. */
         if (status == 401 || status == 403) {
             if (status == 401 || about_session(r->body.p, r->body.len)) {
                 snprintf(rpcmsg, sizeof rpcmsg, "HTTP %ld: %s", status, ex);
@@ -493,19 +605,31 @@ enum remote_status remote_query(remote *r, const char *method, const char *param
             st = REMOTE_EPROTOCOL;
             break;
         }
-        char perr[300];
-        enum json_rpc_kind kind = json_rpc_rows(r->body.p, r->body.len, cb, ctx, rpcmsg, sizeof rpcmsg,
-                                                perr, sizeof perr);
-        if (kind == JSON_RPC_RESULT) break;
-        if (kind == JSON_RPC_BAD) {
-            if (strstr(perr, "stopped by caller")) {   /* the consumer refused a row: final */
-                snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
-                st = REMOTE_EPROTOCOL;
+        if (write) {
+            int k = write_answer(r, cb, ctx, result, rpcmsg, sizeof rpcmsg, what, sizeof what);
+            if (k == 0) break;
+            if (k < 0) {
+                snprintf(err, errlen, "write outcome unknown: %s at %s: HTTP 200 with %s" UNKNOWN_ADVICE, method,
+                         r->url_sql, what);
+                st = REMOTE_EUNKNOWN;
                 break;
             }
-            snprintf(what, sizeof what, "bad response body (%zu bytes): %s", r->body.len, perr);
-            goto transient;
+        } else {
+            char perr[300];
+            enum json_rpc_kind kind = json_rpc_rows(r->body.p, r->body.len, cb, ctx, rpcmsg, sizeof rpcmsg,
+                                                    perr, sizeof perr);
+            if (kind == JSON_RPC_RESULT) break;
+            if (kind == JSON_RPC_BAD) {
+                if (strstr(perr, "stopped by caller")) {   /* the consumer refused a row: final */
+                    snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
+                    st = REMOTE_EPROTOCOL;
+                    break;
+                }
+                snprintf(what, sizeof what, "bad response body (%zu bytes): %s", r->body.len, perr);
+                goto transient;
+            }
         }
+        /* A JSON-RPC error: the portal refused the statement, so a write did not run. */
         if (about_session(rpcmsg, strlen(rpcmsg))) goto session_refused;
         snprintf(err, errlen, "%s at %s: portal error: %s", method, r->url_sql, rpcmsg);
         st = about_permission(rpcmsg, strlen(rpcmsg)) ? REMOTE_EFORBIDDEN : REMOTE_ERPC;
@@ -534,4 +658,20 @@ enum remote_status remote_query(remote *r, const char *method, const char *param
     buf_free(&req);
     buf_free(&hist);
     return st;
+}
+
+enum remote_status remote_query(remote *r, const char *method, const char *params_json,
+                                const struct json_rows_cb *cb, void *ctx, char *err, size_t errlen)
+{
+    return query(r, method, params_json, cb, ctx, NULL, err, errlen);
+}
+
+enum remote_status remote_write(remote *r, const char *method, const char *params_json,
+                                struct buf *result, char *err, size_t errlen)
+{
+    if (strcmp(method, "insert") != 0 && strcmp(method, "update") != 0 && strcmp(method, "delete") != 0) {
+        snprintf(err, errlen, "method \"%s\": expected insert, update or delete", method);
+        return REMOTE_ECONFIG;
+    }
+    return query(r, method, params_json, NULL, NULL, result, err, errlen);
 }

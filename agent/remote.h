@@ -11,6 +11,16 @@
  * full jitter; the final error lists what happened on each try. Responses larger
  * than `max_response` are refused (never buffered without bound).
  *
+ * Writes (insert/update/delete) are not idempotent, so they are never resent
+ * once the request may have reached the portal: a write goes out on a fresh
+ * connection (libcurl would otherwise resend a request whose reused connection
+ * died without a byte of answer), only a failure that provably came before
+ * sending (DNS, connect, TLS handshake) is retried, and a lost or unreadable
+ * answer is REMOTE_EUNKNOWN. A write refused for its session is the exception:
+ * the portal checks the session before it runs a statement, so after logging
+ * in again the write is sent once more. A write's `result` may be rows (with
+ * `returning`) or a row count (`"result": 1`, as PostgreSQL reports it).
+ *
  * Secrets: the password is copied in, used only in the login body, never put in
  * an error or log line, and wiped by remote_free(). Not thread-safe: one thread
  * uses a remote at a time. The caller frees a remote with remote_free(). */
@@ -31,7 +41,9 @@ enum remote_status {
     REMOTE_EFORBIDDEN,   /* HTTP 403 (not about the session): the account may not read this */
     REMOTE_ERPC,         /* the portal answered with a JSON-RPC error (bad query etc.) */
     REMOTE_EPROTOCOL,    /* unusable answer: too large, unexpected HTTP status or shape */
-    REMOTE_ECONFIG       /* missing url/username/password or bad option */
+    REMOTE_ECONFIG,      /* missing url/username/password or bad option */
+    REMOTE_EUNKNOWN      /* a write whose answer was lost or unreadable: the portal may
+                            have applied it; never resent, check before retrying */
 };
 
 struct remote_opts {
@@ -65,10 +77,17 @@ void remote_free(remote *r);
 enum remote_status remote_login(remote *r, char *err, size_t errlen);
 
 /* Send one statement: method "select"|"insert"|"update"|"delete", params a JSON
- * object text. Rows of the result are handed to cb (see json.h for `begin`). */
+ * object text. Rows of the result are handed to cb (see json.h for `begin`); a
+ * write answered with a count hands over no rows (remote_write returns it). */
 enum remote_status remote_query(remote *r, const char *method, const char *params_json,
                                 const struct json_rows_cb *cb, void *ctx,
                                 char *err, size_t errlen);
+
+/* Send one insert/update/delete (the write rules above). On REMOTE_OK *result
+ * holds the portal's `result` as JSON text, whatever its shape: rows
+ * ("[[7]]"), a count ("1"), "[]" or "null". The caller owns result. */
+enum remote_status remote_write(remote *r, const char *method, const char *params_json,
+                                struct buf *result, char *err, size_t errlen);
 
 struct config;
 /* Build a remote from agent.toml's [remote] (password from getenv(password_env)). */

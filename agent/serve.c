@@ -617,7 +617,11 @@ static void write_finish(struct sreq *r)
     unpark(r);
     cJSON *rows = NULL;
     char err[256];
-    if (r->hook_status != 0) {
+    if (r->hook_status == SERVE_WRITE_UNKNOWN) {
+        /* its own code: the client must not treat it as "not done" and resend */
+        rpc_error(r, 200, -32002, "%s", r->hook_msg && *r->hook_msg ? r->hook_msg
+                  : "write outcome unknown: the answer was lost; the portal may have applied it");
+    } else if (r->hook_status != SERVE_WRITE_OK) {
         rpc_error(r, 200, -32603, "portal write failed: %s (writes are not queued)",
                   r->hook_msg && *r->hook_msg ? r->hook_msg : "unknown error");
     } else if (r->hook_rows && json_parse(r->hook_rows, strlen(r->hook_rows), JSON_MAX_DEPTH_DEFAULT, &rows,
@@ -642,7 +646,7 @@ static void write_done(void *arg, int status, const char *rows_json, const char 
     if (!r->s) { sreq_free(r); return; }
     r->hook_status = status;
     r->hook_msg = msg ? xstrdup(msg) : NULL;
-    r->hook_rows = status == 0 && rows_json ? xstrdup(rows_json) : NULL;
+    r->hook_rows = status == SERVE_WRITE_OK && rows_json ? xstrdup(rows_json) : NULL;
     r->hook_done = 1;
     if (!r->in_hook) write_finish(r);
 }
@@ -651,6 +655,15 @@ static int run_write(struct sreq *r, const char *method)
 {
     serve *s = r->s;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
+    /* Writes go out with the portal admin's credentials: without a token
+     * anyone who can reach the port could use them, so that takes an explicit yes. */
+    if (!s->token && !s->cfg->serve.tokenless_writes) {
+        rpc_error(r, 403, -32000, "%s refused: writes through the local API need an API token, and this agent has "
+                                  "none ([serve] token_env unset); set token_env, or tokenless_writes = \"loopback\" "
+                                  "in [serve] to let local clients write without one", method);
+        finish(r);
+        return 0;
+    }
     if (!s->hooks.write) {
         rpc_error(r, 200, -32603, "portal unreachable: writes are not queued (this server forwards no %s)", method);
         finish(r);

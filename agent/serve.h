@@ -43,7 +43,13 @@
  *   because the portal is away. Without a fetch hook a miss is an ordinary
  *   answer from the cache.
  * - Writes are never queued: without a write hook, or when it fails, the answer
- *   is a JSON-RPC error "portal unreachable: writes are not queued ...".
+ *   is a JSON-RPC error -32603 "portal write failed: ... (writes are not queued)".
+ *   The portal's result goes back exactly as it sent it (rows, or a count).
+ *   A write whose answer was lost is error -32002 "write outcome unknown: ...":
+ *   a client must check before sending it again.
+ * - Writes need the token: a server without one refuses insert/update/delete
+ *   (HTTP 403, -32000) unless [serve] tokenless_writes = "loopback" opens them
+ *   to its (loopback-only) clients; reads stay open on loopback.
  * - Token. With a token set, every route but /health and /api/jsonrpc/ needs
  *   `Authorization: Bearer TOKEN` or `Iptvportal-Authorization: sessionid=SID`
  *   with a SID from authorize_user (password == token); otherwise HTTP 401
@@ -79,7 +85,12 @@
 
 /* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
 typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
-/* Completion of a forwarded write: rows is the portal's `result` JSON text. */
+/* Completion of a forwarded write. status: SERVE_WRITE_OK with rows_json the
+ * portal's `result` JSON text as it sent it (rows, or a row count such as 1);
+ * SERVE_WRITE_FAILED: the portal refused it or was not reached (nothing
+ * changed); SERVE_WRITE_UNKNOWN: the request may have reached the portal but
+ * its answer was lost, so it may have run (never resent). msg says why. */
+enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2 };
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
 
 /* An export file to send as a reply body. */

@@ -39,12 +39,17 @@ static const char usage[] =
     "  --session-error S    how an expired session is refused: jsonrpc|http401|http403\n"
     "  --forbid TABLE       answer HTTP 403 for TABLE (repeatable)\n"
     "  --page-cap N         never return more than N rows per select\n"
+    "  --write-result R     count|rows: how a write without returning is answered\n"
+    "                       (count: \"result\": N, the row count, as PostgreSQL; rows: [])\n"
     "Mutate options:\n"
     "  --table T            only this table (default: subscriber, terminal, tv_program)\n"
     "  --updates N --inserts N --deletes N   how many rows of each change\n"
     "  --same-ts            give every changed row one identical updated_at\n"
     "  --seed N             which rows change (default 1)\n"
-    "Admin routes at run time: POST /_fake/faults, /_fake/mutate, /_fake/expire; GET /_fake/stats.\n";
+    "Admin routes at run time: POST /_fake/faults, /_fake/mutate, /_fake/expire; GET /_fake/stats.\n"
+    "Fault queue items (POST /_fake/faults {\"queue\":[...]}): ok, 500 (before running the\n"
+    "statement), 500after, reset, drop (run it, then close without a byte), truncate,\n"
+    "garbage, expire.\n";
 
 static int parse_i64(const char *s, int64_t *out)
 {
@@ -119,6 +124,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--session-error")) ok = !fake_parse_session_error(val, &so.faults.session_error);
         else if (!strcmp(a, "--forbid")) { ok = so.faults.nforbid < 64; if (ok) forbid[so.faults.nforbid++] = (char *)val; }
         else if (!strcmp(a, "--page-cap")) ok = !parse_i64(val, &so.faults.page_cap);
+        else if (!strcmp(a, "--write-result")) {
+            ok = !strcmp(val, "count") || !strcmp(val, "rows");
+            so.faults.write_count = !strcmp(val, "count");
+        }
         else if (!strcmp(a, "--table")) m.table = val;
         else if (!strcmp(a, "--updates")) ok = !parse_i64(val, &m.updates);
         else if (!strcmp(a, "--inserts")) ok = !parse_i64(val, &m.inserts);

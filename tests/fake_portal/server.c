@@ -24,7 +24,7 @@
 #define MAX_QUEUE 64
 #define MAX_BODY (16 << 20)
 
-enum fault { F_NONE, F_500, F_RESET, F_TRUNCATE, F_GARBAGE, F_EXPIRE };
+enum fault { F_NONE, F_500, F_RESET, F_TRUNCATE, F_GARBAGE, F_EXPIRE, F_DROP, F_500_AFTER };
 
 struct session {
     char id[33];
@@ -72,7 +72,7 @@ static int parse_fault(const char *s, enum fault *out)
 {
     static const struct { const char *name; enum fault f; } names[] = {
         {"ok", F_NONE}, {"500", F_500}, {"reset", F_RESET}, {"truncate", F_TRUNCATE},
-        {"garbage", F_GARBAGE}, {"expire", F_EXPIRE}};
+        {"garbage", F_GARBAGE}, {"expire", F_EXPIRE}, {"drop", F_DROP}, {"500after", F_500_AFTER}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) { *out = names[i].f; return 0; }
     return -1;
@@ -136,6 +136,15 @@ static void send_now(struct pending *p)
     evhttp_add_header(oh, "Content-Type", "application/json; charset=utf-8");
     struct evbuffer *out = evbuffer_new();
     switch (p->fault) {
+    case F_DROP:
+        /* The statement ran; now the answer is lost without a byte: what a
+         * client must never take as "not done" (libcurl itself would resend
+         * it on a reused connection). */
+        reset_after_flush(evhttp_request_get_connection(req), p->s->base);
+        evbuffer_free(out);
+        buf_free(&p->body);
+        free(p);
+        return;
     case F_RESET:
         /* Headers and the first bytes, then RST. (A connection dropped before any
          * byte of the response would be retried by libcurl itself.) */
@@ -356,12 +365,19 @@ static int handle_query(fake_server *s, const cJSON *doc, struct buf *out)
         if (rows++) buf_putc(out, ',');
         jsonsql_write_row(out, &st, ps);
     }
+    int count = s->f.write_count && st.kind != JSQL_SELECT && !cJSON_GetObjectItemCaseSensitive(params, "returning");
+    if (rc == SQLITE_DONE && count) {
+        out->len = 0;
+        buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+        write_id(out, id);
+        buf_printf(out, ",\"result\":%d", sqlite3_changes(s->db));
+    }
     if (rc != SQLITE_DONE) {
         snprintf(err, sizeof err, "query failed: %s", sqlite3_errmsg(s->db));
         out->len = 0;
         rpc_error(out, id, -32603, err);
     } else {
-        buf_puts(out, "]}");
+        buf_puts(out, count ? "}" : "]}");
         s->stats.rows_sent += rows;
         if (st.kind == JSQL_SELECT) s->stats.selects++; else s->stats.writes++;
     }
@@ -433,6 +449,12 @@ static void on_api(struct evhttp_request *req, void *arg)
     }
     cJSON_Delete(doc);
     buf_free(&body);
+    if (f == F_500_AFTER) {          /* the statement ran, the answer says 500 */
+        out.len = 0;
+        buf_puts(&out, "<html><body>500 Internal Server Error</body></html>");
+        status = 500;
+        f = F_NONE;
+    }
     reply(s, req, status, &out, f);
 }
 
@@ -463,6 +485,12 @@ static int admin_faults(fake_server *s, const cJSON *o, struct buf *out)
     f->garbage_rate = num_or(o, "garbage_rate", f->garbage_rate);
     f->session_ttl_ms = (int64_t)num_or(o, "session_ttl_ms", (double)f->session_ttl_ms);
     f->page_cap = (int64_t)num_or(o, "page_cap", (double)f->page_cap);
+    const cJSON *wr = cJSON_GetObjectItemCaseSensitive(o, "write_result");
+    if (wr && (!cJSON_IsString(wr) || (strcmp(wr->valuestring, "count") && strcmp(wr->valuestring, "rows")))) {
+        buf_puts(out, "{\"error\":\"write_result: count|rows\"}");
+        return 400;
+    }
+    if (wr) f->write_count = strcmp(wr->valuestring, "count") == 0;
     const cJSON *se = cJSON_GetObjectItemCaseSensitive(o, "session_error");
     if (cJSON_IsString(se) && fake_parse_session_error(se->valuestring, &f->session_error) != 0) {
         buf_puts(out, "{\"error\":\"session_error: jsonrpc|http401|http403\"}");
@@ -482,7 +510,7 @@ static int admin_faults(fake_server *s, const cJSON *o, struct buf *out)
     for (const cJSON *c = q ? q->child : NULL; c; c = c->next) {
         enum fault ft;
         if (!cJSON_IsString(c) || parse_fault(c->valuestring, &ft) != 0) {
-            buf_puts(out, "{\"error\":\"queue items: ok|500|reset|truncate|garbage|expire\"}");
+            buf_puts(out, "{\"error\":\"queue items: ok|500|500after|reset|drop|truncate|garbage|expire\"}");
             return 400;
         }
         if (s->qlen == MAX_QUEUE) break;

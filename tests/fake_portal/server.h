@@ -7,7 +7,12 @@
  * can be changed at run time through the /_fake/ admin routes:
  *   POST /_fake/faults  {"latency_ms","error_rate","reset_rate","truncate_rate",
  *                        "garbage_rate","session_ttl_ms","session_error",
- *                        "forbid":[...],"page_cap","queue":["500","reset",...]}
+ *                        "forbid":[...],"page_cap","write_result":"count"|"rows",
+ *                        "queue":["500","reset",...]}
+ * Queue items: ok, 500 (before running the statement), 500after (run it, then
+ * HTTP 500), reset (run it, send a few bytes, then RST), drop (run it, then
+ * RST with not one byte of answer), truncate, garbage (run it, cut the body),
+ * expire (forget every session first).
  *   POST /_fake/mutate  {"table","updates","inserts","deletes","same_ts","seed"}
  *   POST /_fake/expire  expire every session now
  *   GET  /_fake/stats   counters as JSON
@@ -31,6 +36,8 @@ struct fake_faults {
     char **forbid;             /* tables answering HTTP 403 */
     int nforbid;
     int64_t page_cap;          /* 0: no cap; else select limit is at most this */
+    int write_count;           /* insert/update/delete without `returning` answer the
+                                  row count ("result": 1, as PostgreSQL does), not [] */
 };
 
 struct fake_server_opts {

@@ -45,7 +45,7 @@ static const char fixture_sql[] =
     " ('terminal', 1, 40, 1767225600000, 1767225600000, 'on_demand');";
 
 static const char config_text[] =
-    "[storage]\ndir = \"/nonexistent\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+    "[storage]\ndir = \"/nonexistent\"\n[serve]\nlisten = \"127.0.0.1:0\"\ntokenless_writes = \"loopback\"\n"
     "[[table]]\nname = \"subscriber\"\nstrategy = \"full\"\n"
     "[[table]]\nname = \"terminal\"\nstrategy = \"on_demand\"\n";
 

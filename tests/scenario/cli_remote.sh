@@ -85,6 +85,40 @@ grep -q 'introspect' "$O" || fail "--help lacks introspect"
 run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote --help; keep; expect_rc 0 "remote --help"
 ok "usage errors exit 2; --help exits 0"
 
+# Writes (issue 11): a row count is a result, and a write is never sent twice.
+pkg() {  # rows named $1 in package, read on the portal
+  run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote \
+    "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"package\",\"where\":{\"eq\":[\"name\",\"$1\"]}}"
+  expect_rc 0 "count $1"
+  tr -d '[]' <"$O"
+}
+INS='{"into":"package","columns":["name","paid"],"values":[["cli-w",true]]}'
+portal_admin "$P_URL" /_fake/faults '{"write_result":"count"}' >/dev/null
+run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote --method insert "$INS"
+keep; expect_rc 0 "insert answered with a count"
+[ "$(cat "$O")" = 1 ] || fail "insert printed: $(cat "$O") / $(cat "$E")"
+[ "$(pkg cli-w)" = 1 ] || fail "portal rows after one insert: $(pkg cli-w)"
+run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote "{\"method\":\"update\",\"params\":{\"table\":\"package\",\"set\":{\"paid\":false},\"where\":{\"eq\":[\"name\",\"cli-w\"]}}}"
+keep; expect_rc 0 "update answered with a count"
+[ "$(cat "$O")" = 1 ] || fail "update printed: $(cat "$O")"
+ok "remote --method insert / update answered {\"result\":1}: prints 1, exit 0, exactly one row on the portal"
+
+# The portal runs the write, then the answer is lost (the login takes the first slot).
+for fault in drop garbage 500after; do
+  before=$(pkg cli-w)
+  portal_admin "$P_URL" /_fake/faults "{\"queue\":[\"ok\",\"$fault\"]}" >/dev/null
+  run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote --method insert "$INS"
+  keep; expect_rc 4 "insert whose answer was lost ($fault)"
+  grep -q 'write outcome unknown: insert at' "$E" && grep -q 'check before retrying' "$E" || fail "$fault: message: $(cat "$E")"
+  [ "$(pkg cli-w)" = $((before + 1)) ] || fail "$fault: portal rows $(pkg cli-w), want $((before + 1)) (resent?)"
+done
+before=$(pkg cli-w)
+portal_admin "$P_URL" /_fake/faults '{"queue":["ok","drop"]}' >/dev/null
+run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote --method delete '{"from":"package","where":{"eq":["name","cli-w"]}}'
+keep; expect_rc 4 "delete whose answer was lost"
+[ "$(pkg cli-w)" = 0 ] || fail "portal rows after the lost delete: $(pkg cli-w) (of $before)"
+ok "insert (drop, garbage, 500after) and delete (drop) whose answer was lost: exit 4 \"write outcome unknown\", applied exactly once"
+
 stop_portal "$P_PID"
 run_agent "$O" "$E" -c "$SCEN_DIR/agent.toml" remote '{"data":["id"],"from":"tv_channel"}'
 keep; expect_rc 1 "portal down"

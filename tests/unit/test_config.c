@@ -315,7 +315,7 @@ static void test_key_and_section_errors(void **state)
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain)");
     expect_err("[serve]\nport = 1\n",
-               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep)");
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes)");
     expect_err("verbose = true\n[remote]\n",
                "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
                "[remote], [storage], [serve], ...)");
@@ -471,7 +471,20 @@ static void test_serve_listen(void **state)
     config_free(&c);
     parse_ok("[serve]\ntoken_env = \"T\"\nlisten = \"192.168.1.5:8642\"\n", &c);
     assert_string_equal(c.serve.listen, "192.168.1.5:8642");
+    assert_int_equal(c.serve.token_env_line, 2);       /* for run's message when T is unset */
+    assert_false(c.serve.tokenless_writes);            /* writes need a token by default */
     config_free(&c);
+    parse_ok("[serve]\ntokenless_writes = \"loopback\"\n", &c);
+    assert_true(c.serve.tokenless_writes);
+    assert_int_equal(c.serve.token_env_line, 0);
+    config_free(&c);
+    parse_ok("[serve]\ntokenless_writes = \"refuse\"\n", &c);
+    assert_false(c.serve.tokenless_writes);
+    config_free(&c);
+    expect_err("[serve]\ntokenless_writes = \"yes\"\n",
+               "a.toml:2:20: key `tokenless_writes`: \"yes\": expected \"refuse\" or \"loopback\"");
+    expect_err("[serve]\ntokenless_writes = true\n",
+               "a.toml:2:20: key `tokenless_writes`: expected string, got boolean");
 }
 
 static void test_listen_helpers(void **state)

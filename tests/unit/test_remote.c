@@ -1,6 +1,9 @@
 /* test_remote.c — the portal client against the real fake portal on loopback:
  * login, re-login after expiry in each refusal style, retries through each
- * transient fault, final errors per class, caps, and int64 exactness. */
+ * transient fault, final errors per class, caps, and int64 exactness. Writes:
+ * both result shapes (rows, a row count), and never a second copy on the
+ * portal when the answer is lost after the statement ran (each such fault),
+ * counted on the portal's table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -312,6 +315,150 @@ static void test_bad_options(void **state)
     assert_non_null(strstr(err, "username"));
 }
 
+/* ---- writes ------------------------------------------------------------------------ */
+
+#define INSERT_PKG "{\"into\":\"package\",\"columns\":[\"name\",\"paid\"],\"values\":[[\"w-test\",true]]}"
+#define DELETE_PKG "{\"from\":\"package\",\"where\":{\"eq\":[\"name\",\"w-test\"]}}"
+
+/* Rows named w-test on the portal, read through a remote of its own. */
+static long pkg_rows(struct fixture *f)
+{
+    remote *r = open_remote(f->portal.url, PASSWORD, 2, 5000, 0);
+    struct rows rows = {0};
+    char err[2048];
+    enum remote_status st = remote_query(r, "select", "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],"
+                                         "\"from\":\"package\",\"where\":{\"eq\":[\"name\",\"w-test\"]}}",
+                                         &rows_cb, &rows, err, sizeof err);
+    if (st != REMOTE_OK) fail_msg("count: %s", err);
+    long n = strtol(rows.text.p + 1, NULL, 10);
+    buf_free(&rows.text);
+    remote_free(r);
+    return n;
+}
+
+static enum remote_status wr(struct fixture *f, const char *method, const char *params, struct buf *res)
+{
+    f->err[0] = '\0';
+    return remote_write(f->r, method, params, res, f->err, sizeof f->err);
+}
+
+static void test_write_count_result(void **state)
+{
+    struct fixture *f = *state;
+    struct buf res = {0};
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"write_result\":\"count\"}"), 200);
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);
+    uint64_t tries = remote_get_stats(f->r)->retries;
+    assert_int_equal(wr(f, "insert", INSERT_PKG, &res), REMOTE_OK);
+    assert_string_equal(res.p, "1");                 /* the count, as the portal sent it */
+    assert_int_equal(pkg_rows(f), 1);
+    assert_int_equal(wr(f, "insert", INSERT_PKG, &res), REMOTE_OK);
+    assert_int_equal(pkg_rows(f), 2);
+    assert_int_equal(wr(f, "update", "{\"table\":\"package\",\"set\":{\"paid\":false},"
+                                     "\"where\":{\"eq\":[\"name\",\"w-test\"]}}", &res), REMOTE_OK);
+    assert_string_equal(res.p, "2");
+    /* remote_query accepts the count too (it used to retry it as a bad body) */
+    assert_int_equal(remote_query(f->r, "delete", DELETE_PKG, &rows_cb, &f->rows, f->err, sizeof f->err), REMOTE_OK);
+    assert_int_equal(pkg_rows(f), 0);
+    assert_int_equal(remote_get_stats(f->r)->retries, tries);
+    /* with returning, rows; the other shape answers [] */
+    assert_int_equal(wr(f, "insert", "{\"into\":\"package\",\"columns\":[\"name\",\"paid\"],"
+                                     "\"values\":[[\"w-test\",true]],\"returning\":\"name\"}", &res), REMOTE_OK);
+    assert_string_equal(res.p, "[[\"w-test\"]]");
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"write_result\":\"rows\"}"), 200);
+    assert_int_equal(wr(f, "delete", DELETE_PKG, &res), REMOTE_OK);
+    assert_string_equal(res.p, "[]");
+    assert_int_equal(pkg_rows(f), 0);
+    assert_int_equal(wr(f, "select", PAGE, &res), REMOTE_ECONFIG);
+    buf_free(&res);
+}
+
+/* The portal runs the insert, then the answer is lost in `fault`'s way: the
+ * write is reported as of unknown outcome and exactly one row exists. */
+static void lost_answer(struct fixture *f, const char *fault, const char *expect)
+{
+    struct buf res = {0};
+    char body[128];
+    long before = pkg_rows(f);
+    assert_int_equal(sel(f, PAGE), REMOTE_OK);       /* logged in, a keep-alive connection open */
+    uint64_t requests = remote_get_stats(f->r)->requests;
+    snprintf(body, sizeof body, "{\"queue\":[\"%s\"],\"write_result\":\"count\"}", fault);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", body), 200);
+    assert_int_equal(wr(f, "insert", INSERT_PKG, &res), REMOTE_EUNKNOWN);
+    if (!strstr(f->err, "write outcome unknown: insert at ") || !strstr(f->err, "check before retrying") ||
+        !strstr(f->err, expect))
+        fail_msg("%s: unexpected error text: %s", fault, f->err);
+    assert_int_equal(pkg_rows(f), before + 1);
+    assert_int_equal(remote_get_stats(f->r)->requests, requests + 1);   /* sent once */
+    assert_string_equal(remote_status_name(REMOTE_EUNKNOWN), "write outcome unknown");
+    buf_free(&res);
+}
+
+/* drop: not one byte back, on what would be a reused connection (libcurl
+ * resends such a request by itself unless the write has a fresh one) */
+static void test_write_lost_drop(void **state) { lost_answer(*state, "drop", "after the request was sent"); }
+static void test_write_lost_reset(void **state) { lost_answer(*state, "reset", "after the request was sent"); }
+static void test_write_lost_truncate(void **state) { lost_answer(*state, "truncate", "after the request was sent"); }
+static void test_write_lost_garbage(void **state) { lost_answer(*state, "garbage", "HTTP 200 with an unreadable answer"); }
+static void test_write_lost_500(void **state) { lost_answer(*state, "500after", "the portal answered HTTP 500"); }
+
+static void test_write_timeout_not_resent(void **state)
+{
+    struct fixture *f = *state;
+    remote *r = open_remote(f->portal.url, PASSWORD, 3, 300, 0);
+    char err[2048];
+    struct buf res = {0};
+    assert_int_equal(remote_login(r, err, sizeof err), REMOTE_OK);
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"latency_ms\":1500}"), 200);
+    assert_int_equal(remote_write(r, "insert", INSERT_PKG, &res, err, sizeof err), REMOTE_EUNKNOWN);
+    assert_non_null(strstr(err, "timed out"));
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"latency_ms\":0}"), 200);
+    assert_int_equal(pkg_rows(f), 1);                /* ran once, though 3 retries were allowed */
+    assert_int_equal(remote_get_stats(r)->retries, 0);
+    buf_free(&res);
+    remote_free(r);
+}
+
+static void test_write_refused_not_applied(void **state)
+{
+    struct fixture *f = *state;
+    struct buf res = {0};
+    /* a JSON-RPC error: the portal did not run it; final, not retried */
+    assert_int_equal(wr(f, "insert", "{\"into\":\"package\",\"columns\":[\"nosuch\"],\"values\":[[1]]}", &res),
+                     REMOTE_ERPC);
+    assert_non_null(strstr(f->err, "nosuch"));
+    /* a refused session: checked before the statement runs, so one resend
+     * after logging in again is safe, and the row exists once */
+    assert_int_equal(tu_admin(&f->portal, "/_fake/expire", NULL), 200);
+    uint64_t logins = remote_get_stats(f->r)->logins;
+    assert_int_equal(wr(f, "insert", INSERT_PKG, &res), REMOTE_OK);
+    assert_int_equal(remote_get_stats(f->r)->logins, logins + 1);
+    assert_int_equal(pkg_rows(f), 1);
+    buf_free(&res);
+}
+
+static void test_write_not_sent_is_retried(void **state)
+{
+    struct fixture *f = *state;
+    struct tu_portal gone;
+    const char *args[] = {"--rows", "10", "--password", PASSWORD, NULL};
+    assert_int_equal(tu_portal_start(&gone, args), 0);
+    char url[sizeof gone.url];
+    memcpy(url, gone.url, sizeof url);
+    remote *r = open_remote(url, PASSWORD, 2, 2000, 0);
+    char err[2048];
+    struct buf res = {0};
+    enum remote_status login = remote_login(r, err, sizeof err);
+    tu_portal_stop(&gone);
+    assert_int_equal(login, REMOTE_OK);       /* connect refused: provably never sent, so tried again */
+    assert_int_equal(remote_write(r, "insert", INSERT_PKG, &res, err, sizeof err), REMOTE_ETRANSPORT);
+    assert_non_null(strstr(err, "gave up after 3 tries"));
+    assert_non_null(strstr(err, "onnect"));
+    (void)f;
+    buf_free(&res);
+    remote_free(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -324,6 +471,9 @@ int main(void)
         T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying), T(test_forbidden_table),
         T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
         T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
+        T(test_write_count_result), T(test_write_lost_drop), T(test_write_lost_reset),
+        T(test_write_lost_truncate), T(test_write_lost_garbage), T(test_write_lost_500),
+        T(test_write_timeout_not_resent), T(test_write_refused_not_applied), T(test_write_not_sent_is_retried),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

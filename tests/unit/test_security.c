@@ -360,7 +360,7 @@ static int run_agent(const char *a1, const char *a2, const char *a3)
 static const char config_fmt[] =
     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_SEC_PW\"\nretries = 0\n"
     "[storage]\ndir = \"%s/store\"\n"
-    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_SEC_TOKEN\"\n"
+    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_SEC_TOKEN\"\ntokenless_writes = \"loopback\"\n"
     "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\n"
     "columns = [\"id\", \"name\", \"url\", \"epg_id\", \"logo\", \"is_tv\", \"is_radio\", \"sort_order\","
     " \"category_id\", \"languages\", \"params\", \"created_at\", \"updated_at\"]\n"

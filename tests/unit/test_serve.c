@@ -286,7 +286,7 @@ static long long portal_int(const char *sql)
 static const char config_fmt[] =
     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_TEST_PW\"\nretries = 0\n"
     "[storage]\ndir = \"%s/store\"\n"
-    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_TEST_TOKEN\"\n"
+    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_TEST_TOKEN\"\ntokenless_writes = \"loopback\"\n"
     "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\n"
     "columns = [\"id\", \"name\", \"url\", \"epg_id\", \"logo\", \"is_tv\", \"is_radio\", \"sort_order\","
     " \"category_id\", \"languages\", \"params\", \"created_at\", \"updated_at\"]\n"
@@ -1198,6 +1198,8 @@ static int h_write(void *ctx, const char *method, const char *params_json, serve
     }
     case 2: done(arg, -1, NULL, "HTTP 403 on package"); return 0;
     case 4: done(arg, 0, "[[1", NULL); return 0;
+    case 5: done(arg, SERVE_WRITE_OK, "1", NULL); return 0;
+    case 6: done(arg, SERVE_WRITE_UNKNOWN, NULL, "write outcome unknown: delete at P: Empty reply from server"); return 0;
     default: return -1;
     }
 }
@@ -1232,7 +1234,59 @@ static void test_writes(void **state)
     assert_contains(r.body.p, "portal write returned a bad result");
     assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":6,\"method\":\"delete\",\"params\":[1]}", NULL, &r), 200);
     assert_contains(r.body.p, "\"code\":-32602,\"message\":\"params: expected an object\"");
-    assert_int_equal(hs.writes, 5);
+    /* a row count goes back as the portal sent it */
+    hs.write_mode = 5;
+    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":7,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":1}");
+    /* a lost answer has a code of its own: not "failed", so not simply resent */
+    hs.write_mode = 6;
+    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":8,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"error\":{\"code\":-32002,\"message\":"
+                                  "\"write outcome unknown: delete at P: Empty reply from server\"}}");
+    assert_int_equal(hs.writes, 7);
+    hresp_free(&r);
+    buf_free(&hs.wparams);
+    srv_stop(&v);
+}
+
+/* Writes go out with the portal admin's credentials: a server without a token
+ * forwards none unless tokenless_writes = "loopback" says so. */
+static void test_tokenless_writes(void **state)
+{
+    struct hook_state hs = {.portal = 1};
+    struct serve_hooks hooks = {.ctx = &hs, .write = h_write};
+    struct config closed = g_cfg;
+    closed.serve.tokenless_writes = false;
+    struct serve_opts o = default_opts();
+    o.cfg = &closed;
+    struct srv v;
+    char err[512];
+    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    hs.base = v.base;
+    struct hresp r = {0};
+    const char *const methods[] = {"insert", "update", "delete"};
+    for (int i = 0; i < 3; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"id\":%d,\"method\":\"%s\",\"params\":{\"from\":\"package\"}}", i, methods[i]);
+        assert_int_equal(srv_post(&v, "/api/jsonsql/", body, NULL, &r), 403);
+        assert_contains(r.body.p, "\"code\":-32000");
+        assert_contains(r.body.p, "writes through the local API need an API token");
+        assert_contains(r.body.p, "tokenless_writes");
+    }
+    assert_int_equal(hs.writes, 0);                  /* nothing reached the portal */
+    /* reads stay open */
+    assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}", &r), 200);
+    assert_contains(r.body.p, "\"result\":[[");
+    srv_stop(&v);
+    /* with a token, a write that carries it is forwarded */
+    o.token = "w-t0ken";
+    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    hs.base = v.base;
+    const char *auth[] = {"Authorization: Bearer w-t0ken", NULL};
+    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":9,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", auth, &r),
+                     200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":[[42,\"x\"]]}");
+    assert_int_equal(hs.writes, 1);
     hresp_free(&r);
     buf_free(&hs.wparams);
     srv_stop(&v);
@@ -1373,6 +1427,7 @@ int main(void)
         cmocka_unit_test(test_on_demand),
         cmocka_unit_test(test_direct_and_orphaned),
         cmocka_unit_test(test_writes),
+        cmocka_unit_test(test_tokenless_writes),
         cmocka_unit_test(test_status_health_metrics),
         cmocka_unit_test(test_catalog_follows_schema),
         cmocka_unit_test(test_reads_during_snapshot_swap),
