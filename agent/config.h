@@ -22,7 +22,8 @@ struct config_table {
     char **columns;                /* configured column names; NULL when introspected */
     int ncolumns;
     int64_t chunk;                 /* rows per page, default 1000 */
-    int64_t ttl_ms;                /* full: max age before a new snapshot, default 1h */
+    int64_t ttl_ms;                /* full: max age before a new snapshot; on_demand: max age of
+                                      a row before a lookup reads it again; default 1h */
     int64_t interval_ms;           /* incremental: pull period, default 1m */
     int64_t lookback_ms;           /* incremental: window re-read behind the mark, default 0 */
     int64_t sweep_ms;              /* incremental: deletion sweep period, default 6h (0 = never) */
