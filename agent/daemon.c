@@ -59,7 +59,7 @@
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
-#define INTERACTIVE_WORKERS 4         /* portal requests for the local API in flight at once */
+#define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
 
 enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT };
 
