@@ -183,7 +183,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
                              : known[i] && st->strategy ? st->strategy : "-";
         int64_t ttl_ms = t ? t->ttl_ms : 3600 * 1000;
         int64_t age = known[i] && st->last_success_ms ? (now - st->last_success_ms) / 1000 : -1;
-        int stale = age < 0 || age * 1000 > ttl_ms;
+        int stale = config_stale(ttl_ms, known[i] ? st->last_success_ms : 0, now);
         buf_reset(&v);
         if (known[i] && (st->mark_cursor.type != JOURNAL_NULL || st->mark_key.type != JOURNAL_NULL)) {
             if (st->mark_cursor.type != JOURNAL_NULL) { value_text(&v, &st->mark_cursor); buf_putc(&v, ' '); }
@@ -391,11 +391,14 @@ static const char get_usage[] =
     "\n"
     "Print the cached rows of TABLE where COLUMN equals VALUE, one JSON object per\n"
     "line. For an on_demand table a miss is fetched from the portal, journaled,\n"
-    "applied and printed. VALUE is always a value, never read as a column. A table\n"
-    "that is not configured but is in cache.db (an edge's, or imported) is read from\n"
-    "the cache only. Exit: 0 found, 3 not found, 1 error (e.g. the portal is\n"
-    "unreachable and the cache does not have it), 2 usage (also: a column TABLE does\n"
-    "not have, or a VALUE that is not an integer for an integer column).\n";
+    "applied and printed; cached rows read from the portal longer ago than the\n"
+    "table's ttl are read again first (rows the portal no longer has are dropped;\n"
+    "when the portal cannot be asked they are printed as cached, with a warning on\n"
+    "stderr). VALUE is always a value, never read as a column. A table that is not\n"
+    "configured but is in cache.db (an edge's, or imported) is read from the cache\n"
+    "only. Exit: 0 found, 3 not found, 1 error (e.g. the portal is unreachable and\n"
+    "the cache does not have it), 2 usage (also: a column TABLE does not have, or a\n"
+    "VALUE that is not an integer for an integer column).\n";
 
 /* 0 ok (*n rows printed), -1 SQL error (err). A missing table prints nothing. */
 static int lookup(const struct config *cfg, const char *table, const char *col, const char *val, size_t *n,
@@ -637,6 +640,64 @@ static int get_unconfigured(const struct config *cfg, const char *table, const c
     return rc;
 }
 
+/* Are the cached rows of on_demand table t with col = val older than its ttl?
+ * 1 with their keys (JSON array, malloc'd) and oldest fetch time (0: unknown). */
+static int stale_rows(const struct config *cfg, const struct config_table *t, const char *col, const char *val,
+                      int64_t *at_ms, char **keys)
+{
+    char err[512];
+    sqlite3 *db = open_readonly(cfg, err, sizeof err);
+    if (!db) return 0;                 /* nothing cached: a miss */
+    struct buf sql = {0};
+    replay_fetched_sql(&sql, t->name, t->key, col);
+    sqlite3_stmt *ps = NULL;
+    int stale = 0;
+    /* Bound as lookup() binds it, so the same rows are meant. An unknown table or
+     * column fails to prepare: lookup() tells. */
+    if (sqlite3_prepare_v2(db, sql.p, -1, &ps, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(ps, 1, val, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(ps) == SQLITE_ROW &&
+        sqlite3_column_int64(ps, 0) > 0) {
+        *at_ms = sqlite3_column_int64(ps, 1);
+        stale = config_stale(t->ttl_ms, *at_ms, clock_wall_ms());
+        if (stale) *keys = xstrdup((const char *)sqlite3_column_text(ps, 2));
+    }
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    buf_free(&sql);
+    return stale;
+}
+
+/* Read stale on_demand rows again before they are printed (pull_keys: rows the
+ * portal no longer has are dropped). When the portal cannot be asked, say so:
+ * the cached rows are printed anyway. */
+static void refresh_stale(const struct config *cfg, const struct config_table *t, const char *col, const char *val)
+{
+    int64_t at = 0;
+    char *keys = NULL, err[2048];
+    if (!stale_rows(cfg, t, col, val, &at, &keys)) return;
+    int rc = -1;
+    struct store s;
+    if (store_open(cfg, 1, &s, err, sizeof err) == 0) {
+        remote *r = remote_from_config(cfg, err, sizeof err);
+        if (r) {
+            struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
+            rc = pull_keys(&c, t, keys, err, sizeof err);
+        }
+        remote_free(r);
+        store_close(&s);
+    } else if (strstr(err, "another writer") && !strcmp(col, t->key)) {
+        rc = ask_daemon(cfg, t, val, err, sizeof err);   /* the daemon refreshes a stale key lookup */
+    }
+    if (rc != 0) {
+        char when[64];
+        if (at > 0) snprintf(when, sizeof when, "read from the portal %lld s ago", (long long)((clock_wall_ms() - at) / 1000));
+        else snprintf(when, sizeof when, "read from the portal at a time the cache does not know");
+        fprintf(stderr, "iptv-agent get: warning: the cached rows of %s with %s=%s are stale (%s; ttl %lld s) and "
+                        "could not be read again: %s\n", t->name, col, val, when, (long long)(t->ttl_ms / 1000), err);
+    }
+    free(keys);
+}
+
 int cmd_get(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(get_usage, stdout); return 0; }
@@ -652,6 +713,7 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
         free(col);
         return 2;
     }
+    if (t->strategy == STRATEGY_ON_DEMAND) refresh_stale(cfg, t, col, val);
     int rc = lookup(cfg, table, col, val, &n, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "iptv-agent get: %s\n", err);

@@ -853,3 +853,8 @@ const char *config_strategy_name(enum config_strategy s)
     }
     return "?";
 }
+
+int config_stale(int64_t ttl_ms, int64_t at_ms, int64_t now_ms)
+{
+    return at_ms <= 0 || now_ms - at_ms > ttl_ms;
+}

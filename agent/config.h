@@ -22,7 +22,8 @@ struct config_table {
     char **columns;                /* configured column names; NULL when introspected */
     int ncolumns;
     int64_t chunk;                 /* rows per page, default 1000 */
-    int64_t ttl_ms;                /* full: max age before a new snapshot, default 1h */
+    int64_t ttl_ms;                /* full: max age before a new snapshot; on_demand: max age of
+                                      a row before a lookup reads it again; default 1h */
     int64_t interval_ms;           /* incremental: pull period, default 1m */
     int64_t lookback_ms;           /* incremental: window re-read behind the mark, default 0 */
     int64_t sweep_ms;              /* incremental: deletion sweep period, default 6h (0 = never) */
@@ -78,6 +79,10 @@ void config_free(struct config *c);
 
 const struct config_table *config_table_find(const struct config *c, const char *name);
 const char *config_strategy_name(enum config_strategy s);
+/* The one staleness rule (status, X-Cache-Stale, on_demand refresh): data read
+ * from the portal at at_ms (<= 0: never, or not known) is stale at now_ms when
+ * older than ttl_ms. */
+int config_stale(int64_t ttl_ms, int64_t at_ms, int64_t now_ms);
 
 /* Parse "30s" "5m" "1h" "7d" "250ms" -> ms, "64MiB" "512KiB" "1GiB" "100" -> bytes.
  * Return 0 or -1. Exposed for the CLI and tests. */

@@ -1,13 +1,16 @@
 /* daemon.c — `iptv-agent run`: the scheduler, the workers, and the local API.
  *
  * Threads. The event loop thread owns the timers, the HTTP server (serve.h) and
- * all scheduling state. Two workers do everything that talks to the portal:
+ * all scheduling state. Workers do everything that talks to the portal:
  *   pulls        one table at a time (snapshots can take minutes);
- *   interactive  on_demand misses and writes from the local API, so they never
- *                queue behind a snapshot.
- * Both share the journal writer and cache.db's writer connection under
- * `wlock` (pull_ctx.lock); each has its own portal client. A worker hands a
- * finished job back to the loop with event_base_once() (libevent is set up for
+ *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes
+ *                and writes from the local API, so they never queue behind a
+ *                snapshot, and several clients' misses are in flight at once
+ *                (each waits for the portal, not for the others).
+ * All share the journal writer and cache.db's writer connection under `wlock`
+ * (pull_ctx.lock), held only to journal and apply, never across a portal
+ * request; each thread has its own portal client. A worker hands a finished
+ * job back to the loop with event_base_once() (libevent is set up for
  * threads), so job results are only ever read on the loop thread.
  *
  * Scheduling. Each table has a timer: full tables every `ttl`, incremental ones
@@ -56,8 +59,9 @@
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
+#define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
 
-enum job_kind { JOB_PULL, JOB_FETCH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT };
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT };
 
 struct daemon;
 
@@ -66,9 +70,9 @@ struct job {
     struct daemon *d;
     int table;                        /* index in cfg->tables; -1 none */
     int full;                         /* PULL: snapshot */
-    char *column, *value;             /* FETCH: column and JSON literal */
+    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys */
     char *method, *params;            /* WRITE */
-    serve_done_fn done;               /* FETCH */
+    serve_done_fn done;               /* FETCH, REFRESH */
     serve_write_done_fn wdone;        /* WRITE */
     serve_export_done_fn edone;       /* EXPORT */
     char *base_id;                    /* EXPORT: delta base; NULL snapshot */
@@ -86,11 +90,19 @@ struct job {
     struct job *next;
 };
 
-struct queue {                        /* jobs for one worker */
+struct queue;
+
+struct worker {                       /* one thread taking jobs from a queue */
+    struct queue *q;
+    pthread_t thread;
+    remote *remote;                   /* its own portal client (NULL: export, edge) */
+};
+
+struct queue {                        /* jobs for its workers */
     struct job *head, *tail;
     pthread_cond_t cv;
-    pthread_t thread;
-    remote *remote;
+    struct worker w[INTERACTIVE_WORKERS];
+    int nw;
     const char *name;
     struct daemon *d;
 };
@@ -236,9 +248,9 @@ out:
 
 static void job_done(evutil_socket_t fd, short what, void *arg);
 
-static void run_job(struct daemon *d, struct queue *q, struct job *j)
+static void run_job(struct daemon *d, struct worker *w, struct job *j)
 {
-    struct pull_ctx c = {.cfg = d->cfg, .remote = q->remote, .jw = d->st.jw, .rp = d->st.rp,
+    struct pull_ctx c = {.cfg = d->cfg, .remote = w->remote, .jw = d->st.jw, .rp = d->st.rp,
                          .cancel = &d->stop, .lock = &d->wlock};
     if (d->stop) {
         snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
@@ -258,6 +270,10 @@ static void run_job(struct daemon *d, struct queue *q, struct job *j)
         j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
         break;
     }
+    case JOB_REFRESH:
+        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, j->msg, sizeof j->msg) == 0;
+        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
     case JOB_WRITE:
         run_write(d, &c, j);
         break;
@@ -280,7 +296,8 @@ static void run_job(struct daemon *d, struct queue *q, struct job *j)
 
 static void *worker_main(void *arg)
 {
-    struct queue *q = arg;
+    struct worker *w = arg;
+    struct queue *q = w->q;
     struct daemon *d = q->d;
     for (;;) {
         pthread_mutex_lock(&d->mu);
@@ -292,7 +309,7 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&d->mu);
         if (!j) break;                       /* stopping and drained */
-        run_job(d, q, j);
+        run_job(d, w, j);
         event_base_once(d->base, -1, EV_TIMEOUT, job_done, j, NULL);
     }
     return NULL;
@@ -436,6 +453,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         break;
     }
     case JOB_FETCH:
+    case JOB_REFRESH:
         /* (serve notices cache.db changes itself: data_version) */
         j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
         break;
@@ -507,6 +525,23 @@ static int hook_fetch(void *ctx, const char *table, const char *column, const ch
     j->table = (int)(t - d->cfg->tables);
     j->column = xstrdup(column);
     j->value = xstrdup(value_json);
+    j->done = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+/* Stale on_demand rows: read their keys again (pull_keys: absent ones are deleted). */
+static int hook_refresh(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t || d->stop) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* serve them stale instead */
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_REFRESH;
+    j->table = (int)(t - d->cfg->tables);
+    j->value = xstrdup(keys_json);
     j->done = done;
     j->arg = arg;
     enqueue(d, &d->interq, j);
@@ -619,9 +654,12 @@ static void hook_status_json(void *ctx, struct buf *out)
         if (i) buf_putc(out, ',');
         buf_puts(out, "{\"table\":");
         json_write_string(out, d->cfg->tables[i].name, strlen(d->cfg->tables[i].name));
-        buf_printf(out, ",\"running\":%s,\"next_in_ms\":%lld,\"pulls\":%llu,\"errors\":%llu}",
-                   d->ts[i].queued ? "true" : "false", (long long)(d->ts[i].next_ms - clock_wall_ms()),
-                   (unsigned long long)d->ts[i].pulls, (unsigned long long)d->ts[i].errors);
+        buf_printf(out, ",\"running\":%s,\"next_in_ms\":", d->ts[i].queued ? "true" : "false");
+        /* on_demand tables have no timer: rows are fetched when a lookup needs them. */
+        if (d->cfg->tables[i].strategy == STRATEGY_ON_DEMAND) buf_puts(out, "null");
+        else buf_printf(out, "%lld", (long long)(d->ts[i].next_ms - clock_wall_ms()));
+        buf_printf(out, ",\"pulls\":%llu,\"errors\":%llu}", (unsigned long long)d->ts[i].pulls,
+                   (unsigned long long)d->ts[i].errors);
     }
     buf_putc(out, ']');
 }
@@ -651,8 +689,11 @@ static void hook_metrics(void *ctx, struct buf *out)
         label(out, d->cfg->tables[i].name);
         buf_printf(out, "\"} %llu\n", (unsigned long long)d->ts[i].errors);
     }
-    buf_printf(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt.\n"
-                    "# TYPE iptv_agent_portal_up gauge\niptv_agent_portal_up %d\n", d->portal == 1);
+    /* No sample before the first contact: a fresh agent does not know, and a 0
+     * there would fire "portal down" alerts (absent() tells "not yet known"). */
+    buf_puts(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt, 0 when it did not; "
+                  "absent before the first attempt.\n# TYPE iptv_agent_portal_up gauge\n");
+    if (d->portal >= 0) buf_printf(out, "iptv_agent_portal_up %d\n", d->portal == 1);
     uint64_t *segs = NULL, bytes = 0;
     size_t n = 0;
     char err[256];
@@ -754,15 +795,16 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         }
         upstream_set_cancel(d->up, &d->stop);
     } else {
-        d->pullq.remote = worker_remote(cfg, 0, err, sizeof err);
-        d->interq.remote = d->pullq.remote ? worker_remote(cfg, 1, err, sizeof err) : NULL;
-        if (!d->interq.remote) {
+        d->pullq.w[0].remote = worker_remote(cfg, 0, err, sizeof err);
+        for (int k = 0; k < INTERACTIVE_WORKERS && d->pullq.w[0].remote; k++)
+            if (!(d->interq.w[k].remote = worker_remote(cfg, 1, err, sizeof err))) break;
+        if (!d->interq.w[INTERACTIVE_WORKERS - 1].remote) {
             fprintf(stderr, "iptv-agent run: %s\n", err);
             rc = 2;
             goto out;
         }
-        remote_set_cancel(d->pullq.remote, &d->stop);
-        remote_set_cancel(d->interq.remote, &d->stop);
+        remote_set_cancel(d->pullq.w[0].remote, &d->stop);
+        for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_set_cancel(d->interq.w[k].remote, &d->stop);
     }
     {
         char xdir[4200];
@@ -775,9 +817,10 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     }
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
-                                hook_metrics, hook_export};
+                                hook_metrics, hook_export, hook_refresh};
     if (d->up) {
         hooks.fetch = NULL;            /* misses are answered from the cache */
+        hooks.refresh = NULL;
         hooks.write = edge_write;
         hooks.sync = edge_sync;
     }
@@ -828,10 +871,15 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     d->pullq.name = "pull";
     d->interq.name = "interactive";
     d->exportq.name = "export";
+    d->pullq.nw = d->exportq.nw = 1;
+    d->interq.nw = INTERACTIVE_WORKERS;
     for (int k = 0; k < 3; k++) {
         qs[k]->d = d;
         pthread_cond_init(&qs[k]->cv, NULL);
-        pthread_create(&qs[k]->thread, NULL, worker_main, qs[k]);
+        for (int i = 0; i < qs[k]->nw; i++) {
+            qs[k]->w[i].q = qs[k];
+            pthread_create(&qs[k]->w[i].thread, NULL, worker_main, &qs[k]->w[i]);
+        }
     }
     struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
     struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
@@ -847,7 +895,7 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
     pthread_mutex_unlock(&d->mu);
     for (int k = 0; k < 3; k++) {
-        pthread_join(qs[k]->thread, NULL);
+        for (int i = 0; i < qs[k]->nw; i++) pthread_join(qs[k]->w[i].thread, NULL);
         pthread_cond_destroy(&qs[k]->cv);
     }
     event_base_loop(d->base, EVLOOP_NONBLOCK);
@@ -865,8 +913,8 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
 out:
     if (d->srv) serve_free(d->srv);
     if (d->base) event_base_free(d->base);
-    remote_free(d->pullq.remote);
-    remote_free(d->interq.remote);
+    remote_free(d->pullq.w[0].remote);
+    for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_free(d->interq.w[k].remote);
     upstream_free(d->up);
     export_hub_free(d->hub);
     store_close(&d->st);

@@ -990,6 +990,53 @@ static void key_literal(void *ctx, const struct journal_value *k)
     val_json(b, &v);
 }
 
+/* Keys of rows just read from the portal, for replay_note_fetched. */
+struct fetched {
+    struct journal_value *v;         /* views: text points into `text` copies */
+    char **text;
+    size_t n, cap;
+    struct buf *lits;                /* also as JSON literals (key_literal), or NULL */
+};
+
+static void fetched_add(void *ctx, const struct journal_value *k)
+{
+    struct fetched *f = ctx;
+    if (f->lits) key_literal(f->lits, k);
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 16;
+        f->v = xrealloc(f->v, f->cap * sizeof *f->v);
+        f->text = xrealloc(f->text, f->cap * sizeof *f->text);
+    }
+    f->v[f->n] = *k;
+    f->text[f->n] = NULL;
+    if (k->s) {
+        f->text[f->n] = xmalloc(k->n + 1);
+        memcpy(f->text[f->n], k->s, k->n);
+        f->text[f->n][k->n] = '\0';
+        f->v[f->n].s = f->text[f->n];
+    }
+    f->n++;
+}
+
+static void fetched_free(struct fetched *f)
+{
+    for (size_t i = 0; i < f->n; i++) free(f->text[i]);
+    free(f->text);
+    free(f->v);
+}
+
+/* An on_demand table's rows were read now: their ttl starts over. A failure
+ * only makes them look stale (read again on the next access). */
+static void note_fetched(struct pull_ctx *c, const struct config_table *t, const struct fetched *f)
+{
+    char err[512];
+    if (t->strategy != STRATEGY_ON_DEMAND || f->n == 0) return;
+    wlock(c);
+    int rc = replay_note_fetched(c->rp, t->name, f->v, f->n, clock_wall_ms(), err, sizeof err);
+    wunlock(c);
+    if (rc != 0) log_warn("table %s: %s", t->name, err);
+}
+
 /* pull_get with the value as text or as a JSON literal (exactly one of them). */
 static int get_rows(struct pull_ctx *c, const struct config_table *t, const char *column, const char *text,
                     const char *value_json, uint64_t *found, struct buf *keys, char *err, size_t errlen)
@@ -1000,6 +1047,7 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
     struct page p = {.type = 0};
     struct journal_payload out = {0};
     struct buf q = {0}, lit = {0};
+    struct fetched fk = {.lits = keys};
     int rc = -1;
     int64_t started = clock_wall_ms();
     *found = 0;
@@ -1036,11 +1084,11 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
     if (p.rows > 0) {
         /* An on-demand page leaves the mark as it was. */
         if (keys) buf_reset(keys);
-        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, keys ? key_literal : NULL, keys, err,
-                                errlen) != 0)
+        if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, fetched_add, &fk, err, errlen) != 0)
             goto out;
         if (keys) buf_putc(keys, ']');
         if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
+        note_fetched(c, t, &fk);
     }
     *found = p.rows;
     rc = 0;
@@ -1050,6 +1098,7 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
 fail:
     snprintf(err, errlen, "%s", r.error);
 out:
+    fetched_free(&fk);
     replay_table_free(&st);
     schema_free(&s);
     page_free(&p);
@@ -1128,6 +1177,14 @@ int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys
     if (p.rows > 0) {
         if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, mark_seen, &ks, err, errlen) != 0) goto out;
         if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
+        struct fetched fk = {0};
+        for (i = 0; i < ks.n; i++)
+            if (ks.seen[i]) {
+                struct journal_value v = val_view(&ks.v[i]);
+                fetched_add(&fk, &v);
+            }
+        note_fetched(c, t, &fk);
+        fetched_free(&fk);
     }
     journal_payload_deletions(&out, 1);
     size_t gone = 0;

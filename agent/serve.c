@@ -32,6 +32,7 @@
 #include "agent/log.h"
 #include "agent/mem.h"
 #include "agent/serve_db.h"
+#include "replay/replay.h"
 
 #define DEFAULT_MAX_BODY (1 << 20)
 #define DEFAULT_MAX_ROWS 100000
@@ -85,6 +86,7 @@ struct serve {
 struct sreq {
     serve *s;                          /* NULL once orphaned by serve_free */
     struct evhttp_request *ev;         /* evhttp glue; NULL for serve_handle */
+    int close_conn;                    /* evhttp left a body unread: close after the reply */
     serve_reply_fn cb;                 /* serve_handle */
     void *cb_arg;
     enum route route;
@@ -93,7 +95,10 @@ struct sreq {
     /* parked on a hook */
     cJSON *doc;                        /* the JSON-RPC request, owned */
     const struct config_table *od;     /* on_demand table being fetched */
-    char *od_value;                    /* the key literal, JSON */
+    const cJSON *od_lit;               /* the key literal (in doc) */
+    char *od_value;                    /* the key literal, JSON; refreshing: the keys, a JSON array */
+    int refreshing;                    /* the hook is refresh (stale rows), not fetch (a miss) */
+    int64_t rows;                      /* rows in the answer answer_select made */
     int in_hook;                       /* the hook has not returned yet */
     int hook_done;                     /* done was called */
     int hook_status;
@@ -199,6 +204,7 @@ static void finish(struct sreq *r)
         struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
         char v[32];
         evhttp_add_header(oh, "Content-Type", rep->content_type);
+        if (r->close_conn) evhttp_add_header(oh, "Connection", "close");
         if (rep->cache_age >= 0) {
             snprintf(v, sizeof v, "%lld", (long long)rep->cache_age);
             evhttp_add_header(oh, "X-Cache-Age", v);
@@ -313,7 +319,7 @@ static void cache_headers(serve *s, char *const *tables, int n, struct serve_rep
         }
         int64_t age = now - t->last_success_ms;
         if (age < 0) age = 0;
-        if (age > table_ttl(s, tables[i])) stale = 1;
+        if (config_stale(table_ttl(s, tables[i]), t->last_success_ms, now)) stale = 1;
         if (age > oldest) oldest = age;
     }
     rep->cache_age = known ? oldest / 1000 : -1;
@@ -480,17 +486,49 @@ static const struct config_table *on_demand_lookup(serve *s, const cJSON *params
     return NULL;
 }
 
-/* Answer a select from the cache into r->rep. Returns 1 instead when
- * may_fetch and the cache has nothing for an on_demand lookup (r->od). */
+static int bind_json(sqlite3_stmt *ps, const cJSON *params, char *err, size_t errlen);
+
+/* How fresh the cached rows of an on_demand key lookup are (replay_fetched_sql):
+ * *at_ms the oldest fetch time (0: not known); *keys (when not NULL) their keys
+ * as a JSON array, malloc'd. Returns the row count, -1 when it cannot tell. */
+static int64_t od_fetched(serve *s, const struct config_table *t, const cJSON *lit, int64_t *at_ms, char **keys)
+{
+    const char *key = t->key ? t->key : "id";
+    struct buf sql = {0};
+    sqlite3_stmt *ps = NULL;
+    int64_t n = -1;
+    char err[256];
+    *at_ms = 0;
+    replay_fetched_sql(&sql, t->name, key, key);
+    if (lit && sqlite3_prepare_v2(s->db.meta, sql.p, -1, &ps, NULL) == SQLITE_OK) {
+        cJSON *one = cJSON_CreateArray();
+        cJSON_AddItemReferenceToArray(one, (cJSON *)lit);
+        if (bind_json(ps, one, err, sizeof err) == 0 && sqlite3_step(ps) == SQLITE_ROW) {
+            n = sqlite3_column_int64(ps, 0);
+            *at_ms = sqlite3_column_int64(ps, 1);
+            if (keys) *keys = xstrdup(sqlite3_column_text(ps, 2) ? (const char *)sqlite3_column_text(ps, 2) : "[]");
+        }
+        cJSON_Delete(one);
+    }
+    sqlite3_finalize(ps);
+    buf_free(&sql);
+    return n;
+}
+
+/* Answer a select from the cache into r->rep. With may_fetch, an on_demand
+ * lookup (r->od) returns 1 instead when the cache has nothing (hooks->fetch),
+ * 2 when its rows are older than the table's ttl (hooks->refresh; r->od_value
+ * then holds their keys). */
 static int answer_select(struct sreq *r, int may_fetch)
 {
     serve *s = r->s;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
     char err[1024];
+    r->rows = 0;
     sdb_check(&s->db, 0);
     if (r->od && jsonsql_catalog_ncolumns(s->db.cat, r->od->name) < 0) {
         /* The on_demand table was never fetched into cache.db: nothing cached. */
-        if (may_fetch) return 1;
+        if (may_fetch && s->hooks.fetch) return 1;
         struct buf *b = &r->rep.body;
         buf_reset(b);
         buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
@@ -556,9 +594,25 @@ static int answer_select(struct sreq *r, int may_fetch)
             rpc_error(r, 200, -32603, "query failed: %s", err);
         return 0;
     }
-    if (rows == 0 && may_fetch && r->od) return 1;
+    if (rows == 0 && may_fetch && r->od && s->hooks.fetch) return 1;
     buf_puts(b, "]}");
     cache_headers(s, e->tables, e->ntables, &r->rep);
+    r->rows = rows;
+    if (r->od && rows > 0) {
+        /* A key lookup's freshness is its row's, not the table's. */
+        int64_t at, since, now = clock_wall_ms();
+        char *keys = NULL;
+        int64_t n = od_fetched(s, r->od, r->od_lit, &at, may_fetch && s->hooks.refresh ? &keys : NULL);
+        int stale = n <= 0 || config_stale(r->od->ttl_ms, at, now);
+        if (stale && keys) {
+            free(r->od_value);
+            r->od_value = keys;
+            return 2;
+        }
+        free(keys);
+        r->rep.cache_age = n > 0 && at > 0 ? (now > at ? now - at : 0) / 1000 : -1;
+        r->rep.cache_stale = stale || portal_state(s, &since) == 0;
+    }
     return 0;
 }
 
@@ -567,7 +621,12 @@ static void fetch_finish(struct sreq *r)
     unpark(r);
     answer_select(r, 0);
     if (r->hook_status != 0 && r->rep.cache_stale >= 0) {
-        r->rep.cache_stale = 1;
+        if (!r->refreshing && r->rows == 0)
+            /* An empty result would read as "no such row": say what happened. */
+            rpc_error(r, 200, SERVE_ERR_NOT_CACHED, "%s %s=%s is not cached and the portal could not be asked: %s",
+                      r->od->name, r->od->key ? r->od->key : "id", r->od_value, r->hook_msg);
+        else
+            r->rep.cache_stale = 1;
         header_text(r->rep.cache_error, sizeof r->rep.cache_error, r->hook_msg);
     }
     finish(r);
@@ -578,7 +637,8 @@ static void fetch_done(void *arg, int status, const char *msg)
     struct sreq *r = arg;
     if (!r->s) { sreq_free(r); return; }          /* orphaned by serve_free */
     r->hook_status = status;
-    r->hook_msg = xstrdup(status != 0 ? (msg && *msg ? msg : "on_demand fetch failed") : "");
+    r->hook_msg = xstrdup(status != 0 ? (msg && *msg ? msg : r->refreshing ? "on_demand refresh failed"
+                                                                           : "on_demand fetch failed") : "");
     r->hook_done = 1;
     if (!r->in_hook) fetch_finish(r);
 }
@@ -587,22 +647,28 @@ static void fetch_done(void *arg, int status, const char *msg)
 static int run_select(struct sreq *r)
 {
     serve *s = r->s;
-    const cJSON *lit = NULL;
-    r->od = on_demand_lookup(s, cJSON_GetObjectItemCaseSensitive(r->doc, "params"), &lit);
-    if (answer_select(r, r->od && s->hooks.fetch) == 0) {
+    r->od = on_demand_lookup(s, cJSON_GetObjectItemCaseSensitive(r->doc, "params"), &r->od_lit);
+    int want = answer_select(r, r->od != NULL);
+    if (want == 0) {
         finish(r);
         return 0;
     }
-    struct buf v = {0};
-    json_write_tree(&v, lit);
-    r->od_value = buf_detach(&v);
+    r->refreshing = want == 2;
+    if (!r->refreshing) {
+        struct buf v = {0};
+        json_write_tree(&v, r->od_lit);
+        r->od_value = buf_detach(&v);
+    }
     park(r);
     r->in_hook = 1;
-    int rc = s->hooks.fetch(s->hooks.ctx, r->od->name, r->od->key ? r->od->key : "id", r->od_value, fetch_done, r);
+    int rc = r->refreshing
+                 ? s->hooks.refresh(s->hooks.ctx, r->od->name, r->od_value, fetch_done, r)
+                 : s->hooks.fetch(s->hooks.ctx, r->od->name, r->od->key ? r->od->key : "id", r->od_value, fetch_done, r);
     r->in_hook = 0;
     if (rc != 0 && !r->hook_done) {
         r->hook_status = -1;
-        r->hook_msg = xstrdup("on_demand fetch not started (portal unreachable or agent stopping)");
+        r->hook_msg = xstrdup(r->refreshing ? "on_demand refresh not started (portal unreachable or agent stopping)"
+                                            : "on_demand fetch not started (portal unreachable or agent stopping)");
         r->hook_done = 1;
     }
     if (!r->hook_done) return 1;
@@ -773,10 +839,6 @@ static void handle_sql(struct sreq *r, const struct serve_request *rq)
         reply_error(r, 401, "unauthorized: send Authorization: Bearer <token>");
         return;
     }
-    if ((int64_t)rq->len > s->max_body) {
-        reply_error(r, 413, "body of %zu bytes exceeds the limit of %lld", rq->len, (long long)s->max_body);
-        return;
-    }
     const char *body = rq->body ? rq->body : "";
     if (memchr(body, '\0', rq->len)) {
         reply_error(r, 400, "the SQL text contains a NUL byte");
@@ -881,7 +943,7 @@ static void handle_status(struct sreq *r)
         if (age >= 0) buf_printf(b, ",\"age_seconds\":%lld", (long long)age);
         else buf_puts(b, ",\"age_seconds\":null");
         buf_printf(b, ",\"ttl_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,\"last_error\":", (long long)(ttl / 1000),
-                   ps == 0 || ok <= 0 || now - ok > ttl ? "true" : "false", t && t->forbidden ? "true" : "false");
+                   ps == 0 || config_stale(ttl, ok, now) ? "true" : "false", t && t->forbidden ? "true" : "false");
         put_str(b, t ? t->last_error : NULL);
         buf_putc(b, '}');
     }
@@ -1105,6 +1167,12 @@ static int dispatch(struct sreq *r, const struct serve_request *rq)
     const char *method = rq->method ? rq->method : "GET";
     int post = strcmp(method, "POST") == 0, get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     r->route = route_of(path);
+    /* The JSON-RPC routes answer an oversized body with a JSON-RPC error themselves. */
+    if ((int64_t)rq->len > r->s->max_body && r->route != R_JSONRPC && r->route != R_JSONSQL) {
+        reply_error(r, 413, "body of %zu bytes exceeds the limit of %lld", rq->len, (long long)r->s->max_body);
+        finish(r);
+        return 0;
+    }
     switch (r->route) {
     case R_JSONRPC:
     case R_JSONSQL:
@@ -1168,6 +1236,12 @@ static const char *method_name(enum evhttp_cmd_type cmd)
     case EVHTTP_REQ_GET: return "GET";
     case EVHTTP_REQ_POST: return "POST";
     case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
     default: return "OTHER";
     }
 }
@@ -1190,10 +1264,24 @@ static void on_request(struct evhttp_request *req, void *arg)
         .body = len ? (const char *)evbuffer_pullup(in, -1) : "",
         .len = len,
     };
-    dispatch(sreq_new(s, req, NULL, NULL), &rq);
+    struct sreq *r = sreq_new(s, req, NULL, NULL);
+    /* libevent reads a body only for POST, PUT and PATCH: another method's body
+     * would be parsed as the next request on the connection. */
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_PATCH &&
+        (evhttp_find_header(ih, "Content-Length") || evhttp_find_header(ih, "Transfer-Encoding")))
+        r->close_conn = 1;
+    dispatch(r, &rq);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
+
+/* Bodies up to this size are read and refused by dispatch as JSON (see bind_listener). */
+static int64_t body_hard_cap(int64_t max_body)
+{
+    int64_t cap = max_body * 4;
+    return cap < max_body + (4 << 20) ? max_body + (4 << 20) : cap;
+}
 
 static int bind_listener(serve *s, const char *listen, char *err, size_t errlen)
 {
@@ -1208,9 +1296,15 @@ static int bind_listener(serve *s, const char *listen, char *err, size_t errlen)
         snprintf(err, errlen, "serve: cannot create the HTTP server");
         return -1;
     }
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)s->max_body);
+    /* libevent 2.1 answers its own limits with HTML pages it lets no one replace.
+     * So every method reaches dispatch (JSON 405; 0xffff includes the bit libevent
+     * gives a method it does not know), and libevent's body cap sits well above
+     * max_body: dispatch answers a body over max_body with a JSON 413, and only a
+     * body past the hard cap (memory per connection stays bounded) meets
+     * libevent's page. */
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)body_hard_cap(s->max_body));
     evhttp_set_max_headers_size(s->http, 16 << 10);
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(s->http, 0xffff);
     /* Read an oversized body to its end before answering 413: closing with unread
      * bytes would reset the connection and the client would never see the 413. */
     evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);

@@ -31,17 +31,25 @@
  *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
  *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
  *   The same for a reply growing past max_reply bytes (rows can be large:
- *   /sql then says "truncated":true too). A body over max_body is HTTP 413; JSON nested deeper than max_depth, SQL
+ *   /sql then says "truncated":true too). A body over max_body is HTTP 413 (JSON, as
+ *   every error: a method a route does not take is 405, never libevent's HTML
+ *   501); JSON nested deeper than max_depth, SQL
  *   running past time_limit_ms, and anything the authorizer refuses are errors.
  * - Cache headers. X-Cache-Stale (true|false) is on every answer read from the
  *   cache; X-Cache-Age is the age of the oldest table the statement read (its
  *   tables come from the authorizer), absent while one of them has never been
  *   pulled (then it is stale). A statement that reads no table has neither.
- * - on_demand. A failed fetch (done with an error, or the hook refusing with -1)
- *   still answers from the cache (usually []) with X-Cache-Stale: true and
- *   X-Cache-Error: the hook's message (one line): reads never turn into errors
- *   because the portal is away. Without a fetch hook a miss is an ordinary
- *   answer from the cache.
+ * - on_demand. A key lookup that misses goes to hooks->fetch. When that fails
+ *   (done with an error, or the hook refusing with -1) the answer is the
+ *   JSON-RPC error SERVE_ERR_NOT_CACHED (-32004, "not cached and the portal
+ *   could not be asked: ...") with X-Cache-Error: the hook's message (one line),
+ *   never a `[]` a client would take for "no such row". A hit whose row was
+ *   read from the portal longer ago than the table's ttl (or at a time cache.db
+ *   does not know: _agent_fetched, replay_note_fetched) goes to hooks->refresh
+ *   first; when that fails the cached row is served with X-Cache-Stale: true and
+ *   X-Cache-Error. For a key lookup X-Cache-Age is the row's age. Without a fetch
+ *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
+ *   each waits for its own hook only.
  * - Writes are never queued: without a write hook, or when it fails, the answer
  *   is a JSON-RPC error -32603 "portal write failed: ... (writes are not queued)".
  *   The portal's result goes back exactly as it sent it (rows, or a count).
@@ -83,6 +91,9 @@
 #include "agent/buf.h"
 #include "agent/config.h"
 
+/* The JSON-RPC error code of an on_demand miss the portal could not be asked about. */
+#define SERVE_ERR_NOT_CACHED (-32004)
+
 /* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
 typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
 /* Completion of a forwarded write. status: SERVE_WRITE_OK with rows_json the
@@ -123,6 +134,10 @@ struct serve_hooks {
     /* GET /export/...: base_id NULL for a snapshot. Produce the file (on a
      * worker: it takes long), then call done. NULL: the routes answer 404. */
     int (*export_file)(void *ctx, const char *base_id, serve_export_done_fn done, void *arg);
+    /* on_demand rows older than their table's ttl: read the rows with these keys
+     * (a JSON array of key literals) again, replace those the portal has and
+     * delete the others, then call done. NULL: stale rows are served marked stale. */
+    int (*refresh)(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg);
 };
 
 struct serve_opts {

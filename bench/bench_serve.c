@@ -29,8 +29,17 @@
  * serve_snapshot_whole_table_checks (counts observed; partial_seen must be 0).
  * Exit status 1 when the agent failed or a partial table was seen.
  *
+ * Last, on_demand misses through the real daemon (`iptv-agent run`, a child
+ * process): --misses distinct uncached terminal ids looked up by key from
+ * --miss-clients threads at once (libcurl, one request each), the fake portal
+ * answering every /api/ request after --miss-latency-ms. Output:
+ * serve_on_demand_misses (misses/s, with the wall time and the most portal
+ * requests the fake portal saw in flight at once). Every answer must hold its row.
+ *
  * usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]
- *   defaults: 4 clients, 3 seconds per run, scale 4, 1000000 rows (0: no snapshot). */
+ *                    [--misses N] [--miss-clients N] [--miss-latency-ms N]
+ *   defaults: 4 clients, 3 seconds per run, scale 4, 1000000 rows (0: no snapshot),
+ *   200 misses (0: none) from 20 clients, 36 ms portal latency. */
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -623,23 +632,190 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* ---- on_demand misses through the daemon ------------------------------------------ */
+
+struct miss_worker {
+    pthread_t th;
+    const char *url;                  /* the daemon's /api/jsonsql/ */
+    const long long *ids;
+    size_t from, to;
+    int failed;
+};
+
+static void *miss_main(void *arg)
+{
+    struct miss_worker *w = arg;
+    for (size_t i = w->from; i < w->to; i++) {
+        char body[256], want[64], *resp = NULL;
+        snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":"
+                 "[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",%lld]}}}", w->ids[i]);
+        snprintf(want, sizeof want, "\"result\":[[%lld]]", w->ids[i]);
+        if (tu_http(w->url, body, &resp) != 200 || !strstr(resp, want)) {
+            if (!w->failed) fprintf(stderr, "bench_serve: miss of terminal %lld: %.300s\n", w->ids[i], resp ? resp : "");
+            w->failed++;
+        }
+        free(resp);
+    }
+    return NULL;
+}
+
+static size_t buf_curl_write(char *p, size_t sz, size_t n, void *ud)
+{
+    buf_append(ud, p, sz * n);
+    return sz * n;
+}
+
+/* The first `n` terminal ids of the portal, by key, through its API. Count found. */
+static size_t portal_terminal_ids(const char *portal_url, long long *ids, size_t n)
+{
+    char url[512], body[256], *resp = NULL;
+    snprintf(url, sizeof url, "%s/api/jsonrpc/", portal_url);
+    tu_http(url, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
+                 "\"params\":{\"username\":\"admin\",\"password\":\"secret\"}}", &resp);
+    const char *p = resp ? strstr(resp, "\"session_id\":\"") : NULL;
+    char hdr[40];
+    snprintf(hdr, sizeof hdr, "%.32s", p ? p + 14 : "");
+    free(resp);
+    snprintf(url, sizeof url, "%s/api/jsonsql/", portal_url);
+    snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],"
+             "\"from\":\"terminal\",\"order_by\":\"id\",\"limit\":%zu}}", n);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char auth[160];
+    snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", hdr);
+    h = curl_slist_append(h, auth);
+    struct buf out = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_curl_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    size_t got = 0;
+    if (curl_easy_perform(c) == CURLE_OK && out.p && (p = strstr(out.p, "\"result\":["))) {
+        p += 10;
+        while (got < n && (p = strstr(p, "[")) != NULL) {
+            char *end;
+            long long v = strtoll(p + 1, &end, 10);
+            if (end == p + 1) break;
+            ids[got++] = v;
+            p = end;
+        }
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    buf_free(&out);
+    return got;
+}
+
+static int run_miss_phase(const char *dir, int misses, int clients, int latency_ms)
+{
+    char lat[32];
+    snprintf(lat, sizeof lat, "%d", latency_ms);
+    const char *pargs[] = {"--rows", "100", "--latency-ms", lat, NULL};
+    struct tu_portal portal;
+    if (tu_portal_start(&portal, pargs) != 0) {
+        fprintf(stderr, "bench_serve: cannot start the fake portal (%s)\n", IA_FAKE_PORTAL);
+        return -1;
+    }
+    long long *ids = calloc((size_t)misses, sizeof *ids);
+    size_t nids = portal_terminal_ids(portal.url, ids, (size_t)misses);
+    struct buf ct = {0};
+    buf_printf(&ct,
+               "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
+               "[storage]\ndir = \"%s/od\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+               "[[table]]\nname = \"terminal\"\nstrategy = \"on_demand\"\n"
+               "columns = [\"id\", \"subscriber_id\", \"mac_addr\"]\n", portal.url, dir);
+    char cfg_path[1024];
+    snprintf(cfg_path, sizeof cfg_path, "%s/od.toml", dir);
+    int fds[2] = {-1, -1}, rc = -1;
+    pid_t pid = -1;
+    if (nids != (size_t)misses || tu_write_file(cfg_path, ct.p, ct.len) != 0 || pipe(fds) != 0) {
+        fprintf(stderr, "bench_serve: on_demand setup failed (%zu of %d terminal ids)\n", nids, misses);
+        goto out;
+    }
+    if ((pid = fork()) == 0) {
+        char *argv[] = {(char *)IA_AGENT_BIN, "-c", cfg_path, "--log-level", "warn", "run", NULL};
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(IA_AGENT_BIN, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    /* Its first stdout line is the URL it listens on. */
+    char line[200];
+    size_t got = 0;
+    while (got < sizeof line - 1 && read(fds[0], line + got, 1) == 1 && line[got] != '\n') got++;
+    line[got] = '\0';
+    if (strncmp(line, "http://", 7) != 0) {
+        fprintf(stderr, "bench_serve: the daemon printed no URL\n");
+        goto out;
+    }
+    char url[256];
+    snprintf(url, sizeof url, "%s/api/jsonsql/", line);
+    fprintf(stderr, "bench_serve: %d on_demand misses from %d clients, portal latency %d ms\n", misses, clients,
+            latency_ms);
+    struct miss_worker *w = calloc((size_t)clients, sizeof *w);
+    int64_t t0 = mono_ns();
+    for (int i = 0; i < clients; i++) {
+        w[i] = (struct miss_worker){.url = url, .ids = ids, .from = nids * (size_t)i / (size_t)clients,
+                                    .to = nids * (size_t)(i + 1) / (size_t)clients};
+        pthread_create(&w[i].th, NULL, miss_main, &w[i]);
+    }
+    int failed = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(w[i].th, NULL);
+        failed += w[i].failed;
+    }
+    double secs = (double)(mono_ns() - t0) / 1e9;
+    free(w);
+    char surl[300], *stats = NULL;
+    snprintf(surl, sizeof surl, "%s/_fake/stats", portal.url);
+    tu_http(surl, NULL, &stats);
+    const char *mc = stats ? strstr(stats, "\"max_concurrent\":") : NULL;
+    printf("{\"bench\":\"serve_on_demand_misses\",\"unit\":\"misses/s\",\"value\":%.1f,\"params\":{\"misses\":%d,"
+           "\"clients\":%d,\"portal_latency_ms\":%d,\"seconds\":%.3f,\"portal_max_concurrent\":%lld,\"failed\":%d}}\n",
+           secs > 0 ? misses / secs : 0.0, misses, clients, latency_ms, secs, mc ? atoll(mc + 17) : -1LL, failed);
+    fflush(stdout);
+    free(stats);
+    rc = failed ? -1 : 0;
+out:
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        if (wait_agent(pid, mono_ns() + 30000000000LL) != 0) rc = -1;
+    }
+    if (fds[0] >= 0) close(fds[0]);
+    if (fds[1] >= 0) close(fds[1]);
+    buf_free(&ct);
+    free(ids);
+    tu_portal_stop(&portal);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int clients = 4;
     double seconds = 3;
     const char *scale = "4";
     long long snapshot_rows = 1000000;
+    int misses = 200, miss_clients = 20, miss_latency_ms = 36;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--clients")) clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--scale")) scale = argv[i + 1];
         else if (!strcmp(argv[i], "--snapshot-rows")) snapshot_rows = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--misses")) misses = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--miss-clients")) miss_clients = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--miss-latency-ms")) miss_latency_ms = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]\n");
+            fprintf(stderr, "usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]\n"
+                            "                   [--misses N] [--miss-clients N] [--miss-latency-ms N]\n");
             return 2;
         }
     }
-    if (clients < 1 || seconds <= 0 || snapshot_rows < 0) {
+    if (clients < 1 || seconds <= 0 || snapshot_rows < 0 || misses < 0 || miss_clients < 1 || miss_latency_ms < 0) {
         fprintf(stderr, "bench_serve: --clients and --seconds must be positive, --snapshot-rows not negative\n");
         return 2;
     }
@@ -744,6 +920,7 @@ int main(int argc, char **argv)
     if (snapshot_rows > 0 &&
         run_snapshot_phase(dir, db_path, port, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
         rc = 1;
+    if (misses > 0 && run_miss_phase(dir, misses, miss_clients, miss_latency_ms) != 0) rc = 1;
 
     if (write(v.pipefd[1], "x", 1) != 1) return 1;
     pthread_join(v.th, NULL);

@@ -15,6 +15,8 @@
  *                   so an int64 key stays exact and a text cursor stays text.
  *   _agent_columns  the last SCHEMA's columns per table: (tbl, pos, name, type).
  *   _agent_export   one row (id = 1): agent_id, at_id, at_kind, at_ms (export.c).
+ *   _agent_fetched  (tbl, key, at_ms): when an on_demand row was last read from
+ *                   the portal (replay_note_fetched).
  * Creation: a missing cache.db is made whole under a temporary name and linked
  * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
@@ -96,7 +98,15 @@ static const char migration_4[] =
     " at_ms INTEGER NOT NULL DEFAULT 0);"
     "INSERT INTO _agent_export (id, agent_id) VALUES (1, lower(hex(randomblob(16))));";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
+/* Version 5: when each on_demand row was last read from the portal (pull.c notes
+ * it after applying; replay_note_fetched), so a row older than its table's ttl
+ * is read again. Operational like last_success_ms: a rebuild starts it over. */
+static const char migration_5[] =
+    "CREATE TABLE _agent_fetched ("
+    " tbl TEXT NOT NULL, key NOT NULL, at_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (tbl, key)) WITHOUT ROWID;";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -935,4 +945,50 @@ int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char
         return -1;
     }
     return 0;
+}
+
+int replay_note_fetched(struct replay *r, const char *table, const struct journal_value *keys, size_t n,
+                        int64_t when_ms, char *err, size_t errlen)
+{
+    if (replay_check_name(table, err, errlen) != 0) return -1;
+    if (n == 0) return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO _agent_fetched (tbl, key, at_ms) VALUES (?1, ?2, ?3)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "table %s: recording when rows were fetched: %s", table, rp_errmsg(r->db).s);
+        return -1;
+    }
+    int rc = rp_exec(r->db, "BEGIN", "recording fetch times", err, errlen) == 0 ? SQLITE_DONE : SQLITE_ERROR;
+    for (size_t i = 0; i < n && rc == SQLITE_DONE; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        rp_bind(st, 2, &keys[i]);
+        sqlite3_bind_int64(st, 3, when_ms);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "table %s: recording when rows were fetched: %s", table, rp_errmsg(r->db).s);
+        rp_exec(r->db, "ROLLBACK", "recording fetch times", NULL, 0);
+        return -1;
+    }
+    return rp_exec(r->db, "COMMIT", "recording fetch times", err, errlen);
+}
+
+void replay_fetched_sql(struct buf *out, const char *table, const char *key, const char *column)
+{
+    buf_puts(out, "SELECT count(*), min(coalesce(f.at_ms, 0)), json_group_array(t.");
+    rp_quote(out, key);
+    buf_puts(out, ") FROM ");
+    rp_quote(out, table);
+    buf_puts(out, " AS t LEFT JOIN _agent_fetched AS f ON f.tbl = '");
+    for (const char *p = table; *p; p++) {
+        if (*p == '\'') buf_putc(out, '\'');
+        buf_putc(out, *p);
+    }
+    buf_puts(out, "' AND f.key = t.");
+    rp_quote(out, key);
+    buf_puts(out, " WHERE t.");
+    rp_quote(out, column);
+    buf_puts(out, " = ?1");
 }

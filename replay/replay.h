@@ -65,7 +65,7 @@
 
 #include "journal/journal.h"
 
-#define REPLAY_SCHEMA_VERSION 4       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 5       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */
@@ -144,6 +144,18 @@ void replay_table_free(struct replay_table *t);
 /* Record a pull attempt's outcome: error NULL on success (sets last_success). */
 int replay_note_pull(struct replay *r, const char *table, const char *strategy, int64_t when_ms,
                      const char *error, int forbidden, char *err, size_t errlen);
+
+/* Record that the rows of an on_demand table with these keys were read from the
+ * portal at when_ms (_agent_fetched; operational, not from the journal: a
+ * rebuild forgets it, and a row with no time counts as stale). 0 or -1. */
+int replay_note_fetched(struct replay *r, const char *table, const struct journal_value *keys, size_t n,
+                        int64_t when_ms, char *err, size_t errlen);
+/* The one query that says how fresh the cached rows of `table` whose `column`
+ * equals ?1 are, for any connection to cache.db (bind ?1 as the lookup binds
+ * its value): one row of count(*), the oldest fetch time (0: a row has none),
+ * and a JSON array of their keys (for pull_keys). Appended to out. */
+struct buf;
+void replay_fetched_sql(struct buf *out, const char *table, const char *key, const char *column);
 
 /* Record a completed deletion sweep (sets last_sweep_ms). */
 int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char *err, size_t errlen);

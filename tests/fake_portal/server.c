@@ -46,6 +46,7 @@ struct fake_server {
     int nsessions;
     struct {
         uint64_t requests, logins, selects, writes, rows_sent, faults, session_errors, forbidden;
+        int64_t delayed, max_delayed;  /* replies waiting out --latency-ms now, and at most */
     } stats;
 };
 
@@ -175,7 +176,12 @@ static void send_now(struct pending *p)
     free(p);
 }
 
-static void send_later(evutil_socket_t fd, short what, void *arg) { send_now(arg); }
+static void send_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    p->s->stats.delayed--;
+    send_now(p);
+}
 
 static void reply(fake_server *s, struct evhttp_request *req, int status, struct buf *body, enum fault f)
 {
@@ -188,6 +194,8 @@ static void reply(fake_server *s, struct evhttp_request *req, int status, struct
     *body = (struct buf){0};
     if (s->f.latency_ms > 0 && strncmp(evhttp_request_get_uri(req), "/_fake/", 7) != 0) {
         struct timeval tv = {s->f.latency_ms / 1000, (s->f.latency_ms % 1000) * 1000};
+        /* Requests waiting here at once = the client's requests in flight at once. */
+        if (++s->stats.delayed > s->stats.max_delayed) s->stats.max_delayed = s->stats.delayed;
         event_base_once(s->base, -1, EV_TIMEOUT, send_later, p, &tv);
     } else {
         send_now(p);
@@ -557,12 +565,12 @@ static void on_admin(struct evhttp_request *req, void *arg)
     if (strcmp(path, "/_fake/stats") == 0) {
         buf_printf(&out, "{\"requests\":%llu,\"logins\":%llu,\"selects\":%llu,\"writes\":%llu,"
                          "\"rows_sent\":%llu,\"faults\":%llu,\"session_errors\":%llu,\"forbidden\":%llu,"
-                         "\"sessions\":%d}",
+                         "\"sessions\":%d,\"max_concurrent\":%lld}",
                    (unsigned long long)s->stats.requests, (unsigned long long)s->stats.logins,
                    (unsigned long long)s->stats.selects, (unsigned long long)s->stats.writes,
                    (unsigned long long)s->stats.rows_sent, (unsigned long long)s->stats.faults,
                    (unsigned long long)s->stats.session_errors, (unsigned long long)s->stats.forbidden,
-                   s->nsessions);
+                   s->nsessions, (long long)s->stats.max_delayed);
     } else if (strcmp(path, "/_fake/expire") == 0) {
         s->nsessions = 0;
         buf_puts(&out, "{\"ok\":true}");

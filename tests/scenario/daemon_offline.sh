@@ -3,8 +3,9 @@
 # fake portal (data in a file), tv_channel full (ttl 1h), subscriber incremental
 # (interval and sweep 300 ms), terminal on_demand. Once both pulled tables equal
 # the portal, the portal is killed (-9): /health turns unreachable and every
-# read (JSON-RPC select, /sql, /status, CLI query, an on_demand miss) still
-# answers from the cache, marked X-Cache-Stale: true; an uncached `get` exits 1.
+# read (JSON-RPC select, /sql, /status, CLI query) still answers from the
+# cache, marked X-Cache-Stale: true; an on_demand miss is JSON-RPC error -32004
+# (not cached, portal unreachable) and an uncached `get` exits 1.
 # The portal's data changes while it is down; it comes back on the same port and
 # the same daemon process (never restarted) catches up until the cache equals
 # the portal again and /health says reachable. Every wait polls a condition
@@ -154,9 +155,10 @@ ok "CLI get terminal id=$tid (uncached) while down: exit 1 ($(head -1 "$E" | cut
 
 http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",$tid]}}}"
 [ "$HTTP_CODE" = 200 ] || fail "on_demand miss while down: HTTP $HTTP_CODE: $(cat "$HTTP_BODY")"
-[ "$(http_header X-Cache-Stale)" = true ] || fail "on_demand miss while down: X-Cache-Stale '$(http_header X-Cache-Stale)'"
-json_check "$HTTP_BODY" "d['id'] == 8 and d['result'] == []" || fail "on_demand miss while down: $(cat "$HTTP_BODY")"
-ok "on_demand miss (eq on the key) while down: answered [] with X-Cache-Stale: true (X-Cache-Error: $(http_header X-Cache-Error | cut -c1-60))"
+json_check "$HTTP_BODY" "d['id'] == 8 and d['error']['code'] == -32004 and 'result' not in d" \
+  || fail "on_demand miss while down: $(cat "$HTTP_BODY")"
+[ -n "$(http_header X-Cache-Error)" ] || fail "on_demand miss while down: no X-Cache-Error"
+ok "on_demand miss (eq on the key) while down: JSON-RPC error -32004, never result [] (X-Cache-Error: $(http_header X-Cache-Error | cut -c1-60))"
 
 http POST "$D_URL/api/jsonsql/" '{"jsonrpc":"2.0","id":43,"method":"update","params":{"table":"subscriber","set":{"email":"x"},"where":{"eq":["id",1]}}}'
 grep -q '"error"' "$HTTP_BODY" && grep -qi 'not queued' "$HTTP_BODY" || fail "write while down: $HTTP_CODE $(cat "$HTTP_BODY")"

@@ -41,6 +41,7 @@ static char g_sid[64];                  /* portal session */
 static long long g_sub[3];              /* subscribers whose terminals are cached */
 static long long g_media_id;            /* a media id near INT64_MAX, not cached */
 static CURL *g_curl;
+static const char *g_method;            /* http(): another method than GET/POST when set */
 
 /* ---- HTTP client -------------------------------------------------------------- */
 
@@ -78,6 +79,7 @@ static long http(const char *url, const char *body, size_t len, const char *cons
     curl_easy_setopt(g_curl, CURLOPT_HEADERFUNCTION, collect);
     curl_easy_setopt(g_curl, CURLOPT_HEADERDATA, &r->hdr);
     curl_easy_setopt(g_curl, CURLOPT_TIMEOUT, 60L);
+    if (g_method) curl_easy_setopt(g_curl, CURLOPT_CUSTOMREQUEST, g_method);
     if (body) {
         curl_easy_setopt(g_curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(g_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -524,9 +526,31 @@ static void test_bad_input_refused(void **state)
     char url[200];
     snprintf(url, sizeof url, "%s/api/jsonsql/", v.url);
     assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_contains(r.body.p, "\"error\":{\"code\":-32600,\"message\":\"Invalid Request: body of");
     snprintf(url, sizeof url, "%s/sql", v.url);
     assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_contains(r.body.p, "{\"error\":\"body of 1048676 bytes exceeds the limit of 1048576\"}");
+    /* every error is JSON, never libevent's HTML: past the 4 MiB hard cap, other
+     * routes, methods no route takes (libevent said 501), methods it does not know */
+    size_t bigger = (size_t)(5u << 20);
+    char *huger = malloc(bigger);
+    memset(huger, ' ', bigger);
+    snprintf(url, sizeof url, "%s/status", v.url);
+    assert_int_equal(http(url, huger, bigger, NULL, &r), 413);
+    assert_contains(r.body.p, "{\"error\":\"body of");
+    free(huger);
+    assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_contains(r.body.p, "{\"error\":\"body of 1048676 bytes exceeds the limit of 1048576\"}");
     free(huge);
+    static const char *const methods[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "BREW"};
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        g_method = methods[i];
+        snprintf(url, sizeof url, "%s/sql", v.url);
+        long st = http(url, "SELECT 1", 8, NULL, &r);
+        g_method = NULL;
+        if (st != 405 || strncmp(r.body.p, "{\"error\":\"/sql takes POST\"}", 30) != 0)
+            fail_msg("%s /sql: HTTP %ld %s", methods[i], st, r.body.p);
+    }
     /* /sql */
     expect_sql_error(&v, "SELECT * FROM sqlite_master", "table sqlite_master is not readable here");
     expect_sql_error(&v, "SELECT name FROM sqlite_schema", "is not readable here");
@@ -787,6 +811,9 @@ struct hook_state {
     serve_write_done_fn saved_wdone;
     int syncs;
     char synced[64];
+    int refreshes;
+    char keys[128];
+    int refresh_mode;                    /* 0 real agent get + done now, 2 error, 4 refuse */
 };
 
 static int h_portal_state(void *ctx, int64_t *since)
@@ -890,6 +917,99 @@ static int h_fetch(void *ctx, const char *table, const char *column, const char 
     return 0;
 }
 
+static int h_refresh(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg)
+{
+    struct hook_state *h = ctx;
+    h->refreshes++;
+    snprintf(h->keys, sizeof h->keys, "%s", keys_json);
+    if (h->refresh_mode == 2) {
+        done(arg, -1, "portal unreachable: timed out");
+        return 0;
+    }
+    if (h->refresh_mode == 4) return -1;
+    /* The CLI reads a stale row again itself (pull_keys), as the daemon's hook does. */
+    char kv[128];
+    snprintf(kv, sizeof kv, "id=%.*s", (int)strlen(keys_json) - 2, keys_json + 1);
+    if (run_agent("get", table, kv) != 0) return -1;
+    done(arg, 0, NULL);
+    return 0;
+}
+
+/* ttl on an on_demand table: a row read from the portal longer ago than the
+ * ttl (1 h by default) is read again before it is served; when that cannot
+ * happen it is served marked stale. */
+static void test_on_demand_ttl(void **state)
+{
+    struct hook_state hs = {.portal = 1};
+    struct serve_hooks hooks = {.ctx = &hs, .fetch = h_fetch, .portal_state = h_portal_state, .refresh = h_refresh};
+    struct srv v;
+    start_default(&v, &hooks);
+    hs.base = v.base;
+    struct hresp r = {0}, p = {0};
+    char q[256], h[128], sql[256];
+    snprintf(sql, sizeof sql, "SELECT min(id) FROM terminal WHERE subscriber_id = %lld", g_sub[1]);
+    long long tid = portal_int(sql);
+    snprintf(q, sizeof q, "{\"data\":[\"id\",\"mac_addr\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",%lld]}}", tid);
+    assert_int_equal(portal_select(q, &p), 200);
+    /* cached by the group setup's get moments ago: fresh, its own age */
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_int_equal(hs.refreshes, 0);
+    assert_int_equal(hs.fetches, 0);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) < 600);
+    /* two hours old: read again (by key), then served fresh */
+    char age[200];
+    snprintf(age, sizeof age, "UPDATE _agent_fetched SET at_ms = at_ms - 7200000 WHERE tbl = 'terminal' AND key = %lld",
+             tid);
+    exec_writer(age);
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(hs.refreshes, 1);
+    snprintf(h, sizeof h, "[%lld]", tid);
+    assert_string_equal(hs.keys, h);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) < 600);
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(hs.refreshes, 1);                       /* fresh again: no second refresh */
+    /* stale and the refresh fails, or is refused: the cached row, marked stale */
+    exec_writer(age);
+    hs.refresh_mode = 2;
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(hs.refreshes, 2);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
+    assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: timed out");
+    hs.refresh_mode = 4;
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(hs.refreshes, 3);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    /* a fetch time cache.db does not know (e.g. after a rebuild) counts as stale */
+    snprintf(age, sizeof age, "DELETE FROM _agent_fetched WHERE tbl = 'terminal' AND key = %lld", tid);
+    exec_writer(age);
+    hs.refresh_mode = 0;
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(hs.refreshes, 4);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    /* without a refresh hook (an edge) a stale row is served stale */
+    exec_writer(age);
+    srv_stop(&v);
+    hooks.refresh = NULL;
+    start_default(&v, &hooks);
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_string_equal(r.body.p, p.body.p);
+    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_null(header(&r, "X-Cache-Age", h, sizeof h));
+    assert_int_equal(hs.refreshes, 4);
+    assert_int_equal(hs.fetches, 0);
+    hresp_free(&r);
+    hresp_free(&p);
+    srv_stop(&v);
+}
+
 static void test_on_demand(void **state)
 {
     struct hook_state hs = {.portal = 1};
@@ -929,18 +1049,21 @@ static void test_on_demand(void **state)
     assert_int_equal(portal_select(q, &p), 200);
     assert_string_equal(r.body.p, p.body.p);
     assert_contains(r.body.p, "\"result\":[[");
-    /* the hook fails: the cache's answer (empty), stale, with the reason on one line */
+    /* the hook fails: an error no client takes for "no such row" (not result []),
+     * with the reason also in X-Cache-Error on one line */
     hs.fetch_mode = 2;
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",-5]}}", &r), 200);
-    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[]}");
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32004,\"message\":\"terminal id=-5 "
+                                  "is not cached and the portal could not be asked: portal unreachable: connection "
+                                  "refused\\r\\nX-Evil: 1\"}}");
     assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: connection refused  X-Evil: 1");
     assert_null(header(&r, "X-Evil", h, sizeof h));
     assert_int_equal(hs.fetches, 3);
     hs.fetch_mode = 4;
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",-6]}}", &r), 200);
-    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[]}");
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32004,\"message\":\"terminal id=-6 "
+                                  "is not cached and the portal could not be asked: on_demand fetch not started "
+                                  "(portal unreachable or agent stopping)\"}}");
     assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h),
                         "on_demand fetch not started (portal unreachable or agent stopping)");
     assert_int_equal(hs.fetches, 4);
@@ -1425,6 +1548,7 @@ int main(void)
         cmocka_unit_test(test_row_cap),
         cmocka_unit_test(test_cache_headers),
         cmocka_unit_test(test_on_demand),
+        cmocka_unit_test(test_on_demand_ttl),
         cmocka_unit_test(test_direct_and_orphaned),
         cmocka_unit_test(test_writes),
         cmocka_unit_test(test_tokenless_writes),
