@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "agent/mem.h"
 #include "agent/toml.h"
+#include "replay/replay.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -516,7 +517,12 @@ static int table_key(struct ctx *x, const struct toml_kv *kv, struct config_tabl
     }
     if (!strcmp(k, "name")) {
         src->name = kv;
-        return get_ident(x, kv, &t->name);
+        if (get_ident(x, kv, &t->name) != 0) return -1;
+        /* Replay refuses these names (replay_check_name owns the rule): caught
+         * here, before a SCHEMA record the cache could never apply is journaled. */
+        char why[384];
+        if (replay_check_name(t->name, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
+        return 0;
     }
     if (!strcmp(k, "cursor")) {
         src->cursor = kv;

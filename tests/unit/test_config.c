@@ -531,6 +531,16 @@ static void test_table_errors(void **state)
     expect_err("[[table]]\nstrategy = \"full\"\n", "a.toml:1:1: [[table]]: key `name` is required");
     expect_err("[[table]]\nname = \"1abc\"\n",
                "a.toml:2:8: key `name`: \"1abc\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    /* Issue 11: names replay refuses must not reach the journal. */
+    expect_err("[[table]]\nname = \"_agent_state\"\n",
+               "a.toml:2:8: key `name`: table name \"_agent_state\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
+    expect_err("[defaults]\nchunk = 5\n\n[[table]]\nname = \"SQLite_x\"\n",
+               "a.toml:5:8: key `name`: table name \"SQLite_x\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
+    expect_err("[[table]]\nname = \"_Agent_mine\"\n",
+               "a.toml:2:8: key `name`: table name \"_Agent_mine\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
     expect_err("[[table]]\nname = \"a\"\nkey = \"a-b\"\n",
                "a.toml:3:7: key `key`: \"a-b\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
     expect_err("[[table]]\nname = \"a\"\nchunk = 0\n",
