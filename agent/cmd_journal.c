@@ -374,11 +374,18 @@ static int do_ls(const char *dir)
     return rc < 0 ? 1 : 0;
 }
 
-static int do_compact(const struct config *cfg, const char *dir, uint64_t applied)
+static int do_compact(const struct config *cfg, uint64_t applied)
 {
     struct journal_compact_result res;
-    char err[512];
-    if (journal_compact(dir, applied, cfg->storage.retain_ms, &res, err, sizeof err) != 0) {
+    char err[2048];
+    struct store st;
+    if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent journal compact: %s\n", err);
+        return 1;
+    }
+    int rc = store_compact(&st, cfg, applied, NULL, &res, err, sizeof err);
+    store_close(&st);
+    if (rc != 0) {
         fprintf(stderr, "iptv-agent journal compact: %s\n", err);
         return 1;
     }
@@ -431,17 +438,7 @@ int cmd_journal(const struct config *cfg, int argc, char **argv)
     else if (!strcmp(sub, "verify")) rc = do_verify(cfg, dir);
     else if (!strcmp(sub, "cat")) rc = do_cat(dir, from, table);
     else if (!strcmp(sub, "compact")) {
-        /* Never past what cache.db has applied: unapplied records must stay. */
-        struct store st;
-        char err[2048];
-        if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
-            fprintf(stderr, "iptv-agent journal compact: %s\n", err);
-            rc = 1;
-        } else {
-            uint64_t in_cache = replay_applied_seq(st.rp);
-            store_close(&st);
-            rc = do_compact(cfg, dir, have_applied && applied < in_cache ? applied : in_cache);
-        }
+        rc = do_compact(cfg, have_applied ? applied : UINT64_MAX);   /* --applied can only lower it */
     } else {
         fprintf(stderr, "iptv-agent journal: unknown subcommand \"%s\"\n%s", sub, usage);
         rc = 2;

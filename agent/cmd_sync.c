@@ -86,6 +86,14 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
     printf("%d table%s pulled, %d failed; journal at seq %llu, cache applied to %llu\n", pulled,
            pulled == 1 ? "" : "s", failed, (unsigned long long)journal_writer_durable_seq(s.jw),
            (unsigned long long)replay_applied_seq(s.rp));
+    /* Compact as the daemon does, so --once from cron does not fill the disk;
+     * a failure here is not the pulls' (they are applied). */
+    struct journal_compact_result cr;
+    if (store_compact(&s, cfg, UINT64_MAX, NULL, &cr, err, sizeof err) != 0)
+        log_warn("journal compaction: %s", err);
+    else if (cr.deleted)
+        log_info("journal compacted: %zu segments (%llu bytes) deleted, %zu kept", cr.deleted,
+                 (unsigned long long)cr.freed, cr.kept);
     remote_free(r);
     store_close(&s);
     return failed ? 1 : 0;
@@ -130,7 +138,8 @@ static const char once_usage[] =
     "\n"
     "Apply any journal records cache.db has not seen, pull every table that is due\n"
     "(never pulled, or older than its ttl/interval; --force: all), apply, print a\n"
-    "summary, exit. Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
+    "summary, compact the journal (as `journal compact`), exit.\n"
+    "Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
     "2 usage or configuration error.\n"
     "An edge ([upstream] url) instead takes the hub's changes once: a delta from the\n"
     "snapshot it is at, or a snapshot when it is at none (exit 1 when the hub fails).\n";

@@ -8,7 +8,8 @@
  *                   base_seq — the first seq this cache applied from (0 none yet;
  *                   > 1 means it was built from a journal whose start retention
  *                   had compacted away: see apply.c "compacted start");
- *                   created_ms.
+ *                   created_ms; compact_ms, compact_deleted, compact_freed,
+ *                   compact_reason — the last journal compaction (status).
  *   _agent_tables   one row per table: the fields of struct replay_table. Marks
  *                   and the pending key are stored as a type name ("null" "bool"
  *                   "int" "real" "text" "json") plus a value in an untyped column,
@@ -99,14 +100,19 @@ static const char migration_4[] =
     " at_ms INTEGER NOT NULL DEFAULT 0);"
     "INSERT INTO _agent_export (id, agent_id) VALUES (1, lower(hex(randomblob(16))));";
 
-/* Version 5: records replay refused and the user skipped (replay_skip). */
+/* Version 5: records replay refused and the user skipped (replay_skip); the
+ * last journal compaction's outcome (replay_note_compact), for status. */
 static const char migration_5[] =
     "CREATE TABLE _agent_skipped ("
     " seq INTEGER PRIMARY KEY,"
     " tbl TEXT NOT NULL,"
     " type INTEGER NOT NULL,"
     " reason TEXT NOT NULL,"
-    " at_ms INTEGER NOT NULL);";
+    " at_ms INTEGER NOT NULL);"
+    "ALTER TABLE _agent_state ADD COLUMN compact_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_freed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_reason TEXT NOT NULL DEFAULT '';";
 
 static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -1047,4 +1053,42 @@ int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char
         return -1;
     }
     return 0;
+}
+
+int replay_note_compact(struct replay *r, const struct replay_compact *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db,
+                                "UPDATE _agent_state SET compact_ms = ?1, compact_deleted = ?2, compact_freed = ?3,"
+                                " compact_reason = ?4 WHERE id = 1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, c->at_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)c->deleted);
+        sqlite3_bind_int64(st, 3, (int64_t)c->freed);
+        sqlite3_bind_text(st, 4, c->reason, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) snprintf(err, errlen, "cache.db %s: noting the compaction: %s", r->db_path, rp_errmsg(r->db).s);
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int replay_compact_read(sqlite3 *db, struct replay_compact *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT compact_ms, compact_deleted, compact_freed, compact_reason"
+                                    " FROM _agent_state WHERE id = 1", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        out->at_ms = sqlite3_column_int64(st, 0);
+        out->deleted = (uint64_t)sqlite3_column_int64(st, 1);
+        out->freed = (uint64_t)sqlite3_column_int64(st, 2);
+        const unsigned char *t = sqlite3_column_text(st, 3);
+        snprintf(out->reason, sizeof out->reason, "%s", t ? (const char *)t : "");
+    } else {
+        rc = SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
 }

@@ -199,6 +199,18 @@ void replay_db_errmsg(sqlite3 *db, char *out, size_t outlen);
  * *seqs is malloc'd (NULL when none). 0 or -1. */
 int replay_skipped_read(const char *db_path, uint64_t **seqs, size_t *n, char *err, size_t errlen);
 
+/* The last journal compaction (journal_compact through store_compact), kept in
+ * _agent_state for `status`. */
+struct replay_compact {
+    int64_t at_ms;                    /* when; 0 never */
+    uint64_t deleted;                 /* segments it deleted */
+    uint64_t freed;                   /* bytes */
+    char reason[256];                 /* why the oldest kept segment stays */
+};
+int replay_note_compact(struct replay *r, const struct replay_compact *c, char *err, size_t errlen);
+/* From any connection to cache.db; an older cache.db (no such columns) is -1. */
+int replay_compact_read(sqlite3 *db, struct replay_compact *out);
+
 /* Hash of a column list (names and types), as stored in schema_hash. */
 void replay_schema_hash(uint32_t ncols, const char *const *names, const enum journal_coltype *types,
                         char out[17]);

@@ -76,6 +76,7 @@ static void test_repo_agent_toml(void **state)
     assert_int_equal(c.storage.segment_size, 64 * MIB);
     assert_int_equal(c.storage.compression_level, 3);
     assert_int_equal(c.storage.retain_ms, 7 * DAY);
+    assert_int_equal(c.storage.compact_interval_ms, 10 * 60 * 1000);
     assert_string_equal(c.serve.listen, "127.0.0.1:8642");
     assert_string_equal(c.serve.token_env, "IPTV_AGENT_TOKEN");
     assert_int_equal(c.ntables, 4);
@@ -271,6 +272,8 @@ static void test_value_errors(void **state)
     expect_err("[remote]\ntimeout = \"30\"\n",
                "a.toml:2:11: key `timeout`: invalid duration \"30\": missing unit (ms, s, m, h or d)");
     expect_err("[remote]\ntimeout = \"0s\"\n", "a.toml:2:11: key `timeout`: must be greater than 0");
+    expect_err("[storage]\ncompact_interval = \"0s\"\n",
+               "a.toml:2:20: key `compact_interval`: must be greater than 0");
     expect_err("[storage]\nretain = \"-1d\"\n",
                "a.toml:2:10: key `retain`: invalid duration \"-1d\": must not be negative");
     expect_err("[storage]\nretain = \"1w\"\n",
@@ -305,7 +308,7 @@ static void test_key_and_section_errors(void **state)
                "password_env, timeout, retries, verify_tls, ca_file, max_response)");
     expect_err("[storage]\n  path = \"/x\"\n",
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
-               "compression_level, retain)");
+               "compression_level, retain, compact_interval)");
     expect_err("[serve]\nport = 1\n",
                "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep)");
     expect_err("verbose = true\n[remote]\n",

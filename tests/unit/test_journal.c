@@ -1191,6 +1191,7 @@ static void test_compact_rules(void **state)
     assert_int_equal(res.deleted, 4);
     assert_int_equal(res.kept, 9);
     assert_string_equal(res.reason, "segment 5: table b has no schema record after seq 5");
+    assert_string_equal(res.table, "b");        /* what a daemon re-bases to unblock it */
     assert_true(res.freed > 4 * JF_SEG_HDR);
     uint64_t seqs[16];
     assert_int_equal(read_all(f->dir, 5, seqs, 16, err, sizeof err), 9);
@@ -1202,6 +1203,7 @@ static void test_compact_rules(void **state)
     assert_int_equal(journal_compact(f->dir, 100, 3600 * 1000, &res, err, sizeof err), 0);
     assert_int_equal(res.deleted, 0);
     assert_string_equal(res.reason, "segment 5 was last written 0s ago, retain is 3600s");
+    assert_string_equal(res.table, "");
     /* Applied 15: 5..13 go (b's later snapshot begins at 15 > 13); 14 is b's schema,
      * whose table's latest schema is 14 itself: kept. */
     assert_int_equal(journal_compact(f->dir, 15, 0, &res, err, sizeof err), 0);
