@@ -62,7 +62,23 @@ int store_open(const struct config *cfg, int writer, struct store *s, char *err,
             .level = cfg->storage.compression_level,
             .warn = warn_to_log,
         };
-        if (journal_writer_open(&jo, &s->jw, err, errlen) != 0) goto fail;
+        int rc = journal_writer_open(&jo, &s->jw, err, errlen);
+        if (rc == JOURNAL_ELOCKED) {
+            /* A running daemon advertises its API: pulls go through it. */
+            char *upath = join(s->dir, "agent.url");
+            FILE *f = fopen(upath, "r");
+            char url[320] = "";
+            if (f && fgets(url, sizeof url, f)) url[strcspn(url, "\r\n")] = '\0';
+            if (f) fclose(f);
+            free(upath);
+            size_t n = strlen(err);
+            if (url[0])
+                snprintf(err + n, errlen - n, "; if that is the running daemon (it serves %s), ask it instead: "
+                         "`curl -X POST %s/sync/TABLE` pulls TABLE now", url, url);
+            else
+                snprintf(err + n, errlen - n, "; wait for it to finish, or stop it");
+        }
+        if (rc != 0) goto fail;
     }
     struct replay_opts ro;
     store_replay_opts(s, &ro);

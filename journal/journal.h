@@ -163,7 +163,10 @@ struct journal_opts {
 };
 struct journal_writer;        /* one per directory at a time (flock on the directory) */
 
-/* Lock the directory, check the newest segment, truncate its torn tail. */
+/* Lock the directory, check the newest segment, truncate its torn tail.
+ * JOURNAL_ELOCKED (with err naming the holder's pid, from .writer.pid) when
+ * another writer holds the directory; -1 on any other failure. */
+#define JOURNAL_ELOCKED (-2)
 int journal_writer_open(const struct journal_opts *o, struct journal_writer **out,
                         char *err, size_t errlen);
 /* Append one record, durable on return (see DURABILITY POINT); *seq gets its

@@ -120,6 +120,15 @@ json_check "$ST" "d['journal']['last_compaction']['deleted'] >= 0 and d['journal
   fail "status: $(cat "$ST")"
 ok "GET /status shows the journal's size and the last compaction"
 
+# While the daemon holds the journal, a CLI pull names it and the way through it.
+run_agent "$SCEN_DIR/busy.out" "$SCEN_DIR/busy.err" -c "$CFG" sync tv_program
+expect_rc 1 "sync while the daemon runs"
+grep -q "another writer has it open (process $D_PID)" "$SCEN_DIR/busy.err" ||
+  fail "the lock's holder is not named: $(cat "$SCEN_DIR/busy.err")"
+grep -qF "curl -X POST $D_URL/sync/TABLE" "$SCEN_DIR/busy.err" ||
+  fail "no hint to ask the daemon: $(cat "$SCEN_DIR/busy.err")"
+ok "a CLI pull while the daemon runs names the daemon's pid and suggests POST /sync/TABLE"
+
 sums_before=$(table_checksums "$CDB" tv_program tv_channel)
 kill -TERM "$D_PID"
 wait_exit "$D_PID" 30
