@@ -20,15 +20,15 @@
  * Compaction. The daemon compacts the journal itself (store_compact: the rules
  * of `journal compact`, bounded by cache.db's applied position and [storage]
  * retain) after every completed snapshot and every compact_interval, on the
- * pull worker, so it never runs beside a pull's appends to the same segment
- * list twice. When the oldest kept segment stays only because an incremental
- * table has no complete snapshot after it (it is older than retain), that
- * table gets a full pull: its records then stop holding the journal. So the
- * journal holds at most the retain window, plus what precedes the latest
- * complete snapshot of each table (one copy each), plus the segment being
- * written; an on_demand table's fetched rows are the exception (logged): they
- * have no later snapshot to supersede them. /status shows size and the last
- * compaction; cache.db keeps the latter for `iptv-agent status`.
+ * pull worker, one at a time. When the oldest kept segment stays only because
+ * an incremental table has no complete snapshot after it (it is older than
+ * retain) and the journal holds more than twice the bytes of every table's
+ * latest complete snapshot, that table gets a full pull: its old pages then
+ * stop holding the journal. So the journal stays under about the retain window
+ * plus two copies of every table (scenario daemon_compact); an on_demand
+ * table's fetched rows are the exception (logged once): nothing supersedes
+ * them. /status shows size and the last compaction; cache.db keeps the latter
+ * for `iptv-agent status`.
  *
  * Exports. GET /export/snapshot and /export/delta (serve.h) run on a third
  * worker, `export`, against the files export_hub.h keeps under
