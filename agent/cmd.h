@@ -12,7 +12,7 @@ int cmd_remote(const struct config *cfg, int argc, char **argv);      /* remote 
 int cmd_introspect(const struct config *cfg, int argc, char **argv);  /* introspect TABLE */
 int cmd_once(const struct config *cfg, int argc, char **argv);        /* --once [--force] */
 int cmd_sync(const struct config *cfg, int argc, char **argv);        /* sync [--full] [TABLE...] */
-int cmd_replay(const struct config *cfg, int argc, char **argv);      /* replay [--rebuild] */
+int cmd_replay(const struct config *cfg, int argc, char **argv);      /* replay [--rebuild|--skip SEQ] */
 int cmd_status(const struct config *cfg, int argc, char **argv);      /* status [--json] */
 int cmd_query(const struct config *cfg, int argc, char **argv);       /* query [--json|--csv] SQL */
 int cmd_get(const struct config *cfg, int argc, char **argv);         /* get TABLE COL=VALUE */

@@ -48,7 +48,8 @@ static const char status_usage[] =
     "\n"
     "Per table: strategy, rows, high-water mark, last success, age, stale?, last\n"
     "error, forbidden?; whether the last contact with the portal (an edge: the hub)\n"
-    "worked; journal size and the applied position. Lists the configured tables and\n"
+    "worked; journal size, the applied position and the last journal compaction.\n"
+    "Lists the configured tables and\n"
     "every other table cache.db holds (imported ones). Only reads: creates nothing.\n"
     "Exit: 0 ok, 1 cache.db unreadable, 3 no cache.db yet (nothing pulled or\n"
     "imported into [storage] dir).\n";
@@ -126,6 +127,8 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
             last_err = ts[i].last_error;
         }
     }
+    struct replay_compact cpt;         /* the last compaction (store_compact) */
+    if (replay_compact_read(replay_db(s.rp), &cpt) != 0) cpt.at_ms = 0;
     struct buf out = {0}, v = {0};
     char when[40], okwhen[40];
     fmt_time(last_attempt, when, sizeof when);
@@ -156,8 +159,18 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         buf_printf(&out, ",\"last_attempt\":\"%s\",\"last_success\":\"%s\",\"reachable\":%s,\"last_error\":", when,
                    okwhen, last_attempt == 0 ? "null" : last_err ? "false" : "true");
         if (last_err) json_write_string(&out, last_err, strlen(last_err)); else buf_puts(&out, "null");
-        buf_printf(&out, "},\"journal\":{\"segments\":%zu,\"bytes\":%llu,\"applied_seq\":%llu},\"tables\":[", nsegs,
-                   (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
+        buf_printf(&out, "},\"journal\":{\"segments\":%zu,\"bytes\":%llu,\"applied_seq\":%llu,\"last_compaction\":",
+                   nsegs, (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
+        if (cpt.at_ms) {
+            char cwhen[40];
+            fmt_time(cpt.at_ms, cwhen, sizeof cwhen);
+            buf_printf(&out, "{\"at\":\"%s\",\"deleted\":%llu,\"freed\":%llu,\"kept_because\":", cwhen,
+                       (unsigned long long)cpt.deleted, (unsigned long long)cpt.freed);
+            json_write_string(&out, cpt.reason, strlen(cpt.reason));
+            buf_puts(&out, "}},\"tables\":[");
+        } else {
+            buf_puts(&out, "null},\"tables\":[");
+        }
     } else {
         if (cfg->upstream.url) {
             buf_printf(&out, "upstream: %s; at %s; last attempt %s (%s), last success %s\n", cfg->upstream.url,
@@ -170,6 +183,15 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
                    when, last_attempt == 0 ? "none" : last_err ? "failed" : "ok", okwhen);
         buf_printf(&out, "journal: %zu segment%s, %llu bytes; cache applied up to seq %llu\n", nsegs,
                    nsegs == 1 ? "" : "s", (unsigned long long)bytes, (unsigned long long)replay_applied_seq(s.rp));
+        if (cpt.at_ms) {
+            char cwhen[40];
+            fmt_time(cpt.at_ms, cwhen, sizeof cwhen);
+            buf_printf(&out, "         last compacted %s: %llu segments (%llu bytes) freed%s%s\n", cwhen,
+                       (unsigned long long)cpt.deleted, (unsigned long long)cpt.freed, cpt.reason[0] ? "; kept: " : "",
+                       cpt.reason);
+        } else {
+            buf_puts(&out, "         never compacted\n");
+        }
         buf_printf(&out, "%-24s %-12s %10s %-34s %-21s %8s %-5s %s\n", "table", "strategy", "rows", "mark",
                    "last success", "age(s)", "stale", "error");
     }

@@ -16,6 +16,7 @@
 #include "agent/mem.h"
 #include "agent/store.h"
 #include "journal/journal.h"
+#include "replay/replay.h"
 
 static const char usage[] =
     "usage: iptv-agent journal ls\n"
@@ -27,7 +28,8 @@ static const char usage[] =
     "  ls       one line per segment: first and last seq, records, raw payload bytes,\n"
     "           bytes on disk, compression ratio; then a total line\n"
     "  verify   read every record, check every CRC, the sequence and every payload;\n"
-    "           exit 1 with \"segment N offset M: ...\" on any damage\n"
+    "           exit 1 with \"segment N offset M: ...\" on any damage, or when replay\n"
+    "           refuses a record (a reserved table name) that cache.db has not skipped\n"
     "  cat      records as JSON lines: seq, type, table and the decoded content\n"
     "  compact  delete the oldest segments that are applied (seq <= SEQ), older than\n"
     "           [storage] retain, and superseded by a later complete snapshot of\n"
@@ -216,17 +218,35 @@ static int do_cat(const char *dir, uint64_t from, const char *table)
     return status;
 }
 
-static int do_verify(const char *dir)
+/* 1 when seq is in the sorted list. */
+static int seq_listed(const uint64_t *seqs, size_t n, uint64_t seq)
+{
+    for (size_t i = 0; i < n; i++)
+        if (seqs[i] == seq) return 1;
+    return 0;
+}
+
+static int do_verify(const struct config *cfg, const char *dir)
 {
     struct journal_reader *r;
     char err[512];
+    /* What cache.db skipped (replay --skip) is not reported as refused again. */
+    uint64_t *skipped = NULL;
+    size_t nskipped = 0, npassed = 0;
+    char **passed = NULL;              /* tables whose records replay passes by */
+    struct buf db = {0};
+    buf_printf(&db, "%s/cache.db", cfg->storage.dir ? cfg->storage.dir : ".");
+    if (replay_skipped_read(db.p, &skipped, &nskipped, err, sizeof err) != 0)
+        fprintf(stderr, "iptv-agent journal verify: note: %s\n", err);
+    buf_free(&db);
     if (journal_reader_open(dir, 0, &r, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent journal verify: %s\n", err);
+        free(skipped);
         return 1;
     }
     struct journal_record rec;
     struct buf scratch = {0};
-    uint64_t records = 0, first = 0, last = 0, raw = 0, stored = 0, segs = 0, seg = UINT64_MAX;
+    uint64_t records = 0, first = 0, last = 0, raw = 0, stored = 0, segs = 0, seg = UINT64_MAX, refused = 0;
     int rc;
     while ((rc = journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err)) == 1) {
         buf_reset(&scratch);
@@ -234,6 +254,25 @@ static int do_verify(const char *dir)
             record_error(&rec, err);
             rc = -2;
             break;
+        }
+        /* Readable but refused by replay (replay_check_name owns the rule).
+         * Replay passes by a skipped record and the later records of its table
+         * (they need its SCHEMA): those are noted, not reported. */
+        char why[384];
+        if (replay_check_name(rec.table, why, sizeof why) != 0) {
+            size_t t = 0;
+            while (t < npassed && strcmp(passed[t], rec.table) != 0) t++;
+            if (t == npassed && seq_listed(skipped, nskipped, rec.seq)) {
+                passed = xrealloc(passed, (npassed + 1) * sizeof *passed);
+                passed[npassed++] = xstrdup(rec.table);
+                fprintf(stderr, "iptv-agent journal verify: note: seq %" PRIu64 " (table %s) was skipped by "
+                        "`iptv-agent replay --skip`, and with it the later records of that table\n", rec.seq,
+                        rec.table);
+            } else if (t == npassed) {
+                snprintf(err, sizeof err, "replay refuses it: %s; see `iptv-agent replay --skip`", why);
+                record_error(&rec, err);
+                refused++;
+            }
         }
         if (!records) first = rec.seq;
         if (rec.segment != seg) {
@@ -246,8 +285,16 @@ static int do_verify(const char *dir)
         stored += rec.stored;
     }
     buf_free(&scratch);
+    free(skipped);
+    for (size_t i = 0; i < npassed; i++) free(passed[i]);
+    free(passed);
     if (rc == -1) fprintf(stderr, "iptv-agent journal verify: %s\n", err);
-    if (rc == 0) {
+    if (rc == 0 && refused) {
+        note_tail(r);
+        printf("journal readable, but replay refuses %" PRIu64 " of its %" PRIu64 " records (listed above)\n",
+               refused, records);
+        rc = -3;
+    } else if (rc == 0) {
         note_tail(r);
         if (records)
             printf("journal ok: %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64 ") in %" PRIu64
@@ -327,11 +374,18 @@ static int do_ls(const char *dir)
     return rc < 0 ? 1 : 0;
 }
 
-static int do_compact(const struct config *cfg, const char *dir, uint64_t applied)
+static int do_compact(const struct config *cfg, uint64_t applied)
 {
     struct journal_compact_result res;
-    char err[512];
-    if (journal_compact(dir, applied, cfg->storage.retain_ms, &res, err, sizeof err) != 0) {
+    char err[2048];
+    struct store st;
+    if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent journal compact: %s\n", err);
+        return 1;
+    }
+    int rc = store_compact(&st, cfg, applied, NULL, &res, err, sizeof err);
+    store_close(&st);
+    if (rc != 0) {
         fprintf(stderr, "iptv-agent journal compact: %s\n", err);
         return 1;
     }
@@ -356,9 +410,21 @@ int cmd_journal(const struct config *cfg, int argc, char **argv)
     int have_applied = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(sub, "cat") && !strcmp(a, "--from") && parse_u64(val, &from) == 0) i++;
+        int is_from = !strcmp(sub, "cat") && !strcmp(a, "--from");
+        int is_applied = !strcmp(sub, "compact") && !strcmp(a, "--applied");
+        if ((is_from || is_applied) && !val) {
+            fprintf(stderr, "iptv-agent journal %s: %s needs a value: a journal sequence number\n%s", sub, a, usage);
+            return 2;
+        }
+        if ((is_from || is_applied) && parse_u64(val, is_from ? &from : &applied) != 0) {
+            /* The flag is right; the value is not. */
+            fprintf(stderr, "iptv-agent journal %s: %s: invalid value \"%s\": expected a journal sequence number "
+                    "(a whole number from 0 to %" PRIu64 ")\n", sub, a, val, UINT64_MAX);
+            return 2;
+        }
+        if (is_from) i++;
         else if (!strcmp(sub, "cat") && !strcmp(a, "--table") && val) table = argv[++i];
-        else if (!strcmp(sub, "compact") && !strcmp(a, "--applied") && parse_u64(val, &applied) == 0) {
+        else if (is_applied) {
             have_applied = 1;
             i++;
         } else {
@@ -369,20 +435,10 @@ int cmd_journal(const struct config *cfg, int argc, char **argv)
     char *dir = journal_dir(cfg);
     int rc;
     if (!strcmp(sub, "ls")) rc = do_ls(dir);
-    else if (!strcmp(sub, "verify")) rc = do_verify(dir);
+    else if (!strcmp(sub, "verify")) rc = do_verify(cfg, dir);
     else if (!strcmp(sub, "cat")) rc = do_cat(dir, from, table);
     else if (!strcmp(sub, "compact")) {
-        /* Never past what cache.db has applied: unapplied records must stay. */
-        struct store st;
-        char err[2048];
-        if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
-            fprintf(stderr, "iptv-agent journal compact: %s\n", err);
-            rc = 1;
-        } else {
-            uint64_t in_cache = replay_applied_seq(st.rp);
-            store_close(&st);
-            rc = do_compact(cfg, dir, have_applied && applied < in_cache ? applied : in_cache);
-        }
+        rc = do_compact(cfg, have_applied ? applied : UINT64_MAX);   /* --applied can only lower it */
     } else {
         fprintf(stderr, "iptv-agent journal: unknown subcommand \"%s\"\n%s", sub, usage);
         rc = 2;

@@ -8,6 +8,7 @@
 #include "agent/store.h"
 #include "agent/upstream.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,14 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
     printf("%d table%s pulled, %d failed; journal at seq %llu, cache applied to %llu\n", pulled,
            pulled == 1 ? "" : "s", failed, (unsigned long long)journal_writer_durable_seq(s.jw),
            (unsigned long long)replay_applied_seq(s.rp));
+    /* Compact as the daemon does, so --once from cron does not fill the disk;
+     * a failure here is not the pulls' (they are applied). */
+    struct journal_compact_result cr;
+    if (store_compact(&s, cfg, UINT64_MAX, NULL, &cr, err, sizeof err) != 0)
+        log_warn("journal compaction: %s", err);
+    else if (cr.deleted)
+        log_info("journal compacted: %zu segments (%llu bytes) deleted, %zu kept", cr.deleted,
+                 (unsigned long long)cr.freed, cr.kept);
     remote_free(r);
     store_close(&s);
     return failed ? 1 : 0;
@@ -130,7 +139,8 @@ static const char once_usage[] =
     "\n"
     "Apply any journal records cache.db has not seen, pull every table that is due\n"
     "(never pulled, or older than its ttl/interval; --force: all), apply, print a\n"
-    "summary, exit. Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
+    "summary, compact the journal (as `journal compact`), exit.\n"
+    "Exit: 0 all tables ok; 1 any failed (the others are applied);\n"
     "2 usage or configuration error.\n"
     "An edge ([upstream] url) instead takes the hub's changes once: a delta from the\n"
     "snapshot it is at, or a snapshot when it is at none (exit 1 when the hub fails).\n";
@@ -172,19 +182,79 @@ int cmd_sync(const struct config *cfg, int argc, char **argv)
 
 static const char replay_usage[] =
     "usage: iptv-agent replay [--rebuild]\n"
+    "       iptv-agent replay --skip SEQ\n"
     "\n"
     "Apply the journal records cache.db has not seen. --rebuild deletes cache.db and\n"
     "recreates it from the journal alone (the tables come out identical).\n"
+    "--skip SEQ: the way out when replay refuses a record for good (the error names\n"
+    "it: \"journal seq SEQ (segment N offset M), ... table T: why\"): marks exactly\n"
+    "that record applied without its content, logs it, and records it in cache.db\n"
+    "so a --rebuild skips it too; later records of a table whose skipped SCHEMA\n"
+    "they need are passed by as well. Only the record replay stops at can be\n"
+    "skipped, and only a refusal (not a full disk or a damaged file).\n"
     "Exit: 0 ok, 1 error (e.g. a damaged journal: the message names segment and offset).\n";
+
+static int replay_skip_cmd(const struct config *cfg, const char *arg)
+{
+    char *end;
+    errno = 0;
+    unsigned long long seq = arg[0] >= '0' && arg[0] <= '9' ? strtoull(arg, &end, 10) : 0;
+    if (seq == 0 || errno || *end) {
+        fprintf(stderr, "iptv-agent replay: --skip: invalid value \"%s\": expected the seq of a journal record "
+                "(a positive integer, as the refusal names it)\n", arg);
+        return 2;
+    }
+    char err[2048], why[2048];
+    struct store s = {0};
+    char jdir[4096], db[4096];
+    snprintf(jdir, sizeof jdir, "%s/journal", cfg->storage.dir);
+    snprintf(db, sizeof db, "%s/cache.db", cfg->storage.dir);
+    /* The journal lock: nobody appends or applies meanwhile. Not store_open,
+     * which would stop at the very record to skip. */
+    struct journal_opts jo = {.dir = jdir, .segment_size = (uint64_t)cfg->storage.segment_size,
+                              .level = cfg->storage.compression_level};
+    struct journal_writer *jw = NULL;
+    struct replay *rp = NULL;
+    struct replay_opts ro;
+    s.journal_dir = jdir;
+    s.db_path = db;
+    store_replay_opts(&s, &ro);
+    int rc = journal_writer_open(&jo, &jw, err, sizeof err);
+    if (rc == 0) rc = replay_open(&ro, &rp, err, sizeof err);
+    if (rc == 0) rc = replay_skip(rp, (uint64_t)seq, why, sizeof why, err, sizeof err);
+    if (rc == 0) {
+        log_warn("journal seq %llu SKIPPED by the user: its content is not in cache.db: %s", seq, why);
+        printf("skipped journal seq %llu (recorded in cache.db; a rebuild skips it too): %s\n", seq, why);
+    } else if (rc == 1) {
+        printf("%s\n", why);
+    }
+    /* Then the rest, as `replay` does. */
+    struct replay_stats st = {0};
+    if (rc >= 0 && replay_apply(rp, JOURNAL_SEQ_MAX, &st, err, sizeof err) != 0) rc = -1;
+    if (rc < 0) fprintf(stderr, "iptv-agent replay: %s\n", err);
+    else printf("cache.db is up to date with the journal (%llu more records applied)\n",
+                (unsigned long long)st.records);
+    replay_close(rp);
+    journal_writer_close(jw);
+    return rc == 0 ? 0 : 1;
+}
 
 int cmd_replay(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(replay_usage, stdout); return 0; }
     int rebuild = 0;
+    const char *skip = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rebuild")) rebuild = 1;
+        else if (!strcmp(argv[i], "--skip") && i + 1 < argc) skip = argv[++i];
         else { fprintf(stderr, "iptv-agent replay: unexpected argument %s\n%s", argv[i], replay_usage); return 2; }
     }
+    if (skip && rebuild) {
+        fprintf(stderr, "iptv-agent replay: --skip and --rebuild go separately: skip first, then rebuild\n%s",
+                replay_usage);
+        return 2;
+    }
+    if (skip) return replay_skip_cmd(cfg, skip);
     char err[2048];
     struct replay_stats st = {0};
     int rc;

@@ -13,6 +13,7 @@
 #include "agent/config.h"
 #include "agent/mem.h"
 #include "agent/toml.h"
+#include "replay/replay.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,7 +42,7 @@
 
 static const char REMOTE_KEYS[] =
     "url, domain, username, password_env, timeout, retries, verify_tls, ca_file, max_response";
-static const char STORAGE_KEYS[] = "dir, segment_size, compression_level, retain";
+static const char STORAGE_KEYS[] = "dir, segment_size, compression_level, retain, compact_interval";
 static const char SERVE_KEYS[] = "listen, token_env, export_keep, tokenless_writes";
 static const char UPSTREAM_KEYS[] = "url, token_env, interval, timeout, verify_tls, ca_file";
 static const char DEFAULTS_KEYS[] = "strategy, key, chunk, ttl, interval, lookback, sweep";
@@ -445,6 +446,8 @@ static int section_storage(struct ctx *x, const struct toml_table *tb, struct co
             if (rc == 0) c->storage.compression_level = (int)v;
         } else if (!strcmp(k, "retain")) {
             rc = get_duration(x, kv, 0, &c->storage.retain_ms);
+        } else if (!strcmp(k, "compact_interval")) {
+            rc = get_duration(x, kv, 1, &c->storage.compact_interval_ms);
         } else {
             rc = unknown_key(x, kv, "[storage]", STORAGE_KEYS);
         }
@@ -578,7 +581,12 @@ static int table_key(struct ctx *x, const struct toml_kv *kv, struct config_tabl
     }
     if (!strcmp(k, "name")) {
         src->name = kv;
-        return get_ident(x, kv, &t->name);
+        if (get_ident(x, kv, &t->name) != 0) return -1;
+        /* Replay refuses these names (replay_check_name owns the rule): caught
+         * here, before a SCHEMA record the cache could never apply is journaled. */
+        char why[384];
+        if (replay_check_name(t->name, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
+        return 0;
     }
     if (!strcmp(k, "cursor")) {
         src->cursor = kv;
@@ -674,6 +682,7 @@ static void config_defaults(struct config *c, const char *path)
     c->storage.segment_size = 64 * MIB;
     c->storage.compression_level = 3;
     c->storage.retain_ms = 7 * DAY;
+    c->storage.compact_interval_ms = 10 * MIN;
     c->serve.listen = xstrdup("127.0.0.1:8642");
     c->serve.export_keep = 4;
     c->upstream.interval_ms = 30 * SEC;

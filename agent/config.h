@@ -49,6 +49,8 @@ struct config {
         int64_t segment_size;      /* bytes, default 64MiB */
         int compression_level;     /* zlib 1..9, default 3 */
         int64_t retain_ms;         /* default 7d */
+        int64_t compact_interval_ms;  /* the daemon compacts the journal this often (and
+                                         after each snapshot); default 10m */
     } storage;
     struct {
         char *listen;              /* host:port, default 127.0.0.1:8642 */

@@ -20,6 +20,19 @@
  * probe at a time, backing off exponentially (1 s doubling to 5 min, jittered);
  * the first success after that catches up every table that fell behind at once.
  *
+ * Compaction. The daemon compacts the journal itself (store_compact: the rules
+ * of `journal compact`, bounded by cache.db's applied position and [storage]
+ * retain) after every completed snapshot and every compact_interval, on the
+ * pull worker, one at a time. When the oldest kept segment stays only because
+ * an incremental table has no complete snapshot after it (it is older than
+ * retain) and the journal holds more than twice the bytes of every table's
+ * latest complete snapshot, that table gets a full pull: its old pages then
+ * stop holding the journal. So the journal stays under about the retain window
+ * plus two copies of every table (scenario daemon_compact); an on_demand
+ * table's fetched rows are the exception (logged once): nothing supersedes
+ * them. /status shows size and the last compaction; cache.db keeps the latter
+ * for `iptv-agent status`.
+ *
  * Exports. GET /export/snapshot and /export/delta (serve.h) run on a third
  * worker, `export`, against the files export_hub.h keeps under
  * <storage.dir>/exports/: a snapshot of a large cache takes seconds and must
@@ -61,7 +74,7 @@
 #define INTERACTIVE_TIMEOUT_MS 5000
 #define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
 
-enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT };
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT };
 
 struct daemon;
 
@@ -87,6 +100,7 @@ struct job {
     struct upstream_result ur;        /* UPSTREAM */
     int http_status;                  /* EXPORT */
     struct export_hub_file file;      /* EXPORT: fd -1 when none */
+    struct journal_compact_result cres;  /* COMPACT */
     struct job *next;
 };
 
@@ -145,6 +159,14 @@ struct daemon {
     struct upstream_result up_last;
     int64_t up_last_attempt_ms;
     char up_last_error[512];          /* "" when the last exchange with the hub worked */
+    /* journal compaction (loop thread) */
+    struct event *compact_timer;
+    int compact_queued, compact_again;
+    uint64_t compactions, compact_errors, compact_freed_total;
+    int64_t compact_last_ms;          /* last success, 0 none */
+    struct journal_compact_result compact_last;
+    char compact_error[2048];         /* last failure, "" none */
+    char compact_held_by[JOURNAL_TABLE_MAX + 1];   /* the table last logged as holding it */
 };
 
 static uint64_t rnd(struct daemon *d)
@@ -283,6 +305,10 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         pthread_mutex_unlock(&d->wlock);
         j->rs = j->ok ? REMOTE_OK : j->ur.unreachable ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
         break;
+    case JOB_COMPACT:
+        j->ok = store_compact(&d->st, d->cfg, UINT64_MAX, &d->wlock, &j->cres, j->msg, sizeof j->msg) == 0;
+        j->rs = REMOTE_OK;             /* says nothing about the portal */
+        break;
     case JOB_EXPORT: {
         int rc = j->base_id ? export_hub_delta(d->hub, j->base_id, &j->file, j->msg, sizeof j->msg)
                             : export_hub_snapshot(d->hub, &j->file, j->msg, sizeof j->msg);
@@ -356,6 +382,80 @@ static void request_pull(struct daemon *d, int i)
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A compaction after whatever runs now (after a snapshot: one more). */
+static void request_compact(struct daemon *d)
+{
+    if (d->up || d->stop) return;     /* an edge journals nothing */
+    if (d->compact_queued) {
+        d->compact_again = 1;
+        return;
+    }
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = JOB_COMPACT;
+    j->table = -1;
+    j->file.fd = -1;
+    d->compact_queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+static void on_compact_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    request_compact(d);               /* its completion re-arms the timer */
+}
+
+static void compact_arm(struct daemon *d)
+{
+    int64_t ms = d->cfg->storage.compact_interval_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(d->compact_timer, &tv);
+}
+
+/* A compaction's outcome (loop thread): note it, and unblock what holds it. */
+static void compact_done(struct daemon *d, struct job *j)
+{
+    d->compact_queued = 0;
+    if (!j->ok) {
+        d->compact_errors++;
+        snprintf(d->compact_error, sizeof d->compact_error, "%s", j->msg);
+        if (!d->stop) log_error("journal compaction: %s", j->msg);
+    } else {
+        d->compactions++;
+        d->compact_error[0] = '\0';
+        d->compact_last_ms = clock_wall_ms();
+        d->compact_last = j->cres;
+        d->compact_freed_total += j->cres.freed;
+        if (j->cres.deleted)
+            log_info("journal compacted: %zu segments (%llu bytes) deleted, %zu kept", j->cres.deleted,
+                     (unsigned long long)j->cres.freed, j->cres.kept);
+        /* Held by a table with no complete snapshot since (and past retain): a
+         * full pull of an incremental table supersedes its old records. */
+        const struct config_table *t = j->cres.table[0] ? config_table_find(d->cfg, j->cres.table) : NULL;
+        int i = t ? (int)(t - d->cfg->tables) : -1;
+        /* Only when that is worth a portal snapshot: the journal holds more
+         * than two copies of every table (with a short retain, the table's
+         * own newest snapshot holds it again at once: no churn then). */
+        if (t && t->strategy == STRATEGY_INCREMENTAL && !d->stop && !d->ts[i].queued && d->portal != 0 &&
+            j->cres.kept_bytes > 2 * j->cres.snapshot_bytes) {
+            log_info("journal: %s; taking a full snapshot of %s so its older records can go", j->cres.reason,
+                     t->name);
+            queue_pull(d, i, 1);
+        } else if (t && t->strategy == STRATEGY_ON_DEMAND && strcmp(d->compact_held_by, j->cres.table) != 0) {
+            /* The journal's limit: fetched rows are the only copy of what was fetched. */
+            log_warn("journal: %s; that segment and all after it stay: the rows on_demand table %s fetched are "
+                     "never superseded by a snapshot", j->cres.reason, j->cres.table);
+        }
+        snprintf(d->compact_held_by, sizeof d->compact_held_by, "%s", j->cres.table);
+    }
+    if (d->stop) return;
+    if (d->compact_again) {
+        d->compact_again = 0;
+        request_compact(d);
+    } else {
+        compact_arm(d);
+    }
+}
 
 static void up_arm(struct daemon *d, int64_t delay_ms)
 {
@@ -436,6 +536,8 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             ts->last_ok_ms = clock_wall_ms();
             log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
                      (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
+            /* A completed snapshot supersedes the table's older records. */
+            if (strstr(j->pr.action, "snapshot")) request_compact(d);
         } else {
             ts->errors++;
             d->pull_errors++;
@@ -492,6 +594,9 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             up_arm(d, j->rs == REMOTE_ETRANSPORT ? d->next_probe_ms - clock_wall_ms()
                                                  : jittered(d, d->cfg->upstream.interval_ms));
         }
+        break;
+    case JOB_COMPACT:
+        compact_done(d, j);
         break;
     case JOB_EXPORT:
         break;
@@ -649,6 +754,35 @@ static void hook_status_json(void *ctx, struct buf *out)
         else buf_puts(out, "null");
         buf_putc(out, '}');
     }
+    uint64_t jbytes = 0;
+    size_t jsegs = 0;
+    char jerr[256];
+    journal_size(d->st.journal_dir, &jbytes, &jsegs, jerr, sizeof jerr);
+    buf_printf(out, ",\"journal\":{\"bytes\":%llu,\"segments\":%zu,\"compactions\":%llu,\"compact_errors\":%llu,"
+                    "\"freed_total\":%llu,\"running\":%s,\"interval_ms\":%lld,\"last_compaction\":",
+               (unsigned long long)jbytes, jsegs, (unsigned long long)d->compactions,
+               (unsigned long long)d->compact_errors, (unsigned long long)d->compact_freed_total,
+               d->compact_queued ? "true" : "false", (long long)d->cfg->storage.compact_interval_ms);
+    if (d->compact_last_ms) {
+        char when[40];
+        time_t secs = (time_t)(d->compact_last_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        buf_printf(out, "{\"at\":\"%s\",\"at_ms\":%lld,\"deleted\":%zu,\"freed\":%llu,\"kept\":%zu,"
+                        "\"kept_bytes\":%llu,\"snapshot_bytes\":%llu,\"kept_because\":",
+                   when, (long long)d->compact_last_ms, d->compact_last.deleted,
+                   (unsigned long long)d->compact_last.freed, d->compact_last.kept,
+                   (unsigned long long)d->compact_last.kept_bytes, (unsigned long long)d->compact_last.snapshot_bytes);
+        json_write_string(out, d->compact_last.reason, strlen(d->compact_last.reason));
+        buf_putc(out, '}');
+    } else {
+        buf_puts(out, "null");
+    }
+    buf_puts(out, ",\"last_error\":");
+    if (d->compact_error[0]) json_write_string(out, d->compact_error, strlen(d->compact_error));
+    else buf_puts(out, "null");
+    buf_putc(out, '}');
     buf_printf(out, ",\"exports\":%llu,\"schedule\":[", (unsigned long long)d->exports);
     for (int i = 0; i < d->cfg->ntables; i++) {
         if (i) buf_putc(out, ',');
@@ -694,18 +828,10 @@ static void hook_metrics(void *ctx, struct buf *out)
     buf_puts(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt, 0 when it did not; "
                   "absent before the first attempt.\n# TYPE iptv_agent_portal_up gauge\n");
     if (d->portal >= 0) buf_printf(out, "iptv_agent_portal_up %d\n", d->portal == 1);
-    uint64_t *segs = NULL, bytes = 0;
+    uint64_t bytes = 0;
     size_t n = 0;
     char err[256];
-    if (journal_segments(d->st.journal_dir, &segs, &n, err, sizeof err) == 0)
-        for (size_t i = 0; i < n; i++) {
-            char path[4200];
-            FILE *f;
-            snprintf(path, sizeof path, "%s/%020llu.seg", d->st.journal_dir, (unsigned long long)segs[i]);
-            if ((f = fopen(path, "rb")) && fseek(f, 0, SEEK_END) == 0) bytes += (uint64_t)ftell(f);
-            if (f) fclose(f);
-        }
-    free(segs);
+    journal_size(d->st.journal_dir, &bytes, &n, err, sizeof err);
     buf_printf(out, "# HELP iptv_agent_journal_bytes Bytes in journal segments.\n# TYPE iptv_agent_journal_bytes gauge\n"
                     "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
                     "# TYPE iptv_agent_journal_segments gauge\niptv_agent_journal_segments %zu\n",
@@ -748,6 +874,10 @@ static const char run_usage[] =
     "kept under <dir>/exports/). With [upstream] url it is an edge: no portal, no\n"
     "[[table]]; it takes the hub's snapshot, then its deltas every upstream interval,\n"
     "and keeps serving from the cache while the hub is away.\n"
+    "Compacts the journal after every completed snapshot and every [storage]\n"
+    "compact_interval (as `iptv-agent journal compact`: applied, older than retain,\n"
+    "superseded by a later complete snapshot); GET /status shows journal size and\n"
+    "the last compaction.\n"
     "SIGTERM or SIGINT: finish or abandon the page in flight, exit 0.\n"
     "With [serve] token_env set, that variable must hold the API token (exit 2 when\n"
     "it is unset or empty). Without a token, writes through the local API are\n"
@@ -861,6 +991,10 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
         /* Spread the first pulls too, by up to a second. */
         arm(d, i, delay + (int64_t)(rnd(d) % 1000));
     }
+    if (!d->up) {
+        d->compact_timer = evtimer_new(d->base, on_compact_timer, d);
+        compact_arm(d);
+    }
     if (d->up) {
         log_info("edge of %s: asking for its changes every %lld s", cfg->upstream.url,
                  (long long)(cfg->upstream.interval_ms / 1000));
@@ -908,6 +1042,7 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
     event_free(sigint);
     for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);
     if (d->up_timer) event_free(d->up_timer);
+    if (d->compact_timer) event_free(d->compact_timer);
     log_info("stopped");
     rc = 0;
 out:

@@ -30,6 +30,7 @@ static const char usage[] =
     "  query [--json|--csv] SQL read-only SQL on cache.db\n"
     "  get TABLE COLUMN=VALUE   look a row up; on_demand tables fetch a miss from the portal\n"
     "  replay [--rebuild]       apply pending journal records; --rebuild: cache.db from the journal\n"
+    "  replay --skip SEQ        pass by a journal record replay refuses for good (see replay --help)\n"
     "  remote JSON              send one JSONSQL statement to the portal, print rows as JSON lines\n"
     "  introspect TABLE         learn a portal table's columns, types, row count; print a [[table]] block\n"
     "  journal ls|verify|cat|compact\n"

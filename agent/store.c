@@ -1,6 +1,7 @@
 /* store.c — see store.h. */
 #include "agent/store.h"
 #include "agent/buf.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/mem.h"
 
@@ -61,7 +62,23 @@ int store_open(const struct config *cfg, int writer, struct store *s, char *err,
             .level = cfg->storage.compression_level,
             .warn = warn_to_log,
         };
-        if (journal_writer_open(&jo, &s->jw, err, errlen) != 0) goto fail;
+        int rc = journal_writer_open(&jo, &s->jw, err, errlen);
+        if (rc == JOURNAL_ELOCKED) {
+            /* A running daemon advertises its API: pulls go through it. */
+            char *upath = join(s->dir, "agent.url");
+            FILE *f = fopen(upath, "r");
+            char url[320] = "";
+            if (f && fgets(url, sizeof url, f)) url[strcspn(url, "\r\n")] = '\0';
+            if (f) fclose(f);
+            free(upath);
+            size_t n = strlen(err);
+            if (url[0])
+                snprintf(err + n, errlen - n, "; if that is the running daemon (it serves %s), ask it instead: "
+                         "`curl -X POST %s/sync/TABLE` pulls TABLE now", url, url);
+            else
+                snprintf(err + n, errlen - n, "; wait for it to finish, or stop it");
+        }
+        if (rc != 0) goto fail;
     }
     struct replay_opts ro;
     store_replay_opts(s, &ro);
@@ -96,4 +113,24 @@ void store_close(struct store *s)
     free(s->journal_dir);
     free(s->db_path);
     memset(s, 0, sizeof *s);
+}
+
+int store_compact(struct store *s, const struct config *cfg, uint64_t max_applied, pthread_mutex_t *lock,
+                  struct journal_compact_result *res, char *err, size_t errlen)
+{
+    if (lock) pthread_mutex_lock(lock);
+    uint64_t applied = replay_applied_seq(s->rp);
+    if (lock) pthread_mutex_unlock(lock);
+    /* Never past what cache.db has applied: unapplied records must stay. */
+    if (max_applied < applied) applied = max_applied;
+    if (journal_compact(s->journal_dir, applied, cfg->storage.retain_ms, res, err, errlen) != 0) return -1;
+    struct replay_compact c = {.at_ms = clock_wall_ms(), .deleted = res->deleted, .freed = res->freed};
+    snprintf(c.reason, sizeof c.reason, "%s", res->kept ? res->reason : "");
+    char why[512];
+    if (lock) pthread_mutex_lock(lock);
+    int rc = replay_note_compact(s->rp, &c, why, sizeof why);
+    if (lock) pthread_mutex_unlock(lock);
+    /* The segments are gone either way; only status would miss it. */
+    if (rc != 0) log_warn("%s", why);
+    return 0;
 }

@@ -6,6 +6,7 @@
  * here). A reader opens cache.db only. The caller closes with store_close(). */
 #ifndef IA_STORE_H
 #define IA_STORE_H
+#include <pthread.h>
 #include <stddef.h>
 
 #include "agent/config.h"
@@ -26,6 +27,15 @@ int store_open(const struct config *cfg, int writer, struct store *s, char *err,
  * 0 ok, 1 there is no cache.db yet (err names it), -1 error. */
 int store_open_readonly(const struct config *cfg, struct store *s, char *err, size_t errlen);
 void store_close(struct store *s);
+/* Compact the journal: journal_compact() bounded by cache.db's applied position
+ * (or max_applied when lower) and [storage] retain, then note the outcome in
+ * cache.db for `status`. The one way every caller compacts (`journal compact`,
+ * --once, the daemon). lock (may be NULL) guards the writer connection: held
+ * to read the position and to note the result, not while the journal is read.
+ * 0 or -1 with err (nothing noted then). */
+int store_compact(struct store *s, const struct config *cfg, uint64_t max_applied, pthread_mutex_t *lock,
+                  struct journal_compact_result *res, char *err, size_t errlen);
+
 /* Fill replay_opts for this store (warnings to the log). */
 void store_replay_opts(const struct store *s, struct replay_opts *o);
 

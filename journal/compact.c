@@ -6,7 +6,9 @@
  * (a hole would be a sequence gap, i.e. damage). A segment is also kept while
  * any table it names lacks a SCHEMA record and a complete snapshot (BEGIN and the
  * END carrying its id) later than the segment, so the journal alone can always
- * rebuild every table; and while it was last written less than retain_ms ago.
+ * rebuild every table; and while it was last written less than retain_ms ago
+ * (checked before the tables, so a reason naming a table (res->table) means
+ * only a later complete snapshot of that table would let the segment go).
  * The newest segment is never deleted: it fixes the next sequence number.
  * The whole journal is read and verified first: damage stops compaction.
  * Tests: test_journal.c test_compact_rules, test_journal_cli.c test_compact. */
@@ -28,6 +30,8 @@ struct table_state {
     uint64_t open_begin;       /* seq of the latest SNAPSHOT_BEGIN */
     uint64_t complete;         /* id of the latest snapshot with its END */
     uint64_t schema;           /* seq of the latest SCHEMA */
+    uint64_t open_bytes;       /* record bytes of the open snapshot so far */
+    uint64_t complete_bytes;   /* record bytes of the latest complete snapshot */
     size_t last_seg;           /* segment index + 1 it was last noted in */
 };
 
@@ -105,6 +109,9 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
             t->schema = rec.seq;
         } else if (rec.type == JOURNAL_SNAPSHOT_BEGIN) {
             t->open_begin = rec.seq;
+            t->open_bytes = rec.stored;
+        } else if (rec.type == JOURNAL_SNAPSHOT_PAGE) {
+            t->open_bytes += rec.stored;
         } else if (rec.type == JOURNAL_SNAPSHOT_END) {
             struct journal_snapshot_end end;
             char why[200];
@@ -115,7 +122,10 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
                 rc = -1;
                 break;
             }
-            if (end.snapshot_id == t->open_begin) t->complete = end.snapshot_id;
+            if (end.snapshot_id == t->open_begin) {
+                t->complete = end.snapshot_id;
+                t->complete_bytes = t->open_bytes + rec.stored;
+            }
         }
     }
     journal_reader_close(r);
@@ -124,8 +134,10 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
 
 /* 1 when segment i may go; 0 with reason when it must stay. */
 static int deletable(const char *dir, struct scan *sc, size_t i, uint64_t applied, int64_t retain_ms,
-                     char *reason, size_t rlen)
+                     struct journal_compact_result *res)
 {
+    char *reason = res->reason;
+    size_t rlen = sizeof res->reason;
     struct seg_state *s = &sc->s[i];
     unsigned long long first = (unsigned long long)s->first, last = (unsigned long long)s->last;
     if (i + 1 == sc->ns) {
@@ -136,14 +148,6 @@ static int deletable(const char *dir, struct scan *sc, size_t i, uint64_t applie
         snprintf(reason, rlen, "segment %llu holds seq %llu..%llu, applied position is %llu", first,
                  first, last, (unsigned long long)applied);
         return 0;
-    }
-    for (size_t k = 0; k < s->ntables; k++) {
-        const struct table_state *t = &sc->t[s->tables[k]];
-        if (t->complete <= s->last || t->schema <= s->last) {
-            snprintf(reason, rlen, "segment %llu: table %.100s has no %s after seq %llu", first, t->name,
-                     t->schema <= s->last ? "schema record" : "complete snapshot", last);
-            return 0;
-        }
     }
     char path[JF_PATH_MAX];
     struct stat st;
@@ -160,6 +164,15 @@ static int deletable(const char *dir, struct scan *sc, size_t i, uint64_t applie
         snprintf(reason, rlen, "segment %llu was last written %llds ago, retain is %llds", first,
                  (long long)(age_ms / 1000), (long long)(retain_ms / 1000));
         return 0;
+    }
+    for (size_t k = 0; k < s->ntables; k++) {
+        const struct table_state *t = &sc->t[s->tables[k]];
+        if (t->complete <= s->last || t->schema <= s->last) {
+            snprintf(reason, rlen, "segment %llu: table %.100s has no %s after seq %llu", first, t->name,
+                     t->schema <= s->last ? "schema record" : "complete snapshot", last);
+            snprintf(res->table, sizeof res->table, "%s", t->name);
+            return 0;
+        }
     }
     return 1;
 }
@@ -186,7 +199,7 @@ int journal_compact(const char *dir, uint64_t applied_seq, int64_t retain_ms,
     if (scan_journal(dir, &sc, err, errlen) != 0) goto out;
     snprintf(res->reason, sizeof res->reason, "the journal is empty");
     for (size_t i = 0; i < n; i++) {
-        if (!deletable(dir, &sc, i, applied_seq, retain_ms, res->reason, sizeof res->reason)) break;
+        if (!deletable(dir, &sc, i, applied_seq, retain_ms, res)) break;
         char path[JF_PATH_MAX];
         struct stat st;
         jf_seg_path(path, sizeof path, dir, segs[i]);
@@ -200,6 +213,13 @@ int journal_compact(const char *dir, uint64_t applied_seq, int64_t retain_ms,
         res->freed += size;
     }
     res->kept = n - res->deleted;
+    for (size_t i = res->deleted; i < n; i++) {
+        char path[JF_PATH_MAX];
+        struct stat st;
+        jf_seg_path(path, sizeof path, dir, segs[i]);
+        if (stat(path, &st) == 0) res->kept_bytes += (uint64_t)st.st_size;
+    }
+    for (size_t i = 0; i < sc.nt; i++) res->snapshot_bytes += sc.t[i].complete_bytes;
     if (res->deleted) {
         int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0 || fsync(dfd) != 0) {

@@ -355,6 +355,22 @@ int journal_segments(const char *dir, uint64_t **out, size_t *n, char *err, size
     return jf_list(dir, out, n, err, errlen);
 }
 
+int journal_size(const char *dir, uint64_t *bytes, size_t *segments, char *err, size_t errlen)
+{
+    uint64_t *segs;
+    *bytes = 0;
+    *segments = 0;
+    if (jf_list(dir, &segs, segments, err, errlen) != 0) return -1;
+    for (size_t i = 0; i < *segments; i++) {
+        char path[JF_PATH_MAX];
+        struct stat st;
+        jf_seg_path(path, sizeof path, dir, segs[i]);
+        if (stat(path, &st) == 0) *bytes += (uint64_t)st.st_size;   /* one compacted meanwhile: 0 */
+    }
+    free(segs);
+    return 0;
+}
+
 const char *journal_type_name(int type)
 {
     switch (type) {

@@ -163,7 +163,10 @@ struct journal_opts {
 };
 struct journal_writer;        /* one per directory at a time (flock on the directory) */
 
-/* Lock the directory, check the newest segment, truncate its torn tail. */
+/* Lock the directory, check the newest segment, truncate its torn tail.
+ * JOURNAL_ELOCKED (with err naming the holder's pid, from .writer.pid) when
+ * another writer holds the directory; -1 on any other failure. */
+#define JOURNAL_ELOCKED (-2)
 int journal_writer_open(const struct journal_opts *o, struct journal_writer **out,
                         char *err, size_t errlen);
 /* Append one record, durable on return (see DURABILITY POINT); *seq gets its
@@ -210,6 +213,8 @@ void journal_reader_close(struct journal_reader *r);
 /* Segment first sequence numbers in dir, ascending; *out is malloc'd (NULL when
  * none). A missing directory is an empty journal. */
 int journal_segments(const char *dir, uint64_t **out, size_t *n, char *err, size_t errlen);
+/* Bytes on disk in dir's segment files, and how many there are. 0 or -1. */
+int journal_size(const char *dir, uint64_t *bytes, size_t *segments, char *err, size_t errlen);
 
 /* ---- retention (compact.c) ------------------------------------------------- */
 
@@ -218,6 +223,11 @@ struct journal_compact_result {
     uint64_t freed;           /* bytes */
     size_t kept;              /* segments left */
     char reason[256];         /* why the oldest kept segment stays */
+    char table[JOURNAL_TABLE_MAX + 1];  /* the table whose lack of a later complete
+                                           snapshot keeps it, or "" for another reason */
+    uint64_t kept_bytes;      /* bytes in the segments left */
+    uint64_t snapshot_bytes;  /* record bytes of every table's latest complete snapshot:
+                                 one copy of everything, the floor of kept_bytes */
 };
 /* Delete the oldest segments, in order, while a segment: is not the newest; holds
  * only records with seq <= applied_seq; was last written >= retain_ms ago; and

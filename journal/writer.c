@@ -33,6 +33,10 @@
 
 #include "journal/format.h"
 
+/* Holds the pid of the process that has the lock (best effort: read only to
+ * name the holder in the error of the one refused). */
+#define WRITER_PID_FILE ".writer.pid"
+
 struct journal_writer {
     char *dir;
     int dirfd;                 /* flock'ed for the writer's lifetime */
@@ -228,9 +232,33 @@ int journal_writer_open(const struct journal_opts *o, struct journal_writer **ou
         goto fail;
     }
     if (flock(w->dirfd, LOCK_EX | LOCK_NB) != 0) {
-        snprintf(err, errlen, "journal %s: %s", o->dir,
-                 errno == EWOULDBLOCK ? "another writer has it open" : strerror(errno));
-        goto fail;
+        if (errno != EWOULDBLOCK) {
+            snprintf(err, errlen, "journal %s: %s", o->dir, strerror(errno));
+            goto fail;
+        }
+        /* Name the holder: it recorded its pid after taking the lock. */
+        char pid[32] = "";
+        int pfd = openat(w->dirfd, WRITER_PID_FILE, O_RDONLY | O_CLOEXEC);
+        ssize_t n = pfd >= 0 ? read(pfd, pid, sizeof pid - 1) : -1;
+        if (pfd >= 0) close(pfd);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (pid[0]) snprintf(err, errlen, "journal %s: another writer has it open (process %s)", o->dir, pid);
+        else snprintf(err, errlen, "journal %s: another writer has it open", o->dir);
+        journal_writer_close(w);
+        return JOURNAL_ELOCKED;
+    }
+    {
+        /* For the message above, in whoever comes next while this one holds
+         * it. Best effort: a directory that refuses it fails at the first
+         * append anyway, with the reason. */
+        char pid[32];
+        int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        int pfd = openat(w->dirfd, WRITER_PID_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (pfd >= 0) {
+            if (write(pfd, pid, (size_t)len) != len) { /* the name is only a courtesy */ }
+            close(pfd);
+        }
     }
     remove_tmp(w);
     uint64_t *segs;

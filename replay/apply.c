@@ -101,6 +101,15 @@ static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, 
 
 static int sql_fail(struct replay *r, const struct journal_record *rec, char *err, size_t errlen, const char *what)
 {
+    /* The environment's failures are not the record's: never offered to skip. */
+    switch (sqlite3_extended_errcode(r->db) & 0xff) {
+    case SQLITE_IOERR: case SQLITE_FULL: case SQLITE_CORRUPT: case SQLITE_NOTADB: case SQLITE_READONLY:
+    case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_NOMEM: case SQLITE_CANTOPEN: case SQLITE_PERM:
+    case SQLITE_INTERRUPT: case SQLITE_PROTOCOL:
+        r->env_fail = 1;
+        break;
+    default: break;
+    }
     return rec_fail(rec, err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
 }
 
@@ -125,6 +134,13 @@ static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
 static int no_schema(struct replay *r, const struct batch *b, const struct journal_record *rec, char *err,
                      size_t errlen)
 {
+    if (rp_schema_skipped(r, rec->table)) {
+        warn_once(r, rec->table,
+                  "journal seq %llu: table \"%s\": skipping its records: its SCHEMA was skipped "
+                  "(`iptv-agent replay --skip`) and no later one applied",
+                  (unsigned long long)rec->seq, rec->table);
+        return 1;
+    }
     if (b->base_seq > 1) {
         warn_once(r, rec->table,
                   "journal seq %llu: table \"%s\": skipping its records before its SCHEMA (the journal's "
@@ -717,6 +733,8 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
     struct batch b = {.base_seq = r->base_seq ? r->base_seq : from};
     struct journal_record rec;
     int rc;
+    r->refused_seq = 0;
+    r->env_fail = 0;
     while ((rc = journal_reader_next(rd, max_seq, &rec, err, errlen)) == 1) {
         if (!b.open) {
             char what[4200];
@@ -727,19 +745,44 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
             }
             b.open = 1;
         }
-        if (apply_record(r, &b, &rec, err, errlen) != 0) {
+        const struct rp_skip *skip = rp_skipped(r, rec.seq);
+        if (skip) {
+            /* Skipped by the user (replay_skip): passed by, loudly, every time. */
+            char msg[1024];
+            const char *tn = journal_type_name(rec.type);
+            snprintf(msg, sizeof msg,
+                     "journal seq %llu (segment %llu offset %llu), %s record, table \"%s\": not applied: "
+                     "skipped by `iptv-agent replay --skip %llu`",
+                     (unsigned long long)rec.seq, (unsigned long long)rec.segment, (unsigned long long)rec.offset,
+                     tn ? tn : "unknown", rec.table, (unsigned long long)rec.seq);
+            if (r->warn) r->warn(r->warn_ctx, msg);
+            else log_warn("%s", msg);
+        }
+        if (!skip && apply_record(r, &b, &rec, err, errlen) != 0) {
             /* Keep "what was applied before stays applied": redo this batch's
              * earlier records (deterministic) and commit them. */
             uint64_t bad = rec.seq;
+            if (!r->env_fail) {
+                /* A refusal: this record will never apply; name the way out. */
+                size_t n = strlen(err);
+                snprintf(err + n, errlen - n,
+                         "; replay cannot go past this record: if it can never apply, "
+                         "`iptv-agent replay --skip %llu` marks it applied without its content "
+                         "(see README, \"A record replay refuses\")",
+                         (unsigned long long)bad);
+            }
             journal_reader_close(rd);
             rollback(r, &b);
             if (bad - 1 > r->applied) {
                 char err2[1024];
+                int env = r->env_fail;
                 if (apply_upto(r, bad - 1, st, err2, sizeof err2) != 0) {
                     size_t n = strlen(err);
                     snprintf(err + n, errlen - n, "; and re-applying the records before it failed: %s", err2);
                 }
+                r->env_fail = env;
             }
+            r->refused_seq = r->env_fail || r->applied != bad - 1 ? 0 : bad;
             return -1;
         }
         b.last_seq = rec.seq;
@@ -774,6 +817,56 @@ int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, ch
     return apply_upto(r, max_seq, st, err, errlen);
 }
 
+int replay_skip(struct replay *r, uint64_t seq, char *why, size_t whylen, char *err, size_t errlen)
+{
+    why[0] = '\0';
+    if (seq == 0 || seq <= r->applied) {
+        snprintf(err, errlen, "journal seq %llu: cache.db %s has applied up to seq %llu already: only the next "
+                 "record (seq %llu) can be skipped", (unsigned long long)seq, r->db_path,
+                 (unsigned long long)r->applied, (unsigned long long)r->applied + 1);
+        return -1;
+    }
+    /* Everything before it first: only the record replay stops at can go. */
+    if (seq > 1 && replay_apply(r, seq - 1, NULL, err, errlen) != 0) return -1;
+    if (r->applied != seq - 1) {
+        snprintf(err, errlen, "journal seq %llu: not in the journal (cache.db %s is at seq %llu, the journal has "
+                 "nothing after it)", (unsigned long long)seq, r->db_path, (unsigned long long)r->applied);
+        return -1;
+    }
+    char refusal[2048];
+    if (replay_apply(r, seq, NULL, refusal, sizeof refusal) == 0) {
+        if (r->applied == seq) {
+            snprintf(why, whylen, "journal seq %llu applied without error: nothing was skipped",
+                     (unsigned long long)seq);
+            return 1;
+        }
+        snprintf(err, errlen, "journal seq %llu: not in the journal (it ends at seq %llu)", (unsigned long long)seq,
+                 (unsigned long long)r->applied);
+        return -1;
+    }
+    if (r->refused_seq != seq) {
+        snprintf(err, errlen, "%s; that is not a refused record, so it cannot be skipped", refusal);
+        return -1;
+    }
+    /* The record again, for its type and table (the refusal named them). */
+    struct journal_reader *rd;
+    struct journal_record rec;
+    if (journal_reader_open(r->journal_dir, seq, &rd, err, errlen) != 0) return -1;
+    int rc = journal_reader_next(rd, seq, &rec, err, errlen);
+    if (rc == 1) {
+        /* Only the reason, without the hint that led here. */
+        char *hint = strstr(refusal, "; replay cannot go past this record");
+        if (hint) *hint = '\0';
+        snprintf(why, whylen, "%s", refusal);
+        rc = rp_add_skip(r, seq, rec.type, rec.table, refusal, 1, err, errlen);
+    } else {
+        if (rc == 0) snprintf(err, errlen, "journal seq %llu: not in the journal", (unsigned long long)seq);
+        rc = -1;
+    }
+    journal_reader_close(rd);
+    return rc;
+}
+
 /* Built beside cache.db (cache.db.rebuild) and renamed over it only when
  * complete, so a refused rebuild (a damaged journal, a full disk) leaves
  * cache.db as it was — invariant 7 — and a crash mid-way leaves it too (the
@@ -789,6 +882,14 @@ int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *e
     struct replay *r;
     int rc = replay_open(&to, &r, err, errlen);
     if (rc == 0) {
+        /* Records the user skipped stay skipped (replay_skip). A damaged old
+         * file may not tell: then a refused record stops the rebuild, naming it. */
+        if (rp_carry_skips(r, o->db_path, why, sizeof why) != 0) {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "rebuild: the records the old cache.db skipped are unknown: %s", why);
+            if (o->warn) o->warn(o->warn_ctx, msg);
+            else log_warn("%s", msg);
+        }
         rc = replay_apply(r, JOURNAL_SEQ_MAX, st, err, errlen);
         sqlite3 *db = r->db;
         r->db = NULL;                  /* closed here, whole, not by replay_close */

@@ -8,7 +8,8 @@
  *                   base_seq — the first seq this cache applied from (0 none yet;
  *                   > 1 means it was built from a journal whose start retention
  *                   had compacted away: see apply.c "compacted start");
- *                   created_ms.
+ *                   created_ms; compact_ms, compact_deleted, compact_freed,
+ *                   compact_reason — the last journal compaction (status).
  *   _agent_tables   one row per table: the fields of struct replay_table. Marks
  *                   and the pending key are stored as a type name ("null" "bool"
  *                   "int" "real" "text" "json") plus a value in an untyped column,
@@ -17,6 +18,9 @@
  *   _agent_export   one row (id = 1): agent_id, at_id, at_kind, at_ms (export.c).
  *   _agent_fetched  (tbl, key, at_ms): when an on_demand row was last read from
  *                   the portal (replay_note_fetched).
+ *   _agent_skipped  journal records `replay --skip` marked applied without their
+ *                   effects: (seq, tbl, type, reason, at_ms). Replay passes them
+ *                   by (a rebuild too: replay_rebuild carries the list over).
  * Creation: a missing cache.db is made whole under a temporary name and linked
  * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
@@ -106,7 +110,22 @@ static const char migration_5[] =
     " tbl TEXT NOT NULL, key NOT NULL, at_ms INTEGER NOT NULL,"
     " PRIMARY KEY (tbl, key)) WITHOUT ROWID;";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5};
+/* Version 6: records replay refused and the user skipped (replay_skip); the
+ * last journal compaction's outcome (replay_note_compact), for status. */
+static const char migration_6[] =
+    "CREATE TABLE _agent_skipped ("
+    " seq INTEGER PRIMARY KEY,"
+    " tbl TEXT NOT NULL,"
+    " type INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL);"
+    "ALTER TABLE _agent_state ADD COLUMN compact_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_freed INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE _agent_state ADD COLUMN compact_reason TEXT NOT NULL DEFAULT '';";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5,
+                                          migration_6};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -361,6 +380,139 @@ static int load_state(struct replay *r, char *err, size_t errlen)
     r->applied = (uint64_t)sqlite3_column_int64(st, 0);
     r->base_seq = (uint64_t)sqlite3_column_int64(st, 1);
     sqlite3_finalize(st);
+    rc = sqlite3_prepare_v2(r->db, "SELECT seq, type, tbl FROM _agent_skipped ORDER BY seq", -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        r->skips = xrealloc(r->skips, (r->nskips + 1) * sizeof *r->skips);
+        struct rp_skip *k = &r->skips[r->nskips++];
+        k->seq = (uint64_t)sqlite3_column_int64(st, 0);
+        k->type = sqlite3_column_int(st, 1);
+        k->table = column_strdup(st, 2);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", r->db_path, rp_errmsg(r->db).s);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+const struct rp_skip *rp_skipped(const struct replay *r, uint64_t seq)
+{
+    for (size_t i = 0; i < r->nskips; i++)
+        if (r->skips[i].seq == seq) return &r->skips[i];
+    return NULL;
+}
+
+int rp_schema_skipped(const struct replay *r, const char *table)
+{
+    for (size_t i = 0; i < r->nskips; i++)
+        if (r->skips[i].type == JOURNAL_SCHEMA && strcmp(r->skips[i].table, table) == 0) return 1;
+    return 0;
+}
+
+/* Open db_path read-only, if it exists and has _agent_skipped: 1 open, 0 none. */
+static int open_skips(const char *db_path, sqlite3 **db, sqlite3_stmt **st, char *err, size_t errlen)
+{
+    *db = NULL;
+    *st = NULL;
+    struct stat sb;
+    if (stat(db_path, &sb) != 0) return 0;
+    if (sqlite3_open_v2(db_path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: open: %s", db_path, *db ? rp_errmsg(*db).s : "out of memory");
+        sqlite3_close_v2(*db);
+        *db = NULL;
+        return -1;
+    }
+    if (sqlite3_prepare_v2(*db,
+                           "SELECT seq, tbl, type, reason, at_ms FROM _agent_skipped"
+                           " WHERE (SELECT count(*) FROM sqlite_master WHERE name = '_agent_skipped') ORDER BY seq",
+                           -1, st, NULL) == SQLITE_OK)
+        return 1;
+    /* An older cache.db has no such table: nothing was skipped. */
+    int none = strstr(sqlite3_errmsg(*db), "no such table") != NULL;
+    if (!none) snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", db_path, rp_errmsg(*db).s);
+    sqlite3_close_v2(*db);
+    *db = NULL;
+    return none ? 0 : -1;
+}
+
+int replay_skipped_read(const char *db_path, uint64_t **seqs, size_t *n, char *err, size_t errlen)
+{
+    *seqs = NULL;
+    *n = 0;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int rc = open_skips(db_path, &db, &st, err, errlen);
+    if (rc <= 0) return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *seqs = xrealloc(*seqs, (*n + 1) * sizeof **seqs);
+        (*seqs)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_DONE) snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", db_path, rp_errmsg(db).s);
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int rp_carry_skips(struct replay *r, const char *old_path, char *err, size_t errlen)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int rc = open_skips(old_path, &db, &st, err, errlen);
+    if (rc <= 0) return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const char *tbl = (const char *)sqlite3_column_text(st, 1), *why = (const char *)sqlite3_column_text(st, 3);
+        rc = rp_add_skip(r, seq, sqlite3_column_int(st, 2), tbl ? tbl : "", why ? why : "", 0, err, errlen);
+        if (rc != 0) break;
+        rc = SQLITE_ROW;
+    }
+    int ok = rc == SQLITE_DONE;
+    if (!ok && rc != -1)
+        snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", old_path, rp_errmsg(db).s);
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    return ok ? 0 : -1;
+}
+
+int rp_add_skip(struct replay *r, uint64_t seq, int type, const char *table, const char *reason, int advance,
+                char *err, size_t errlen)
+{
+    char what[4200];
+    snprintf(what, sizeof what, "cache.db %s: recording skipped seq %llu", r->db_path, (unsigned long long)seq);
+    if (rp_exec(r->db, "BEGIN IMMEDIATE", what, err, errlen) != 0) return -1;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, "INSERT OR REPLACE INTO _agent_skipped VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (int64_t)seq);
+        sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, type);
+        sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, clock_wall_ms());
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    /* Skipping the next record moves the position past it, in the same
+     * transaction; an entry carried into a rebuild only lets replay pass it by. */
+    uint64_t applied = advance ? seq : r->applied;
+    uint64_t base = r->base_seq || !advance ? r->base_seq : seq;
+    if (rp_save(r, applied, base, err, errlen) != 0 || rp_exec(r->db, "COMMIT", what, err, errlen) != 0) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        rp_tables_drop(r);
+        return -1;
+    }
+    r->applied = applied;
+    r->base_seq = base;
+    r->skips = xrealloc(r->skips, (r->nskips + 1) * sizeof *r->skips);
+    r->skips[r->nskips++] = (struct rp_skip){.seq = seq, .type = type, .table = xstrdup(table)};
     return 0;
 }
 
@@ -564,6 +716,8 @@ void replay_close(struct replay *r)
     free(r->t);
     for (size_t i = 0; i < r->nwarned; i++) free(r->warned[i]);
     free(r->warned);
+    for (size_t i = 0; i < r->nskips; i++) free(r->skips[i].table);
+    free(r->skips);
     sqlite3_finalize(r->save_table);
     sqlite3_finalize(r->save_state);
     sqlite3_close_v2(r->db);
@@ -991,4 +1145,42 @@ void replay_fetched_sql(struct buf *out, const char *table, const char *key, con
     buf_puts(out, " WHERE t.");
     rp_quote(out, column);
     buf_puts(out, " = ?1");
+}
+
+int replay_note_compact(struct replay *r, const struct replay_compact *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db,
+                                "UPDATE _agent_state SET compact_ms = ?1, compact_deleted = ?2, compact_freed = ?3,"
+                                " compact_reason = ?4 WHERE id = 1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, c->at_ms);
+        sqlite3_bind_int64(st, 2, (int64_t)c->deleted);
+        sqlite3_bind_int64(st, 3, (int64_t)c->freed);
+        sqlite3_bind_text(st, 4, c->reason, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) snprintf(err, errlen, "cache.db %s: noting the compaction: %s", r->db_path, rp_errmsg(r->db).s);
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int replay_compact_read(sqlite3 *db, struct replay_compact *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, "SELECT compact_ms, compact_deleted, compact_freed, compact_reason"
+                                    " FROM _agent_state WHERE id = 1", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        out->at_ms = sqlite3_column_int64(st, 0);
+        out->deleted = (uint64_t)sqlite3_column_int64(st, 1);
+        out->freed = (uint64_t)sqlite3_column_int64(st, 2);
+        const unsigned char *t = sqlite3_column_text(st, 3);
+        snprintf(out->reason, sizeof out->reason, "%s", t ? (const char *)t : "");
+    } else {
+        rc = SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
 }

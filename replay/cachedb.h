@@ -44,6 +44,13 @@ struct rp_table {
     sqlite3_stmt *del_live;          /* DELETE FROM live WHERE key = ? */
 };
 
+/* A record marked applied by replay_skip() (_agent_skipped). */
+struct rp_skip {
+    uint64_t seq;
+    int type;
+    char *table;
+};
+
 struct replay {
     sqlite3 *db;
     char *db_path;
@@ -56,6 +63,12 @@ struct replay {
     size_t nt, capt;
     char **warned;                   /* tables already warned about skipped records */
     size_t nwarned;
+    struct rp_skip *skips;           /* _agent_skipped, loaded at open */
+    size_t nskips;
+    /* The record the last apply refused (0: none, or the failure was the
+     * environment's, e.g. a full disk): what replay_skip() may skip. */
+    uint64_t refused_seq;
+    int env_fail;                    /* set by a failure that is not the record's fault */
     sqlite3_stmt *save_table;        /* upsert of _agent_tables' replay-owned fields */
     sqlite3_stmt *save_state;        /* UPDATE _agent_state */
 };
@@ -101,5 +114,16 @@ int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, si
 /* Replace the columns stored for t (from its cols/types). 0 or -1. */
 int rp_save_columns(struct replay *r, const struct rp_table *t, char *err, size_t errlen);
 void rp_tables_drop(struct replay *r);                       /* after a ROLLBACK */
+/* The skip entry for seq, or NULL. */
+const struct rp_skip *rp_skipped(const struct replay *r, uint64_t seq);
+/* 1 when a SCHEMA record of table was skipped: its later records depend on it. */
+int rp_schema_skipped(const struct replay *r, const char *table);
+/* Record seq as skipped, and with advance as the applied position too, in one
+ * transaction. 0 or -1. */
+int rp_add_skip(struct replay *r, uint64_t seq, int type, const char *table, const char *reason, int advance,
+                char *err, size_t errlen);
+/* Copy the skip entries of the cache.db at old_path (a rebuild's predecessor)
+ * into r. A missing or older file has none. 0 or -1. */
+int rp_carry_skips(struct replay *r, const char *old_path, char *err, size_t errlen);
 
 #endif

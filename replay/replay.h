@@ -54,6 +54,13 @@
  *   fields (replay_note_pull) start over.
  * - A missing cache.db is created whole (WAL, every migration) under a temporary
  *   name and linked into place, so no process ever opens a half-made one.
+ * - A REFUSED record (one that can never apply: a reserved table name, a
+ *   broken rule above, an undecodable payload) stops replay for good, naming
+ *   it; replay_skip() is the way out: it marks exactly that record applied,
+ *   without its effects, in _agent_skipped, and replay (a rebuild too) passes
+ *   it by from then on, as it passes the later records of a table whose
+ *   skipped SCHEMA they depend on. An error of the environment (full disk,
+ *   I/O, a damaged cache.db) is not a refusal and cannot be skipped.
  * - SQLite errors name what to do about the file: "cache.db is damaged; run
  *   `iptv-agent replay --rebuild`" for a corrupt or foreign file, the system's
  *   reason (e.g. "File too large", "No space left on device") for an I/O error. */
@@ -65,7 +72,7 @@
 
 #include "journal/journal.h"
 
-#define REPLAY_SCHEMA_VERSION 5       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 6       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */
@@ -97,8 +104,17 @@ struct replay_stats {
  * with the journal's error; what was applied before stays applied. */
 int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen);
 
+/* The way out of a refused record (see REFUSED above): seq must be the next
+ * record to apply (replay_applied_seq() + 1, after applying all before it) and
+ * replay must refuse it. Then it is recorded in _agent_skipped with the reason
+ * (copied to why) and counts as applied. 0 skipped; 1 the record applied
+ * without error (nothing skipped; why says so); -1 error (not refused, not the
+ * next record, a damaged journal ...). */
+int replay_skip(struct replay *r, uint64_t seq, char *why, size_t whylen, char *err, size_t errlen);
+
 /* Recreate cache.db from the journal alone (build beside, apply all, rename
- * over); on failure cache.db is untouched and err ends "...was left as it was". */
+ * over); on failure cache.db is untouched and err ends "...was left as it was".
+ * The records the old cache.db skipped (replay_skip) are skipped again. */
 int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen);
 
 /* A typed value owned by its holder (text copied). */
@@ -193,6 +209,23 @@ int replay_migrate(sqlite3 *db, const char *path, int to, char *err, size_t errl
  * SQLITE_NOTADB), that it is not writable (SQLITE_READONLY), or the system's
  * reason for an I/O error. Written to out (outlen bytes, NUL-terminated). */
 void replay_db_errmsg(sqlite3 *db, char *out, size_t outlen);
+
+/* The seqs cache.db at db_path has skipped (replay_skip), ascending, read
+ * without writing anything: a missing file or an older cache.db has none.
+ * *seqs is malloc'd (NULL when none). 0 or -1. */
+int replay_skipped_read(const char *db_path, uint64_t **seqs, size_t *n, char *err, size_t errlen);
+
+/* The last journal compaction (journal_compact through store_compact), kept in
+ * _agent_state for `status`. */
+struct replay_compact {
+    int64_t at_ms;                    /* when; 0 never */
+    uint64_t deleted;                 /* segments it deleted */
+    uint64_t freed;                   /* bytes */
+    char reason[256];                 /* why the oldest kept segment stays */
+};
+int replay_note_compact(struct replay *r, const struct replay_compact *c, char *err, size_t errlen);
+/* From any connection to cache.db; an older cache.db (no such columns) is -1. */
+int replay_compact_read(sqlite3 *db, struct replay_compact *out);
 
 /* Hash of a column list (names and types), as stored in schema_hash. */
 void replay_schema_hash(uint32_t ncols, const char *const *names, const enum journal_coltype *types,

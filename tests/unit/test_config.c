@@ -76,6 +76,7 @@ static void test_repo_agent_toml(void **state)
     assert_int_equal(c.storage.segment_size, 64 * MIB);
     assert_int_equal(c.storage.compression_level, 3);
     assert_int_equal(c.storage.retain_ms, 7 * DAY);
+    assert_int_equal(c.storage.compact_interval_ms, 10 * 60 * 1000);
     assert_string_equal(c.serve.listen, "127.0.0.1:8642");
     assert_string_equal(c.serve.token_env, "IPTV_AGENT_TOKEN");
     assert_int_equal(c.ntables, 4);
@@ -279,6 +280,8 @@ static void test_value_errors(void **state)
     expect_err("[remote]\ntimeout = \"30\"\n",
                "a.toml:2:11: key `timeout`: invalid duration \"30\": missing unit (ms, s, m, h or d)");
     expect_err("[remote]\ntimeout = \"0s\"\n", "a.toml:2:11: key `timeout`: must be greater than 0");
+    expect_err("[storage]\ncompact_interval = \"0s\"\n",
+               "a.toml:2:20: key `compact_interval`: must be greater than 0");
     expect_err("[storage]\nretain = \"-1d\"\n",
                "a.toml:2:10: key `retain`: invalid duration \"-1d\": must not be negative");
     expect_err("[storage]\nretain = \"1w\"\n",
@@ -313,7 +316,7 @@ static void test_key_and_section_errors(void **state)
                "password_env, timeout, retries, verify_tls, ca_file, max_response)");
     expect_err("[storage]\n  path = \"/x\"\n",
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
-               "compression_level, retain)");
+               "compression_level, retain, compact_interval)");
     expect_err("[serve]\nport = 1\n",
                "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes)");
     expect_err("verbose = true\n[remote]\n",
@@ -611,6 +614,16 @@ static void test_table_errors(void **state)
     expect_err("[[table]]\nstrategy = \"full\"\n", "a.toml:1:1: [[table]]: key `name` is required");
     expect_err("[[table]]\nname = \"1abc\"\n",
                "a.toml:2:8: key `name`: \"1abc\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
+    /* Issue 11: names replay refuses must not reach the journal. */
+    expect_err("[[table]]\nname = \"_agent_state\"\n",
+               "a.toml:2:8: key `name`: table name \"_agent_state\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
+    expect_err("[defaults]\nchunk = 5\n\n[[table]]\nname = \"SQLite_x\"\n",
+               "a.toml:5:8: key `name`: table name \"SQLite_x\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
+    expect_err("[[table]]\nname = \"_Agent_mine\"\n",
+               "a.toml:2:8: key `name`: table name \"_Agent_mine\": names starting with \"sqlite_\" or "
+               "\"_agent_\" are reserved");
     expect_err("[[table]]\nname = \"a\"\nkey = \"a-b\"\n",
                "a.toml:3:7: key `key`: \"a-b\" is not an identifier ([A-Za-z_][A-Za-z0-9_]*)");
     expect_err("[[table]]\nname = \"a\"\nchunk = 0\n",

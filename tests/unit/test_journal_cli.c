@@ -158,12 +158,20 @@ static void test_help_and_usage(void **state)
     assert_non_null(strstr(f->err, "usage: iptv-agent journal ls"));
     assert_int_equal(run(f, "frob", NULL), 2);
     assert_non_null(strstr(f->err, "iptv-agent journal: unknown subcommand \"frob\""));
-    assert_int_equal(run(f, "cat", "--from", "x", NULL), 2);
-    assert_non_null(strstr(f->err, "iptv-agent journal cat: unexpected argument --from"));
+    /* Issue 11: a bad value is blamed, not the flag. */
+    assert_int_equal(run(f, "cat", "--from", "abc", NULL), 2);
+    assert_non_null(strstr(f->err, "iptv-agent journal cat: --from: invalid value \"abc\": expected a journal "
+                                   "sequence number"));
+    assert_null(strstr(f->err, "unexpected argument"));
+    assert_int_equal(run(f, "cat", "--from", NULL), 2);
+    assert_non_null(strstr(f->err, "iptv-agent journal cat: --from needs a value"));
     assert_int_equal(run(f, "ls", "--table", "t", NULL), 2);
     assert_non_null(strstr(f->err, "iptv-agent journal ls: unexpected argument --table"));
-    assert_int_equal(run(f, "compact", "--applied", "x", NULL), 2);
-    assert_non_null(strstr(f->err, "iptv-agent journal compact: unexpected argument --applied"));
+    assert_int_equal(run(f, "compact", "--applied", "-1", NULL), 2);
+    assert_non_null(strstr(f->err, "iptv-agent journal compact: --applied: invalid value \"-1\""));
+    assert_null(strstr(f->err, "unexpected argument"));
+    assert_int_equal(run(f, "compact", "--applied", "99999999999999999999999", NULL), 2);
+    assert_non_null(strstr(f->err, "--applied: invalid value \"99999999999999999999999\""));
 }
 
 static void test_empty_journal(void **state)

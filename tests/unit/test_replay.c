@@ -1213,6 +1213,76 @@ static void test_bad_records(void **state)
     (void)s;
 }
 
+/* Issue 11: a record replay refuses (a reserved table name) wedged the agent
+ * for good. The error names the record and the way out; replay_skip passes
+ * exactly it (and the records of that table that need its SCHEMA), records it
+ * in cache.db, and a rebuild skips it too; nothing else is lost. */
+static void test_refused_record_skip(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_snapshot(f, "t", 1, 5, 2, 0);
+    uint64_t bad = put_std_schema(f, "_agent_state");
+    put_std_snapshot(f, "_agent_state", 1, 3, 3, 0);
+    uint64_t last = put_std_incr(f, "t", 6, 3, 0);
+    assert_int_equal(journal_batch_commit(writer(f), (char[256]){0}, 256), 0);
+
+    char want[160], err[2048], why[2048];
+    snprintf(want, sizeof want, "journal seq %" PRIu64 " (segment 1 offset ", bad);
+    struct replay *r = ropen(f);
+    snprintf(err, sizeof err, "`iptv-agent replay --skip %" PRIu64 "`", bad);
+    for (int i = 0; i < 2; i++)   /* wedged: the same refusal every time */
+        apply_fails(r, JOURNAL_SEQ_MAX, want, "schema record, table \"_agent_state\"",
+                    "names starting with \"sqlite_\" or \"_agent_\" are reserved", err, NULL);
+    assert_int_equal(replay_applied_seq(r), bad - 1);
+    assert_int_equal(count_rows(replay_db(r), "t"), 5);
+
+    /* only the record replay stops at */
+    assert_int_equal(replay_skip(r, bad + 1, why, sizeof why, err, sizeof err), -1);
+    assert_non_null(strstr(err, want));          /* replay stops at `bad` first */
+    assert_int_equal(replay_skip(r, bad - 1, why, sizeof why, err, sizeof err), -1);
+    assert_non_null(strstr(err, "only the next record"));
+    assert_int_equal(replay_applied_seq(r), bad - 1);
+
+    assert_int_equal(replay_skip(r, bad, why, sizeof why, err, sizeof err), 0);
+    assert_non_null(strstr(why, "are reserved"));
+    assert_null(strstr(why, "--skip"));
+    assert_int_equal(replay_applied_seq(r), bad);
+    apply_ok(r, JOURNAL_SEQ_MAX);
+    assert_int_equal(replay_applied_seq(r), last);
+    assert_non_null(strstr(f->warn, "table \"_agent_state\": skipping its records: its SCHEMA was skipped"));
+    assert_int_equal(count_rows(replay_db(r), "t"), 8);
+    uint64_t ht = table_sum(replay_db(r), "t");
+    assert_int_equal(q_int(replay_db(r), "SELECT count(*) FROM _agent_skipped"), 1);
+    replay_close(r);
+
+    uint64_t *seqs;
+    size_t n;
+    assert_int_equal(replay_skipped_read(f->db, &seqs, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(seqs[0], bad);
+    free(seqs);
+
+    /* a rebuild passes it by too, and comes out the same */
+    struct replay_opts o = opts_for(f, NULL);
+    struct replay_stats st;
+    if (replay_rebuild(&o, &st, err, sizeof err) != 0) fail_msg("rebuild: %s", err);
+    assert_non_null(strstr(f->warn, "not applied: skipped by `iptv-agent replay --skip"));
+    r = ropen(f);
+    assert_int_equal(replay_applied_seq(r), last);
+    assert_true(table_sum(replay_db(r), "t") == ht);
+    assert_int_equal(q_int(replay_db(r), "SELECT count(*) FROM _agent_skipped"), 1);
+
+    /* a record that applies is never skipped */
+    uint64_t more = put_std_incr(f, "t", 9, 1, 0);
+    assert_int_equal(journal_batch_commit(writer(f), (char[256]){0}, 256), 0);
+    assert_int_equal(replay_skip(r, more, why, sizeof why, err, sizeof err), 1);
+    assert_non_null(strstr(why, "applied without error"));
+    assert_int_equal(count_rows(replay_db(r), "t"), 9);
+    assert_int_equal(q_int(replay_db(r), "SELECT count(*) FROM _agent_skipped"), 1);
+    replay_close(r);
+}
+
 static void flip(const char *path, long off)
 {
     int fd = open(path, O_RDWR);
@@ -1873,6 +1943,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_change_on_demand_and_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_record_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_record_skip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuild_refused_keeps_cache, setup, teardown),
