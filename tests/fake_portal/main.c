@@ -50,7 +50,8 @@ static const char usage[] =
     "Admin routes at run time: POST /_fake/faults, /_fake/mutate, /_fake/expire; GET /_fake/stats.\n"
     "Fault queue items (POST /_fake/faults {\"queue\":[...]}): ok, 500 (before running the\n"
     "statement), 500after, reset, drop (run it, then close without a byte), truncate,\n"
-    "garbage, expire.\n";
+    "garbage, expire. {\"write_queue\":[...]} queues the same (but expire) for write\n"
+    "statements only (insert, update, delete): logins and selects pass them by.\n";
 
 static int parse_i64(const char *s, int64_t *out)
 {

@@ -41,6 +41,10 @@ struct fake_server {
     struct fake_faults f;
     enum fault queue[MAX_QUEUE]; /* forced outcomes, consumed first */
     int qhead, qlen;
+    /* Forced outcomes for write statements only (insert/update/delete), so a
+     * test can lose a write's answer whatever logins and reads come first. */
+    enum fault wqueue[MAX_QUEUE];
+    int wqhead, wqlen;
     uint64_t rng;
     struct session sessions[MAX_SESSIONS];
     int nsessions;
@@ -234,6 +238,19 @@ static enum fault roll_fault(fake_server *s)
     if (s->f.truncate_rate > 0 && rng_unit(s) < s->f.truncate_rate) return F_TRUNCATE;
     if (s->f.garbage_rate > 0 && rng_unit(s) < s->f.garbage_rate) return F_GARBAGE;
     return F_NONE;
+}
+
+/* The next forced outcome for a write statement (F_NONE: none queued). */
+static enum fault roll_write_fault(fake_server *s, const cJSON *doc)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "method");
+    if (s->wqlen == 0 || !cJSON_IsString(m) ||
+        (strcmp(m->valuestring, "insert") && strcmp(m->valuestring, "update") && strcmp(m->valuestring, "delete")))
+        return F_NONE;
+    enum fault f = s->wqueue[s->wqhead];
+    s->wqhead = (s->wqhead + 1) % MAX_QUEUE;
+    s->wqlen--;
+    return f;
 }
 
 static const char *new_session(fake_server *s)
@@ -453,7 +470,18 @@ static void on_api(struct evhttp_request *req, void *arg)
     } else if (!session_valid(s, req)) {
         session_refusal(s, cJSON_GetObjectItemCaseSensitive(doc, "id"), &out, &status);
     } else {
-        status = handle_query(s, doc, &out);
+        enum fault wf = roll_write_fault(s, doc);
+        if (wf != F_NONE) {
+            s->stats.faults++;
+            f = wf;
+        }
+        if (f == F_500) {            /* refused before it ran */
+            buf_puts(&out, "<html><body>500 Internal Server Error</body></html>");
+            status = 500;
+            f = F_NONE;
+        } else {
+            status = handle_query(s, doc, &out);
+        }
     }
     cJSON_Delete(doc);
     buf_free(&body);
@@ -523,6 +551,16 @@ static int admin_faults(fake_server *s, const cJSON *o, struct buf *out)
         }
         if (s->qlen == MAX_QUEUE) break;
         s->queue[(s->qhead + s->qlen++) % MAX_QUEUE] = ft;
+    }
+    const cJSON *wq = cJSON_GetObjectItemCaseSensitive(o, "write_queue");
+    for (const cJSON *c = wq ? wq->child : NULL; c; c = c->next) {
+        enum fault ft;
+        if (!cJSON_IsString(c) || parse_fault(c->valuestring, &ft) != 0 || ft == F_EXPIRE) {
+            buf_puts(out, "{\"error\":\"write_queue items: ok|500|500after|reset|drop|truncate|garbage\"}");
+            return 400;
+        }
+        if (s->wqlen == MAX_QUEUE) break;
+        s->wqueue[(s->wqhead + s->wqlen++) % MAX_QUEUE] = ft;
     }
     buf_puts(out, "{\"ok\":true}");
     return 200;

@@ -123,14 +123,14 @@ rpc 12 delete "{\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",${ids[1]}]}}"
 ok "update and delete answered {\"result\":1} as the portal sent it; portal -1 row for the delete; the cache shows both at once"
 
 # (c) ------------------------------------------------------------------------------
-# The pre-read of the touched keys takes the first fault slot ("ok"); the write the second.
-portal_admin "$P_URL" /_fake/faults '{"queue":["ok","drop"]}' >/dev/null
+# write_queue: only the write itself loses its answer (logins and reads pass).
+portal_admin "$P_URL" /_fake/faults '{"write_queue":["drop"]}' >/dev/null
 rpc 21 update "{\"table\":\"subscriber\",\"set\":{\"email\":\"lost@example.org\"},\"where\":{\"eq\":[\"id\",${ids[2]}]}}"
 [ "$HTTP_CODE" = 200 ] && json_check "$HTTP_BODY" "d['error']['code'] == -32002 and d['error']['message'].startswith('write outcome unknown') and 'check before retrying' in d['error']['message']" ||
   fail "update with the answer lost: $HTTP_CODE $(cat "$HTTP_BODY")"
 [ "$(sq "$PDB" "SELECT email FROM subscriber WHERE id = ${ids[2]}")" = lost@example.org ] || fail "portal lacks the update"
 same_row "${ids[2]}" || fail "cache row ${ids[2]} differs from the portal's after the lost update"
-portal_admin "$P_URL" /_fake/faults '{"queue":["ok","drop"]}' >/dev/null
+portal_admin "$P_URL" /_fake/faults '{"write_queue":["drop"]}' >/dev/null
 rpc 22 delete "{\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",${ids[3]}]}}"
 [ "$HTTP_CODE" = 200 ] && json_check "$HTTP_BODY" "d['error']['code'] == -32002" || fail "delete with the answer lost: $(cat "$HTTP_BODY")"
 [ "$(pcount subscriber)" = $((sub_before - 2)) ] || fail "portal subscriber rows: $(pcount subscriber), want $((sub_before - 2))"
@@ -138,7 +138,7 @@ rpc 22 delete "{\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",${ids[3]}]}}"
 ok "update and delete whose answer was dropped: -32002 write outcome unknown, applied once on the portal, cache follows"
 
 pk_before=$(pcount package)
-portal_admin "$P_URL" /_fake/faults '{"queue":["drop"]}' >/dev/null
+portal_admin "$P_URL" /_fake/faults '{"write_queue":["drop"]}' >/dev/null
 rpc 31 insert '{"into":"package","columns":["name","paid"],"values":[["lost-insert",true]]}'
 [ "$HTTP_CODE" = 200 ] && json_check "$HTTP_BODY" "d['error']['code'] == -32002" || fail "insert with the answer lost: $(cat "$HTTP_BODY")"
 [ "$(pcount package "WHERE name = 'lost-insert'")" = 1 ] && [ "$(pcount package)" = $((pk_before + 1)) ] ||
