@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 /* Pull the selected tables (NULL: all configured), print a summary. */
-static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full)
+static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full, int compact)
 {
     char err[2048];
     for (int i = 0; i < nonly; i++) {
@@ -87,10 +87,10 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
     printf("%d table%s pulled, %d failed; journal at seq %llu, cache applied to %llu\n", pulled,
            pulled == 1 ? "" : "s", failed, (unsigned long long)journal_writer_durable_seq(s.jw),
            (unsigned long long)replay_applied_seq(s.rp));
-    /* Compact as the daemon does, so --once from cron does not fill the disk;
+    /* --once compacts as the daemon does, so a cron job does not fill the disk;
      * a failure here is not the pulls' (they are applied). */
-    struct journal_compact_result cr;
-    if (store_compact(&s, cfg, UINT64_MAX, NULL, &cr, err, sizeof err) != 0)
+    struct journal_compact_result cr = {0};
+    if (compact && store_compact(&s, cfg, UINT64_MAX, NULL, &cr, err, sizeof err) != 0)
         log_warn("journal compaction: %s", err);
     else if (cr.deleted)
         log_info("journal compacted: %zu segments (%llu bytes) deleted, %zu kept", cr.deleted,
@@ -153,7 +153,7 @@ int cmd_once(const struct config *cfg, int argc, char **argv)
         if (!strcmp(argv[i], "--force")) force = 1;
         else { fprintf(stderr, "iptv-agent --once: unexpected argument %s\n%s", argv[i], once_usage); return 2; }
     }
-    return cfg->upstream.url ? run_upstream(cfg) : run_pulls(cfg, NULL, 0, force, 0);
+    return cfg->upstream.url ? run_upstream(cfg) : run_pulls(cfg, NULL, 0, force, 0, 1);
 }
 
 static const char sync_usage[] =
@@ -175,7 +175,7 @@ int cmd_sync(const struct config *cfg, int argc, char **argv)
             return 2;
         } else only[n++] = argv[i];
     }
-    int rc = run_pulls(cfg, only, n, 1, full);
+    int rc = run_pulls(cfg, only, n, 1, full, 0);
     free(only);
     return rc;
 }

@@ -27,8 +27,8 @@
  * an incremental table has no complete snapshot after it (it is older than
  * retain) and the journal holds more than twice the bytes of every table's
  * latest complete snapshot, that table gets a full pull: its old pages then
- * stop holding the journal. So the journal stays under about the retain window
- * plus two copies of every table (scenario daemon_compact); an on_demand
+ * stop holding the journal. So the journal stays under the retain window plus
+ * three copies of every table and two segments (scenario daemon_compact); an on_demand
  * table's fetched rows are the exception (logged once): nothing supersedes
  * them. /status shows size and the last compaction; cache.db keeps the latter
  * for `iptv-agent status`.
