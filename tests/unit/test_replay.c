@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/buf.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
@@ -1799,6 +1800,39 @@ static void test_migrate_from_v1(void **state)
     sqlite3_close(db);
 }
 
+/* on_demand fetch times (_agent_fetched, migration 5) and the one query that reads them. */
+static void test_note_fetched(void **state)
+{
+    struct fx *f = *state;
+    put_std_schema(f, "t");
+    put_std_incr(f, "t", 1, 3, 0);
+    struct replay *r = ropen(f);
+    apply_ok(r, JOURNAL_SEQ_MAX);
+    char err[512];
+    struct journal_value keys[] = {vint(1), vint(2)};
+    assert_int_equal(replay_note_fetched(r, "t", keys, 2, 5000, err, sizeof err), 0);
+    assert_int_equal(replay_note_fetched(r, "t", keys, 1, 6000, err, sizeof err), 0);   /* read again */
+    assert_int_equal(replay_note_fetched(r, "_agent_tables", keys, 1, 1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "reserved"));
+    struct buf sql = {0};
+    replay_fetched_sql(&sql, "t", "id", "id");
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(replay_db(r), sql.p, -1, &st, NULL), SQLITE_OK);
+    static const struct { int64_t id, n, at; const char *keys; } want[] = {
+        {1, 1, 6000, "[1]"}, {2, 1, 5000, "[2]"}, {3, 1, 0, "[3]"}, {9, 0, 0, "[]"}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, want[i].id);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int64(st, 0), want[i].n);
+        assert_int_equal(sqlite3_column_int64(st, 1), want[i].at);    /* 0: a row with no time */
+        assert_string_equal((const char *)sqlite3_column_text(st, 2), want[i].keys);
+    }
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    replay_close(r);
+}
+
 static void test_note_pull_and_list(void **state)
 {
     struct fx *f = *state;
@@ -1959,6 +1993,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrate_from_v0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_note_pull_and_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_note_fetched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quoted_identifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_journal, setup, teardown),
     };
