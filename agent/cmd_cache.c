@@ -699,7 +699,8 @@ static void refresh_stale(const struct config *cfg, const struct config_table *t
     if (!stale_rows(cfg, t, col, val, &at, &keys)) return;
     int rc = -1;
     struct store s;
-    if (store_open(cfg, 1, &s, err, sizeof err) == 0) {
+    int src = store_open(cfg, 1, &s, err, sizeof err);
+    if (src == 0) {
         remote *r = remote_from_config(cfg, err, sizeof err);
         if (r) {
             struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
@@ -707,7 +708,7 @@ static void refresh_stale(const struct config *cfg, const struct config_table *t
         }
         remote_free(r);
         store_close(&s);
-    } else if (strstr(err, "another writer") && !strcmp(col, t->key)) {
+    } else if (src == STORE_ELOCKED && !strcmp(col, t->key)) {
         rc = ask_daemon(cfg, t, val, err, sizeof err);   /* the daemon refreshes a stale key lookup */
     }
     if (rc != 0) {
@@ -751,10 +752,11 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     struct store s;
     remote *r = NULL;
     uint64_t found = 0;
-    if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
+    int src = store_open(cfg, 1, &s, err, sizeof err);
+    if (src != 0) {
         /* A running daemon owns the journal: let it fetch (by key only: its API
          * fetches on_demand misses of a key lookup). */
-        int daemon = strstr(err, "another writer") != NULL;
+        int daemon = src == STORE_ELOCKED;
         if (daemon && strcmp(col, t->key) != 0) {
             fprintf(stderr, "iptv-agent get: %s=%s is not in the cache; the running daemon holds the journal and "
                             "fetches only by key (%s=...) — look up by key or stop the daemon\n", col, val, t->key);

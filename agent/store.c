@@ -50,6 +50,7 @@ void store_replay_opts(const struct store *s, struct replay_opts *o)
 
 int store_open(const struct config *cfg, int writer, struct store *s, char *err, size_t errlen)
 {
+    int ret = -1;
     memset(s, 0, sizeof *s);
     s->dir = xstrdup(cfg->storage.dir);
     s->journal_dir = join(s->dir, "journal");
@@ -77,6 +78,7 @@ int store_open(const struct config *cfg, int writer, struct store *s, char *err,
                          "`curl -X POST %s/sync/TABLE` pulls TABLE now", url, url);
             else
                 snprintf(err + n, errlen - n, "; wait for it to finish, or stop it");
+            ret = STORE_ELOCKED;
         }
         if (rc != 0) goto fail;
     }
@@ -91,7 +93,7 @@ int store_open(const struct config *cfg, int writer, struct store *s, char *err,
     return 0;
 fail:
     store_close(s);
-    return -1;
+    return ret;
 }
 
 int store_open_readonly(const struct config *cfg, struct store *s, char *err, size_t errlen)

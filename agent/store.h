@@ -21,7 +21,9 @@ struct store {
     struct replay *rp;
 };
 
-/* 0 ok, -1 with err. Creates the directory when missing. */
+/* 0 ok, -1 with err, STORE_ELOCKED (err names the holder) when another process
+ * (a running daemon, say) holds the journal. Creates the directory when missing. */
+#define STORE_ELOCKED (-2)
 int store_open(const struct config *cfg, int writer, struct store *s, char *err, size_t errlen);
 /* A reader that only reads (status): creates nothing, not even the directory.
  * 0 ok, 1 there is no cache.db yet (err names it), -1 error. */
