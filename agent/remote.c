@@ -317,16 +317,21 @@ static int note_try(remote *r, struct buf *hist, int *attempt, const char *what)
 }
 
 /* One try's error without what varies between tries of the same failure:
- * curl's " after N ms". */
+ * curl's " after N ms" (connect) and " after N milliseconds" (timeout). */
 static void try_error(const char *p, size_t n, struct buf *out)
 {
+    static const char *const units[] = {" milliseconds", " ms"};
     buf_reset(out);
     for (size_t i = 0; i < n;) {
         if (n - i > 7 && !memcmp(p + i, " after ", 7)) {
-            size_t k = i + 7;
+            size_t k = i + 7, skip = 0;
             while (k < n && p[k] >= '0' && p[k] <= '9') k++;
-            if (k > i + 7 && n - k >= 3 && !memcmp(p + k, " ms", 3)) {
-                i = k + 3;
+            for (size_t u = 0; u < 2 && !skip && k > i + 7; u++) {
+                size_t ul = strlen(units[u]);
+                if (n - k >= ul && !memcmp(p + k, units[u], ul)) skip = k + ul - i;
+            }
+            if (skip) {
+                i += skip;
                 continue;
             }
         }
