@@ -194,6 +194,22 @@ static const char replay_usage[] =
     "skipped, and only a refusal (not a full disk or a damaged file).\n"
     "Exit: 0 ok, 1 error (e.g. a damaged journal: the message names segment and offset).\n";
 
+/* The journal's lock, and replay options for cache.db beside it, without
+ * store_open (which applies what is pending): nothing appends or applies
+ * meanwhile. ro points into paths (two bufs the caller frees, also on failure);
+ * the caller closes *jw. 0, or -1 with err (nothing held). */
+static int lock_journal(const struct config *cfg, struct buf paths[2], struct replay_opts *ro,
+                        struct journal_writer **jw, char *err, size_t errlen)
+{
+    buf_printf(&paths[0], "%s/journal", cfg->storage.dir);
+    buf_printf(&paths[1], "%s/cache.db", cfg->storage.dir);
+    struct journal_opts jo = {.dir = paths[0].p, .segment_size = (uint64_t)cfg->storage.segment_size,
+                              .level = cfg->storage.compression_level};
+    struct store s = {.journal_dir = paths[0].p, .db_path = paths[1].p};
+    store_replay_opts(&s, ro);
+    return journal_writer_open(&jo, jw, err, errlen) == 0 ? 0 : -1;
+}
+
 static int replay_skip_cmd(const struct config *cfg, const char *arg)
 {
     char *end;
@@ -205,21 +221,12 @@ static int replay_skip_cmd(const struct config *cfg, const char *arg)
         return 2;
     }
     char err[2048], why[2048];
-    struct store s = {0};
-    char jdir[4096], db[4096];
-    snprintf(jdir, sizeof jdir, "%s/journal", cfg->storage.dir);
-    snprintf(db, sizeof db, "%s/cache.db", cfg->storage.dir);
-    /* The journal lock: nobody appends or applies meanwhile. Not store_open,
-     * which would stop at the very record to skip. */
-    struct journal_opts jo = {.dir = jdir, .segment_size = (uint64_t)cfg->storage.segment_size,
-                              .level = cfg->storage.compression_level};
     struct journal_writer *jw = NULL;
     struct replay *rp = NULL;
     struct replay_opts ro;
-    s.journal_dir = jdir;
-    s.db_path = db;
-    store_replay_opts(&s, &ro);
-    int rc = journal_writer_open(&jo, &jw, err, sizeof err);
+    struct buf paths[2] = {{0}, {0}};
+    /* Not store_open, which would stop at the very record to skip. */
+    int rc = lock_journal(cfg, paths, &ro, &jw, err, sizeof err);
     if (rc == 0) rc = replay_open(&ro, &rp, err, sizeof err);
     if (rc == 0) rc = replay_skip(rp, (uint64_t)seq, why, sizeof why, err, sizeof err);
     if (rc == 0) {
@@ -236,6 +243,8 @@ static int replay_skip_cmd(const struct config *cfg, const char *arg)
                 (unsigned long long)st.records);
     replay_close(rp);
     journal_writer_close(jw);
+    buf_free(&paths[0]);
+    buf_free(&paths[1]);
     return rc == 0 ? 0 : 1;
 }
 
@@ -260,21 +269,14 @@ int cmd_replay(const struct config *cfg, int argc, char **argv)
     int rc;
     if (rebuild) {
         /* Hold the journal lock so nothing appends while cache.db is rebuilt. */
-        char jdir[4096], db[4096];
-        snprintf(jdir, sizeof jdir, "%s/journal", cfg->storage.dir);
-        snprintf(db, sizeof db, "%s/cache.db", cfg->storage.dir);
-        struct journal_opts jo = {.dir = jdir, .segment_size = (uint64_t)cfg->storage.segment_size,
-                                  .level = cfg->storage.compression_level};
         struct journal_writer *jw = NULL;
-        if (journal_writer_open(&jo, &jw, err, sizeof err) != 0) {
-            fprintf(stderr, "iptv-agent replay: %s\n", err);
-            return 1;
-        }
-        struct store s = {.journal_dir = jdir, .db_path = db};
         struct replay_opts ro;
-        store_replay_opts(&s, &ro);
-        rc = replay_rebuild(&ro, &st, err, sizeof err);
+        struct buf paths[2] = {{0}, {0}};
+        rc = lock_journal(cfg, paths, &ro, &jw, err, sizeof err);
+        if (rc == 0) rc = replay_rebuild(&ro, &st, err, sizeof err);
         journal_writer_close(jw);
+        buf_free(&paths[0]);
+        buf_free(&paths[1]);
     } else {
         struct store s;
         rc = store_open(cfg, 1, &s, err, sizeof err);   /* applies what is pending */
