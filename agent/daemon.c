@@ -361,12 +361,21 @@ static void arm(struct daemon *d, int i, int64_t delay_ms)
     evtimer_add(d->ts[i].timer, &tv);
 }
 
+/* A new job of one kind for table (-1: none), with no file yet; the caller
+ * fills in the rest and enqueues it. */
+static struct job *job_new(enum job_kind kind, int table)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = kind;
+    j->table = table;
+    j->file.fd = -1;
+    return j;
+}
+
 static void queue_pull(struct daemon *d, int i, int full)
 {
     if (d->ts[i].queued) return;
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_PULL;
-    j->table = i;
+    struct job *j = job_new(JOB_PULL, i);
     j->full = full;
     d->ts[i].queued = 1;
     enqueue(d, &d->pullq, j);
@@ -391,10 +400,7 @@ static void request_compact(struct daemon *d)
         d->compact_again = 1;
         return;
     }
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_COMPACT;
-    j->table = -1;
-    j->file.fd = -1;
+    struct job *j = job_new(JOB_COMPACT, -1);
     d->compact_queued = 1;
     enqueue(d, &d->pullq, j);
 }
@@ -468,10 +474,7 @@ static void up_arm(struct daemon *d, int64_t delay_ms)
 static void queue_upstream(struct daemon *d)
 {
     if (d->up_queued) return;
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_UPSTREAM;
-    j->table = -1;
-    j->file.fd = -1;
+    struct job *j = job_new(JOB_UPSTREAM, -1);
     d->up_queued = 1;
     enqueue(d, &d->pullq, j);
 }
@@ -625,9 +628,7 @@ static int hook_fetch(void *ctx, const char *table, const char *column, const ch
     const struct config_table *t = config_table_find(d->cfg, table);
     if (!t || d->stop) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_FETCH;
-    j->table = (int)(t - d->cfg->tables);
+    struct job *j = job_new(JOB_FETCH, (int)(t - d->cfg->tables));
     j->column = xstrdup(column);
     j->value = xstrdup(value_json);
     j->done = done;
@@ -643,9 +644,7 @@ static int hook_refresh(void *ctx, const char *table, const char *keys_json, ser
     const struct config_table *t = config_table_find(d->cfg, table);
     if (!t || d->stop) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* serve them stale instead */
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_REFRESH;
-    j->table = (int)(t - d->cfg->tables);
+    struct job *j = job_new(JOB_REFRESH, (int)(t - d->cfg->tables));
     j->value = xstrdup(keys_json);
     j->done = done;
     j->arg = arg;
@@ -658,9 +657,7 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
     struct daemon *d = ctx;
     if (d->stop) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_WRITE;
-    j->table = -1;
+    struct job *j = job_new(JOB_WRITE, -1);
     j->method = xstrdup(method);
     j->params = xstrdup(params_json);
     j->wdone = done;
@@ -689,10 +686,7 @@ static int hook_export(void *ctx, const char *base_id, serve_export_done_fn done
 {
     struct daemon *d = ctx;
     if (d->stop) return -1;
-    struct job *j = xcalloc(1, sizeof *j);
-    j->kind = JOB_EXPORT;
-    j->table = -1;
-    j->file.fd = -1;
+    struct job *j = job_new(JOB_EXPORT, -1);
     j->base_id = base_id ? xstrdup(base_id) : NULL;
     j->edone = done;
     j->arg = arg;

@@ -10,7 +10,7 @@ SCEN_PIDS=()
 scen_cleanup() {
   local p
   for p in "${SCEN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  [ -n "${KEEP:-}" ] || rm -rf "$SCEN_DIR"
+  [ -n "${KEEP:-}" ] || rm -rf "$SCEN_DIR"   # KEEP=1 leaves it for a post-mortem
 }
 trap scen_cleanup EXIT
 
