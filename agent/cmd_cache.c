@@ -562,11 +562,11 @@ static int ask_daemon(const struct config *cfg, const struct config_table *t, co
     url[strcspn(url, "\r\n")] = '\0';
     struct buf req = {0}, resp = {0};
     buf_printf(&req, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"%s\"],"
-                     "\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",", t->key, t->name, t->key);
+                     "\"from\":\"%s\",\"where\":{\"in\":[\"%s\",[", t->key, t->name, t->key);
     int64_t iv;
     if (pull_int_text(val, &iv)) buf_printf(&req, "%lld", (long long)iv);
     else json_write_string(&req, val, strlen(val));
-    buf_puts(&req, "]}}}");
+    buf_puts(&req, "]]}}}");    /* in a list, a value that reads like a column is still a value */
     strncat(url, "/api/jsonsql/", sizeof url - strlen(url) - 1);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");

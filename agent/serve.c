@@ -442,10 +442,21 @@ static void handle_login(struct sreq *r, const struct serve_request *rq)
 
 /* ---- POST /api/jsonsql/: select ------------------------------------------------------ */
 
+/* Is k the key column of table `name` (aliased `alias`): "key" or {"name|alias":"key"}? */
+static int names_key(const cJSON *k, const char *key, const char *name, const char *alias)
+{
+    if (cJSON_IsString(k)) return strcmp(k->valuestring, key) == 0;
+    return cJSON_IsObject(k) && k->child && !k->child->next && cJSON_IsString(k->child) &&
+           strcmp(k->child->valuestring, key) == 0 &&
+           (strcmp(k->child->string, name) == 0 || (alias && strcmp(k->child->string, alias) == 0));
+}
+
 /* Does a select look one key up in an on_demand table? `from` names one
  * configured on_demand table (a string, or a list of one {"table":..}), and
- * `where` is {"eq":[key, literal]} in either order; the key may be qualified by
- * the table's name or alias. Returns the table and sets *lit, else NULL. */
+ * `where` is {"eq":[key, literal]} in either order, or {"in":[key, [literal]]}
+ * (an `in` list holds only values: what `get` sends, so a text key that reads
+ * like a column name is still a value); the key may be qualified by the
+ * table's name or alias. Returns the table and sets *lit, else NULL. */
 static const struct config_table *on_demand_lookup(serve *s, const cJSON *params, const cJSON **lit)
 {
     const cJSON *from = cJSON_GetObjectItemCaseSensitive(params, "from");
@@ -462,17 +473,21 @@ static const struct config_table *on_demand_lookup(serve *s, const cJSON *params
     if (!t || t->strategy != STRATEGY_ON_DEMAND) return NULL;
     const cJSON *where = cJSON_GetObjectItemCaseSensitive(params, "where");
     if (!cJSON_IsObject(where) || !where->child || where->child->next) return NULL;
-    const cJSON *eq = where->child;
-    if (strcmp(eq->string, "eq") != 0 || !cJSON_IsArray(eq) || cJSON_GetArraySize(eq) != 2) return NULL;
+    const cJSON *cond = where->child;
     const char *key = t->key ? t->key : "id";
+    if (!cJSON_IsArray(cond) || cJSON_GetArraySize(cond) != 2) return NULL;
+    if (strcmp(cond->string, "in") == 0) {
+        const cJSON *list = cond->child->next, *v = list->child;
+        if (!names_key(cond->child, key, name, alias) || !cJSON_IsArray(list) || cJSON_GetArraySize(list) != 1 ||
+            !(cJSON_IsNumber(v) || cJSON_IsBool(v) || cJSON_IsString(v)))
+            return NULL;
+        *lit = v;
+        return t;
+    }
+    if (strcmp(cond->string, "eq") != 0) return NULL;
     for (int order = 0; order < 2; order++) {
-        const cJSON *k = order ? eq->child->next : eq->child, *v = order ? eq->child : eq->child->next;
-        int is_key = cJSON_IsString(k) && strcmp(k->valuestring, key) == 0;
-        if (cJSON_IsObject(k) && k->child && !k->child->next && cJSON_IsString(k->child) &&
-            strcmp(k->child->valuestring, key) == 0 &&
-            (strcmp(k->child->string, name) == 0 || (alias && strcmp(k->child->string, alias) == 0)))
-            is_key = 1;
-        if (!is_key) continue;
+        const cJSON *k = order ? cond->child->next : cond->child, *v = order ? cond->child : cond->child->next;
+        if (!names_key(k, key, name, alias)) continue;
         /* A string naming a column is a column (jsonsql.h name rules), not a value. */
         int literal = cJSON_IsNumber(v) || cJSON_IsBool(v) ||
                       (cJSON_IsString(v) && jsonsql_catalog_column(s->db.cat, name, v->valuestring, NULL) < 0);

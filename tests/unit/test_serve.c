@@ -1074,6 +1074,18 @@ static void test_on_demand(void **state)
                                 &r), 200);
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"where\":{\"eq\":[\"id\",-1]}}", &r), 200);
     assert_int_equal(hs.fetches, 4);
+    /* in [key, [value]] (what `get` sends through a running daemon): an `in`
+     * list holds values only, so "mac_addr" is a key to fetch, not a column */
+    assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"in\":[\"id\",[\"mac_addr\"]]}}",
+                                &r), 200);
+    assert_int_equal(hs.fetches, 5);
+    assert_string_equal(hs.column, "id");
+    assert_string_equal(hs.value, "\"mac_addr\"");
+    assert_contains(r.body.p, "\"code\":-32004");
+    /* a list of two is not one key lookup */
+    assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"in\":[\"id\",[-7,-8]]}}",
+                                &r), 200);
+    assert_int_equal(hs.fetches, 5);
     hresp_free(&r);
     hresp_free(&p);
     srv_stop(&v);
