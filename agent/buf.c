@@ -72,3 +72,16 @@ void buf_free(struct buf *b)
     b->p = NULL;
     b->len = b->cap = 0;
 }
+
+void buf_put_int(struct buf *b, long long v)
+{
+    char tmp[24];
+    int i = (int)sizeof tmp;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) tmp[--i] = '-';
+    buf_append(b, tmp + i, sizeof tmp - (size_t)i);
+}

@@ -19,6 +19,7 @@ void buf_puts(struct buf *b, const char *s);
 void buf_putc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void buf_put_int(struct buf *b, long long v);  /* decimal, without printf (per cell) */
 void buf_reset(struct buf *b);               /* len = 0, keeps the allocation */
 char *buf_detach(struct buf *b);             /* caller frees the result; b becomes empty */
 void buf_free(struct buf *b);
