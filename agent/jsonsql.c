@@ -22,6 +22,7 @@
  * path cheap. */
 #include "agent/jsonsql.h"
 #include "agent/jsonsql_catalog.h"
+#include "agent/jsonsql_compile.h"
 #include "agent/json.h"
 #include "agent/mem.h"
 
@@ -34,82 +35,25 @@
 #define DEF_MAX_DEPTH 32
 #define DEF_MAX_SQL (64 * 1024)
 #define DEF_MAX_PARAMS 10000
-#define MAX_FRAMES 256          /* path frames kept for messages; deeper paths end in "..." */
-#define MAX_SOURCES 64          /* tables/subqueries in one from */
-#define ALIAS_MAX 64
-#define QBUF 96                 /* a quoted user excerpt in a message */
 
 /* ------------------------------------------------------------------------ */
-/* Compiler state.                                                           */
-
-struct frame {
-    const char *key;            /* object member, or NULL for an array index */
-    int idx;
-};
-
-struct ctx {
-    const jsonsql_catalog *cat;
-    struct jsonsql_limits lim;
-    const char *method;         /* path shown for errors at the top level */
-    struct frame frames[MAX_FRAMES];
-    int nframes;                /* may exceed MAX_FRAMES; the excess is not recorded */
-    struct jsonsql_value *params;
-    int nparams, capparams;
-    void **arena;               /* allocations freed when compile returns */
-    int narena, caparena;
-    char *err;
-    size_t errlen;
-    int agg_ban;                /* where an aggregate is refused: 0 allowed, AGG_IN_COND, AGG_IN_AGG */
-};
-
-enum { AGG_IN_COND = 1, AGG_IN_AGG = 2 };
-
-/* A named column of a subquery or of a select list. */
-struct pcol {
-    const char *name;           /* NULL: unnamed expression; points into catalog or JSON */
-    size_t len;
-    enum jsonsql_type type;
-    int alias;                  /* name came from "as" (valid in order_by) */
-    int dup;                    /* another column of the same list has this name */
-};
-
-struct source {
-    const char *alias;          /* qualifies columns; NULL for an unnamed subquery */
-    size_t alias_len;
-    const struct jtable *t;     /* catalog table, or NULL for a subquery */
-    const struct pcol *cols;    /* subquery output columns */
-    int ncols;
-};
-
-struct scope {
-    struct source *s;
-    int n, cap;
-    const struct pcol *out;     /* the select list, once compiled (for order_by) */
-    int nout;
-};
-
-struct colref {
-    int src;                    /* index in scope; -1 when not a plain column */
-    const char *name;
-    size_t len;
-    enum jsonsql_type type;
-};
+/* Compiler state (its structs: jsonsql_compile.h).                          */
 
 enum side { LEFT, RIGHT };      /* operand position: a left string must be a column */
 
-static void push_key(struct ctx *c, const char *k)
+void jsql_push_key(struct ctx *c, const char *k)
 {
     if (c->nframes < MAX_FRAMES) c->frames[c->nframes] = (struct frame){k, 0};
     c->nframes++;
 }
 
-static void push_idx(struct ctx *c, int i)
+void jsql_push_idx(struct ctx *c, int i)
 {
     if (c->nframes < MAX_FRAMES) c->frames[c->nframes] = (struct frame){NULL, i};
     c->nframes++;
 }
 
-static void pop(struct ctx *c) { c->nframes--; }
+void jsql_pop(struct ctx *c) { c->nframes--; }
 
 /* Printable excerpt of user text for a message: at most ~64 bytes, cut on a
  * character boundary; control characters, quotes and backslashes become '?'. */
@@ -137,10 +81,10 @@ static const char *uq(char *dst, size_t cap, const char *s, size_t n)
     return dst;
 }
 
-static const char *uqs(char *dst, size_t cap, const char *s) { return uq(dst, cap, s, strlen(s)); }
+const char *jsql_uqs(char *dst, size_t cap, const char *s) { return uq(dst, cap, s, strlen(s)); }
 
-static int fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct ctx *c, const char *fmt, ...)
+int jsql_fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int jsql_fail(struct ctx *c, const char *fmt, ...)
 {
     if (!c->err || !c->errlen) return -1;
     struct buf b = {0};
@@ -179,7 +123,7 @@ static void *arena_keep(struct ctx *c, void *p)
 /* ------------------------------------------------------------------------ */
 /* Emitting SQL text.                                                        */
 
-static void quote_ident(struct buf *b, const char *s, size_t n)
+void jsql_quote_ident(struct buf *b, const char *s, size_t n)
 {
     buf_reserve(b, n + 2);
     buf_putc(b, '"');
@@ -198,7 +142,7 @@ static int add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
 {
     if (c->nparams >= c->lim.max_params) {
         free(v.s);
-        return fail(c, "more than %d bound values (limits.max_params)", c->lim.max_params);
+        return jsql_fail(c, "more than %d bound values (limits.max_params)", c->lim.max_params);
     }
     if (c->nparams == c->capparams) {
         c->capparams = c->capparams ? c->capparams * 2 : 8;
@@ -212,7 +156,7 @@ static int add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
 
 /* A JSON value as a bound literal: numbers exact, true/false 1/0, null inline,
  * strings as given, arrays/objects as their JSON text. */
-static int emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
+int jsql_emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
 {
     struct jsonsql_value v = {0};
     if (cJSON_IsNull(n)) {
@@ -241,7 +185,7 @@ static int emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
         v.n = j.len;
         v.s = buf_detach(&j);
     } else {
-        return fail(c, "unsupported value");
+        return jsql_fail(c, "unsupported value");
     }
     return add_param(c, out, v);
 }
@@ -262,12 +206,12 @@ static int alias_ok(const char *s)
 static int check_alias(struct ctx *c, const cJSON *as)
 {
     char q[QBUF];
-    push_key(c, "as");
-    if (!cJSON_IsString(as)) return fail(c, "expected an alias string");
+    jsql_push_key(c, "as");
+    if (!cJSON_IsString(as)) return jsql_fail(c, "expected an alias string");
     if (!alias_ok(as->valuestring))
-        return fail(c, "invalid alias %s (expected ^[A-Za-z_][A-Za-z0-9_]{0,63}$)",
-                    uqs(q, sizeof q, as->valuestring));
-    pop(c);
+        return jsql_fail(c, "invalid alias %s (expected ^[A-Za-z_][A-Za-z0-9_]{0,63}$)",
+                    jsql_uqs(q, sizeof q, as->valuestring));
+    jsql_pop(c);
     return 0;
 }
 
@@ -369,13 +313,13 @@ static int col_error(struct ctx *c, const struct scope *sc, int rc, const char *
                      size_t alen, const char *name, size_t len)
 {
     char q[QBUF];
-    if (rc == R_NOALIAS) return fail(c, "unknown table alias %s", uq(q, sizeof q, alias, alen));
+    if (rc == R_NOALIAS) return jsql_fail(c, "unknown table alias %s", uq(q, sizeof q, alias, alen));
     struct buf d = {0};
     scope_desc(sc, alias ? scope_alias(sc, alias, alen) : -1, &d);
     if (rc == R_AMBIGUOUS)
-        fail(c, "ambiguous column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
+        jsql_fail(c, "ambiguous column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
     else
-        fail(c, "unknown column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
+        jsql_fail(c, "unknown column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
     buf_free(&d);
     return -1;
 }
@@ -384,10 +328,10 @@ static void emit_col(const struct scope *sc, const struct colref *r, struct buf 
 {
     const struct source *s = &sc->s[r->src];
     if (sc->n > 1 && s->alias) {
-        quote_ident(out, s->alias, s->alias_len);
+        jsql_quote_ident(out, s->alias, s->alias_len);
         buf_putc(out, '.');
     }
-    quote_ident(out, r->name, r->len);
+    jsql_quote_ident(out, r->name, r->len);
 }
 
 /* A column named by a string: it must exist. */
@@ -499,25 +443,25 @@ static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc
 static int two_args(struct ctx *c, const cJSON *a, const char *op)
 {
     if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2)
-        return fail(c, "%s expects a list of two operands [a, b]", op);
+        return jsql_fail(c, "%s expects a list of two operands [a, b]", op);
     return 0;
 }
 
 static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
                          const struct scope *sc, struct buf *out)
 {
-    push_key(c, op->name);
+    jsql_push_key(c, op->name);
     if (two_args(c, k, op->name)) return -1;
     buf_putc(out, '(');
-    push_idx(c, 0);
+    jsql_push_idx(c, 0);
     if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-    pop(c);
+    jsql_pop(c);
     buf_puts(out, op->sql);
-    push_idx(c, 1);
+    jsql_push_idx(c, 1);
     if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
-    pop(c);
+    jsql_pop(c);
     buf_putc(out, ')');
-    pop(c);
+    jsql_pop(c);
     return 0;
 }
 
@@ -538,7 +482,7 @@ static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc
         }
         if (rc == R_AMBIGUOUS || side == LEFT)
             return col_error(c, sc, rc, NULL, 0, n->valuestring, len);
-        return emit_literal(c, n, out);
+        return jsql_emit_literal(c, n, out);
     }
     if (cJSON_IsObject(n)) {
         char q[QBUF];
@@ -547,20 +491,20 @@ static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc
         if (k && !k->next) {
             const struct opdef *op = op_lookup(k->string);
             if (op && op->kind == OP_ARITH) return compile_arith(c, k, op, sc, out);
-            if (op) return fail(c, "%s is a condition, not a value", op->name);
+            if (op) return jsql_fail(c, "%s is a condition, not a value", op->name);
             if (strcmp(k->string, "select") == 0)
-                return fail(c, "a subquery is only valid in from and as the list of in");
+                return jsql_fail(c, "a subquery is only valid in from and as the list of in");
             if (cJSON_IsString(k) && (side == LEFT || scope_alias(sc, k->string, strlen(k->string)) >= 0))
                 return column_obj(c, sc, n, out, ref);
         }
         if (side == LEFT)
-            return fail(c, "expected a column, a function or arithmetic, got an object%s%s",
-                        k ? " with key " : "", k ? uqs(q, sizeof q, k->string) : "");
-        return emit_literal(c, n, out);
+            return jsql_fail(c, "expected a column, a function or arithmetic, got an object%s%s",
+                        k ? " with key " : "", k ? jsql_uqs(q, sizeof q, k->string) : "");
+        return jsql_emit_literal(c, n, out);
     }
     if (cJSON_IsArray(n) && side == LEFT)
-        return fail(c, "expected a column, a function or arithmetic, got a list");
-    return emit_literal(c, n, out);
+        return jsql_fail(c, "expected a column, a function or arithmetic, got a list");
+    return jsql_emit_literal(c, n, out);
 }
 
 /* {"function":"distinct","args":X} as the only argument of an aggregate. */
@@ -569,45 +513,45 @@ static int compile_distinct_arg(struct ctx *c, const struct fndef *f, const cJSO
 {
     char q[QBUF];
     if (!(f->flags & F_AGG) || total != 1)
-        return fail(c, "distinct is only valid as a data item or as the only argument of an "
+        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
                        "aggregate (count, sum, avg, min, max)");
     const cJSON *args = NULL;
     for (const cJSON *k = n->child; k; k = k->next) {
         if (strcmp(k->string, "args") == 0 && !args) args = k;
         else if (strcmp(k->string, "function") != 0)
-            return fail(c, "unexpected key %s in distinct", uqs(q, sizeof q, k->string));
+            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
     }
-    if (!args) return fail(c, "distinct needs \"args\"");
-    push_key(c, "args");
+    if (!args) return jsql_fail(c, "distinct needs \"args\"");
+    jsql_push_key(c, "args");
     const cJSON *a = args;
     if (cJSON_IsArray(args)) {
         if (cJSON_GetArraySize(args) != 1)
-            return fail(c, "distinct inside %s takes exactly 1 argument", f->name);
+            return jsql_fail(c, "distinct inside %s takes exactly 1 argument", f->name);
         a = args->child;
-        push_idx(c, 0);
+        jsql_push_idx(c, 0);
     }
     buf_puts(out, "DISTINCT ");
     if (compile_operand(c, a, sc, out, LEFT, NULL)) return -1;
-    if (a != args) pop(c);
-    pop(c);
+    if (a != args) jsql_pop(c);
+    jsql_pop(c);
     return 0;
 }
 
 static int arity_error(struct ctx *c, const struct fndef *f, int n)
 {
     if (f->max < 0)
-        return fail(c, "%s takes at least %d argument%s, got %d", f->name, f->min,
+        return jsql_fail(c, "%s takes at least %d argument%s, got %d", f->name, f->min,
                     f->min == 1 ? "" : "s", n);
     if (f->min == f->max)
-        return fail(c, "%s takes %d argument%s, got %d", f->name, f->min, f->min == 1 ? "" : "s", n);
-    return fail(c, "%s takes %d to %d arguments, got %d", f->name, f->min, f->max, n);
+        return jsql_fail(c, "%s takes %d argument%s, got %d", f->name, f->min, f->min == 1 ? "" : "s", n);
+    return jsql_fail(c, "%s takes %d to %d arguments, got %d", f->name, f->min, f->max, n);
 }
 
-static int is_star(const cJSON *n) { return cJSON_IsString(n) && strcmp(n->valuestring, "*") == 0; }
+int jsql_is_star(const cJSON *n) { return cJSON_IsString(n) && strcmp(n->valuestring, "*") == 0; }
 
 static int star_arg(struct ctx *c, const struct fndef *f, struct buf *out)
 {
-    if (!(f->flags & F_STAR)) return fail(c, "\"*\" is only valid as the argument of count");
+    if (!(f->flags & F_STAR)) return jsql_fail(c, "\"*\" is only valid as the argument of count");
     buf_putc(out, '*');
     return 0;
 }
@@ -617,29 +561,29 @@ static int compile_args(struct ctx *c, const struct fndef *f, const cJSON *args,
                         const struct scope *sc, struct buf *out, int *nargs)
 {
     *nargs = 1;
-    if (is_star(args)) return star_arg(c, f, out);
+    if (jsql_is_star(args)) return star_arg(c, f, out);
     if (cJSON_IsString(args)) return column_str(c, sc, args->valuestring, out, NULL);
     if (cJSON_IsObject(args)) {
         if (is_fn(args, "distinct")) return compile_distinct_arg(c, f, args, 1, sc, out);
         return compile_operand(c, args, sc, out, LEFT, NULL);
     }
     if (!cJSON_IsArray(args))
-        return fail(c, "expected a column, a list of arguments or a function");
+        return jsql_fail(c, "expected a column, a list of arguments or a function");
     int total = cJSON_GetArraySize(args), i = 0;
     *nargs = total;
-    if (total == 1 && is_star(args->child)) return star_arg(c, f, out);
+    if (total == 1 && jsql_is_star(args->child)) return star_arg(c, f, out);
     for (const cJSON *a = args->child; a; a = a->next, i++) {
-        push_idx(c, i);
+        jsql_push_idx(c, i);
         if (i) buf_puts(out, ", ");
         int rc;
-        if (is_star(a))
-            rc = fail(c, "\"*\" is only valid as the only argument of count");
+        if (jsql_is_star(a))
+            rc = jsql_fail(c, "\"*\" is only valid as the only argument of count");
         else if (is_fn(a, "distinct"))
             rc = compile_distinct_arg(c, f, a, total, sc, out);
         else
             rc = compile_operand(c, a, sc, out, i == 0 ? LEFT : RIGHT, NULL);
         if (rc) return -1;
-        pop(c);
+        jsql_pop(c);
     }
     return 0;
 }
@@ -656,36 +600,36 @@ static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, s
                            : strcmp(k->string, "args") == 0   ? &args
                            : strcmp(k->string, "as") == 0     ? &as
                                                               : NULL;
-        if (!slot) return fail(c, "unexpected key %s in a function", uqs(q, sizeof q, k->string));
-        if (*slot) return fail(c, "duplicate key %s", uqs(q, sizeof q, k->string));
+        if (!slot) return jsql_fail(c, "unexpected key %s in a function", jsql_uqs(q, sizeof q, k->string));
+        if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
         *slot = k;
     }
-    push_key(c, "function");
-    if (!cJSON_IsString(fn)) return fail(c, "expected a function name");
+    jsql_push_key(c, "function");
+    if (!cJSON_IsString(fn)) return jsql_fail(c, "expected a function name");
     const struct fndef *f = fn_lookup(fn->valuestring);
-    if (!f) return fail(c, "unknown function %s", uqs(q, sizeof q, fn->valuestring));
+    if (!f) return jsql_fail(c, "unknown function %s", jsql_uqs(q, sizeof q, fn->valuestring));
     if (!f->sql)
-        return fail(c, "distinct is only valid as a data item or as the only argument of an "
+        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
                        "aggregate (count, sum, avg, min, max)");
-    pop(c);
+    jsql_pop(c);
     /* SQLite (like PostgreSQL) refuses these at prepare time, without a path. */
     if ((f->flags & F_AGG) && c->agg_ban)
-        return fail(c, "%s is an aggregate: not allowed %s", f->name,
+        return jsql_fail(c, "%s is an aggregate: not allowed %s", f->name,
                     c->agg_ban == AGG_IN_COND ? "in where or on" : "inside another aggregate");
     if (as && !oc) {
-        push_key(c, "as");
-        return fail(c, "\"as\" is only valid on a data item");
+        jsql_push_key(c, "as");
+        return jsql_fail(c, "\"as\" is only valid on a data item");
     }
-    if (!args) return fail(c, "%s needs \"args\"", f->name);
+    if (!args) return jsql_fail(c, "%s needs \"args\"", f->name);
     buf_puts(out, f->sql);
     buf_putc(out, '(');
-    push_key(c, "args");
+    jsql_push_key(c, "args");
     int nargs, ban = c->agg_ban;
     if (f->flags & F_AGG) c->agg_ban = AGG_IN_AGG;
     if (compile_args(c, f, args, sc, out, &nargs)) return -1;
     c->agg_ban = ban;
     if (nargs < f->min || (f->max >= 0 && nargs > f->max)) return arity_error(c, f, nargs);
-    pop(c);
+    jsql_pop(c);
     if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
         buf_puts(out, ", NULL");   /* PostgreSQL allows coalesce(x); SQLite wants two */
     buf_putc(out, ')');
@@ -695,7 +639,7 @@ static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, s
         if (as) {
             if (check_alias(c, as)) return -1;
             buf_puts(out, " AS ");
-            quote_ident(out, as->valuestring, strlen(as->valuestring));
+            jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
             oc->name = as->valuestring;
             oc->len = strlen(as->valuestring);
             oc->alias = 1;
@@ -709,23 +653,23 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
 {
     char q[QBUF];
     if (!cJSON_IsObject(e) || !e->child || e->child->next)
-        return fail(c, "expected a condition: an object with exactly one operator");
+        return jsql_fail(c, "expected a condition: an object with exactly one operator");
     const cJSON *k = e->child;
     const struct opdef *op = op_lookup(k->string);
-    if (!op) return fail(c, "unknown operator %s", uqs(q, sizeof q, k->string));
-    push_key(c, op->name);
+    if (!op) return jsql_fail(c, "unknown operator %s", jsql_uqs(q, sizeof q, k->string));
+    jsql_push_key(c, op->name);
     switch (op->kind) {
     case OP_AND:
     case OP_OR: {
         if (!cJSON_IsArray(k) || !k->child)
-            return fail(c, "%s expects a non-empty list of conditions", op->name);
+            return jsql_fail(c, "%s expects a non-empty list of conditions", op->name);
         buf_putc(out, '(');
         int i = 0;
         for (const cJSON *a = k->child; a; a = a->next, i++) {
             if (i) buf_puts(out, op->sql);
-            push_idx(c, i);
+            jsql_push_idx(c, i);
             if (compile_cond(c, a, sc, out)) return -1;
-            pop(c);
+            jsql_pop(c);
         }
         buf_putc(out, ')');
         break;
@@ -734,14 +678,14 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
         const cJSON *a = k;
         if (cJSON_IsArray(k)) {
             if (cJSON_GetArraySize(k) != 1)
-                return fail(c, "not expects a condition or a list of one condition");
+                return jsql_fail(c, "not expects a condition or a list of one condition");
             a = k->child;
-            push_idx(c, 0);
+            jsql_push_idx(c, 0);
         }
         buf_puts(out, "NOT (");
         if (compile_cond(c, a, sc, out)) return -1;
         buf_putc(out, ')');
-        if (a != k) pop(c);
+        if (a != k) jsql_pop(c);
         break;
     }
     case OP_CMP:
@@ -749,14 +693,14 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
     case OP_ILIKE: {
         if (two_args(c, k, op->name)) return -1;
         int il = op->kind == OP_ILIKE;
-        push_idx(c, 0);
+        jsql_push_idx(c, 0);
         if (il) buf_puts(out, "LOWER(");
         if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-        pop(c);
+        jsql_pop(c);
         buf_puts(out, il ? ") LIKE LOWER(" : op->sql);
-        push_idx(c, 1);
+        jsql_push_idx(c, 1);
         if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
-        pop(c);
+        jsql_pop(c);
         if (il) buf_putc(out, ')');
         /* PostgreSQL's LIKE escapes with a backslash by default; SQLite has none. */
         if (op->kind != OP_CMP) buf_puts(out, " ESCAPE '\\'");
@@ -764,25 +708,25 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
     }
     case OP_IS: {
         if (two_args(c, k, op->name)) return -1;
-        push_idx(c, 0);
+        jsql_push_idx(c, 0);
         if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-        pop(c);
+        jsql_pop(c);
         const cJSON *b = k->child->next;
-        push_idx(c, 1);
-        if (!cJSON_IsBool(b) && !cJSON_IsNull(b)) return fail(c, "expected true, false or null");
-        pop(c);
+        jsql_push_idx(c, 1);
+        if (!cJSON_IsBool(b) && !cJSON_IsNull(b)) return jsql_fail(c, "expected true, false or null");
+        jsql_pop(c);
         buf_puts(out, op->sql);
         buf_puts(out, cJSON_IsTrue(b) ? "TRUE" : cJSON_IsFalse(b) ? "FALSE" : "NULL");
         break;
     }
     case OP_IN: {
         if (!cJSON_IsArray(k) || cJSON_GetArraySize(k) != 2)
-            return fail(c, "in expects [column, [values]] or [column, {\"select\":...}]");
-        push_idx(c, 0);
+            return jsql_fail(c, "in expects [column, [values]] or [column, {\"select\":...}]");
+        jsql_push_idx(c, 0);
         if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-        pop(c);
+        jsql_pop(c);
         const cJSON *b = k->child->next;
-        push_idx(c, 1);
+        jsql_push_idx(c, 1);
         buf_puts(out, " IN (");
         if (cJSON_IsArray(b)) {
             /* Values only: a string here is never a column. An empty list is
@@ -790,35 +734,35 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
             int i = 0;
             for (const cJSON *v = b->child; v; v = v->next, i++) {
                 if (i) buf_puts(out, ", ");
-                push_idx(c, i);
-                if (emit_literal(c, v, out)) return -1;
-                pop(c);
+                jsql_push_idx(c, i);
+                if (jsql_emit_literal(c, v, out)) return -1;
+                jsql_pop(c);
             }
         } else if (cJSON_IsObject(b) && b->child && !b->child->next &&
                    strcmp(b->child->string, "select") == 0) {
-            push_key(c, "select");
+            jsql_push_key(c, "select");
             struct pcol *cols;
             int ncols;
             const char *t;
             if (compile_select(c, b->child, out, &cols, &ncols, &t)) return -1;
-            if (ncols != 1) return fail(c, "subquery must return exactly one column, got %d", ncols);
-            pop(c);
+            if (ncols != 1) return jsql_fail(c, "subquery must return exactly one column, got %d", ncols);
+            jsql_pop(c);
         } else {
-            return fail(c, "expected a list of values or {\"select\":...}");
+            return jsql_fail(c, "expected a list of values or {\"select\":...}");
         }
         buf_putc(out, ')');
-        pop(c);
+        jsql_pop(c);
         break;
     }
     case OP_ARITH:
-        return fail(c, "%s is a value, not a condition", op->name);
+        return jsql_fail(c, "%s is a value, not a condition", op->name);
     }
-    pop(c);
+    jsql_pop(c);
     return 0;
 }
 
 /* A where or on condition: no aggregate in it, except inside a subquery. */
-static int compile_where(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
+int jsql_compile_where(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
 {
     int ban = c->agg_ban;
     c->agg_ban = AGG_IN_COND;
@@ -830,12 +774,8 @@ static int compile_where(struct ctx *c, const cJSON *e, const struct scope *sc, 
 /* ------------------------------------------------------------------------ */
 /* select                                                                    */
 
-struct outlist {
-    struct pcol *v;
-    int n, cap;
-};
 
-static struct pcol *out_add(struct outlist *o)
+struct pcol *jsql_out_add(struct outlist *o)
 {
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 8;
@@ -846,7 +786,7 @@ static struct pcol *out_add(struct outlist *o)
     return p;
 }
 
-static void sep(struct buf *out, const struct outlist *o)
+void jsql_sep(struct buf *out, const struct outlist *o)
 {
     if (o->n) buf_puts(out, ", ");
 }
@@ -867,20 +807,20 @@ static int expand_star(struct ctx *c, const struct scope *sc, int only, struct b
                 r.type = s->t->cols[j].type;
             } else {
                 if (!s->cols[j].name)
-                    return fail(c, "\"*\" cannot name column %d of subquery%s%.*s: give it an \"as\"",
+                    return jsql_fail(c, "\"*\" cannot name column %d of subquery%s%.*s: give it an \"as\"",
                                 j + 1, s->alias ? " " : "", (int)s->alias_len,
                                 s->alias ? s->alias : "");
                 if (s->cols[j].dup)
-                    return fail(c, "\"*\" over subquery%s%.*s: column \"%.*s\" appears twice",
+                    return jsql_fail(c, "\"*\" over subquery%s%.*s: column \"%.*s\" appears twice",
                                 s->alias ? " " : "", (int)s->alias_len, s->alias ? s->alias : "",
                                 (int)s->cols[j].len, s->cols[j].name);
                 r.name = s->cols[j].name;
                 r.len = s->cols[j].len;
                 r.type = s->cols[j].type;
             }
-            sep(out, o);
+            jsql_sep(out, o);
             emit_col(sc, &r, out);
-            struct pcol *p = out_add(o);
+            struct pcol *p = jsql_out_add(o);
             p->name = r.name;
             p->len = r.len;
             p->type = r.type;
@@ -899,23 +839,23 @@ static int data_distinct(struct ctx *c, const cJSON *n, const struct scope *sc, 
         if (strcmp(k->string, "args") == 0 && !args) args = k;
         else if (strcmp(k->string, "as") == 0 && !as) as = k;
         else if (strcmp(k->string, "function") != 0)
-            return fail(c, "unexpected key %s in distinct", uqs(q, sizeof q, k->string));
+            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
     }
-    if (!args) return fail(c, "distinct needs \"args\"");
+    if (!args) return jsql_fail(c, "distinct needs \"args\"");
     if (as && cJSON_IsArray(args) && cJSON_GetArraySize(args) != 1) {
-        push_key(c, "as");
-        return fail(c, "\"as\" needs distinct of exactly one argument");
+        jsql_push_key(c, "as");
+        return jsql_fail(c, "\"as\" needs distinct of exactly one argument");
     }
-    push_key(c, "args");
+    jsql_push_key(c, "args");
     int list = cJSON_IsArray(args);
-    if (list && !args->child) return fail(c, "distinct expects at least 1 argument");
+    if (list && !args->child) return jsql_fail(c, "distinct expects at least 1 argument");
     int i = 0;
     for (const cJSON *a = list ? args->child : args; a; a = list ? a->next : NULL, i++) {
-        if (list) push_idx(c, i);
-        sep(out, o);
+        if (list) jsql_push_idx(c, i);
+        jsql_sep(out, o);
         struct colref r;
         if (compile_operand(c, a, sc, out, LEFT, &r)) return -1;
-        struct pcol *p = out_add(o);
+        struct pcol *p = jsql_out_add(o);
         if (r.src >= 0) {
             p->name = r.name;
             p->len = r.len;
@@ -923,13 +863,13 @@ static int data_distinct(struct ctx *c, const cJSON *n, const struct scope *sc, 
         } else {
             p->type = JSQL_ANY;
         }
-        if (list) pop(c);
+        if (list) jsql_pop(c);
     }
-    pop(c);
+    jsql_pop(c);
     if (as) {
         if (check_alias(c, as)) return -1;
         buf_puts(out, " AS ");
-        quote_ident(out, as->valuestring, strlen(as->valuestring));
+        jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
         struct pcol *p = &o->v[o->n - 1];
         p->name = as->valuestring;
         p->len = strlen(as->valuestring);
@@ -950,10 +890,10 @@ static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
             if (i < 0) return col_error(c, sc, R_NOALIAS, s, len - 2, s, len);
             return expand_star(c, sc, i, out, o);
         }
-        sep(out, o);
+        jsql_sep(out, o);
         struct colref r;
         if (column_str(c, sc, s, out, &r)) return -1;
-        struct pcol *p = out_add(o);
+        struct pcol *p = jsql_out_add(o);
         p->name = r.name;
         p->len = r.len;
         p->type = r.type;
@@ -961,35 +901,35 @@ static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
     }
     if (cJSON_IsObject(n) && cJSON_GetObjectItemCaseSensitive(n, "function")) {
         if (is_fn(n, "distinct")) return data_distinct(c, n, sc, out, o);
-        sep(out, o);
+        jsql_sep(out, o);
         struct pcol oc;
         if (compile_func(c, n, sc, out, &oc)) return -1;
-        *out_add(o) = oc;
+        *jsql_out_add(o) = oc;
         return 0;
     }
     if (is_qualified(n)) {
-        sep(out, o);
+        jsql_sep(out, o);
         struct colref r;
         if (column_obj(c, sc, n, out, &r)) return -1;
-        struct pcol *p = out_add(o);
+        struct pcol *p = jsql_out_add(o);
         p->name = r.name;
         p->len = r.len;
         p->type = r.type;
         return 0;
     }
-    return fail(c, "expected a column name, {\"alias\":\"column\"} or a function");
+    return jsql_fail(c, "expected a column name, {\"alias\":\"column\"} or a function");
 }
 
 static int compile_data(struct ctx *c, const cJSON *d, const struct scope *sc, struct buf *out,
                         struct outlist *o)
 {
     if (!cJSON_IsArray(d)) return data_item(c, d, sc, out, o);
-    if (!d->child) return fail(c, "expected at least one column");
+    if (!d->child) return jsql_fail(c, "expected at least one column");
     int i = 0;
     for (const cJSON *n = d->child; n; n = n->next, i++) {
-        push_idx(c, i);
+        jsql_push_idx(c, i);
         if (data_item(c, n, sc, out, o)) return -1;
-        pop(c);
+        jsql_pop(c);
     }
     return 0;
 }
@@ -1002,11 +942,11 @@ static int has_distinct_item(const cJSON *d)
     return 0;
 }
 
-static int add_source(struct ctx *c, struct scope *sc, const char *alias, size_t alen)
+int jsql_add_source(struct ctx *c, struct scope *sc, const char *alias, size_t alen)
 {
-    if (sc->n == MAX_SOURCES) return fail(c, "more than %d tables in from", MAX_SOURCES);
+    if (sc->n == MAX_SOURCES) return jsql_fail(c, "more than %d tables in from", MAX_SOURCES);
     if (alias && scope_alias(sc, alias, alen) >= 0)
-        return fail(c, "duplicate alias \"%.*s\": give each table its own \"as\"", (int)alen, alias);
+        return jsql_fail(c, "duplicate alias \"%.*s\": give each table its own \"as\"", (int)alen, alias);
     if (sc->n == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 4;
         sc->s = xrealloc(sc->s, (size_t)sc->cap * sizeof *sc->s);
@@ -1038,22 +978,22 @@ static int from_source(struct ctx *c, struct scope *sc, const cJSON *target, con
                 if (cols[i].name && cols[j].name && cols[i].len == cols[j].len &&
                     memcmp(cols[i].name, cols[j].name, cols[i].len) == 0)
                     cols[i].dup = cols[j].dup = 1;
-        if (add_source(c, sc, alias, alias ? strlen(alias) : 0)) return -1;
+        if (jsql_add_source(c, sc, alias, alias ? strlen(alias) : 0)) return -1;
         sc->s[sc->n - 1].cols = cols;
         sc->s[sc->n - 1].ncols = ncols;
         if (table && !*table) *table = t;
     } else {
-        if (!cJSON_IsString(target)) return fail(c, "expected a table name");
+        if (!cJSON_IsString(target)) return jsql_fail(c, "expected a table name");
         const struct jtable *t = jsonsql_table_find(c->cat, target->valuestring, strlen(target->valuestring));
-        if (!t) return fail(c, "unknown table %s", uqs(q, sizeof q, target->valuestring));
-        quote_ident(fs, t->name, t->len);
-        if (add_source(c, sc, alias ? alias : t->name, alias ? strlen(alias) : t->len)) return -1;
+        if (!t) return jsql_fail(c, "unknown table %s", jsql_uqs(q, sizeof q, target->valuestring));
+        jsql_quote_ident(fs, t->name, t->len);
+        if (jsql_add_source(c, sc, alias ? alias : t->name, alias ? strlen(alias) : t->len)) return -1;
         sc->s[sc->n - 1].t = t;
         if (table && !*table) *table = t->name;
     }
     if (alias) {
         buf_puts(fs, " AS ");
-        quote_ident(fs, alias, strlen(alias));
+        jsql_quote_ident(fs, alias, strlen(alias));
     }
     return 0;
 }
@@ -1065,7 +1005,7 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
     char q[QBUF];
     if (first && cJSON_IsString(n)) return from_source(c, sc, n, NULL, NULL, fs, table);
     if (!cJSON_IsObject(n))
-        return fail(c, first ? "expected a table name, {\"table\":...} or {\"select\":...}"
+        return jsql_fail(c, first ? "expected a table name, {\"table\":...} or {\"select\":...}"
                              : "expected {\"join\":...} or {\"left_join\":...}");
     const cJSON *tbl = NULL, *sel = NULL, *join = NULL, *as = NULL, *on = NULL;
     int left = 0;
@@ -1079,37 +1019,37 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
         else if (!first && strcmp(k->string, "on") == 0) slot = &on;
         if (!slot) {
             if (first && (!strcmp(k->string, "join") || !strcmp(k->string, "left_join")))
-                return fail(c, "the first item of from is a table or a subquery, not a join");
-            return fail(c, "unexpected key %s", uqs(q, sizeof q, k->string));
+                return jsql_fail(c, "the first item of from is a table or a subquery, not a join");
+            return jsql_fail(c, "unexpected key %s", jsql_uqs(q, sizeof q, k->string));
         }
-        if (*slot) return fail(c, "duplicate key %s", uqs(q, sizeof q, k->string));
+        if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
         *slot = k;
     }
     if (as && check_alias(c, as)) return -1;
     if (first) {
-        if (!!tbl == !!sel) return fail(c, "expected exactly one of \"table\" or \"select\"");
-        push_key(c, tbl ? "table" : "select");
+        if (!!tbl == !!sel) return jsql_fail(c, "expected exactly one of \"table\" or \"select\"");
+        jsql_push_key(c, tbl ? "table" : "select");
         if (from_source(c, sc, tbl, sel, as, fs, table)) return -1;
-        pop(c);
+        jsql_pop(c);
         return 0;
     }
-    if (!join) return fail(c, "expected \"join\" or \"left_join\"");
-    if (!on) return fail(c, "a join needs \"on\"");
+    if (!join) return jsql_fail(c, "expected \"join\" or \"left_join\"");
+    if (!on) return jsql_fail(c, "a join needs \"on\"");
     buf_puts(fs, left ? " LEFT JOIN " : " JOIN ");
-    push_key(c, left ? "left_join" : "join");
+    jsql_push_key(c, left ? "left_join" : "join");
     const cJSON *jsel = NULL;
     if (cJSON_IsObject(join)) {
         jsel = cJSON_GetObjectItemCaseSensitive(join, "select");
-        if (!jsel || join->child->next) return fail(c, "expected a table name or {\"select\":...}");
-        push_key(c, "select");
+        if (!jsel || join->child->next) return jsql_fail(c, "expected a table name or {\"select\":...}");
+        jsql_push_key(c, "select");
     }
     if (from_source(c, sc, join, jsel, as, fs, table)) return -1;
-    if (jsel) pop(c);
-    pop(c);
+    if (jsel) jsql_pop(c);
+    jsql_pop(c);
     buf_puts(fs, " ON ");
-    push_key(c, "on");
-    if (compile_where(c, on, sc, fs)) return -1;
-    pop(c);
+    jsql_push_key(c, "on");
+    if (jsql_compile_where(c, on, sc, fs)) return -1;
+    jsql_pop(c);
     return 0;
 }
 
@@ -1117,13 +1057,13 @@ static int compile_from(struct ctx *c, const cJSON *f, struct scope *sc, struct 
                         const char **table)
 {
     if (cJSON_IsString(f) || cJSON_IsObject(f)) return from_item(c, sc, f, 1, fs, table);
-    if (!cJSON_IsArray(f)) return fail(c, "expected a table name, a list of tables and joins, or a subquery");
-    if (!f->child) return fail(c, "expected at least one table");
+    if (!cJSON_IsArray(f)) return jsql_fail(c, "expected a table name, a list of tables and joins, or a subquery");
+    if (!f->child) return jsql_fail(c, "expected at least one table");
     int i = 0;
     for (const cJSON *n = f->child; n; n = n->next, i++) {
-        push_idx(c, i);
+        jsql_push_idx(c, i);
         if (from_item(c, sc, n, i == 0, fs, table)) return -1;
-        pop(c);
+        jsql_pop(c);
     }
     return 0;
 }
@@ -1159,7 +1099,7 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
         alen = strlen(alias);
         s = n->child->valuestring;
     } else {
-        return fail(c, "expected a column name or {\"alias\":\"column\"}");
+        return jsql_fail(c, "expected a column name or {\"alias\":\"column\"}");
     }
     len = strlen(s);
     int dir = order ? split_dir(s, &len) : 0;
@@ -1172,7 +1112,7 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
             for (int i = 0; i < sc->nout; i++) {
                 const struct pcol *p = &sc->out[i];
                 if (p->alias && p->len == len && memcmp(p->name, s, len) == 0) {
-                    quote_ident(out, p->name, p->len);
+                    jsql_quote_ident(out, p->name, p->len);
                     goto direction;
                 }
             }
@@ -1191,13 +1131,13 @@ static int compile_names(struct ctx *c, const cJSON *n, const struct scope *sc, 
                          int order)
 {
     if (!cJSON_IsArray(n)) return name_item(c, n, sc, out, order);
-    if (!n->child) return fail(c, "expected at least one column");
+    if (!n->child) return jsql_fail(c, "expected at least one column");
     int i = 0;
     for (const cJSON *k = n->child; k; k = k->next, i++) {
         if (i) buf_puts(out, ", ");
-        push_idx(c, i);
+        jsql_push_idx(c, i);
         if (name_item(c, k, sc, out, order)) return -1;
-        pop(c);
+        jsql_pop(c);
     }
     return 0;
 }
@@ -1205,20 +1145,20 @@ static int compile_names(struct ctx *c, const cJSON *n, const struct scope *sc, 
 static int count_param(struct ctx *c, const cJSON *n, struct buf *out)
 {
     int64_t v;
-    if (!json_int64(n, &v) || v < 0) return fail(c, "expected a non-negative integer");
+    if (!json_int64(n, &v) || v < 0) return jsql_fail(c, "expected a non-negative integer");
     return add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = v});
 }
 
-static int size_ok(struct ctx *c, const struct buf *b)
+int jsql_size_ok(struct ctx *c, const struct buf *b)
 {
     if (b->len > c->lim.max_sql)
-        return fail(c, "generated SQL exceeds %zu bytes (limits.max_sql)", c->lim.max_sql);
+        return jsql_fail(c, "generated SQL exceeds %zu bytes (limits.max_sql)", c->lim.max_sql);
     return 0;
 }
 
 /* Match each member of object p to the known keys (in order) into vals.
  * Unknown or repeated keys are errors. */
-static int take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const cJSON **vals,
+int jsql_take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const cJSON **vals,
                      int nkeys)
 {
     char q[QBUF];
@@ -1226,8 +1166,8 @@ static int take_keys(struct ctx *c, const cJSON *p, const char *const *keys, con
     for (const cJSON *k = p->child; k; k = k->next) {
         int i = 0;
         while (i < nkeys && strcmp(keys[i], k->string) != 0) i++;
-        if (i == nkeys) return fail(c, "unknown key %s", uqs(q, sizeof q, k->string));
-        if (vals[i]) return fail(c, "duplicate key %s", uqs(q, sizeof q, k->string));
+        if (i == nkeys) return jsql_fail(c, "unknown key %s", jsql_uqs(q, sizeof q, k->string));
+        if (vals[i]) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
         vals[i] = k;
     }
     return 0;
@@ -1242,13 +1182,13 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
                                        "order_by", "limit", "offset", "distinct"};
     enum { K_DATA, K_FROM, K_WHERE, K_GROUP, K_ORDER, K_LIMIT, K_OFFSET, K_DISTINCT, K_N };
     const cJSON *v[K_N];
-    if (!cJSON_IsObject(p)) return fail(c, "expected an object");
-    if (take_keys(c, p, keys, v, K_N)) return -1;
-    if (!v[K_FROM]) return fail(c, "\"from\" is required");
-    if (!v[K_DATA]) return fail(c, "\"data\" is required");
+    if (!cJSON_IsObject(p)) return jsql_fail(c, "expected an object");
+    if (jsql_take_keys(c, p, keys, v, K_N)) return -1;
+    if (!v[K_FROM]) return jsql_fail(c, "\"from\" is required");
+    if (!v[K_DATA]) return jsql_fail(c, "\"data\" is required");
     if (v[K_DISTINCT] && !cJSON_IsBool(v[K_DISTINCT])) {
-        push_key(c, "distinct");
-        return fail(c, "expected true or false");
+        jsql_push_key(c, "distinct");
+        return jsql_fail(c, "expected true or false");
     }
     struct scope sc = {0};
     struct buf fs = {0};
@@ -1257,15 +1197,15 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     *table = NULL;
     c->agg_ban = 0;   /* a subquery aggregates on its own */
 
-    push_key(c, "from");
+    jsql_push_key(c, "from");
     if (compile_from(c, v[K_FROM], &sc, &fs, table)) goto done;
-    pop(c);
+    jsql_pop(c);
 
     int distinct = cJSON_IsTrue(v[K_DISTINCT]) || has_distinct_item(v[K_DATA]);
     buf_puts(out, distinct ? "SELECT DISTINCT " : "SELECT ");
-    push_key(c, "data");
+    jsql_push_key(c, "data");
     if (compile_data(c, v[K_DATA], &sc, out, &o)) goto done;
-    pop(c);
+    jsql_pop(c);
     sc.out = o.v;
     sc.nout = o.n;
     buf_puts(out, " FROM ");
@@ -1273,39 +1213,39 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
 
     if (v[K_WHERE]) {
         buf_puts(out, " WHERE ");
-        push_key(c, "where");
-        if (compile_where(c, v[K_WHERE], &sc, out)) goto done;
-        pop(c);
+        jsql_push_key(c, "where");
+        if (jsql_compile_where(c, v[K_WHERE], &sc, out)) goto done;
+        jsql_pop(c);
     }
     if (v[K_GROUP]) {
         buf_puts(out, " GROUP BY ");
-        push_key(c, "group_by");
+        jsql_push_key(c, "group_by");
         if (compile_names(c, v[K_GROUP], &sc, out, 0)) goto done;
-        pop(c);
+        jsql_pop(c);
     }
     if (v[K_ORDER]) {
         buf_puts(out, " ORDER BY ");
-        push_key(c, "order_by");
+        jsql_push_key(c, "order_by");
         if (compile_names(c, v[K_ORDER], &sc, out, 1)) goto done;
-        pop(c);
+        jsql_pop(c);
     }
     if (v[K_LIMIT] || v[K_OFFSET]) {
         buf_puts(out, " LIMIT ");
         if (v[K_LIMIT]) {
-            push_key(c, "limit");
+            jsql_push_key(c, "limit");
             if (count_param(c, v[K_LIMIT], out)) goto done;
-            pop(c);
+            jsql_pop(c);
         } else {
             buf_puts(out, "-1");   /* SQLite needs LIMIT before OFFSET */
         }
         if (v[K_OFFSET]) {
             buf_puts(out, " OFFSET ");
-            push_key(c, "offset");
+            jsql_push_key(c, "offset");
             if (count_param(c, v[K_OFFSET], out)) goto done;
-            pop(c);
+            jsql_pop(c);
         }
     }
-    if (size_ok(c, out)) goto done;
+    if (jsql_size_ok(c, out)) goto done;
     *cols = arena_keep(c, o.v ? o.v : xmalloc(1));
     o.v = NULL;
     *ncols = o.n;
@@ -1318,238 +1258,18 @@ done:
     return rc;
 }
 
-/* ------------------------------------------------------------------------ */
-/* insert / update / delete                                                  */
-
-static const struct jtable *target_table(struct ctx *c, const cJSON *n, const char *key)
-{
-    char q[QBUF];
-    push_key(c, key);
-    if (!cJSON_IsString(n)) return fail(c, "expected a table name"), NULL;
-    const struct jtable *t = jsonsql_table_find(c->cat, n->valuestring, strlen(n->valuestring));
-    if (!t) return fail(c, "unknown table %s", uqs(q, sizeof q, n->valuestring)), NULL;
-    pop(c);
-    return t;
-}
-
-static int table_col(struct ctx *c, const struct jtable *t, const cJSON *n)
-{
-    char q[QBUF];
-    if (!cJSON_IsString(n)) return fail(c, "expected a column name"), -1;
-    int k = jsonsql_column_find(t, n->valuestring, strlen(n->valuestring));
-    if (k < 0)
-        return fail(c, "unknown column %s in %s", uqs(q, sizeof q, n->valuestring), t->name), -1;
-    return k;
-}
-
-static void ret_col(const struct jtable *t, int k, struct buf *out, struct outlist *o)
-{
-    sep(out, o);
-    quote_ident(out, t->cols[k].name, t->cols[k].len);
-    struct pcol *p = out_add(o);
-    p->name = t->cols[k].name;
-    p->len = t->cols[k].len;
-    p->type = t->cols[k].type;
-}
-
-static int ret_item(struct ctx *c, const struct jtable *t, const cJSON *n, struct buf *out,
-                    struct outlist *o)
-{
-    if (is_star(n)) {
-        for (int k = 0; k < t->ncols; k++) ret_col(t, k, out, o);
-        return 0;
-    }
-    int k = table_col(c, t, n);
-    if (k < 0) return -1;
-    ret_col(t, k, out, o);
-    return 0;
-}
-
-static int compile_returning(struct ctx *c, const cJSON *r, const struct jtable *t,
-                             struct buf *out, struct outlist *o)
-{
-    if (!r) return 0;
-    buf_puts(out, " RETURNING ");
-    push_key(c, "returning");
-    if (cJSON_IsArray(r)) {
-        if (!r->child) return fail(c, "expected at least one column");
-        int i = 0;
-        for (const cJSON *n = r->child; n; n = n->next, i++) {
-            push_idx(c, i);
-            if (ret_item(c, t, n, out, o)) return -1;
-            pop(c);
-        }
-    } else if (ret_item(c, t, r, out, o)) {
-        return -1;
-    }
-    pop(c);
-    return 0;
-}
-
-static int one_table_scope(struct ctx *c, struct scope *sc, const struct jtable *t)
-{
-    if (add_source(c, sc, t->name, t->len)) return -1;
-    sc->s[0].t = t;
-    return 0;
-}
-
-static int compile_insert(struct ctx *c, const cJSON *p, struct buf *out, struct outlist *o,
-                          const char **table)
-{
-    static const char *const keys[] = {"into", "columns", "values", "returning"};
-    const cJSON *v[4];
-    if (take_keys(c, p, keys, v, 4)) return -1;
-    if (!v[0]) return fail(c, "\"into\" is required");
-    if (!v[2]) return fail(c, "\"values\" is required");
-    const struct jtable *t = target_table(c, v[0], "into");
-    if (!t) return -1;
-    *table = t->name;
-    buf_puts(out, "INSERT INTO ");
-    quote_ident(out, t->name, t->len);
-    buf_puts(out, " (");
-    int ncols = 0;
-    if (v[1]) {
-        push_key(c, "columns");
-        if (!cJSON_IsArray(v[1]) || !v[1]->child) return fail(c, "expected a list of column names");
-        char *seen = xcalloc((size_t)t->ncols + 1, 1);
-        int i = 0;
-        for (const cJSON *n = v[1]->child; n; n = n->next, i++) {
-            push_idx(c, i);
-            int k = table_col(c, t, n);
-            if (k >= 0 && seen[k]) k = fail(c, "duplicate column \"%s\"", t->cols[k].name);
-            if (k < 0) {
-                free(seen);
-                return -1;
-            }
-            seen[k] = 1;
-            if (i) buf_puts(out, ", ");
-            quote_ident(out, t->cols[k].name, t->cols[k].len);
-            pop(c);
-        }
-        free(seen);
-        ncols = i;
-        pop(c);
-    } else {
-        for (int k = 0; k < t->ncols; k++) {
-            if (k) buf_puts(out, ", ");
-            quote_ident(out, t->cols[k].name, t->cols[k].len);
-        }
-        ncols = t->ncols;
-    }
-    buf_puts(out, ") VALUES ");
-    push_key(c, "values");
-    if (!cJSON_IsArray(v[2]) || !v[2]->child) return fail(c, "expected a list of rows");
-    int i = 0;
-    for (const cJSON *row = v[2]->child; row; row = row->next, i++) {
-        push_idx(c, i);
-        if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != ncols)
-            return fail(c, "expected a row of %d values", ncols);
-        buf_puts(out, i ? ", (" : "(");
-        int j = 0;
-        for (const cJSON *val = row->child; val; val = val->next, j++) {
-            if (j) buf_puts(out, ", ");
-            push_idx(c, j);
-            if (emit_literal(c, val, out)) return -1;
-            pop(c);
-        }
-        buf_putc(out, ')');
-        if (size_ok(c, out)) return -1;   /* early: rows can be many */
-        pop(c);
-    }
-    pop(c);
-    return compile_returning(c, v[3], t, out, o);
-}
-
-static int compile_update(struct ctx *c, const cJSON *p, struct buf *out, struct outlist *o,
-                          const char **table)
-{
-    static const char *const keys[] = {"table", "set", "where", "returning"};
-    const cJSON *v[4];
-    if (take_keys(c, p, keys, v, 4)) return -1;
-    if (!v[0]) return fail(c, "\"table\" is required");
-    if (!v[1]) return fail(c, "\"set\" is required");
-    const struct jtable *t = target_table(c, v[0], "table");
-    if (!t) return -1;
-    *table = t->name;
-    buf_puts(out, "UPDATE ");
-    quote_ident(out, t->name, t->len);
-    buf_puts(out, " SET ");
-    push_key(c, "set");
-    if (!cJSON_IsObject(v[1]) || !v[1]->child) return fail(c, "expected an object {column: value}");
-    char *seen = xcalloc((size_t)t->ncols + 1, 1);
-    int i = 0;
-    for (const cJSON *n = v[1]->child; n; n = n->next, i++) {
-        char q[QBUF];
-        int k = jsonsql_column_find(t, n->string, strlen(n->string));
-        int rc = 0;
-        if (k < 0) rc = fail(c, "unknown column %s in %s", uqs(q, sizeof q, n->string), t->name);
-        else if (seen[k]) rc = fail(c, "duplicate column \"%s\"", t->cols[k].name);
-        if (!rc) {
-            seen[k] = 1;
-            if (i) buf_puts(out, ", ");
-            quote_ident(out, t->cols[k].name, t->cols[k].len);
-            buf_puts(out, " = ");
-            push_key(c, t->cols[k].name);
-            rc = emit_literal(c, n, out);   /* a value, never a column */
-            pop(c);
-        }
-        if (rc) {
-            free(seen);
-            return -1;
-        }
-    }
-    free(seen);
-    pop(c);
-    if (v[2]) {
-        struct scope sc = {0};
-        int rc = one_table_scope(c, &sc, t);
-        buf_puts(out, " WHERE ");
-        push_key(c, "where");
-        if (!rc) rc = compile_where(c, v[2], &sc, out);
-        free(sc.s);
-        if (rc) return -1;
-        pop(c);
-    }
-    return compile_returning(c, v[3], t, out, o);
-}
-
-static int compile_delete(struct ctx *c, const cJSON *p, struct buf *out, struct outlist *o,
-                          const char **table)
-{
-    static const char *const keys[] = {"from", "where", "returning"};
-    const cJSON *v[3];
-    if (take_keys(c, p, keys, v, 3)) return -1;
-    if (!v[0]) return fail(c, "\"from\" is required");
-    const struct jtable *t = target_table(c, v[0], "from");
-    if (!t) return -1;
-    *table = t->name;
-    buf_puts(out, "DELETE FROM ");
-    quote_ident(out, t->name, t->len);
-    if (v[1]) {
-        struct scope sc = {0};
-        int rc = one_table_scope(c, &sc, t);
-        buf_puts(out, " WHERE ");
-        push_key(c, "where");
-        if (!rc) rc = compile_where(c, v[1], &sc, out);
-        free(sc.s);
-        if (rc) return -1;
-        pop(c);
-    }
-    return compile_returning(c, v[2], t, out, o);
-}
-
 /* Nesting of containers, params itself at depth 1. */
 static int check_depth(struct ctx *c, const cJSON *n, int depth)
 {
     if (!cJSON_IsArray(n) && !cJSON_IsObject(n)) return 0;
     if (depth > c->lim.max_depth)
-        return fail(c, "nested deeper than %d levels (limits.max_depth)", c->lim.max_depth);
+        return jsql_fail(c, "nested deeper than %d levels (limits.max_depth)", c->lim.max_depth);
     int arr = cJSON_IsArray(n), i = 0;
     for (const cJSON *k = n->child; k; k = k->next, i++) {
-        if (arr) push_idx(c, i);
-        else push_key(c, k->string);
+        if (arr) jsql_push_idx(c, i);
+        else jsql_push_key(c, k->string);
         if (check_depth(c, k, depth + 1)) return -1;
-        pop(c);
+        jsql_pop(c);
     }
     return 0;
 }
@@ -1586,12 +1306,12 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
     while (kind < 4 && !(method && strcmp(method, methods[kind]) == 0)) kind++;
     if (kind == 4) {
         char q[QBUF];
-        return fail(&c, "unknown method %s (expected select, insert, update or delete)",
-                    method ? uqs(q, sizeof q, method) : "null");
+        return jsql_fail(&c, "unknown method %s (expected select, insert, update or delete)",
+                    method ? jsql_uqs(q, sizeof q, method) : "null");
     }
     c.method = methods[kind];
-    if (!cat) return fail(&c, "no catalog");
-    if (!cJSON_IsObject(params)) return fail(&c, "params must be an object");
+    if (!cat) return jsql_fail(&c, "no catalog");
+    if (!cJSON_IsObject(params)) return jsql_fail(&c, "params must be an object");
 
     struct buf sql = {0};
     struct outlist o = {0};
@@ -1604,13 +1324,13 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
             rc = compile_select(&c, params, &sql, &cols, &ncols, &table);
             break;
         case JSQL_INSERT:
-            rc = compile_insert(&c, params, &sql, &o, &table);
+            rc = jsql_compile_insert(&c, params, &sql, &o, &table);
             break;
         case JSQL_UPDATE:
-            rc = compile_update(&c, params, &sql, &o, &table);
+            rc = jsql_compile_update(&c, params, &sql, &o, &table);
             break;
         default:
-            rc = compile_delete(&c, params, &sql, &o, &table);
+            rc = jsql_compile_delete(&c, params, &sql, &o, &table);
             break;
         }
     }
@@ -1618,7 +1338,7 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
         cols = o.v;
         ncols = o.n;
     }
-    if (!rc) rc = size_ok(&c, &sql);
+    if (!rc) rc = jsql_size_ok(&c, &sql);
     if (!rc) {
         out->kind = (enum jsonsql_kind)kind;
         out->sql = buf_detach(&sql);
