@@ -1,5 +1,7 @@
-/* jsonsql.c — JSONSQL -> SQLite compiler, and its catalog (the row writer: jsonsql_rows.c;
- * the SQL functions compiled statements rely on: jsonsql_fn.c). Contract: jsonsql.h.
+/* jsonsql.c — JSONSQL -> SQLite compiler: select, expressions and the entry
+ * points. Beside it: the catalog (jsonsql_catalog.c), insert/update/delete
+ * (jsonsql_write.c), rows out (jsonsql_rows.c), the SQL functions compiled
+ * statements rely on (jsonsql_fn.c). Contract: jsonsql.h.
  *
  * How a statement is compiled (one pass over the JSON, no intermediate tree):
  *   1. The nesting of the whole params object is measured first against
