@@ -540,7 +540,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
             log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
                      (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
             /* A completed snapshot supersedes the table's older records. */
-            if (strstr(j->pr.action, "snapshot")) request_compact(d);
+            if (j->pr.snapshot_done) request_compact(d);
         } else {
             ts->errors++;
             d->pull_errors++;

@@ -610,6 +610,7 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         goto out;
     }
     rc = append_apply(c, JOURNAL_SNAPSHOT_END, t->name, &pl, NULL, r);
+    r->snapshot_done = rc == 0;
     journal_payload_free(&pl);
     progress_show(&pr, total, 1);
 out:

@@ -47,6 +47,7 @@ struct pull_result {
     int forbidden;                   /* the portal answered 403 for this table */
     enum remote_status remote_status;   /* the portal's error class, REMOTE_OK if not the portal */
     int schema_changed;              /* the column list or types changed: new snapshot */
+    int snapshot_done;               /* a snapshot's END was journaled and applied */
     char error[2048];
 };
 
