@@ -21,8 +21,8 @@
  *                          import); hub_pull and edge_catchup are its two parts
  * Usage: bench_export [ROWS]. JSON lines on stdout, progress on stderr. */
 #include "tests/testutil.h"
-#include "agent/clock.h"
-#include "agent/export.h"
+#include "agent/base/clock.h"
+#include "agent/ship/export.h"
 
 #include <errno.h>
 #include <fcntl.h>

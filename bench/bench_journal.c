@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "bench/tvprogram.h"
-#include "agent/clock.h"
+#include "agent/base/clock.h"
 #include "journal/journal.h"
 
 #define ROWS_PER_PAGE 1000

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "agent/buf.h"
-#include "agent/json.h"
-#include "agent/jsonsql.h"
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
+#include "agent/jsonsql/jsonsql.h"
 
 #define NVARIANTS 1024
 #define SUBSCRIBERS 10000

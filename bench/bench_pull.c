@@ -16,7 +16,7 @@
  * Usage: bench_pull [--chunk N] [ROWS...]. One JSON line per result on stdout;
  * progress on stderr. */
 #include "tests/testutil.h"
-#include "agent/clock.h"
+#include "agent/base/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,9 +8,9 @@
  *   parse_stream       json_rpc_rows over the captured page bodies
  *   parse_cjson        cJSON_Parse over the same bodies (baseline for the reader)
  * Usage: bench_remote [ROWS] (default 200000). */
-#include "agent/json.h"
-#include "agent/clock.h"
-#include "agent/remote.h"
+#include "agent/base/json.h"
+#include "agent/base/clock.h"
+#include "agent/portal/remote.h"
 #include "tests/testutil.h"
 
 #include <curl/curl.h>

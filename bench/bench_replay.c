@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "bench/tvprogram.h"
-#include "agent/clock.h"
+#include "agent/base/clock.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"

@@ -1,4 +1,4 @@
-/* bench_serve.c — the local API (agent/serve.h) under keep-alive load, against
+/* bench_serve.c — the local API (agent/serve/serve.h) under keep-alive load, against
  * the fake portal answering the same requests from its own SQLite database.
  *
  * Setup: the fake portal (in memory, --scale S: 5000*S subscribers) is pulled
@@ -59,13 +59,13 @@
 #include <curl/curl.h>
 #include <arpa/inet.h>
 
-#include "agent/buf.h"
-#include "agent/config.h"
-#include "agent/log.h"
-#include "agent/pull.h"
-#include "agent/remote.h"
-#include "agent/serve.h"
-#include "agent/store.h"
+#include "agent/base/buf.h"
+#include "agent/config/config.h"
+#include "agent/base/log.h"
+#include "agent/pull/pull.h"
+#include "agent/portal/remote.h"
+#include "agent/serve/serve.h"
+#include "agent/pull/store.h"
 #include "tests/testutil.h"
 
 #define RESP_CAP (4 << 20)

@@ -63,10 +63,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/buf.h"
-#include "agent/clock.h"
-#include "agent/log.h"
-#include "agent/mem.h"
+#include "agent/base/buf.h"
+#include "agent/base/clock.h"
+#include "agent/base/log.h"
+#include "agent/base/mem.h"
 #include "replay/cachedb.h"
 
 #define BATCH_ROWS 50000

@@ -38,9 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/buf.h"
-#include "agent/clock.h"
-#include "agent/mem.h"
+#include "agent/base/buf.h"
+#include "agent/base/clock.h"
+#include "agent/base/mem.h"
 #include "replay/cachedb.h"
 
 /* ---- migrations ---------------------------------------------------------------- */
@@ -90,7 +90,7 @@ static const char migration_2[] =
 static const char migration_3[] =
     "ALTER TABLE _agent_tables ADD COLUMN schema_changed_ms INTEGER NOT NULL DEFAULT 0;";
 
-/* Version 4: this cache's identity for export/import (agent/export.c): agent_id is
+/* Version 4: this cache's identity for export/import (agent/ship/export.c): agent_id is
  * made once here and never travels; at_id is the snapshot or delta whose content
  * this cache equals ('' none), the base a delta must name to be applied. */
 static const char migration_4[] =

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/buf.h"
-#include "agent/mem.h"
+#include "agent/base/buf.h"
+#include "agent/base/mem.h"
 
 /* ------------------------------------------------------------------ PRNG */
 

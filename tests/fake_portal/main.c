@@ -7,7 +7,7 @@
  *                           [--deletes N] [--same-ts] [--seed N] */
 #include "tests/fake_portal/gen.h"
 #include "tests/fake_portal/server.h"
-#include "agent/mem.h"
+#include "agent/base/mem.h"
 
 #include <errno.h>
 #include <event2/event.h>

@@ -1,11 +1,11 @@
 /* server.c — see server.h. */
 #include "tests/fake_portal/server.h"
-#include "agent/clock.h"
+#include "agent/base/clock.h"
 #include "tests/fake_portal/gen.h"
-#include "agent/buf.h"
-#include "agent/json.h"
-#include "agent/jsonsql.h"
-#include "agent/mem.h"
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
+#include "agent/jsonsql/jsonsql.h"
+#include "agent/base/mem.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>

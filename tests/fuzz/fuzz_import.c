@@ -1,4 +1,4 @@
-/* fuzz_import.c — libFuzzer target for the import file reader (agent/export.h):
+/* fuzz_import.c — libFuzzer target for the import file reader (agent/ship/export.h):
  * export_verify on any bytes, and export_import of what verifies into a fresh
  * small cache.db.
  *
@@ -34,8 +34,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "agent/buf.h"
-#include "agent/export.h"
+#include "agent/base/buf.h"
+#include "agent/ship/export.h"
 #include "replay/replay.h"
 
 #define HDR 16   /* magic, version, manifest length (docs/export-format.md) */

@@ -1,4 +1,4 @@
-/* fuzz_jsonsql.c — libFuzzer target for the JSONSQL compiler (agent/jsonsql.h).
+/* fuzz_jsonsql.c — libFuzzer target for the JSONSQL compiler (agent/jsonsql/jsonsql.h).
  *
  * Input: byte 0 picks the method (bits 0-1: select, insert, update, delete; so
  * the seeds start with '0'..'3') and, with bit 2 set, tight limits (depth 6,
@@ -30,9 +30,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agent/buf.h"
-#include "agent/json.h"
-#include "agent/jsonsql.h"
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
+#include "agent/jsonsql/jsonsql.h"
 
 /* libFuzzer's entry points take no context: the fixture made once at start-up
  * is the process state here. */

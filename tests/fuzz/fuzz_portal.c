@@ -1,4 +1,4 @@
-/* fuzz_portal.c — libFuzzer target for portal response parsing (agent/json.h):
+/* fuzz_portal.c — libFuzzer target for portal response parsing (agent/base/json.h):
  * json_rpc_rows, the streaming row reader every page of a pull goes through,
  * differentially against json_parse, the strict DOM parser.
  *
@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/buf.h"
-#include "agent/json.h"
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
 
 struct walk {
     const cJSON *result;   /* the tree's result array when json_parse accepted, else NULL */

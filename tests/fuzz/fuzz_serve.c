@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/config.h"
-#include "agent/json.h"
-#include "agent/log.h"
-#include "agent/serve.h"
+#include "agent/config/config.h"
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+#include "agent/serve/serve.h"
 #include "replay/replay.h"
 
 /* libFuzzer's entry points take no context: the fixture made once at start-up

@@ -1,5 +1,5 @@
-/* fuzz_toml.c — libFuzzer target for the agent.toml reader (agent/toml.h) and
- * the config checker on top of it (agent/config.h).
+/* fuzz_toml.c — libFuzzer target for the agent.toml reader (agent/config/toml.h) and
+ * the config checker on top of it (agent/config/config.h).
  *
  * Input: the whole input is the text of a file named "fuzz.toml", given to
  * toml_parse and then to config_parse; an input of at most 32 bytes is also
@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/config.h"
-#include "agent/toml.h"
+#include "agent/config/config.h"
+#include "agent/config/toml.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -653,7 +653,7 @@ ok "phase 6 ($((SECONDS - PT)) s): $kills6 kills of import (snapshot and delta) 
 # SIGTERM), the portal changing, then a restart: the restart resumes after the
 # last journaled key, so rows journaled before the change stay as they were and
 # the cache differs from the portal until the table's next snapshot. Opt-in
-# until agent/pull.c resumes only tables with a cursor (see the torture report).
+# until agent/pull/pull.c resumes only tables with a cursor (see the torture report).
 if [ "${TORTURE_RESUME_PROBE:-0}" = 1 ]; then
   PT=$SECONDS
   portal_admin "$P_URL" /_fake/faults '{"latency_ms":20}' >/dev/null

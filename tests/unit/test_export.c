@@ -1,4 +1,4 @@
-/* test_export.c — agent/export.c: snapshot and delta files between two caches
+/* test_export.c — agent/ship/export.c: snapshot and delta files between two caches
  * built by replay from real journals (host A) into a second cache (host B):
  * snapshot into an empty cache gives identical tables and metadata, marks
  * travel, local identity and journal position stay; a delta brings updates,
@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "agent/export.h"
-#include "agent/export_hub.h"
+#include "agent/ship/export.h"
+#include "agent/ship/export_hub.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"

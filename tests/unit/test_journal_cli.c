@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent/cmd_journal.h"
-#include "agent/config.h"
+#include "agent/cli/cmd_journal.h"
+#include "agent/config/config.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"

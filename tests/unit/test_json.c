@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/json.h"
+#include "agent/base/json.h"
 
 static void parse_fails(const char *text, const char *expect)
 {

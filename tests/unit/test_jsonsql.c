@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/buf.h"
-#include "agent/json.h"
-#include "agent/jsonsql.h"
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
+#include "agent/jsonsql/jsonsql.h"
 #include "tests/testutil.h"
 
 static const char *const SCHEMA =

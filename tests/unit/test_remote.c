@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/remote.h"
+#include "agent/portal/remote.h"
 #include "tests/testutil.h"
 
 #define PASSWORD "s3cr3t-Pa55"

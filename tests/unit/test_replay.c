@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent/buf.h"
+#include "agent/base/buf.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"

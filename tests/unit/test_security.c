@@ -1,4 +1,4 @@
-/* test_security.c — the local API (agent/serve.h) under hostile input.
+/* test_security.c — the local API (agent/serve/serve.h) under hostile input.
  *
  * Group setup: the fake portal (--rows 1000) serves generated tables; the real
  * `iptv-agent --once` pulls tv_channel (full, 2000 rows) and subscriber
@@ -45,10 +45,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/buf.h"
-#include "agent/config.h"
-#include "agent/log.h"
-#include "agent/serve.h"
+#include "agent/base/buf.h"
+#include "agent/config/config.h"
+#include "agent/base/log.h"
+#include "agent/serve/serve.h"
 #include "tests/testutil.h"
 
 #define SUB_ROWS 5000

@@ -1,4 +1,4 @@
-/* test_serve.c — the local HTTP API (agent/serve.h) against a real cache.db.
+/* test_serve.c — the local HTTP API (agent/serve/serve.h) against a real cache.db.
  *
  * Group setup: the fake portal (--db FILE) serves generated tables; the real
  * `iptv-agent --once` pulls tv_channel (full) and subscriber (incremental) into
@@ -25,12 +25,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent/buf.h"
-#include "agent/config.h"
+#include "agent/base/buf.h"
+#include "agent/config/config.h"
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "agent/serve.h"
+#include "agent/serve/serve.h"
 #include "tests/testutil.h"
 
 static char *g_dir;

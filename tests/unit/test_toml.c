@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/toml.h"
+#include "agent/config/toml.h"
 
 static int parse(const char *text, struct toml_doc *d, char *err, size_t errlen)
 {

@@ -1,0 +1,1016 @@
+/* daemon.c — `iptv-agent run`: the scheduler, the workers, and the local API.
+ *
+ * Threads. The event loop thread owns the timers, the HTTP server (serve.h) and
+ * all scheduling state. Workers do everything that talks to the portal:
+ *   pulls        one table at a time (snapshots can take minutes);
+ *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes
+ *                and writes from the local API, so they never queue behind a
+ *                snapshot, and several clients' misses are in flight at once
+ *                (each waits for the portal, not for the others).
+ * All share the journal writer and cache.db's writer connection under `wlock`
+ * (pull_ctx.lock), held only to journal and apply, never across a portal
+ * request; each thread has its own portal client. A worker hands a finished
+ * job back to the loop with event_base_once() (libevent is set up for
+ * threads), so job results are only ever read on the loop thread.
+ *
+ * Scheduling. Each table has a timer: full tables every `ttl`, incremental ones
+ * every `interval` (the sweep rides on the pull whose turn it is, pull.c),
+ * with up to 10% jitter so tables do not fire together. When a pull fails with
+ * a transport error the portal counts as unreachable: timers then wait for one
+ * probe at a time, backing off exponentially (1 s doubling to 5 min, jittered);
+ * the first success after that catches up every table that fell behind at once.
+ *
+ * Compaction. The daemon compacts the journal itself (store_compact: the rules
+ * of `journal compact`, bounded by cache.db's applied position and [storage]
+ * retain) after every completed snapshot and every compact_interval, on the
+ * pull worker, one at a time. When the oldest kept segment stays only because
+ * an incremental table has no complete snapshot after it (it is older than
+ * retain) and the journal holds more than twice the bytes of every table's
+ * latest complete snapshot, that table gets a full pull: its old pages then
+ * stop holding the journal. So the journal stays under the retain window plus
+ * three copies of every table and two segments (scenario daemon_compact); an on_demand
+ * table's fetched rows are the exception (logged once): nothing supersedes
+ * them. /status shows size and the last compaction; cache.db keeps the latter
+ * for `iptv-agent status`.
+ *
+ * Exports. GET /export/snapshot and /export/delta (serve.h) run on a third
+ * worker, `export`, against the files export_hub.h keeps under
+ * <storage.dir>/exports/: a snapshot of a large cache takes seconds and must
+ * neither stall the loop nor queue behind a pull. They only read cache.db.
+ *
+ * Edge mode ([upstream] url). No portal and no tables of its own: one timer
+ * asks the hub for a delta every upstream.interval (upstream.h) and imports it
+ * on the pull worker under `wlock`; the hub's reachability takes the portal's
+ * place (same backoff, /health, X-Cache-Stale), so reads go on from the cache
+ * while the hub is away. Lookup misses are answered from the cache; writes are
+ * refused (the edge has no portal credentials); POST /sync/ANY asks the hub now.
+ *
+ * Shutdown (SIGTERM/SIGINT): the loop stops; workers finish or abandon the page
+ * in flight (pull_ctx.cancel: the journal stays consistent and an unfinished
+ * snapshot resumes at the next start), queued jobs fail, their completions run,
+ * the server closes, exit 0. */
+#include "agent/daemon/daemon.h"
+#include "agent/base/clock.h"
+#include "agent/ship/export_hub.h"
+#include "agent/base/log.h"
+#include "agent/base/mem.h"
+#include "agent/pull/pull.h"
+#include "agent/serve/serve.h"
+#include "agent/pull/store.h"
+#include "agent/ship/upstream.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define INTERACTIVE_TIMEOUT_MS 5000
+#define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
+
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT };
+
+struct daemon;
+
+struct job {
+    enum job_kind kind;
+    struct daemon *d;
+    int table;                        /* index in cfg->tables; -1 none */
+    int full;                         /* PULL: snapshot */
+    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys */
+    char *method, *params;            /* WRITE */
+    serve_done_fn done;               /* FETCH, REFRESH */
+    serve_write_done_fn wdone;        /* WRITE */
+    serve_export_done_fn edone;       /* EXPORT */
+    char *base_id;                    /* EXPORT: delta base; NULL snapshot */
+    void *arg;
+    /* results, read on the loop thread */
+    int ok;
+    enum remote_status rs;            /* the portal's answer class */
+    struct pull_result pr;            /* PULL */
+    char msg[2048];                   /* FETCH/WRITE error */
+    struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
+    int repull;                       /* WRITE: the touched rows were not re-read */
+    struct upstream_result ur;        /* UPSTREAM */
+    int http_status;                  /* EXPORT */
+    struct export_hub_file file;      /* EXPORT: fd -1 when none */
+    struct journal_compact_result cres;  /* COMPACT */
+    struct job *next;
+};
+
+struct queue;
+
+struct worker {                       /* one thread taking jobs from a queue */
+    struct queue *q;
+    pthread_t thread;
+    remote *remote;                   /* its own portal client (NULL: export, edge) */
+};
+
+struct queue {                        /* jobs for its workers */
+    struct job *head, *tail;
+    pthread_cond_t cv;
+    struct worker w[INTERACTIVE_WORKERS];
+    int nw;
+    const char *name;
+    struct daemon *d;
+};
+
+struct table_sched {
+    struct daemon *d;
+    int index;                        /* in cfg->tables */
+    struct event *timer;
+    int queued;                       /* a PULL job is queued or running */
+    int again;                        /* a pull was asked for while one ran: queue one more */
+    int64_t next_ms;                  /* when the timer fires */
+    uint64_t pulls, errors, rows;
+    int64_t last_ok_ms;
+};
+
+struct daemon {
+    const struct config *cfg;
+    struct event_base *base;
+    serve *srv;
+    struct store st;
+    struct table_sched *ts;
+    pthread_mutex_t mu;               /* guards the queues and `stop` */
+    pthread_mutex_t wlock;            /* journal writer + cache.db writer */
+    struct queue pullq, interq, exportq;
+    volatile int stop;                /* shutdown: workers drain, pulls stop between pages */
+    int portal;                       /* 1 answered, 0 unreachable, -1 not tried yet */
+    int64_t unreachable_since_ms;
+    int64_t next_probe_ms;
+    int backoff;                      /* failed probes in a row */
+    uint64_t rng;
+    uint64_t pull_errors;
+    struct export_hub *hub;           /* /export files */
+    uint64_t exports;
+    /* edge mode */
+    upstream *up;                     /* NULL: not an edge */
+    struct event *up_timer;
+    int up_queued, up_again;          /* as table_sched's queued and again */
+    int64_t up_next_ms, up_last_ok_ms;
+    uint64_t up_syncs, up_errors;
+    struct upstream_result up_last;
+    int64_t up_last_attempt_ms;
+    char up_last_error[512];          /* "" when the last exchange with the hub worked */
+    /* journal compaction (loop thread) */
+    struct event *compact_timer;
+    int compact_queued, compact_again;
+    uint64_t compactions, compact_errors, compact_freed_total;
+    int64_t compact_last_ms;          /* last success, 0 none */
+    struct journal_compact_result compact_last;
+    char compact_error[2048];         /* last failure, "" none */
+    char compact_held_by[JOURNAL_TABLE_MAX + 1];   /* the table last logged as holding it */
+};
+
+static uint64_t rnd(struct daemon *d)
+{
+    uint64_t z = (d->rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static int64_t jittered(struct daemon *d, int64_t ms)
+{
+    int64_t spread = ms / 10;
+    return ms + (spread > 0 ? (int64_t)(rnd(d) % (uint64_t)(spread + 1)) : 0);
+}
+
+static int64_t period_ms(const struct config_table *t)
+{
+    return t->strategy == STRATEGY_FULL ? t->ttl_ms : t->interval_ms;
+}
+
+static void free_job(struct job *j)
+{
+    free(j->column);
+    free(j->value);
+    free(j->method);
+    free(j->params);
+    free(j->base_id);
+    if (j->kind == JOB_EXPORT && j->file.fd >= 0) close(j->file.fd);
+    buf_free(&j->rows);
+    free(j);
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+/* The table a write statement names, or NULL. */
+static const char *write_table(const cJSON *params)
+{
+    static const char *const keys[] = {"into", "table", "from"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, keys[i]);
+        if (cJSON_IsString(v)) return v->valuestring;
+    }
+    return NULL;
+}
+
+/* A forwarded write: note which keys it touches, send it (once: remote_write),
+ * re-read those keys. Keys come from a select with the write's `where` before
+ * it is sent, because the portal's answer need not name them: without
+ * `returning` it may be a bare row count. A delete's keys then come back as
+ * deletions, an update's as the rows now on the portal. An insert's new keys
+ * cannot be known from a count, so inserts are followed by a pull of the table
+ * (queued by the loop). When the answer was lost (REMOTE_EUNKNOWN) the keys
+ * are re-read all the same: whatever the portal did, the cache then shows it.
+ * A write the portal ran is reported done even when the re-read fails (a
+ * "failed" answer would invite the client to send it again); the table's next
+ * pull then catches up (j->repull). */
+static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
+{
+    cJSON *params = NULL;
+    struct buf keys = {0}, q = {0};
+    if (json_parse(j->params, strlen(j->params), 64, &params, j->msg, sizeof j->msg) != 0) return;
+    const char *tname = write_table(params);
+    const struct config_table *t = tname ? config_table_find(d->cfg, tname) : NULL;
+    j->table = t ? (int)(t - d->cfg->tables) : -1;
+    const cJSON *where = cJSON_GetObjectItemCaseSensitive(params, "where");
+    if (t && strcmp(j->method, "insert") != 0) {
+        struct json_rows_text kt = {&keys, 0, 0};
+        buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\"", t->key, t->name);
+        if (where) {
+            buf_puts(&q, ",\"where\":");
+            json_write_tree(&q, where);
+        }
+        buf_putc(&q, '}');
+        j->rs = remote_query(c->remote, "select", q.p, &json_rows_text_cb, &kt, j->msg, sizeof j->msg);
+        if (j->rs != REMOTE_OK) goto out;
+    }
+    j->rs = remote_write(c->remote, j->method, j->params, &j->rows, j->msg, sizeof j->msg);
+    if (j->rs != REMOTE_OK && j->rs != REMOTE_EUNKNOWN) goto out;   /* refused: nothing changed */
+    j->ok = j->rs == REMOTE_OK;
+    if (t && keys.len > 2) {
+        /* [[k1],[k2]] -> [k1,k2] */
+        struct buf flat = {0};
+        buf_putc(&flat, '[');
+        for (size_t i = 1; i + 1 < keys.len; i++)
+            if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
+        buf_putc(&flat, ']');
+        char kerr[1024];
+        if (pull_keys(c, t, flat.p, kerr, sizeof kerr) != 0) {
+            log_warn("table %s: re-reading the rows a %s touched: %s; the next pull catches up", t->name,
+                     j->method, kerr);
+            j->repull = 1;
+        }
+        buf_free(&flat);
+    }
+out:
+    cJSON_Delete(params);
+    buf_free(&keys);
+    buf_free(&q);
+}
+
+static void job_done(evutil_socket_t fd, short what, void *arg);
+
+static void run_job(struct daemon *d, struct worker *w, struct job *j)
+{
+    struct pull_ctx c = {.cfg = d->cfg, .remote = w->remote, .jw = d->st.jw, .rp = d->st.rp,
+                         .cancel = &d->stop, .lock = &d->wlock};
+    if (d->stop) {
+        snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
+        snprintf(j->pr.error, sizeof j->pr.error, "the agent is shutting down");
+        j->http_status = 503;
+        return;
+    }
+    switch (j->kind) {
+    case JOB_PULL:
+        j->ok = pull_table(&c, &d->cfg->tables[j->table], j->full, &j->pr) == 0;
+        j->rs = j->pr.remote_status;
+        break;
+    case JOB_FETCH: {
+        uint64_t found = 0;
+        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, j->msg,
+                              sizeof j->msg) == 0;
+        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
+    }
+    case JOB_REFRESH:
+        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, j->msg, sizeof j->msg) == 0;
+        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
+    case JOB_WRITE:
+        run_write(d, &c, j);
+        break;
+    case JOB_UPSTREAM:
+        pthread_mutex_lock(&d->wlock);
+        j->ok = upstream_sync(d->up, d->st.db_path, d->st.dir, &j->ur, j->msg, sizeof j->msg) == 0;
+        pthread_mutex_unlock(&d->wlock);
+        j->rs = j->ok ? REMOTE_OK : j->ur.unreachable ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        break;
+    case JOB_COMPACT:
+        j->ok = store_compact(&d->st, d->cfg, UINT64_MAX, &d->wlock, &j->cres, j->msg, sizeof j->msg) == 0;
+        j->rs = REMOTE_OK;             /* says nothing about the portal */
+        break;
+    case JOB_EXPORT: {
+        int rc = j->base_id ? export_hub_delta(d->hub, j->base_id, &j->file, j->msg, sizeof j->msg)
+                            : export_hub_snapshot(d->hub, &j->file, j->msg, sizeof j->msg);
+        j->http_status = rc == EXPORT_HUB_OK ? 200 : rc == EXPORT_HUB_CURRENT ? 304 : rc == EXPORT_HUB_GONE ? 410
+                       : rc == EXPORT_HUB_REFUSED ? 409 : 500;
+        j->rs = REMOTE_OK;             /* says nothing about the portal */
+        break;
+    }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct queue *q = w->q;
+    struct daemon *d = q->d;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        while (!q->head && !d->stop) pthread_cond_wait(&q->cv, &d->mu);
+        struct job *j = q->head;
+        if (j) {
+            q->head = j->next;
+            if (!q->head) q->tail = NULL;
+        }
+        pthread_mutex_unlock(&d->mu);
+        if (!j) break;                       /* stopping and drained */
+        run_job(d, w, j);
+        event_base_once(d->base, -1, EV_TIMEOUT, job_done, j, NULL);
+    }
+    return NULL;
+}
+
+static void enqueue(struct daemon *d, struct queue *q, struct job *j)
+{
+    j->d = d;
+    pthread_mutex_lock(&d->mu);
+    if (q->tail) q->tail->next = j; else q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- scheduling (loop thread) ------------------------------------------------------------ */
+
+static void arm(struct daemon *d, int i, int64_t delay_ms)
+{
+    if (delay_ms < 0) delay_ms = 0;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    d->ts[i].next_ms = clock_wall_ms() + delay_ms;
+    evtimer_add(d->ts[i].timer, &tv);
+}
+
+/* A new job of one kind for table (-1: none), with no file yet; the caller
+ * fills in the rest and enqueues it. */
+static struct job *job_new(enum job_kind kind, int table)
+{
+    struct job *j = xcalloc(1, sizeof *j);
+    j->kind = kind;
+    j->table = table;
+    j->file.fd = -1;
+    return j;
+}
+
+static void queue_pull(struct daemon *d, int i, int full)
+{
+    if (d->ts[i].queued) return;
+    struct job *j = job_new(JOB_PULL, i);
+    j->full = full;
+    d->ts[i].queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+/* A pull asked for now (POST /sync, an insert): one that starts after the ask.
+ * A pull already running may have read the table before the change being
+ * waited for, so it is followed by one more. */
+static void request_pull(struct daemon *d, int i)
+{
+    if (d->ts[i].queued) d->ts[i].again = 1;
+    else queue_pull(d, i, 0);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* A compaction after whatever runs now (after a snapshot: one more). */
+static void request_compact(struct daemon *d)
+{
+    if (d->up || d->stop) return;     /* an edge journals nothing */
+    if (d->compact_queued) {
+        d->compact_again = 1;
+        return;
+    }
+    struct job *j = job_new(JOB_COMPACT, -1);
+    d->compact_queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+static void on_compact_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    request_compact(d);               /* its completion re-arms the timer */
+}
+
+static void compact_arm(struct daemon *d)
+{
+    int64_t ms = d->cfg->storage.compact_interval_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(d->compact_timer, &tv);
+}
+
+/* A compaction's outcome (loop thread): note it, and unblock what holds it. */
+static void compact_done(struct daemon *d, struct job *j)
+{
+    d->compact_queued = 0;
+    if (!j->ok) {
+        d->compact_errors++;
+        snprintf(d->compact_error, sizeof d->compact_error, "%s", j->msg);
+        if (!d->stop) log_error("journal compaction: %s", j->msg);
+    } else {
+        d->compactions++;
+        d->compact_error[0] = '\0';
+        d->compact_last_ms = clock_wall_ms();
+        d->compact_last = j->cres;
+        d->compact_freed_total += j->cres.freed;
+        if (j->cres.deleted)
+            log_info("journal compacted: %zu segments (%llu bytes) deleted, %zu kept", j->cres.deleted,
+                     (unsigned long long)j->cres.freed, j->cres.kept);
+        /* Held by a table with no complete snapshot since (and past retain): a
+         * full pull of an incremental table supersedes its old records. */
+        const struct config_table *t = j->cres.table[0] ? config_table_find(d->cfg, j->cres.table) : NULL;
+        int i = t ? (int)(t - d->cfg->tables) : -1;
+        /* Only when that is worth a portal snapshot: the journal holds more
+         * than two copies of every table (with a short retain, the table's
+         * own newest snapshot holds it again at once: no churn then). */
+        if (t && t->strategy == STRATEGY_INCREMENTAL && !d->stop && !d->ts[i].queued && d->portal != 0 &&
+            j->cres.kept_bytes > 2 * j->cres.snapshot_bytes) {
+            log_info("journal: %s; taking a full snapshot of %s so its older records can go", j->cres.reason,
+                     t->name);
+            queue_pull(d, i, 1);
+        } else if (t && t->strategy == STRATEGY_ON_DEMAND && strcmp(d->compact_held_by, j->cres.table) != 0) {
+            /* The journal's limit: fetched rows are the only copy of what was fetched. */
+            log_warn("journal: %s; that segment and all after it stay: the rows on_demand table %s fetched are "
+                     "never superseded by a snapshot", j->cres.reason, j->cres.table);
+        }
+        snprintf(d->compact_held_by, sizeof d->compact_held_by, "%s", j->cres.table);
+    }
+    if (d->stop) return;
+    if (d->compact_again) {
+        d->compact_again = 0;
+        request_compact(d);
+    } else {
+        compact_arm(d);
+    }
+}
+
+static void up_arm(struct daemon *d, int64_t delay_ms)
+{
+    if (delay_ms < 0) delay_ms = 0;
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    d->up_next_ms = clock_wall_ms() + delay_ms;
+    evtimer_add(d->up_timer, &tv);
+}
+
+static void queue_upstream(struct daemon *d)
+{
+    if (d->up_queued) return;
+    struct job *j = job_new(JOB_UPSTREAM, -1);
+    d->up_queued = 1;
+    enqueue(d, &d->pullq, j);
+}
+
+static void on_up_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    if (!d->stop) queue_upstream(d);   /* while the hub is away, job_done arms at the backoff */
+}
+
+static void portal_answered(struct daemon *d)
+{
+    if (d->portal == 0) {
+        log_info("%s reachable again after %lld s; catching up every table that fell behind",
+                 d->up ? "hub" : "portal", (long long)((clock_wall_ms() - d->unreachable_since_ms) / 1000));
+        for (int i = 0; i < d->cfg->ntables; i++)
+            if (d->cfg->tables[i].strategy != STRATEGY_ON_DEMAND && !d->ts[i].queued &&
+                d->ts[i].next_ms <= clock_wall_ms() + 1000)
+                queue_pull(d, i, 0);
+    }
+    d->portal = 1;
+    d->backoff = 0;
+}
+
+static void portal_failed(struct daemon *d, const char *why)
+{
+    if (d->portal != 0) {
+        d->unreachable_since_ms = clock_wall_ms();
+        log_warn("%s unreachable (%s); serving from the cache, retrying with backoff", d->up ? "hub" : "portal", why);
+    }
+    d->portal = 0;
+    int64_t wait = BACKOFF_FIRST_MS;
+    for (int k = 0; k < d->backoff && wait < BACKOFF_MAX_MS; k++) wait *= 2;
+    if (wait > BACKOFF_MAX_MS) wait = BACKOFF_MAX_MS;
+    d->backoff++;
+    d->next_probe_ms = clock_wall_ms() + jittered(d, wait);
+}
+
+static void job_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct job *j = arg;
+    struct daemon *d = j->d;
+    if (j->kind == JOB_EXPORT) {
+        if (j->http_status == 200) d->exports++;
+        else if (j->http_status == 500) log_error("export: %s", j->msg);
+        struct serve_file f = {j->file.fd, j->file.size, j->file.id, j->file.base_id};
+        j->file.fd = -1;               /* passes to serve */
+        j->edone(j->arg, j->http_status, f.fd >= 0 ? &f : NULL, j->msg);
+        free_job(j);
+        return;
+    }
+    if (j->rs == REMOTE_ETRANSPORT) portal_failed(d, j->kind == JOB_PULL ? j->pr.error : j->msg);
+    else if (j->rs != REMOTE_EUNKNOWN && (j->ok || j->rs != REMOTE_OK)) portal_answered(d);
+    switch (j->kind) {
+    case JOB_PULL: {
+        const struct config_table *t = &d->cfg->tables[j->table];
+        struct table_sched *ts = &d->ts[j->table];
+        ts->queued = 0;
+        ts->pulls++;
+        ts->rows += j->pr.rows;
+        if (j->ok) {
+            ts->last_ok_ms = clock_wall_ms();
+            log_info("table %s: %s, %llu rows, %llu deleted, %.2f s", t->name, j->pr.action,
+                     (unsigned long long)j->pr.rows, (unsigned long long)j->pr.deleted, j->pr.seconds);
+            /* A completed snapshot supersedes the table's older records. */
+            if (j->pr.snapshot_done) request_compact(d);
+        } else {
+            ts->errors++;
+            d->pull_errors++;
+            if (!d->stop) log_error("table %s: %s", t->name, j->pr.error);
+        }
+        if (d->stop) break;
+        if (ts->again && j->rs != REMOTE_ETRANSPORT) {
+            ts->again = 0;
+            queue_pull(d, j->table, 0);    /* its completion arms the timer */
+        } else if (j->rs == REMOTE_ETRANSPORT) {
+            arm(d, j->table, d->next_probe_ms - clock_wall_ms());
+        } else {
+            arm(d, j->table, jittered(d, period_ms(t)));
+        }
+        break;
+    }
+    case JOB_FETCH:
+    case JOB_REFRESH:
+        /* (serve notices cache.db changes itself: data_version) */
+        j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
+        break;
+    case JOB_WRITE: {
+        int unknown = j->rs == REMOTE_EUNKNOWN;
+        j->wdone(j->arg, j->ok ? SERVE_WRITE_OK : unknown ? SERVE_WRITE_UNKNOWN : SERVE_WRITE_FAILED,
+                 j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
+        if (unknown) log_warn("%s", j->msg);
+        /* Inserted rows (whose keys a count does not name) come back with the
+         * table's next pull, queued now; so do rows a re-read missed. */
+        if ((j->ok || unknown) && j->table >= 0 && !d->stop && (j->repull || !strcmp(j->method, "insert")) &&
+            d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
+            request_pull(d, j->table);
+        break;
+    }
+    case JOB_UPSTREAM:
+        d->up_queued = 0;
+        d->up_syncs++;
+        d->up_last_attempt_ms = clock_wall_ms();
+        snprintf(d->up_last_error, sizeof d->up_last_error, "%.500s", j->ok ? "" : j->msg);
+        if (j->ok) {
+            d->up_last_ok_ms = clock_wall_ms();
+            d->up_last = j->ur;
+            if (strcmp(j->ur.action, "current") != 0)
+                log_info("upstream: %s %s, %llu changes, %llu bytes, %.2f s", j->ur.action, j->ur.id,
+                         (unsigned long long)j->ur.changes, (unsigned long long)j->ur.bytes, j->ur.seconds);
+        } else {
+            d->up_errors++;
+            if (!d->stop) log_error("upstream: %s", j->msg);
+        }
+        if (d->stop) break;
+        if (d->up_again && j->rs != REMOTE_ETRANSPORT) {
+            d->up_again = 0;
+            queue_upstream(d);             /* its completion arms the timer */
+        } else {
+            up_arm(d, j->rs == REMOTE_ETRANSPORT ? d->next_probe_ms - clock_wall_ms()
+                                                 : jittered(d, d->cfg->upstream.interval_ms));
+        }
+        break;
+    case JOB_COMPACT:
+        compact_done(d, j);
+        break;
+    case JOB_EXPORT:
+        break;
+    }
+    free_job(j);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct table_sched *ts = arg;
+    struct daemon *d = ts->d;
+    if (d->stop || ts->queued) return;    /* re-armed when the running pull finishes */
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) {
+        arm(d, ts->index, d->next_probe_ms - clock_wall_ms());   /* one probe at a time while down */
+        return;
+    }
+    queue_pull(d, ts->index, 0);
+}
+
+/* ---- hooks for the local API (loop thread) -------------------------------------------- */
+
+static int hook_fetch(void *ctx, const char *table, const char *column, const char *value_json,
+                      serve_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t || d->stop) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
+    struct job *j = job_new(JOB_FETCH, (int)(t - d->cfg->tables));
+    j->column = xstrdup(column);
+    j->value = xstrdup(value_json);
+    j->done = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+/* Stale on_demand rows: read their keys again (pull_keys: absent ones are deleted). */
+static int hook_refresh(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t || d->stop) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* serve them stale instead */
+    struct job *j = job_new(JOB_REFRESH, (int)(t - d->cfg->tables));
+    j->value = xstrdup(keys_json);
+    j->done = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+static int hook_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    if (d->stop) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;
+    struct job *j = job_new(JOB_WRITE, -1);
+    j->method = xstrdup(method);
+    j->params = xstrdup(params_json);
+    j->wdone = done;
+    j->arg = arg;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
+static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
+{
+    struct daemon *d = ctx;
+    const struct config_table *t = config_table_find(d->cfg, table);
+    if (!t) {
+        snprintf(err, errlen, "table \"%s\" is not configured", table);
+        return -1;
+    }
+    if (t->strategy == STRATEGY_ON_DEMAND) {
+        snprintf(err, errlen, "table \"%s\" is on_demand: rows are fetched when a lookup misses", table);
+        return -1;
+    }
+    request_pull(d, (int)(t - d->cfg->tables));
+    return 0;
+}
+
+static int hook_export(void *ctx, const char *base_id, serve_export_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    if (d->stop) return -1;
+    struct job *j = job_new(JOB_EXPORT, -1);
+    j->base_id = base_id ? xstrdup(base_id) : NULL;
+    j->edone = done;
+    j->arg = arg;
+    enqueue(d, &d->exportq, j);
+    return 0;
+}
+
+/* Edge mode: no portal to write to. */
+static int edge_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    char msg[512];
+    snprintf(msg, sizeof msg, "this agent is an edge of %s ([upstream]) and has no portal: send %s to the portal",
+             d->cfg->upstream.url, method);
+    done(arg, -1, NULL, msg);
+    return 0;
+}
+
+/* Edge mode: POST /sync/ANYTHING asks the hub now (after a running ask: again). */
+static int edge_sync(void *ctx, const char *table, char *err, size_t errlen)
+{
+    struct daemon *d = ctx;
+    if (d->up_queued) d->up_again = 1;
+    else queue_upstream(d);
+    return 0;
+}
+
+static int hook_portal_state(void *ctx, int64_t *since_ms)
+{
+    struct daemon *d = ctx;
+    if (d->portal == 0 && since_ms) *since_ms = d->unreachable_since_ms;
+    return d->portal;
+}
+
+static void hook_status_json(void *ctx, struct buf *out)
+{
+    struct daemon *d = ctx;
+    buf_printf(out, "\"portal\":{\"state\":\"%s\"", d->portal == 1 ? "reachable" : d->portal == 0 ? "unreachable"
+                                                                                            : "unknown");
+    if (d->portal == 0) {
+        char when[40];
+        time_t secs = (time_t)(d->unreachable_since_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        buf_printf(out, ",\"unreachable_since\":\"%s\",\"next_attempt_in_ms\":%lld", when,
+                   (long long)(d->next_probe_ms - clock_wall_ms()));
+    }
+    buf_putc(out, '}');
+    if (d->up) {
+        buf_puts(out, ",\"upstream\":{\"url\":");
+        json_write_string(out, d->cfg->upstream.url, strlen(d->cfg->upstream.url));
+        buf_printf(out, ",\"at\":\"%s\",\"last_action\":\"%s\",\"last_success_ms\":%lld,\"syncs\":%llu,"
+                        "\"errors\":%llu,\"running\":%s,\"next_in_ms\":%lld,\"last_attempt_ms\":%lld,\"last_error\":",
+                   d->up_last.id, d->up_last.action, (long long)d->up_last_ok_ms, (unsigned long long)d->up_syncs,
+                   (unsigned long long)d->up_errors, d->up_queued ? "true" : "false",
+                   (long long)(d->up_next_ms - clock_wall_ms()), (long long)d->up_last_attempt_ms);
+        if (d->up_last_error[0]) json_write_string(out, d->up_last_error, strlen(d->up_last_error));
+        else buf_puts(out, "null");
+        buf_putc(out, '}');
+    }
+    uint64_t jbytes = 0;
+    size_t jsegs = 0;
+    char jerr[256];
+    journal_size(d->st.journal_dir, &jbytes, &jsegs, jerr, sizeof jerr);
+    buf_printf(out, ",\"journal\":{\"bytes\":%llu,\"segments\":%zu,\"compactions\":%llu,\"compact_errors\":%llu,"
+                    "\"freed_total\":%llu,\"running\":%s,\"interval_ms\":%lld,\"last_compaction\":",
+               (unsigned long long)jbytes, jsegs, (unsigned long long)d->compactions,
+               (unsigned long long)d->compact_errors, (unsigned long long)d->compact_freed_total,
+               d->compact_queued ? "true" : "false", (long long)d->cfg->storage.compact_interval_ms);
+    if (d->compact_last_ms) {
+        char when[40];
+        time_t secs = (time_t)(d->compact_last_ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        buf_printf(out, "{\"at\":\"%s\",\"at_ms\":%lld,\"deleted\":%zu,\"freed\":%llu,\"kept\":%zu,"
+                        "\"kept_bytes\":%llu,\"snapshot_bytes\":%llu,\"kept_because\":",
+                   when, (long long)d->compact_last_ms, d->compact_last.deleted,
+                   (unsigned long long)d->compact_last.freed, d->compact_last.kept,
+                   (unsigned long long)d->compact_last.kept_bytes, (unsigned long long)d->compact_last.snapshot_bytes);
+        json_write_string(out, d->compact_last.reason, strlen(d->compact_last.reason));
+        buf_putc(out, '}');
+    } else {
+        buf_puts(out, "null");
+    }
+    buf_puts(out, ",\"last_error\":");
+    if (d->compact_error[0]) json_write_string(out, d->compact_error, strlen(d->compact_error));
+    else buf_puts(out, "null");
+    buf_putc(out, '}');
+    buf_printf(out, ",\"exports\":%llu,\"schedule\":[", (unsigned long long)d->exports);
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        if (i) buf_putc(out, ',');
+        buf_puts(out, "{\"table\":");
+        json_write_string(out, d->cfg->tables[i].name, strlen(d->cfg->tables[i].name));
+        buf_printf(out, ",\"running\":%s,\"next_in_ms\":", d->ts[i].queued ? "true" : "false");
+        /* on_demand tables have no timer: rows are fetched when a lookup needs them. */
+        if (d->cfg->tables[i].strategy == STRATEGY_ON_DEMAND) buf_puts(out, "null");
+        else buf_printf(out, "%lld", (long long)(d->ts[i].next_ms - clock_wall_ms()));
+        buf_printf(out, ",\"pulls\":%llu,\"errors\":%llu}", (unsigned long long)d->ts[i].pulls,
+                   (unsigned long long)d->ts[i].errors);
+    }
+    buf_putc(out, ']');
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void label(struct buf *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"') buf_putc(out, '\\');
+        if (*s == '\n') { buf_puts(out, "\\n"); continue; }
+        buf_putc(out, *s);
+    }
+}
+
+static void hook_metrics(void *ctx, struct buf *out)
+{
+    struct daemon *d = ctx;
+    buf_puts(out, "# HELP iptv_agent_pulls_total Pulls attempted per table.\n# TYPE iptv_agent_pulls_total counter\n");
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        buf_puts(out, "iptv_agent_pulls_total{table=\"");
+        label(out, d->cfg->tables[i].name);
+        buf_printf(out, "\"} %llu\n", (unsigned long long)d->ts[i].pulls);
+    }
+    buf_puts(out, "# HELP iptv_agent_pull_errors_total Failed pulls per table.\n# TYPE iptv_agent_pull_errors_total counter\n");
+    for (int i = 0; i < d->cfg->ntables; i++) {
+        buf_puts(out, "iptv_agent_pull_errors_total{table=\"");
+        label(out, d->cfg->tables[i].name);
+        buf_printf(out, "\"} %llu\n", (unsigned long long)d->ts[i].errors);
+    }
+    /* No sample before the first contact: a fresh agent does not know, and a 0
+     * there would fire "portal down" alerts (absent() tells "not yet known"). */
+    buf_puts(out, "# HELP iptv_agent_portal_up 1 when the portal answered the last attempt, 0 when it did not; "
+                  "absent before the first attempt.\n# TYPE iptv_agent_portal_up gauge\n");
+    if (d->portal >= 0) buf_printf(out, "iptv_agent_portal_up %d\n", d->portal == 1);
+    uint64_t bytes = 0;
+    size_t n = 0;
+    char err[256];
+    journal_size(d->st.journal_dir, &bytes, &n, err, sizeof err);
+    buf_printf(out, "# HELP iptv_agent_journal_bytes Bytes in journal segments.\n# TYPE iptv_agent_journal_bytes gauge\n"
+                    "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
+                    "# TYPE iptv_agent_journal_segments gauge\niptv_agent_journal_segments %zu\n",
+               (unsigned long long)bytes, n);
+}
+
+/* ---- run ----------------------------------------------------------------------------------- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    log_info("signal %d: stopping (the page in flight is finished or abandoned; the journal stays consistent)",
+             (int)sig);
+    event_base_loopbreak(d->base);
+}
+
+static remote *worker_remote(const struct config *cfg, int interactive, char *err, size_t errlen)
+{
+    struct config c = *cfg;
+    if (interactive) {
+        /* Lookups and writes wait for a person: fail fast rather than retry long. */
+        if (c.remote.timeout_ms > INTERACTIVE_TIMEOUT_MS) c.remote.timeout_ms = INTERACTIVE_TIMEOUT_MS;
+        if (c.remote.retries > 1) c.remote.retries = 1;
+    } else if (c.remote.retries > 2) {
+        /* The scheduler backs off between pulls itself; long retries inside one
+         * pull would only delay noticing an outage. */
+        c.remote.retries = 2;
+    }
+    return remote_from_config(&c, err, errlen);
+}
+
+int daemon_run(const struct config *cfg, const char *token)
+{
+    char err[2048];
+    evthread_use_pthreads();
+    struct daemon *d = xcalloc(1, sizeof *d);
+    d->cfg = cfg;
+    d->portal = -1;
+    d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->wlock, NULL);
+    int rc = 1;
+    if (store_open(cfg, 1, &d->st, err, sizeof err) != 0) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        goto out;
+    }
+    if (cfg->upstream.url) {
+        if (!(d->up = upstream_new(cfg, err, sizeof err))) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        upstream_set_cancel(d->up, &d->stop);
+    } else {
+        d->pullq.w[0].remote = worker_remote(cfg, 0, err, sizeof err);
+        for (int k = 0; k < INTERACTIVE_WORKERS && d->pullq.w[0].remote; k++)
+            if (!(d->interq.w[k].remote = worker_remote(cfg, 1, err, sizeof err))) break;
+        if (!d->interq.w[INTERACTIVE_WORKERS - 1].remote) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        remote_set_cancel(d->pullq.w[0].remote, &d->stop);
+        for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_set_cancel(d->interq.w[k].remote, &d->stop);
+    }
+    {
+        char xdir[4200];
+        snprintf(xdir, sizeof xdir, "%s/exports", d->st.dir);
+        if (!(d->hub = export_hub_new(xdir, d->st.db_path, cfg->storage.compression_level, cfg->serve.export_keep, err,
+                                      sizeof err))) {
+            fprintf(stderr, "iptv-agent run: %s\n", err);
+            goto out;
+        }
+    }
+    d->base = event_base_new();
+    struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
+                                hook_metrics, hook_export, hook_refresh};
+    if (d->up) {
+        hooks.fetch = NULL;            /* misses are answered from the cache */
+        hooks.refresh = NULL;
+        hooks.write = edge_write;
+        hooks.sync = edge_sync;
+    }
+    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
+    d->srv = serve_new(d->base, &so, &hooks, err, sizeof err);
+    if (!d->srv) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        goto out;
+    }
+    log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
+    {
+        /* First stdout line: where the API listens (the port may be ephemeral);
+         * also <dir>/agent.url, so CLI commands can reach the running daemon. */
+        char host[256], url[320], path[4200];
+        int port;
+        if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0) {
+            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+                     strcmp(host, "0.0.0.0") ? host : "127.0.0.1", serve_port(d->srv));
+            printf("%s\n", url);
+            snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+            FILE *f = fopen(path, "w");
+            if (f) { fprintf(f, "%s\n", url); fclose(f); }
+        }
+        fflush(stdout);
+    }
+    d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
+    for (int i = 0; i < cfg->ntables; i++) {
+        const struct config_table *t = &cfg->tables[i];
+        d->ts[i].d = d;
+        d->ts[i].index = i;
+        d->ts[i].timer = evtimer_new(d->base, on_timer, &d->ts[i]);
+        if (t->strategy == STRATEGY_ON_DEMAND) continue;
+        struct replay_table st = {0};
+        int64_t delay = 0;
+        if (replay_table_get(d->st.rp, t->name, &st, err, sizeof err) == 0 && !pull_due(t, &st, clock_wall_ms()))
+            delay = st.last_success_ms + period_ms(t) - clock_wall_ms();
+        replay_table_free(&st);
+        /* Spread the first pulls too, by up to a second. */
+        arm(d, i, delay + (int64_t)(rnd(d) % 1000));
+    }
+    if (!d->up) {
+        d->compact_timer = evtimer_new(d->base, on_compact_timer, d);
+        compact_arm(d);
+    }
+    if (d->up) {
+        log_info("edge of %s: asking for its changes every %lld s", cfg->upstream.url,
+                 (long long)(cfg->upstream.interval_ms / 1000));
+        d->up_timer = evtimer_new(d->base, on_up_timer, d);
+        up_arm(d, 0);
+    }
+    struct queue *qs[3] = {&d->pullq, &d->interq, &d->exportq};
+    d->pullq.name = "pull";
+    d->interq.name = "interactive";
+    d->exportq.name = "export";
+    d->pullq.nw = d->exportq.nw = 1;
+    d->interq.nw = INTERACTIVE_WORKERS;
+    for (int k = 0; k < 3; k++) {
+        qs[k]->d = d;
+        pthread_cond_init(&qs[k]->cv, NULL);
+        for (int i = 0; i < qs[k]->nw; i++) {
+            qs[k]->w[i].q = qs[k];
+            pthread_create(&qs[k]->w[i].thread, NULL, worker_main, &qs[k]->w[i]);
+        }
+    }
+    struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    event_base_dispatch(d->base);
+
+    /* Shutdown: workers stop between pages and fail what is queued; their
+     * completions (replies to waiting HTTP clients) run before the server goes. */
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
+    pthread_mutex_unlock(&d->mu);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < qs[k]->nw; i++) pthread_join(qs[k]->w[i].thread, NULL);
+        pthread_cond_destroy(&qs[k]->cv);
+    }
+    event_base_loop(d->base, EVLOOP_NONBLOCK);
+    {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+        unlink(path);
+    }
+    event_free(sigterm);
+    event_free(sigint);
+    for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);
+    if (d->up_timer) event_free(d->up_timer);
+    if (d->compact_timer) event_free(d->compact_timer);
+    log_info("stopped");
+    rc = 0;
+out:
+    if (d->srv) serve_free(d->srv);
+    if (d->base) event_base_free(d->base);
+    remote_free(d->pullq.w[0].remote);
+    for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_free(d->interq.w[k].remote);
+    upstream_free(d->up);
+    export_hub_free(d->hub);
+    store_close(&d->st);
+    pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->wlock);
+    free(d->ts);
+    free(d);
+    return rc;
+}

@@ -1,0 +1,1390 @@
+/* jsonsql.c — JSONSQL -> SQLite compiler: select, expressions and the entry
+ * points. Beside it: the catalog (jsonsql_catalog.c), insert/update/delete
+ * (jsonsql_write.c), rows out (jsonsql_rows.c), the SQL functions compiled
+ * statements rely on (jsonsql_fn.c). Contract: jsonsql.h.
+ *
+ * How a statement is compiled (one pass over the JSON, no intermediate tree):
+ *   1. The nesting of the whole params object is measured first against
+ *      limits.max_depth. Every recursive step below descends at least one JSON
+ *      level, so that check also bounds the C recursion.
+ *   2. A select resolves `from` first into a scope: its sources (catalog tables
+ *      or subquery pseudo-tables), each under an alias. Everything after that
+ *      resolves names against the scope; a subquery has a scope of its own (no
+ *      correlation with the outer query).
+ *   3. SQL is appended to a buffer. A value never enters it: each literal is a
+ *      parameter with an explicit number ?N, so clauses compiled out of textual
+ *      order (the from before the select list) still bind correctly.
+ *      Invariant: every parameter created is referenced by the SQL exactly once
+ *      (sqlite3_bind of an unreferenced trailing ?N would fail).
+ *   4. Identifiers are emitted only as catalog strings or as aliases that passed
+ *      alias_ok(), always double-quoted (embedded '"' doubled): user text never
+ *      reaches the SQL as anything but a bound value.
+ * The JSON path of the node being compiled is a stack of frames (key or index)
+ * rendered into text only when an error is reported, which keeps the success
+ * path cheap. */
+#include "agent/jsonsql/jsonsql.h"
+#include "agent/jsonsql/jsonsql_catalog.h"
+#include "agent/jsonsql/jsonsql_compile.h"
+#include "agent/base/json.h"
+#include "agent/base/mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEF_MAX_DEPTH 32
+#define DEF_MAX_SQL (64 * 1024)
+#define DEF_MAX_PARAMS 10000
+
+/* ------------------------------------------------------------------------ */
+/* Compiler state (its structs: jsonsql_compile.h).                          */
+
+enum side { LEFT, RIGHT };      /* operand position: a left string must be a column */
+
+void jsql_push_key(struct ctx *c, const char *k)
+{
+    if (c->nframes < MAX_FRAMES) c->frames[c->nframes] = (struct frame){k, 0};
+    c->nframes++;
+}
+
+void jsql_push_idx(struct ctx *c, int i)
+{
+    if (c->nframes < MAX_FRAMES) c->frames[c->nframes] = (struct frame){NULL, i};
+    c->nframes++;
+}
+
+void jsql_pop(struct ctx *c) { c->nframes--; }
+
+/* Printable excerpt of user text for a message: at most ~64 bytes, cut on a
+ * character boundary; control characters, quotes and backslashes become '?'. */
+static void put_clean(struct buf *b, const char *s, size_t n)
+{
+    size_t lim = n > 64 ? 64 : n;
+    if (lim < n)   /* do not split a UTF-8 sequence */
+        while (lim > 0 && ((unsigned char)s[lim] & 0xC0) == 0x80) lim--;
+    for (size_t i = 0; i < lim; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf_putc(b, (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch);
+    }
+    if (lim < n) buf_puts(b, "...");
+}
+
+/* The excerpt in double quotes, in dst. */
+static const char *uq(char *dst, size_t cap, const char *s, size_t n)
+{
+    struct buf b = {0};
+    buf_putc(&b, '"');
+    put_clean(&b, s, n);
+    buf_putc(&b, '"');
+    snprintf(dst, cap, "%s", b.p);
+    buf_free(&b);
+    return dst;
+}
+
+const char *jsql_uqs(char *dst, size_t cap, const char *s) { return uq(dst, cap, s, strlen(s)); }
+
+int jsql_fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int jsql_fail(struct ctx *c, const char *fmt, ...)
+{
+    if (!c->err || !c->errlen) return -1;
+    struct buf b = {0};
+    int n = c->nframes < MAX_FRAMES ? c->nframes : MAX_FRAMES;
+    for (int i = 0; i < n; i++) {
+        const struct frame *f = &c->frames[i];
+        if (f->key) {
+            if (b.len) buf_putc(&b, '.');
+            put_clean(&b, f->key, strlen(f->key));
+        } else {
+            buf_printf(&b, "[%d]", f->idx);
+        }
+    }
+    if (c->nframes > MAX_FRAMES) buf_puts(&b, "...");
+    if (!b.len) buf_puts(&b, c->method);
+    buf_puts(&b, ": ");
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    snprintf(c->err, c->errlen, "%s", b.p);
+    buf_free(&b);
+    return -1;
+}
+
+static void *arena_keep(struct ctx *c, void *p)
+{
+    if (c->narena == c->caparena) {
+        c->caparena = c->caparena ? c->caparena * 2 : 8;
+        c->arena = xrealloc(c->arena, (size_t)c->caparena * sizeof *c->arena);
+    }
+    c->arena[c->narena++] = p;
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Emitting SQL text.                                                        */
+
+void jsql_quote_ident(struct buf *b, const char *s, size_t n)
+{
+    buf_reserve(b, n + 2);
+    buf_putc(b, '"');
+    if (!memchr(s, '"', n)) {
+        buf_append(b, s, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '"') buf_putc(b, '"');
+            buf_putc(b, s[i]);
+        }
+    }
+    buf_putc(b, '"');
+}
+
+static int add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
+{
+    if (c->nparams >= c->lim.max_params) {
+        free(v.s);
+        return jsql_fail(c, "more than %d bound values (limits.max_params)", c->lim.max_params);
+    }
+    if (c->nparams == c->capparams) {
+        c->capparams = c->capparams ? c->capparams * 2 : 8;
+        c->params = xrealloc(c->params, (size_t)c->capparams * sizeof *c->params);
+    }
+    c->params[c->nparams++] = v;
+    buf_putc(out, '?');
+    buf_put_int(out, c->nparams);
+    return 0;
+}
+
+/* A JSON value as a bound literal: numbers exact, true/false 1/0, null inline,
+ * strings as given, arrays/objects as their JSON text. */
+int jsql_emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
+{
+    struct jsonsql_value v = {0};
+    if (cJSON_IsNull(n)) {
+        buf_puts(out, "NULL");
+        return 0;
+    } else if (cJSON_IsBool(n)) {
+        v.type = SQLITE_INTEGER;
+        v.i = cJSON_IsTrue(n) ? 1 : 0;
+    } else if (cJSON_IsNumber(n)) {
+        int64_t i;
+        if (json_int64(n, &i)) {
+            v.type = SQLITE_INTEGER;
+            v.i = i;
+        } else {
+            v.type = SQLITE_FLOAT;
+            v.d = n->valuedouble;
+        }
+    } else if (cJSON_IsString(n)) {
+        v.type = SQLITE_TEXT;
+        v.n = strlen(n->valuestring);
+        v.s = xstrndup(n->valuestring, v.n);
+    } else if (cJSON_IsArray(n) || cJSON_IsObject(n)) {
+        struct buf j = {0};
+        json_write_tree(&j, n);   /* numbers as their literal: exact int64 */
+        v.type = SQLITE_TEXT;
+        v.n = j.len;
+        v.s = buf_detach(&j);
+    } else {
+        return jsql_fail(c, "unsupported value");
+    }
+    return add_param(c, out, v);
+}
+
+static int alias_ok(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_')) return 0;
+    size_t i = 1;
+    for (; s[i]; i++) {
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '_'))
+            return 0;
+    }
+    return i <= ALIAS_MAX;
+}
+
+static int check_alias(struct ctx *c, const cJSON *as)
+{
+    char q[QBUF];
+    jsql_push_key(c, "as");
+    if (!cJSON_IsString(as)) return jsql_fail(c, "expected an alias string");
+    if (!alias_ok(as->valuestring))
+        return jsql_fail(c, "invalid alias %s (expected ^[A-Za-z_][A-Za-z0-9_]{0,63}$)",
+                    jsql_uqs(q, sizeof q, as->valuestring));
+    jsql_pop(c);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Name resolution.                                                          */
+
+static int src_find(const struct source *s, const char *name, size_t len, struct colref *r,
+                    int *dup)
+{
+    if (s->t) {
+        int k = jsonsql_column_find(s->t, name, len);
+        if (k < 0) return 0;
+        r->name = s->t->cols[k].name;
+        r->len = s->t->cols[k].len;
+        r->type = s->t->cols[k].type;
+        return 1;
+    }
+    for (int i = 0; i < s->ncols; i++) {
+        const struct pcol *p = &s->cols[i];
+        if (p->name && p->len == len && memcmp(p->name, name, len) == 0) {
+            r->name = p->name;
+            r->len = p->len;
+            r->type = p->type;
+            *dup = p->dup;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+enum { R_OK = 0, R_UNKNOWN = -1, R_AMBIGUOUS = -2, R_NOALIAS = -3 };
+
+static int scope_find(const struct scope *sc, const char *name, size_t len, struct colref *r)
+{
+    int found = 0, dup = 0;
+    for (int i = 0; i < sc->n; i++) {
+        struct colref t;
+        if (src_find(&sc->s[i], name, len, &t, &dup)) {
+            if (found++) return R_AMBIGUOUS;
+            *r = t;
+            r->src = i;
+        }
+    }
+    if (!found) return R_UNKNOWN;
+    return dup ? R_AMBIGUOUS : R_OK;
+}
+
+static int scope_alias(const struct scope *sc, const char *a, size_t alen)
+{
+    for (int i = 0; i < sc->n; i++)
+        if (sc->s[i].alias && sc->s[i].alias_len == alen && memcmp(sc->s[i].alias, a, alen) == 0)
+            return i;
+    return -1;
+}
+
+static int scope_find_q(const struct scope *sc, const char *a, size_t alen, const char *name,
+                        size_t len, struct colref *r)
+{
+    int i = scope_alias(sc, a, alen), dup = 0;
+    if (i < 0) return R_NOALIAS;
+    if (!src_find(&sc->s[i], name, len, r, &dup)) return R_UNKNOWN;
+    r->src = i;
+    return dup ? R_AMBIGUOUS : R_OK;
+}
+
+/* "name" or "alias.name". */
+static int resolve_str(const struct scope *sc, const char *s, size_t n, struct colref *r)
+{
+    int rc = scope_find(sc, s, n, r);
+    if (rc != R_UNKNOWN) return rc;
+    const char *dot = memchr(s, '.', n);
+    if (!dot) return R_UNKNOWN;
+    size_t al = (size_t)(dot - s);
+    rc = scope_find_q(sc, s, al, dot + 1, n - al - 1, r);
+    return rc == R_NOALIAS ? R_UNKNOWN : rc;
+}
+
+/* "subscriber", "subscriber, terminal", "subquery x". */
+static void scope_desc(const struct scope *sc, int only, struct buf *b)
+{
+    for (int i = 0; i < sc->n; i++) {
+        if (only >= 0 && i != only) continue;
+        const struct source *s = &sc->s[i];
+        if (b->len) buf_puts(b, ", ");
+        if (s->t) {
+            put_clean(b, s->t->name, s->t->len);
+        } else {
+            buf_puts(b, "subquery");
+            if (s->alias) {
+                buf_putc(b, ' ');
+                buf_append(b, s->alias, s->alias_len);
+            }
+        }
+    }
+}
+
+/* Error for a failed resolution of name (alias: the qualifier, or NULL). */
+static int col_error(struct ctx *c, const struct scope *sc, int rc, const char *alias,
+                     size_t alen, const char *name, size_t len)
+{
+    char q[QBUF];
+    if (rc == R_NOALIAS) return jsql_fail(c, "unknown table alias %s", uq(q, sizeof q, alias, alen));
+    struct buf d = {0};
+    scope_desc(sc, alias ? scope_alias(sc, alias, alen) : -1, &d);
+    if (rc == R_AMBIGUOUS)
+        jsql_fail(c, "ambiguous column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
+    else
+        jsql_fail(c, "unknown column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
+    buf_free(&d);
+    return -1;
+}
+
+static void emit_col(const struct scope *sc, const struct colref *r, struct buf *out)
+{
+    const struct source *s = &sc->s[r->src];
+    if (sc->n > 1 && s->alias) {
+        jsql_quote_ident(out, s->alias, s->alias_len);
+        buf_putc(out, '.');
+    }
+    jsql_quote_ident(out, r->name, r->len);
+}
+
+/* A column named by a string: it must exist. */
+static int column_str(struct ctx *c, const struct scope *sc, const char *s, struct buf *out,
+                      struct colref *ref)
+{
+    size_t n = strlen(s);
+    struct colref r;
+    int rc = resolve_str(sc, s, n, &r);
+    if (rc != R_OK) return col_error(c, sc, rc, NULL, 0, s, n);
+    emit_col(sc, &r, out);
+    if (ref) *ref = r;
+    return 0;
+}
+
+/* {"alias":"name"}: one member with a string value. */
+static int is_qualified(const cJSON *n)
+{
+    return cJSON_IsObject(n) && n->child && !n->child->next && cJSON_IsString(n->child);
+}
+
+static int column_obj(struct ctx *c, const struct scope *sc, const cJSON *n, struct buf *out,
+                      struct colref *ref)
+{
+    const cJSON *k = n->child;
+    size_t al = strlen(k->string), nl = strlen(k->valuestring);
+    struct colref r;
+    int rc = scope_find_q(sc, k->string, al, k->valuestring, nl, &r);
+    if (rc != R_OK) return col_error(c, sc, rc, k->string, al, k->valuestring, nl);
+    emit_col(sc, &r, out);
+    if (ref) *ref = r;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Functions and operators.                                                  */
+
+enum { F_AGG = 1, F_STAR = 2 };
+
+struct fndef {
+    const char *name;
+    const char *sql;
+    int min, max;               /* argument count; max -1: unbounded */
+    int flags;
+};
+
+static const struct fndef FNS[] = {
+    {"count", "COUNT", 1, 1, F_AGG | F_STAR},
+    {"distinct", NULL, 1, -1, 0},
+    {"max", "MAX", 1, 1, F_AGG},
+    {"min", "MIN", 1, 1, F_AGG},
+    {"sum", "SUM", 1, 1, F_AGG},
+    {"avg", "AVG", 1, 1, F_AGG},
+    {"regexp_replace", "regexp_replace", 3, 4, 0},
+    {"lower", "LOWER", 1, 1, 0},
+    {"upper", "UPPER", 1, 1, 0},
+    {"coalesce", "COALESCE", 1, -1, 0},
+    {"length", "LENGTH", 1, 1, 0},
+    {"abs", "ABS", 1, 1, 0},
+    {"round", "ROUND", 1, 2, 0},
+};
+
+static const struct fndef *fn_lookup(const char *name)
+{
+    for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++)
+        if (strcasecmp(FNS[i].name, name) == 0) return &FNS[i];
+    return NULL;
+}
+
+static int is_fn(const cJSON *n, const char *name)
+{
+    const cJSON *f = cJSON_IsObject(n) ? cJSON_GetObjectItemCaseSensitive(n, "function") : NULL;
+    return cJSON_IsString(f) && strcasecmp(f->valuestring, name) == 0;
+}
+
+enum opkind { OP_AND, OP_OR, OP_NOT, OP_CMP, OP_LIKE, OP_ILIKE, OP_IS, OP_IN, OP_ARITH };
+
+struct opdef {
+    const char *name;
+    enum opkind kind;
+    const char *sql;
+};
+
+static const struct opdef OPS[] = {
+    {"and", OP_AND, " AND "},   {"or", OP_OR, " OR "},      {"not", OP_NOT, NULL},
+    {"eq", OP_CMP, " = "},      {"neq", OP_CMP, " <> "},    {"lt", OP_CMP, " < "},
+    {"gt", OP_CMP, " > "},      {"lte", OP_CMP, " <= "},    {"gte", OP_CMP, " >= "},
+    {"like", OP_LIKE, " LIKE "}, {"ilike", OP_ILIKE, NULL},  {"is", OP_IS, " IS "},
+    {"is_not", OP_IS, " IS NOT "}, {"in", OP_IN, NULL},      {"add", OP_ARITH, " + "},
+    {"sub", OP_ARITH, " - "},   {"mul", OP_ARITH, " * "},   {"div", OP_ARITH, " / "},
+    {"mod", OP_ARITH, " % "},
+};
+
+static const struct opdef *op_lookup(const char *name)
+{
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (strcmp(OPS[i].name, name) == 0) return &OPS[i];
+    return NULL;
+}
+
+static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct pcol **cols,
+                          int *ncols, const char **table);
+static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                        struct pcol *oc);
+static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc,
+                           struct buf *out, enum side side, struct colref *ref);
+
+/* [a, b] of an operator whose key frame is pushed. */
+static int two_args(struct ctx *c, const cJSON *a, const char *op)
+{
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2)
+        return jsql_fail(c, "%s expects a list of two operands [a, b]", op);
+    return 0;
+}
+
+static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
+                         const struct scope *sc, struct buf *out)
+{
+    jsql_push_key(c, op->name);
+    if (two_args(c, k, op->name)) return -1;
+    buf_putc(out, '(');
+    jsql_push_idx(c, 0);
+    if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+    jsql_pop(c);
+    buf_puts(out, op->sql);
+    jsql_push_idx(c, 1);
+    if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
+    jsql_pop(c);
+    buf_putc(out, ')');
+    jsql_pop(c);
+    return 0;
+}
+
+/* A value position: column, qualified column, function, arithmetic or literal.
+ * ref (optional) gets src -1 unless the operand is a plain column. */
+static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc,
+                           struct buf *out, enum side side, struct colref *ref)
+{
+    if (ref) ref->src = -1;
+    if (cJSON_IsString(n)) {
+        size_t len = strlen(n->valuestring);
+        struct colref r;
+        int rc = resolve_str(sc, n->valuestring, len, &r);
+        if (rc == R_OK) {
+            emit_col(sc, &r, out);
+            if (ref) *ref = r;
+            return 0;
+        }
+        if (rc == R_AMBIGUOUS || side == LEFT)
+            return col_error(c, sc, rc, NULL, 0, n->valuestring, len);
+        return jsql_emit_literal(c, n, out);
+    }
+    if (cJSON_IsObject(n)) {
+        char q[QBUF];
+        if (cJSON_GetObjectItemCaseSensitive(n, "function")) return compile_func(c, n, sc, out, NULL);
+        const cJSON *k = n->child;
+        if (k && !k->next) {
+            const struct opdef *op = op_lookup(k->string);
+            if (op && op->kind == OP_ARITH) return compile_arith(c, k, op, sc, out);
+            if (op) return jsql_fail(c, "%s is a condition, not a value", op->name);
+            if (strcmp(k->string, "select") == 0)
+                return jsql_fail(c, "a subquery is only valid in from and as the list of in");
+            if (cJSON_IsString(k) && (side == LEFT || scope_alias(sc, k->string, strlen(k->string)) >= 0))
+                return column_obj(c, sc, n, out, ref);
+        }
+        if (side == LEFT)
+            return jsql_fail(c, "expected a column, a function or arithmetic, got an object%s%s",
+                        k ? " with key " : "", k ? jsql_uqs(q, sizeof q, k->string) : "");
+        return jsql_emit_literal(c, n, out);
+    }
+    if (cJSON_IsArray(n) && side == LEFT)
+        return jsql_fail(c, "expected a column, a function or arithmetic, got a list");
+    return jsql_emit_literal(c, n, out);
+}
+
+/* {"function":"distinct","args":X} as the only argument of an aggregate. */
+static int compile_distinct_arg(struct ctx *c, const struct fndef *f, const cJSON *n,
+                                int total, const struct scope *sc, struct buf *out)
+{
+    char q[QBUF];
+    if (!(f->flags & F_AGG) || total != 1)
+        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
+                       "aggregate (count, sum, avg, min, max)");
+    const cJSON *args = NULL;
+    for (const cJSON *k = n->child; k; k = k->next) {
+        if (strcmp(k->string, "args") == 0 && !args) args = k;
+        else if (strcmp(k->string, "function") != 0)
+            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
+    }
+    if (!args) return jsql_fail(c, "distinct needs \"args\"");
+    jsql_push_key(c, "args");
+    const cJSON *a = args;
+    if (cJSON_IsArray(args)) {
+        if (cJSON_GetArraySize(args) != 1)
+            return jsql_fail(c, "distinct inside %s takes exactly 1 argument", f->name);
+        a = args->child;
+        jsql_push_idx(c, 0);
+    }
+    buf_puts(out, "DISTINCT ");
+    if (compile_operand(c, a, sc, out, LEFT, NULL)) return -1;
+    if (a != args) jsql_pop(c);
+    jsql_pop(c);
+    return 0;
+}
+
+static int arity_error(struct ctx *c, const struct fndef *f, int n)
+{
+    if (f->max < 0)
+        return jsql_fail(c, "%s takes at least %d argument%s, got %d", f->name, f->min,
+                    f->min == 1 ? "" : "s", n);
+    if (f->min == f->max)
+        return jsql_fail(c, "%s takes %d argument%s, got %d", f->name, f->min, f->min == 1 ? "" : "s", n);
+    return jsql_fail(c, "%s takes %d to %d arguments, got %d", f->name, f->min, f->max, n);
+}
+
+int jsql_is_star(const cJSON *n) { return cJSON_IsString(n) && strcmp(n->valuestring, "*") == 0; }
+
+static int star_arg(struct ctx *c, const struct fndef *f, struct buf *out)
+{
+    if (!(f->flags & F_STAR)) return jsql_fail(c, "\"*\" is only valid as the argument of count");
+    buf_putc(out, '*');
+    return 0;
+}
+
+/* The args of f, key frame "args" pushed by the caller. */
+static int compile_args(struct ctx *c, const struct fndef *f, const cJSON *args,
+                        const struct scope *sc, struct buf *out, int *nargs)
+{
+    *nargs = 1;
+    if (jsql_is_star(args)) return star_arg(c, f, out);
+    if (cJSON_IsString(args)) return column_str(c, sc, args->valuestring, out, NULL);
+    if (cJSON_IsObject(args)) {
+        if (is_fn(args, "distinct")) return compile_distinct_arg(c, f, args, 1, sc, out);
+        return compile_operand(c, args, sc, out, LEFT, NULL);
+    }
+    if (!cJSON_IsArray(args))
+        return jsql_fail(c, "expected a column, a list of arguments or a function");
+    int total = cJSON_GetArraySize(args), i = 0;
+    *nargs = total;
+    if (total == 1 && jsql_is_star(args->child)) return star_arg(c, f, out);
+    for (const cJSON *a = args->child; a; a = a->next, i++) {
+        jsql_push_idx(c, i);
+        if (i) buf_puts(out, ", ");
+        int rc;
+        if (jsql_is_star(a))
+            rc = jsql_fail(c, "\"*\" is only valid as the only argument of count");
+        else if (is_fn(a, "distinct"))
+            rc = compile_distinct_arg(c, f, a, total, sc, out);
+        else
+            rc = compile_operand(c, a, sc, out, i == 0 ? LEFT : RIGHT, NULL);
+        if (rc) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
+/* {"function":F,"args":A[,"as":N]}; oc non-NULL for a data item (which may
+ * carry "as"), NULL inside an expression. */
+static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                        struct pcol *oc)
+{
+    char q[QBUF];
+    const cJSON *fn = NULL, *args = NULL, *as = NULL;
+    for (const cJSON *k = n->child; k; k = k->next) {
+        const cJSON **slot = strcmp(k->string, "function") == 0 ? &fn
+                           : strcmp(k->string, "args") == 0   ? &args
+                           : strcmp(k->string, "as") == 0     ? &as
+                                                              : NULL;
+        if (!slot) return jsql_fail(c, "unexpected key %s in a function", jsql_uqs(q, sizeof q, k->string));
+        if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
+        *slot = k;
+    }
+    jsql_push_key(c, "function");
+    if (!cJSON_IsString(fn)) return jsql_fail(c, "expected a function name");
+    const struct fndef *f = fn_lookup(fn->valuestring);
+    if (!f) return jsql_fail(c, "unknown function %s", jsql_uqs(q, sizeof q, fn->valuestring));
+    if (!f->sql)
+        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
+                       "aggregate (count, sum, avg, min, max)");
+    jsql_pop(c);
+    /* SQLite (like PostgreSQL) refuses these at prepare time, without a path. */
+    if ((f->flags & F_AGG) && c->agg_ban)
+        return jsql_fail(c, "%s is an aggregate: not allowed %s", f->name,
+                    c->agg_ban == AGG_IN_COND ? "in where or on" : "inside another aggregate");
+    if (as && !oc) {
+        jsql_push_key(c, "as");
+        return jsql_fail(c, "\"as\" is only valid on a data item");
+    }
+    if (!args) return jsql_fail(c, "%s needs \"args\"", f->name);
+    buf_puts(out, f->sql);
+    buf_putc(out, '(');
+    jsql_push_key(c, "args");
+    int nargs, ban = c->agg_ban;
+    if (f->flags & F_AGG) c->agg_ban = AGG_IN_AGG;
+    if (compile_args(c, f, args, sc, out, &nargs)) return -1;
+    c->agg_ban = ban;
+    if (nargs < f->min || (f->max >= 0 && nargs > f->max)) return arity_error(c, f, nargs);
+    jsql_pop(c);
+    if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
+        buf_puts(out, ", NULL");   /* PostgreSQL allows coalesce(x); SQLite wants two */
+    buf_putc(out, ')');
+    if (oc) {
+        memset(oc, 0, sizeof *oc);
+        oc->type = (f->flags & F_STAR) ? JSQL_INT : JSQL_ANY;
+        if (as) {
+            if (check_alias(c, as)) return -1;
+            buf_puts(out, " AS ");
+            jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
+            oc->name = as->valuestring;
+            oc->len = strlen(as->valuestring);
+            oc->alias = 1;
+        }
+    }
+    return 0;
+}
+
+/* A condition: an object with exactly one operator. */
+static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
+{
+    char q[QBUF];
+    if (!cJSON_IsObject(e) || !e->child || e->child->next)
+        return jsql_fail(c, "expected a condition: an object with exactly one operator");
+    const cJSON *k = e->child;
+    const struct opdef *op = op_lookup(k->string);
+    if (!op) return jsql_fail(c, "unknown operator %s", jsql_uqs(q, sizeof q, k->string));
+    jsql_push_key(c, op->name);
+    switch (op->kind) {
+    case OP_AND:
+    case OP_OR: {
+        if (!cJSON_IsArray(k) || !k->child)
+            return jsql_fail(c, "%s expects a non-empty list of conditions", op->name);
+        buf_putc(out, '(');
+        int i = 0;
+        for (const cJSON *a = k->child; a; a = a->next, i++) {
+            if (i) buf_puts(out, op->sql);
+            jsql_push_idx(c, i);
+            if (compile_cond(c, a, sc, out)) return -1;
+            jsql_pop(c);
+        }
+        buf_putc(out, ')');
+        break;
+    }
+    case OP_NOT: {
+        const cJSON *a = k;
+        if (cJSON_IsArray(k)) {
+            if (cJSON_GetArraySize(k) != 1)
+                return jsql_fail(c, "not expects a condition or a list of one condition");
+            a = k->child;
+            jsql_push_idx(c, 0);
+        }
+        buf_puts(out, "NOT (");
+        if (compile_cond(c, a, sc, out)) return -1;
+        buf_putc(out, ')');
+        if (a != k) jsql_pop(c);
+        break;
+    }
+    case OP_CMP:
+    case OP_LIKE:
+    case OP_ILIKE: {
+        if (two_args(c, k, op->name)) return -1;
+        int il = op->kind == OP_ILIKE;
+        jsql_push_idx(c, 0);
+        if (il) buf_puts(out, "LOWER(");
+        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        jsql_pop(c);
+        buf_puts(out, il ? ") LIKE LOWER(" : op->sql);
+        jsql_push_idx(c, 1);
+        if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
+        jsql_pop(c);
+        if (il) buf_putc(out, ')');
+        /* PostgreSQL's LIKE escapes with a backslash by default; SQLite has none. */
+        if (op->kind != OP_CMP) buf_puts(out, " ESCAPE '\\'");
+        break;
+    }
+    case OP_IS: {
+        if (two_args(c, k, op->name)) return -1;
+        jsql_push_idx(c, 0);
+        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        jsql_pop(c);
+        const cJSON *b = k->child->next;
+        jsql_push_idx(c, 1);
+        if (!cJSON_IsBool(b) && !cJSON_IsNull(b)) return jsql_fail(c, "expected true, false or null");
+        jsql_pop(c);
+        buf_puts(out, op->sql);
+        buf_puts(out, cJSON_IsTrue(b) ? "TRUE" : cJSON_IsFalse(b) ? "FALSE" : "NULL");
+        break;
+    }
+    case OP_IN: {
+        if (!cJSON_IsArray(k) || cJSON_GetArraySize(k) != 2)
+            return jsql_fail(c, "in expects [column, [values]] or [column, {\"select\":...}]");
+        jsql_push_idx(c, 0);
+        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        jsql_pop(c);
+        const cJSON *b = k->child->next;
+        jsql_push_idx(c, 1);
+        buf_puts(out, " IN (");
+        if (cJSON_IsArray(b)) {
+            /* Values only: a string here is never a column. An empty list is
+             * SQLite's "x IN ()", false even for NULL x. */
+            int i = 0;
+            for (const cJSON *v = b->child; v; v = v->next, i++) {
+                if (i) buf_puts(out, ", ");
+                jsql_push_idx(c, i);
+                if (jsql_emit_literal(c, v, out)) return -1;
+                jsql_pop(c);
+            }
+        } else if (cJSON_IsObject(b) && b->child && !b->child->next &&
+                   strcmp(b->child->string, "select") == 0) {
+            jsql_push_key(c, "select");
+            struct pcol *cols;
+            int ncols;
+            const char *t;
+            if (compile_select(c, b->child, out, &cols, &ncols, &t)) return -1;
+            if (ncols != 1) return jsql_fail(c, "subquery must return exactly one column, got %d", ncols);
+            jsql_pop(c);
+        } else {
+            return jsql_fail(c, "expected a list of values or {\"select\":...}");
+        }
+        buf_putc(out, ')');
+        jsql_pop(c);
+        break;
+    }
+    case OP_ARITH:
+        return jsql_fail(c, "%s is a value, not a condition", op->name);
+    }
+    jsql_pop(c);
+    return 0;
+}
+
+/* A where or on condition: no aggregate in it, except inside a subquery. */
+int jsql_compile_where(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
+{
+    int ban = c->agg_ban;
+    c->agg_ban = AGG_IN_COND;
+    int rc = compile_cond(c, e, sc, out);
+    c->agg_ban = ban;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* select                                                                    */
+
+
+struct pcol *jsql_out_add(struct outlist *o)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 8;
+        o->v = xrealloc(o->v, (size_t)o->cap * sizeof *o->v);
+    }
+    struct pcol *p = &o->v[o->n++];
+    memset(p, 0, sizeof *p);
+    return p;
+}
+
+void jsql_sep(struct buf *out, const struct outlist *o)
+{
+    if (o->n) buf_puts(out, ", ");
+}
+
+/* Every column of source i, or of all sources (i < 0). */
+static int expand_star(struct ctx *c, const struct scope *sc, int only, struct buf *out,
+                       struct outlist *o)
+{
+    for (int i = 0; i < sc->n; i++) {
+        if (only >= 0 && i != only) continue;
+        const struct source *s = &sc->s[i];
+        int n = s->t ? s->t->ncols : s->ncols;
+        for (int j = 0; j < n; j++) {
+            struct colref r = {.src = i};
+            if (s->t) {
+                r.name = s->t->cols[j].name;
+                r.len = s->t->cols[j].len;
+                r.type = s->t->cols[j].type;
+            } else {
+                if (!s->cols[j].name)
+                    return jsql_fail(c, "\"*\" cannot name column %d of subquery%s%.*s: give it an \"as\"",
+                                j + 1, s->alias ? " " : "", (int)s->alias_len,
+                                s->alias ? s->alias : "");
+                if (s->cols[j].dup)
+                    return jsql_fail(c, "\"*\" over subquery%s%.*s: column \"%.*s\" appears twice",
+                                s->alias ? " " : "", (int)s->alias_len, s->alias ? s->alias : "",
+                                (int)s->cols[j].len, s->cols[j].name);
+                r.name = s->cols[j].name;
+                r.len = s->cols[j].len;
+                r.type = s->cols[j].type;
+            }
+            jsql_sep(out, o);
+            emit_col(sc, &r, out);
+            struct pcol *p = jsql_out_add(o);
+            p->name = r.name;
+            p->len = r.len;
+            p->type = r.type;
+        }
+    }
+    return 0;
+}
+
+/* A top-level {"function":"distinct",...} item: its args become columns. */
+static int data_distinct(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                         struct outlist *o)
+{
+    char q[QBUF];
+    const cJSON *args = NULL, *as = NULL;
+    for (const cJSON *k = n->child; k; k = k->next) {
+        if (strcmp(k->string, "args") == 0 && !args) args = k;
+        else if (strcmp(k->string, "as") == 0 && !as) as = k;
+        else if (strcmp(k->string, "function") != 0)
+            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
+    }
+    if (!args) return jsql_fail(c, "distinct needs \"args\"");
+    if (as && cJSON_IsArray(args) && cJSON_GetArraySize(args) != 1) {
+        jsql_push_key(c, "as");
+        return jsql_fail(c, "\"as\" needs distinct of exactly one argument");
+    }
+    jsql_push_key(c, "args");
+    int list = cJSON_IsArray(args);
+    if (list && !args->child) return jsql_fail(c, "distinct expects at least 1 argument");
+    int i = 0;
+    for (const cJSON *a = list ? args->child : args; a; a = list ? a->next : NULL, i++) {
+        if (list) jsql_push_idx(c, i);
+        jsql_sep(out, o);
+        struct colref r;
+        if (compile_operand(c, a, sc, out, LEFT, &r)) return -1;
+        struct pcol *p = jsql_out_add(o);
+        if (r.src >= 0) {
+            p->name = r.name;
+            p->len = r.len;
+            p->type = r.type;
+        } else {
+            p->type = JSQL_ANY;
+        }
+        if (list) jsql_pop(c);
+    }
+    jsql_pop(c);
+    if (as) {
+        if (check_alias(c, as)) return -1;
+        buf_puts(out, " AS ");
+        jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
+        struct pcol *p = &o->v[o->n - 1];
+        p->name = as->valuestring;
+        p->len = strlen(as->valuestring);
+        p->alias = 1;
+    }
+    return 0;
+}
+
+static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                     struct outlist *o)
+{
+    if (cJSON_IsString(n)) {
+        const char *s = n->valuestring;
+        size_t len = strlen(s);
+        if (strcmp(s, "*") == 0) return expand_star(c, sc, -1, out, o);
+        if (len > 2 && strcmp(s + len - 2, ".*") == 0) {
+            int i = scope_alias(sc, s, len - 2);
+            if (i < 0) return col_error(c, sc, R_NOALIAS, s, len - 2, s, len);
+            return expand_star(c, sc, i, out, o);
+        }
+        jsql_sep(out, o);
+        struct colref r;
+        if (column_str(c, sc, s, out, &r)) return -1;
+        struct pcol *p = jsql_out_add(o);
+        p->name = r.name;
+        p->len = r.len;
+        p->type = r.type;
+        return 0;
+    }
+    if (cJSON_IsObject(n) && cJSON_GetObjectItemCaseSensitive(n, "function")) {
+        if (is_fn(n, "distinct")) return data_distinct(c, n, sc, out, o);
+        jsql_sep(out, o);
+        struct pcol oc;
+        if (compile_func(c, n, sc, out, &oc)) return -1;
+        *jsql_out_add(o) = oc;
+        return 0;
+    }
+    if (is_qualified(n)) {
+        jsql_sep(out, o);
+        struct colref r;
+        if (column_obj(c, sc, n, out, &r)) return -1;
+        struct pcol *p = jsql_out_add(o);
+        p->name = r.name;
+        p->len = r.len;
+        p->type = r.type;
+        return 0;
+    }
+    return jsql_fail(c, "expected a column name, {\"alias\":\"column\"} or a function");
+}
+
+static int compile_data(struct ctx *c, const cJSON *d, const struct scope *sc, struct buf *out,
+                        struct outlist *o)
+{
+    if (!cJSON_IsArray(d)) return data_item(c, d, sc, out, o);
+    if (!d->child) return jsql_fail(c, "expected at least one column");
+    int i = 0;
+    for (const cJSON *n = d->child; n; n = n->next, i++) {
+        jsql_push_idx(c, i);
+        if (data_item(c, n, sc, out, o)) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
+static int has_distinct_item(const cJSON *d)
+{
+    if (!cJSON_IsArray(d)) return is_fn(d, "distinct");
+    for (const cJSON *n = d->child; n; n = n->next)
+        if (is_fn(n, "distinct")) return 1;
+    return 0;
+}
+
+int jsql_add_source(struct ctx *c, struct scope *sc, const char *alias, size_t alen)
+{
+    if (sc->n == MAX_SOURCES) return jsql_fail(c, "more than %d tables in from", MAX_SOURCES);
+    if (alias && scope_alias(sc, alias, alen) >= 0)
+        return jsql_fail(c, "duplicate alias \"%.*s\": give each table its own \"as\"", (int)alen, alias);
+    if (sc->n == sc->cap) {
+        sc->cap = sc->cap ? sc->cap * 2 : 4;
+        sc->s = xrealloc(sc->s, (size_t)sc->cap * sizeof *sc->s);
+    }
+    struct source *s = &sc->s[sc->n++];
+    memset(s, 0, sizeof *s);
+    s->alias = alias;
+    s->alias_len = alen;
+    return 0;
+}
+
+/* A source: target is a table-name string or, with sel set, a subquery. The
+ * frame of target/sel is pushed by the caller. */
+static int from_source(struct ctx *c, struct scope *sc, const cJSON *target, const cJSON *sel,
+                       const cJSON *as, struct buf *fs, const char **table)
+{
+    char q[QBUF];
+    const char *alias = as ? as->valuestring : NULL;
+    if (sel) {
+        struct pcol *cols;
+        int ncols;
+        const char *t;
+        buf_putc(fs, '(');
+        if (compile_select(c, sel, fs, &cols, &ncols, &t)) return -1;
+        buf_putc(fs, ')');
+        /* Names a reference could not tell apart are marked, not guessed. */
+        for (int i = 0; i < ncols; i++)
+            for (int j = i + 1; j < ncols; j++)
+                if (cols[i].name && cols[j].name && cols[i].len == cols[j].len &&
+                    memcmp(cols[i].name, cols[j].name, cols[i].len) == 0)
+                    cols[i].dup = cols[j].dup = 1;
+        if (jsql_add_source(c, sc, alias, alias ? strlen(alias) : 0)) return -1;
+        sc->s[sc->n - 1].cols = cols;
+        sc->s[sc->n - 1].ncols = ncols;
+        if (table && !*table) *table = t;
+    } else {
+        if (!cJSON_IsString(target)) return jsql_fail(c, "expected a table name");
+        const struct jtable *t = jsonsql_table_find(c->cat, target->valuestring, strlen(target->valuestring));
+        if (!t) return jsql_fail(c, "unknown table %s", jsql_uqs(q, sizeof q, target->valuestring));
+        jsql_quote_ident(fs, t->name, t->len);
+        if (jsql_add_source(c, sc, alias ? alias : t->name, alias ? strlen(alias) : t->len)) return -1;
+        sc->s[sc->n - 1].t = t;
+        if (table && !*table) *table = t->name;
+    }
+    if (alias) {
+        buf_puts(fs, " AS ");
+        jsql_quote_ident(fs, alias, strlen(alias));
+    }
+    return 0;
+}
+
+/* One item of from: first (a table or subquery) or a join. */
+static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first, struct buf *fs,
+                     const char **table)
+{
+    char q[QBUF];
+    if (first && cJSON_IsString(n)) return from_source(c, sc, n, NULL, NULL, fs, table);
+    if (!cJSON_IsObject(n))
+        return jsql_fail(c, first ? "expected a table name, {\"table\":...} or {\"select\":...}"
+                             : "expected {\"join\":...} or {\"left_join\":...}");
+    const cJSON *tbl = NULL, *sel = NULL, *join = NULL, *as = NULL, *on = NULL;
+    int left = 0;
+    for (const cJSON *k = n->child; k; k = k->next) {
+        const cJSON **slot = NULL;
+        if (first && strcmp(k->string, "table") == 0) slot = &tbl;
+        else if (first && strcmp(k->string, "select") == 0) slot = &sel;
+        else if (!first && strcmp(k->string, "join") == 0) slot = &join;
+        else if (!first && strcmp(k->string, "left_join") == 0) { slot = &join; left = 1; }
+        else if (strcmp(k->string, "as") == 0) slot = &as;
+        else if (!first && strcmp(k->string, "on") == 0) slot = &on;
+        if (!slot) {
+            if (first && (!strcmp(k->string, "join") || !strcmp(k->string, "left_join")))
+                return jsql_fail(c, "the first item of from is a table or a subquery, not a join");
+            return jsql_fail(c, "unexpected key %s", jsql_uqs(q, sizeof q, k->string));
+        }
+        if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
+        *slot = k;
+    }
+    if (as && check_alias(c, as)) return -1;
+    if (first) {
+        if (!!tbl == !!sel) return jsql_fail(c, "expected exactly one of \"table\" or \"select\"");
+        jsql_push_key(c, tbl ? "table" : "select");
+        if (from_source(c, sc, tbl, sel, as, fs, table)) return -1;
+        jsql_pop(c);
+        return 0;
+    }
+    if (!join) return jsql_fail(c, "expected \"join\" or \"left_join\"");
+    if (!on) return jsql_fail(c, "a join needs \"on\"");
+    buf_puts(fs, left ? " LEFT JOIN " : " JOIN ");
+    jsql_push_key(c, left ? "left_join" : "join");
+    const cJSON *jsel = NULL;
+    if (cJSON_IsObject(join)) {
+        jsel = cJSON_GetObjectItemCaseSensitive(join, "select");
+        if (!jsel || join->child->next) return jsql_fail(c, "expected a table name or {\"select\":...}");
+        jsql_push_key(c, "select");
+    }
+    if (from_source(c, sc, join, jsel, as, fs, table)) return -1;
+    if (jsel) jsql_pop(c);
+    jsql_pop(c);
+    buf_puts(fs, " ON ");
+    jsql_push_key(c, "on");
+    if (jsql_compile_where(c, on, sc, fs)) return -1;
+    jsql_pop(c);
+    return 0;
+}
+
+static int compile_from(struct ctx *c, const cJSON *f, struct scope *sc, struct buf *fs,
+                        const char **table)
+{
+    if (cJSON_IsString(f) || cJSON_IsObject(f)) return from_item(c, sc, f, 1, fs, table);
+    if (!cJSON_IsArray(f)) return jsql_fail(c, "expected a table name, a list of tables and joins, or a subquery");
+    if (!f->child) return jsql_fail(c, "expected at least one table");
+    int i = 0;
+    for (const cJSON *n = f->child; n; n = n->next, i++) {
+        jsql_push_idx(c, i);
+        if (from_item(c, sc, n, i == 0, fs, table)) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
+/* Split a trailing " asc"/" desc" (any case) off s[0..*len): 0 none, 1 asc, 2 desc. */
+static int split_dir(const char *s, size_t *len)
+{
+    size_t n = *len, i = n;
+    while (i > 0 && s[i - 1] != ' ') i--;
+    if (i == 0) return 0;
+    const char *w = s + i;
+    size_t wl = n - i;
+    int d = (wl == 4 && strncasecmp(w, "desc", 4) == 0) ? 2
+          : (wl == 3 && strncasecmp(w, "asc", 3) == 0)  ? 1
+                                                         : 0;
+    if (!d) return 0;
+    size_t m = i - 1;
+    while (m > 0 && s[m - 1] == ' ') m--;
+    *len = m;
+    return d;
+}
+
+/* group_by (order 0) or order_by (order 1) item. */
+static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                     int order)
+{
+    const char *alias = NULL, *s;
+    size_t alen = 0, len;
+    if (cJSON_IsString(n)) {
+        s = n->valuestring;
+    } else if (is_qualified(n)) {
+        alias = n->child->string;
+        alen = strlen(alias);
+        s = n->child->valuestring;
+    } else {
+        return jsql_fail(c, "expected a column name or {\"alias\":\"column\"}");
+    }
+    len = strlen(s);
+    int dir = order ? split_dir(s, &len) : 0;
+    struct colref r;
+    int rc;
+    if (alias) {
+        rc = scope_find_q(sc, alias, alen, s, len, &r);
+    } else {
+        if (order)   /* output aliases first, as SQL resolves ORDER BY */
+            for (int i = 0; i < sc->nout; i++) {
+                const struct pcol *p = &sc->out[i];
+                if (p->alias && p->len == len && memcmp(p->name, s, len) == 0) {
+                    jsql_quote_ident(out, p->name, p->len);
+                    goto direction;
+                }
+            }
+        rc = resolve_str(sc, s, len, &r);
+    }
+    if (rc != R_OK) return col_error(c, sc, rc, alias, alen, s, len);
+    emit_col(sc, &r, out);
+direction:
+    /* PostgreSQL (the portal) sorts NULLs as larger than any value: last
+     * ascending, first descending; SQLite's default is the opposite. */
+    if (order) buf_puts(out, dir == 2 ? " DESC NULLS FIRST" : dir == 1 ? " ASC NULLS LAST" : " NULLS LAST");
+    return 0;
+}
+
+static int compile_names(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                         int order)
+{
+    if (!cJSON_IsArray(n)) return name_item(c, n, sc, out, order);
+    if (!n->child) return jsql_fail(c, "expected at least one column");
+    int i = 0;
+    for (const cJSON *k = n->child; k; k = k->next, i++) {
+        if (i) buf_puts(out, ", ");
+        jsql_push_idx(c, i);
+        if (name_item(c, k, sc, out, order)) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
+static int count_param(struct ctx *c, const cJSON *n, struct buf *out)
+{
+    int64_t v;
+    if (!json_int64(n, &v) || v < 0) return jsql_fail(c, "expected a non-negative integer");
+    return add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = v});
+}
+
+int jsql_size_ok(struct ctx *c, const struct buf *b)
+{
+    if (b->len > c->lim.max_sql)
+        return jsql_fail(c, "generated SQL exceeds %zu bytes (limits.max_sql)", c->lim.max_sql);
+    return 0;
+}
+
+/* Match each member of object p to the known keys (in order) into vals.
+ * Unknown or repeated keys are errors. */
+int jsql_take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const cJSON **vals,
+                     int nkeys)
+{
+    char q[QBUF];
+    for (int i = 0; i < nkeys; i++) vals[i] = NULL;
+    for (const cJSON *k = p->child; k; k = k->next) {
+        int i = 0;
+        while (i < nkeys && strcmp(keys[i], k->string) != 0) i++;
+        if (i == nkeys) return jsql_fail(c, "unknown key %s", jsql_uqs(q, sizeof q, k->string));
+        if (vals[i]) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
+        vals[i] = k;
+    }
+    return 0;
+}
+
+/* A select into out; its output columns (arena memory) into cols/ncols and its
+ * first table into table. */
+static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct pcol **cols,
+                          int *ncols, const char **table)
+{
+    static const char *const keys[] = {"data",     "from",  "where",  "group_by",
+                                       "order_by", "limit", "offset", "distinct"};
+    enum { K_DATA, K_FROM, K_WHERE, K_GROUP, K_ORDER, K_LIMIT, K_OFFSET, K_DISTINCT, K_N };
+    const cJSON *v[K_N];
+    if (!cJSON_IsObject(p)) return jsql_fail(c, "expected an object");
+    if (jsql_take_keys(c, p, keys, v, K_N)) return -1;
+    if (!v[K_FROM]) return jsql_fail(c, "\"from\" is required");
+    if (!v[K_DATA]) return jsql_fail(c, "\"data\" is required");
+    if (v[K_DISTINCT] && !cJSON_IsBool(v[K_DISTINCT])) {
+        jsql_push_key(c, "distinct");
+        return jsql_fail(c, "expected true or false");
+    }
+    struct scope sc = {0};
+    struct buf fs = {0};
+    struct outlist o = {0};
+    int rc = -1, ban = c->agg_ban;
+    *table = NULL;
+    c->agg_ban = 0;   /* a subquery aggregates on its own */
+
+    jsql_push_key(c, "from");
+    if (compile_from(c, v[K_FROM], &sc, &fs, table)) goto done;
+    jsql_pop(c);
+
+    int distinct = cJSON_IsTrue(v[K_DISTINCT]) || has_distinct_item(v[K_DATA]);
+    buf_puts(out, distinct ? "SELECT DISTINCT " : "SELECT ");
+    jsql_push_key(c, "data");
+    if (compile_data(c, v[K_DATA], &sc, out, &o)) goto done;
+    jsql_pop(c);
+    sc.out = o.v;
+    sc.nout = o.n;
+    buf_puts(out, " FROM ");
+    buf_append(out, fs.p, fs.len);
+
+    if (v[K_WHERE]) {
+        buf_puts(out, " WHERE ");
+        jsql_push_key(c, "where");
+        if (jsql_compile_where(c, v[K_WHERE], &sc, out)) goto done;
+        jsql_pop(c);
+    }
+    if (v[K_GROUP]) {
+        buf_puts(out, " GROUP BY ");
+        jsql_push_key(c, "group_by");
+        if (compile_names(c, v[K_GROUP], &sc, out, 0)) goto done;
+        jsql_pop(c);
+    }
+    if (v[K_ORDER]) {
+        buf_puts(out, " ORDER BY ");
+        jsql_push_key(c, "order_by");
+        if (compile_names(c, v[K_ORDER], &sc, out, 1)) goto done;
+        jsql_pop(c);
+    }
+    if (v[K_LIMIT] || v[K_OFFSET]) {
+        buf_puts(out, " LIMIT ");
+        if (v[K_LIMIT]) {
+            jsql_push_key(c, "limit");
+            if (count_param(c, v[K_LIMIT], out)) goto done;
+            jsql_pop(c);
+        } else {
+            buf_puts(out, "-1");   /* SQLite needs LIMIT before OFFSET */
+        }
+        if (v[K_OFFSET]) {
+            buf_puts(out, " OFFSET ");
+            jsql_push_key(c, "offset");
+            if (count_param(c, v[K_OFFSET], out)) goto done;
+            jsql_pop(c);
+        }
+    }
+    if (jsql_size_ok(c, out)) goto done;
+    *cols = arena_keep(c, o.v ? o.v : xmalloc(1));
+    o.v = NULL;
+    *ncols = o.n;
+    rc = 0;
+done:
+    c->agg_ban = ban;
+    free(o.v);
+    free(sc.s);
+    buf_free(&fs);
+    return rc;
+}
+
+/* Nesting of containers, params itself at depth 1. */
+static int check_depth(struct ctx *c, const cJSON *n, int depth)
+{
+    if (!cJSON_IsArray(n) && !cJSON_IsObject(n)) return 0;
+    if (depth > c->lim.max_depth)
+        return jsql_fail(c, "nested deeper than %d levels (limits.max_depth)", c->lim.max_depth);
+    int arr = cJSON_IsArray(n), i = 0;
+    for (const cJSON *k = n->child; k; k = k->next, i++) {
+        if (arr) jsql_push_idx(c, i);
+        else jsql_push_key(c, k->string);
+        if (check_depth(c, k, depth + 1)) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
+static void free_params(struct jsonsql_value *p, int n)
+{
+    for (int i = 0; i < n; i++) free(p[i].s);
+    free(p);
+}
+
+int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON *params,
+                    const struct jsonsql_limits *limits, struct jsonsql_stmt *out,
+                    char *err, size_t errlen)
+{
+    static const char *const methods[] = {"select", "insert", "update", "delete"};
+    memset(out, 0, sizeof *out);
+    if (err && errlen) err[0] = '\0';
+    struct ctx c;
+    c.cat = cat;
+    c.lim.max_depth = limits && limits->max_depth > 0 ? limits->max_depth : DEF_MAX_DEPTH;
+    c.lim.max_sql = limits && limits->max_sql > 0 ? limits->max_sql : DEF_MAX_SQL;
+    c.lim.max_params = limits && limits->max_params > 0 ? limits->max_params : DEF_MAX_PARAMS;
+    c.nframes = 0;
+    c.params = NULL;
+    c.nparams = c.capparams = 0;
+    c.arena = NULL;
+    c.narena = c.caparena = 0;
+    c.err = err;
+    c.errlen = errlen;
+    c.agg_ban = 0;
+    c.method = "method";
+
+    int kind = 0;
+    while (kind < 4 && !(method && strcmp(method, methods[kind]) == 0)) kind++;
+    if (kind == 4) {
+        char q[QBUF];
+        return jsql_fail(&c, "unknown method %s (expected select, insert, update or delete)",
+                    method ? jsql_uqs(q, sizeof q, method) : "null");
+    }
+    c.method = methods[kind];
+    if (!cat) return jsql_fail(&c, "no catalog");
+    if (!cJSON_IsObject(params)) return jsql_fail(&c, "params must be an object");
+
+    struct buf sql = {0};
+    struct outlist o = {0};
+    const char *table = NULL;
+    struct pcol *cols = NULL;
+    int ncols = 0, rc = check_depth(&c, params, 1);
+    if (!rc) {
+        switch (kind) {
+        case JSQL_SELECT:
+            rc = compile_select(&c, params, &sql, &cols, &ncols, &table);
+            break;
+        case JSQL_INSERT:
+            rc = jsql_compile_insert(&c, params, &sql, &o, &table);
+            break;
+        case JSQL_UPDATE:
+            rc = jsql_compile_update(&c, params, &sql, &o, &table);
+            break;
+        default:
+            rc = jsql_compile_delete(&c, params, &sql, &o, &table);
+            break;
+        }
+    }
+    if (!rc && kind != JSQL_SELECT) {
+        cols = o.v;
+        ncols = o.n;
+    }
+    if (!rc) rc = jsql_size_ok(&c, &sql);
+    if (!rc) {
+        out->kind = (enum jsonsql_kind)kind;
+        out->sql = buf_detach(&sql);
+        out->params = c.params;
+        out->nparams = c.nparams;
+        c.params = NULL;   /* ownership moved to out */
+        c.nparams = 0;
+        out->ncols = ncols;
+        out->col_types = xmalloc(((size_t)ncols + 1) * sizeof *out->col_types);
+        for (int i = 0; i < ncols; i++) out->col_types[i] = cols[i].type;
+        out->table = xstrdup(table ? table : "");
+    }
+    free(o.v);
+    buf_free(&sql);
+    free_params(c.params, c.nparams);
+    for (int i = 0; i < c.narena; i++) free(c.arena[i]);
+    free(c.arena);
+    return rc ? -1 : 0;
+}
+
+int jsonsql_bind(const struct jsonsql_stmt *st, sqlite3_stmt *ps)
+{
+    for (int i = 0; i < st->nparams; i++) {
+        const struct jsonsql_value *v = &st->params[i];
+        int rc;
+        switch (v->type) {
+        case SQLITE_INTEGER: rc = sqlite3_bind_int64(ps, i + 1, v->i); break;
+        case SQLITE_FLOAT: rc = sqlite3_bind_double(ps, i + 1, v->d); break;
+        case SQLITE_TEXT:
+            rc = sqlite3_bind_text64(ps, i + 1, v->s, v->n, SQLITE_TRANSIENT, SQLITE_UTF8);
+            break;
+        default: rc = sqlite3_bind_null(ps, i + 1); break;
+        }
+        if (rc != SQLITE_OK) return rc;
+    }
+    return SQLITE_OK;
+}
+
+void jsonsql_stmt_free(struct jsonsql_stmt *st)
+{
+    if (!st) return;
+    free(st->sql);
+    free_params(st->params, st->nparams);
+    free(st->col_types);
+    free(st->table);
+    memset(st, 0, sizeof *st);
+}

@@ -1,0 +1,199 @@
+/* serve.h — the local HTTP API (libevent evhttp): reads answered from cache.db.
+ *
+ * Routes (docs/interface.md, Local HTTP API):
+ *   POST /api/jsonrpc/   authorize_user, as on the portal (password = the token when
+ *                        one is set; any password when none is)
+ *   POST /api/jsonsql/   JSON-RPC select answered from cache.db through the JSONSQL
+ *                        compiler with the cache's catalog: same envelope, positional
+ *                        rows, value types and error shape as the portal. insert/
+ *                        update/delete go to hooks->write. A select on an on_demand
+ *                        table whose where is `eq` on its key and that finds nothing
+ *                        goes to hooks->fetch, then is answered from the cache.
+ *   POST /sql            one read-only SQL statement, JSON result, row and time caps
+ *   GET  /status /health /metrics    JSON, liveness, Prometheus text (/status: per
+ *                        table state, then hooks->status_json's members, which
+ *                        carry the portal's state; /health names it too)
+ *   POST /sync/TABLE     hooks->sync (token required when one is set)
+ *   GET  /export/snapshot           a snapshot file of the cache, and
+ *   GET  /export/delta?base=ID      the delta from snapshot ID to the newest state
+ *                        (docs/export-format.md), both through hooks->export_file
+ *                        (token required when one is set). The body is sent from
+ *                        the file (sendfile), never built in memory; X-Export-Id
+ *                        (and X-Export-Base) name it. 304: the base is current;
+ *                        410: the base is not kept (take a snapshot); 409: the
+ *                        tables changed layout since the base (take a snapshot).
+ * Answers from the cache carry X-Cache-Age (seconds since the table's last
+ * successful pull) and X-Cache-Stale: true when older than its ttl or when the
+ * portal is unreachable.
+ *
+ * Decisions (tests in tests/unit/test_serve.c):
+ * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is
+ *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
+ *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
+ *   The same for a reply growing past max_reply bytes (rows can be large:
+ *   /sql then says "truncated":true too). A body over max_body is HTTP 413 (JSON, as
+ *   every error: a method a route does not take is 405, never libevent's HTML
+ *   501); JSON nested deeper than max_depth, SQL
+ *   running past time_limit_ms, and anything the authorizer refuses are errors.
+ * - Cache headers. X-Cache-Stale (true|false) is on every answer read from the
+ *   cache; X-Cache-Age is the age of the oldest table the statement read (its
+ *   tables come from the authorizer), absent while one of them has never been
+ *   pulled (then it is stale). A statement that reads no table has neither.
+ * - on_demand. A key lookup that misses goes to hooks->fetch. When that fails
+ *   (done with an error, or the hook refusing with -1) the answer is the
+ *   JSON-RPC error SERVE_ERR_NOT_CACHED (-32004, "not cached and the portal
+ *   could not be asked: ...") with X-Cache-Error: the hook's message (one line),
+ *   never a `[]` a client would take for "no such row". A hit whose row was
+ *   read from the portal longer ago than the table's ttl (or at a time cache.db
+ *   does not know: _agent_fetched, replay_note_fetched) goes to hooks->refresh
+ *   first; when that fails the cached row is served with X-Cache-Stale: true and
+ *   X-Cache-Error. For a key lookup X-Cache-Age is the row's age. Without a fetch
+ *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
+ *   each waits for its own hook only.
+ * - Writes are never queued: without a write hook, or when it fails, the answer
+ *   is a JSON-RPC error -32603 "portal write failed: ... (writes are not queued)".
+ *   The portal's result goes back exactly as it sent it (rows, or a count).
+ *   A write whose answer was lost is error -32002 "write outcome unknown: ...":
+ *   a client must check before sending it again.
+ * - Writes need the token: a server without one refuses insert/update/delete
+ *   (HTTP 403, -32000) unless [serve] tokenless_writes = "loopback" opens them
+ *   to its (loopback-only) clients; reads stay open on loopback.
+ * - Token. With a token set, every route but /health and /api/jsonrpc/ needs
+ *   `Authorization: Bearer TOKEN` or `Iptvportal-Authorization: sessionid=SID`
+ *   with a SID from authorize_user (password == token); otherwise HTTP 401
+ *   (a JSON-RPC error on /api/jsonsql/, {"error":..} elsewhere).
+ *
+ * READS NEVER WAIT FOR THE REMOTE (invariant 6): reads use read-only connections
+ * of their own with an authorizer that allows only reads of catalog tables, a
+ * progress-handler time limit, a row cap, a request-size cap and a nesting cap.
+ * Only on_demand misses and writes involve the portal, through the hooks, which
+ * complete asynchronously on the event loop thread; a portal outage only marks
+ * answers stale (test_cache_headers, test_on_demand).
+ * BAD INPUT IS REFUSED (invariant 7): errors name what was wrong, the server keeps
+ * serving and cache.db is unchanged (test_bad_input_refused, test_time_limit,
+ * test_row_cap; tests/fuzz/fuzz_serve.c).
+ * SECRETS (invariant 8): the token is compared in constant time and never logged
+ * or echoed; off loopback serve_new refuses to start without one (test_token,
+ * test_non_loopback_needs_token).
+ *
+ * Threading: everything here runs on the event loop thread of `base`. Hooks may
+ * run work elsewhere but must call `done` on the loop thread (e.g. via
+ * event_base_once from a thread after evthread_use_pthreads()). Every hook call
+ * that returned 0 must call its done exactly once, even after serve_free (the
+ * request is then only released); done may also be called before the hook returns.
+ * The caller owns the event_base and frees the server with serve_free(). */
+#ifndef IA_SERVE_H
+#define IA_SERVE_H
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent/base/buf.h"
+#include "agent/config/config.h"
+
+/* The JSON-RPC error code of an on_demand miss the portal could not be asked about. */
+#define SERVE_ERR_NOT_CACHED (-32004)
+
+/* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
+typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
+/* Completion of a forwarded write. status: SERVE_WRITE_OK with rows_json the
+ * portal's `result` JSON text as it sent it (rows, or a row count such as 1);
+ * SERVE_WRITE_FAILED: the portal refused it or was not reached (nothing
+ * changed); SERVE_WRITE_UNKNOWN: the request may have reached the portal but
+ * its answer was lost, so it may have run (never resent). msg says why. */
+enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2 };
+typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
+
+/* An export file to send as a reply body. */
+struct serve_file {
+    int fd;                        /* read from offset 0; ownership passes to serve */
+    int64_t size;
+    const char *id, *base_id;      /* X-Export-Id, X-Export-Base ("" none) */
+};
+/* Completion of an export: status is the HTTP status (200 with file, else
+ * 304/409/410/500/503 with msg); file is NULL unless status is 200. */
+typedef void (*serve_export_done_fn)(void *arg, int status, const struct serve_file *file, const char *msg);
+
+struct serve_hooks {
+    void *ctx;
+    /* on_demand miss: fetch `table` where `column` = value (JSON literal text),
+     * journal and apply it, then call done. NULL: misses are answered as empty. */
+    int (*fetch)(void *ctx, const char *table, const char *column, const char *value_json,
+                 serve_done_fn done, void *arg);
+    /* insert/update/delete: forward to the portal, pull affected rows back, call done.
+     * NULL: writes are refused with a JSON-RPC error. */
+    int (*write)(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg);
+    /* POST /sync/TABLE: schedule a pull now. 0 queued, -1 with err (unknown table). */
+    int (*sync)(void *ctx, const char *table, char *err, size_t errlen);
+    /* 1 when the portal answered the last attempt, 0 unreachable (since_ms set), -1 unknown.
+     * Asked on every answer from the cache (X-Cache-Stale): keep it cheap. */
+    int (*portal_state)(void *ctx, int64_t *since_ms);
+    /* Extra JSON members for /status (without braces) and lines for /metrics. */
+    void (*status_json)(void *ctx, struct buf *out);
+    void (*metrics)(void *ctx, struct buf *out);
+    /* GET /export/...: base_id NULL for a snapshot. Produce the file (on a
+     * worker: it takes long), then call done. NULL: the routes answer 404. */
+    int (*export_file)(void *ctx, const char *base_id, serve_export_done_fn done, void *arg);
+    /* on_demand rows older than their table's ttl: read the rows with these keys
+     * (a JSON array of key literals) again, replace those the portal has and
+     * delete the others, then call done. NULL: stale rows are served marked stale. */
+    int (*refresh)(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg);
+};
+
+struct serve_opts {
+    const struct config *cfg;      /* tables (ttl, strategy, key), serve.listen */
+    const char *db_path;           /* cache.db (must exist: the writer creates it) */
+    const char *token;             /* NULL: none (then only loopback listen is allowed) */
+    int64_t max_body;              /* request bytes, default 1 MiB */
+    int64_t max_rows;              /* rows per answer, default 100000 */
+    int64_t max_reply;             /* bytes per answer (checked between rows), default 64 MiB */
+    int64_t time_limit_ms;         /* per read, default 5000 */
+    int max_depth;                 /* JSON nesting, default 32 */
+};
+
+typedef struct serve serve;
+
+/* Bind opts->cfg->serve.listen (a non-loopback address without a token is refused
+ * with an error) and register the routes on base. base NULL: no listener, only
+ * serve_handle() (tests, fuzzing). NULL with err. */
+serve *serve_new(struct event_base *base, const struct serve_opts *opts, const struct serve_hooks *hooks,
+                 char *err, size_t errlen);
+int serve_port(const serve *s);          /* the bound port (listen may say :0); 0 without one */
+/* cache.db's tables or columns changed (a snapshot swapped in): rebuild the catalog.
+ * (Requests also notice it themselves through PRAGMA schema_version.) */
+void serve_refresh(serve *s);
+void serve_free(serve *s);               /* stops accepting; in-flight requests are dropped */
+
+/* ---- the request path without sockets (the evhttp glue, tests, fuzzing) ---------- */
+
+struct serve_request {
+    const char *method;            /* "GET", "POST", ... */
+    const char *path;              /* without the query string, e.g. "/api/jsonsql/" */
+    const char *query;             /* the query string without '?', NULL when absent */
+    const char *authorization;     /* the Authorization header, NULL when absent */
+    const char *session;           /* the Iptvportal-Authorization header, NULL when absent */
+    const char *body;              /* len bytes, need not be NUL-terminated */
+    size_t len;
+};
+
+struct serve_reply {
+    int status;                    /* HTTP status */
+    const char *content_type;      /* a static string */
+    struct buf body;
+    int64_t cache_age;             /* X-Cache-Age in seconds; -1: no header */
+    int cache_stale;               /* X-Cache-Stale: 1 true, 0 false, -1 no header */
+    char cache_error[256];         /* X-Cache-Error when not empty (a failed on_demand fetch) */
+    int file_fd;                   /* >= 0: the body is file_size bytes of this file, not `body`;
+                                      the reply callback then owns (closes) it */
+    int64_t file_size;
+    char export_id[40], export_base[40];   /* X-Export-Id / X-Export-Base when not empty */
+};
+
+/* Called once with the reply, which is valid during the call only. */
+typedef void (*serve_reply_fn)(void *arg, const struct serve_reply *rep);
+
+/* Handle one request. Returns 0 when cb was called before returning, 1 when the
+ * request waits for a hook (cb follows from its done; not after serve_free). */
+int serve_handle(serve *s, const struct serve_request *rq, serve_reply_fn cb, void *arg);
+
+#endif
