@@ -77,9 +77,16 @@ int jf_reserve(struct jf_buf *b, size_t n)
     return 0;
 }
 
+void journal_segment_name(uint64_t first, char out[JOURNAL_SEGMENT_NAME_LEN])
+{
+    snprintf(out, JOURNAL_SEGMENT_NAME_LEN, "%020llu.seg", (unsigned long long)first);
+}
+
 void jf_seg_path(char *out, size_t n, const char *dir, uint64_t first)
 {
-    snprintf(out, n, "%s/%020llu.seg", dir, (unsigned long long)first);
+    char name[JOURNAL_SEGMENT_NAME_LEN];
+    journal_segment_name(first, name);
+    snprintf(out, n, "%s/%s", dir, name);
 }
 
 void jf_seg_header(unsigned char out[JF_SEG_HDR], uint64_t first_seq)

@@ -213,6 +213,10 @@ void journal_reader_close(struct journal_reader *r);
 /* Segment first sequence numbers in dir, ascending; *out is malloc'd (NULL when
  * none). A missing directory is an empty journal. */
 int journal_segments(const char *dir, uint64_t **out, size_t *n, char *err, size_t errlen);
+/* The file name of the segment whose first record is `first`, without the
+ * directory ("00000000000000000042.seg"): the one place it is spelled. */
+#define JOURNAL_SEGMENT_NAME_LEN 25   /* 20 digits, ".seg", NUL */
+void journal_segment_name(uint64_t first, char out[JOURNAL_SEGMENT_NAME_LEN]);
 /* Bytes on disk in dir's segment files, and how many there are. 0 or -1. */
 int journal_size(const char *dir, uint64_t *bytes, size_t *segments, char *err, size_t errlen);
 

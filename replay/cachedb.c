@@ -417,25 +417,24 @@ static int open_skips(const char *db_path, sqlite3 **db, sqlite3_stmt **st, char
 {
     *db = NULL;
     *st = NULL;
-    struct stat sb;
-    if (stat(db_path, &sb) != 0) return 0;
-    if (sqlite3_open_v2(db_path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: open: %s", db_path, *db ? rp_errmsg(*db).s : "out of memory");
-        sqlite3_close_v2(*db);
-        *db = NULL;
-        return -1;
-    }
-    if (sqlite3_prepare_v2(*db,
-                           "SELECT seq, tbl, type, reason, at_ms FROM _agent_skipped"
-                           " WHERE (SELECT count(*) FROM sqlite_master WHERE name = '_agent_skipped') ORDER BY seq",
-                           -1, st, NULL) == SQLITE_OK)
-        return 1;
+    int rc = replay_db_open_readonly(db_path, 0, 10000, db, err, errlen);
+    if (rc != 0) return rc == 1 ? 0 : -1;
     /* An older cache.db has no such table: nothing was skipped. */
-    int none = strstr(sqlite3_errmsg(*db), "no such table") != NULL;
-    if (!none) snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", db_path, rp_errmsg(*db).s);
+    sqlite3_stmt *has;
+    int found = -1;
+    if (sqlite3_prepare_v2(*db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_agent_skipped'",
+                           -1, &has, NULL) == SQLITE_OK &&
+        sqlite3_step(has) == SQLITE_ROW)
+        found = sqlite3_column_int(has, 0) > 0;
+    sqlite3_finalize(has);
+    if (found == 1 &&
+        sqlite3_prepare_v2(*db, "SELECT seq, tbl, type, reason, at_ms FROM _agent_skipped ORDER BY seq", -1, st,
+                           NULL) == SQLITE_OK)
+        return 1;
+    if (found != 0) snprintf(err, errlen, "cache.db %s: reading _agent_skipped: %s", db_path, rp_errmsg(*db).s);
     sqlite3_close_v2(*db);
     *db = NULL;
-    return none ? 0 : -1;
+    return found == 0 ? 0 : -1;
 }
 
 int replay_skipped_read(const char *db_path, uint64_t **seqs, size_t *n, char *err, size_t errlen)
@@ -674,25 +673,42 @@ fail:
     return -1;
 }
 
-int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen)
+int replay_db_open_readonly(const char *db_path, int flags, int busy_ms, sqlite3 **db, char *err, size_t errlen)
 {
-    *out = NULL;
+    *db = NULL;
     struct stat sb;
     if (stat(db_path, &sb) != 0) {
         int e = errno;
-        snprintf(err, errlen, "cache.db %s: %s", db_path, strerror(e));
+        if (e == ENOENT)
+            snprintf(err, errlen, "cache.db %s: no such file (the agent creates it when it first pulls: "
+                                  "try `iptv-agent --once`)", db_path);
+        else
+            snprintf(err, errlen, "cache.db %s: %s", db_path, strerror(e));
         return e == ENOENT ? 1 : -1;
     }
+    int rc = sqlite3_open_v2(db_path, db, SQLITE_OPEN_READONLY | flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cache.db %s: cannot open read-only: %s", db_path,
+                 *db ? rp_errmsg(*db).s : sqlite3_errstr(rc));
+        sqlite3_close_v2(*db);
+        *db = NULL;
+        return -1;
+    }
+    sqlite3_extended_result_codes(*db, 1);
+    sqlite3_busy_timeout(*db, busy_ms);
+    return 0;
+}
+
+int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    sqlite3 *db;
+    int rc = replay_db_open_readonly(db_path, 0, 10000, &db, err, errlen);
+    if (rc != 0) return rc;
     struct replay *r = xcalloc(1, sizeof *r);
     r->db_path = xstrdup(db_path);
-    int rc = sqlite3_open_v2(db_path, &r->db, SQLITE_OPEN_READONLY, NULL);
+    r->db = db;
     int v = 0;
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: open: %s", db_path, r->db ? rp_errmsg(r->db).s : sqlite3_errstr(rc));
-        goto fail;
-    }
-    sqlite3_extended_result_codes(r->db, 1);
-    sqlite3_busy_timeout(r->db, 10000);
     if (user_version(r->db, &v, db_path, err, errlen) != 0) goto fail;
     /* A reader cannot migrate: an older file waits for the next writer. */
     if (v != REPLAY_SCHEMA_VERSION) {
@@ -1003,6 +1019,51 @@ int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, siz
         return -1;
     }
     return 0;
+}
+
+int replay_briefs_read(sqlite3 *db, struct replay_brief **out, size_t *n, char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT name, rows, last_success_ms, last_attempt_ms, last_error, forbidden"
+                                " FROM _agent_tables ORDER BY name",
+                                -1, &st, NULL);
+    size_t cap = 0;
+    while (st && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = xrealloc(*out, sizeof **out * cap);
+        }
+        const char *le = (const char *)sqlite3_column_text(st, 4);
+        (*out)[(*n)++] = (struct replay_brief){
+            .name = column_strdup(st, 0),
+            .rows = sqlite3_column_int64(st, 1),
+            .last_success_ms = sqlite3_column_int64(st, 2),
+            .last_attempt_ms = sqlite3_column_int64(st, 3),
+            .last_error = le ? xstrdup(le) : NULL,
+            .forbidden = sqlite3_column_int(st, 5),
+        };
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "reading _agent_tables: %s", rp_errmsg(db).s);
+        replay_briefs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void replay_briefs_free(struct replay_brief *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(b[i].name);
+        free(b[i].last_error);
+    }
+    free(b);
 }
 
 void replay_names_free(char **names, size_t n)

@@ -89,6 +89,11 @@ void replay_close(struct replay *r);
  * replay_apply and replay_note_* fail on it. 0 ok, 1 no cache.db (err says
  * where), -1 error. */
 int replay_open_readonly(const char *db_path, struct replay **out, char *err, size_t errlen);
+/* Open cache.db read-only as every reader does (serve, query, status, export):
+ * never created; extended result codes; a lock is waited for up to busy_ms;
+ * flags adds SQLITE_OPEN_* bits (e.g. NOMUTEX). 0 ok; 1 no such file (err says
+ * what creates it); -1 error naming the file. *db is NULL unless 0. */
+int replay_db_open_readonly(const char *db_path, int flags, int busy_ms, sqlite3 **db, char *err, size_t errlen);
 sqlite3 *replay_db(struct replay *r);            /* the writer connection, for reads */
 uint64_t replay_applied_seq(const struct replay *r);
 
@@ -182,6 +187,19 @@ int replay_note_sweep(struct replay *r, const char *table, int64_t when_ms, char
  * *names is a malloc'd array of malloc'd strings: replay_names_free(). 0 or -1. */
 int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, size_t errlen);
 void replay_names_free(char **names, size_t n);
+
+/* What a reader shows of each table cache.db knows, read on any connection to
+ * it (serve's read-only one, say), sorted by name. Release with
+ * replay_briefs_free(). 0 or -1 with err. */
+struct replay_brief {
+    char *name;
+    int64_t rows;
+    int64_t last_success_ms, last_attempt_ms;   /* 0 never */
+    char *last_error;                 /* NULL when the last attempt succeeded */
+    int forbidden;                    /* the portal answered 403 */
+};
+int replay_briefs_read(sqlite3 *db, struct replay_brief **out, size_t *n, char *err, size_t errlen);
+void replay_briefs_free(struct replay_brief *b, size_t n);
 
 /* The columns of a table's last SCHEMA, in order. 0 found, 1 no SCHEMA, -1 error.
  * *cols is malloc'd (names too): replay_columns_free(). */

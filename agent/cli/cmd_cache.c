@@ -99,17 +99,9 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "iptv-agent status: %s\n", err);
         return 1;
     }
-    uint64_t *segs = NULL, bytes = 0;
+    uint64_t bytes = 0;
     size_t nsegs = 0;
-    if (journal_segments(s.journal_dir, &segs, &nsegs, err, sizeof err) == 0) {
-        for (size_t i = 0; i < nsegs; i++) {
-            char path[4200];
-            struct stat sb;
-            snprintf(path, sizeof path, "%s/%020llu.seg", s.journal_dir, (unsigned long long)segs[i]);
-            if (stat(path, &sb) == 0) bytes += (uint64_t)sb.st_size;
-        }
-    }
-    free(segs);
+    if (journal_size(s.journal_dir, &bytes, &nsegs, err, sizeof err) != 0) bytes = 0, nsegs = 0;
     int64_t now = clock_wall_ms(), last_attempt = 0, last_ok = 0;
     const char *last_err = NULL;
     char **cached = NULL;
@@ -341,14 +333,7 @@ static sqlite3 *open_readonly(const struct config *cfg, char *err, size_t errlen
     char path[4200];
     snprintf(path, sizeof path, "%s/cache.db", cfg->storage.dir);
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "%.1024s: %s (has anything been pulled yet? try `iptv-agent --once`)", path,
-                 db ? sqlite3_errmsg(db) : "cannot open");
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    return db;
+    return replay_db_open_readonly(path, 0, 5000, &db, err, errlen) == 0 ? db : NULL;
 }
 
 static const char query_usage[] =

@@ -357,8 +357,8 @@ static int do_ls(const char *dir)
             s.stored += rec.stored;
             have = 0;
         }
-        char name[32];
-        snprintf(name, sizeof name, "%020" PRIu64 ".seg", segs[i]);
+        char name[JOURNAL_SEGMENT_NAME_LEN];
+        journal_segment_name(segs[i], name);
         ls_line(name, &s);
         if (!total.records) total.first = s.first;
         if (s.records) total.last = s.last;

@@ -311,7 +311,7 @@ static void cache_headers(serve *s, char *const *tables, int n, struct serve_rep
     int64_t since, now = clock_wall_ms(), oldest = 0;
     int stale = portal_state(s, &since) == 0, known = 1;
     for (int i = 0; i < n; i++) {
-        const struct sdb_table *t = sdb_table(&s->db, tables[i]);
+        const struct replay_brief *t = sdb_table(&s->db, tables[i]);
         if (!t || t->last_success_ms <= 0) {
             known = 0;
             stale = 1;
@@ -943,7 +943,7 @@ static void handle_status(struct sreq *r)
         const struct config_table *ct = i < s->cfg->ntables ? &s->cfg->tables[i] : NULL;
         const char *name = ct ? ct->name : s->db.tables[i - s->cfg->ntables].name;
         if (!ct && config_table_find(s->cfg, name)) continue;
-        const struct sdb_table *t = sdb_table(&s->db, name);
+        const struct replay_brief *t = sdb_table(&s->db, name);
         int64_t ttl = ct ? ct->ttl_ms : DEFAULT_TTL_MS;
         int64_t ok = t ? t->last_success_ms : 0, age = ok > 0 ? (now - ok) / 1000 : -1;
         if (n++) buf_putc(b, ',');
@@ -1017,7 +1017,7 @@ static void handle_metrics(struct sreq *r)
     buf_puts(b, "# HELP iptv_agent_table_seconds_since_success Seconds since the table's last successful pull.\n"
                 "# TYPE iptv_agent_table_seconds_since_success gauge\n");
     for (size_t i = 0; i < s->db.ntables; i++) {
-        const struct sdb_table *t = &s->db.tables[i];
+        const struct replay_brief *t = &s->db.tables[i];
         if (t->last_success_ms <= 0) continue;     /* never: no sample rather than a made-up one */
         buf_puts(b, "iptv_agent_table_seconds_since_success{table=");
         put_label(b, t->name);

@@ -450,53 +450,20 @@ struct sdb_stmt *sdb_prepare(struct sdb *d, const char *sql, size_t len, char *e
 
 static void tables_free(struct sdb *d)
 {
-    for (size_t i = 0; i < d->ntables; i++) {
-        free(d->tables[i].name);
-        free(d->tables[i].last_error);
-    }
-    free(d->tables);
+    replay_briefs_free(d->tables, d->ntables);
     d->tables = NULL;
     d->ntables = 0;
 }
 
 static int load_tables(struct sdb *d, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(d->meta,
-                                "SELECT name, rows, last_success_ms, last_attempt_ms, last_error, forbidden"
-                                " FROM _agent_tables ORDER BY name",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", d->path, sqlite3_errmsg(d->meta));
+    struct replay_brief *t;
+    size_t n;
+    char why[512];
+    if (replay_briefs_read(d->meta, &t, &n, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cache.db %s: %s", d->path, why);
         return -1;
     }
-    struct sdb_table *t = NULL;
-    size_t n = 0, cap = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            t = xrealloc(t, sizeof *t * cap);
-        }
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        const char *le = (const char *)sqlite3_column_text(st, 4);
-        t[n] = (struct sdb_table){
-            .name = xstrdup(name ? name : ""),
-            .rows = sqlite3_column_int64(st, 1),
-            .last_success_ms = sqlite3_column_int64(st, 2),
-            .last_attempt_ms = sqlite3_column_int64(st, 3),
-            .last_error = le ? xstrdup(le) : NULL,
-            .forbidden = sqlite3_column_int(st, 5),
-        };
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        snprintf(err, errlen, "cache.db %s: reading _agent_tables: %s", d->path, sqlite3_errmsg(d->meta));
-        for (size_t i = 0; i < n; i++) { free(t[i].name); free(t[i].last_error); }
-        free(t);
-        sqlite3_finalize(st);
-        return -1;
-    }
-    sqlite3_finalize(st);
     tables_free(d);
     d->tables = t;
     d->ntables = n;
@@ -553,7 +520,7 @@ void sdb_check(struct sdb *d, int force)
     d->schema_version = sv;
 }
 
-const struct sdb_table *sdb_table(const struct sdb *d, const char *name)
+const struct replay_brief *sdb_table(const struct sdb *d, const char *name)
 {
     size_t lo = 0, hi = d->ntables;
     while (lo < hi) {
@@ -567,23 +534,11 @@ const struct sdb_table *sdb_table(const struct sdb *d, const char *name)
 
 /* ---- open and close ------------------------------------------------------------------ */
 
+/* NOMUTEX: each connection is used by the event loop thread only. A WAL
+ * reader waits only for a writer's brief wal-index recovery. */
 static int open_ro(const char *path, sqlite3 **db, char *err, size_t errlen)
 {
-    if (access(path, F_OK) != 0) {
-        snprintf(err, errlen, "cache.db %s: no such file (the agent creates it when it first pulls)", path);
-        return -1;
-    }
-    /* NOMUTEX: each connection is used by the event loop thread only. */
-    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: cannot open read-only: %s", path,
-                 *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-        return -1;
-    }
-    sqlite3_extended_result_codes(*db, 1);
-    /* A WAL reader waits only for a writer's brief wal-index recovery. */
-    sqlite3_busy_timeout(*db, 1000);
-    return 0;
+    return replay_db_open_readonly(path, SQLITE_OPEN_NOMUTEX, 1000, db, err, errlen) == 0 ? 0 : -1;
 }
 
 int sdb_open(struct sdb *d, const char *path, int max_sql, char *err, size_t errlen)

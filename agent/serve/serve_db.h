@@ -28,18 +28,9 @@
 #include <stdint.h>
 
 #include "agent/jsonsql/jsonsql.h"
+#include "replay/replay.h"
 
 #define SDB_CACHE 64               /* prepared statements kept */
-
-/* One pulled table as _agent_tables describes it. */
-struct sdb_table {
-    char *name;
-    int64_t rows;
-    int64_t last_success_ms;       /* 0: never */
-    int64_t last_attempt_ms;       /* 0: never */
-    char *last_error;              /* NULL when the last attempt succeeded */
-    int forbidden;                 /* the portal answered 403 */
-};
 
 /* A small set of names. */
 struct sdb_names {
@@ -63,7 +54,7 @@ struct sdb {
     jsonsql_catalog *cat;          /* catalog tables = what rd may read */
     sqlite3_stmt *version_st;      /* data_version, schema_version on meta */
     int64_t data_version, schema_version;
-    struct sdb_table *tables;      /* metadata, sorted by name */
+    struct replay_brief *tables;   /* metadata, sorted by name */
     size_t ntables;
     struct sdb_stmt cache[SDB_CACHE];
     uint64_t tick;
@@ -93,6 +84,6 @@ struct sdb_stmt *sdb_prepare(struct sdb *d, const char *sql, size_t len, char *e
  * about to run; timed_out says whether the progress handler stopped it. */
 void sdb_deadline(struct sdb *d, int64_t ms);
 /* Metadata of one table, NULL when _agent_tables has no row for it. */
-const struct sdb_table *sdb_table(const struct sdb *d, const char *name);
+const struct replay_brief *sdb_table(const struct sdb *d, const char *name);
 
 #endif

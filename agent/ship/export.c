@@ -29,6 +29,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
+#include "replay/copy.h"
 #include "replay/replay.h"
 
 static const char magic[8] = {'I', 'A', 'E', 'X', 'P', 'O', 'R', 'T'};
@@ -53,18 +54,6 @@ static char *tmp_name(const char *final, const char *what)
     struct buf b = {0};
     buf_printf(&b, "%s.tmp-%ld-%s", final, (long)getpid(), what);
     return buf_detach(&b);
-}
-
-/* Remove a SQLite file and its -wal/-shm/-journal. */
-static void unlink_db(const char *path)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    for (int i = 0; i < 4; i++) {
-        struct buf b = {0};
-        buf_printf(&b, "%s%s", path, suffix[i]);
-        unlink(b.p);
-        buf_free(&b);
-    }
 }
 
 static void fnv_hex(const char *s, char out[17])
@@ -145,115 +134,23 @@ void export_manifest_free(struct export_manifest *m)
 
 /* ---- the copy and its manifest ---------------------------------------------------- */
 
-/* The tables that travel: all but SQLite's and the local identity/position. */
-static const char travel_sql[] =
-    "SELECT name, sql FROM %s.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%%' ESCAPE '\\'"
-    " AND name NOT IN ('_agent_state', '_agent_export') ORDER BY name";
-
-/* VACUUM INTO a fresh file (one read transaction of the source: a consistent
- * copy), then make it portable: shadows of unfinished snapshots name journal
- * records of the source, so they and their pending state are dropped. */
-static int take_copy(const char *db_path, const char *copy, char *err, size_t errlen)
-{
-    sqlite3 *src = NULL, *c = NULL;
-    unlink_db(copy);
-    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0) return -1;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(src, "VACUUM INTO ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, copy, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-        snprintf(err, errlen, "cache.db %s: copying to %s: %s", db_path, copy, sqlite3_errmsg(src));
-        sqlite3_finalize(st);
-        sqlite3_close_v2(src);
-        return -1;
-    }
-    sqlite3_finalize(st);
-    sqlite3_close_v2(src);
-    if (open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) != 0) return -1;
-    char *v = NULL;
-    int ok = query_text(c, "PRAGMA user_version", NULL, &v, err, errlen) == 0;
-    if (ok && atoi(v) != REPLAY_SCHEMA_VERSION) {
-        snprintf(err, errlen, "cache.db %s: schema version %s, this build exports %d (open it with this build first)",
-                 db_path, v, REPLAY_SCHEMA_VERSION);
-        ok = 0;
-    }
-    free(v);
-    struct buf drops = {0};
-    if (ok) {
-        rc = sqlite3_prepare_v2(c,
-                                "SELECT name FROM sqlite_master WHERE type = 'table'"
-                                " AND name LIKE '\\_agent\\_shadow\\_%' ESCAPE '\\'",
-                                -1, &st, NULL);
-        while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-            buf_puts(&drops, "DROP TABLE \"");
-            for (const char *p = (const char *)sqlite3_column_text(st, 0); *p; p++) {
-                if (*p == '"') buf_putc(&drops, '"');
-                buf_putc(&drops, *p);
-            }
-            buf_puts(&drops, "\";");
-        }
-        sqlite3_finalize(st);
-        buf_puts(&drops, "UPDATE _agent_tables SET pending_id = 0, pending_rows = 0, pending_key_type = 'null',"
-                         " pending_key = NULL WHERE pending_id != 0 OR pending_rows != 0;");
-        struct buf what = {0};
-        buf_printf(&what, "export copy %s", copy);
-        ok = exec(c, "BEGIN", what.p, err, errlen) == 0 && exec(c, drops.p, what.p, err, errlen) == 0 &&
-             exec(c, "COMMIT", what.p, err, errlen) == 0;
-        buf_free(&what);
-    }
-    buf_free(&drops);
-    sqlite3_close_v2(c);
-    if (!ok) unlink_db(copy);
-    return ok ? 0 : -1;
-}
-
-static char *mark_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t || !strcmp((const char *)t, "null")) return NULL;
-    const unsigned char *v = sqlite3_column_text(st, i + 1);
-    struct buf b = {0};
-    buf_printf(&b, "%s:%s", t, v ? (const char *)v : "");
-    return buf_detach(&b);
-}
-
 /* Fill m's identity, position and tables from the copy (schema "main"). */
 static int describe(sqlite3 *c, struct export_manifest *m, char *err, size_t errlen)
 {
-    char *s = NULL;
-    if (query_text(c, "SELECT agent_id FROM _agent_export WHERE id = 1", NULL, &s, err, errlen) != 0) return -1;
-    snprintf(m->source_agent, sizeof m->source_agent, "%s", s);
-    free(s);
-    if (query_text(c, "SELECT applied_seq FROM _agent_state WHERE id = 1", NULL, &s, err, errlen) != 0) return -1;
-    m->journal_seq = strtoull(s, NULL, 10);
-    free(s);
+    struct replay_copy_state cs;
+    if (replay_copy_state(c, &cs, err, errlen) != 0) return -1;
+    snprintf(m->source_agent, sizeof m->source_agent, "%s", cs.agent_id);
+    m->journal_seq = cs.applied_seq;
     m->cache_schema = REPLAY_SCHEMA_VERSION;
-    char sql[512];
-    snprintf(sql, sizeof sql, travel_sql, "main");
-    sqlite3_stmt *st, *meta;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(c,
-                           "SELECT schema_hash, mark_cursor_type, mark_cursor, mark_key_type, mark_key"
-                           " FROM _agent_tables WHERE name = ?1",
-                           -1, &meta, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "reading the copy's tables: %s", sqlite3_errmsg(c));
-        sqlite3_finalize(st);
-        return -1;
-    }
-    size_t cap = 0;
-    int rc, ok = 1;
-    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (m->ntables == cap) {
-            cap = cap ? cap * 2 : 16;
-            m->tables = xrealloc(m->tables, cap * sizeof *m->tables);
-        }
+    char **names, **ddls;
+    size_t n;
+    if (replay_copy_list(c, "main", &names, &ddls, &n, err, errlen) != 0) return -1;
+    m->tables = n ? xcalloc(n, sizeof *m->tables) : NULL;
+    int ok = 1;
+    for (size_t i = 0; ok && i < n; i++) {
         struct export_table *t = &m->tables[m->ntables++];
-        memset(t, 0, sizeof *t);
-        t->name = xstrdup((const char *)sqlite3_column_text(st, 0));
-        fnv_hex((const char *)sqlite3_column_text(st, 1), t->ddl_hash);
+        t->name = xstrdup(names[i]);
+        fnv_hex(ddls[i], t->ddl_hash);
         struct buf q = {0};
         buf_puts(&q, "SELECT count(*) FROM \"");
         for (const char *p = t->name; *p; p++) {
@@ -261,22 +158,20 @@ static int describe(sqlite3 *c, struct export_manifest *m, char *err, size_t err
             buf_putc(&q, *p);
         }
         buf_putc(&q, '"');
-        char *n = NULL;
-        ok = query_text(c, q.p, NULL, &n, err, errlen) == 0;
+        char *cnt = NULL;
+        ok = query_text(c, q.p, NULL, &cnt, err, errlen) == 0;
         buf_free(&q);
-        if (ok) t->rows = strtoull(n, NULL, 10);
-        free(n);
-        sqlite3_bind_text(meta, 1, t->name, -1, SQLITE_STATIC);
-        if (ok && sqlite3_step(meta) == SQLITE_ROW) {
-            const unsigned char *h = sqlite3_column_text(meta, 0);
-            snprintf(t->schema_hash, sizeof t->schema_hash, "%s", h ? (const char *)h : "");
-            t->mark_cursor = mark_text(meta, 1);
-            t->mark_key = mark_text(meta, 3);
+        if (ok) t->rows = strtoull(cnt, NULL, 10);
+        free(cnt);
+        struct replay_copy_marks mk;
+        ok = ok && replay_copy_marks(c, t->name, &mk, err, errlen) == 0;
+        if (ok) {
+            snprintf(t->schema_hash, sizeof t->schema_hash, "%s", mk.schema_hash);
+            t->mark_cursor = mk.mark_cursor;
+            t->mark_key = mk.mark_key;
         }
-        sqlite3_reset(meta);
     }
-    sqlite3_finalize(st);
-    sqlite3_finalize(meta);
+    replay_copy_list_free(names, ddls, n);
     return ok ? 0 : -1;
 }
 
@@ -751,7 +646,7 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
     memset(&m, 0, sizeof m);
     char *copy = tmp_name(out_path, "db");
     sqlite3 *c = NULL;
-    int ok = take_copy(db_path, copy, err, errlen) == 0 &&
+    int ok = replay_copy_take(db_path, copy, err, errlen) == 0 &&
              open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) == 0;
     if (ok) {
         m.format = EXPORT_FORMAT_VERSION;
@@ -759,23 +654,16 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
         new_id(c, m.id);
         m.created_ms = clock_wall_ms();
         /* The copy records what it is, so the importer starts "at" this id. */
-        sqlite3_stmt *st;
-        ok = sqlite3_prepare_v2(c, "UPDATE _agent_export SET at_id = ?1, at_kind = 'snapshot', at_ms = ?2", -1,
-                                &st, NULL) == SQLITE_OK;
-        if (ok) {
-            sqlite3_bind_text(st, 1, m.id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, m.created_ms);
-            ok = sqlite3_step(st) == SQLITE_DONE;
-        }
-        if (!ok) snprintf(err, errlen, "export copy %s: %s", copy, sqlite3_errmsg(c));
-        sqlite3_finalize(st);
+        char why[512];
+        ok = replay_copy_set_at(c, m.id, "snapshot", m.created_ms, why, sizeof why) == 0;
+        if (!ok) snprintf(err, errlen, "export copy %s: %s", copy, why);
         ok = ok && describe(c, &m, err, errlen) == 0;
         /* A rollback journal, so the copy is one self-contained file. */
         ok = ok && exec(c, "PRAGMA journal_mode = DELETE", copy, err, errlen) == 0;
     }
     sqlite3_close_v2(c);
     ok = ok && write_container(out_path, copy, level, &m, err, errlen) == 0;
-    unlink_db(copy);
+    replay_copy_remove(copy);
     free(copy);
     if (ok && mout) *mout = m;
     else export_manifest_free(&m);
@@ -786,28 +674,15 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
 static int list_tables(sqlite3 *c, const char *db, char ***names, char (**hashes)[17], size_t *n, char *err,
                        size_t errlen)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql, travel_sql, db);
-    sqlite3_stmt *st;
-    *names = NULL;
+    char **ddls;
     *hashes = NULL;
-    *n = 0;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(err, errlen, "listing tables of %s: %s", db, sqlite3_errmsg(c));
-        return -1;
+    if (replay_copy_list(c, db, names, &ddls, n, err, errlen) != 0) return -1;
+    *hashes = xcalloc(*n ? *n : 1, sizeof **hashes);
+    for (size_t i = 0; i < *n; i++) {
+        fnv_hex(ddls[i], (*hashes)[i]);
+        free(ddls[i]);
     }
-    size_t cap = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            *names = xrealloc(*names, cap * sizeof **names);
-            *hashes = xrealloc(*hashes, cap * sizeof **hashes);
-        }
-        (*names)[*n] = xstrdup((const char *)sqlite3_column_text(st, 0));
-        fnv_hex((const char *)sqlite3_column_text(st, 1), (*hashes)[*n]);
-        (*n)++;
-    }
-    sqlite3_finalize(st);
+    free(ddls);
     return 0;
 }
 
@@ -954,7 +829,7 @@ static int read_snapshot(const char *path, struct export_manifest *m, const char
     if (read_container(path, m, out, err, errlen) != 0) return -1;
     if (strcmp(m->kind, "snapshot") == 0) return 0;
     snprintf(err, errlen, "%s: a %s (id %s); a delta starts and ends at snapshots", path, m->kind, m->id);
-    unlink_db(out);
+    replay_copy_remove(out);
     export_manifest_free(m);
     return -1;
 }
@@ -966,11 +841,11 @@ int export_delta(const char *db_path, const char *base_path, const char *out_pat
     memset(&m, 0, sizeof m);
     memset(&bm, 0, sizeof bm);
     char *base = tmp_name(out_path, "base"), *copy = tmp_name(out_path, "db");
-    int rc = read_snapshot(base_path, &bm, base, err, errlen) == 0 && take_copy(db_path, copy, err, errlen) == 0
+    int rc = read_snapshot(base_path, &bm, base, err, errlen) == 0 && replay_copy_take(db_path, copy, err, errlen) == 0
                  ? diff_into(copy, base, base_path, &bm, NULL, out_path, level, &m, err, errlen)
                  : -1;
-    unlink_db(copy);
-    unlink_db(base);
+    replay_copy_remove(copy);
+    replay_copy_remove(base);
     free(copy);
     free(base);
     export_manifest_free(&bm);
@@ -991,8 +866,8 @@ int export_delta_files(const char *base_path, const char *target_path, const cha
                      read_snapshot(target_path, &tm, copy, err, errlen) == 0
                  ? diff_into(copy, base, base_path, &bm, tm.id, out_path, level, &m, err, errlen)
                  : -1;
-    unlink_db(copy);
-    unlink_db(base);
+    replay_copy_remove(copy);
+    replay_copy_remove(base);
     free(copy);
     free(base);
     export_manifest_free(&bm);
@@ -1006,32 +881,21 @@ int export_cache_state(const char *db_path, char at_id[EXPORT_ID_LEN + 1], uint6
                        size_t errlen)
 {
     sqlite3 *db = NULL;
-    char *a = NULL, *q = NULL;
-    int ok = open_db(db_path, SQLITE_OPEN_READONLY, &db, err, errlen) == 0 &&
-             query_text(db, "SELECT at_id FROM _agent_export WHERE id = 1", NULL, &a, err, errlen) == 0 &&
-             query_text(db, "SELECT applied_seq FROM _agent_state WHERE id = 1", NULL, &q, err, errlen) == 0;
+    struct replay_copy_state cs;
+    char why[512];
+    if (replay_db_open_readonly(db_path, 0, 10000, &db, err, errlen) != 0) return -1;
+    int ok = replay_copy_state(db, &cs, why, sizeof why) == 0;
     if (ok) {
-        snprintf(at_id, EXPORT_ID_LEN + 1, "%s", a);
-        if (applied_seq) *applied_seq = strtoull(q, NULL, 10);
-    } else if (db) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", err);
+        snprintf(at_id, EXPORT_ID_LEN + 1, "%s", cs.at_id);
+        if (applied_seq) *applied_seq = cs.applied_seq;
+    } else {
         snprintf(err, errlen, "cache.db %s: %s", db_path, why);
     }
-    free(a);
-    free(q);
     sqlite3_close_v2(db);
     return ok ? 0 : -1;
 }
 
 /* ---- import ------------------------------------------------------------------------ */
-
-/* The metadata tables' columns, as one line of text, to compare a snapshot's
- * layout with this cache's. */
-static const char meta_columns_sql[] =
-    "SELECT coalesce(group_concat(c, ' '), '') FROM (SELECT m.name || '.' || p.name AS c"
-    " FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'"
-    " AND m.name IN ('_agent_state', '_agent_export', '_agent_tables', '_agent_columns') ORDER BY 1)";
 
 static int import_snapshot(const char *db_path, const char *path, const char *payload,
                            const struct export_manifest *m, char *err, size_t errlen)
@@ -1045,76 +909,11 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
         ok = 0;
     }
     free(v);
-    /* The database inside must be what export_snapshot writes: this build's
-     * schema, and only tables and indexes (a trigger or view would run its SQL
-     * inside the agent's own writes once it is cache.db). */
-    char *ver = NULL, *other = NULL, *smeta = NULL, *dmeta = NULL;
-    if (ok && query_text(src, "PRAGMA user_version", NULL, &ver, err, errlen) == 0 &&
-        query_text(src, "SELECT count(*) FROM sqlite_master WHERE type NOT IN ('table', 'index')", NULL, &other,
-                   err, errlen) == 0 &&
-        query_text(src, meta_columns_sql, NULL, &smeta, err, errlen) == 0 &&
-        query_text(dst, meta_columns_sql, NULL, &dmeta, err, errlen) == 0) {
-        const char *why = atoi(ver) != REPLAY_SCHEMA_VERSION ? "has another schema version"
-                          : strcmp(other, "0") != 0         ? "holds triggers or views"
-                          : strcmp(smeta, dmeta) != 0       ? "has metadata tables of another layout"
-                                                            : NULL;
-        if (why) {
-            snprintf(err, errlen, "%s: the snapshot's database %s", path, why);
-            ok = 0;
-        }
-    } else {
-        ok = 0;
-    }
-    free(ver);
-    free(other);
-    free(smeta);
-    free(dmeta);
-    /* Keep what is local: the journal position and this cache's identity. The
-     * journal lock (caller) keeps them from moving until the backup commits. */
-    sqlite3_stmt *rd = NULL, *wr = NULL;
-    if (ok) {
-        ok = sqlite3_prepare_v2(dst, "SELECT applied_seq, base_seq, created_ms, (SELECT agent_id FROM _agent_export)"
-                                     " FROM _agent_state WHERE id = 1",
-                                -1, &rd, NULL) == SQLITE_OK &&
-             sqlite3_step(rd) == SQLITE_ROW;
-        if (!ok) snprintf(err, errlen, "cache.db %s: reading its state: %s", db_path, sqlite3_errmsg(dst));
-    }
-    if (ok) {
-        ok = exec(src, "BEGIN", payload, err, errlen) == 0 &&
-             sqlite3_prepare_v2(src,
-                                "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2, created_ms = ?3 WHERE id = 1",
-                                -1, &wr, NULL) == SQLITE_OK;
-        if (ok) {
-            for (int i = 1; i <= 3; i++) sqlite3_bind_int64(wr, i, sqlite3_column_int64(rd, i - 1));
-            ok = sqlite3_step(wr) == SQLITE_DONE;
-            if (ok && sqlite3_changes(src) != 1) {
-                snprintf(err, errlen, "%s: the snapshot's database has no _agent_state row 1", path);
-                ok = 0;
-            }
-            sqlite3_finalize(wr);
-            wr = NULL;
-        }
-        /* The cache is at the file's id: the manifest names the content, whatever
-         * the database inside says. */
-        ok = ok && sqlite3_prepare_v2(src,
-                                      "UPDATE _agent_export SET agent_id = ?1, at_ms = ?2, at_id = ?3,"
-                                      " at_kind = 'snapshot' WHERE id = 1",
-                                      -1, &wr, NULL) == SQLITE_OK;
-        if (ok) {
-            sqlite3_bind_text(wr, 1, (const char *)sqlite3_column_text(rd, 3), -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(wr, 2, clock_wall_ms());
-            sqlite3_bind_text(wr, 3, m->id, -1, SQLITE_STATIC);
-            ok = sqlite3_step(wr) == SQLITE_DONE;
-            if (ok && sqlite3_changes(src) != 1) {
-                snprintf(err, errlen, "%s: the snapshot's database has no _agent_export row 1", path);
-                ok = 0;
-            }
-        }
-        if (!ok && !err[0]) snprintf(err, errlen, "%s: preparing the snapshot: %s", path, sqlite3_errmsg(src));
-        ok = ok && exec(src, "COMMIT", payload, err, errlen) == 0;
-    }
-    sqlite3_finalize(rd);
-    sqlite3_finalize(wr);
+    /* The database inside must be what export_snapshot writes. Then keep what
+     * is local: the journal position and this cache's identity. The journal
+     * lock (caller) keeps them from moving until the backup commits. */
+    ok = ok && replay_copy_check(src, dst, path, err, errlen) == 0 &&
+         replay_copy_adopt(src, dst, path, m->id, clock_wall_ms(), err, errlen) == 0;
     /* A WAL destination cannot change its page size: give the copy the cache's. */
     char *sps = NULL, *dps = NULL;
     ok = ok && query_text(src, "PRAGMA page_size", NULL, &sps, err, errlen) == 0 &&
@@ -1150,16 +949,14 @@ struct conflict_ctx {
     char foreign[128];             /* first changeset table the manifest does not list, or "" */
 };
 
-/* Only the tables the manifest lists travel; never the local _agent_state and
- * _agent_export, nor SQLite's own. Anything else refuses the whole delta. */
+/* Only the tables the manifest lists travel, and only those that travel at
+ * all (replay_copy_travels). Anything else refuses the whole delta. */
 static int filter_table(void *ctx, const char *table)
 {
     struct conflict_ctx *c = ctx;
     int listed = 0;
     for (size_t i = 0; i < c->m->ntables; i++) listed |= strcmp(c->m->tables[i].name, table) == 0;
-    if (listed && strcmp(table, "_agent_state") != 0 && strcmp(table, "_agent_export") != 0 &&
-        sqlite3_strnicmp(table, "sqlite_", 7) != 0)
-        return 1;
+    if (listed && replay_copy_travels(table)) return 1;
     if (!c->foreign[0]) snprintf(c->foreign, sizeof c->foreign, "%s", table);
     return 0;
 }
@@ -1231,12 +1028,12 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
     if (!f) snprintf(err, errlen, "%s: %s", payload, strerror(errno));
     ok = ok && exec(db, "BEGIN IMMEDIATE", db_path, err, errlen) == 0;
     int in_tx = ok;
-    char *at = NULL;
-    ok = ok && query_text(db, "SELECT at_id FROM _agent_export WHERE id = 1", NULL, &at, err, errlen) == 0;
+    struct replay_copy_state cst;
+    const char *at = cst.at_id;
+    ok = ok && replay_copy_state(db, &cst, err, errlen) == 0;
     if (ok && strcmp(at, m->id) == 0) {
         /* Applied before: the cache is at this delta's end. Nothing to do. */
         *already = 1;
-        free(at);
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close_v2(db);
         buf_free(&cs);
@@ -1247,7 +1044,6 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
                  m->id, m->base_id, at[0] ? at : "(no imported snapshot)");
         ok = 0;
     }
-    free(at);
     /* The changeset silently skips a table the cache lacks: check every table first. */
     for (size_t i = 0; ok && i < m->ntables; i++) {
         char *sql = NULL;
@@ -1282,16 +1078,9 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
         }
     }
     if (ok) {
-        sqlite3_stmt *st;
-        ok = sqlite3_prepare_v2(db, "UPDATE _agent_export SET at_id = ?1, at_kind = 'delta', at_ms = ?2", -1, &st,
-                                NULL) == SQLITE_OK;
-        if (ok) {
-            sqlite3_bind_text(st, 1, m->id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, clock_wall_ms());
-            ok = sqlite3_step(st) == SQLITE_DONE;
-        }
-        if (!ok) snprintf(err, errlen, "cache.db %s: recording the delta: %s", db_path, sqlite3_errmsg(db));
-        sqlite3_finalize(st);
+        char why[512];
+        ok = replay_copy_set_at(db, m->id, "delta", clock_wall_ms(), why, sizeof why) == 0;
+        if (!ok) snprintf(err, errlen, "cache.db %s: %s", db_path, why);
         ok = ok && exec(db, "COMMIT", db_path, err, errlen) == 0;
     }
     if (!ok && in_tx) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -1316,7 +1105,7 @@ int export_import(const char *db_path, const char *path, struct export_import_re
         ok = (!strcmp(res->m.kind, "snapshot")
                   ? import_snapshot(db_path, path, payload, &res->m, err, errlen)
                   : import_delta(db_path, path, payload, &res->m, res->conflicts, &res->already, err, errlen)) == 0;
-    unlink_db(payload);
+    replay_copy_remove(payload);
     free(payload);
     return ok ? 0 : -1;
 }
