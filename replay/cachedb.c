@@ -1027,7 +1027,7 @@ int replay_briefs_read(sqlite3 *db, struct replay_brief **out, size_t *n, char *
     *n = 0;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db,
-                                "SELECT name, rows, last_success_ms, last_attempt_ms, last_error, forbidden"
+                                "SELECT name, rows, last_success_ms, last_attempt_ms, last_error, forbidden, strategy"
                                 " FROM _agent_tables ORDER BY name",
                                 -1, &st, NULL);
     size_t cap = 0;
@@ -1044,6 +1044,7 @@ int replay_briefs_read(sqlite3 *db, struct replay_brief **out, size_t *n, char *
             .last_attempt_ms = sqlite3_column_int64(st, 3),
             .last_error = le ? xstrdup(le) : NULL,
             .forbidden = sqlite3_column_int(st, 5),
+            .strategy = sqlite3_column_type(st, 6) == SQLITE_NULL ? NULL : column_strdup(st, 6),
         };
     }
     sqlite3_finalize(st);
@@ -1062,6 +1063,7 @@ void replay_briefs_free(struct replay_brief *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(b[i].name);
         free(b[i].last_error);
+        free(b[i].strategy);
     }
     free(b);
 }

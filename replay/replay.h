@@ -197,6 +197,7 @@ struct replay_brief {
     int64_t last_success_ms, last_attempt_ms;   /* 0 never */
     char *last_error;                 /* NULL when the last attempt succeeded */
     int forbidden;                    /* the portal answered 403 */
+    char *strategy;                   /* as configured at the last pull, NULL never */
 };
 int replay_briefs_read(sqlite3 *db, struct replay_brief **out, size_t *n, char *err, size_t errlen);
 void replay_briefs_free(struct replay_brief *b, size_t n);

@@ -10,6 +10,7 @@
 #include "agent/base/mem.h"
 #include "agent/pull/pull.h"
 #include "agent/pull/store.h"
+#include "agent/serve/status.h"
 #include "agent/ship/upstream.h"
 
 #include <ctype.h>
@@ -54,30 +55,6 @@ static const char status_usage[] =
     "Exit: 0 ok, 1 cache.db unreadable, 3 no cache.db yet (nothing pulled or\n"
     "imported into [storage] dir).\n";
 
-/* The tables status lists: the configured ones in file order, then every other
- * table cache.db knows (an edge's, or imported ones) by name. */
-struct status_row {
-    const char *name;
-    const struct config_table *t;     /* NULL: not configured here */
-};
-
-static struct status_row *status_rows(const struct config *cfg, struct replay *rp, char ***cached, size_t *ncached,
-                                      int *n)
-{
-    char err[512];
-    if (replay_table_list(rp, cached, ncached, err, sizeof err) != 0) {
-        log_warn("status: %s", err);
-        *cached = NULL;
-        *ncached = 0;
-    }
-    struct status_row *rows = xcalloc((size_t)cfg->ntables + *ncached + 1, sizeof *rows);
-    *n = 0;
-    for (int i = 0; i < cfg->ntables; i++) rows[(*n)++] = (struct status_row){cfg->tables[i].name, &cfg->tables[i]};
-    for (size_t i = 0; i < *ncached; i++)
-        if (!config_table_find(cfg, (*cached)[i])) rows[(*n)++] = (struct status_row){(*cached)[i], NULL};
-    return rows;
-}
-
 int cmd_status(const struct config *cfg, int argc, char **argv)
 {
     if (cmd_wants_help(argc, argv)) { fputs(status_usage, stdout); return 0; }
@@ -104,10 +81,11 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     if (journal_size(s.journal_dir, &bytes, &nsegs, err, sizeof err) != 0) bytes = 0, nsegs = 0;
     int64_t now = clock_wall_ms(), last_attempt = 0, last_ok = 0;
     const char *last_err = NULL;
-    char **cached = NULL;
-    size_t ncached = 0;
-    int ntab;
-    struct status_row *rows = status_rows(cfg, s.rp, &cached, &ncached, &ntab);
+    struct replay_brief *briefs = NULL;
+    size_t nbriefs = 0;
+    if (replay_briefs_read(replay_db(s.rp), &briefs, &nbriefs, err, sizeof err) != 0) log_warn("status: %s", err);
+    struct status_row *rows;
+    int ntab = (int)status_rows(cfg, briefs, nbriefs, 0, now, &rows);
     struct replay_table *ts = xcalloc((size_t)ntab + 1, sizeof *ts);
     int *known = xcalloc((size_t)ntab + 1, sizeof *known);
     for (int i = 0; i < ntab; i++) {
@@ -188,16 +166,11 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
                    "last success", "age(s)", "stale", "error");
     }
     for (int i = 0; i < ntab; i++) {
-        const struct config_table *t = rows[i].t;
-        const char *name = rows[i].name;
+        const struct config_table *t = rows[i].ct;
+        const char *name = rows[i].name, *strategy = rows[i].strategy;
         const struct replay_table *st = &ts[i];
-        /* Not configured here: what the cache recorded (the hub's or an
-         * imported cache's strategy); an edge's tables all come from the hub. */
-        const char *strategy = t ? config_strategy_name(t->strategy) : cfg->upstream.url ? "upstream"
-                             : known[i] && st->strategy ? st->strategy : "-";
-        int64_t ttl_ms = t ? t->ttl_ms : 3600 * 1000;
-        int64_t age = known[i] && st->last_success_ms ? (now - st->last_success_ms) / 1000 : -1;
-        int stale = config_stale(ttl_ms, known[i] ? st->last_success_ms : 0, now);
+        int64_t age = rows[i].age_s;
+        int stale = rows[i].stale;
         buf_reset(&v);
         if (known[i] && (st->mark_cursor.type != JOURNAL_NULL || st->mark_key.type != JOURNAL_NULL)) {
             if (st->mark_cursor.type != JOURNAL_NULL) { value_text(&v, &st->mark_cursor); buf_putc(&v, ' '); }
@@ -242,7 +215,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
     if (as_json) buf_puts(&out, "]}\n");
     fwrite(out.p, 1, out.len, stdout);
     for (int i = 0; i < ntab; i++) if (known[i]) replay_table_free(&ts[i]);
-    if (cached) replay_names_free(cached, ncached);
+    replay_briefs_free(briefs, nbriefs);
     free(rows);
     free(ts);
     free(known);

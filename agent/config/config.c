@@ -723,7 +723,7 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
 
     /* Built-in table defaults, then [defaults] over them, wherever it sits. */
     struct config_table d = {
-        .strategy = STRATEGY_FULL, .key = xstrdup("id"), .chunk = 1000, .ttl_ms = HOUR,
+        .strategy = STRATEGY_FULL, .key = xstrdup("id"), .chunk = 1000, .ttl_ms = CONFIG_DEFAULT_TTL_MS,
         .interval_ms = MIN, .lookback_ms = 0, .sweep_ms = 6 * HOUR,
     };
     struct table_src dsrc = {0};
@@ -861,6 +861,12 @@ const char *config_strategy_name(enum config_strategy s)
     case STRATEGY_ON_DEMAND: return "on_demand";
     }
     return "?";
+}
+
+int64_t config_ttl_ms(const struct config *cfg, const char *name)
+{
+    const struct config_table *t = config_table_find(cfg, name);
+    return t ? t->ttl_ms : CONFIG_DEFAULT_TTL_MS;
 }
 
 int config_stale(int64_t ttl_ms, int64_t at_ms, int64_t now_ms)

@@ -85,6 +85,10 @@ const char *config_strategy_name(enum config_strategy s);
  * from the portal at at_ms (<= 0: never, or not known) is stale at now_ms when
  * older than ttl_ms. */
 int config_stale(int64_t ttl_ms, int64_t at_ms, int64_t now_ms);
+/* The ttl of table `name`: its own, or CONFIG_DEFAULT_TTL_MS for a table this
+ * file does not list (an edge's or an imported one). */
+#define CONFIG_DEFAULT_TTL_MS (3600 * 1000LL)
+int64_t config_ttl_ms(const struct config *cfg, const char *name);
 
 /* Parse "30s" "5m" "1h" "7d" "250ms" -> ms, "64MiB" "512KiB" "1GiB" "100" -> bytes.
  * Return 0 or -1. Exposed for the CLI and tests. */

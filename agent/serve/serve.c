@@ -32,6 +32,7 @@
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "agent/serve/serve_db.h"
+#include "agent/serve/status.h"
 #include "replay/replay.h"
 
 #define DEFAULT_MAX_BODY (1 << 20)
@@ -39,7 +40,6 @@
 #define DEFAULT_MAX_REPLY ((int64_t)64 << 20)
 #define DEFAULT_TIME_LIMIT_MS 5000
 #define DEFAULT_MAX_DEPTH 32
-#define DEFAULT_TTL_MS (3600 * 1000)   /* config's default, for tables it does not list */
 #define MAX_SESSIONS 256
 #define SESSION_LEN 32                 /* hex characters */
 #define MAX_CODES 16                   /* distinct HTTP statuses counted per route */
@@ -294,13 +294,8 @@ static int portal_state(serve *s, int64_t *since)
     return s->hooks.portal_state ? s->hooks.portal_state(s->hooks.ctx, since) : -1;
 }
 
-static int64_t table_ttl(const serve *s, const char *name)
-{
-    const struct config_table *t = config_table_find(s->cfg, name);
-    return t ? t->ttl_ms : DEFAULT_TTL_MS;
-}
-
-/* X-Cache-Age/-Stale for an answer that read `tables` (see serve.h: Decisions). */
+/* X-Cache-Age/-Stale for an answer that read `tables` (see serve.h: Decisions):
+ * the oldest age, and stale when any of them is (status_row's rule). */
 static void cache_headers(serve *s, char *const *tables, int n, struct serve_reply *rep)
 {
     if (n == 0) {
@@ -309,20 +304,15 @@ static void cache_headers(serve *s, char *const *tables, int n, struct serve_rep
         return;
     }
     int64_t since, now = clock_wall_ms(), oldest = 0;
-    int stale = portal_state(s, &since) == 0, known = 1;
+    int down = portal_state(s, &since) == 0, stale = 0, known = 1;
     for (int i = 0; i < n; i++) {
-        const struct replay_brief *t = sdb_table(&s->db, tables[i]);
-        if (!t || t->last_success_ms <= 0) {
-            known = 0;
-            stale = 1;
-            continue;
-        }
-        int64_t age = now - t->last_success_ms;
-        if (age < 0) age = 0;
-        if (config_stale(table_ttl(s, tables[i]), t->last_success_ms, now)) stale = 1;
-        if (age > oldest) oldest = age;
+        struct status_row row;
+        status_row(s->cfg, tables[i], status_brief(s->db.tables, s->db.ntables, tables[i]), down, now, &row);
+        stale |= row.stale;
+        if (row.age_s < 0) known = 0;
+        else if (row.age_s > oldest) oldest = row.age_s;
     }
-    rep->cache_age = known ? oldest / 1000 : -1;
+    rep->cache_age = known ? oldest : -1;
     rep->cache_stale = stale;
 }
 
@@ -936,32 +926,27 @@ static void handle_status(struct sreq *r)
     int ps = portal_state(s, &since);
     sdb_check(&s->db, 0);
     buf_puts(b, "{\"tables\":[");
-    /* The configured tables, then any other the cache holds (an edge's tables
-     * come from its hub and are not configured). */
-    int n = 0;
-    for (int i = 0; i < s->cfg->ntables + (int)s->db.ntables; i++) {
-        const struct config_table *ct = i < s->cfg->ntables ? &s->cfg->tables[i] : NULL;
-        const char *name = ct ? ct->name : s->db.tables[i - s->cfg->ntables].name;
-        if (!ct && config_table_find(s->cfg, name)) continue;
-        const struct replay_brief *t = sdb_table(&s->db, name);
-        int64_t ttl = ct ? ct->ttl_ms : DEFAULT_TTL_MS;
-        int64_t ok = t ? t->last_success_ms : 0, age = ok > 0 ? (now - ok) / 1000 : -1;
-        if (n++) buf_putc(b, ',');
+    struct status_row *rows;
+    size_t n = status_rows(s->cfg, s->db.tables, s->db.ntables, ps == 0, now, &rows);
+    for (size_t i = 0; i < n; i++) {
+        const struct status_row *w = &rows[i];
+        const struct replay_brief *t = w->b;
+        if (i) buf_putc(b, ',');
         buf_puts(b, "{\"name\":");
-        put_str(b, name);
-        buf_printf(b, ",\"strategy\":\"%s\",\"cached\":%s,\"rows\":%lld,\"last_success\":",
-                   ct ? config_strategy_name(ct->strategy) : "upstream",
-                   jsonsql_catalog_ncolumns(s->db.cat, name) >= 0 ? "true" : "false", (long long)(t ? t->rows : 0));
-        put_time(b, ok);
+        put_str(b, w->name);
+        buf_printf(b, ",\"strategy\":\"%s\",\"cached\":%s,\"rows\":%lld,\"last_success\":", w->strategy,
+                   jsonsql_catalog_ncolumns(s->db.cat, w->name) >= 0 ? "true" : "false", (long long)(t ? t->rows : 0));
+        put_time(b, t ? t->last_success_ms : 0);
         buf_puts(b, ",\"last_attempt\":");
         put_time(b, t ? t->last_attempt_ms : 0);
-        if (age >= 0) buf_printf(b, ",\"age_seconds\":%lld", (long long)age);
+        if (w->age_s >= 0) buf_printf(b, ",\"age_seconds\":%lld", (long long)w->age_s);
         else buf_puts(b, ",\"age_seconds\":null");
-        buf_printf(b, ",\"ttl_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,\"last_error\":", (long long)(ttl / 1000),
-                   ps == 0 || config_stale(ttl, ok, now) ? "true" : "false", t && t->forbidden ? "true" : "false");
+        buf_printf(b, ",\"ttl_seconds\":%lld,\"stale\":%s,\"forbidden\":%s,\"last_error\":",
+                   (long long)(w->ttl_ms / 1000), w->stale ? "true" : "false", t && t->forbidden ? "true" : "false");
         put_str(b, t ? t->last_error : NULL);
         buf_putc(b, '}');
     }
+    free(rows);
     /* The portal's state (and its detail) is the status_json hook's "portal" member. */
     buf_printf(b, "],\"serve\":{\"port\":%d,\"pending\":", s->port);
     int np = 0;
@@ -1023,6 +1008,17 @@ static void handle_metrics(struct sreq *r)
         put_label(b, t->name);
         buf_printf(b, "} %.3f\n", (double)(now - t->last_success_ms) / 1000.0);
     }
+    /* The stale rule of every report (status.h); the portal's state is the daemon's metric. */
+    struct status_row *rows;
+    size_t n = status_rows(s->cfg, s->db.tables, s->db.ntables, 0, now, &rows);
+    buf_puts(b, "# HELP iptv_agent_table_stale 1 when the table was never pulled or is older than its ttl.\n"
+                "# TYPE iptv_agent_table_stale gauge\n");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, "iptv_agent_table_stale{table=");
+        put_label(b, rows[i].name);
+        buf_printf(b, "} %d\n", rows[i].stale);
+    }
+    free(rows);
     buf_puts(b, "# HELP iptv_agent_requests_total Requests answered, by route and HTTP status.\n"
                 "# TYPE iptv_agent_requests_total counter\n");
     for (int rt = 0; rt < R_N; rt++)

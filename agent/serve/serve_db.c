@@ -520,18 +520,6 @@ void sdb_check(struct sdb *d, int force)
     d->schema_version = sv;
 }
 
-const struct replay_brief *sdb_table(const struct sdb *d, const char *name)
-{
-    size_t lo = 0, hi = d->ntables;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(d->tables[mid].name, name);
-        if (c == 0) return &d->tables[mid];
-        if (c < 0) lo = mid + 1; else hi = mid;
-    }
-    return NULL;
-}
-
 /* ---- open and close ------------------------------------------------------------------ */
 
 /* NOMUTEX: each connection is used by the event loop thread only. A WAL

@@ -83,7 +83,5 @@ struct sdb_stmt *sdb_prepare(struct sdb *d, const char *sql, size_t len, char *e
 /* Arm (ms > 0: clears timed_out) or disarm (0) the time limit for the statement
  * about to run; timed_out says whether the progress handler stopped it. */
 void sdb_deadline(struct sdb *d, int64_t ms);
-/* Metadata of one table, NULL when _agent_tables has no row for it. */
-const struct replay_brief *sdb_table(const struct sdb *d, const char *name);
 
 #endif
