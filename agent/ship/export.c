@@ -485,73 +485,67 @@ static int write_container(const char *out_path, const char *payload, int level,
 }
 
 /* Verify path and read its manifest; with payload_out, inflate the payload there. */
-static int read_container(const char *path, struct export_manifest *m, const char *payload_out, char *err,
-                          size_t errlen)
+/* Header and trailer: magic, version, and the whole-file CRC-32 checked
+ * before any length in the file is trusted. Sets *size and *mlen. */
+static int check_frame(FILE *f, const char *path, uint64_t *size, uint32_t *mlen, char *err, size_t errlen)
 {
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
     struct stat sb;
     unsigned char hdr[HDR_LEN];
-    int ok = fstat(fileno(f), &sb) == 0;
-    uint64_t size = ok ? (uint64_t)sb.st_size : 0;
-    if (size < HDR_LEN + 4 || fread(hdr, 1, HDR_LEN, f) != HDR_LEN) {
-        snprintf(err, errlen, "%s: truncated: %" PRIu64 " bytes, shorter than a header and trailer", path, size);
-        fclose(f);
+    *size = fstat(fileno(f), &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    if (*size < HDR_LEN + 4 || fread(hdr, 1, HDR_LEN, f) != HDR_LEN) {
+        snprintf(err, errlen, "%s: truncated: %" PRIu64 " bytes, shorter than a header and trailer", path, *size);
         return -1;
     }
     if (memcmp(hdr, magic, 8) != 0) {
         snprintf(err, errlen, "%s: offset 0: not an iptv-agent export file (bad magic)", path);
-        fclose(f);
         return -1;
     }
-    uint32_t version = get_le32(hdr + 8), mlen = get_le32(hdr + 12);
+    uint32_t version = get_le32(hdr + 8);
+    *mlen = get_le32(hdr + 12);
     if (version != EXPORT_FORMAT_VERSION) {
         snprintf(err, errlen, "%s: offset 8: format version %" PRIu32 ", this build reads version %d", path,
                  version, EXPORT_FORMAT_VERSION);
-        fclose(f);
         return -1;
     }
-    /* The whole-file CRC before trusting any length in the file. */
     uint32_t crc = (uint32_t)crc32(0, hdr, HDR_LEN);
-    unsigned char *b = xmalloc(CHUNK);
-    uint64_t left = size - HDR_LEN - 4;
+    unsigned char *b = xmalloc(CHUNK), tr[4];
+    uint64_t left = *size - HDR_LEN - 4;
+    int ok = 1;
     while (ok && left) {
         size_t want = left < CHUNK ? (size_t)left : CHUNK;
         ok = fread(b, 1, want, f) == want;
         crc = (uint32_t)crc32(crc, b, (uInt)want);
         left -= want;
     }
-    unsigned char tr[4];
+    free(b);
     ok = ok && fread(tr, 1, 4, f) == 4;
     if (!ok || get_le32(tr) != crc) {
         snprintf(err, errlen,
                  "%s: offset %" PRIu64 ": checksum mismatch (CRC-32 of the file is %08" PRIx32
                  ", its trailer says %08" PRIx32 "): the file is damaged or truncated",
-                 path, size - 4, crc, ok ? get_le32(tr) : 0);
-        free(b);
-        fclose(f);
+                 path, *size - 4, crc, ok ? get_le32(tr) : 0);
         return -1;
     }
-    if ((uint64_t)mlen > size - HDR_LEN - 4 || mlen > MANIFEST_MAX) {
-        snprintf(err, errlen, "%s: offset 12: manifest length %" PRIu32 " exceeds the file", path, mlen);
-        free(b);
-        fclose(f);
+    if ((uint64_t)*mlen > *size - HDR_LEN - 4 || *mlen > MANIFEST_MAX) {
+        snprintf(err, errlen, "%s: offset 12: manifest length %" PRIu32 " exceeds the file", path, *mlen);
         return -1;
     }
+    return 0;
+}
+
+/* The manifest at HDR_LEN, and its agreement with the file's size. */
+static int read_manifest(FILE *f, const char *path, uint64_t size, uint32_t mlen, struct export_manifest *m,
+                         char *err, size_t errlen)
+{
     char *js = xmalloc((size_t)mlen + 1);
     fseeko(f, HDR_LEN, SEEK_SET);
-    ok = fread(js, 1, mlen, f) == mlen;
+    int ok = fread(js, 1, mlen, f) == mlen;
     js[mlen] = '\0';
+    ok = ok && strlen(js) == mlen;
     char merr[512];
-    if (!ok || strlen(js) != mlen || parse_manifest(js, m, merr, sizeof merr) != 0) {
-        snprintf(err, errlen, "%s: offset %d: %s", path, HDR_LEN, ok && strlen(js) == mlen ? merr : "manifest unreadable");
+    if (!ok || parse_manifest(js, m, merr, sizeof merr) != 0) {
+        snprintf(err, errlen, "%s: offset %d: %s", path, HDR_LEN, ok ? merr : "manifest unreadable");
         free(js);
-        free(b);
-        fclose(f);
         return -1;
     }
     free(js);
@@ -559,26 +553,33 @@ static int read_container(const char *path, struct export_manifest *m, const cha
     if (m->format != EXPORT_FORMAT_VERSION || m->packed_bytes != packed) {
         snprintf(err, errlen, "%s: manifest says format %d and %" PRIu64 " payload bytes; the file has %" PRIu64,
                  path, m->format, m->packed_bytes, packed);
-        ok = 0;
+        return -1;
     }
-    /* Inflate (to payload_out, or only to check). */
+    return 0;
+}
+
+/* Inflate the payload that follows the manifest (f is positioned at it) to
+ * payload_out, or only to check it; its length and CRC-32 must be the
+ * manifest's, and nothing may follow the gzip stream. */
+static int inflate_payload(FILE *f, const char *path, uint32_t mlen, const struct export_manifest *m,
+                           const char *payload_out, char *err, size_t errlen)
+{
     FILE *fo = NULL;
-    if (ok && payload_out && !(fo = fopen(payload_out, "wb"))) {
+    if (payload_out && !(fo = fopen(payload_out, "wb"))) {
         snprintf(err, errlen, "%s: %s", payload_out, strerror(errno));
-        ok = 0;
+        return -1;
     }
     z_stream z;
     memset(&z, 0, sizeof z);
-    unsigned char *ob = xmalloc(CHUNK);
-    uint32_t rcrc = (uint32_t)crc32(0, NULL, 0);
-    uint64_t raw = 0;
-    int zrc = Z_OK;
-    if (ok && inflateInit2(&z, 15 + 16) != Z_OK) {
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
         snprintf(err, errlen, "%s: inflateInit failed", path);
-        ok = 0;
+        if (fo) fclose(fo);
+        return -1;
     }
-    int inited = ok;
-    left = packed;
+    unsigned char *b = xmalloc(CHUNK), *ob = xmalloc(CHUNK);
+    uint32_t rcrc = (uint32_t)crc32(0, NULL, 0);
+    uint64_t raw = 0, left = m->packed_bytes;
+    int zrc = Z_OK, ok = 1;
     while (ok && zrc != Z_STREAM_END) {
         if (z.avail_in == 0) {
             if (!left) break;
@@ -617,13 +618,32 @@ static int read_container(const char *path, struct export_manifest *m, const cha
                  path, raw, rcrc, m->raw_bytes, m->raw_crc);
         ok = 0;
     }
-    if (inited) inflateEnd(&z);
+    inflateEnd(&z);
     if (fo && fclose(fo) != 0 && ok) {
         snprintf(err, errlen, "%s: close: %s", payload_out, strerror(errno));
         ok = 0;
     }
     free(ob);
     free(b);
+    return ok ? 0 : -1;
+}
+
+/* Read and check a whole container: frame, manifest, payload (inflated to
+ * payload_out when not NULL). On failure m is empty and payload_out removed. */
+static int read_container(const char *path, struct export_manifest *m, const char *payload_out, char *err,
+                          size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint64_t size;
+    uint32_t mlen;
+    int ok = check_frame(f, path, &size, &mlen, err, errlen) == 0 &&
+             read_manifest(f, path, size, mlen, m, err, errlen) == 0 &&
+             inflate_payload(f, path, mlen, m, payload_out, err, errlen) == 0;
     fclose(f);
     if (!ok) {
         export_manifest_free(m);
