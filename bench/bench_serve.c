@@ -41,7 +41,6 @@
  *   defaults: 4 clients, 3 seconds per run, scale 4, 1000000 rows (0: no snapshot),
  *   200 misses (0: none) from 20 clients, 36 ms portal latency. */
 #include <errno.h>
-#include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -66,6 +65,7 @@
 #include "agent/portal/remote.h"
 #include "agent/serve/serve.h"
 #include "agent/pull/store.h"
+#include "tests/harness/harness.h"
 #include "tests/testutil.h"
 
 #define RESP_CAP (4 << 20)
@@ -470,21 +470,6 @@ static struct result collect(struct snap_worker *w, int clients, enum kind k, do
     return r;
 }
 
-/* fork/exec `iptv-agent -c cfg --log-level warn sync --full tv_program`; its stdout
- * goes to our stderr (stdout is for JSON lines only). pid or -1. */
-static pid_t spawn_agent(const char *cfg_path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *argv[] = {(char *)IA_AGENT_BIN, "-c", (char *)cfg_path, "--log-level", "warn",
-                        "sync", "--full", "tv_program", NULL};
-        dup2(STDERR_FILENO, STDOUT_FILENO);
-        execv(IA_AGENT_BIN, argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Exit status of the agent: its code, -signal, or -1000 after a timeout (then killed). */
 static int wait_agent(pid_t pid, int64_t deadline_ns)
 {
@@ -560,7 +545,9 @@ static int run_snapshot_phase(const char *dir, const char *db_path, int port, co
     fprintf(stderr, "bench_serve: snapshot of tv_program by %s, %d clients of point/page load meanwhile\n",
             IA_AGENT_BIN, clients);
     int64_t spawned = mono_ns();
-    pid_t pid = spawn_agent(cfg_path);
+    /* its stdout to our stderr: stdout is for JSON lines only */
+    const char *sync_args[] = {"--log-level", "warn", "sync", "--full", "tv_program", NULL};
+    pid_t pid = th_agent_spawn(cfg_path, NULL, STDERR_FILENO, sync_args);
     int agent_exit = pid > 0 ? wait_agent(pid, spawned + (int64_t)SNAPSHOT_TIMEOUT_S * 1000000000) : -1;
     int64_t snap_end = mono_ns();
     atomic_store(&L.snap_end_ns, snap_end);
@@ -614,24 +601,6 @@ static int run_snapshot_phase(const char *dir, const char *db_path, int port, co
     return agent_exit == 0 && c.partial == 0 ? 0 : -1;
 }
 
-/* ---- the server thread ------------------------------------------------------------------ */
-
-struct srv {
-    struct event_base *base;
-    serve *s;
-    pthread_t th;
-    int pipefd[2];
-    struct event *stop;
-};
-
-static void on_stop(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
-
-static void *loop_main(void *arg)
-{
-    event_base_dispatch(((struct srv *)arg)->base);
-    return NULL;
-}
-
 /* ---- on_demand misses through the daemon ------------------------------------------ */
 
 struct miss_worker {
@@ -659,40 +628,21 @@ static void *miss_main(void *arg)
     return NULL;
 }
 
-static size_t buf_curl_write(char *p, size_t sz, size_t n, void *ud)
-{
-    buf_append(ud, p, sz * n);
-    return sz * n;
-}
-
 /* The first `n` terminal ids of the portal, by key, through its API. Count found. */
 static size_t portal_terminal_ids(const char *portal_url, long long *ids, size_t n)
 {
-    char url[512], body[256], *resp = NULL;
-    snprintf(url, sizeof url, "%s/api/jsonrpc/", portal_url);
-    tu_http(url, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
-                 "\"params\":{\"username\":\"admin\",\"password\":\"secret\"}}", &resp);
-    const char *p = resp ? strstr(resp, "\"session_id\":\"") : NULL;
-    char hdr[40];
-    snprintf(hdr, sizeof hdr, "%.32s", p ? p + 14 : "");
-    free(resp);
+    char url[512], body[256], sid[64] = "", auth[160];
+    if (th_portal_login(portal_url, sid, sizeof sid) != 0) return 0;
     snprintf(url, sizeof url, "%s/api/jsonsql/", portal_url);
     snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],"
              "\"from\":\"terminal\",\"order_by\":\"id\",\"limit\":%zu}}", n);
+    snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", sid);
+    const char *h[] = {auth, NULL};
     CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    char auth[160];
-    snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", hdr);
-    h = curl_slist_append(h, auth);
-    struct buf out = {0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_curl_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    struct th_resp r = {0};
     size_t got = 0;
-    if (curl_easy_perform(c) == CURLE_OK && out.p && (p = strstr(out.p, "\"result\":["))) {
+    const char *p;
+    if (th_http(c, NULL, url, body, strlen(body), h, &r) == 200 && (p = strstr(r.body.p, "\"result\":["))) {
         p += 10;
         while (got < n && (p = strstr(p, "[")) != NULL) {
             char *end;
@@ -702,9 +652,8 @@ static size_t portal_terminal_ids(const char *portal_url, long long *ids, size_t
             p = end;
         }
     }
-    curl_slist_free_all(h);
     curl_easy_cleanup(c);
-    buf_free(&out);
+    th_resp_free(&r);
     return got;
 }
 
@@ -734,14 +683,8 @@ static int run_miss_phase(const char *dir, int misses, int clients, int latency_
         fprintf(stderr, "bench_serve: on_demand setup failed (%zu of %d terminal ids)\n", nids, misses);
         goto out;
     }
-    if ((pid = fork()) == 0) {
-        char *argv[] = {(char *)IA_AGENT_BIN, "-c", cfg_path, "--log-level", "warn", "run", NULL};
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execv(IA_AGENT_BIN, argv);
-        _exit(127);
-    }
+    const char *run_args[] = {"--log-level", "warn", "run", NULL};
+    pid = th_agent_spawn(cfg_path, NULL, fds[1], run_args);
     close(fds[1]);
     fds[1] = -1;
     /* Its first stdout line is the URL it listens on. */
@@ -870,29 +813,19 @@ int main(int argc, char **argv)
     sqlite3_finalize(q);
     sqlite3_close(db);
 
-    /* a portal session */
-    char url[512], *resp = NULL;
-    snprintf(url, sizeof url, "%s/api/jsonrpc/", portal.url);
-    tu_http(url, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
-                 "\"params\":{\"username\":\"admin\",\"password\":\"secret\"}}", &resp);
     char sid[64] = "";
-    const char *p = resp ? strstr(resp, "\"session_id\":\"") : NULL;
-    if (p) snprintf(sid, sizeof sid, "%.32s", p + 14);
-    free(resp);
-    int portal_port = atoi(strrchr(portal.url, ':') + 1);
-
-    struct srv v = {0};
-    v.base = event_base_new();
-    if (pipe(v.pipefd) != 0) return 1;
-    v.stop = event_new(v.base, v.pipefd[0], EV_READ, on_stop, v.base);
-    event_add(v.stop, NULL);
-    struct serve_opts so = {.cfg = &cfg, .db_path = db_path};
-    v.s = serve_new(v.base, &so, NULL, err, sizeof err);
-    if (!v.s || !sid[0]) {
-        fprintf(stderr, "bench_serve: %s\n", v.s ? "no portal session" : err);
+    if (th_portal_login(portal.url, sid, sizeof sid) != 0) {
+        fprintf(stderr, "bench_serve: no portal session\n");
         return 1;
     }
-    pthread_create(&v.th, NULL, loop_main, &v);
+    int portal_port = atoi(strrchr(portal.url, ':') + 1);
+
+    struct th_srv v;
+    struct serve_opts so = {.cfg = &cfg, .db_path = db_path};
+    if (th_srv_start(&v, &so, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_serve: %s\n", err);
+        return 1;
+    }
     int port = serve_port(v.s);
 
     static const struct {
@@ -922,13 +855,7 @@ int main(int argc, char **argv)
         rc = 1;
     if (misses > 0 && run_miss_phase(dir, misses, miss_clients, miss_latency_ms) != 0) rc = 1;
 
-    if (write(v.pipefd[1], "x", 1) != 1) return 1;
-    pthread_join(v.th, NULL);
-    serve_free(v.s);
-    event_free(v.stop);
-    event_base_free(v.base);
-    close(v.pipefd[0]);
-    close(v.pipefd[1]);
+    if (th_srv_stop(&v) != 0) return 1;
     tu_portal_stop(&portal);
     config_free(&cfg);
     buf_free(&ct);

@@ -15,8 +15,8 @@
  *
  * Servers listen on 127.0.0.1:0 with their event loop in a thread and are
  * driven with libcurl from the test thread (request/response is the only
- * synchronisation); the token matrix goes through serve_handle() directly so
- * that header strings reach the server byte for byte.
+ * synchronisation; tests/harness/); the token matrix goes through
+ * serve_handle() directly so that header strings reach the server byte for byte.
  *
  * Fixes made with these tests: serve_db.c (b-tree check behind the authorizer,
  * statements without result columns, progress handler granularity) and
@@ -34,12 +34,10 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,79 +47,19 @@
 #include "agent/config/config.h"
 #include "agent/base/log.h"
 #include "agent/serve/serve.h"
+#include "tests/harness/asserts.h"
+#include "tests/harness/harness.h"
 #include "tests/testutil.h"
 
 #define SUB_ROWS 5000
 #define CHAN_ROWS 2000
 #define TOKEN "tok-Zq81-NEVER-ECHO-3f9a"   /* distinctive: searched for in every reply and log */
 
-static char *g_dir;
-static char g_cfg_path[512], g_db[512], g_portal_db[512];
-static struct tu_portal g_portal;
+static struct th_site g_site;           /* the portal, cache.db, agent.toml */
 static struct config g_cfg;
 static CURL *g_curl;
 static uint64_t g_sum;                  /* cache.db fingerprint after setup */
 static int g_tried;                     /* hostile inputs sent */
-
-/* ---- HTTP client -------------------------------------------------------------- */
-
-struct hresp {
-    long status;
-    struct buf body, hdr;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *ud)
-{
-    buf_append(ud, p, sz * n);
-    return sz * n;
-}
-
-static void hresp_free(struct hresp *r)
-{
-    buf_free(&r->body);
-    buf_free(&r->hdr);
-}
-
-/* method NULL: POST when body is non-NULL, else GET. Extra headers NULL-terminated. */
-static long http(const char *method, const char *url, const char *body, size_t len, const char *const *headers,
-                 struct hresp *r)
-{
-    hresp_free(r);
-    memset(r, 0, sizeof *r);
-    buf_puts(&r->body, "");
-    buf_puts(&r->hdr, "");
-    curl_easy_reset(g_curl);
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    for (int i = 0; headers && headers[i]; i++) hl = curl_slist_append(hl, headers[i]);
-    curl_easy_setopt(g_curl, CURLOPT_URL, url);
-    curl_easy_setopt(g_curl, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(g_curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(g_curl, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(g_curl, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(g_curl, CURLOPT_HEADERDATA, &r->hdr);
-    curl_easy_setopt(g_curl, CURLOPT_TIMEOUT, 120L);
-    if (body) {
-        curl_easy_setopt(g_curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(g_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    if (method) curl_easy_setopt(g_curl, CURLOPT_CUSTOMREQUEST, method);
-    r->status = -1;
-    if (curl_easy_perform(g_curl) == CURLE_OK) curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hl);
-    return r->status;
-}
-
-#define assert_contains(hay, needle)                                                           \
-    do {                                                                                       \
-        const char *h_ = (hay), *n_ = (needle);                                                \
-        if (!h_ || !strstr(h_, n_)) fail_msg("expected \"%s\" in: %.700s", n_, h_ ? h_ : "(null)"); \
-    } while (0)
-
-#define assert_lacks(hay, needle)                                                              \
-    do {                                                                                       \
-        const char *h_ = (hay), *n_ = (needle);                                                \
-        if (h_ && strstr(h_, n_)) fail_msg("unexpected \"%s\" in: %.700s", n_, h_);            \
-    } while (0)
 
 static int64_t now_ms(void)
 {
@@ -132,124 +70,25 @@ static int64_t now_ms(void)
 
 /* ---- the server under test -------------------------------------------------------- */
 
-struct srv {
-    struct event_base *base;
-    serve *s;
-    pthread_t th;
-    int pipefd[2];
-    struct event *stop;
-    char url[64];
-};
-
-static void on_stop(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
-
-static void *loop_main(void *arg)
-{
-    event_base_dispatch(((struct srv *)arg)->base);
-    return NULL;
-}
-
-static int srv_start(struct srv *v, const struct serve_opts *o, const struct serve_hooks *h, char *err, size_t n)
-{
-    memset(v, 0, sizeof *v);
-    v->base = event_base_new();
-    if (pipe(v->pipefd) != 0) return -1;
-    v->stop = event_new(v->base, v->pipefd[0], EV_READ, on_stop, v->base);
-    event_add(v->stop, NULL);
-    v->s = serve_new(v->base, o, h, err, n);
-    if (!v->s) {
-        event_free(v->stop);
-        event_base_free(v->base);
-        close(v->pipefd[0]);
-        close(v->pipefd[1]);
-        return -1;
-    }
-    snprintf(v->url, sizeof v->url, "http://127.0.0.1:%d", serve_port(v->s));
-    pthread_create(&v->th, NULL, loop_main, v);
-    return 0;
-}
-
-static void srv_stop(struct srv *v)
-{
-    assert_int_equal(write(v->pipefd[1], "x", 1), 1);
-    pthread_join(v->th, NULL);
-    serve_free(v->s);
-    event_free(v->stop);
-    event_base_free(v->base);
-    close(v->pipefd[0]);
-    close(v->pipefd[1]);
-}
-
 /* A server with the given caps (0: the defaults). */
-static void start_with(struct srv *v, int64_t max_rows, int64_t time_limit_ms, const char *token)
+static void start_with(struct th_srv *v, int64_t max_rows, int64_t time_limit_ms, const char *token)
 {
-    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_db, .max_rows = max_rows, .time_limit_ms = time_limit_ms,
+    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_site.db, .max_rows = max_rows, .time_limit_ms = time_limit_ms,
                            .token = token};
     char err[512];
-    if (srv_start(v, &o, NULL, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
-}
-
-static long srv_post(struct srv *v, const char *path, const char *body, const char *const *h, struct hresp *r)
-{
-    char url[300];
-    snprintf(url, sizeof url, "%s%s", v->url, path);
-    return http(NULL, url, body, strlen(body), h, r);
+    if (th_srv_start(v, &o, NULL, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
 }
 
 /* ---- cache.db fingerprint: every row of every table and the schema --------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
-    return h;
-}
-
 static uint64_t cache_checksum(void)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *t, *q;
-    uint64_t h = 1469598103934665603ULL;
-    int tables = 0;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT type, name, tbl_name, rootpage, sql FROM sqlite_master ORDER BY name",
-                                        -1, &t, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(t) == SQLITE_ROW) {
-        for (int i = 0; i < 5; i++) {
-            const unsigned char *s = sqlite3_column_text(t, i);
-            h = fnv(h, s ? s : (const unsigned char *)"", (size_t)sqlite3_column_bytes(t, i) + 1);
-        }
-        if (strcmp((const char *)sqlite3_column_text(t, 0), "table") != 0) continue;
-        struct buf sql = {0};
-        buf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY rowid", (const char *)sqlite3_column_text(t, 1));
-        if (sqlite3_prepare_v2(db, sql.p, -1, &q, NULL) != SQLITE_OK) {   /* WITHOUT ROWID */
-            buf_reset(&sql);
-            buf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY 1, 2", (const char *)sqlite3_column_text(t, 1));
-            assert_int_equal(sqlite3_prepare_v2(db, sql.p, -1, &q, NULL), SQLITE_OK);
-        }
-        while (sqlite3_step(q) == SQLITE_ROW)
-            for (int i = 0; i < sqlite3_column_count(q); i++) {
-                int ty = sqlite3_column_type(q, i);
-                const unsigned char *s = sqlite3_column_text(q, i);
-                h = fnv(h, &ty, sizeof ty);
-                h = fnv(h, s ? s : (const unsigned char *)"", (size_t)sqlite3_column_bytes(q, i));
-            }
-        sqlite3_finalize(q);
-        buf_free(&sql);
-        tables++;
-    }
-    sqlite3_finalize(t);
-    /* the schema cookie and user_version move with any DDL or migration */
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT schema_version FROM pragma_schema_version),"
-                                            " (SELECT user_version FROM pragma_user_version)", -1, &q, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int64_t v[2] = {sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1)};
-    h = fnv(h, v, sizeof v);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    uint64_t sum;
+    int tables;
+    char err[512];
+    if (th_db_fingerprint(g_site.db, &sum, &tables, err, sizeof err) != 0) fail_msg("%s", err);
     assert_true(tables >= 7);   /* 4 _agent_*, 3 pulled (and the shadow table until a pull takes it) */
-    return h;
+    return sum;
 }
 
 /* ---- hostile requests ------------------------------------------------------------------- */
@@ -257,25 +96,25 @@ static uint64_t cache_checksum(void)
 static const char good_sql[] = "SELECT (SELECT count(*) FROM subscriber), (SELECT count(*) FROM tv_channel)";
 
 /* cache.db as the setup left it, and the server still answers a good request. */
-static void assert_intact(struct srv *v, const char *const *h)
+static void assert_intact(struct th_srv *v, const char *const *h)
 {
-    struct hresp r = {0};
+    struct th_resp r = {0};
     if (cache_checksum() != g_sum) fail_msg("cache.db changed");
-    if (srv_post(v, "/sql", good_sql, h, &r) != 200) fail_msg("good request: HTTP %ld %s", r.status, r.body.p);
+    if (th_srv_post(g_curl, v, "/sql", good_sql, h, &r) != 200) fail_msg("good request: HTTP %ld %s", r.status, r.body.p);
     char want[64];
     snprintf(want, sizeof want, "\"rows\":[[%d,%d]]", SUB_ROWS, CHAN_ROWS);
     assert_contains(r.body.p, want);
-    hresp_free(&r);
+    th_resp_free(&r);
 }
 
 /* POST body to /sql: the status and a substring of the reply; then intact. */
-static void hostile_sql_len(struct srv *v, const char *body, size_t len, long status, const char *msg)
+static void hostile_sql_len(struct th_srv *v, const char *body, size_t len, long status, const char *msg)
 {
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char url[300];
     g_tried++;
     snprintf(url, sizeof url, "%s/sql", v->url);
-    http(NULL, url, body, len, NULL, &r);
+    th_http(g_curl, NULL, url, body, len, NULL, &r);
     if (r.status != status || !strstr(r.body.p, msg))
         fail_msg("/sql %.300s\n  want HTTP %ld with \"%s\"\n  got  HTTP %ld %.600s", body, status, msg, r.status,
                  r.body.p);
@@ -283,42 +122,42 @@ static void hostile_sql_len(struct srv *v, const char *body, size_t len, long st
         assert_contains(r.body.p, "{\"error\":");
         assert_lacks(r.body.p, "\"rows\"");
     }
-    hresp_free(&r);
+    th_resp_free(&r);
     assert_intact(v, NULL);
 }
 
-static void hostile_sql(struct srv *v, const char *sql, long status, const char *msg)
+static void hostile_sql(struct th_srv *v, const char *sql, long status, const char *msg)
 {
     hostile_sql_len(v, sql, strlen(sql), status, msg);
 }
 
 /* POST body to /api/jsonsql/: HTTP 200 and a JSON-RPC error with code and message. */
-static void hostile_rpc(struct srv *v, const char *body, int code, const char *msg)
+static void hostile_rpc(struct th_srv *v, const char *body, int code, const char *msg)
 {
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char want[40];
     g_tried++;
-    srv_post(v, "/api/jsonsql/", body, NULL, &r);
+    th_srv_post(g_curl, v, "/api/jsonsql/", body, NULL, &r);
     snprintf(want, sizeof want, "\"code\":%d,", code);
     if (r.status != 200 || !strstr(r.body.p, want) || !strstr(r.body.p, msg) || strstr(r.body.p, "\"result\""))
         fail_msg("/api/jsonsql/ %.300s\n  want error %d with \"%s\"\n  got  HTTP %ld %.600s", body, code, msg,
                  r.status, r.body.p);
-    hresp_free(&r);
+    th_resp_free(&r);
     assert_intact(v, NULL);
 }
 
 /* A select through /api/jsonsql/ that must answer exactly `result`. */
-static void hostile_select_ok(struct srv *v, const char *params, const char *result)
+static void hostile_select_ok(struct th_srv *v, const char *params, const char *result)
 {
-    struct hresp r = {0};
+    struct th_resp r = {0};
     struct buf b = {0}, want = {0};
     g_tried++;
     buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"select\",\"params\":%s}", params);
     buf_printf(&want, "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":%s}", result);
-    srv_post(v, "/api/jsonsql/", b.p, NULL, &r);
+    th_srv_post(g_curl, v, "/api/jsonsql/", b.p, NULL, &r);
     if (r.status != 200 || strcmp(r.body.p, want.p) != 0)
         fail_msg("/api/jsonsql/ %s\n  want %s\n  got  HTTP %ld %.600s", b.p, want.p, r.status, r.body.p);
-    hresp_free(&r);
+    th_resp_free(&r);
     buf_free(&b);
     buf_free(&want);
     assert_intact(v, NULL);
@@ -338,24 +177,12 @@ struct sql_case {
     const char *msg;
 };
 
-static void run_sql_cases(struct srv *v, const struct sql_case *c, size_t n)
+static void run_sql_cases(struct th_srv *v, const struct sql_case *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) hostile_sql(v, c[i].sql, c[i].status, c[i].msg);
 }
 
 /* ---- group fixture ---------------------------------------------------------------------- */
-
-static int run_agent(const char *a1, const char *a2, const char *a3)
-{
-    const char *argv[] = {IA_AGENT_BIN, "-c", g_cfg_path, a1, a2, a3, NULL};
-    const char *env[] = {"IA_SEC_PW=secret", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = tu_run(argv, env, &out, &err);
-    if (rc != 0) fprintf(stderr, "iptv-agent %s %s %s: exit %d\n%s%s", a1, a2 ? a2 : "", a3 ? a3 : "", rc, out, err);
-    free(out);
-    free(err);
-    return rc;
-}
 
 static const char config_fmt[] =
     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_SEC_PW\"\nretries = 0\n"
@@ -371,43 +198,29 @@ static const char config_fmt[] =
     "columns = [\"id\", \"subscriber_id\", \"mac_addr\", \"model\", \"serial\", \"active\", \"created_at\","
     " \"updated_at\", \"settings\"]\n";
 
-static void config_text(const char *listen, struct buf *b) { buf_printf(b, config_fmt, g_portal.url, g_dir, listen); }
+static void config_text(const char *listen, struct buf *b) { buf_printf(b, config_fmt, g_site.portal.url, g_site.dir, listen); }
 
 static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_curl = curl_easy_init();
-    g_dir = tu_tmpdir("test_security");
-    if (!g_dir) return -1;
-    snprintf(g_portal_db, sizeof g_portal_db, "%s/portal.db", g_dir);
-    snprintf(g_db, sizeof g_db, "%s/store/cache.db", g_dir);
-    snprintf(g_cfg_path, sizeof g_cfg_path, "%s/agent.toml", g_dir);
-    const char *args[] = {"--db", g_portal_db, "--rows", "1000", NULL};
-    if (tu_portal_start(&g_portal, args) != 0) return -1;
+    const char *args[] = {"--rows", "1000", NULL};
+    if (th_site_start(&g_site, "test_security", "IA_SEC_PW=secret", args) != 0) return -1;
     struct buf b = {0};
     config_text("127.0.0.1:0", &b);
-    char err[1024];
-    if (tu_write_file(g_cfg_path, b.p, b.len) != 0 || config_load(g_cfg_path, &g_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "config: %s\n", err);
-        return -1;
-    }
+    int rc = th_site_config(&g_site, b.p, b.len, &g_cfg);
     buf_free(&b);
-    if (run_agent("--once", NULL, NULL) != 0) return -1;
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    long long sub = 0;
-    if (sqlite3_open_v2(g_portal_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT min(subscriber_id) FROM terminal WHERE subscriber_id IN (SELECT id FROM subscriber)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return -1;
-    if (sqlite3_step(st) == SQLITE_ROW) sub = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    if (rc != 0) return -1;
+    if (th_site_agent(&g_site, "--once", NULL, NULL) != 0) return -1;
+    long long sub = th_db_int(g_site.portal_db, "SELECT min(subscriber_id) FROM terminal"
+                                                " WHERE subscriber_id IN (SELECT id FROM subscriber)");
+    if (sub <= 0) return -1;
     char kv[64];
     snprintf(kv, sizeof kv, "subscriber_id=%lld", sub);
-    if (run_agent("get", "terminal", kv) != 0) return -1;
+    if (th_site_agent(&g_site, "get", "terminal", kv) != 0) return -1;
     /* What a snapshot in progress leaves beside the live table. */
-    if (sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+    sqlite3 *db;
+    if (sqlite3_open_v2(g_site.db, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
         sqlite3_exec(db, "CREATE TABLE _agent_shadow_tv_channel AS SELECT * FROM tv_channel WHERE id <= 10", NULL,
                      NULL, NULL) != SQLITE_OK) {
         fprintf(stderr, "shadow table: %s\n", sqlite3_errmsg(db));
@@ -421,10 +234,8 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     printf("hostile inputs tried: %d\n", g_tried);
-    tu_portal_stop(&g_portal);
+    th_site_stop(&g_site);
     config_free(&g_cfg);
-    if (g_dir) tu_rmrf(g_dir);
-    free(g_dir);
     curl_easy_cleanup(g_curl);
     curl_global_cleanup();
     return 0;
@@ -536,10 +347,10 @@ static void test_sql_writes_refused(void **state)
     };
     unlink("/tmp/ia_sec_vacuum.db");
     unlink("/tmp/ia_sec_attach.db");
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     run_sql_cases(&v, cases, sizeof cases / sizeof cases[0]);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     assert_int_equal(access("/tmp/ia_sec_vacuum.db", F_OK), -1);
     assert_int_equal(access("/tmp/ia_sec_attach.db", F_OK), -1);
 }
@@ -592,7 +403,7 @@ static void test_sql_one_statement(void **state)
         {"-- only a comment", 400, "empty statement"},
         {"", 400, "empty statement"},
     };
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     run_sql_cases(&v, cases, sizeof cases / sizeof cases[0]);
     /* NUL bytes in the raw text: refused before SQLite sees the text */
@@ -602,7 +413,7 @@ static void test_sql_one_statement(void **state)
     hostile_sql_len(&v, nul2, sizeof nul2 - 1, 400, "the SQL text contains a NUL byte");
     /* invalid UTF-8 is text like any other: still one statement, still read-only */
     hostile_sql(&v, "SELECT '\xff\xfe'; DELETE FROM subscriber", 400, "one statement only");
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- /sql: nothing outside the catalog ---------------------------------------------------- */
@@ -640,7 +451,7 @@ static void test_sql_hidden_tables(void **state)
         "EXPLAIN QUERY PLAN SELECT * FROM %s",
         "SELECT * FROM tv_channel WHERE id = (SELECT max(rowid) FROM %s)",
     };
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     struct buf q = {0};
     for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++)
@@ -695,7 +506,7 @@ static void test_sql_hidden_tables(void **state)
         {"SELECT count(*) FROM terminal", 200, "\"rows\":[["},
     };
     run_sql_cases(&v, cases, sizeof cases / sizeof cases[0]);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- /sql: functions and eponymous virtual tables ------------------------------------------- */
@@ -755,10 +566,10 @@ static void test_sql_functions_refused(void **state)
          "\"rows\":[[\"a#b22\",\"a#b#\"]]"},
         {"SELECT regexp_replace('ab', '\\mab', 'x')", 400, "word constraints (\\\\m \\\\M \\\\y \\\\Y) are not supported"},
     };
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     run_sql_cases(&v, cases, sizeof cases / sizeof cases[0]);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     assert_int_equal(access("/tmp/ia_sec_w", F_OK), -1);
 }
 
@@ -766,7 +577,7 @@ static void test_sql_functions_refused(void **state)
 
 static void test_sql_caps(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 100, 300, NULL);
     struct buf q = {0};
     /* time: a recursive CTE that never ends, a cross join */
@@ -782,19 +593,19 @@ static void test_sql_caps(void **state)
     int64_t took = now_ms() - t0;
     if (took > 4 * (300 + 1500)) fail_msg("four timed-out queries took %lld ms", (long long)took);
     /* rows: cut at max_rows and said so */
-    struct hresp r = {0};
+    struct th_resp r = {0};
     g_tried++;
-    assert_int_equal(srv_post(&v, "/sql", "SELECT a.id, b.id FROM tv_channel a, tv_channel b", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT a.id, b.id FROM tv_channel a, tv_channel b", NULL, &r), 200);
     assert_contains(r.body.p, "\"truncated\":true}");
     int rows = 0;
     for (const char *p = strstr(r.body.p, "\"rows\":[") + 8; (p = strstr(p, "[")); p++) rows++;
     assert_int_equal(rows, 100);
     g_tried++;
-    assert_int_equal(srv_post(&v, "/sql", "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r",
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r",
                               NULL, &r), 200);
     assert_contains(r.body.p, ",[100]],\"truncated\":true}");
     assert_intact(&v, NULL);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     start_with(&v, 0, 60000, NULL);           /* these must meet the size limit, not the time limit */
     /* values: SQLITE_LIMIT_LENGTH (64 MiB) bounds any one value */
     buf_puts(&q, "SELECT length(");
@@ -816,8 +627,8 @@ static void test_sql_caps(void **state)
     buf_puts(&q, "}");
     hostile_sql(&v, q.p, 400, "nesting too deep");
     buf_free(&q);
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* serve_db.c fix: the progress handler looked at the clock every 4000 VM
@@ -828,7 +639,7 @@ static void test_sql_caps(void **state)
 static void test_time_limit_heavy_rows(void **state)
 {
     struct buf q = {0}, calib = {0};
-    struct hresp r = {0};
+    struct th_resp r = {0};
     static const char head[] = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT %d)"
                                " SELECT count(*), sum(length(";
     buf_printf(&calib, head, 8);
@@ -837,17 +648,17 @@ static void test_time_limit_heavy_rows(void **state)
     grow(&q, 11, "'aaa' || x");
     buf_puts(&calib, ")) FROM c");
     buf_puts(&q, ")) FROM c");
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 60000, NULL);
     int64_t t0 = now_ms();
-    assert_int_equal(srv_post(&v, "/sql", calib.p, NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", calib.p, NULL, &r), 200);
     int64_t eight = now_ms() - t0;
     assert_contains(r.body.p, "\"rows\":[[8,");
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     start_with(&v, 0, 300, NULL);
     g_tried++;
     t0 = now_ms();
-    assert_int_equal(srv_post(&v, "/sql", q.p, NULL, &r), 400);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", q.p, NULL, &r), 400);
     int64_t took = now_ms() - t0;
     assert_contains(r.body.p, "query stopped: it ran longer than the time limit of 300 ms");
     printf("heavy rows with a 300 ms limit: answered after %lld ms (8 rows take %lld ms)\n", (long long)took,
@@ -856,17 +667,17 @@ static void test_time_limit_heavy_rows(void **state)
     if (took > bound) fail_msg("a 300 ms limit stopped the query only after %lld ms (bound %lld)", (long long)took,
                                (long long)bound);
     assert_intact(&v, NULL);
-    hresp_free(&r);
+    th_resp_free(&r);
     buf_free(&q);
     buf_free(&calib);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* jsonsql.c fix: regexp_replace runs inside one SQLite instruction, where the
  * time limit cannot reach it (glibc's regexec never calls back). */
 static void test_regexp_replace_bounded(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 200, NULL);
     struct buf q = {0}, text = {0};
     int64_t t0 = now_ms();
@@ -913,7 +724,7 @@ static void test_regexp_replace_bounded(void **state)
     int64_t took = now_ms() - t0;
     buf_free(&q);
     buf_free(&text);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* After the frees: a slow machine fails the test without also leaking. */
     printf("regexp_replace: 10 hostile calls answered in %lld ms\n", (long long)took);
     if (took > 20000) fail_msg("hostile regexp_replace calls took %lld ms", (long long)took);
@@ -922,7 +733,7 @@ static void test_regexp_replace_bounded(void **state)
 /* ---- the HTTP layer: body size, headers, methods, malformed requests ------------------------ */
 
 /* Send raw bytes on a fresh connection; the reply's status line (or "") into out. */
-static void raw_request(const struct srv *v, const char *req, size_t len, char *out, size_t outlen)
+static void raw_request(const struct th_srv *v, const char *req, size_t len, char *out, size_t outlen)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
@@ -949,9 +760,9 @@ static void raw_request(const struct srv *v, const char *req, size_t len, char *
 
 static void test_http_layer(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char url[300];
     /* a body over max_body (1 MiB) is 413 on every POST route, before any parsing */
     size_t big = (1u << 20) + 1;
@@ -962,7 +773,7 @@ static void test_http_layer(void **state)
     for (size_t i = 0; i < sizeof posts / sizeof posts[0]; i++) {
         snprintf(url, sizeof url, "%s%s", v.url, posts[i]);
         g_tried++;
-        if (http(NULL, url, huge, big, NULL, &r) != 413) fail_msg("POST %s of %zu bytes: HTTP %ld", posts[i], big, r.status);
+        if (th_http(g_curl, NULL, url, huge, big, NULL, &r) != 413) fail_msg("POST %s of %zu bytes: HTTP %ld", posts[i], big, r.status);
         assert_intact(&v, NULL);
     }
     /* a body of exactly max_body is read and answered */
@@ -970,7 +781,7 @@ static void test_http_layer(void **state)
     memset(huge + 9, ' ', big - 10);
     snprintf(url, sizeof url, "%s/sql", v.url);
     g_tried++;
-    assert_int_equal(http(NULL, url, huge, big - 1, NULL, &r), 200);
+    assert_int_equal(th_http(g_curl, NULL, url, huge, big - 1, NULL, &r), 200);
     assert_contains(r.body.p, "\"rows\":[[1]]");
     free(huge);
     /* headers over 16 KiB, a long path, odd methods */
@@ -979,14 +790,14 @@ static void test_http_layer(void **state)
     for (int i = 0; i < 20000; i++) buf_putc(&hb, 'A');
     const char *hh[] = {hb.p, NULL};
     g_tried++;
-    long st = http(NULL, url, "SELECT 1", 8, hh, &r), st_header = st;
+    long st = th_http(g_curl, NULL, url, "SELECT 1", 8, hh, &r), st_header = st;
     if (st != 400 && st != 413 && st != 431 && st != -1) fail_msg("20 KB header: HTTP %ld", st);
     assert_intact(&v, NULL);
     buf_reset(&hb);
     buf_printf(&hb, "%s/", v.url);
     for (int i = 0; i < 30000; i++) buf_putc(&hb, 'p');
     g_tried++;
-    st = http(NULL, hb.p, NULL, 0, NULL, &r);
+    st = th_http(g_curl, NULL, hb.p, NULL, 0, NULL, &r);
     if (st != 400 && st != 404 && st != 413 && st != 414 && st != -1) fail_msg("30 KB path: HTTP %ld", st);
     printf("20 KB header: HTTP %ld; 30 KB path: HTTP %ld (-1: connection closed)\n", st_header, st);
     assert_intact(&v, NULL);
@@ -994,13 +805,13 @@ static void test_http_layer(void **state)
     static const char *const methods[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         g_tried++;
-        st = http(methods[i], url, "DELETE FROM subscriber", 22, NULL, &r);
+        st = th_http(g_curl, methods[i], url, "DELETE FROM subscriber", 22, NULL, &r);
         if (st != 405 && st != 501 && st != 400) fail_msg("%s /sql: HTTP %ld", methods[i], st);
         assert_intact(&v, NULL);
     }
     g_tried++;
     snprintf(url, sizeof url, "%s/sql", v.url);
-    assert_int_equal(http("GET", url, NULL, 0, NULL, &r), 405);
+    assert_int_equal(th_http(g_curl, "GET", url, NULL, 0, NULL, &r), 405);
     assert_contains(r.body.p, "/sql takes POST");
     /* malformed requests on the wire */
     static const char *const raws[] = {
@@ -1025,8 +836,8 @@ static void test_http_layer(void **state)
         if (strstr(line, " 200 ")) fail_msg("raw request %zu answered 200: %s", i, line);
         assert_intact(&v, NULL);
     }
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- /api/jsonsql/ ---------------------------------------------------------------------------- */
@@ -1144,7 +955,7 @@ static void test_jsonsql_hostile(void **state)
         {"!{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"tv_\xff\"}}",
          -32602, "unknown table"},                 /* invalid UTF-8 is accepted as bytes */
     };
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     struct buf b = {0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1191,15 +1002,15 @@ static void test_jsonsql_hostile(void **state)
     /* the id is echoed only when it is a number or a string */
     hostile_select_ok(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":1}", "[[1]]");
     g_tried++;
-    struct hresp r = {0};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"jsonrpc\":\"2.0\",\"id\":{\"$gt\":\"\"},\"method\":\"select\","
+    struct th_resp r = {0};
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"jsonrpc\":\"2.0\",\"id\":{\"$gt\":\"\"},\"method\":\"select\","
                                                    "\"params\":{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}}",
                               NULL, &r), 200);
     assert_contains(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":[[");
-    hresp_free(&r);
+    th_resp_free(&r);
     assert_intact(&v, NULL);
     buf_free(&b);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* insert/update/delete without a write hook: refused, nothing written. */
@@ -1219,11 +1030,11 @@ static void test_jsonsql_writes_refused(void **state)
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"delete\",\"params\":\"DELETE FROM subscriber\"}",
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"insert\"}",
     };
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
     for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
         hostile_rpc(&v, writes[i], -32603, "portal unreachable: writes are not queued (this server forwards no ");
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- token ------------------------------------------------------------------------------------ */
@@ -1262,7 +1073,7 @@ static const char sel_body[] = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"selec
 
 static void test_token_matrix(void **state)
 {
-    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_db, .token = TOKEN};
+    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_site.db, .token = TOKEN};
     char err[512];
     serve *s = serve_new(NULL, &o, NULL, err, sizeof err);
     if (!s) fail_msg("serve_new: %s", err);
@@ -1371,16 +1182,16 @@ static void test_token_matrix(void **state)
 static void test_token_never_echoed(void **state)
 {
     char logpath[600];
-    snprintf(logpath, sizeof logpath, "%s/serve-debug.log", g_dir);
+    snprintf(logpath, sizeof logpath, "%s/serve-debug.log", g_site.dir);
     fflush(stderr);
     int saved = dup(2), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(saved >= 0 && fd >= 0);
     dup2(fd, 2);
     close(fd);
     log_init(LOG_DEBUG, LOG_TEXT);
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, TOKEN);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     struct buf all = {0};
     const char *right[] = {"Authorization: Bearer " TOKEN, NULL};
     const char *wrong[] = {"Authorization: Bearer tok-Zq81-NEVER-ECHO-3f9b", NULL};
@@ -1409,16 +1220,16 @@ static void test_token_never_echoed(void **state)
                 snprintf(url, sizeof url, "%s%s", v.url, paths[p]);
                 g_tried++;
                 n++;
-                http(NULL, url, bodies[b], bodies[b] ? strlen(bodies[b]) : 0, hs[h], &r);
+                th_http(g_curl, NULL, url, bodies[b], bodies[b] ? strlen(bodies[b]) : 0, hs[h], &r);
                 assert_true(r.status > 0);
                 buf_append(&all, r.hdr.p, r.hdr.len);
                 buf_append(&all, r.body.p, r.body.len);
             }
     /* a request echoing text gives it back, which proves the search would see it */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 'visible-marker'", right, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 'visible-marker'", right, &r), 200);
     assert_contains(r.body.p, "visible-marker");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -1455,7 +1266,7 @@ static void test_non_loopback_needs_token(void **state)
         struct config c;
         /* the config refuses a non-loopback listen without token_env at all */
         buf_printf(&b, "[remote]\nurl = \"http://127.0.0.1:9\"\n[storage]\ndir = \"%s/nl\"\n[serve]\nlisten = \"%s\"\n",
-                   g_dir, l);
+                   g_site.dir, l);
         int rc = config_parse("nl.toml", b.p, b.len, &c, err, sizeof err);
         if (cases[i].loopback) {
             assert_int_equal(rc, 0);
@@ -1468,7 +1279,7 @@ static void test_non_loopback_needs_token(void **state)
         buf_reset(&b);
         config_text(l, &b);
         assert_int_equal(config_parse("nl.toml", b.p, b.len, &c, err, sizeof err), 0);
-        struct serve_opts o = {.cfg = &c, .db_path = g_db};
+        struct serve_opts o = {.cfg = &c, .db_path = g_site.db};
         err[0] = '\0';
         serve *s = serve_new(base, &o, NULL, err, sizeof err);
         if (cases[i].loopback) {
@@ -1491,17 +1302,17 @@ static void test_non_loopback_needs_token(void **state)
     struct config c;
     config_text("0.0.0.0:0", &b);
     assert_int_equal(config_parse("nl.toml", b.p, b.len, &c, err, sizeof err), 0);
-    struct serve_opts o = {.cfg = &c, .db_path = g_db, .token = TOKEN};
-    struct srv v;
-    if (srv_start(&v, &o, NULL, err, sizeof err) != 0) fail_msg("0.0.0.0 with a token: %s", err);
-    struct hresp r = {0};
+    struct serve_opts o = {.cfg = &c, .db_path = g_site.db, .token = TOKEN};
+    struct th_srv v;
+    if (th_srv_start(&v, &o, NULL, err, sizeof err) != 0) fail_msg("0.0.0.0 with a token: %s", err);
+    struct th_resp r = {0};
     g_tried++;
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 1", NULL, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 1", NULL, &r), 401);
     const char *right[] = {"Authorization: Bearer " TOKEN, NULL};
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 1", right, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 1", right, &r), 200);
     assert_intact(&v, right);
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
     config_free(&c);
     buf_free(&b);
     event_base_free(base);
@@ -1515,30 +1326,30 @@ static void test_non_loopback_needs_token(void **state)
  * limit, ~2.5 GB at the default 5000 ms), from /sql and /api/jsonsql/ alike. */
 static void test_reply_size_capped(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 5000, NULL);
     struct buf q = {0};
     buf_puts(&q, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000) SELECT x, ");
     grow(&q, 11, "'aaaa'");                   /* 16 MiB, the same on every row */
     buf_puts(&q, " FROM c");
-    struct hresp r = {0};
+    struct th_resp r = {0};
     g_tried++;
-    long st = srv_post(&v, "/sql", q.p, NULL, &r);
+    long st = th_srv_post(g_curl, &v, "/sql", q.p, NULL, &r);
     /* refused, or cut short and said so, with the reply kept small */
     if (st == 200) assert_contains(r.body.p, "\"truncated\":true");
     else assert_int_equal(st, 400);
     if (r.body.len > (size_t)128 << 20) fail_msg("a reply of %zu bytes", r.body.len);
-    hresp_free(&r);
+    th_resp_free(&r);
     buf_free(&q);
     assert_intact(&v, NULL);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* handle_jsonsql() checks the token before it parses the body: without a
  * token a malformed body is 401, not its parse error (no work is spent on it). */
 static void test_unauthenticated_body_not_parsed(void **state)
 {
-    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_db, .token = TOKEN};
+    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_site.db, .token = TOKEN};
     char err[512];
     serve *s = serve_new(NULL, &o, NULL, err, sizeof err);
     assert_non_null(s);
@@ -1556,18 +1367,12 @@ static void test_unauthenticated_body_not_parsed(void **state)
  * rewrites the metadata, so the fingerprint is taken again afterwards. */
 static void test_checks_during_snapshot_swap(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_with(&v, 0, 0, NULL);
-    struct hresp r = {0};
-    const char *argv[] = {IA_AGENT_BIN, "-c", g_cfg_path, "--log-level", "error", "sync", "--full", "tv_channel", NULL};
-    pid_t pid = fork();
+    struct th_resp r = {0};
+    const char *args[] = {"--log-level", "error", "sync", "--full", "tv_channel", NULL};
+    pid_t pid = th_agent_spawn(g_site.cfg_path, "IA_SEC_PW=secret", -1, args);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("IA_SEC_PW", "secret", 1);
-        if (!freopen("/dev/null", "w", stdout)) _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     int st = 0, done = 0, n = 0, during = 0;
     char q[200];
     while (!done || n < during + 5) {
@@ -1576,9 +1381,9 @@ static void test_checks_during_snapshot_swap(void **state)
             during = n;
         }
         snprintf(q, sizeof q, "SELECT a.id FROM tv_channel a JOIN tv_channel b USING (id) WHERE a.id = %d", n % 1000 + 1);
-        if (srv_post(&v, "/sql", q, NULL, &r) != 200) fail_msg("%s during the swap: HTTP %ld %s", q, r.status, r.body.p);
+        if (th_srv_post(g_curl, &v, "/sql", q, NULL, &r) != 200) fail_msg("%s during the swap: HTTP %ld %s", q, r.status, r.body.p);
         snprintf(q, sizeof q, "SELECT sql FROM (SELECT NULL AS sql WHERE %d) NATURAL FULL JOIN sqlite_master", n);
-        if (srv_post(&v, "/sql", q, NULL, &r) != 400) fail_msg("%s during the swap: HTTP %ld %s", q, r.status, r.body.p);
+        if (th_srv_post(g_curl, &v, "/sql", q, NULL, &r) != 400) fail_msg("%s during the swap: HTTP %ld %s", q, r.status, r.body.p);
         assert_contains(r.body.p, "table sqlite_master is not readable here");
         n++;
     }
@@ -1586,8 +1391,8 @@ static void test_checks_during_snapshot_swap(void **state)
     printf("swap: %d pairs of new statements checked while the snapshot ran\n", during);
     g_sum = cache_checksum();
     assert_intact(&v, NULL);
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 int main(void)

@@ -5,8 +5,8 @@
  * cache.db, and `iptv-agent get terminal subscriber_id=X` caches the terminals
  * of three subscribers (terminal and media are on_demand). Each test starts a
  * server on 127.0.0.1:0 whose event loop runs in a thread, and talks to it with
- * libcurl from the test thread (request/response is the only synchronisation).
- * Hooks run on the loop thread. */
+ * libcurl from the test thread (request/response is the only synchronisation):
+ * tests/harness/. Hooks run on the loop thread. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,12 +15,10 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,259 +29,68 @@
 #include <sys/stat.h>
 
 #include "agent/serve/serve.h"
+#include "tests/harness/asserts.h"
+#include "tests/harness/harness.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-static char g_cfg_path[512], g_db[512], g_portal_db[512];
-static struct tu_portal g_portal;
+static struct th_site g_site;           /* the portal, cache.db, agent.toml */
 static struct config g_cfg;
 static char g_sid[64];                  /* portal session */
 static long long g_sub[3];              /* subscribers whose terminals are cached */
 static long long g_media_id;            /* a media id near INT64_MAX, not cached */
 static CURL *g_curl;
-static const char *g_method;            /* http(): another method than GET/POST when set */
 
-/* ---- HTTP client -------------------------------------------------------------- */
+/* ---- HTTP ---------------------------------------------------------------------- */
 
-struct hresp {
-    long status;
-    struct buf body, hdr;
-};
-
-static size_t collect(char *p, size_t sz, size_t n, void *ud)
-{
-    buf_append(ud, p, sz * n);
-    return sz * n;
-}
-
-static void hresp_free(struct hresp *r)
-{
-    buf_free(&r->body);
-    buf_free(&r->hdr);
-}
-
-/* POST (body non-NULL) or GET; extra headers NULL-terminated. */
-static long http(const char *url, const char *body, size_t len, const char *const *headers, struct hresp *r)
-{
-    hresp_free(r);
-    memset(r, 0, sizeof *r);
-    buf_puts(&r->body, "");
-    buf_puts(&r->hdr, "");
-    curl_easy_reset(g_curl);
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    for (int i = 0; headers && headers[i]; i++) hl = curl_slist_append(hl, headers[i]);
-    curl_easy_setopt(g_curl, CURLOPT_URL, url);
-    curl_easy_setopt(g_curl, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(g_curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(g_curl, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(g_curl, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(g_curl, CURLOPT_HEADERDATA, &r->hdr);
-    curl_easy_setopt(g_curl, CURLOPT_TIMEOUT, 60L);
-    if (g_method) curl_easy_setopt(g_curl, CURLOPT_CUSTOMREQUEST, g_method);
-    if (body) {
-        curl_easy_setopt(g_curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(g_curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    r->status = -1;
-    if (curl_easy_perform(g_curl) == CURLE_OK) curl_easy_getinfo(g_curl, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hl);
-    return r->status;
-}
-
-static long post(const char *url, const char *body, const char *const *headers, struct hresp *r)
-{
-    return http(url, body, strlen(body), headers, r);
-}
-
-/* A response header's value (trimmed) or NULL. */
-static const char *header(const struct hresp *r, const char *name, char *out, size_t n)
-{
-    size_t nl = strlen(name);
-    for (const char *p = r->hdr.p; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
-        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ') v++;
-            size_t k = 0;
-            while (v[k] && v[k] != '\r' && v[k] != '\n' && k + 1 < n) { out[k] = v[k]; k++; }
-            out[k] = '\0';
-            return out;
-        }
-    }
-    return NULL;
-}
-
-static long portal_select(const char *params, struct hresp *r)
+static long portal_select(const char *params, struct th_resp *r)
 {
     char url[300], auth[128];
     struct buf b = {0};
-    snprintf(url, sizeof url, "%s/api/jsonsql/", g_portal.url);
+    snprintf(url, sizeof url, "%s/api/jsonsql/", g_site.portal.url);
     snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", g_sid);
     const char *h[] = {auth, NULL};
     buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"select\",\"params\":%s}", params);
-    long st = post(url, b.p, h, r);
+    long st = th_http(g_curl, NULL, url, b.p, b.len, h, r);
     buf_free(&b);
     return st;
 }
 
 /* ---- the server under test -------------------------------------------------------- */
 
-struct srv {
-    struct event_base *base;
-    serve *s;
-    pthread_t th;
-    int pipefd[2];
-    struct event *stop;
-    char url[64];
-};
-
-static void on_stop(evutil_socket_t fd, short what, void *arg) { event_base_loopbreak(arg); }
-
-static void *loop_main(void *arg)
-{
-    event_base_dispatch(((struct srv *)arg)->base);
-    return NULL;
-}
-
-static int srv_start(struct srv *v, const struct serve_opts *o, const struct serve_hooks *h, char *err, size_t n)
-{
-    memset(v, 0, sizeof *v);
-    v->base = event_base_new();
-    if (pipe(v->pipefd) != 0) return -1;
-    v->stop = event_new(v->base, v->pipefd[0], EV_READ, on_stop, v->base);
-    event_add(v->stop, NULL);
-    v->s = serve_new(v->base, o, h, err, n);
-    if (!v->s) {
-        event_free(v->stop);
-        event_base_free(v->base);
-        close(v->pipefd[0]);
-        close(v->pipefd[1]);
-        return -1;
-    }
-    snprintf(v->url, sizeof v->url, "http://127.0.0.1:%d", serve_port(v->s));
-    pthread_create(&v->th, NULL, loop_main, v);
-    return 0;
-}
-
-static void srv_stop(struct srv *v)
-{
-    assert_int_equal(write(v->pipefd[1], "x", 1), 1);
-    pthread_join(v->th, NULL);
-    serve_free(v->s);
-    event_free(v->stop);
-    event_base_free(v->base);
-    close(v->pipefd[0]);
-    close(v->pipefd[1]);
-}
-
 static struct serve_opts default_opts(void)
 {
-    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_db};
+    struct serve_opts o = {.cfg = &g_cfg, .db_path = g_site.db};
     return o;
 }
 
-static void start_default(struct srv *v, const struct serve_hooks *h)
+static void start_default(struct th_srv *v, const struct serve_hooks *h)
 {
     struct serve_opts o = default_opts();
     char err[512];
-    if (srv_start(v, &o, h, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    if (th_srv_start(v, &o, h, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
 }
 
-static long srv_post(struct srv *v, const char *path, const char *body, const char *const *h, struct hresp *r)
-{
-    char url[300];
-    snprintf(url, sizeof url, "%s%s", v->url, path);
-    return post(url, body, h, r);
-}
-
-static long srv_get(struct srv *v, const char *path, const char *const *h, struct hresp *r)
-{
-    char url[300];
-    snprintf(url, sizeof url, "%s%s", v->url, path);
-    return http(url, NULL, 0, h, r);
-}
-
-static long srv_select(struct srv *v, const char *params, struct hresp *r)
+static long srv_select(struct th_srv *v, const char *params, struct th_resp *r)
 {
     struct buf b = {0};
     buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"select\",\"params\":%s}", params);
-    long st = srv_post(v, "/api/jsonsql/", b.p, NULL, r);
+    long st = th_srv_post(g_curl, v, "/api/jsonsql/", b.p, NULL, r);
     buf_free(&b);
     return st;
 }
 
-#define assert_contains(hay, needle)                                                           \
-    do {                                                                                       \
-        const char *h_ = (hay), *n_ = (needle);                                                \
-        if (!h_ || !strstr(h_, n_)) fail_msg("expected \"%s\" in: %.600s", n_, h_ ? h_ : "(null)"); \
-    } while (0)
-
 /* ---- cache.db fingerprint: every row of every table and the schema --------------------- */
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
-    return h;
-}
 
 static uint64_t cache_checksum(void)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *t, *q;
-    uint64_t h = 1469598103934665603ULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT type, name, sql FROM sqlite_master ORDER BY name", -1, &t, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(t) == SQLITE_ROW) {
-        for (int i = 0; i < 3; i++) {
-            const unsigned char *s = sqlite3_column_text(t, i);
-            h = fnv(h, s ? s : (const unsigned char *)"", (size_t)sqlite3_column_bytes(t, i) + 1);
-        }
-        if (strcmp((const char *)sqlite3_column_text(t, 0), "table") != 0) continue;
-        struct buf sql = {0};
-        buf_printf(&sql, "SELECT * FROM \"%s\"", (const char *)sqlite3_column_text(t, 1));
-        assert_int_equal(sqlite3_prepare_v2(db, sql.p, -1, &q, NULL), SQLITE_OK);
-        while (sqlite3_step(q) == SQLITE_ROW)
-            for (int i = 0; i < sqlite3_column_count(q); i++) {
-                int ty = sqlite3_column_type(q, i);
-                const unsigned char *s = sqlite3_column_text(q, i);
-                h = fnv(h, &ty, sizeof ty);
-                h = fnv(h, s ? s : (const unsigned char *)"", (size_t)sqlite3_column_bytes(q, i));
-            }
-        sqlite3_finalize(q);
-        buf_free(&sql);
-    }
-    sqlite3_finalize(t);
-    sqlite3_close(db);
-    return h;
+    uint64_t sum;
+    int tables;
+    char err[512];
+    if (th_db_fingerprint(g_site.db, &sum, &tables, err, sizeof err) != 0) fail_msg("%s", err);
+    return sum;
 }
 
 /* ---- group fixture ---------------------------------------------------------------------- */
-
-static int run_agent(const char *a1, const char *a2, const char *a3)
-{
-    const char *argv[] = {IA_AGENT_BIN, "-c", g_cfg_path, a1, a2, a3, NULL};
-    const char *env[] = {"IA_TEST_PW=secret", NULL};
-    char *out = NULL, *err = NULL;
-    int rc = tu_run(argv, env, &out, &err);
-    if (rc != 0) fprintf(stderr, "iptv-agent %s %s %s: exit %d\n%s%s", a1, a2 ? a2 : "", a3 ? a3 : "", rc, out, err);
-    free(out);
-    free(err);
-    return rc;
-}
-
-static long long portal_int(const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    long long v = 0;
-    if (sqlite3_open_v2(g_portal_db, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    return v;
-}
 
 static const char config_fmt[] =
     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_TEST_PW\"\nretries = 0\n"
@@ -302,7 +109,7 @@ static const char config_fmt[] =
 
 static int config_text(const char *listen, struct buf *b)
 {
-    buf_printf(b, config_fmt, g_portal.url, g_dir, listen);
+    buf_printf(b, config_fmt, g_site.portal.url, g_site.dir, listen);
     return 0;
 }
 
@@ -310,25 +117,17 @@ static int group_setup(void **state)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_curl = curl_easy_init();
-    g_dir = tu_tmpdir("test_serve");
-    if (!g_dir) return -1;
-    snprintf(g_portal_db, sizeof g_portal_db, "%s/portal.db", g_dir);
-    snprintf(g_db, sizeof g_db, "%s/store/cache.db", g_dir);
-    snprintf(g_cfg_path, sizeof g_cfg_path, "%s/agent.toml", g_dir);
-    const char *args[] = {"--db", g_portal_db, "--rows", "1000", NULL};
-    if (tu_portal_start(&g_portal, args) != 0) return -1;
+    const char *args[] = {"--rows", "1000", NULL};
+    if (th_site_start(&g_site, "test_serve", "IA_TEST_PW=secret", args) != 0) return -1;
     struct buf b = {0};
     config_text("127.0.0.1:0", &b);
-    char err[1024];
-    if (tu_write_file(g_cfg_path, b.p, b.len) != 0 || config_load(g_cfg_path, &g_cfg, err, sizeof err) != 0) {
-        fprintf(stderr, "config: %s\n", err);
-        return -1;
-    }
+    int rc = th_site_config(&g_site, b.p, b.len, &g_cfg);
     buf_free(&b);
-    if (run_agent("--once", NULL, NULL) != 0) return -1;
+    if (rc != 0) return -1;
+    if (th_site_agent(&g_site, "--once", NULL, NULL) != 0) return -1;
     sqlite3 *db;
     sqlite3_stmt *st;
-    if (sqlite3_open_v2(g_portal_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+    if (sqlite3_open_v2(g_site.portal_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "SELECT subscriber_id FROM terminal WHERE subscriber_id IN (SELECT id FROM subscriber)"
                                " GROUP BY subscriber_id HAVING count(*) >= 1 ORDER BY subscriber_id LIMIT 3",
                            -1, &st, NULL) != SQLITE_OK)
@@ -339,28 +138,17 @@ static int group_setup(void **state)
     for (int i = 0; i < 3; i++) {
         char kv[64];
         snprintf(kv, sizeof kv, "subscriber_id=%lld", g_sub[i]);
-        if (run_agent("get", "terminal", kv) != 0) return -1;
+        if (th_site_agent(&g_site, "get", "terminal", kv) != 0) return -1;
     }
-    g_media_id = portal_int("SELECT max(id) FROM media");
+    g_media_id = th_db_int(g_site.portal_db, "SELECT max(id) FROM media");
     /* a portal session for the comparisons */
-    char url[300];
-    struct hresp r = {0};
-    snprintf(url, sizeof url, "%s/api/jsonrpc/", g_portal.url);
-    post(url, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
-              "\"params\":{\"username\":\"admin\",\"password\":\"secret\"}}", NULL, &r);
-    const char *sid = strstr(r.body.p, "\"session_id\":\"");
-    if (!sid) return -1;
-    snprintf(g_sid, sizeof g_sid, "%.32s", sid + 14);
-    hresp_free(&r);
-    return 0;
+    return th_portal_login(g_site.portal.url, g_sid, sizeof g_sid);
 }
 
 static int group_teardown(void **state)
 {
-    tu_portal_stop(&g_portal);
+    th_site_stop(&g_site);
     config_free(&g_cfg);
-    if (g_dir) tu_rmrf(g_dir);
-    free(g_dir);
     curl_easy_cleanup(g_curl);
     curl_global_cleanup();
     return 0;
@@ -415,9 +203,9 @@ static void test_compat_with_portal(void **state)
         "{\"data\":[\"id\",\"tags\",\"comment\",\"created_at\"],\"from\":\"subscriber\",\"where\":{\"lte\":[\"id\",%ID%]},"
         "\"order_by\":\"id\",\"limit\":3}",
     };
-    struct srv v;
+    struct th_srv v;
     start_default(&v, NULL);
-    struct hresp a = {0}, b = {0};
+    struct th_resp a = {0}, b = {0};
     int n = (int)(sizeof queries / sizeof queries[0]);
     for (int i = 0; i < n; i++) {
         struct buf q = {0};
@@ -439,53 +227,53 @@ static void test_compat_with_portal(void **state)
         assert_contains(b.body.p, idt);
     }
     /* id echoed exactly, beyond 2^53 */
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"select\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"method\":\"select\","
                                                   "\"params\":{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}}",
                               NULL, &b),
                      200);
     assert_contains(b.body.p, "{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"result\":[[");
-    assert_int_equal(srv_post(&v, "/api/jsonsql", "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"select\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql", "{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"select\","
                                                  "\"params\":{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}}",
                               NULL, &b),
                      200);
     assert_contains(b.body.p, "\"id\":\"abc\",\"result\":[[");
     printf("compat: %d selects byte-identical with the portal\n", n);
-    hresp_free(&a);
-    hresp_free(&b);
+    th_resp_free(&a);
+    th_resp_free(&b);
     buf_free(&join);
     buf_free(&in);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- bad input ------------------------------------------------------------------------------ */
 
-static void expect_rpc_error(struct srv *v, const char *body, int code, const char *msg)
+static void expect_rpc_error(struct th_srv *v, const char *body, int code, const char *msg)
 {
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char want[32];
-    assert_int_equal(srv_post(v, "/api/jsonsql/", body, NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, v, "/api/jsonsql/", body, NULL, &r), 200);
     snprintf(want, sizeof want, "\"code\":%d", code);
     assert_contains(r.body.p, want);
     assert_contains(r.body.p, msg);
     assert_null(strstr(r.body.p, "\"result\""));
-    hresp_free(&r);
+    th_resp_free(&r);
 }
 
-static void expect_sql_error(struct srv *v, const char *body, const char *msg)
+static void expect_sql_error(struct th_srv *v, const char *body, const char *msg)
 {
-    struct hresp r = {0};
-    if (srv_post(v, "/sql", body, NULL, &r) != 400) fail_msg("%s: HTTP %ld %s", body, r.status, r.body.p);
+    struct th_resp r = {0};
+    if (th_srv_post(g_curl, v, "/sql", body, NULL, &r) != 400) fail_msg("%s: HTTP %ld %s", body, r.status, r.body.p);
     assert_contains(r.body.p, "{\"error\":");
     assert_contains(r.body.p, msg);
-    hresp_free(&r);
+    th_resp_free(&r);
 }
 
 static void test_bad_input_refused(void **state)
 {
     uint64_t before = cache_checksum();
-    struct srv v;
+    struct th_srv v;
     start_default(&v, NULL);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     /* JSON-RPC */
     expect_rpc_error(&v, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",", -32700, "Parse error: line 1");
     expect_rpc_error(&v, "[1,2]", -32600, "expected a JSON-RPC object");
@@ -525,10 +313,10 @@ static void test_bad_input_refused(void **state)
     huge[big] = '\0';
     char url[200];
     snprintf(url, sizeof url, "%s/api/jsonsql/", v.url);
-    assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_int_equal(th_http(g_curl, NULL, url, huge, big, NULL, &r), 413);
     assert_contains(r.body.p, "\"error\":{\"code\":-32600,\"message\":\"Invalid Request: body of");
     snprintf(url, sizeof url, "%s/sql", v.url);
-    assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_int_equal(th_http(g_curl, NULL, url, huge, big, NULL, &r), 413);
     assert_contains(r.body.p, "{\"error\":\"body of 1048676 bytes exceeds the limit of 1048576\"}");
     /* every error is JSON, never libevent's HTML: past the 4 MiB hard cap, other
      * routes, methods no route takes (libevent said 501), methods it does not know */
@@ -536,18 +324,16 @@ static void test_bad_input_refused(void **state)
     char *huger = malloc(bigger);
     memset(huger, ' ', bigger);
     snprintf(url, sizeof url, "%s/status", v.url);
-    assert_int_equal(http(url, huger, bigger, NULL, &r), 413);
+    assert_int_equal(th_http(g_curl, NULL, url, huger, bigger, NULL, &r), 413);
     assert_contains(r.body.p, "{\"error\":\"body of");
     free(huger);
-    assert_int_equal(http(url, huge, big, NULL, &r), 413);
+    assert_int_equal(th_http(g_curl, NULL, url, huge, big, NULL, &r), 413);
     assert_contains(r.body.p, "{\"error\":\"body of 1048676 bytes exceeds the limit of 1048576\"}");
     free(huge);
     static const char *const methods[] = {"PUT", "DELETE", "PATCH", "OPTIONS", "BREW"};
     for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
-        g_method = methods[i];
         snprintf(url, sizeof url, "%s/sql", v.url);
-        long st = http(url, "SELECT 1", 8, NULL, &r);
-        g_method = NULL;
+        long st = th_http(g_curl, methods[i], url, "SELECT 1", 8, NULL, &r);
         if (st != 405 || strncmp(r.body.p, "{\"error\":\"/sql takes POST\"}", 30) != 0)
             fail_msg("%s /sql: HTTP %ld %s", methods[i], st, r.body.p);
     }
@@ -587,18 +373,18 @@ static void test_bad_input_refused(void **state)
     expect_sql_error(&v, "{\"sql\":\"SELECT ?1\",\"params\":[]}", "the statement has 1 parameter, params has 0");
     expect_sql_error(&v, "{\"sql\":\"SELECT ?1\",\"params\":[[1]]}", "params[0]: expected a number");
     static const char nulsql[] = "SELECT 1\0; DROP TABLE x";
-    assert_int_equal(http(url, nulsql, sizeof nulsql - 1, NULL, &r), 400);
+    assert_int_equal(th_http(g_curl, NULL, url, nulsql, sizeof nulsql - 1, NULL, &r), 400);
     assert_contains(r.body.p, "NUL byte");
     /* wrong method, unknown route */
-    assert_int_equal(srv_get(&v, "/api/jsonsql/", NULL, &r), 405);
-    assert_int_equal(srv_get(&v, "/nope", NULL, &r), 404);
+    assert_int_equal(th_srv_get(g_curl, &v, "/api/jsonsql/", NULL, &r), 405);
+    assert_int_equal(th_srv_get(g_curl, &v, "/nope", NULL, &r), 404);
     assert_contains(r.body.p, "no such route: /nope");
     /* still serving, and nothing changed */
     assert_int_equal(srv_select(&v, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"subscriber\"}", &r),
                      200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[[5000]]}");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
     assert_true(cache_checksum() == before);
     assert_int_equal(access("/tmp/ia_serve_vacuum.db", F_OK), -1);
 }
@@ -607,44 +393,44 @@ static void test_bad_input_refused(void **state)
 
 static void test_sql_endpoint(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_default(&v, NULL);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char want[256], h[64];
     snprintf(want, sizeof want, "SELECT id, disabled, tags, balance FROM subscriber WHERE id = %lld", g_sub[0]);
-    assert_int_equal(srv_post(&v, "/sql", want, NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", want, NULL, &r), 200);
     assert_contains(r.body.p, "{\"columns\":[\"id\",\"disabled\",\"tags\",\"balance\"],\"rows\":[[");
     snprintf(want, sizeof want, "[[%lld,", g_sub[0]);
     assert_contains(r.body.p, want);                              /* exact int64 */
     assert_true(strstr(r.body.p, ",false,[") || strstr(r.body.p, ",true,[") || strstr(r.body.p, ",null"));
     assert_contains(r.body.p, "\"truncated\":false}");
-    assert_non_null(header(&r, "X-Cache-Age", h, sizeof h));
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_non_null(th_header(&r, "X-Cache-Age", h, sizeof h));
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
     /* JSON form with bound params; same statement text reuses the cached statement */
     for (int i = 0; i < 3; i++) {
         snprintf(want, sizeof want, "{\"sql\":\"SELECT count(*) AS n FROM terminal WHERE subscriber_id = ?\","
                                     "\"params\":[%lld]}", g_sub[i]);
-        assert_int_equal(srv_post(&v, "/sql", want, NULL, &r), 200);
+        assert_int_equal(th_srv_post(g_curl, &v, "/sql", want, NULL, &r), 200);
         assert_contains(r.body.p, "{\"columns\":[\"n\"],\"rows\":[[");
         assert_null(strstr(r.body.p, "[[0]]"));
     }
     /* a statement reading no table has no cache headers */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 1 AS one, 'x' AS s, NULL AS z, 2.5 AS f;  ", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 1 AS one, 'x' AS s, NULL AS z, 2.5 AS f;  ", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"columns\":[\"one\",\"s\",\"z\",\"f\"],\"rows\":[[1,\"x\",null,2.5]],\"truncated\":false}");
-    assert_null(header(&r, "X-Cache-Age", h, sizeof h));
-    assert_null(header(&r, "X-Cache-Stale", h, sizeof h));
+    assert_null(th_header(&r, "X-Cache-Age", h, sizeof h));
+    assert_null(th_header(&r, "X-Cache-Stale", h, sizeof h));
     /* a BLOB is never raw bytes in JSON: "\\x" + hex (json_write_blob) */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT x'00ff41' AS b, x'' AS e", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT x'00ff41' AS b, x'' AS e", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"columns\":[\"b\",\"e\"],\"rows\":[[\"\\\\x00ff41\",\"\\\\x\"]],\"truncated\":false}");
     /* a recursive CTE that ends is fine; comments after the statement too */
-    assert_int_equal(srv_post(&v, "/sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10)"
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10)"
                                           " SELECT sum(x) FROM c -- the end", NULL, &r), 200);
     assert_contains(r.body.p, "\"rows\":[[55]]");
-    assert_int_equal(srv_post(&v, "/sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5)"
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5)"
                                           " SELECT count(*) FROM c", NULL, &r), 200);
     assert_contains(r.body.p, "\"rows\":[[5]]");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- token -------------------------------------------------------------------------------------- */
@@ -653,28 +439,28 @@ static void test_token(void **state)
 {
     struct serve_opts o = default_opts();
     o.token = "s3cret-t0ken";
-    struct srv v;
+    struct th_srv v;
     char err[512];
-    assert_int_equal(srv_start(&v, &o, NULL, err, sizeof err), 0);
-    struct hresp r = {0};
+    assert_int_equal(th_srv_start(&v, &o, NULL, err, sizeof err), 0);
+    struct th_resp r = {0};
     const char *sel = "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"select\",\"params\":{\"data\":[\"id\"],"
                       "\"from\":\"tv_channel\",\"limit\":1}}";
     /* Refused before the body is read: the id is unknown (null). */
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, NULL, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, NULL, &r), 401);
     assert_contains(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"unauthorized");
     const char *wrong[] = {"Authorization: Bearer s3cret-t0kem", NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, wrong, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, wrong, &r), 401);
     const char *prefix[] = {"Authorization: Bearer s3cret-t0ke", NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, prefix, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, prefix, &r), 401);
     const char *right[] = {"Authorization: Bearer s3cret-t0ken", NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, right, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, right, &r), 200);
     assert_contains(r.body.p, "\"result\":[[");
     /* authorize_user with the token as password gives a session */
-    assert_int_equal(srv_post(&v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
                                                    "\"params\":{\"username\":\"admin\",\"password\":\"nope\"}}",
                               NULL, &r), 200);
     assert_contains(r.body.p, "\"code\":-32001,\"message\":\"Invalid username or password\"");
-    assert_int_equal(srv_post(&v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
                                                    "\"params\":{\"username\":\"admin\",\"password\":\"s3cret-t0ken\"}}",
                               NULL, &r), 200);
     const char *sid = strstr(r.body.p, "\"session_id\":\"");
@@ -682,35 +468,35 @@ static void test_token(void **state)
     char hdr[128];
     snprintf(hdr, sizeof hdr, "Iptvportal-Authorization: sessionid=%.32s", sid + 14);
     const char *sess[] = {hdr, NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, sess, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, sess, &r), 200);
     assert_contains(r.body.p, "\"result\":[[");
     const char *badsess[] = {"Iptvportal-Authorization: sessionid=00000000000000000000000000000000", NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, badsess, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, badsess, &r), 401);
     /* other routes */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 1", NULL, &r), 401);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 1", NULL, &r), 401);
     assert_contains(r.body.p, "{\"error\":\"unauthorized");
-    assert_int_equal(srv_post(&v, "/sql", "SELECT 1", right, &r), 200);
-    assert_int_equal(srv_get(&v, "/status", NULL, &r), 401);
-    assert_int_equal(srv_get(&v, "/metrics", NULL, &r), 401);
-    assert_int_equal(srv_get(&v, "/status", right, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT 1", right, &r), 200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/status", NULL, &r), 401);
+    assert_int_equal(th_srv_get(g_curl, &v, "/metrics", NULL, &r), 401);
+    assert_int_equal(th_srv_get(g_curl, &v, "/status", right, &r), 200);
     assert_null(strstr(r.body.p, "s3cret"));
-    assert_int_equal(srv_get(&v, "/metrics", sess, &r), 200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/metrics", sess, &r), 200);
     assert_null(strstr(r.body.p, "s3cret"));
-    assert_int_equal(srv_post(&v, "/sync/tv_channel", "", NULL, &r), 401);
-    assert_int_equal(srv_get(&v, "/health", NULL, &r), 200);
-    hresp_free(&r);
-    srv_stop(&v);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sync/tv_channel", "", NULL, &r), 401);
+    assert_int_equal(th_srv_get(g_curl, &v, "/health", NULL, &r), 200);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* without a token, no header is needed and any password logs in */
     start_default(&v, NULL);
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, NULL, &r), 200);
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", sel, wrong, &r), 200);
-    assert_int_equal(srv_post(&v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, wrong, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\","
                                                    "\"params\":{\"username\":\"a\",\"password\":\"b\"}}", NULL, &r), 200);
     assert_contains(r.body.p, "\"result\":{\"session_id\":\"");
-    assert_int_equal(srv_post(&v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"logout\"}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonrpc/", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"logout\"}", NULL, &r), 200);
     assert_contains(r.body.p, "\"code\":-32601");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 static void test_non_loopback_needs_token(void **state)
@@ -720,7 +506,7 @@ static void test_non_loopback_needs_token(void **state)
     char err[1024];
     config_text("0.0.0.0:0", &b);
     assert_int_equal(config_parse("nl.toml", b.p, b.len, &c, err, sizeof err), 0);
-    struct serve_opts o = {.cfg = &c, .db_path = g_db};
+    struct serve_opts o = {.cfg = &c, .db_path = g_site.db};
     struct event_base *base = event_base_new();
     err[0] = '\0';
     assert_null(serve_new(base, &o, NULL, err, sizeof err));
@@ -736,7 +522,7 @@ static void test_non_loopback_needs_token(void **state)
     /* a missing cache.db is named */
     struct serve_opts m = default_opts();
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/none.db", g_dir);
+    snprintf(missing, sizeof missing, "%s/none.db", g_site.dir);
     m.db_path = missing;
     assert_null(serve_new(base, &m, NULL, err, sizeof err));
     assert_contains(err, "none.db: no such file");
@@ -751,10 +537,10 @@ static void test_time_limit(void **state)
 {
     struct serve_opts o = default_opts();
     o.time_limit_ms = 200;
-    struct srv v;
+    struct th_srv v;
     char err[512];
-    assert_int_equal(srv_start(&v, &o, NULL, err, sizeof err), 0);
-    struct hresp r = {0};
+    assert_int_equal(th_srv_start(&v, &o, NULL, err, sizeof err), 0);
+    struct th_resp r = {0};
     expect_sql_error(&v, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
                      "query stopped: it ran longer than the time limit of 200 ms");
     expect_rpc_error(&v, "{\"id\":1,\"method\":\"select\",\"params\":{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],"
@@ -763,33 +549,33 @@ static void test_time_limit(void **state)
                          "\"on\":{\"gte\":[{\"a\":\"id\"},{\"c\":\"id\"}]}}]}}",
                      -32603, "query stopped: it ran longer than the time limit of 200 ms");
     /* the next request runs normally */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT count(*) FROM tv_channel", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT count(*) FROM tv_channel", NULL, &r), 200);
     assert_contains(r.body.p, "[[2000]]");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 static void test_row_cap(void **state)
 {
     struct serve_opts o = default_opts();
     o.max_rows = 100;
-    struct srv v;
+    struct th_srv v;
     char err[512];
-    assert_int_equal(srv_start(&v, &o, NULL, err, sizeof err), 0);
-    struct hresp r = {0};
+    assert_int_equal(th_srv_start(&v, &o, NULL, err, sizeof err), 0);
+    struct th_resp r = {0};
     expect_rpc_error(&v, "{\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"tv_channel\"}}", -32603,
                      "result exceeds max_rows (100 rows)");
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":100}", &r), 200);
     int rows = 0;
     for (const char *p = r.body.p; (p = strstr(p, "[")); p++) rows++;
     assert_int_equal(rows, 101);                   /* the result array and 100 rows */
-    assert_int_equal(srv_post(&v, "/sql", "SELECT id FROM tv_channel ORDER BY id", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT id FROM tv_channel ORDER BY id", NULL, &r), 200);
     assert_contains(r.body.p, "\"truncated\":true}");
     rows = 0;
     for (const char *p = strstr(r.body.p, "\"rows\""); (p = strstr(p, "[")); p++) rows++;
     assert_int_equal(rows, 101);
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- freshness headers -------------------------------------------------------------------------- */
@@ -826,7 +612,7 @@ static int h_portal_state(void *ctx, int64_t *since)
 static void exec_writer(const char *sql)
 {
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(g_db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(g_site.db, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
@@ -837,44 +623,44 @@ static void test_cache_headers(void **state)
 {
     struct hook_state hs = {.portal = 1};
     struct serve_hooks hooks = {.ctx = &hs, .portal_state = h_portal_state};
-    struct srv v;
+    struct th_srv v;
     start_default(&v, &hooks);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char h[64];
     const char *q = "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"where\":{\"eq\":[\"id\",3]}}";
     assert_int_equal(srv_select(&v, q, &r), 200);
-    assert_non_null(header(&r, "X-Cache-Age", h, sizeof h));
+    assert_non_null(th_header(&r, "X-Cache-Age", h, sizeof h));
     assert_true(atoll(h) >= 0 && atoll(h) < 600);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
-    assert_null(header(&r, "X-Cache-Error", h, sizeof h));
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_null(th_header(&r, "X-Cache-Error", h, sizeof h));
     /* portal unreachable: the answer is the same, marked stale */
     hs.portal = 0;
     hs.since = 1700000000000;
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_contains(r.body.p, "\"result\":[[3]]");
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
-    assert_int_equal(srv_get(&v, "/health", NULL, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_int_equal(th_srv_get(g_curl, &v, "/health", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"status\":\"ok\",\"portal\":\"unreachable\",\"since\":\"2023-11-14T22:13:20Z\"}");
     hs.portal = 1;
     /* older than its ttl (1h): stale, and the age is the oldest table's */
     exec_writer("UPDATE _agent_tables SET last_success_ms = last_success_ms - 7200000 WHERE name = 'subscriber'");
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":1}", &r), 200);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
-    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
-    assert_int_equal(srv_post(&v, "/sql", "SELECT count(*) FROM tv_channel", NULL, &r), 200);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
-    assert_int_equal(srv_post(&v, "/sql", "SELECT (SELECT count(*) FROM tv_channel), (SELECT count(*) FROM subscriber)",
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_true(atoll(th_header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT count(*) FROM tv_channel", NULL, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT (SELECT count(*) FROM tv_channel), (SELECT count(*) FROM subscriber)",
                               NULL, &r), 200);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
-    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
-    assert_int_equal(srv_get(&v, "/status", NULL, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_true(atoll(th_header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/status", NULL, &r), 200);
     assert_contains(r.body.p, "\"name\":\"subscriber\",\"strategy\":\"incremental\",\"cached\":true,\"rows\":5000,");
     assert_contains(r.body.p, "\"ttl_seconds\":3600,\"stale\":true,\"forbidden\":false,\"last_error\":null}");
     exec_writer("UPDATE _agent_tables SET last_success_ms = last_success_ms + 7200000 WHERE name = 'subscriber'");
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"limit\":1}", &r), 200);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
-    hresp_free(&r);
-    srv_stop(&v);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- on_demand --------------------------------------------------------------------------------- */
@@ -905,7 +691,7 @@ static int h_fetch(void *ctx, const char *table, const char *column, const char 
     }
     char kv[128];
     snprintf(kv, sizeof kv, "%s=%s", column, value_json);
-    if (run_agent("get", table, kv) != 0) return -1;   /* journal + apply, as the daemon's hook does */
+    if (th_site_agent(&g_site, "get", table, kv) != 0) return -1;   /* journal + apply, as the daemon's hook does */
     if (h->fetch_mode == 1) {
         h->saved_done = done;
         h->saved_arg = arg;
@@ -930,7 +716,7 @@ static int h_refresh(void *ctx, const char *table, const char *keys_json, serve_
     /* The CLI reads a stale row again itself (pull_keys), as the daemon's hook does. */
     char kv[128];
     snprintf(kv, sizeof kv, "id=%.*s", (int)strlen(keys_json) - 2, keys_json + 1);
-    if (run_agent("get", table, kv) != 0) return -1;
+    if (th_site_agent(&g_site, "get", table, kv) != 0) return -1;
     done(arg, 0, NULL);
     return 0;
 }
@@ -942,13 +728,13 @@ static void test_on_demand_ttl(void **state)
 {
     struct hook_state hs = {.portal = 1};
     struct serve_hooks hooks = {.ctx = &hs, .fetch = h_fetch, .portal_state = h_portal_state, .refresh = h_refresh};
-    struct srv v;
+    struct th_srv v;
     start_default(&v, &hooks);
     hs.base = v.base;
-    struct hresp r = {0}, p = {0};
+    struct th_resp r = {0}, p = {0};
     char q[256], h[128], sql[256];
     snprintf(sql, sizeof sql, "SELECT min(id) FROM terminal WHERE subscriber_id = %lld", g_sub[1]);
-    long long tid = portal_int(sql);
+    long long tid = th_db_int(g_site.portal_db, sql);
     snprintf(q, sizeof q, "{\"data\":[\"id\",\"mac_addr\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",%lld]}}", tid);
     assert_int_equal(portal_select(q, &p), 200);
     /* cached by the group setup's get moments ago: fresh, its own age */
@@ -956,8 +742,8 @@ static void test_on_demand_ttl(void **state)
     assert_string_equal(r.body.p, p.body.p);
     assert_int_equal(hs.refreshes, 0);
     assert_int_equal(hs.fetches, 0);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
-    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) < 600);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_true(atoll(th_header(&r, "X-Cache-Age", h, sizeof h)) < 600);
     /* two hours old: read again (by key), then served fresh */
     char age[200];
     snprintf(age, sizeof age, "UPDATE _agent_fetched SET at_ms = at_ms - 7200000 WHERE tbl = 'terminal' AND key = %lld",
@@ -968,8 +754,8 @@ static void test_on_demand_ttl(void **state)
     snprintf(h, sizeof h, "[%lld]", tid);
     assert_string_equal(hs.keys, h);
     assert_string_equal(r.body.p, p.body.p);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
-    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) < 600);
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_true(atoll(th_header(&r, "X-Cache-Age", h, sizeof h)) < 600);
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_int_equal(hs.refreshes, 1);                       /* fresh again: no second refresh */
     /* stale and the refresh fails, or is refused: the cached row, marked stale */
@@ -978,14 +764,14 @@ static void test_on_demand_ttl(void **state)
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_int_equal(hs.refreshes, 2);
     assert_string_equal(r.body.p, p.body.p);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
-    assert_true(atoll(header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
-    assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: timed out");
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_true(atoll(th_header(&r, "X-Cache-Age", h, sizeof h)) >= 7200);
+    assert_string_equal(th_header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: timed out");
     hs.refresh_mode = 4;
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_int_equal(hs.refreshes, 3);
     assert_string_equal(r.body.p, p.body.p);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
     /* a fetch time cache.db does not know (e.g. after a rebuild) counts as stale */
     snprintf(age, sizeof age, "DELETE FROM _agent_fetched WHERE tbl = 'terminal' AND key = %lld", tid);
     exec_writer(age);
@@ -993,31 +779,31 @@ static void test_on_demand_ttl(void **state)
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_int_equal(hs.refreshes, 4);
     assert_string_equal(r.body.p, p.body.p);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
     /* without a refresh hook (an edge) a stale row is served stale */
     exec_writer(age);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     hooks.refresh = NULL;
     start_default(&v, &hooks);
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_string_equal(r.body.p, p.body.p);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "true");
-    assert_null(header(&r, "X-Cache-Age", h, sizeof h));
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "true");
+    assert_null(th_header(&r, "X-Cache-Age", h, sizeof h));
     assert_int_equal(hs.refreshes, 4);
     assert_int_equal(hs.fetches, 0);
-    hresp_free(&r);
-    hresp_free(&p);
-    srv_stop(&v);
+    th_resp_free(&r);
+    th_resp_free(&p);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 static void test_on_demand(void **state)
 {
     struct hook_state hs = {.portal = 1};
     struct serve_hooks hooks = {.ctx = &hs, .fetch = h_fetch, .portal_state = h_portal_state};
-    struct srv v;
+    struct th_srv v;
     start_default(&v, &hooks);
     hs.base = v.base;
-    struct hresp r = {0}, p = {0};
+    struct th_resp r = {0}, p = {0};
     char q[256], h[128];
     /* media was never fetched: no table in cache.db yet. The hook creates it. */
     snprintf(q, sizeof q, "{\"data\":[\"*\"],\"from\":\"media\",\"where\":{\"eq\":[\"id\",%lld]}}", g_media_id);
@@ -1031,7 +817,7 @@ static void test_on_demand(void **state)
     assert_string_equal(r.body.p, p.body.p);
     snprintf(h, sizeof h, "\"result\":[[%lld,", g_media_id);    /* exact beyond 2^53 */
     assert_contains(r.body.p, h);
-    assert_string_equal(header(&r, "X-Cache-Stale", h, sizeof h), "false");
+    assert_string_equal(th_header(&r, "X-Cache-Stale", h, sizeof h), "false");
     /* a hit does not fetch */
     assert_int_equal(srv_select(&v, q, &r), 200);
     assert_int_equal(hs.fetches, 1);
@@ -1040,7 +826,7 @@ static void test_on_demand(void **state)
     char tq[200];
     snprintf(tq, sizeof tq, "SELECT max(id) FROM terminal WHERE subscriber_id NOT IN (%lld, %lld, %lld)", g_sub[0],
              g_sub[1], g_sub[2]);
-    long long tid = portal_int(tq);
+    long long tid = th_db_int(g_site.portal_db, tq);
     hs.fetch_mode = 1;
     snprintf(q, sizeof q, "{\"data\":[\"id\",\"mac_addr\",\"active\",\"settings\"],\"from\":[{\"table\":\"terminal\","
                           "\"as\":\"t\"}],\"where\":{\"eq\":[%lld,{\"t\":\"id\"}]}}", tid);
@@ -1056,15 +842,15 @@ static void test_on_demand(void **state)
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32004,\"message\":\"terminal id=-5 "
                                   "is not cached and the portal could not be asked: portal unreachable: connection "
                                   "refused\\r\\nX-Evil: 1\"}}");
-    assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: connection refused  X-Evil: 1");
-    assert_null(header(&r, "X-Evil", h, sizeof h));
+    assert_string_equal(th_header(&r, "X-Cache-Error", h, sizeof h), "portal unreachable: connection refused  X-Evil: 1");
+    assert_null(th_header(&r, "X-Evil", h, sizeof h));
     assert_int_equal(hs.fetches, 3);
     hs.fetch_mode = 4;
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",-6]}}", &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32004,\"message\":\"terminal id=-6 "
                                   "is not cached and the portal could not be asked: on_demand fetch not started "
                                   "(portal unreachable or agent stopping)\"}}");
-    assert_string_equal(header(&r, "X-Cache-Error", h, sizeof h),
+    assert_string_equal(th_header(&r, "X-Cache-Error", h, sizeof h),
                         "on_demand fetch not started (portal unreachable or agent stopping)");
     assert_int_equal(hs.fetches, 4);
     /* not a key lookup: no fetch */
@@ -1086,9 +872,9 @@ static void test_on_demand(void **state)
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"terminal\",\"where\":{\"in\":[\"id\",[-7,-8]]}}",
                                 &r), 200);
     assert_int_equal(hs.fetches, 5);
-    hresp_free(&r);
-    hresp_free(&p);
-    srv_stop(&v);
+    th_resp_free(&r);
+    th_resp_free(&p);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* A fetch hook that never answers before serve_free: the late done only frees. */
@@ -1239,7 +1025,7 @@ static void on_direct_file(void *arg, const struct serve_reply *rep)
 static void test_export_routes(void **state)
 {
     struct export_hook eh = {0};
-    snprintf(eh.path, sizeof eh.path, "%s/export.bin", g_dir);
+    snprintf(eh.path, sizeof eh.path, "%s/export.bin", g_site.dir);
     /* 3 MB of a pattern: more than one socket buffer. */
     struct buf content = {0};
     for (int i = 0; content.len < 3u << 20; i++) buf_printf(&content, "line %d of the export file\n", i);
@@ -1248,44 +1034,44 @@ static void test_export_routes(void **state)
     struct serve_opts o = default_opts();
     o.token = "exp-token";
     char err[512];
-    struct srv v;
-    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    struct th_srv v;
+    if (th_srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
     eh.base_ev = v.base;
     const char *auth[] = {"Authorization: Bearer exp-token", NULL};
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char hv[128];
-    assert_int_equal(srv_get(&v, "/export/snapshot", NULL, &r), 401);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/snapshot", NULL, &r), 401);
     assert_int_equal(eh.calls, 0);
     for (int mode = 0; mode < 2; mode++) {
         eh.mode = mode;
-        assert_int_equal(srv_get(&v, "/export/snapshot", auth, &r), 200);
+        assert_int_equal(th_srv_get(g_curl, &v, "/export/snapshot", auth, &r), 200);
         assert_int_equal(r.body.len, content.len);
         assert_memory_equal(r.body.p, content.p, content.len);
-        assert_string_equal(header(&r, "X-Export-Id", hv, sizeof hv), "0123456789abcdef0123456789abcdef");
-        assert_null(header(&r, "X-Export-Base", hv, sizeof hv));
-        assert_string_equal(header(&r, "Content-Type", hv, sizeof hv), "application/octet-stream");
+        assert_string_equal(th_header(&r, "X-Export-Id", hv, sizeof hv), "0123456789abcdef0123456789abcdef");
+        assert_null(th_header(&r, "X-Export-Base", hv, sizeof hv));
+        assert_string_equal(th_header(&r, "Content-Type", hv, sizeof hv), "application/octet-stream");
         assert_string_equal(eh.base, "");
     }
-    assert_int_equal(srv_get(&v, "/export/delta?x=1&base=abc%2Fdef", auth, &r), 200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/delta?x=1&base=abc%2Fdef", auth, &r), 200);
     assert_string_equal(eh.base, "abc/def");     /* decoded; the hook validates ids */
-    assert_string_equal(header(&r, "X-Export-Base", hv, sizeof hv), "abc/def");
+    assert_string_equal(th_header(&r, "X-Export-Base", hv, sizeof hv), "abc/def");
     int before = eh.calls;
-    assert_int_equal(srv_get(&v, "/export/delta", auth, &r), 400);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/delta", auth, &r), 400);
     assert_contains(r.body.p, "expected GET /export/delta?base=ID");
-    assert_int_equal(srv_get(&v, "/export/delta?base=", auth, &r), 400);
-    assert_int_equal(srv_get(&v, "/export/other", auth, &r), 404);
-    assert_int_equal(srv_post(&v, "/export/snapshot", "{}", auth, &r), 405);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/delta?base=", auth, &r), 400);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/other", auth, &r), 404);
+    assert_int_equal(th_srv_post(g_curl, &v, "/export/snapshot", "{}", auth, &r), 405);
     assert_int_equal(eh.calls, before);
     eh.mode = 304;
-    assert_int_equal(srv_get(&v, "/export/delta?base=b1", auth, &r), 304);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/delta?base=b1", auth, &r), 304);
     assert_int_equal(r.body.len, 0);
     eh.mode = 410;
-    assert_int_equal(srv_get(&v, "/export/delta?base=b1", auth, &r), 410);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/delta?base=b1", auth, &r), 410);
     assert_contains(r.body.p, "{\"error\":\"base is not kept here\"}");
     eh.mode = 9;
-    assert_int_equal(srv_get(&v, "/export/snapshot", auth, &r), 503);
+    assert_int_equal(th_srv_get(g_curl, &v, "/export/snapshot", auth, &r), 503);
     assert_contains(r.body.p, "export not started");
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* Without a listener: the reply callback gets the descriptor. */
     serve *s = serve_new(NULL, &o, &hooks, err, sizeof err);
     assert_non_null(s);
@@ -1304,7 +1090,7 @@ static void test_export_routes(void **state)
     serve_free(s);
     buf_free(&d.body);
     buf_free(&content);
-    hresp_free(&r);
+    th_resp_free(&r);
 }
 
 /* ---- writes ---------------------------------------------------------------------------------- */
@@ -1343,45 +1129,45 @@ static void test_writes(void **state)
 {
     struct hook_state hs = {.portal = 1};
     struct serve_hooks hooks = {.ctx = &hs, .write = h_write};
-    struct srv v;
+    struct th_srv v;
     start_default(&v, &hooks);
     hs.base = v.base;
-    struct hresp r = {0};
+    struct th_resp r = {0};
     const char *ins = "{\"jsonrpc\":\"2.0\",\"id\":12345678901234567,\"method\":\"insert\",\"params\":{\"into\":\"package\","
                       "\"columns\":[\"name\",\"paid\"],\"values\":[[\"movie\",true]],\"returning\":\"id\"}}";
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", ins, NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", ins, NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":12345678901234567,\"result\":[[42,\"x\"]]}");
     assert_string_equal(hs.wmethod, "insert");
     assert_string_equal(hs.wparams.p, "{\"into\":\"package\",\"columns\":[\"name\",\"paid\"],\"values\":[[\"movie\",true]],"
                                       "\"returning\":\"id\"}");
     hs.write_mode = 1;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":2,\"method\":\"update\",\"params\":{\"table\":\"subscriber\","
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":2,\"method\":\"update\",\"params\":{\"table\":\"subscriber\","
                                                    "\"set\":{\"disabled\":true},\"where\":{\"eq\":[\"id\",1]}}}", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":[[77]]}");
     hs.write_mode = 2;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":3,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":3,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_contains(r.body.p, "\"code\":-32603,\"message\":\"portal write failed: HTTP 403 on package (writes are not queued)\"");
     hs.write_mode = 3;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":4,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":4,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_contains(r.body.p, "portal write failed: portal unreachable (writes are not queued)");
     hs.write_mode = 4;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":5,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":5,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_contains(r.body.p, "portal write returned a bad result");
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":6,\"method\":\"delete\",\"params\":[1]}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":6,\"method\":\"delete\",\"params\":[1]}", NULL, &r), 200);
     assert_contains(r.body.p, "\"code\":-32602,\"message\":\"params: expected an object\"");
     /* a row count goes back as the portal sent it */
     hs.write_mode = 5;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":7,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":7,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":1}");
     /* a lost answer has a code of its own: not "failed", so not simply resent */
     hs.write_mode = 6;
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":8,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":8,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"error\":{\"code\":-32002,\"message\":"
                                   "\"write outcome unknown: delete at P: Empty reply from server\"}}");
     assert_int_equal(hs.writes, 7);
-    hresp_free(&r);
+    th_resp_free(&r);
     buf_free(&hs.wparams);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* Writes go out with the portal admin's credentials: a server without a token
@@ -1394,16 +1180,16 @@ static void test_tokenless_writes(void **state)
     closed.serve.tokenless_writes = false;
     struct serve_opts o = default_opts();
     o.cfg = &closed;
-    struct srv v;
+    struct th_srv v;
     char err[512];
-    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    if (th_srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
     hs.base = v.base;
-    struct hresp r = {0};
+    struct th_resp r = {0};
     const char *const methods[] = {"insert", "update", "delete"};
     for (int i = 0; i < 3; i++) {
         char body[160];
         snprintf(body, sizeof body, "{\"id\":%d,\"method\":\"%s\",\"params\":{\"from\":\"package\"}}", i, methods[i]);
-        assert_int_equal(srv_post(&v, "/api/jsonsql/", body, NULL, &r), 403);
+        assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", body, NULL, &r), 403);
         assert_contains(r.body.p, "\"code\":-32000");
         assert_contains(r.body.p, "writes through the local API need an API token");
         assert_contains(r.body.p, "tokenless_writes");
@@ -1412,19 +1198,19 @@ static void test_tokenless_writes(void **state)
     /* reads stay open */
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}", &r), 200);
     assert_contains(r.body.p, "\"result\":[[");
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* with a token, a write that carries it is forwarded */
     o.token = "w-t0ken";
-    if (srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    if (th_srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
     hs.base = v.base;
     const char *auth[] = {"Authorization: Bearer w-t0ken", NULL};
-    assert_int_equal(srv_post(&v, "/api/jsonsql/", "{\"id\":9,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", auth, &r),
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":9,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", auth, &r),
                      200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":[[42,\"x\"]]}");
     assert_int_equal(hs.writes, 1);
-    hresp_free(&r);
+    th_resp_free(&r);
     buf_free(&hs.wparams);
-    srv_stop(&v);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* ---- status, health, metrics, sync ---------------------------------------------------------------- */
@@ -1449,13 +1235,13 @@ static void test_status_health_metrics(void **state)
     struct hook_state hs = {.portal = -1};
     struct serve_hooks hooks = {.ctx = &hs, .portal_state = h_portal_state, .status_json = h_status,
                                 .metrics = h_metrics, .sync = h_sync};
-    struct srv v;
+    struct th_srv v;
     start_default(&v, &hooks);
-    struct hresp r = {0};
+    struct th_resp r = {0};
     char h[64];
-    assert_int_equal(srv_get(&v, "/health", NULL, &r), 200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/health", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"status\":\"ok\",\"portal\":\"unknown\",\"since\":null}");
-    assert_int_equal(srv_get(&v, "/status", NULL, &r), 200);
+    assert_int_equal(th_srv_get(g_curl, &v, "/status", NULL, &r), 200);
     assert_contains(r.body.p, "{\"tables\":[{\"name\":\"tv_channel\",\"strategy\":\"full\",\"cached\":true,\"rows\":2000,"
                               "\"last_success\":\"20");
     assert_contains(r.body.p, "\"ttl_seconds\":3600,\"stale\":false,\"forbidden\":false,\"last_error\":null}");
@@ -1463,16 +1249,16 @@ static void test_status_health_metrics(void **state)
     assert_contains(r.body.p, "],\"serve\":{\"port\":");
     assert_null(strstr(r.body.p, "\"portal\""));        /* the status_json hook's member */
     assert_contains(r.body.p, ",\"scheduler\":{\"jobs\":2}}");
-    assert_null(header(&r, "X-Cache-Stale", h, sizeof h));
-    assert_int_equal(srv_post(&v, "/sync/tv_channel", "", NULL, &r), 202);
+    assert_null(th_header(&r, "X-Cache-Stale", h, sizeof h));
+    assert_int_equal(th_srv_post(g_curl, &v, "/sync/tv_channel", "", NULL, &r), 202);
     assert_string_equal(r.body.p, "{\"queued\":\"tv_channel\"}");
     assert_int_equal(hs.syncs, 1);
-    assert_int_equal(srv_post(&v, "/sync/nosuch", "", NULL, &r), 404);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sync/nosuch", "", NULL, &r), 404);
     assert_string_equal(r.body.p, "{\"error\":\"table nosuch is not configured\"}");
-    assert_int_equal(srv_get(&v, "/sync/tv_channel", NULL, &r), 405);
+    assert_int_equal(th_srv_get(g_curl, &v, "/sync/tv_channel", NULL, &r), 405);
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":1}", &r), 200);
-    assert_int_equal(srv_get(&v, "/metrics", NULL, &r), 200);
-    assert_contains(header(&r, "Content-Type", h, sizeof h), "text/plain");
+    assert_int_equal(th_srv_get(g_curl, &v, "/metrics", NULL, &r), 200);
+    assert_contains(th_header(&r, "Content-Type", h, sizeof h), "text/plain");
     assert_contains(r.body.p, "# TYPE iptv_agent_table_rows gauge\n");
     assert_contains(r.body.p, "iptv_agent_table_rows{table=\"subscriber\"} 5000\n");
     assert_contains(r.body.p, "iptv_agent_table_rows{table=\"tv_channel\"} 2000\n");
@@ -1484,22 +1270,22 @@ static void test_status_health_metrics(void **state)
     assert_contains(r.body.p, "iptv_agent_request_duration_seconds_bucket{le=\"+Inf\"} 6\n");
     assert_contains(r.body.p, "iptv_agent_request_duration_seconds_count 6\n");
     assert_contains(r.body.p, "iptv_agent_pulls_total 9\n");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* no sync hook */
     start_default(&v, NULL);
-    assert_int_equal(srv_post(&v, "/sync/tv_channel", "", NULL, &r), 503);
-    hresp_free(&r);
-    srv_stop(&v);
+    assert_int_equal(th_srv_post(g_curl, &v, "/sync/tv_channel", "", NULL, &r), 503);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* A table appears in cache.db while serving: the next request sees it without serve_refresh. */
 static void test_catalog_follows_schema(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_default(&v, NULL);
-    struct hresp r = {0};
-    assert_int_equal(srv_post(&v, "/sql", "SELECT count(*) FROM package", NULL, &r), 400);
+    struct th_resp r = {0};
+    assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT count(*) FROM package", NULL, &r), 400);
     assert_contains(r.body.p, "no such table: package");
     exec_writer("CREATE TABLE extra_t (id INTEGER PRIMARY KEY, ok BOOLEAN); INSERT INTO extra_t VALUES (1, 1)");
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\",\"ok\"],\"from\":\"extra_t\"}", &r), 200);
@@ -1507,8 +1293,8 @@ static void test_catalog_follows_schema(void **state)
     exec_writer("DROP TABLE extra_t");
     assert_int_equal(srv_select(&v, "{\"data\":[\"id\",\"ok\"],\"from\":\"extra_t\"}", &r), 200);
     assert_contains(r.body.p, "unknown table");
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 /* A snapshot swaps tv_channel in (drop live, rename shadow, one transaction) while
@@ -1516,18 +1302,12 @@ static void test_catalog_follows_schema(void **state)
  * reader sees it; re-prepare and catalog rebuild under a schema change). */
 static void test_reads_during_snapshot_swap(void **state)
 {
-    struct srv v;
+    struct th_srv v;
     start_default(&v, NULL);
-    struct hresp r = {0};
-    const char *argv[] = {IA_AGENT_BIN, "-c", g_cfg_path, "--log-level", "error", "sync", "--full", "tv_channel", NULL};
-    pid_t pid = fork();
+    struct th_resp r = {0};
+    const char *args[] = {"--log-level", "error", "sync", "--full", "tv_channel", NULL};
+    pid_t pid = th_agent_spawn(g_site.cfg_path, "IA_TEST_PW=secret", -1, args);
     assert_true(pid >= 0);
-    if (pid == 0) {
-        setenv("IA_TEST_PW", "secret", 1);
-        if (!freopen("/dev/null", "w", stdout)) _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     int st = 0, done = 0, n = 0, during = 0;
     while (!done || n < during + 5) {
         if (!done && waitpid(pid, &st, WNOHANG) == pid) {
@@ -1537,14 +1317,14 @@ static void test_reads_during_snapshot_swap(void **state)
         assert_int_equal(srv_select(&v, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"tv_channel\"}",
                                     &r), 200);
         assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[[2000]]}");
-        assert_int_equal(srv_post(&v, "/sql", "SELECT id FROM tv_channel WHERE id = 3", NULL, &r), 200);
+        assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT id FROM tv_channel WHERE id = 3", NULL, &r), 200);
         assert_contains(r.body.p, "\"rows\":[[3]]");
         n++;
     }
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     printf("swap: %d request pairs answered while the snapshot ran\n", during);
-    hresp_free(&r);
-    srv_stop(&v);
+    th_resp_free(&r);
+    assert_int_equal(th_srv_stop(&v), 0);
 }
 
 int main(void)
