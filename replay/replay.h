@@ -71,6 +71,7 @@
 #include <stdint.h>
 
 #include "journal/journal.h"
+#include "journal/rows.h"
 
 #define REPLAY_SCHEMA_VERSION 6       /* PRAGMA user_version after migrations */
 

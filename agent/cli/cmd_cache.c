@@ -11,6 +11,7 @@
 #include "agent/pull/pull.h"
 #include "agent/pull/store.h"
 #include "agent/ship/upstream.h"
+#include "journal/rows.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
