@@ -664,8 +664,8 @@ static void put_defaults(enum section sec, void *base)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &KEYS[i];
-        void *dst = field(base, k);
         if (k->sec != sec) continue;
+        void *dst = field(base, k);
         switch (k->kind) {
         case K_INT: *(int *)dst = (int)k->def; break;
         case K_INT64: case K_DURATION: case K_SIZE: *(int64_t *)dst = k->def; break;
