@@ -30,6 +30,7 @@
 #include "bench/tvprogram.h"
 #include "agent/base/clock.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 
 #define ROWS_PER_PAGE 1000
 #define NCOLS 11

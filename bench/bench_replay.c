@@ -28,6 +28,7 @@
 #include "bench/tvprogram.h"
 #include "agent/base/clock.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
 

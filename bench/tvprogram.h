@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "journal/journal.h"
+#include "journal/rows.h"
 
 struct rng {
     uint64_t s;

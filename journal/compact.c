@@ -13,6 +13,7 @@
  * The whole journal is read and verified first: damage stops compaction.
  * Tests: test_journal.c test_compact_rules, test_journal_cli.c test_compact. */
 #include "journal/journal.h"
+#include "journal/rows.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -25,7 +25,7 @@
  *
  * Decoding is zero-copy: TEXT/JSON values point into the payload buffer, so
  * replay binds them without copying or parsing JSON again. */
-#include "journal/journal.h"
+#include "journal/rows.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -67,6 +67,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "journal/rows.h"
 #include "replay/cachedb.h"
 
 #define BATCH_ROWS 50000

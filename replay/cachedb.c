@@ -41,6 +41,7 @@
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
 #include "agent/base/mem.h"
+#include "journal/rows.h"
 #include "replay/cachedb.h"
 
 /* ---- migrations ---------------------------------------------------------------- */

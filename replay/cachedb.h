@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 
 /* One table's metadata and its cached statements. */

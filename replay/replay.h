@@ -20,50 +20,8 @@
  * Errors: 0 ok, -1 with err naming the table, record (seq, segment:offset) or file.
  * One struct replay per process owns the writer connection; it is not thread-safe.
  *
- * Rules a writer of the journal (the puller) relies on; apply.c has the detail:
- * - Read pending/marks only after replay_apply(JOURNAL_SEQ_MAX): they describe
- *   what is applied, not what is journaled.
- * - Resuming a snapshot: pending_id != 0 means its shadow holds pending_rows
- *   rows up to key pending_key; journal more SNAPSHOT_PAGEs with snapshot id
- *   pending_id from key > pending_key, then SNAPSHOT_END whose row_count is the
- *   total journaled for that id (pending_rows + the new pages). A page or END
- *   with another id, or a row_count that differs, is an error; a new
- *   SNAPSHOT_BEGIN supersedes the unfinished one.
- * - Marks: SNAPSHOT_END sets both marks; INCREMENTAL_PAGE sets them to its own
- *   unless both are NULL (then they stay). No max() is taken: journal the max.
- * - Rows need a non-NULL key value (when the table has a key). An INT key is
- *   declared INTEGER PRIMARY KEY (SQLite's rowid): a non-integer there is an
- *   error. Other columns take SQLite's affinity of their declared type.
- * - A SCHEMA equal to the last (columns, types, key, cursor) changes nothing. A
- *   changed one: a table without a completed snapshot (on_demand) is recreated
- *   empty at once; a snapshotted table keeps serving the old layout
- *   (schema_behind = 1) and refuses INCREMENTAL_PAGE/DELETIONS until a snapshot
- *   swaps the new layout in; an unfinished snapshot is dropped (pending_id = 0).
- * - Compacted start: a cache first built from a journal whose oldest segment
- *   starts after seq 1 skips records of a table until its SCHEMA, and pages/END
- *   of a snapshot begun before that start (warning once per table); anywhere
- *   else a record of a table without SCHEMA is an error. A cache whose
- *   applied_seq + 1 was compacted away is an error (rebuild).
- * - DELETIONS rows have one column: the key. Table names may not start with
- *   "_agent_" or "sqlite_" (any case); the journal already refuses NUL bytes in
- *   table and column names. Identifiers are always double-quoted in SQL.
- * - replay_rebuild() builds a new cache.db beside the old one (cache.db.rebuild;
- *   room for both is needed) and renames it over the old one only when the
- *   whole journal applied: refused (damage, a full disk), it leaves cache.db as
- *   it was. The old -wal/-shm go: stop every other user first. The operational
- *   fields (replay_note_pull) start over.
- * - A missing cache.db is created whole (WAL, every migration) under a temporary
- *   name and linked into place, so no process ever opens a half-made one.
- * - A REFUSED record (one that can never apply: a reserved table name, a
- *   broken rule above, an undecodable payload) stops replay for good, naming
- *   it; replay_skip() is the way out: it marks exactly that record applied,
- *   without its effects, in _agent_skipped, and replay (a rebuild too) passes
- *   it by from then on, as it passes the later records of a table whose
- *   skipped SCHEMA they depend on. An error of the environment (full disk,
- *   I/O, a damaged cache.db) is not a refusal and cannot be skipped.
- * - SQLite errors name what to do about the file: "cache.db is damaged; run
- *   `iptv-agent replay --rebuild`" for a corrupt or foreign file, the system's
- *   reason (e.g. "File too large", "No space left on device") for an I/O error. */
+ * The rules a writer of the journal (the puller) relies on, REFUSED records
+ * among them: docs/architecture.md, "Replay: what a journal writer relies on". */
 #ifndef IA_REPLAY_H
 #define IA_REPLAY_H
 #include <sqlite3.h>
@@ -71,6 +29,7 @@
 #include <stdint.h>
 
 #include "journal/journal.h"
+#include "journal/rows.h"
 
 #define REPLAY_SCHEMA_VERSION 6       /* PRAGMA user_version after migrations */
 
@@ -109,7 +68,7 @@ struct replay_stats {
  * with the journal's error; what was applied before stays applied. */
 int replay_apply(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen);
 
-/* The way out of a refused record (see REFUSED above): seq must be the next
+/* The way out of a REFUSED record (docs/architecture.md): seq must be the next
  * record to apply (replay_applied_seq() + 1, after applying all before it) and
  * replay must refuse it. Then it is recorded in _agent_skipped with the reason
  * (copied to why) and counts as applied. 0 skipped; 1 the record applied

@@ -8,6 +8,7 @@
 #include "agent/base/mem.h"
 #include "agent/pull/pull.h"
 #include "agent/pull/store.h"
+#include "journal/rows.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

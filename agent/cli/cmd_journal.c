@@ -16,6 +16,7 @@
 #include "agent/base/mem.h"
 #include "agent/pull/store.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 
 static const char usage[] =

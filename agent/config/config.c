@@ -1,4 +1,4 @@
-/* config.c — see config.h. The schema of agent.toml lives here.
+/* config.c — see config.h. The schema of agent.toml is KEYS below: one row per key.
  *
  * Order of work: toml_parse() gives a tree; keys outside any section are
  * refused; [defaults] is read first (it may sit anywhere in the file); then every
@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,115 @@
 #define HOUR (MIN * 60)
 #define DAY (HOUR * 24)
 
-static const char REMOTE_KEYS[] =
-    "url, domain, username, password_env, timeout, retries, verify_tls, ca_file, max_response";
-static const char STORAGE_KEYS[] = "dir, segment_size, compression_level, retain, compact_interval";
-static const char SERVE_KEYS[] = "listen, token_env, export_keep, tokenless_writes";
-static const char UPSTREAM_KEYS[] = "url, token_env, interval, timeout, verify_tls, ca_file";
-static const char DEFAULTS_KEYS[] = "strategy, key, chunk, ttl, interval, lookback, sweep";
-static const char TABLE_KEYS[] =
-    "name, strategy, key, cursor, columns, chunk, ttl, interval, lookback, sweep";
+/* The sections of agent.toml, in the order messages list them. */
+enum section { SEC_REMOTE, SEC_STORAGE, SEC_SERVE, SEC_UPSTREAM, SEC_DEFAULTS, SEC_TABLE, SEC_COUNT };
+static const struct {
+    const char *name;
+    bool array;                    /* written [[name]], one per entry */
+} SECTIONS[SEC_COUNT] = {
+    [SEC_REMOTE] = {"remote", false},     [SEC_STORAGE] = {"storage", false},
+    [SEC_SERVE] = {"serve", false},       [SEC_UPSTREAM] = {"upstream", false},
+    [SEC_DEFAULTS] = {"defaults", false}, [SEC_TABLE] = {"table", true},
+};
+
+/* How a key's value is read and checked; it fixes the C type of its field. */
+enum kind {
+    K_STRING,                      /* char *, not empty */
+    K_IDENT,                       /* char *, [A-Za-z_][A-Za-z0-9_]* */
+    K_NAME,                        /* char *, an identifier replay takes as a table name */
+    K_ENVNAME,                     /* char *, an environment variable's name */
+    K_URL,                         /* char *, http(s)://..., kept without trailing '/' */
+    K_DOMAIN,                      /* char *, a bare domain like "example" */
+    K_LISTEN,                      /* char *, host:port */
+    K_CA_FILE,                     /* char *, a file readable now */
+    K_INT,                         /* int in [min, max] */
+    K_INT64,                       /* int64_t in [min, max] */
+    K_BOOL,                        /* bool */
+    K_DURATION,                    /* int64_t ms, >= min */
+    K_SIZE,                        /* int64_t bytes, >= min */
+    K_STRATEGY,                    /* enum config_strategy */
+    K_TOKENLESS,                   /* bool: "loopback" true, "refuse" false */
+    K_COLUMNS,                     /* columns + ncolumns of struct config_table */
+    K_SECRET,                      /* refused: a secret comes from the environment (<key>_env) */
+};
+
+/* One key of agent.toml. Its field is at `off` in struct config, or in struct
+ * config_table for the [[table]] keys; [defaults] takes the [[table]] keys
+ * marked in_defaults. def / def_s: the value when no file sets the key. The
+ * rules that tie keys together are in serve_rules, upstream_rules and
+ * section_table. */
+struct key {
+    enum section sec;
+    const char *name;
+    enum kind kind;
+    size_t off;
+    int64_t min, max;              /* K_INT, K_INT64: the range; K_DURATION, K_SIZE: the floor */
+    int64_t def;                   /* numbers, booleans, the strategy */
+    const char *def_s;             /* strings (NULL: unset) */
+    bool in_defaults;
+};
+
+#define KEY(s, n, k, o) .sec = s, .name = n, .kind = k, .off = o
+#define C_(f) offsetof(struct config, f)
+#define T_(f) offsetof(struct config_table, f)
+/* In the order of the "known:" lists of messages. */
+static const struct key KEYS[] = {
+    {KEY(SEC_REMOTE, "url", K_URL, C_(remote.url))},
+    {KEY(SEC_REMOTE, "domain", K_DOMAIN, C_(remote.domain))},
+    {KEY(SEC_REMOTE, "username", K_STRING, C_(remote.username))},
+    {KEY(SEC_REMOTE, "password", K_SECRET, 0)},
+    {KEY(SEC_REMOTE, "password_env", K_ENVNAME, C_(remote.password_env)),
+      .def_s = "IPTVPORTAL_PASSWORD"},
+    {KEY(SEC_REMOTE, "timeout", K_DURATION, C_(remote.timeout_ms)), .min = 1, .def = 30 * SEC},
+    {KEY(SEC_REMOTE, "retries", K_INT, C_(remote.retries)), .min = 0, .max = 100, .def = 5},
+    {KEY(SEC_REMOTE, "verify_tls", K_BOOL, C_(remote.verify_tls)), .def = true},
+    {KEY(SEC_REMOTE, "ca_file", K_CA_FILE, C_(remote.ca_file))},
+    {KEY(SEC_REMOTE, "max_response", K_SIZE, C_(remote.max_response)),
+      .min = MAX_RESPONSE_MIN, .def = 256 * MIB},
+
+    {KEY(SEC_STORAGE, "dir", K_STRING, C_(storage.dir)), .def_s = "/var/lib/iptv-agent"},
+    {KEY(SEC_STORAGE, "segment_size", K_SIZE, C_(storage.segment_size)),
+      .min = 64 * KIB, .def = 64 * MIB},
+    {KEY(SEC_STORAGE, "compression_level", K_INT, C_(storage.compression_level)),
+      .min = 1, .max = 9, .def = 3},
+    {KEY(SEC_STORAGE, "retain", K_DURATION, C_(storage.retain_ms)), .min = 0, .def = 7 * DAY},
+    {KEY(SEC_STORAGE, "compact_interval", K_DURATION, C_(storage.compact_interval_ms)),
+      .min = 1, .def = 10 * MIN},
+
+    {KEY(SEC_SERVE, "listen", K_LISTEN, C_(serve.listen)), .def_s = "127.0.0.1:8642"},
+    {KEY(SEC_SERVE, "token_env", K_ENVNAME, C_(serve.token_env))},
+    {KEY(SEC_SERVE, "export_keep", K_INT, C_(serve.export_keep)), .min = 1, .max = 1000, .def = 4},
+    {KEY(SEC_SERVE, "tokenless_writes", K_TOKENLESS, C_(serve.tokenless_writes)), .def = false},
+
+    {KEY(SEC_UPSTREAM, "url", K_URL, C_(upstream.url))},
+    {KEY(SEC_UPSTREAM, "token_env", K_ENVNAME, C_(upstream.token_env))},
+    {KEY(SEC_UPSTREAM, "interval", K_DURATION, C_(upstream.interval_ms)),
+      .min = 1, .def = 30 * SEC},
+    {KEY(SEC_UPSTREAM, "timeout", K_DURATION, C_(upstream.timeout_ms)), .min = 1, .def = 30 * MIN},
+    {KEY(SEC_UPSTREAM, "verify_tls", K_BOOL, C_(upstream.verify_tls)), .def = true},
+    {KEY(SEC_UPSTREAM, "ca_file", K_CA_FILE, C_(upstream.ca_file))},
+
+    {KEY(SEC_TABLE, "name", K_NAME, T_(name))},
+    {KEY(SEC_TABLE, "strategy", K_STRATEGY, T_(strategy)),
+      .def = STRATEGY_FULL, .in_defaults = true},
+    {KEY(SEC_TABLE, "key", K_IDENT, T_(key)), .def_s = "id", .in_defaults = true},
+    {KEY(SEC_TABLE, "cursor", K_IDENT, T_(cursor))},
+    {KEY(SEC_TABLE, "columns", K_COLUMNS, T_(columns))},
+    {KEY(SEC_TABLE, "chunk", K_INT64, T_(chunk)),
+      .min = 1, .max = 100000, .def = 1000, .in_defaults = true},
+    {KEY(SEC_TABLE, "ttl", K_DURATION, T_(ttl_ms)),
+      .min = 1, .def = CONFIG_DEFAULT_TTL_MS, .in_defaults = true},
+    {KEY(SEC_TABLE, "interval", K_DURATION, T_(interval_ms)),
+      .min = 1, .def = MIN, .in_defaults = true},
+    {KEY(SEC_TABLE, "lookback", K_DURATION, T_(lookback_ms)),
+      .min = 0, .def = 0, .in_defaults = true},
+    {KEY(SEC_TABLE, "sweep", K_DURATION, T_(sweep_ms)),
+      .min = 0, .def = 6 * HOUR, .in_defaults = true},
+};
+#undef KEY
+#undef C_
+#undef T_
+#define NKEYS (sizeof KEYS / sizeof *KEYS)
 
 struct ctx {
     const char *path;              /* file name for messages */
@@ -91,10 +193,31 @@ static int key_fail(struct ctx *x, const struct toml_kv *kv, const char *fmt, ..
     return at_fail(x, kv->line, kv->col, "key `%s`: %s", kv->key, msg);
 }
 
-static int unknown_key(struct ctx *x, const struct toml_kv *kv, const char *section,
-                       const char *known)
+/* The label of a section as written: [remote], [[table]]. */
+static const char *section_label(enum section sec, char *buf, size_t n)
 {
-    return key_fail(x, kv, "unknown key in %s (known: %s)", section, known);
+    bool a = SECTIONS[sec].array;
+    snprintf(buf, n, "%s%s%s", a ? "[[" : "[", SECTIONS[sec].name, a ? "]]" : "]");
+    return buf;
+}
+
+/* Whether section sec takes the key of row k ([defaults]: the [[table]] keys
+ * marked in_defaults). */
+static bool takes(enum section sec, const struct key *k)
+{
+    if (sec == SEC_DEFAULTS) return k->sec == SEC_TABLE && k->in_defaults;
+    return k->sec == sec;
+}
+
+static int unknown_key(struct ctx *x, const struct toml_kv *kv, enum section sec)
+{
+    char known[512] = "", label[32];
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS && n < sizeof known; i++)
+        if (takes(sec, &KEYS[i]) && KEYS[i].kind != K_SECRET)
+            n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", n ? ", " : "", KEYS[i].name);
+    return key_fail(x, kv, "unknown key in %s (known: %s)", section_label(sec, label, sizeof label),
+                    known);
 }
 
 static int want(struct ctx *x, const struct toml_kv *kv, enum toml_type t, const char *what)
@@ -391,134 +514,45 @@ bool config_listen_is_loopback(const char *listen)
     return false;
 }
 
-static int section_remote(struct ctx *x, const struct toml_table *tb, struct config *c)
+static int get_domain(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
-    for (int i = 0; i < tb->nkvs; i++) {
-        const struct toml_kv *kv = &tb->kvs[i];
-        const char *k = kv->key;
-        int64_t v = 0;
-        int rc;
-        if (!strcmp(k, "url")) {
-            rc = get_url(x, kv, &c->remote.url);
-        } else if (!strcmp(k, "domain")) {
-            rc = want(x, kv, TOML_STRING, "string");
-            if (rc == 0 && !is_domain(kv->val.s))
-                rc = val_fail(x, kv, "\"%s\" is not a bare domain like \"example\"", kv->val.s);
-            if (rc == 0) set_str(&c->remote.domain, kv->val.s);
-        } else if (!strcmp(k, "username")) {
-            rc = get_string(x, kv, &c->remote.username);
-        } else if (!strcmp(k, "password")) {
-            rc = key_fail(x, kv, "secrets do not go in the file; set password_env");
-        } else if (!strcmp(k, "password_env")) {
-            rc = get_envname(x, kv, &c->remote.password_env);
-        } else if (!strcmp(k, "timeout")) {
-            rc = get_duration(x, kv, 1, &c->remote.timeout_ms);
-        } else if (!strcmp(k, "retries")) {
-            rc = get_int(x, kv, 0, 100, &v);
-            if (rc == 0) c->remote.retries = (int)v;
-        } else if (!strcmp(k, "verify_tls")) {
-            rc = get_bool(x, kv, &c->remote.verify_tls);
-        } else if (!strcmp(k, "ca_file")) {
-            rc = get_ca_file(x, kv, &c->remote.ca_file);
-        } else if (!strcmp(k, "max_response")) {
-            rc = get_size(x, kv, MAX_RESPONSE_MIN, &c->remote.max_response);
-        } else {
-            rc = unknown_key(x, kv, "[remote]", REMOTE_KEYS);
-        }
-        if (rc < 0) return -1;
-    }
+    if (want(x, kv, TOML_STRING, "string") < 0) return -1;
+    if (!is_domain(kv->val.s))
+        return val_fail(x, kv, "\"%s\" is not a bare domain like \"example\"", kv->val.s);
+    set_str(dst, kv->val.s);
     return 0;
 }
 
-static int section_storage(struct ctx *x, const struct toml_table *tb, struct config *c)
+static int get_listen(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
-    for (int i = 0; i < tb->nkvs; i++) {
-        const struct toml_kv *kv = &tb->kvs[i];
-        const char *k = kv->key;
-        int64_t v = 0;
-        int rc;
-        if (!strcmp(k, "dir")) {
-            rc = get_string(x, kv, &c->storage.dir);
-        } else if (!strcmp(k, "segment_size")) {
-            rc = get_size(x, kv, 64 * KIB, &c->storage.segment_size);
-        } else if (!strcmp(k, "compression_level")) {
-            rc = get_int(x, kv, 1, 9, &v);
-            if (rc == 0) c->storage.compression_level = (int)v;
-        } else if (!strcmp(k, "retain")) {
-            rc = get_duration(x, kv, 0, &c->storage.retain_ms);
-        } else if (!strcmp(k, "compact_interval")) {
-            rc = get_duration(x, kv, 1, &c->storage.compact_interval_ms);
-        } else {
-            rc = unknown_key(x, kv, "[storage]", STORAGE_KEYS);
-        }
-        if (rc < 0) return -1;
-    }
+    char host[256];
+    int port;
+    if (want(x, kv, TOML_STRING, "string") < 0) return -1;
+    if (config_listen_split(kv->val.s, host, sizeof host, &port) < 0)
+        return val_fail(x, kv, "\"%s\" is not host:port (e.g. \"127.0.0.1:8642\" or \"[::1]:8642\")",
+                        kv->val.s);
+    set_str(dst, kv->val.s);
     return 0;
 }
 
-static int section_serve(struct ctx *x, const struct toml_table *tb, struct config *c)
+static int get_tokenless(struct ctx *x, const struct toml_kv *kv, bool *dst)
 {
-    const struct toml_kv *listen = NULL;
-    for (int i = 0; i < tb->nkvs; i++) {
-        const struct toml_kv *kv = &tb->kvs[i];
-        int rc;
-        if (!strcmp(kv->key, "listen")) {
-            char host[256];
-            int port;
-            listen = kv;
-            rc = want(x, kv, TOML_STRING, "string");
-            if (rc == 0 && config_listen_split(kv->val.s, host, sizeof host, &port) < 0)
-                rc = val_fail(x, kv, "\"%s\" is not host:port (e.g. \"127.0.0.1:8642\" or "
-                                     "\"[::1]:8642\")", kv->val.s);
-            if (rc == 0) set_str(&c->serve.listen, kv->val.s);
-        } else if (!strcmp(kv->key, "token_env")) {
-            rc = get_envname(x, kv, &c->serve.token_env);
-            c->serve.token_env_line = kv->line;
-        } else if (!strcmp(kv->key, "tokenless_writes")) {
-            rc = want(x, kv, TOML_STRING, "string");
-            if (rc == 0 && strcmp(kv->val.s, "refuse") != 0 && strcmp(kv->val.s, "loopback") != 0)
-                rc = val_fail(x, kv, "\"%s\": expected \"refuse\" or \"loopback\"", kv->val.s);
-            if (rc == 0) c->serve.tokenless_writes = strcmp(kv->val.s, "loopback") == 0;
-        } else if (!strcmp(kv->key, "export_keep")) {
-            int64_t v = 0;
-            rc = get_int(x, kv, 1, 1000, &v);
-            if (rc == 0) c->serve.export_keep = (int)v;
-        } else {
-            rc = unknown_key(x, kv, "[serve]", SERVE_KEYS);
-        }
-        if (rc < 0) return -1;
-    }
-    /* Invariant 8: anything reachable off this host needs a token. */
-    if (listen && !c->serve.token_env && !config_listen_is_loopback(c->serve.listen))
-        return key_fail(x, listen, "%s is not a loopback address; set token_env so the API "
-                                   "requires a token", c->serve.listen);
+    if (want(x, kv, TOML_STRING, "string") < 0) return -1;
+    if (strcmp(kv->val.s, "refuse") != 0 && strcmp(kv->val.s, "loopback") != 0)
+        return val_fail(x, kv, "\"%s\": expected \"refuse\" or \"loopback\"", kv->val.s);
+    *dst = strcmp(kv->val.s, "loopback") == 0;
     return 0;
 }
 
-static int section_upstream(struct ctx *x, const struct toml_table *tb, struct config *c)
+/* A table name: replay refuses some (replay_check_name owns the rule), caught
+ * here, before a SCHEMA record the cache could never apply is journaled. */
+static int get_name(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
-    for (int i = 0; i < tb->nkvs; i++) {
-        const struct toml_kv *kv = &tb->kvs[i];
-        const char *k = kv->key;
-        int rc;
-        if (!strcmp(k, "url")) rc = get_url(x, kv, &c->upstream.url);
-        else if (!strcmp(k, "token_env")) rc = get_envname(x, kv, &c->upstream.token_env);
-        else if (!strcmp(k, "interval")) rc = get_duration(x, kv, 1, &c->upstream.interval_ms);
-        else if (!strcmp(k, "timeout")) rc = get_duration(x, kv, 1, &c->upstream.timeout_ms);
-        else if (!strcmp(k, "verify_tls")) rc = get_bool(x, kv, &c->upstream.verify_tls);
-        else if (!strcmp(k, "ca_file")) rc = get_ca_file(x, kv, &c->upstream.ca_file);
-        else rc = unknown_key(x, kv, "[upstream]", UPSTREAM_KEYS);
-        if (rc < 0) return -1;
-    }
-    if (!c->upstream.url)
-        return at_fail(x, tb->line, tb->col, "section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
+    if (get_ident(x, kv, dst) != 0) return -1;
+    char why[384];
+    if (replay_check_name(*dst, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
     return 0;
 }
-
-/* Where a [[table]]'s settings came from, for messages about how they combine. */
-struct table_src {
-    const struct toml_kv *name, *key, *cursor, *columns, *sweep;
-};
 
 static int get_strategy(struct ctx *x, const struct toml_kv *kv, enum config_strategy *dst)
 {
@@ -556,57 +590,121 @@ static int get_columns(struct ctx *x, const struct toml_kv *kv, struct config_ta
     return 0;
 }
 
-/* One key of a [[table]] (or of [defaults] when in_defaults) into t. */
-static int table_key(struct ctx *x, const struct toml_kv *kv, struct config_table *t,
-                     struct table_src *src, bool in_defaults)
+/* Where row k's field is in base (a struct config, or a struct config_table
+ * for the [[table]] keys). */
+static void *field(void *base, const struct key *k)
 {
-    const char *k = kv->key;
-    if (!strcmp(k, "strategy")) return get_strategy(x, kv, &t->strategy);
-    if (!strcmp(k, "key")) {
-        src->key = kv;
-        return get_ident(x, kv, &t->key);
+    return (char *)base + k->off;
+}
+
+/* The row of key `name` in section sec, or NULL. */
+static const struct key *key_find(enum section sec, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].sec == sec && strcmp(KEYS[i].name, name) == 0) return &KEYS[i];
+    return NULL;
+}
+
+static bool holds_string(enum kind k)
+{
+    switch (k) {
+    case K_STRING: case K_IDENT: case K_NAME: case K_ENVNAME: case K_URL: case K_DOMAIN:
+    case K_LISTEN: case K_CA_FILE:
+        return true;
+    default:
+        return false;
     }
-    if (!strcmp(k, "chunk")) return get_int(x, kv, 1, 100000, &t->chunk);
-    if (!strcmp(k, "ttl")) return get_duration(x, kv, 1, &t->ttl_ms);
-    if (!strcmp(k, "interval")) return get_duration(x, kv, 1, &t->interval_ms);
-    if (!strcmp(k, "lookback")) return get_duration(x, kv, 0, &t->lookback_ms);
-    if (!strcmp(k, "sweep")) {
-        src->sweep = kv;
-        return get_duration(x, kv, 0, &t->sweep_ms);
-    }
-    if (in_defaults) {
-        if (!strcmp(k, "name") || !strcmp(k, "cursor") || !strcmp(k, "columns"))
-            return key_fail(x, kv, "belongs in each [[table]], not in [defaults]");
-        return unknown_key(x, kv, "[defaults]", DEFAULTS_KEYS);
-    }
-    if (!strcmp(k, "name")) {
-        src->name = kv;
-        if (get_ident(x, kv, &t->name) != 0) return -1;
-        /* Replay refuses these names (replay_check_name owns the rule): caught
-         * here, before a SCHEMA record the cache could never apply is journaled. */
-        char why[384];
-        if (replay_check_name(t->name, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
+}
+
+/* Key kv's value, checked as row k says, into its field in base. */
+static int read_key(struct ctx *x, const struct toml_kv *kv, const struct key *k, void *base)
+{
+    void *dst = field(base, k);
+    int64_t v = 0;
+    switch (k->kind) {
+    case K_STRING: return get_string(x, kv, dst);
+    case K_IDENT: return get_ident(x, kv, dst);
+    case K_NAME: return get_name(x, kv, dst);
+    case K_ENVNAME: return get_envname(x, kv, dst);
+    case K_URL: return get_url(x, kv, dst);
+    case K_DOMAIN: return get_domain(x, kv, dst);
+    case K_LISTEN: return get_listen(x, kv, dst);
+    case K_CA_FILE: return get_ca_file(x, kv, dst);
+    case K_INT:
+        if (get_int(x, kv, k->min, k->max, &v) < 0) return -1;
+        *(int *)dst = (int)v;
         return 0;
+    case K_INT64: return get_int(x, kv, k->min, k->max, dst);
+    case K_BOOL: return get_bool(x, kv, dst);
+    case K_DURATION: return get_duration(x, kv, k->min, dst);
+    case K_SIZE: return get_size(x, kv, k->min, dst);
+    case K_STRATEGY: return get_strategy(x, kv, dst);
+    case K_TOKENLESS: return get_tokenless(x, kv, dst);
+    case K_COLUMNS: return get_columns(x, kv, base);
+    case K_SECRET: return key_fail(x, kv, "secrets do not go in the file; set %s_env", kv->key);
     }
-    if (!strcmp(k, "cursor")) {
-        src->cursor = kv;
-        return get_ident(x, kv, &t->cursor);
+    return key_fail(x, kv, "no reader for this key");
+}
+
+/* Every key of one section into base, in file order; the first error stops. */
+static int read_section(struct ctx *x, const struct toml_table *tb, enum section sec, void *base)
+{
+    for (int i = 0; i < tb->nkvs; i++) {
+        const struct toml_kv *kv = &tb->kvs[i];
+        const struct key *k = key_find(sec == SEC_DEFAULTS ? SEC_TABLE : sec, kv->key);
+        if (!k) return unknown_key(x, kv, sec);
+        if (!takes(sec, k)) return key_fail(x, kv, "belongs in each [[table]], not in [defaults]");
+        if (read_key(x, kv, k, base) < 0) return -1;
     }
-    if (!strcmp(k, "columns")) {
-        src->columns = kv;
-        return get_columns(x, kv, t);
+    return 0;
+}
+
+/* The defaults of the rows of section sec ([defaults]: of [[table]]) into base. */
+static void put_defaults(enum section sec, void *base)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &KEYS[i];
+        if (k->sec != sec) continue;
+        void *dst = field(base, k);
+        switch (k->kind) {
+        case K_INT: *(int *)dst = (int)k->def; break;
+        case K_INT64: case K_DURATION: case K_SIZE: *(int64_t *)dst = k->def; break;
+        case K_BOOL: case K_TOKENLESS: *(bool *)dst = k->def != 0; break;
+        case K_STRATEGY: *(enum config_strategy *)dst = (enum config_strategy)k->def; break;
+        case K_COLUMNS: case K_SECRET: break;
+        default: *(char **)dst = k->def_s ? xstrdup(k->def_s) : NULL; break;
+        }
     }
-    return unknown_key(x, kv, "[[table]]", TABLE_KEYS);
+}
+
+/* Free the string fields of the rows of section sec in base. */
+static void free_strings(enum section sec, void *base)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].sec == sec && holds_string(KEYS[i].kind)) {
+            char **s = field(base, &KEYS[i]);
+            free(*s);
+            *s = NULL;
+        }
 }
 
 static void table_free(struct config_table *t)
 {
-    free(t->name);
-    free(t->key);
-    free(t->cursor);
+    free_strings(SEC_TABLE, t);
     for (int i = 0; i < t->ncolumns; i++) free(t->columns[i]);
     free(t->columns);
     memset(t, 0, sizeof *t);
+}
+
+/* A [[table]] starts as a copy of [defaults] d (which holds no columns). */
+static void table_copy(struct config_table *t, const struct config_table *d)
+{
+    *t = *d;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (KEYS[i].sec == SEC_TABLE && holds_string(KEYS[i].kind)) {
+            char **s = field(t, &KEYS[i]);
+            if (*s) *s = xstrdup(*s);
+        }
 }
 
 static bool has_column(const struct config_table *t, const char *col)
@@ -620,46 +718,45 @@ static bool has_column(const struct config_table *t, const char *col)
  * often than the table is pulled cannot happen, and a tiny one (sweep =
  * "1ms" with the default 1m interval) is a typo that would scan the whole
  * table on every pull. So: 0 (never) or at least the interval. */
-static int check_sweep(struct ctx *x, const struct toml_table *tb, const struct config_table *t,
-                       const struct table_src *src)
+static int check_sweep(struct ctx *x, const struct toml_table *tb, const struct config_table *t)
 {
     if (t->strategy != STRATEGY_INCREMENTAL || t->sweep_ms == 0 || t->sweep_ms >= t->interval_ms) return 0;
-    if (src->sweep)
-        return val_fail(x, src->sweep, "table `%s`: must be \"0s\" (never) or at least its interval (%lld ms), "
-                                       "got %lld ms", t->name, (long long)t->interval_ms, (long long)t->sweep_ms);
+    const struct toml_kv *sweep = toml_table_get(tb, "sweep");
+    if (sweep)
+        return val_fail(x, sweep, "table `%s`: must be \"0s\" (never) or at least its interval (%lld ms), "
+                                  "got %lld ms", t->name, (long long)t->interval_ms, (long long)t->sweep_ms);
     return at_fail(x, tb->line, tb->col, "table `%s`: sweep from [defaults] (%lld ms) must be \"0s\" (never) or "
                    "at least its interval (%lld ms)", t->name, (long long)t->sweep_ms, (long long)t->interval_ms);
 }
 
-/* A [[table]]: defaults `d` overlaid with its own keys, then the cross-key rules.
+/* A [[table]]: defaults `d` overlaid with its own keys, then the cross-key rules
+ * (name, cursor and columns can only come from the table's own keys).
  * Appended to c->tables on success. */
 static int section_table(struct ctx *x, const struct toml_table *tb, const struct config_table *d,
                          struct config *c)
 {
-    struct config_table t = *d;
-    struct table_src src = {0};
-    t.key = xstrdup(d->key);
+    struct config_table t;
+    table_copy(&t, d);
     t.line = tb->line;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < tb->nkvs; i++) rc = table_key(x, &tb->kvs[i], &t, &src, false);
+    int rc = read_section(x, tb, SEC_TABLE, &t);
     if (rc == 0 && !t.name)
         rc = at_fail(x, tb->line, tb->col, "[[table]]: key `name` is required");
     if (rc == 0 && t.strategy == STRATEGY_INCREMENTAL && !t.cursor)
         rc = at_fail(x, tb->line, tb->col, "table `%s`: strategy incremental needs key `cursor` "
                                            "(e.g. cursor = \"updated_at\")", t.name);
+    const struct toml_kv *cursor = toml_table_get(tb, "cursor"), *columns = toml_table_get(tb, "columns");
     if (rc == 0 && t.strategy != STRATEGY_INCREMENTAL && t.cursor)
-        rc = key_fail(x, src.cursor, "table `%s` is %s; only incremental tables have a cursor",
-                      t.name, config_strategy_name(t.strategy));
+        rc = key_fail(x, cursor, "table `%s` is %s; only incremental tables have a cursor", t.name,
+                      config_strategy_name(t.strategy));
     if (rc == 0 && t.columns && !has_column(&t, t.key))
-        rc = key_fail(x, src.columns, "table `%s`: must include the key column `%s`", t.name, t.key);
+        rc = key_fail(x, columns, "table `%s`: must include the key column `%s`", t.name, t.key);
     if (rc == 0 && t.columns && t.cursor && !has_column(&t, t.cursor))
-        rc = key_fail(x, src.columns, "table `%s`: must include the cursor column `%s`", t.name,
-                      t.cursor);
-    if (rc == 0) rc = check_sweep(x, tb, &t, &src);
+        rc = key_fail(x, columns, "table `%s`: must include the cursor column `%s`", t.name, t.cursor);
+    if (rc == 0) rc = check_sweep(x, tb, &t);
     for (int i = 0; rc == 0 && i < c->ntables; i++)
         if (strcmp(c->tables[i].name, t.name) == 0)
-            rc = val_fail(x, src.name, "table `%s` is defined twice ([[table]] at lines %d and %d)",
-                          t.name, c->tables[i].line, t.line);
+            rc = val_fail(x, toml_table_get(tb, "name"), "table `%s` is defined twice ([[table]] at lines %d "
+                          "and %d)", t.name, c->tables[i].line, t.line);
     if (rc < 0) {
         table_free(&t);
         return -1;
@@ -669,25 +766,30 @@ static int section_table(struct ctx *x, const struct toml_table *tb, const struc
     return 0;
 }
 
+static int serve_rules(struct ctx *x, const struct toml_table *tb, struct config *c)
+{
+    const struct toml_kv *token_env = toml_table_get(tb, "token_env"), *listen = toml_table_get(tb, "listen");
+    if (token_env) c->serve.token_env_line = token_env->line;
+    /* Invariant 8: anything reachable off this host needs a token. */
+    if (listen && !c->serve.token_env && !config_listen_is_loopback(c->serve.listen))
+        return key_fail(x, listen, "%s is not a loopback address; set token_env so the API "
+                                   "requires a token", c->serve.listen);
+    return 0;
+}
+
+static int upstream_rules(struct ctx *x, const struct toml_table *tb, struct config *c)
+{
+    if (!c->upstream.url)
+        return at_fail(x, tb->line, tb->col, "section [upstream] needs url (the hub agent, e.g. \"http://hub:8642\")");
+    return 0;
+}
+
 static void config_defaults(struct config *c, const char *path)
 {
     memset(c, 0, sizeof *c);
     c->path = xstrdup(path);
-    c->remote.password_env = xstrdup("IPTVPORTAL_PASSWORD");
-    c->remote.timeout_ms = 30 * SEC;
-    c->remote.retries = 5;
-    c->remote.verify_tls = true;
-    c->remote.max_response = 256 * MIB;
-    c->storage.dir = xstrdup("/var/lib/iptv-agent");
-    c->storage.segment_size = 64 * MIB;
-    c->storage.compression_level = 3;
-    c->storage.retain_ms = 7 * DAY;
-    c->storage.compact_interval_ms = 10 * MIN;
-    c->serve.listen = xstrdup("127.0.0.1:8642");
-    c->serve.export_keep = 4;
-    c->upstream.interval_ms = 30 * SEC;
-    c->upstream.timeout_ms = 30 * MIN;
-    c->upstream.verify_tls = true;
+    for (enum section sec = 0; sec < SEC_COUNT; sec++)
+        if (sec != SEC_DEFAULTS && sec != SEC_TABLE) put_defaults(sec, c);
 }
 
 /* The IPTVPORTAL_* fallbacks. The password is never read here: the remote client
@@ -722,44 +824,44 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
                                           "(keys go under [remote], [storage], [serve], ...)");
 
     /* Built-in table defaults, then [defaults] over them, wherever it sits. */
-    struct config_table d = {
-        .strategy = STRATEGY_FULL, .key = xstrdup("id"), .chunk = 1000, .ttl_ms = CONFIG_DEFAULT_TTL_MS,
-        .interval_ms = MIN, .lookback_ms = 0, .sweep_ms = 6 * HOUR,
-    };
-    struct table_src dsrc = {0};
+    struct config_table d;
+    memset(&d, 0, sizeof d);
+    put_defaults(SEC_TABLE, &d);
     const struct toml_table *upstream = NULL;
     int rc = 0;
     for (int i = 1; rc == 0 && i < doc->ntables; i++) {
         const struct toml_table *tb = &doc->tables[i];
-        if (strcmp(tb->name, "defaults") != 0 || tb->is_array) continue;
-        for (int k = 0; rc == 0 && k < tb->nkvs; k++) rc = table_key(x, &tb->kvs[k], &d, &dsrc, true);
+        if (strcmp(tb->name, SECTIONS[SEC_DEFAULTS].name) == 0 && !tb->is_array)
+            rc = read_section(x, tb, SEC_DEFAULTS, &d);
     }
 
     for (int i = 1; rc == 0 && i < doc->ntables; i++) {
         const struct toml_table *tb = &doc->tables[i];
         const char *n = tb->name;
-        bool single = !strcmp(n, "remote") || !strcmp(n, "storage") || !strcmp(n, "serve") ||
-                      !strcmp(n, "defaults") || !strcmp(n, "upstream");
-        if (single && tb->is_array)
-            rc = at_fail(x, tb->line, tb->col, "section [[%s]] must be written [%s]", n, n);
-        else if (!strcmp(n, "table") && !tb->is_array)
-            rc = at_fail(x, tb->line, tb->col, "section [table] must be written [[table]] "
-                                               "(one per table)");
-        else if (!strcmp(n, "remote")) rc = section_remote(x, tb, c);
-        else if (!strcmp(n, "storage")) rc = section_storage(x, tb, c);
-        else if (!strcmp(n, "serve")) rc = section_serve(x, tb, c);
-        else if (!strcmp(n, "upstream")) {
-            rc = section_upstream(x, tb, c);
-            upstream = tb;
+        enum section sec = 0;
+        while (sec < SEC_COUNT && strcmp(SECTIONS[sec].name, n) != 0) sec++;
+        if (sec == SEC_COUNT) {
+            char known[256] = "", label[32];
+            size_t len = 0;
+            for (enum section s = 0; s < SEC_COUNT; s++)
+                len += (size_t)snprintf(known + len, sizeof known - len, "%s%s", len ? ", " : "",
+                                        section_label(s, label, sizeof label));
+            rc = at_fail(x, tb->line, tb->col, "unknown section %s%s%s (known: %s)",
+                         tb->is_array ? "[[" : "[", n, tb->is_array ? "]]" : "]", known);
+        } else if (tb->is_array != SECTIONS[sec].array) {
+            rc = tb->is_array ? at_fail(x, tb->line, tb->col, "section [[%s]] must be written [%s]", n, n)
+                              : at_fail(x, tb->line, tb->col, "section [%s] must be written [[%s]] "
+                                                              "(one per %s)", n, n, n);
+        } else if (sec == SEC_TABLE) {
+            rc = section_table(x, tb, &d, c);
+        } else if (sec != SEC_DEFAULTS) {
+            rc = read_section(x, tb, sec, c);
+            if (rc == 0 && sec == SEC_SERVE) rc = serve_rules(x, tb, c);
+            if (rc == 0 && sec == SEC_UPSTREAM) rc = upstream_rules(x, tb, c);
+            if (sec == SEC_UPSTREAM) upstream = tb;
         }
-        else if (!strcmp(n, "defaults")) continue;
-        else if (!strcmp(n, "table")) rc = section_table(x, tb, &d, c);
-        else
-            rc = at_fail(x, tb->line, tb->col, "unknown section %s%s%s (known: [remote], "
-                         "[storage], [serve], [upstream], [defaults], [[table]])",
-                         tb->is_array ? "[[" : "[", n, tb->is_array ? "]]" : "]");
     }
-    free(d.key);
+    table_free(&d);
     if (rc < 0) return -1;
     /* An edge mirrors its hub's cache: a table it pulled itself would make the
      * hub's deltas conflict (docs/export-format.md, Import). */
@@ -830,17 +932,8 @@ int config_load(const char *path, struct config *out, char *err, size_t errlen)
 void config_free(struct config *c)
 {
     free(c->path);
-    free(c->remote.url);
-    free(c->remote.domain);
-    free(c->remote.username);
-    free(c->remote.password_env);
-    free(c->remote.ca_file);
-    free(c->storage.dir);
-    free(c->serve.listen);
-    free(c->serve.token_env);
-    free(c->upstream.url);
-    free(c->upstream.token_env);
-    free(c->upstream.ca_file);
+    for (enum section sec = 0; sec < SEC_COUNT; sec++)
+        if (sec != SEC_DEFAULTS && sec != SEC_TABLE) free_strings(sec, c);
     for (int i = 0; i < c->ntables; i++) table_free(&c->tables[i]);
     free(c->tables);
     memset(c, 0, sizeof *c);

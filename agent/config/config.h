@@ -1,9 +1,10 @@
 /* config.h — agent.toml: the strict reader's result and how to get it.
  *
  * config_load() parses the TOML subset documented in docs/interface.md (via
- * toml.h), checks every key against the schema below, applies [defaults] to each
- * [[table]], then the IPTVPORTAL_* environment fallbacks. Any problem is an error
- * "FILE:LINE:COL: key `K`: what" and nothing is returned half-filled.
+ * toml.h), checks every key against the schema (one table, KEYS in config.c),
+ * applies [defaults] to each [[table]], then the IPTVPORTAL_* environment
+ * fallbacks. Any problem is an error "FILE:LINE:COL: key `K`: what" and
+ * nothing is returned half-filled.
  * Durations are stored in milliseconds, sizes in bytes. The caller owns the
  * struct config and releases it with config_free(). */
 #ifndef IA_CONFIG_H
@@ -11,6 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* A table's ttl when neither it nor [defaults] sets one (1h); also the
+ * ttl of a table the config does not list (e.g. an imported one). */
+#define CONFIG_DEFAULT_TTL_MS (INT64_C(3600) * 1000)
 
 enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND };
 
@@ -87,7 +92,6 @@ const char *config_strategy_name(enum config_strategy s);
 int config_stale(int64_t ttl_ms, int64_t at_ms, int64_t now_ms);
 /* The ttl of table `name`: its own, or CONFIG_DEFAULT_TTL_MS for a table this
  * file does not list (an edge's or an imported one). */
-#define CONFIG_DEFAULT_TTL_MS (3600 * 1000LL)
 int64_t config_ttl_ms(const struct config *cfg, const char *name);
 
 /* Parse "30s" "5m" "1h" "7d" "250ms" -> ms, "64MiB" "512KiB" "1GiB" "100" -> bytes.

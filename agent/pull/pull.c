@@ -11,6 +11,7 @@
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "journal/rows.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,30 +1,8 @@
 /* serve.h — the local HTTP API (libevent evhttp): reads answered from cache.db.
  *
- * Routes (docs/interface.md, Local HTTP API):
- *   POST /api/jsonrpc/   authorize_user, as on the portal (password = the token when
- *                        one is set; any password when none is)
- *   POST /api/jsonsql/   JSON-RPC select answered from cache.db through the JSONSQL
- *                        compiler with the cache's catalog: same envelope, positional
- *                        rows, value types and error shape as the portal. insert/
- *                        update/delete go to hooks->write. A select on an on_demand
- *                        table whose where is `eq` on its key and that finds nothing
- *                        goes to hooks->fetch, then is answered from the cache.
- *   POST /sql            one read-only SQL statement, JSON result, row and time caps
- *   GET  /status /health /metrics    JSON, liveness, Prometheus text (/status: per
- *                        table state, then hooks->status_json's members, which
- *                        carry the portal's state; /health names it too)
- *   POST /sync/TABLE     hooks->sync (token required when one is set)
- *   GET  /export/snapshot           a snapshot file of the cache, and
- *   GET  /export/delta?base=ID      the delta from snapshot ID to the newest state
- *                        (docs/export-format.md), both through hooks->export_file
- *                        (token required when one is set). The body is sent from
- *                        the file (sendfile), never built in memory; X-Export-Id
- *                        (and X-Export-Base) name it. 304: the base is current;
- *                        410: the base is not kept (take a snapshot); 409: the
- *                        tables changed layout since the base (take a snapshot).
- * Answers from the cache carry X-Cache-Age (seconds since the table's last
- * successful pull) and X-Cache-Stale: true when older than its ttl or when the
- * portal is unreachable.
+ * The routes and their answers: docs/interface.md, "Local HTTP API" (the
+ * /export/ routes: docs/export-format.md, "Over HTTP"); the hook each one calls
+ * is named at struct serve_hooks.
  *
  * Decisions (tests in tests/unit/test_serve.c):
  * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is

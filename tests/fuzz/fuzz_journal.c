@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "journal/journal.h"
+#include "journal/rows.h"
 
 /* libFuzzer's entry points take no context, so the scratch directory made once
  * at start-up is the one piece of process state here. */

@@ -22,6 +22,7 @@
 #include "agent/ship/export.h"
 #include "agent/ship/export_hub.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
 

@@ -27,6 +27,7 @@
 
 #include "journal/format.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "tests/testutil.h"
 
 /* ---- fixtures and helpers ----------------------------------------------------- */

@@ -18,6 +18,7 @@
 #include "agent/cli/cmd_journal.h"
 #include "agent/config/config.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "tests/testutil.h"
 
 struct fx {

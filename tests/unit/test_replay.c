@@ -26,6 +26,7 @@
 
 #include "agent/base/buf.h"
 #include "journal/journal.h"
+#include "journal/rows.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
 
