@@ -7,6 +7,7 @@
  * literals into int64 by exact accumulation, never through a double. */
 #include "agent/base/json.h"
 #include "agent/base/mem.h"
+#include "agent/base/utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -71,22 +72,6 @@ static int read_hex4(struct scan *s, const char *q, unsigned *out)
     return 0;
 }
 
-static void put_utf8(struct buf *b, unsigned cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) { o[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-    } else {
-        o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-    }
-    buf_append(b, o, n);
-}
-
 /* Scan a string at s->p (on the opening quote). Without escapes *out points into
  * the input (zero copy); with escapes it points into s->tmp. */
 static int scan_string(struct scan *s, const char **out, size_t *outlen)
@@ -129,7 +114,7 @@ static int scan_string(struct scan *s, const char **out, size_t *outlen)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return fail(s, q - 6, "unpaired surrogate in \\u escape");
             }
-            put_utf8(&s->tmp, cp);
+            utf8_put(&s->tmp, cp);
             break;
         }
         default:
