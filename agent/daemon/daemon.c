@@ -255,7 +255,7 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
             if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
         buf_putc(&flat, ']');
         char kerr[1024];
-        if (pull_keys(c, t, flat.p, kerr, sizeof kerr) != 0) {
+        if (pull_keys(c, t, flat.p, NULL, kerr, sizeof kerr) != 0) {
             log_warn("table %s: re-reading the rows a %s touched: %s; the next pull catches up", t->name,
                      j->method, kerr);
             j->repull = 1;
@@ -269,6 +269,13 @@ out:
 }
 
 static void job_done(evutil_socket_t fd, short what, void *arg);
+
+/* A fetch or refresh as the portal's state sees it: unreachable only when its
+ * transport failed; any other failure still counts as an answer. */
+static enum remote_status lookup_status(int ok, enum remote_status rs)
+{
+    return ok ? REMOTE_OK : rs == REMOTE_ETRANSPORT ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+}
 
 static void run_job(struct daemon *d, struct worker *w, struct job *j)
 {
@@ -287,15 +294,18 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         break;
     case JOB_FETCH: {
         uint64_t found = 0;
-        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, j->msg,
+        enum remote_status rs;
+        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, &rs, j->msg,
                               sizeof j->msg) == 0;
-        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        j->rs = lookup_status(j->ok, rs);
         break;
     }
-    case JOB_REFRESH:
-        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, j->msg, sizeof j->msg) == 0;
-        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+    case JOB_REFRESH: {
+        enum remote_status rs;
+        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, &rs, j->msg, sizeof j->msg) == 0;
+        j->rs = lookup_status(j->ok, rs);
         break;
+    }
     case JOB_WRITE:
         run_write(d, &c, j);
         break;

@@ -624,12 +624,12 @@ static enum remote_status query(remote *r, const char *method, const char *param
             enum json_rpc_kind kind = json_rpc_rows(r->body.p, r->body.len, cb, ctx, rpcmsg, sizeof rpcmsg,
                                                     perr, sizeof perr);
             if (kind == JSON_RPC_RESULT) break;
+            if (kind == JSON_RPC_STOPPED) {   /* the consumer refused a row: final */
+                snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
+                st = REMOTE_EPROTOCOL;
+                break;
+            }
             if (kind == JSON_RPC_BAD) {
-                if (strstr(perr, "stopped by caller")) {   /* the consumer refused a row: final */
-                    snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
-                    st = REMOTE_EPROTOCOL;
-                    break;
-                }
                 snprintf(what, sizeof what, "bad response body (%zu bytes): %s", r->body.len, perr);
                 goto transient;
             }

@@ -210,6 +210,20 @@ static void test_cancel_stops_retrying(void **state)
     remote_free(r);
 }
 
+static int refuse_row(void *ctx, size_t row, size_t ncols) { return 1; }
+
+/* A consumer that refuses a row ends the query: no retry, a protocol error. */
+static void test_consumer_stop_is_final(void **state)
+{
+    struct fixture *f = *state;
+    const struct json_rows_cb refuse = {NULL, NULL, NULL, refuse_row};
+    uint64_t retries = remote_get_stats(f->r)->retries, requests = remote_get_stats(f->r)->requests;
+    assert_int_equal(remote_query(f->r, "select", PAGE, &refuse, NULL, f->err, sizeof f->err), REMOTE_EPROTOCOL);
+    assert_non_null(strstr(f->err, "stopped by caller"));
+    assert_int_equal(remote_get_stats(f->r)->retries, retries);
+    assert_true(remote_get_stats(f->r)->requests <= requests + 2);   /* the query (and a first login) */
+}
+
 static void test_forbidden_table(void **state)
 {
     struct fixture *f = *state;
@@ -470,7 +484,8 @@ int main(void)
         T(test_login_and_select), T(test_bad_password), T(test_relogin_jsonrpc),
         T(test_relogin_http401), T(test_relogin_http403), T(test_second_refusal_is_auth),
         T(test_retries_each_transient_fault), T(test_gives_up_500), T(test_gives_up_reset),
-        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying), T(test_forbidden_table),
+        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying),
+        T(test_consumer_stop_is_final), T(test_forbidden_table),
         T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
         T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
         T(test_write_count_result), T(test_write_lost_drop), T(test_write_lost_reset),
