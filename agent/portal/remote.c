@@ -44,18 +44,18 @@ struct remote {
     int too_big;              /* set by on_write when the cap is hit */
     CURLcode last_cc;         /* curl's result of the last exchange */
     char curl_err[CURL_ERROR_SIZE];
-    const volatile int *cancel;   /* shutdown flag of the owner, may be NULL */
+    const atomic_int *cancel;     /* shutdown flag of the owner, may be NULL */
     struct remote_stats stats;
 };
 
-static int cancelled(const remote *r) { return r->cancel && *r->cancel; }
+static int cancelled(const remote *r) { return r->cancel && atomic_load(r->cancel); }
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     return cancelled(ud);   /* non-zero aborts the transfer */
 }
 
-void remote_set_cancel(remote *r, const volatile int *cancel)
+void remote_set_cancel(remote *r, const atomic_int *cancel)
 {
     r->cancel = cancel;
     curl_easy_setopt(r->curl, CURLOPT_XFERINFOFUNCTION, on_progress);

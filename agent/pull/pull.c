@@ -406,7 +406,7 @@ static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct p
 {
     char err[1024];
     p->error[0] = '\0';
-    if (c->cancel && *c->cancel) {
+    if (c->cancel && atomic_load(c->cancel)) {
         /* Between pages: what is journaled stays consistent and resumes later. */
         snprintf(r->error, sizeof r->error, "stopped (shutting down)");
         return -1;

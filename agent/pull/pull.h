@@ -21,6 +21,7 @@
 #ifndef IA_PULL_H
 #define IA_PULL_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "agent/config/config.h"
@@ -34,7 +35,7 @@ struct pull_ctx {
     struct journal_writer *jw;       /* the journal (one writer per storage dir) */
     struct replay *rp;               /* cache.db */
     int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
-    const volatile int *cancel;      /* non-zero: stop after the page in flight (NULL: never) */
+    const atomic_int *cancel;        /* non-zero: stop after the page in flight (NULL: never) */
     pthread_mutex_t *lock;           /* held around every use of jw and rp (NULL: one thread) */
 };
 

@@ -19,14 +19,14 @@ struct upstream {
     CURL *curl;
     char *url;                        /* the hub, no trailing '/' */
     char *auth;                       /* "Authorization: Bearer ..." or NULL; never logged */
-    const volatile int *cancel;
+    const atomic_int *cancel;
     char curl_err[CURL_ERROR_SIZE];
 };
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     const upstream *u = ud;
-    return u->cancel && *u->cancel;
+    return u->cancel && atomic_load(u->cancel);
 }
 
 upstream *upstream_new(const struct config *cfg, char *err, size_t errlen)
@@ -78,7 +78,7 @@ upstream *upstream_new(const struct config *cfg, char *err, size_t errlen)
     return u;
 }
 
-void upstream_set_cancel(upstream *u, const volatile int *cancel) { u->cancel = cancel; }
+void upstream_set_cancel(upstream *u, const atomic_int *cancel) { u->cancel = cancel; }
 
 void upstream_free(upstream *u)
 {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,7 +203,7 @@ static void test_cancel_stops_retrying(void **state)
     remote *r = open_remote(f->portal.url, PASSWORD, 5, 5000, 0);
     char err[2048];
     assert_int_equal(remote_login(r, err, sizeof err), REMOTE_OK);
-    volatile int stop = 1;
+    atomic_int stop = 1;
     remote_set_cancel(r, &stop);
     assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"queue\":[\"500\",\"500\",\"500\"]}"), 200);
     assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
