@@ -16,8 +16,9 @@
  * the torn-tail rule of format.c to whatever the file holds.
  * Tests: test_write_failure_fsize, test_writer_faults, test_torn_tail_every_offset.
  *
- * A new segment is written as ".NAME.tmp" (header only), synced, renamed into
- * place and the directory synced, so a segment file always has a whole header. */
+ * A new segment is written as ".NAME.tmp" (header only) and put in place by
+ * fsio_commit_fd (synced, renamed, directory synced), so a segment file always
+ * has a whole header. */
 #include "journal/journal.h"
 
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "agent/base/fsio.h"
 #include "journal/format.h"
 
 /* Holds the pid of the process that has the lock (best effort: read only to
@@ -274,7 +276,9 @@ fail:
     return -1;
 }
 
-/* Create segment next_seq: tmp file, header, sync, rename, sync directory. */
+/* Create segment next_seq: tmp file, header, then fsio (sync, rename, sync
+ * directory), keeping the file open. err is only fsio's scratch here: the
+ * messages below are the journal's own. */
 static int new_segment(struct journal_writer *w, char *err, size_t errlen)
 {
     char tmp[JF_PATH_MAX], path[JF_PATH_MAX];
@@ -288,15 +292,16 @@ static int new_segment(struct journal_writer *w, char *err, size_t errlen)
     }
     unsigned char hdr[JF_SEG_HDR];
     jf_seg_header(hdr, w->next_seq);
-    if (write_full(fd, hdr, sizeof hdr, 0) != 0 || sync_data(w, fd) != 0 || fault(w, "rename") != 0 ||
-        rename(tmp, path) != 0) {
+    struct fsio_fault hook = {w->fault, w->fault_ctx};
+    int rc = write_full(fd, hdr, sizeof hdr, 0) != 0 ? FSIO_EFILE : fsio_commit_fd(fd, tmp, path, &hook, err, errlen);
+    if (rc == FSIO_EFILE) {
         int e = errno;
         close(fd);
         unlink(tmp);
         snprintf(err, errlen, "segment %llu: creating %s: %s", first, path, strerror(e));
         return -1;
     }
-    if (fault(w, "fsync_dir") != 0 || fsync(w->dirfd) != 0) {
+    if (rc == FSIO_EDIR) {
         break_writer(w, "fsync of the journal directory", errno);
         close(fd);
         snprintf(err, errlen, "segment %llu: %s", first, w->broken);

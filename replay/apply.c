@@ -65,6 +65,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "journal/rows.h"
@@ -928,10 +929,9 @@ int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *e
             return -1;
         }
     }
-    if (rename(tmp, o->db_path) != 0) {
-        snprintf(err, errlen, "cache.db %s: renaming the rebuilt copy %s over it: %s", o->db_path, tmp,
-                 strerror(errno));
+    if (fsio_commit(tmp, o->db_path, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cache.db %s: the rebuilt copy: %s", o->db_path, why);
         return -1;
     }
-    return rp_fsync_dir(o->db_path, err, errlen);
+    return 0;
 }

@@ -29,7 +29,6 @@
 #include "replay/replay.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/fsio.h"
 #include "agent/base/mem.h"
 #include "journal/rows.h"
 #include "replay/cachedb.h"
@@ -530,24 +530,6 @@ int rp_remove_db(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int rp_fsync_dir(const char *path, char *err, size_t errlen)
-{
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0 || fsync(fd) != 0) {
-        snprintf(err, errlen, "directory %s: fsync: %s", dir, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
 int rp_close_whole(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     char what[4300];
@@ -599,7 +581,7 @@ static int create_db(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cache.db %s: creating it: link from %s: %s", path, tmp, strerror(errno));
         ok = 0;
     }
-    if (ok) ok = rp_fsync_dir(path, err, errlen) == 0;
+    if (ok) ok = fsio_sync_dir_of(path, err, errlen) == 0;
     char e2[512];
     if (rp_remove_db(tmp, e2, sizeof e2) != 0 && ok) {
         snprintf(err, errlen, "cache.db %s: %s", path, e2);

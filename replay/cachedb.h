@@ -90,8 +90,6 @@ struct rp_msg rp_errmsg_os(sqlite3 *db, int os_errno);
 /* Remove a database file and its -wal, -shm and -journal (missing ones are
  * fine). 0 or -1 with err naming the file. */
 int rp_remove_db(const char *path, char *err, size_t errlen);
-/* fsync the directory holding path (after a rename or link into it). 0 or -1. */
-int rp_fsync_dir(const char *path, char *err, size_t errlen);
 /* Checkpoint db's WAL into the file and close it: afterwards the file at path
  * is the whole database (no -wal to carry along). Closes db even on error. */
 int rp_close_whole(sqlite3 *db, const char *path, char *err, size_t errlen);

@@ -7,6 +7,7 @@
  * literals into int64 by exact accumulation, never through a double. */
 #include "agent/base/json.h"
 #include "agent/base/mem.h"
+#include "agent/base/utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,6 +21,7 @@ struct scan {
     char *err;
     size_t errlen;
     struct buf tmp;          /* unescaped string scratch, reused */
+    int stopped;             /* a row callback returned non-zero */
 };
 
 static int fail(struct scan *s, const char *at, const char *msg)
@@ -71,22 +73,6 @@ static int read_hex4(struct scan *s, const char *q, unsigned *out)
     return 0;
 }
 
-static void put_utf8(struct buf *b, unsigned cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) { o[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
-    } else {
-        o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
-    }
-    buf_append(b, o, n);
-}
-
 /* Scan a string at s->p (on the opening quote). Without escapes *out points into
  * the input (zero copy); with escapes it points into s->tmp. */
 static int scan_string(struct scan *s, const char **out, size_t *outlen)
@@ -129,7 +115,7 @@ static int scan_string(struct scan *s, const char **out, size_t *outlen)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return fail(s, q - 6, "unpaired surrogate in \\u escape");
             }
-            put_utf8(&s->tmp, cp);
+            utf8_put(&s->tmp, cp);
             break;
         }
         default:
@@ -291,7 +277,7 @@ static int parse_value(struct scan *s, int depth, cJSON **out)
 int json_parse(const char *text, size_t len, int max_depth, cJSON **out, char *err, size_t errlen)
 {
     struct scan s = {text, text, text + len, max_depth > 0 ? max_depth : JSON_MAX_DEPTH_DEFAULT,
-                     err, errlen, {0}};
+                     err, errlen, {0}, 0};
     cJSON *root = NULL;
     *out = NULL;
     int rc = parse_value(&s, 0, &root);
@@ -381,17 +367,23 @@ static int row_value(struct scan *s, struct json_val *v)
     }
 }
 
+static int stop(struct scan *s, const char *at)
+{
+    s->stopped = 1;
+    return fail(s, at, "stopped by caller");
+}
+
 static int read_rows(struct scan *s, const struct json_rows_cb *cb, void *ctx)
 {
     if (s->p >= s->end || *s->p != '[') return fail(s, s->p, "result is not an array of rows");
-    if (cb->begin && cb->begin(ctx)) return fail(s, s->p, "stopped by caller");
+    if (cb->begin && cb->begin(ctx)) return stop(s, s->p);
     s->p++;
     skip_ws(s);
     if (s->p < s->end && *s->p == ']') { s->p++; return 0; }
     for (size_t row = 0;; row++) {
         skip_ws(s);
         if (s->p >= s->end || *s->p != '[') return fail(s, s->p, "row is not an array");
-        if (cb->row_begin && cb->row_begin(ctx, row)) return fail(s, s->p, "stopped by caller");
+        if (cb->row_begin && cb->row_begin(ctx, row)) return stop(s, s->p);
         s->p++;
         skip_ws(s);
         size_t col = 0;
@@ -402,14 +394,14 @@ static int read_rows(struct scan *s, const struct json_rows_cb *cb, void *ctx)
                 struct json_val v = {0};
                 const char *at = s->p;
                 if (row_value(s, &v)) return -1;
-                if (cb->value && cb->value(ctx, col, &v)) return fail(s, at, "stopped by caller");
+                if (cb->value && cb->value(ctx, col, &v)) return stop(s, at);
                 skip_ws(s);
                 if (s->p < s->end && *s->p == ',') { s->p++; continue; }
                 if (s->p < s->end && *s->p == ']') { s->p++; col++; break; }
                 return fail(s, s->p, "',' or ']' expected in row");
             }
         }
-        if (cb->row_end && cb->row_end(ctx, row, col)) return fail(s, s->p, "stopped by caller");
+        if (cb->row_end && cb->row_end(ctx, row, col)) return stop(s, s->p);
         skip_ws(s);
         if (s->p < s->end && *s->p == ',') { s->p++; continue; }
         if (s->p < s->end && *s->p == ']') { s->p++; return 0; }
@@ -439,7 +431,7 @@ static void error_message(struct scan *s, const char *from, char *errmsg, size_t
 enum json_rpc_kind json_rpc_rows(const char *body, size_t len, const struct json_rows_cb *cb,
                                  void *ctx, char *errmsg, size_t errmsglen, char *err, size_t errlen)
 {
-    struct scan s = {body, body, body + len, JSON_MAX_DEPTH_DEFAULT, err, errlen, {0}};
+    struct scan s = {body, body, body + len, JSON_MAX_DEPTH_DEFAULT, err, errlen, {0}, 0};
     enum json_rpc_kind kind = JSON_RPC_BAD;
     int have_result = 0, have_error = 0;
     skip_ws(&s);
@@ -460,7 +452,10 @@ enum json_rpc_kind json_rpc_rows(const char *body, size_t len, const struct json
         skip_ws(&s);
         if (is_result && s.p < s.end && *s.p != 'n') {
             if (have_result) { fail(&s, s.p, "duplicate result"); goto out; }
-            if (read_rows(&s, cb, ctx)) goto out;
+            if (read_rows(&s, cb, ctx)) {
+                if (s.stopped) kind = JSON_RPC_STOPPED;
+                goto out;
+            }
             have_result = 1;
         } else if (is_error && s.p < s.end && *s.p != 'n') {
             const char *from = s.p;

@@ -48,19 +48,20 @@ struct json_rows_cb {
     int (*row_begin)(void *ctx, size_t row);                 /* row index from 0 */
     int (*value)(void *ctx, size_t col, const struct json_val *v);
     int (*row_end)(void *ctx, size_t row, size_t ncols);
-};                                                           /* non-zero return stops with -1 */
+};                                                           /* non-zero return: JSON_RPC_STOPPED */
 
 /* Outcome of json_rpc_rows. */
 enum json_rpc_kind {
     JSON_RPC_RESULT,   /* result was an array of rows: callbacks were made */
     JSON_RPC_ERROR,    /* an "error" member: message copied into errmsg */
-    JSON_RPC_BAD       /* not a well-formed JSON-RPC row response: err says where */
+    JSON_RPC_BAD,      /* not a well-formed JSON-RPC row response: err says where */
+    JSON_RPC_STOPPED   /* a callback returned non-zero: err says where */
 };
 
 /* Read a JSON-RPC response body. Rows must be arrays; values may be any JSON.
  * Returns the kind; for JSON_RPC_ERROR errmsg holds the server's message (a
  * string `error`, or error.message, or the error object's JSON text); for
- * JSON_RPC_BAD (or a callback stop) err says what and where. */
+ * JSON_RPC_BAD and JSON_RPC_STOPPED err says what and where. */
 enum json_rpc_kind json_rpc_rows(const char *body, size_t len, const struct json_rows_cb *cb,
                                  void *ctx, char *errmsg, size_t errmsglen, char *err, size_t errlen);
 

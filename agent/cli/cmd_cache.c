@@ -456,7 +456,7 @@ static void refresh_stale(const struct config *cfg, const struct config_table *t
         remote *r = remote_from_config(cfg, err, sizeof err);
         if (r) {
             struct pull_ctx c = {.cfg = cfg, .remote = r, .jw = s.jw, .rp = s.rp};
-            rc = pull_keys(&c, t, keys, err, sizeof err);
+            rc = pull_keys(&c, t, keys, NULL, err, sizeof err);
         }
         remote_free(r);
         store_close(&s);

@@ -12,6 +12,7 @@
 #include "agent/config/toml.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
+#include "agent/base/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,17 +73,6 @@ static bool is_bare(char c)
 
 static bool is_control(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; }
 
-/* Decode one UTF-8 sequence at s (already validated); returns its length. */
-static int utf8_decode(const unsigned char *s, size_t avail, unsigned *cp)
-{
-    unsigned c = s[0];
-    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    if ((size_t)n > avail) n = 1;
-    *cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-    for (int i = 1; i < n; i++) *cp = (*cp << 6) | (s[i] & 0x3F);
-    return n;
-}
-
 /* What the cursor is looking at, for "found X" in messages. */
 static const char *describe(const struct parser *P, char *out, size_t outlen)
 {
@@ -92,9 +82,9 @@ static const char *describe(const struct parser *P, char *out, size_t outlen)
     if (c > 0x20 && c < 0x7f) {
         snprintf(out, outlen, "`%c`", c);
     } else {
-        unsigned cp;
-        utf8_decode((const unsigned char *)P->p, (size_t)(P->end - P->p), &cp);
-        snprintf(out, outlen, "U+%04X", cp);
+        uint32_t cp;
+        if (utf8_decode(P->p, (size_t)(P->end - P->p), &cp) < 0) cp = c;   /* checked already: not reached */
+        snprintf(out, outlen, "U+%04X", (unsigned)cp);
     }
     return out;
 }
@@ -105,22 +95,13 @@ static int check_utf8(struct parser *P)
     const unsigned char *s = (const unsigned char *)P->p, *e = (const unsigned char *)P->end;
     int line = P->line, col = P->col;
     while (s < e) {
-        unsigned c = *s, cp, min;
-        int n;
+        unsigned c = *s;
+        uint32_t cp;
         if (c == 0) return fail_at(P, line, col, "NUL byte in file");
-        if (c < 0x80) { n = 1; cp = c; min = 0; }
-        else if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-        else return fail_at(P, line, col, "invalid UTF-8 byte 0x%02X", c);
-        if (e - s < n) return fail_at(P, line, col, "truncated UTF-8 sequence");
-        for (int i = 1; i < n; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return fail_at(P, line, col, "invalid UTF-8 sequence");
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return fail_at(P, line, col, "invalid UTF-8 sequence");
+        int n = utf8_decode(s, (size_t)(e - s), &cp);
+        if (n == UTF8_EBYTE) return fail_at(P, line, col, "invalid UTF-8 byte 0x%02X", c);
+        if (n == UTF8_ETRUNC) return fail_at(P, line, col, "truncated UTF-8 sequence");
+        if (n < 0) return fail_at(P, line, col, "invalid UTF-8 sequence");
         if (c == '\n') { line++; col = 1; } else col++;
         s += n;
     }
@@ -208,27 +189,6 @@ static int skip_ws_nl(struct parser *P)
     }
 }
 
-static void put_utf8(struct buf *b, unsigned cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) { o[0] = (char)cp; n = 1; }
-    else if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        o[0] = (char)(0xF0 | (cp >> 18));
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    buf_append(b, o, n);
-}
-
 /* At '\\' inside a basic string: decode one escape into P->sb. */
 static int parse_escape(struct parser *P)
 {
@@ -260,7 +220,7 @@ static int parse_escape(struct parser *P)
             return fail_at(P, line, col, "\\%c escape of U+0000 is not supported by this reader", e);
         if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
             return fail_at(P, line, col, "invalid escape: U+%04X is not a Unicode scalar value", cp);
-        put_utf8(&P->sb, cp);
+        utf8_put(&P->sb, cp);
         return 0;
     }
     if (e == '\0' || e == '\n' || e == '\r')

@@ -63,6 +63,7 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,10 +139,11 @@ struct daemon {
     serve *srv;
     struct store st;
     struct table_sched *ts;
-    pthread_mutex_t mu;               /* guards the queues and `stop` */
+    pthread_mutex_t mu;               /* guards the queues; `stop` is set under it (waiting workers wake) */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
     struct queue pullq, interq, exportq;
-    volatile int stop;                /* shutdown: workers drain, pulls stop between pages */
+    atomic_int stop;                  /* shutdown: workers drain, pulls stop between pages; atomic:
+                                       * worker threads and curl callbacks read it without mu */
     int portal;                       /* 1 answered, 0 unreachable, -1 not tried yet */
     int64_t unreachable_since_ms;
     int64_t next_probe_ms;
@@ -255,7 +257,7 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
             if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
         buf_putc(&flat, ']');
         char kerr[1024];
-        if (pull_keys(c, t, flat.p, kerr, sizeof kerr) != 0) {
+        if (pull_keys(c, t, flat.p, NULL, kerr, sizeof kerr) != 0) {
             log_warn("table %s: re-reading the rows a %s touched: %s; the next pull catches up", t->name,
                      j->method, kerr);
             j->repull = 1;
@@ -270,11 +272,18 @@ out:
 
 static void job_done(evutil_socket_t fd, short what, void *arg);
 
+/* A fetch or refresh as the portal's state sees it: unreachable only when its
+ * transport failed; any other failure still counts as an answer. */
+static enum remote_status lookup_status(int ok, enum remote_status rs)
+{
+    return ok ? REMOTE_OK : rs == REMOTE_ETRANSPORT ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+}
+
 static void run_job(struct daemon *d, struct worker *w, struct job *j)
 {
     struct pull_ctx c = {.cfg = d->cfg, .remote = w->remote, .jw = d->st.jw, .rp = d->st.rp,
                          .cancel = &d->stop, .lock = &d->wlock};
-    if (d->stop) {
+    if (atomic_load(&d->stop)) {
         snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
         snprintf(j->pr.error, sizeof j->pr.error, "the agent is shutting down");
         j->http_status = 503;
@@ -287,15 +296,18 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         break;
     case JOB_FETCH: {
         uint64_t found = 0;
-        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, j->msg,
+        enum remote_status rs;
+        j->ok = pull_get_json(&c, &d->cfg->tables[j->table], j->column, j->value, &found, NULL, &rs, j->msg,
                               sizeof j->msg) == 0;
-        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+        j->rs = lookup_status(j->ok, rs);
         break;
     }
-    case JOB_REFRESH:
-        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, j->msg, sizeof j->msg) == 0;
-        j->rs = j->ok ? REMOTE_OK : strstr(j->msg, "transport error") ? REMOTE_ETRANSPORT : REMOTE_EPROTOCOL;
+    case JOB_REFRESH: {
+        enum remote_status rs;
+        j->ok = pull_keys(&c, &d->cfg->tables[j->table], j->value, &rs, j->msg, sizeof j->msg) == 0;
+        j->rs = lookup_status(j->ok, rs);
         break;
+    }
     case JOB_WRITE:
         run_write(d, &c, j);
         break;
@@ -327,7 +339,7 @@ static void *worker_main(void *arg)
     struct daemon *d = q->d;
     for (;;) {
         pthread_mutex_lock(&d->mu);
-        while (!q->head && !d->stop) pthread_cond_wait(&q->cv, &d->mu);
+        while (!q->head && !atomic_load(&d->stop)) pthread_cond_wait(&q->cv, &d->mu);
         struct job *j = q->head;
         if (j) {
             q->head = j->next;
@@ -395,7 +407,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg);
 /* A compaction after whatever runs now (after a snapshot: one more). */
 static void request_compact(struct daemon *d)
 {
-    if (d->up || d->stop) return;     /* an edge journals nothing */
+    if (d->up || atomic_load(&d->stop)) return;   /* an edge journals nothing */
     if (d->compact_queued) {
         d->compact_again = 1;
         return;
@@ -425,7 +437,7 @@ static void compact_done(struct daemon *d, struct job *j)
     if (!j->ok) {
         d->compact_errors++;
         snprintf(d->compact_error, sizeof d->compact_error, "%s", j->msg);
-        if (!d->stop) log_error("journal compaction: %s", j->msg);
+        if (!atomic_load(&d->stop)) log_error("journal compaction: %s", j->msg);
     } else {
         d->compactions++;
         d->compact_error[0] = '\0';
@@ -442,8 +454,8 @@ static void compact_done(struct daemon *d, struct job *j)
         /* Only when that is worth a portal snapshot: the journal holds more
          * than two copies of every table (with a short retain, the table's
          * own newest snapshot holds it again at once: no churn then). */
-        if (t && t->strategy == STRATEGY_INCREMENTAL && !d->stop && !d->ts[i].queued && d->portal != 0 &&
-            j->cres.kept_bytes > 2 * j->cres.snapshot_bytes) {
+        if (t && t->strategy == STRATEGY_INCREMENTAL && !atomic_load(&d->stop) && !d->ts[i].queued &&
+            d->portal != 0 && j->cres.kept_bytes > 2 * j->cres.snapshot_bytes) {
             log_info("journal: %s; taking a full snapshot of %s so its older records can go", j->cres.reason,
                      t->name);
             queue_pull(d, i, 1);
@@ -454,7 +466,7 @@ static void compact_done(struct daemon *d, struct job *j)
         }
         snprintf(d->compact_held_by, sizeof d->compact_held_by, "%s", j->cres.table);
     }
-    if (d->stop) return;
+    if (atomic_load(&d->stop)) return;
     if (d->compact_again) {
         d->compact_again = 0;
         request_compact(d);
@@ -482,7 +494,7 @@ static void queue_upstream(struct daemon *d)
 static void on_up_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct daemon *d = arg;
-    if (!d->stop) queue_upstream(d);   /* while the hub is away, job_done arms at the backoff */
+    if (!atomic_load(&d->stop)) queue_upstream(d);   /* while the hub is away, job_done arms at the backoff */
 }
 
 static void portal_answered(struct daemon *d)
@@ -544,9 +556,9 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         } else {
             ts->errors++;
             d->pull_errors++;
-            if (!d->stop) log_error("table %s: %s", t->name, j->pr.error);
+            if (!atomic_load(&d->stop)) log_error("table %s: %s", t->name, j->pr.error);
         }
-        if (d->stop) break;
+        if (atomic_load(&d->stop)) break;
         if (ts->again && j->rs != REMOTE_ETRANSPORT) {
             ts->again = 0;
             queue_pull(d, j->table, 0);    /* its completion arms the timer */
@@ -569,8 +581,8 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         if (unknown) log_warn("%s", j->msg);
         /* Inserted rows (whose keys a count does not name) come back with the
          * table's next pull, queued now; so do rows a re-read missed. */
-        if ((j->ok || unknown) && j->table >= 0 && !d->stop && (j->repull || !strcmp(j->method, "insert")) &&
-            d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
+        if ((j->ok || unknown) && j->table >= 0 && !atomic_load(&d->stop) &&
+            (j->repull || !strcmp(j->method, "insert")) && d->cfg->tables[j->table].strategy != STRATEGY_ON_DEMAND)
             request_pull(d, j->table);
         break;
     }
@@ -587,9 +599,9 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
                          (unsigned long long)j->ur.changes, (unsigned long long)j->ur.bytes, j->ur.seconds);
         } else {
             d->up_errors++;
-            if (!d->stop) log_error("upstream: %s", j->msg);
+            if (!atomic_load(&d->stop)) log_error("upstream: %s", j->msg);
         }
-        if (d->stop) break;
+        if (atomic_load(&d->stop)) break;
         if (d->up_again && j->rs != REMOTE_ETRANSPORT) {
             d->up_again = 0;
             queue_upstream(d);             /* its completion arms the timer */
@@ -611,7 +623,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct table_sched *ts = arg;
     struct daemon *d = ts->d;
-    if (d->stop || ts->queued) return;    /* re-armed when the running pull finishes */
+    if (atomic_load(&d->stop) || ts->queued) return;   /* re-armed when the running pull finishes */
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) {
         arm(d, ts->index, d->next_probe_ms - clock_wall_ms());   /* one probe at a time while down */
         return;
@@ -626,7 +638,7 @@ static int hook_fetch(void *ctx, const char *table, const char *column, const ch
 {
     struct daemon *d = ctx;
     const struct config_table *t = config_table_find(d->cfg, table);
-    if (!t || d->stop) return -1;
+    if (!t || atomic_load(&d->stop)) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* reads never wait on a dead portal */
     struct job *j = job_new(JOB_FETCH, (int)(t - d->cfg->tables));
     j->column = xstrdup(column);
@@ -642,7 +654,7 @@ static int hook_refresh(void *ctx, const char *table, const char *keys_json, ser
 {
     struct daemon *d = ctx;
     const struct config_table *t = config_table_find(d->cfg, table);
-    if (!t || d->stop) return -1;
+    if (!t || atomic_load(&d->stop)) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;   /* serve them stale instead */
     struct job *j = job_new(JOB_REFRESH, (int)(t - d->cfg->tables));
     j->value = xstrdup(keys_json);
@@ -655,7 +667,7 @@ static int hook_refresh(void *ctx, const char *table, const char *keys_json, ser
 static int hook_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
 {
     struct daemon *d = ctx;
-    if (d->stop) return -1;
+    if (atomic_load(&d->stop)) return -1;
     if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;
     struct job *j = job_new(JOB_WRITE, -1);
     j->method = xstrdup(method);
@@ -685,7 +697,7 @@ static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
 static int hook_export(void *ctx, const char *base_id, serve_export_done_fn done, void *arg)
 {
     struct daemon *d = ctx;
-    if (d->stop) return -1;
+    if (atomic_load(&d->stop)) return -1;
     struct job *j = job_new(JOB_EXPORT, -1);
     j->base_id = base_id ? xstrdup(base_id) : NULL;
     j->edone = done;
@@ -862,6 +874,7 @@ int daemon_run(const struct config *cfg, const char *token)
     char err[2048];
     evthread_use_pthreads();
     struct daemon *d = xcalloc(1, sizeof *d);
+    atomic_init(&d->stop, 0);
     d->cfg = cfg;
     d->portal = -1;
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
@@ -980,7 +993,7 @@ int daemon_run(const struct config *cfg, const char *token)
     /* Shutdown: workers stop between pages and fail what is queued; their
      * completions (replies to waiting HTTP clients) run before the server goes. */
     pthread_mutex_lock(&d->mu);
-    d->stop = 1;
+    atomic_store(&d->stop, 1);
     for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
     pthread_mutex_unlock(&d->mu);
     for (int k = 0; k < 3; k++) {

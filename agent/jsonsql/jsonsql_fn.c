@@ -6,6 +6,7 @@
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
+#include "agent/base/utf8.h"
 
 #include <locale.h>
 #include <regex.h>
@@ -174,43 +175,6 @@ static long rx_size(const char *p, long limit, int *backref)
 static const char RX_BACKREF[] = "regexp_replace: back-references (\\1..\\9) in the pattern are not supported: "
                                  "their matching time grows exponentially";
 
-/* One UTF-8 character at s: its length (0: not valid UTF-8) and code point. */
-static size_t u8_dec(const char *s, uint32_t *cp)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = u[0] < 0x80 ? 1 : u[0] >= 0xC2 && u[0] < 0xE0 ? 2 : u[0] >= 0xE0 && u[0] < 0xF0 ? 3
-             : u[0] >= 0xF0 && u[0] < 0xF5 ? 4 : 0;
-    if (!n) return 0;
-    uint32_t c = n == 1 ? u[0] : u[0] & (0x7Fu >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((u[i] & 0xC0) != 0x80) return 0;
-        c = c << 6 | (u[i] & 0x3Fu);
-    }
-    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < least[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    *cp = c;
-    return n;
-}
-
-static void u8_put(struct buf *b, uint32_t c)
-{
-    if (c < 0x80) {
-        buf_putc(b, (char)c);
-    } else if (c < 0x800) {
-        buf_putc(b, (char)(0xC0 | c >> 6));
-        buf_putc(b, (char)(0x80 | (c & 0x3F)));
-    } else if (c < 0x10000) {
-        buf_putc(b, (char)(0xE0 | c >> 12));
-        buf_putc(b, (char)(0x80 | (c >> 6 & 0x3F)));
-        buf_putc(b, (char)(0x80 | (c & 0x3F)));
-    } else {
-        buf_putc(b, (char)(0xF0 | c >> 18));
-        buf_putc(b, (char)(0x80 | (c >> 12 & 0x3F)));
-        buf_putc(b, (char)(0x80 | (c >> 6 & 0x3F)));
-        buf_putc(b, (char)(0x80 | (c & 0x3F)));
-    }
-}
-
 static int rx_fail(char *msg, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int rx_fail(char *msg, size_t cap, const char *fmt, ...)
 {
@@ -250,7 +214,7 @@ static void rx_lit(struct buf *o, uint32_t c)
         buf_putc(o, (char)c);
         buf_putc(o, ']');
     } else {
-        u8_put(o, c);
+        utf8_put(o, c);
     }
 }
 
@@ -285,8 +249,8 @@ static int rx_member(const char **pp, uint32_t *c, struct buf *cls, char *msg, s
             return rx_fail(msg, cap, "the escape \\%c is not supported", e);
         q++;
     }
-    size_t n = u8_dec(q, c);
-    if (!n) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
+    int n = utf8_decode(q, UTF8_MAX, c);
+    if (n < 0) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
     *pp = q + n;
     return 1;
 }
@@ -370,7 +334,7 @@ static int rx_bracket(const char **pp, struct buf *o, char *msg, size_t cap)
             else if (c == '^') caret = 1;
             else if (c == '-') dash = 1;
             else if (c == '[') lb = 1;
-            else if (!(c >= 0xD800 && c <= 0xDFFF)) u8_put(&body, c);
+            else if (!(c >= 0xD800 && c <= 0xDFFF)) utf8_put(&body, c);
             if (c == hi) break;
         }
     }
@@ -446,8 +410,8 @@ static int rx_translate(const char *p, struct buf *o, char *msg, size_t cap)
                 return rx_fail(msg, cap, "the escape \\%c is not supported", e);
             } else {
                 uint32_t c;
-                size_t n = u8_dec(p + 1, &c);
-                if (!n) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
+                int n = utf8_decode(p + 1, UTF8_MAX, &c);
+                if (n < 0) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
                 rx_lit(o, c);
                 atom = 1;
                 p += 1 + n;
@@ -506,8 +470,8 @@ static int rx_translate(const char *p, struct buf *o, char *msg, size_t cap)
             break;
         default: {
             uint32_t c;
-            size_t n = u8_dec(p, &c);
-            if (!n) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
+            int n = utf8_decode(p, UTF8_MAX, &c);
+            if (n < 0) return rx_fail(msg, cap, "the pattern is not valid UTF-8");
             rx_lit(o, c);
             atom = 1;
             p += n;
@@ -720,15 +684,14 @@ static void fn_case(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     unsigned char *o = xmalloc(n + 1);
+    uint32_t cp;
     for (size_t i = 0; i < n;) {
         if (s[i] < 0x80) {
             o[i] = (unsigned char)(upper ? cp_upper(s[i]) : cp_lower(s[i]));
             i++;
-        } else if (s[i] >= 0xC2 && s[i] <= 0xDF && i + 1 < n && (s[i + 1] & 0xC0) == 0x80) {
-            uint32_t cp = ((uint32_t)(s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F);
-            cp = upper ? cp_upper(cp) : cp_lower(cp);   /* stays in 0x80..0x7FF */
-            o[i] = (unsigned char)(0xC0 | (cp >> 6));
-            o[i + 1] = (unsigned char)(0x80 | (cp & 0x3F));
+        } else if (utf8_decode(s + i, n - i, &cp) == 2) {
+            cp = upper ? cp_upper(cp) : cp_lower(cp);   /* stays in 0x80..0x7FF: two bytes again */
+            utf8_encode(cp, (char *)o + i);
             i += 2;
         } else {
             o[i] = s[i];

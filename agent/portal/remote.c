@@ -44,18 +44,18 @@ struct remote {
     int too_big;              /* set by on_write when the cap is hit */
     CURLcode last_cc;         /* curl's result of the last exchange */
     char curl_err[CURL_ERROR_SIZE];
-    const volatile int *cancel;   /* shutdown flag of the owner, may be NULL */
+    const atomic_int *cancel;     /* shutdown flag of the owner, may be NULL */
     struct remote_stats stats;
 };
 
-static int cancelled(const remote *r) { return r->cancel && *r->cancel; }
+static int cancelled(const remote *r) { return r->cancel && atomic_load(r->cancel); }
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     return cancelled(ud);   /* non-zero aborts the transfer */
 }
 
-void remote_set_cancel(remote *r, const volatile int *cancel)
+void remote_set_cancel(remote *r, const atomic_int *cancel)
 {
     r->cancel = cancel;
     curl_easy_setopt(r->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -624,12 +624,12 @@ static enum remote_status query(remote *r, const char *method, const char *param
             enum json_rpc_kind kind = json_rpc_rows(r->body.p, r->body.len, cb, ctx, rpcmsg, sizeof rpcmsg,
                                                     perr, sizeof perr);
             if (kind == JSON_RPC_RESULT) break;
+            if (kind == JSON_RPC_STOPPED) {   /* the consumer refused a row: final */
+                snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
+                st = REMOTE_EPROTOCOL;
+                break;
+            }
             if (kind == JSON_RPC_BAD) {
-                if (strstr(perr, "stopped by caller")) {   /* the consumer refused a row: final */
-                    snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
-                    st = REMOTE_EPROTOCOL;
-                    break;
-                }
                 snprintf(what, sizeof what, "bad response body (%zu bytes): %s", r->body.len, perr);
                 goto transient;
             }

@@ -26,6 +26,7 @@
  * uses a remote at a time. The caller frees a remote with remote_free(). */
 #ifndef IA_REMOTE_H
 #define IA_REMOTE_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,7 +96,7 @@ remote *remote_from_config(const struct config *cfg, char *err, size_t errlen);
 
 /* While *cancel is non-zero, transfers abort and no further try or backoff
  * wait starts (REMOTE_ETRANSPORT "cancelled"). For a daemon shutting down. */
-void remote_set_cancel(remote *r, const volatile int *cancel);
+void remote_set_cancel(remote *r, const atomic_int *cancel);
 
 const struct remote_stats *remote_get_stats(const remote *r);
 const char *remote_status_name(enum remote_status s);

@@ -407,7 +407,7 @@ static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct p
 {
     char err[1024];
     p->error[0] = '\0';
-    if (c->cancel && *c->cancel) {
+    if (c->cancel && atomic_load(c->cancel)) {
         /* Between pages: what is journaled stays consistent and resumes later. */
         snprintf(r->error, sizeof r->error, "stopped (shutting down)");
         return -1;
@@ -1041,7 +1041,8 @@ static void note_fetched(struct pull_ctx *c, const struct config_table *t, const
 
 /* pull_get with the value as text or as a JSON literal (exactly one of them). */
 static int get_rows(struct pull_ctx *c, const struct config_table *t, const char *column, const char *text,
-                    const char *value_json, uint64_t *found, struct buf *keys, char *err, size_t errlen)
+                    const char *value_json, uint64_t *found, struct buf *keys, enum remote_status *rs, char *err,
+                    size_t errlen)
 {
     struct replay_table st = {0};
     struct schema s = {0};
@@ -1100,6 +1101,7 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
 fail:
     snprintf(err, errlen, "%s", r.error);
 out:
+    if (rs) *rs = r.remote_status;
     fetched_free(&fk);
     replay_table_free(&st);
     schema_free(&s);
@@ -1113,13 +1115,13 @@ out:
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, struct buf *keys, char *err, size_t errlen)
 {
-    return get_rows(c, t, column, value, NULL, found, keys, err, errlen);
+    return get_rows(c, t, column, value, NULL, found, keys, NULL, err, errlen);
 }
 
 int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
-                  uint64_t *found, struct buf *keys, char *err, size_t errlen)
+                  uint64_t *found, struct buf *keys, enum remote_status *rs, char *err, size_t errlen)
 {
-    return get_rows(c, t, column, NULL, value_json, found, keys, err, errlen);
+    return get_rows(c, t, column, NULL, value_json, found, keys, rs, err, errlen);
 }
 
 /* ---- write-through ------------------------------------------------------------------ */
@@ -1138,7 +1140,8 @@ static void mark_seen(void *ctx, const struct journal_value *k)
         if (!ks->seen[i] && val_cmp(&ks->v[i], &kv) == 0) ks->seen[i] = 1;
 }
 
-int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, char *err, size_t errlen)
+int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, enum remote_status *rs,
+              char *err, size_t errlen)
 {
     struct replay_table st = {0};
     struct schema s = {0};
@@ -1205,6 +1208,7 @@ int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys
 fail:
     snprintf(err, errlen, "%s", r.error);
 out:
+    if (rs) *rs = r.remote_status;
     for (i = 0; i < ks.n; i++) val_clear(&ks.v[i]);
     free(ks.v);
     free(ks.seen);

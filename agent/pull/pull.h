@@ -21,6 +21,7 @@
 #ifndef IA_PULL_H
 #define IA_PULL_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "agent/config/config.h"
@@ -34,7 +35,7 @@ struct pull_ctx {
     struct journal_writer *jw;       /* the journal (one writer per storage dir) */
     struct replay *rp;               /* cache.db */
     int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
-    const volatile int *cancel;      /* non-zero: stop after the page in flight (NULL: never) */
+    const atomic_int *cancel;        /* non-zero: stop after the page in flight (NULL: never) */
     pthread_mutex_t *lock;           /* held around every use of jw and rp (NULL: one thread) */
 };
 
@@ -70,14 +71,18 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
 #define PULL_EUSAGE (-2)
 int pull_get(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value,
              uint64_t *found, struct buf *keys, char *err, size_t errlen);
-/* pull_get for a value that is already a JSON literal (the local API's); -1 or 0. */
+/* pull_get for a value that is already a JSON literal (the local API's); -1 or
+ * 0. *rs (may be NULL) gets the portal's error class: REMOTE_OK when the
+ * portal answered or was not asked. */
 int pull_get_json(struct pull_ctx *c, const struct config_table *t, const char *column, const char *value_json,
-                  uint64_t *found, struct buf *keys, char *err, size_t errlen);
+                  uint64_t *found, struct buf *keys, enum remote_status *rs, char *err, size_t errlen);
 
 /* Re-read the rows with these keys (a JSON array of key literals) from the
  * portal: present ones are journaled and applied as an on-demand page, absent
- * ones as deletions. Used after a write forwarded to the portal. 0 or -1 (err). */
-int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, char *err, size_t errlen);
+ * ones as deletions. Used after a write forwarded to the portal. 0 or -1 (err;
+ * *rs, may be NULL, as for pull_get_json). */
+int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, enum remote_status *rs,
+              char *err, size_t errlen);
 
 /* s as an integer: an optional sign and decimal digits, within int64. 1 yes, 0 no. */
 int pull_int_text(const char *s, int64_t *out);

@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/fsio.h"
 #include "agent/base/mem.h"
 #include "replay/copy.h"
 #include "replay/replay.h"
@@ -462,20 +463,13 @@ static int write_container(const char *out_path, const char *payload, int level,
         unsigned char tr[4];
         put_le32(tr, crc);
         ok = ok && write_all(fd, tr, 4, NULL, tmp, err, errlen) == 0;
-        if (ok && fsync(fd) != 0) {
-            snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
-            ok = 0;
-        }
     }
     if (fg) fclose(fg);
     if (fd >= 0 && close(fd) != 0 && ok) {
         snprintf(err, errlen, "%s: close: %s", tmp, strerror(errno));
         ok = 0;
     }
-    if (ok && rename(tmp, out_path) != 0) {
-        snprintf(err, errlen, "%s: rename from %s: %s", out_path, tmp, strerror(errno));
-        ok = 0;
-    }
+    if (ok && fsio_commit(tmp, out_path, err, errlen) != 0) ok = 0;
     if (!ok) unlink(tmp);
     unlink(gz);
     cJSON_free(js);

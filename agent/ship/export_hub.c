@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 
@@ -171,11 +172,8 @@ static int current(struct export_hub *h, int *built, char *err, size_t errlen)
         return -1;
     }
     char *final = path_of(h, m.id, NULL, "snap");
-    int rc = rename(tmp, final);
-    if (rc != 0) {
-        snprintf(err, errlen, "%s: rename to %s: %s", tmp, final, strerror(errno));
-        unlink(tmp);
-    }
+    int rc = fsio_commit(tmp, final, err, errlen);
+    if (rc == FSIO_EFILE) unlink(tmp);
     free(tmp);
     free(final);
     if (rc != 0) {
@@ -241,10 +239,7 @@ int export_hub_delta(struct export_hub *h, const char *base_id, struct export_hu
         if (!have) {
             char *tmp = path_of(h, "incoming", NULL, "delta");
             int d = export_delta_files(bp, tp, tmp, h->level, NULL, err, errlen);
-            if (d == 0 && rename(tmp, dp) != 0) {
-                snprintf(err, errlen, "%s: rename to %s: %s", tmp, dp, strerror(errno));
-                d = -1;
-            }
+            if (d == 0 && fsio_commit(tmp, dp, err, errlen) != 0) d = -1;
             if (d != 0) unlink(tmp);
             free(tmp);
             made = d == 0;

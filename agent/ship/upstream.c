@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 
@@ -18,14 +19,14 @@ struct upstream {
     CURL *curl;
     char *url;                        /* the hub, no trailing '/' */
     char *auth;                       /* "Authorization: Bearer ..." or NULL; never logged */
-    const volatile int *cancel;
+    const atomic_int *cancel;
     char curl_err[CURL_ERROR_SIZE];
 };
 
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     const upstream *u = ud;
-    return u->cancel && *u->cancel;
+    return u->cancel && atomic_load(u->cancel);
 }
 
 upstream *upstream_new(const struct config *cfg, char *err, size_t errlen)
@@ -77,7 +78,7 @@ upstream *upstream_new(const struct config *cfg, char *err, size_t errlen)
     return u;
 }
 
-void upstream_set_cancel(upstream *u, const volatile int *cancel) { u->cancel = cancel; }
+void upstream_set_cancel(upstream *u, const atomic_int *cancel) { u->cancel = cancel; }
 
 void upstream_free(upstream *u)
 {
@@ -167,8 +168,8 @@ int upstream_state_read(const char *dir, struct upstream_state *st)
     return 0;
 }
 
-/* Record this attempt (error NULL: it worked) in dir/upstream.state: written
- * beside and renamed, so a reader sees the old record or the new. */
+/* Record this attempt (error NULL: it worked) in dir/upstream.state, replaced
+ * whole (fsio), so a reader sees the old record or the new. */
 static void note_attempt(const char *dir, int64_t when_ms, const char *error)
 {
     struct upstream_state st;
@@ -178,19 +179,15 @@ static void note_attempt(const char *dir, int64_t when_ms, const char *error)
     snprintf(st.error, sizeof st.error, "%.1000s", error ? error : "");
     for (char *p = st.error; *p; p++)
         if ((unsigned char)*p < 0x20) *p = ' ';
-    struct buf path = {0}, tmp = {0};
+    struct buf path = {0}, text = {0};
     buf_printf(&path, "%s/upstream.state", dir);
-    buf_printf(&tmp, "%s.tmp-%ld", path.p, (long)getpid());
-    FILE *f = fopen(tmp.p, "w");
-    int ok = f && fprintf(f, "attempt_ms=%lld\nsuccess_ms=%lld\nerror=%s\n", (long long)st.attempt_ms,
-                          (long long)st.success_ms, st.error) > 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp.p, path.p) != 0) {
-        log_warn("%s: cannot record the hub's last answer: %s", path.p, strerror(errno));
-        unlink(tmp.p);
-    }
+    buf_printf(&text, "attempt_ms=%lld\nsuccess_ms=%lld\nerror=%s\n", (long long)st.attempt_ms,
+               (long long)st.success_ms, st.error);
+    char err[1024];
+    if (fsio_replace(path.p, text.p, text.len, err, sizeof err) != 0)
+        log_warn("cannot record the hub's last answer: %s", err);
     buf_free(&path);
-    buf_free(&tmp);
+    buf_free(&text);
 }
 
 int upstream_sync(upstream *u, const char *db_path, const char *dir, struct upstream_result *r, char *err,

@@ -16,6 +16,7 @@
  * logged. Ownership: the caller frees the client with upstream_free(). */
 #ifndef IA_UPSTREAM_H
 #define IA_UPSTREAM_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,7 @@ typedef struct upstream upstream;
 /* NULL with err when cfg has no [upstream] url or token_env names an unset variable. */
 upstream *upstream_new(const struct config *cfg, char *err, size_t errlen);
 /* *cancel non-zero aborts a transfer in progress (daemon shutdown). */
-void upstream_set_cancel(upstream *u, const volatile int *cancel);
+void upstream_set_cancel(upstream *u, const atomic_int *cancel);
 /* 0 ok, -1 with err naming the hub URL (and r->unreachable set when it is away).
  * dir is the storage directory: downloads go to a temp file there, and every
  * attempt's outcome is recorded in dir/upstream.state for `status`. */

@@ -12,7 +12,8 @@
 #    no longer has is dropped;
 #  - with the portal down a stale row is served with X-Cache-Stale: true (and
 #    `get` prints it with a warning, exit 0), and a miss is JSON-RPC error
-#    -32004, never `result: []`;
+#    -32004, never `result: []`; the failed refresh, and the failed fetch
+#    that probes past the backoff, each leave /health unreachable;
 #  - error replies of the HTTP layer are JSON (405 for PUT, 413).
 # Every wait polls a condition against a deadline.
 source "$(dirname "$0")/lib.bash"
@@ -120,10 +121,17 @@ http POST "$D_URL/api/jsonsql/" "$(select_body "$X")"
 grep -q "\"result\":\[\[$X,\"aa:aa:aa:aa:aa:02\"\]\]" "$HTTP_BODY" || fail "a stale row, portal down: $(cat "$HTTP_BODY")"
 [ "$(http_header X-Cache-Stale)" = true ] || fail "a stale row, portal down: X-Cache-Stale $(http_header X-Cache-Stale)"
 ok "portal down: a stale row is served from the cache with X-Cache-Stale: true ($(http_header X-Cache-Error))"
+# The refresh's transport error (a code, not its text) marked the portal down
+# before the answer; the miss below, past the first backoff (1 s + 10%), is the
+# next probe: a fetch failing the same way keeps it down.
+health_is "$D_URL" unreachable || fail "/health after a refresh failed to connect: $(curl -sS "$D_URL/health")"
+sleep 1.5
 Y=$(portal_sql "SELECT id FROM terminal ORDER BY id LIMIT 1 OFFSET 40")
 http POST "$D_URL/api/jsonsql/" "$(select_body "$Y")"
 json_check "$HTTP_BODY" 'd["error"]["code"] == -32004 and "not cached" in d["error"]["message"] and "result" not in d' \
   || fail "a miss with the portal down: $(cat "$HTTP_BODY")"
+grep -q 'transport error' "$HTTP_BODY" || fail "the miss past the backoff did not ask the portal: $(cat "$HTTP_BODY")"
+health_is "$D_URL" unreachable || fail "/health after a fetch failed to connect: $(curl -sS "$D_URL/health")"
 ok "portal down: a miss is JSON-RPC error -32004 ($(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"]["message"])' "$HTTP_BODY"))"
 agent get terminal "id=$X"
 expect_rc 0 "get of a stale row with the portal down"

@@ -176,7 +176,7 @@ static void test_rows_caller_stop(void **state)
     char msg[256], err[256];
     c.stop_at_row = 1;
     const char *body = "{\"result\":[[1],[2],[3]]}";
-    assert_int_equal(json_rpc_rows(body, strlen(body), &cb, &c, msg, sizeof msg, err, sizeof err), JSON_RPC_BAD);
+    assert_int_equal(json_rpc_rows(body, strlen(body), &cb, &c, msg, sizeof msg, err, sizeof err), JSON_RPC_STOPPED);
     assert_non_null(strstr(err, "stopped by caller"));
     assert_int_equal(c.rows, 1);
     buf_free(&c.b);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,12 +203,26 @@ static void test_cancel_stops_retrying(void **state)
     remote *r = open_remote(f->portal.url, PASSWORD, 5, 5000, 0);
     char err[2048];
     assert_int_equal(remote_login(r, err, sizeof err), REMOTE_OK);
-    volatile int stop = 1;
+    atomic_int stop = 1;
     remote_set_cancel(r, &stop);
     assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"queue\":[\"500\",\"500\",\"500\"]}"), 200);
     assert_int_equal(remote_query(r, "select", PAGE, NULL, NULL, err, sizeof err), REMOTE_ETRANSPORT);
     if (!strstr(err, "gave up after 1 try")) fail_msg("unexpected: %s", err);
     remote_free(r);
+}
+
+static int refuse_row(void *ctx, size_t row, size_t ncols) { return 1; }
+
+/* A consumer that refuses a row ends the query: no retry, a protocol error. */
+static void test_consumer_stop_is_final(void **state)
+{
+    struct fixture *f = *state;
+    const struct json_rows_cb refuse = {NULL, NULL, NULL, refuse_row};
+    uint64_t retries = remote_get_stats(f->r)->retries, requests = remote_get_stats(f->r)->requests;
+    assert_int_equal(remote_query(f->r, "select", PAGE, &refuse, NULL, f->err, sizeof f->err), REMOTE_EPROTOCOL);
+    assert_non_null(strstr(f->err, "stopped by caller"));
+    assert_int_equal(remote_get_stats(f->r)->retries, retries);
+    assert_true(remote_get_stats(f->r)->requests <= requests + 2);   /* the query (and a first login) */
 }
 
 static void test_forbidden_table(void **state)
@@ -470,7 +485,8 @@ int main(void)
         T(test_login_and_select), T(test_bad_password), T(test_relogin_jsonrpc),
         T(test_relogin_http401), T(test_relogin_http403), T(test_second_refusal_is_auth),
         T(test_retries_each_transient_fault), T(test_gives_up_500), T(test_gives_up_reset),
-        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying), T(test_forbidden_table),
+        T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying),
+        T(test_consumer_stop_is_final), T(test_forbidden_table),
         T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
         T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
         T(test_write_count_result), T(test_write_lost_drop), T(test_write_lost_reset),
