@@ -649,7 +649,7 @@ static void test_on_demand_lookup(void **state)
     snprintf(q, sizeof q, "{\"from\":\"terminal\",\"where\":{\"eq\":[\"id\",%lld]}}", gone);
     portal_write(f, "delete", q);
     snprintf(q, sizeof q, "[%lld,%lld]", changed, gone);
-    assert_int_equal(pull_keys(&f->c, t, q, err, sizeof err), 0);
+    assert_int_equal(pull_keys(&f->c, t, q, NULL, err, sizeof err), 0);
     assert_same_rows(f, "terminal", where);
     assert_int_equal(cache_int(f, "SELECT count(*) FROM terminal"), n - 1);
     buf_free(&keys);
