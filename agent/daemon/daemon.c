@@ -869,50 +869,35 @@ static remote *worker_remote(const struct config *cfg, int interactive, char *er
     return remote_from_config(&c, err, errlen);
 }
 
-int daemon_run(const struct config *cfg, const char *token)
+/* The store, the portal clients (or the edge's upstream) and the hub's
+ * exports directory. 0, or the exit status (1, 2 for a config problem). */
+static int open_parts(struct daemon *d, char *err, size_t errlen)
 {
-    char err[2048];
-    evthread_use_pthreads();
-    struct daemon *d = xcalloc(1, sizeof *d);
-    atomic_init(&d->stop, 0);
-    d->cfg = cfg;
-    d->portal = -1;
-    d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
-    pthread_mutex_init(&d->mu, NULL);
-    pthread_mutex_init(&d->wlock, NULL);
-    int rc = 1;
-    if (store_open(cfg, 1, &d->st, err, sizeof err) != 0) {
-        fprintf(stderr, "iptv-agent run: %s\n", err);
-        goto out;
-    }
+    const struct config *cfg = d->cfg;
+    if (store_open(cfg, 1, &d->st, err, errlen) != 0) return 1;
     if (cfg->upstream.url) {
-        if (!(d->up = upstream_new(cfg, err, sizeof err))) {
-            fprintf(stderr, "iptv-agent run: %s\n", err);
-            rc = 2;
-            goto out;
-        }
+        if (!(d->up = upstream_new(cfg, err, errlen))) return 2;
         upstream_set_cancel(d->up, &d->stop);
     } else {
-        d->pullq.w[0].remote = worker_remote(cfg, 0, err, sizeof err);
+        d->pullq.w[0].remote = worker_remote(cfg, 0, err, errlen);
         for (int k = 0; k < INTERACTIVE_WORKERS && d->pullq.w[0].remote; k++)
-            if (!(d->interq.w[k].remote = worker_remote(cfg, 1, err, sizeof err))) break;
-        if (!d->interq.w[INTERACTIVE_WORKERS - 1].remote) {
-            fprintf(stderr, "iptv-agent run: %s\n", err);
-            rc = 2;
-            goto out;
-        }
+            if (!(d->interq.w[k].remote = worker_remote(cfg, 1, err, errlen))) break;
+        if (!d->interq.w[INTERACTIVE_WORKERS - 1].remote) return 2;
         remote_set_cancel(d->pullq.w[0].remote, &d->stop);
         for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_set_cancel(d->interq.w[k].remote, &d->stop);
     }
-    {
-        char xdir[4200];
-        snprintf(xdir, sizeof xdir, "%s/exports", d->st.dir);
-        if (!(d->hub = export_hub_new(xdir, d->st.db_path, cfg->storage.compression_level, cfg->serve.export_keep, err,
-                                      sizeof err))) {
-            fprintf(stderr, "iptv-agent run: %s\n", err);
-            goto out;
-        }
-    }
+    char xdir[4200];
+    snprintf(xdir, sizeof xdir, "%s/exports", d->st.dir);
+    d->hub = export_hub_new(xdir, d->st.db_path, cfg->storage.compression_level, cfg->serve.export_keep, err, errlen);
+    return d->hub ? 0 : 1;
+}
+
+/* The event loop and the HTTP server; then the first stdout line says where
+ * the API listens (the port may be ephemeral), and so does <dir>/agent.url,
+ * so CLI commands can reach the running daemon. 0 or -1. */
+static int start_serving(struct daemon *d, const char *token, char *err, size_t errlen)
+{
+    const struct config *cfg = d->cfg;
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
                                 hook_metrics, hook_export, hook_refresh};
@@ -923,27 +908,28 @@ int daemon_run(const struct config *cfg, const char *token)
         hooks.sync = edge_sync;
     }
     struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
-    d->srv = serve_new(d->base, &so, &hooks, err, sizeof err);
-    if (!d->srv) {
-        fprintf(stderr, "iptv-agent run: %s\n", err);
-        goto out;
-    }
+    if (!(d->srv = serve_new(d->base, &so, &hooks, err, errlen))) return -1;
     log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
-    {
-        /* First stdout line: where the API listens (the port may be ephemeral);
-         * also <dir>/agent.url, so CLI commands can reach the running daemon. */
-        char host[256], url[320], path[4200];
-        int port;
-        if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0) {
-            snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
-                     strcmp(host, "0.0.0.0") ? host : "127.0.0.1", serve_port(d->srv));
-            printf("%s\n", url);
-            snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
-            FILE *f = fopen(path, "w");
-            if (f) { fprintf(f, "%s\n", url); fclose(f); }
-        }
-        fflush(stdout);
+    char host[256], url[320], path[4200];
+    int port;
+    if (config_listen_split(cfg->serve.listen, host, sizeof host, &port) == 0) {
+        snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d",
+                 strcmp(host, "0.0.0.0") ? host : "127.0.0.1", serve_port(d->srv));
+        printf("%s\n", url);
+        snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+        FILE *f = fopen(path, "w");
+        if (f) { fprintf(f, "%s\n", url); fclose(f); }
     }
+    fflush(stdout);
+    return 0;
+}
+
+/* A timer per table, armed for when its next pull is due (the first pulls
+ * spread over a second); the compaction timer, or an edge's upstream timer. */
+static void schedule(struct daemon *d)
+{
+    const struct config *cfg = d->cfg;
+    char err[2048];
     d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
     for (int i = 0; i < cfg->ntables; i++) {
         const struct config_table *t = &cfg->tables[i];
@@ -956,20 +942,24 @@ int daemon_run(const struct config *cfg, const char *token)
         if (replay_table_get(d->st.rp, t->name, &st, err, sizeof err) == 0 && !pull_due(t, &st, clock_wall_ms()))
             delay = st.last_success_ms + period_ms(t) - clock_wall_ms();
         replay_table_free(&st);
-        /* Spread the first pulls too, by up to a second. */
         arm(d, i, delay + (int64_t)(rnd(d) % 1000));
-    }
-    if (!d->up) {
-        d->compact_timer = evtimer_new(d->base, on_compact_timer, d);
-        compact_arm(d);
     }
     if (d->up) {
         log_info("edge of %s: asking for its changes every %lld s", cfg->upstream.url,
                  (long long)(cfg->upstream.interval_ms / 1000));
         d->up_timer = evtimer_new(d->base, on_up_timer, d);
         up_arm(d, 0);
+    } else {
+        d->compact_timer = evtimer_new(d->base, on_compact_timer, d);
+        compact_arm(d);
     }
-    struct queue *qs[3] = {&d->pullq, &d->interq, &d->exportq};
+}
+
+static void start_workers(struct daemon *d, struct queue *qs[3])
+{
+    qs[0] = &d->pullq;
+    qs[1] = &d->interq;
+    qs[2] = &d->exportq;
     d->pullq.name = "pull";
     d->interq.name = "interactive";
     d->exportq.name = "export";
@@ -983,15 +973,12 @@ int daemon_run(const struct config *cfg, const char *token)
             pthread_create(&qs[k]->w[i].thread, NULL, worker_main, &qs[k]->w[i]);
         }
     }
-    struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
-    struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
-    event_add(sigterm, NULL);
-    event_add(sigint, NULL);
+}
 
-    event_base_dispatch(d->base);
-
-    /* Shutdown: workers stop between pages and fail what is queued; their
-     * completions (replies to waiting HTTP clients) run before the server goes. */
+/* Shutdown: workers stop between pages and fail what is queued; their
+ * completions (replies to waiting HTTP clients) run before the server goes. */
+static void stop_workers(struct daemon *d, struct queue *qs[3])
+{
     pthread_mutex_lock(&d->mu);
     atomic_store(&d->stop, 1);
     for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
@@ -1001,19 +988,17 @@ int daemon_run(const struct config *cfg, const char *token)
         pthread_cond_destroy(&qs[k]->cv);
     }
     event_base_loop(d->base, EVLOOP_NONBLOCK);
-    {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
-        unlink(path);
-    }
-    event_free(sigterm);
-    event_free(sigint);
-    for (int i = 0; i < cfg->ntables; i++) event_free(d->ts[i].timer);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/agent.url", d->st.dir);
+    unlink(path);
+}
+
+static void daemon_free(struct daemon *d)
+{
+    if (d->ts)
+        for (int i = 0; i < d->cfg->ntables; i++) event_free(d->ts[i].timer);
     if (d->up_timer) event_free(d->up_timer);
     if (d->compact_timer) event_free(d->compact_timer);
-    log_info("stopped");
-    rc = 0;
-out:
     if (d->srv) serve_free(d->srv);
     if (d->base) event_base_free(d->base);
     remote_free(d->pullq.w[0].remote);
@@ -1025,5 +1010,40 @@ out:
     pthread_mutex_destroy(&d->wlock);
     free(d->ts);
     free(d);
-    return rc;
+}
+
+int daemon_run(const struct config *cfg, const char *token)
+{
+    char err[2048];
+    evthread_use_pthreads();
+    struct daemon *d = xcalloc(1, sizeof *d);
+    atomic_init(&d->stop, 0);
+    d->cfg = cfg;
+    d->portal = -1;
+    d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->wlock, NULL);
+    int rc = open_parts(d, err, sizeof err);
+    if (rc == 0 && start_serving(d, token, err, sizeof err) != 0) rc = 1;
+    if (rc != 0) {
+        fprintf(stderr, "iptv-agent run: %s\n", err);
+        daemon_free(d);
+        return rc;
+    }
+    schedule(d);
+    struct queue *qs[3];
+    start_workers(d, qs);
+    struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
+    struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+
+    event_base_dispatch(d->base);
+
+    stop_workers(d, qs);
+    event_free(sigterm);
+    event_free(sigint);
+    log_info("stopped");
+    daemon_free(d);
+    return 0;
 }
