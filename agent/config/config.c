@@ -11,6 +11,7 @@
  * without token_env, cursor on a full table, columns without the key column),
  * points at the key; a table missing something points at its [[table]] header. */
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/base/mem.h"
 #include "agent/config/toml.h"
 #include "replay/replay.h"
@@ -584,7 +585,7 @@ static int table_key(struct ctx *x, const struct toml_kv *kv, struct config_tabl
         if (get_ident(x, kv, &t->name) != 0) return -1;
         /* Replay refuses these names (replay_check_name owns the rule): caught
          * here, before a SCHEMA record the cache could never apply is journaled. */
-        char why[384];
+        char why[IA_ERRLEN];
         if (replay_check_name(t->name, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
         return 0;
     }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 
@@ -531,7 +532,7 @@ static int read_versions(struct sdb *d, int64_t *dv, int64_t *sv)
 void sdb_check(struct sdb *d, int force)
 {
     int64_t dv, sv;
-    char err[512];
+    char err[IA_ERRLEN];
     if (read_versions(d, &dv, &sv) != 0) {
         log_debug("serve: cache.db %s: reading data_version: %s", d->path, sqlite3_errmsg(d->meta));
         return;
