@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/err.h"
 #include "agent/base/fsio.h"
 #include "agent/base/mem.h"
 #include "replay/copy.h"
@@ -113,7 +114,7 @@ static int query_text(sqlite3 *db, const char *sql, const char *bind, char **out
 static void new_id(sqlite3 *db, char out[EXPORT_ID_LEN + 1])
 {
     /* randomblob is SQLite's CSPRNG (seeded from the OS): 128 bits. */
-    char err[64], *s = NULL;
+    char err[IA_ERRLEN], *s = NULL;
     if (query_text(db, "SELECT lower(hex(randomblob(16)))", NULL, &s, err, sizeof err) == 0)
         snprintf(out, EXPORT_ID_LEN + 1, "%s", s);
     else
@@ -668,7 +669,7 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
         new_id(c, m.id);
         m.created_ms = clock_wall_ms();
         /* The copy records what it is, so the importer starts "at" this id. */
-        char why[512];
+        char why[IA_ERRLEN];
         ok = replay_copy_set_at(c, m.id, "snapshot", m.created_ms, why, sizeof why) == 0;
         if (!ok) snprintf(err, errlen, "export copy %s: %s", copy, why);
         ok = ok && describe(c, &m, err, errlen) == 0;
@@ -896,7 +897,7 @@ int export_cache_state(const char *db_path, char at_id[EXPORT_ID_LEN + 1], uint6
 {
     sqlite3 *db = NULL;
     struct replay_copy_state cs;
-    char why[512];
+    char why[IA_ERRLEN];
     if (replay_db_open_readonly(db_path, 0, 10000, &db, err, errlen) != 0) return -1;
     int ok = replay_copy_state(db, &cs, why, sizeof why) == 0;
     if (ok) {
@@ -1092,7 +1093,7 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
         }
     }
     if (ok) {
-        char why[512];
+        char why[IA_ERRLEN];
         ok = replay_copy_set_at(db, m->id, "delta", clock_wall_ms(), why, sizeof why) == 0;
         if (!ok) snprintf(err, errlen, "cache.db %s: %s", db_path, why);
         ok = ok && exec(db, "COMMIT", db_path, err, errlen) == 0;
