@@ -84,9 +84,9 @@ static int query_int(sqlite3 *db, const char *sql, int64_t *out, char *err, size
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-static int open_db(const char *path, int flags, sqlite3 **db, char *err, size_t errlen)
+int replay_copy_open(const char *path, sqlite3 **db, char *err, size_t errlen)
 {
-    int rc = sqlite3_open_v2(path, db, flags, NULL);
+    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: open: %s", path, *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
         sqlite3_close_v2(*db);
@@ -118,7 +118,7 @@ int replay_copy_take(const char *db_path, const char *copy, char *err, size_t er
     }
     sqlite3_finalize(st);
     sqlite3_close_v2(src);
-    if (open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) != 0) {
+    if (replay_copy_open(copy, &c, err, errlen) != 0) {
         replay_copy_remove(copy);
         return -1;
     }

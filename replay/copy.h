@@ -32,6 +32,11 @@ void replay_copy_list_free(char **names, char **ddls, size_t n);
  * are dropped. On failure nothing is left at `copy`. */
 int replay_copy_take(const char *db_path, const char *copy, char *err, size_t errlen);
 
+/* Open an existing copy (or cache.db, for import) read-write: never created;
+ * extended result codes; a lock is waited for up to 10 s. 0 or -1 with err
+ * naming the file; *db is NULL unless 0. */
+int replay_copy_open(const char *path, sqlite3 **db, char *err, size_t errlen);
+
 /* Remove a copy and its -wal, -shm and -journal, best effort (temp files). */
 void replay_copy_remove(const char *path);
 

@@ -76,20 +76,6 @@ static int exec(sqlite3 *db, const char *sql, const char *what, char *err, size_
     return 0;
 }
 
-static int open_db(const char *path, int flags, sqlite3 **db, char *err, size_t errlen)
-{
-    int rc = sqlite3_open_v2(path, db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "%s: open: %s", path, *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
-        sqlite3_close_v2(*db);
-        *db = NULL;
-        return -1;
-    }
-    sqlite3_extended_result_codes(*db, 1);
-    sqlite3_busy_timeout(*db, 10000);
-    return 0;
-}
-
 /* One text or integer value of a single-row query; *out malloc'd ("" for NULL). */
 static int query_text(sqlite3 *db, const char *sql, const char *bind, char **out, char *err, size_t errlen)
 {
@@ -662,7 +648,7 @@ int export_snapshot(const char *db_path, const char *out_path, int level, struct
     char *copy = tmp_name(out_path, "db");
     sqlite3 *c = NULL;
     int ok = replay_copy_take(db_path, copy, err, errlen) == 0 &&
-             open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) == 0;
+             replay_copy_open(copy, &c, err, errlen) == 0;
     if (ok) {
         m.format = EXPORT_FORMAT_VERSION;
         snprintf(m.kind, sizeof m.kind, "snapshot");
@@ -773,7 +759,7 @@ static int diff_into(const char *copy, const char *base, const char *base_label,
     sqlite3_session *sess = NULL;
     int n = 0;
     void *p = NULL;
-    int ok = open_db(copy, SQLITE_OPEN_READWRITE, &c, err, errlen) == 0;
+    int ok = replay_copy_open(copy, &c, err, errlen) == 0;
     if (ok) {
         sqlite3_stmt *st;
         ok = sqlite3_prepare_v2(c, "ATTACH ?1 AS base", -1, &st, NULL) == SQLITE_OK;
@@ -916,8 +902,8 @@ static int import_snapshot(const char *db_path, const char *path, const char *pa
                            const struct export_manifest *m, char *err, size_t errlen)
 {
     sqlite3 *src = NULL, *dst = NULL;
-    int ok = open_db(payload, SQLITE_OPEN_READWRITE, &src, err, errlen) == 0 &&
-             open_db(db_path, SQLITE_OPEN_READWRITE, &dst, err, errlen) == 0;
+    int ok = replay_copy_open(payload, &src, err, errlen) == 0 &&
+             replay_copy_open(db_path, &dst, err, errlen) == 0;
     char *v = NULL;
     if (ok && query_text(src, "PRAGMA quick_check", NULL, &v, err, errlen) == 0 && strcmp(v, "ok") != 0) {
         snprintf(err, errlen, "%s: the snapshot's database fails quick_check: %s", path, v);
@@ -1039,7 +1025,7 @@ static int import_delta(const char *db_path, const char *path, const char *paylo
         n = cs.len;
     }
     sqlite3 *db = NULL;
-    int ok = f && open_db(db_path, SQLITE_OPEN_READWRITE, &db, err, errlen) == 0;
+    int ok = f && replay_copy_open(db_path, &db, err, errlen) == 0;
     if (!f) snprintf(err, errlen, "%s: %s", payload, strerror(errno));
     ok = ok && exec(db, "BEGIN IMMEDIATE", db_path, err, errlen) == 0;
     int in_tx = ok;
