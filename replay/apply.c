@@ -65,6 +65,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
@@ -289,7 +290,7 @@ static void set_live_layout(struct rp_table *t)
 
 static int apply_schema(struct replay *r, const struct journal_record *rec, char *err, size_t errlen)
 {
-    char why[512];
+    char why[IA_ERRLEN];
     struct journal_schema s;
     if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
     if (journal_decode_schema(rec->payload, rec->len, &s, why, sizeof why) != 0)
@@ -360,7 +361,7 @@ fail:
 
 static int apply_begin(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
 {
-    char why[512];
+    char why[IA_ERRLEN];
     uint64_t expected;
     if (journal_decode_snapshot_begin(rec->payload, rec->len, &expected, why, sizeof why) != 0)
         return rec_fail(rec, err, errlen, "%s", why);
@@ -400,7 +401,7 @@ static int step_reset(sqlite3_stmt *st)
 static int page_prelude(struct replay *r, struct batch *b, const struct journal_record *rec, struct journal_page *pg,
                         struct rp_table **tp, char *err, size_t errlen)
 {
-    char why[512];
+    char why[IA_ERRLEN];
     if (journal_decode_page(rec->type, rec->payload, rec->len, pg, why, sizeof why) != 0)
         return rec_fail(rec, err, errlen, "%s", why);
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
@@ -435,7 +436,7 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
     if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
     if (prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 1, &t->ins_shadow, err, errlen) != 0) return -1;
     struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
-    char why[512];
+    char why[IA_ERRLEN];
     uint32_t n = 0;
     int more;
     while ((more = journal_rows_next(&pg.rows, v, why, sizeof why)) == 1) {
@@ -509,7 +510,7 @@ static uint64_t rows_gone(struct replay *r, const struct rp_table *t)
 static int apply_snapshot_end(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
                               size_t errlen)
 {
-    char why[512];
+    char why[IA_ERRLEN];
     struct journal_snapshot_end e;
     if (journal_decode_snapshot_end(rec->payload, rec->len, &e, why, sizeof why) != 0)
         return rec_fail(rec, err, errlen, "%s", why);
@@ -578,7 +579,7 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
         prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0)
         return -1;
     struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
-    char why[512];
+    char why[IA_ERRLEN];
     uint32_t n = 0;
     int more;
     while ((more = journal_rows_next(&pg.rows, v, why, sizeof why)) == 1) {
@@ -642,7 +643,7 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
         if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
     }
     struct journal_value v;
-    char why[512];
+    char why[IA_ERRLEN];
     uint32_t n = 0;
     int more;
     while ((more = journal_rows_next(&pg.rows, &v, why, sizeof why)) == 1) {
@@ -776,7 +777,7 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
             journal_reader_close(rd);
             rollback(r, &b);
             if (bad - 1 > r->applied) {
-                char err2[1024];
+                char err2[IA_ERRLEN];
                 int env = r->env_fail;
                 if (apply_upto(r, bad - 1, st, err2, sizeof err2) != 0) {
                     size_t n = strlen(err);
@@ -797,7 +798,7 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
     journal_reader_close(rd);
     if (rc < 0) {
         /* Damage: the records before it are whole; keep them. */
-        char err2[1024];
+        char err2[IA_ERRLEN];
         if (commit(r, &b, st, err2, sizeof err2) != 0) {
             size_t n = strlen(err);
             snprintf(err + n, errlen - n, "; and committing the records before it failed: %s", err2);
@@ -835,7 +836,7 @@ int replay_skip(struct replay *r, uint64_t seq, char *why, size_t whylen, char *
                  "nothing after it)", (unsigned long long)seq, r->db_path, (unsigned long long)r->applied);
         return -1;
     }
-    char refusal[2048];
+    char refusal[IA_ERRLEN];
     if (replay_apply(r, seq, NULL, refusal, sizeof refusal) == 0) {
         if (r->applied == seq) {
             snprintf(why, whylen, "journal seq %llu applied without error: nothing was skipped",
@@ -876,7 +877,7 @@ int replay_skip(struct replay *r, uint64_t seq, char *why, size_t whylen, char *
  * "rebuild_refused_keeps_cache". */
 int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *err, size_t errlen)
 {
-    char tmp[4200], why[1024];
+    char tmp[4200], why[IA_ERRLEN];
     snprintf(tmp, sizeof tmp, "%s.rebuild", o->db_path);
     if (rp_remove_db(tmp, err, errlen) != 0) return -1;
     struct replay_opts to = *o;
@@ -887,7 +888,7 @@ int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *e
         /* Records the user skipped stay skipped (replay_skip). A damaged old
          * file may not tell: then a refused record stops the rebuild, naming it. */
         if (rp_carry_skips(r, o->db_path, why, sizeof why) != 0) {
-            char msg[1200];
+            char msg[IA_ERRLEN + 100];
             snprintf(msg, sizeof msg, "rebuild: the records the old cache.db skipped are unknown: %s", why);
             if (o->warn) o->warn(o->warn_ctx, msg);
             else log_warn("%s", msg);

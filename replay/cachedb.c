@@ -39,6 +39,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/fsio.h"
 #include "agent/base/mem.h"
 #include "journal/rows.h"
@@ -582,7 +583,7 @@ static int create_db(const char *path, char *err, size_t errlen)
         ok = 0;
     }
     if (ok) ok = fsio_sync_dir_of(path, err, errlen) == 0;
-    char e2[512];
+    char e2[IA_ERRLEN];
     if (rp_remove_db(tmp, e2, sizeof e2) != 0 && ok) {
         snprintf(err, errlen, "cache.db %s: %s", path, e2);
         ok = 0;

@@ -4,6 +4,7 @@
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
 #include "agent/cli/cmd.h"
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/base/mem.h"
 #include "agent/pull/pull.h"
@@ -130,7 +131,7 @@ int cmd_query(const struct config *cfg, int argc, char **argv)
         else { fprintf(stderr, "iptv-agent query: unexpected argument %s\n%s", argv[i], query_usage); return 2; }
     }
     if (!sql) { fputs(query_usage, stderr); return 2; }
-    char err[2048];
+    char err[IA_ERRLEN];
     sqlite3 *db = open_readonly(cfg, err, sizeof err);
     if (!db) { fprintf(stderr, "iptv-agent query: %s\n", err); return 1; }
     sqlite3_stmt *ps = NULL;
@@ -221,7 +222,7 @@ static int check_column(const struct config *cfg, const struct config_table *t, 
         buf_printf(&names, "%s%s", i ? ", " : "", t->columns[i]);
         if (!strcmp(t->columns[i], col)) known = 1;
     }
-    char err[256];
+    char err[IA_ERRLEN];
     sqlite3 *db = open_readonly(cfg, err, sizeof err);
     sqlite3_stmt *ps = NULL;
     if (db && sqlite3_prepare_v2(db, "SELECT name, type FROM pragma_table_info(?1)", -1, &ps, NULL) == SQLITE_OK) {
@@ -389,7 +390,7 @@ static int cache_has(const struct config *cfg, const char *table, const char *co
  * portal to fetch a miss from, so a miss is plain not-found (exit 3). */
 static int get_unconfigured(const struct config *cfg, const char *table, const char *arg)
 {
-    char err[2048];
+    char err[IA_ERRLEN];
     char *col = xstrndup(arg, (size_t)(strchr(arg, '=') - arg));
     const char *val = strchr(arg, '=') + 1;
     int rc = 2;
@@ -419,7 +420,7 @@ static int get_unconfigured(const struct config *cfg, const char *table, const c
 static int stale_rows(const struct config *cfg, const struct config_table *t, const char *col, const char *val,
                       int64_t *at_ms, char **keys)
 {
-    char err[512];
+    char err[IA_ERRLEN];
     sqlite3 *db = open_readonly(cfg, err, sizeof err);
     if (!db) return 0;                 /* nothing cached: a miss */
     struct buf sql = {0};
@@ -447,7 +448,7 @@ static int stale_rows(const struct config *cfg, const struct config_table *t, co
 static void refresh_stale(const struct config *cfg, const struct config_table *t, const char *col, const char *val)
 {
     int64_t at = 0;
-    char *keys = NULL, err[2048];
+    char *keys = NULL, err[IA_ERRLEN];
     if (!stale_rows(cfg, t, col, val, &at, &keys)) return;
     int rc = -1;
     struct store s;
@@ -482,7 +483,7 @@ int cmd_get(const struct config *cfg, int argc, char **argv)
     if (!t) return get_unconfigured(cfg, table, argv[2]);
     char *col = xstrndup(argv[2], (size_t)(strchr(argv[2], '=') - argv[2]));
     const char *val = strchr(argv[2], '=') + 1;
-    char err[2048];
+    char err[IA_ERRLEN];
     size_t n = 0;
     if (check_column(cfg, t, col, val) != 0) {
         free(col);

@@ -3,6 +3,7 @@
  * Exit: 0 ok, 1 failure (the message names the file, ids or table), 2 usage. */
 #include "agent/cli/cmd.h"
 #include "agent/ship/export.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/pull/store.h"
 
@@ -56,7 +57,7 @@ int cmd_export(const struct config *cfg, int argc, char **argv)
                 export_usage);
         return 2;
     }
-    char err[2048];
+    char err[IA_ERRLEN];
     struct store s;
     if (store_open(cfg, 0, &s, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent: %s\n", err);
@@ -101,7 +102,7 @@ int cmd_import(const struct config *cfg, int argc, char **argv)
         fprintf(stderr, "iptv-agent import: expected one FILE\n%s", import_usage);
         return 2;
     }
-    char err[2048];
+    char err[IA_ERRLEN];
     /* No cache here yet: only a snapshot can start one. Check the file before
      * anything is created, so a refused import leaves the directory as it was. */
     char db_path[4200];

@@ -12,6 +12,7 @@
 #include "agent/base/buf.h"
 #include "agent/cli/cmd.h"
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/base/mem.h"
 #include "agent/pull/store.h"
@@ -182,7 +183,7 @@ static void record_error(const struct journal_record *rec, const char *why)
 static int do_cat(const char *dir, uint64_t from, const char *table)
 {
     struct journal_reader *r;
-    char err[512];
+    char err[IA_ERRLEN];
     if (journal_reader_open(dir, from, &r, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent journal: %s\n", err);
         return 1;
@@ -230,7 +231,7 @@ static int seq_listed(const uint64_t *seqs, size_t n, uint64_t seq)
 static int do_verify(const struct config *cfg, const char *dir)
 {
     struct journal_reader *r;
-    char err[512];
+    char err[IA_ERRLEN];
     /* What cache.db skipped (replay --skip) is not reported as refused again. */
     uint64_t *skipped = NULL;
     size_t nskipped = 0, npassed = 0;
@@ -259,7 +260,7 @@ static int do_verify(const struct config *cfg, const char *dir)
         /* Readable but refused by replay (replay_check_name owns the rule).
          * Replay passes by a skipped record and the later records of its table
          * (they need its SCHEMA): those are noted, not reported. */
-        char why[384];
+        char why[IA_ERRLEN];
         if (replay_check_name(rec.table, why, sizeof why) != 0) {
             size_t t = 0;
             while (t < npassed && strcmp(passed[t], rec.table) != 0) t++;
@@ -270,8 +271,9 @@ static int do_verify(const struct config *cfg, const char *dir)
                         "`iptv-agent replay --skip`, and with it the later records of that table\n", rec.seq,
                         rec.table);
             } else if (t == npassed) {
-                snprintf(err, sizeof err, "replay refuses it: %s; see `iptv-agent replay --skip`", why);
-                record_error(&rec, err);
+                char msg[IA_ERRLEN + 64];
+                snprintf(msg, sizeof msg, "replay refuses it: %s; see `iptv-agent replay --skip`", why);
+                record_error(&rec, msg);
                 refused++;
             }
         }
@@ -323,7 +325,7 @@ static void ls_line(const char *name, const struct seg_stats *s)
 
 static int do_ls(const char *dir)
 {
-    char err[512];
+    char err[IA_ERRLEN];
     uint64_t *segs;
     size_t n;
     if (journal_segments(dir, &segs, &n, err, sizeof err) != 0) {
@@ -378,7 +380,7 @@ static int do_ls(const char *dir)
 static int do_compact(const struct config *cfg, uint64_t applied)
 {
     struct journal_compact_result res;
-    char err[2048];
+    char err[IA_ERRLEN];
     struct store st;
     if (store_open(cfg, 0, &st, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent journal compact: %s\n", err);

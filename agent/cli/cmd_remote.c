@@ -2,6 +2,7 @@
  * portal directly, for debugging and for writing a [[table]] block. */
 #include "agent/cli/cmd.h"
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "agent/portal/remote.h"
@@ -47,7 +48,7 @@ int cmd_remote(const struct config *cfg, int argc, char **argv)
     }
     if (!text) { fputs(remote_usage, stderr); return 2; }
 
-    char err[2048];
+    char err[IA_ERRLEN];
     cJSON *doc = NULL;
     if (json_parse(text, strlen(text), 64, &doc, err, sizeof err) != 0 || !cJSON_IsObject(doc)) {
         fprintf(stderr, "iptv-agent remote: JSON argument: %s\n", doc ? "must be an object" : err);
@@ -233,7 +234,7 @@ int cmd_introspect(const struct config *cfg, int argc, char **argv)
                 valid_ident(table) ? key : table);
         return 2;
     }
-    char err[2048];
+    char err[IA_ERRLEN];
     remote *r = remote_from_config(cfg, err, sizeof err);
     if (!r) { fprintf(stderr, "iptv-agent introspect: %s\n", err); return 1; }
 

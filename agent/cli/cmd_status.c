@@ -4,6 +4,7 @@
  * status.h's, the same that GET /status and X-Cache-Stale render. */
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
@@ -79,7 +80,7 @@ static void put_json_str(struct buf *b, const char *s)
  * (journal size, briefs, export state) leave them empty, as "unknown". */
 static void gather(struct report *R)
 {
-    char err[2048];
+    char err[IA_ERRLEN];
     int64_t now = clock_wall_ms();
     if (journal_size(R->s.journal_dir, &R->journal_bytes, &R->journal_segments, err, sizeof err) != 0)
         R->journal_bytes = 0, R->journal_segments = 0;
@@ -251,7 +252,7 @@ int cmd_status(const struct config *cfg, int argc, char **argv)
         else { fprintf(stderr, "iptv-agent status: unexpected argument %s\n%s", argv[i], status_usage); return 2; }
     }
     struct report R = {.cfg = cfg};
-    char err[2048];
+    char err[IA_ERRLEN];
     int orc = store_open_readonly(cfg, &R.s, err, sizeof err);
     if (orc == 1) {
         fprintf(stderr, "iptv-agent status: no cache yet (%s): nothing has been pulled or imported into [storage] "

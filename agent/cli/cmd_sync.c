@@ -3,6 +3,7 @@
  * table ok, 1 any table failed (the others are still applied), 2 usage/config. */
 #include "agent/cli/cmd.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/pull/pull.h"
 #include "agent/pull/store.h"
@@ -18,7 +19,7 @@
 /* Pull the selected tables (NULL: all configured), print a summary. */
 static int run_pulls(const struct config *cfg, char **only, int nonly, int force, int full, int compact)
 {
-    char err[2048];
+    char err[IA_ERRLEN];
     for (int i = 0; i < nonly; i++) {
         if (!config_table_find(cfg, only[i])) {
             fprintf(stderr, "iptv-agent: table \"%s\" is not configured in %s\n", only[i], cfg->path);
@@ -103,7 +104,7 @@ static int run_pulls(const struct config *cfg, char **only, int nonly, int force
 /* Edge mode: one exchange with the hub (upstream.h). */
 static int run_upstream(const struct config *cfg)
 {
-    char err[2048];
+    char err[IA_ERRLEN];
     struct store s;
     if (store_open(cfg, 1, &s, err, sizeof err) != 0) {
         fprintf(stderr, "iptv-agent: %s\n", err);
@@ -220,7 +221,7 @@ static int replay_skip_cmd(const struct config *cfg, const char *arg)
                 "(a positive integer, as the refusal names it)\n", arg);
         return 2;
     }
-    char err[2048], why[2048];
+    char err[IA_ERRLEN], why[IA_ERRLEN];
     struct journal_writer *jw = NULL;
     struct replay *rp = NULL;
     struct replay_opts ro;
@@ -264,7 +265,7 @@ int cmd_replay(const struct config *cfg, int argc, char **argv)
         return 2;
     }
     if (skip) return replay_skip_cmd(cfg, skip);
-    char err[2048];
+    char err[IA_ERRLEN];
     struct replay_stats st = {0};
     int rc;
     if (rebuild) {

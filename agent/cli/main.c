@@ -4,6 +4,7 @@
 #include "agent/cli/cmd.h"
 #include "agent/cli/cmd_journal.h"
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 
 #include <curl/curl.h>
@@ -161,7 +162,7 @@ int main(int argc, char **argv)
     log_init(level, format);
 
     struct config cfg;
-    char err[1024];
+    char err[IA_ERRLEN];
     if (!config_path) config_path = default_config_path();
     int rc = config_path ? config_load(config_path, &cfg, err, sizeof err)
                          : config_parse("<defaults>", "", 0, &cfg, err, sizeof err);

@@ -11,6 +11,7 @@
  * without token_env, cursor on a full table, columns without the key column),
  * points at the key; a table missing something points at its [[table]] header. */
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/base/mem.h"
 #include "agent/config/toml.h"
 #include "replay/replay.h"
@@ -549,7 +550,7 @@ static int get_tokenless(struct ctx *x, const struct toml_kv *kv, bool *dst)
 static int get_name(struct ctx *x, const struct toml_kv *kv, char **dst)
 {
     if (get_ident(x, kv, dst) != 0) return -1;
-    char why[384];
+    char why[IA_ERRLEN];
     if (replay_check_name(*dst, why, sizeof why) != 0) return val_fail(x, kv, "%s", why);
     return 0;
 }

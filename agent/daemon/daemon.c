@@ -52,6 +52,7 @@
 #include "agent/daemon/daemon.h"
 #include "agent/base/clock.h"
 #include "agent/ship/export_hub.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "agent/pull/pull.h"
@@ -95,7 +96,7 @@ struct job {
     int ok;
     enum remote_status rs;            /* the portal's answer class */
     struct pull_result pr;            /* PULL */
-    char msg[2048];                   /* FETCH/WRITE error */
+    char msg[IA_ERRLEN];              /* FETCH/WRITE error */
     struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
     int repull;                       /* WRITE: the touched rows were not re-read */
     struct upstream_result ur;        /* UPSTREAM */
@@ -167,7 +168,7 @@ struct daemon {
     uint64_t compactions, compact_errors, compact_freed_total;
     int64_t compact_last_ms;          /* last success, 0 none */
     struct journal_compact_result compact_last;
-    char compact_error[2048];         /* last failure, "" none */
+    char compact_error[IA_ERRLEN];    /* last failure, "" none */
     char compact_held_by[JOURNAL_TABLE_MAX + 1];   /* the table last logged as holding it */
 };
 
@@ -256,7 +257,7 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
         for (size_t i = 1; i + 1 < keys.len; i++)
             if (keys.p[i] != '[' && keys.p[i] != ']') buf_putc(&flat, keys.p[i]);
         buf_putc(&flat, ']');
-        char kerr[1024];
+        char kerr[IA_ERRLEN];
         if (pull_keys(c, t, flat.p, NULL, kerr, sizeof kerr) != 0) {
             log_warn("table %s: re-reading the rows a %s touched: %s; the next pull catches up", t->name,
                      j->method, kerr);
@@ -762,7 +763,7 @@ static void hook_status_json(void *ctx, struct buf *out)
     }
     uint64_t jbytes = 0;
     size_t jsegs = 0;
-    char jerr[256];
+    char jerr[IA_ERRLEN];
     journal_size(d->st.journal_dir, &jbytes, &jsegs, jerr, sizeof jerr);
     buf_printf(out, ",\"journal\":{\"bytes\":%llu,\"segments\":%zu,\"compactions\":%llu,\"compact_errors\":%llu,"
                     "\"freed_total\":%llu,\"running\":%s,\"interval_ms\":%lld,\"last_compaction\":",
@@ -836,7 +837,7 @@ static void hook_metrics(void *ctx, struct buf *out)
     if (d->portal >= 0) buf_printf(out, "iptv_agent_portal_up %d\n", d->portal == 1);
     uint64_t bytes = 0;
     size_t n = 0;
-    char err[256];
+    char err[IA_ERRLEN];
     journal_size(d->st.journal_dir, &bytes, &n, err, sizeof err);
     buf_printf(out, "# HELP iptv_agent_journal_bytes Bytes in journal segments.\n# TYPE iptv_agent_journal_bytes gauge\n"
                     "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
@@ -929,7 +930,7 @@ static int start_serving(struct daemon *d, const char *token, char *err, size_t 
 static void schedule(struct daemon *d)
 {
     const struct config *cfg = d->cfg;
-    char err[2048];
+    char err[IA_ERRLEN];
     d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
     for (int i = 0; i < cfg->ntables; i++) {
         const struct config_table *t = &cfg->tables[i];
@@ -1014,7 +1015,7 @@ static void daemon_free(struct daemon *d)
 
 int daemon_run(const struct config *cfg, const char *token)
 {
-    char err[2048];
+    char err[IA_ERRLEN];
     evthread_use_pthreads();
     struct daemon *d = xcalloc(1, sizeof *d);
     atomic_init(&d->stop, 0);

@@ -8,6 +8,7 @@
 #include "agent/pull/pull.h"
 #include "agent/base/clock.h"
 #include "agent/base/buf.h"
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
@@ -214,7 +215,7 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
                         struct pull_result *r)
 {
     struct buf q = {0}, data = {0};
-    char err[1024];
+    char err[IA_ERRLEN];
     struct sample smp = {0}, probe = {0};
     int rc = -1;
     memset(s, 0, sizeof *s);
@@ -405,7 +406,7 @@ static void page_free(struct page *p)
 /* Fetch one page: the page's payload is complete and finished on success. */
 static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct pull_result *r)
 {
-    char err[1024];
+    char err[IA_ERRLEN];
     p->error[0] = '\0';
     if (c->cancel && atomic_load(c->cancel)) {
         /* Between pages: what is journaled stays consistent and resumes later. */
@@ -450,7 +451,7 @@ static int page_to_incremental(const struct page *p, const struct replay_value *
 static int append_apply(struct pull_ctx *c, int type, const char *table, const struct journal_payload *pl,
                         uint64_t *seq, struct pull_result *r)
 {
-    char err[1024];
+    char err[IA_ERRLEN];
     uint64_t s;
     int rc = -1;
     wlock(c);
@@ -504,7 +505,7 @@ static void progress_show(struct progress *pr, uint64_t rows, int done)
 static int scalar(struct pull_ctx *c, const char *query, struct replay_value *out, struct pull_result *r)
 {
     struct sample s = {0};
-    char err[1024];
+    char err[IA_ERRLEN];
     enum remote_status st = remote_query(c->remote, "select", query, &sample_cb, &s, err, sizeof err);
     if (st != REMOTE_OK) { sample_free(&s); return fail_remote(r, st, "asking the portal", err); }
     val_clear(out);
@@ -519,7 +520,7 @@ static int write_schema(struct pull_ctx *c, const struct config_table *t, const 
                         struct pull_result *r)
 {
     struct journal_payload pl = {0};
-    char err[512];
+    char err[IA_ERRLEN];
     int rc = journal_payload_schema(&pl, (uint32_t)s->ncols, (const char *const *)s->names, s->types, s->key_col,
                                     s->cursor_col, err, sizeof err);
     if (rc == 0) rc = journal_payload_finish(&pl, err, sizeof err);
@@ -566,7 +567,7 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
     } else {
         if (write_schema(c, t, s, r) != 0) goto out;
         struct journal_payload pl = {0};
-        char err[256];
+        char err[IA_ERRLEN];
         journal_payload_snapshot_begin(&pl, pr.expected);
         if (journal_payload_finish(&pl, err, sizeof err) != 0 ||
             append_apply(c, JOURNAL_SNAPSHOT_BEGIN, t->name, &pl, &p.snapshot_id, r) != 0) {
@@ -601,7 +602,7 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         progress_show(&pr, total, 0);
     }
     struct journal_payload pl = {0};
-    char err[256];
+    char err[IA_ERRLEN];
     struct journal_value mc = val_view(&mark_cursor), mk = val_view(&after);
     if (t->cursor) mk.type = JOURNAL_NULL;   /* re-read every row of the mark's cursor value */
     journal_payload_snapshot_end(&pl, p.snapshot_id, total, &mc, &mk);
@@ -655,7 +656,7 @@ static int incremental(struct pull_ctx *c, const struct config_table *t, const s
     struct journal_payload out = {0};
     struct buf q = {0};
     int rc = -1;
-    char err[1024];
+    char err[IA_ERRLEN];
     val_copy(&mark_cursor, &st->mark_cursor);
     val_copy(&mark_key, &st->mark_key);
     val_copy(&pos_cursor, &st->mark_cursor);
@@ -779,7 +780,7 @@ static int sweep(struct pull_ctx *c, const struct config_table *t, struct pull_r
     struct replay_value after = {0};
     struct journal_payload pl = {0};
     struct buf q = {0};
-    char err[1024];
+    char err[IA_ERRLEN];
     int rc = -1;
     for (;;) {
         buf_reset(&q);
@@ -890,7 +891,7 @@ int pull_table(struct pull_ctx *c, const struct config_table *t, int full_snapsh
     int64_t started = clock_wall_ms();
     struct replay_table st = {0};
     struct schema s = {0};
-    char err[1024];
+    char err[IA_ERRLEN];
     int rc = -1;
     if (locked_table_get(c, t->name, &st, err, sizeof err) < 0) {
         snprintf(r->error, sizeof r->error, "cache: %s", err);
@@ -1031,7 +1032,7 @@ static void fetched_free(struct fetched *f)
  * only makes them look stale (read again on the next access). */
 static void note_fetched(struct pull_ctx *c, const struct config_table *t, const struct fetched *f)
 {
-    char err[512];
+    char err[IA_ERRLEN];
     if (t->strategy != STRATEGY_ON_DEMAND || f->n == 0) return;
     wlock(c);
     int rc = replay_note_fetched(c->rp, t->name, f->v, f->n, clock_wall_ms(), err, sizeof err);

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "agent/config/config.h"
+#include "agent/base/err.h"
 #include "agent/portal/remote.h"
 #include "journal/journal.h"
 #include "replay/replay.h"
@@ -49,7 +50,7 @@ struct pull_result {
     enum remote_status remote_status;   /* the portal's error class, REMOTE_OK if not the portal */
     int schema_changed;              /* the column list or types changed: new snapshot */
     int snapshot_done;               /* a snapshot's END was journaled and applied */
-    char error[2048];
+    char error[IA_ERRLEN + 256];     /* a callee's message and what the pull was doing */
 };
 
 /* Is the table due at now_ms (never pulled, ttl/interval/sweep elapsed)? */

@@ -2,6 +2,7 @@
 #include "agent/pull/store.h"
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 
@@ -128,7 +129,7 @@ int store_compact(struct store *s, const struct config *cfg, uint64_t max_applie
     if (journal_compact(s->journal_dir, applied, cfg->storage.retain_ms, res, err, errlen) != 0) return -1;
     struct replay_compact c = {.at_ms = clock_wall_ms(), .deleted = res->deleted, .freed = res->freed};
     snprintf(c.reason, sizeof c.reason, "%s", res->kept ? res->reason : "");
-    char why[512];
+    char why[IA_ERRLEN];
     if (lock) pthread_mutex_lock(lock);
     int rc = replay_note_compact(s->rp, &c, why, sizeof why);
     if (lock) pthread_mutex_unlock(lock);

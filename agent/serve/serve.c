@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/log.h"
@@ -384,7 +385,7 @@ static int new_session(serve *s, char out[SESSION_LEN + 1])
 static int rpc_body(struct sreq *r, const struct serve_request *rq)
 {
     serve *s = r->s;
-    char err[512];
+    char err[IA_ERRLEN];
     if ((int64_t)rq->len > s->max_body) {
         rpc_error(r, 413, -32600, "Invalid Request: body of %zu bytes exceeds the limit of %lld", rq->len,
                   (long long)s->max_body);
@@ -502,7 +503,7 @@ static int64_t od_fetched(serve *s, const struct config_table *t, const cJSON *l
     struct buf sql = {0};
     sqlite3_stmt *ps = NULL;
     int64_t n = -1;
-    char err[256];
+    char err[IA_ERRLEN];
     *at_ms = 0;
     replay_fetched_sql(&sql, t->name, key, key);
     if (lit && sqlite3_prepare_v2(s->db.meta, sql.p, -1, &ps, NULL) == SQLITE_OK) {
@@ -528,7 +529,7 @@ static int answer_select(struct sreq *r, int may_fetch)
 {
     serve *s = r->s;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
-    char err[1024];
+    char err[IA_ERRLEN];
     r->rows = 0;
     sdb_check(&s->db, 0);
     if (r->od && jsonsql_catalog_ncolumns(s->db.cat, r->od->name) < 0) {
@@ -687,7 +688,7 @@ static void write_finish(struct sreq *r)
 {
     unpark(r);
     cJSON *rows = NULL;
-    char err[256];
+    char err[IA_ERRLEN];
     if (r->hook_status == SERVE_WRITE_UNKNOWN) {
         /* its own code: the client must not treat it as "not done" and resend */
         rpc_error(r, 200, -32002, "%s", r->hook_msg && *r->hook_msg ? r->hook_msg
@@ -839,7 +840,7 @@ static int bind_json(sqlite3_stmt *ps, const cJSON *params, char *err, size_t er
 static void handle_sql(struct sreq *r, const struct serve_request *rq)
 {
     serve *s = r->s;
-    char err[1024];
+    char err[IA_ERRLEN];
     if (!authorized(s, rq)) {
         reply_error(r, 401, "unauthorized: send Authorization: Bearer <token>");
         return;
@@ -1051,7 +1052,7 @@ static void handle_sync(struct sreq *r, const struct serve_request *rq)
         return;
     }
     char *table = evhttp_uridecode(rq->path + strlen("/sync/"), 0, NULL);
-    char err[512] = "";
+    char err[IA_ERRLEN] = "";
     if (!table || !*table || strchr(table, '/')) {
         reply_error(r, 404, "expected POST /sync/TABLE");
     } else if (s->hooks.sync(s->hooks.ctx, table, err, sizeof err) != 0) {

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 
@@ -459,7 +460,7 @@ static int load_tables(struct sdb *d, char *err, size_t errlen)
 {
     struct replay_brief *t;
     size_t n;
-    char why[512];
+    char why[IA_ERRLEN];
     if (replay_briefs_read(d->meta, &t, &n, why, sizeof why) != 0) {
         snprintf(err, errlen, "cache.db %s: %s", d->path, why);
         return -1;
@@ -498,7 +499,7 @@ static int read_versions(struct sdb *d, int64_t *dv, int64_t *sv)
 void sdb_check(struct sdb *d, int force)
 {
     int64_t dv, sv;
-    char err[512];
+    char err[IA_ERRLEN];
     if (read_versions(d, &dv, &sv) != 0) {
         log_debug("serve: cache.db %s: reading data_version: %s", d->path, sqlite3_errmsg(d->meta));
         return;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/err.h"
 #include "agent/base/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
@@ -183,7 +184,7 @@ static void note_attempt(const char *dir, int64_t when_ms, const char *error)
     buf_printf(&path, "%s/upstream.state", dir);
     buf_printf(&text, "attempt_ms=%lld\nsuccess_ms=%lld\nerror=%s\n", (long long)st.attempt_ms,
                (long long)st.success_ms, st.error);
-    char err[1024];
+    char err[IA_ERRLEN];
     if (fsio_replace(path.p, text.p, text.len, err, sizeof err) != 0)
         log_warn("cannot record the hub's last answer: %s", err);
     buf_free(&path);
@@ -245,7 +246,7 @@ static int upstream_sync_once(upstream *u, const char *db_path, const char *tmp_
         }
         struct export_import_result res;
         if (export_import(db_path, tmp.p, &res, err, errlen) != 0) {
-            char why[1536];
+            char why[IA_ERRLEN];
             snprintf(why, sizeof why, "%s", err);
             snprintf(err, errlen, "hub %s%s: %s", u->url, path.p, why);
             export_manifest_free(&res.m);
