@@ -836,7 +836,7 @@ int replay_skip(struct replay *r, uint64_t seq, char *why, size_t whylen, char *
                  "nothing after it)", (unsigned long long)seq, r->db_path, (unsigned long long)r->applied);
         return -1;
     }
-    char refusal[2048];
+    char refusal[IA_ERRLEN];
     if (replay_apply(r, seq, NULL, refusal, sizeof refusal) == 0) {
         if (r->applied == seq) {
             snprintf(why, whylen, "journal seq %llu applied without error: nothing was skipped",

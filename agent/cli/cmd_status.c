@@ -5,6 +5,7 @@
 #include "agent/base/buf.h"
 #include "agent/base/err.h"
 #include "agent/base/clock.h"
+#include "agent/base/err.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
