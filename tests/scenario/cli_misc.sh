@@ -7,21 +7,7 @@
 # one repeated connect error said once; import refusing a delta without a cache
 # (creating nothing) and saying "already applied" for a delta applied before.
 source "$(dirname "$0")/lib.bash"
-PW='cli-misc-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-start_portal P --db "$PDB" --rows 300 --seed 5 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 2
-timeout = "10s"
-[storage]
-dir = "$DATA"
+scen_setup --pw 'cli-misc-pw' --retries 2 -- --rows 300 --seed 5 <<TOML
 [[table]]
 name = "tv_channel"
 [[table]]
@@ -31,8 +17,6 @@ cursor = "updated_at"
 interval = "1h"
 sweep = "0s"
 TOML
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$O"; }
 
 # 1 -- status before anything: reads only ----------------------------------------
 run_agent "$O" "$E" status -c "$CFG"

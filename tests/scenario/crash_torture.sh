@@ -13,25 +13,11 @@
 source "$(dirname "$0")/lib.bash"
 SEED=${CRASH_SEED:-20240611}
 KILLS=${CRASH_KILLS:-32}
-PW='e2e-crash-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
 TABLES=(tv_channel media subscriber tv_program)
-start_portal P --db "$PDB" --rows 100000 --seed 3 --password "$PW"
-export SCEN_PW="$PW"
+scen_setup --pw 'e2e-crash-pw' --no-config -- --rows 100000 --seed 3
 # write_config FILE DIR
 write_config() {
-  cat >"$1" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$2"
+  scen_config --dir "$2" "$1" <<TOML
 segment_size = "1MiB"
 
 [[table]]
@@ -61,9 +47,7 @@ interval = "1ms"
 sweep = "1ms"
 TOML
 }
-CFG=$SCEN_DIR/agent.toml
 write_config "$CFG" "$DATA"
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
 declare -A want
 for t in "${TABLES[@]}"; do want[$t]=$(sq "$PDB" "SELECT count(*) FROM $t"); done
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }

@@ -11,23 +11,7 @@
 # compactions; and `replay --rebuild` from the compacted journal gives the
 # same tables, equal to the portal.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-compact-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 3000 --seed 11 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+scen_setup --pw 'e2e-compact-pw' -- --rows 3000 --seed 11 <<TOML
 segment_size = "64KiB"
 retain = "0s"
 compact_interval = "1h"

@@ -11,23 +11,7 @@
 # the portal again and /health says reachable. Every wait polls a condition
 # against a deadline.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-offline-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 5000 --seed 31 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "2s"
-
-[storage]
-dir = "$DATA"
+scen_setup --pw 'e2e-offline-pw' --timeout 2s -- --rows 5000 --seed 31 <<TOML
 
 [serve]
 listen = "127.0.0.1:0"
@@ -49,8 +33,6 @@ sweep = "300ms"
 name = "terminal"
 strategy = "on_demand"
 TOML
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
 DLOG=$SCEN_DIR/daemon.log
 
 # 1 ------------------------------------------------------------------------------

@@ -17,24 +17,9 @@
 #  - error replies of the HTTP layer are JSON (405 for PUT, 413).
 # Every wait polls a condition against a deadline.
 source "$(dirname "$0")/lib.bash"
-PW='od-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 100 --seed 5 --password "$PW" --latency-ms 200
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'od-pw' --retries 0 --timeout 5s --no-config -- --rows 100 --seed 5 --latency-ms 200
 write_cfg() {
-  cat >"$CFG" <<TOML
-[remote]
-url = "$1"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 0
-timeout = "5s"
-
-[storage]
-dir = "$DATA"
+  scen_config --url "$1" <<TOML
 
 [serve]
 listen = "127.0.0.1:0"
@@ -47,8 +32,6 @@ columns = ["id", "subscriber_id", "mac_addr"]
 TOML
 }
 write_cfg "$P_URL"
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
 # age ID: the row's fetch time two hours back (older than the ttl)
 age() { sqlite3 -cmd '.timeout 10000' "$CDB" "UPDATE _agent_fetched SET at_ms = at_ms - 7200000 WHERE tbl = 'terminal' AND key = $1"; }
 portal_sql() { sqlite3 -cmd '.timeout 10000' "$PDB" "$1"; }

@@ -10,25 +10,10 @@
 #      in the daemon's debug log.
 # Every wait polls a condition against a deadline.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-signals-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 200000 --seed 41 --password "$PW" --latency-ms 20
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'e2e-signals-pw' --no-config -- --rows 200000 --seed 41 --latency-ms 20
 # write_cfg LISTEN [TOKEN_ENV]
 write_cfg() {
-  cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+  scen_config <<TOML
 
 [serve]
 listen = "$1"
@@ -44,8 +29,6 @@ sweep = "1h"
 TOML
 }
 write_cfg "127.0.0.1:0"
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
 no_sanitizer_report() {
   if grep -qE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$1"; then
     fail "sanitizer report in $1: $(grep -A8 -E 'Sanitizer|runtime error' "$1" | head -30)"

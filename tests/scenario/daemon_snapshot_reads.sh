@@ -4,16 +4,7 @@
 # only whole tables (the old one until the swap, the new one after).
 source "$(dirname "$0")/lib.bash"
 ROWS=1000000
-PDB=$SCEN_DIR/portal.db
-start_portal P --rows "$ROWS" --db "$PDB" --password pw
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-[storage]
-dir = "$SCEN_DIR/data"
+scen_setup --pw pw --retries 5 --timeout 30s -- --rows "$ROWS" <<TOML
 [serve]
 listen = "127.0.0.1:0"
 [[table]]
@@ -22,7 +13,6 @@ strategy = "full"
 chunk = 10000
 ttl = "1h"
 TOML
-export SCEN_PW=pw
 DLOG=$SCEN_DIR/daemon.log
 start_daemon D "$DLOG" -c "$CFG" --log-level info run
 wait_for 300 "the first snapshot" status_ok "$D_URL" tv_program

@@ -6,22 +6,7 @@
 # interval is 1 h, so only that follow-up pull can bring a change made while
 # the first pull's answer is in flight.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-again-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-start_portal P --db "$PDB" --rows 1000 --seed 5 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+scen_setup --pw 'e2e-again-pw' -- --rows 1000 --seed 5 <<TOML
 
 [serve]
 listen = "127.0.0.1:0"
@@ -34,7 +19,7 @@ interval = "1h"
 sweep = "0s"
 TOML
 start_daemon D "$SCEN_DIR/daemon.log" -c "$CFG" run
-converged() { cmp_table "$DATA/cache.db" "$PDB" subscriber 2>/dev/null; }
+converged() { cmp_table "$CDB" "$PDB" subscriber 2>/dev/null; }
 wait_for 60 "first pull" converged
 ok "first pull done"
 

@@ -14,24 +14,9 @@
 #      -32002 "write outcome unknown", the portal holds exactly one copy of the
 #      change (never resent, though retries are allowed), and the cache follows.
 source "$(dirname "$0")/lib.bash"
-PW='writes-pw-41'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 500 --seed 41 --password "$PW" --write-result count
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'writes-pw-41' --retries 3 --timeout 3s --no-config -- --rows 500 --seed 41 --write-result count
 write_cfg() {  # write_cfg EXTRA-SERVE-LINE
-  cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 3
-timeout = "3s"
-
-[storage]
-dir = "$DATA"
+  scen_config <<TOML
 
 [serve]
 listen = "127.0.0.1:0"
@@ -52,7 +37,6 @@ columns = ["id", "username", "password_hash", "disabled", "balance", "email", "c
            "tags", "comment"]
 TOML
 }
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
 pcount() { sq "$PDB" "SELECT count(*) FROM $1 ${2:-}"; }
 ccount() { sq "$CDB" "SELECT count(*) FROM $1 ${2:-}"; }
 rpc() {  # rpc ID METHOD PARAMS: POST /api/jsonsql/

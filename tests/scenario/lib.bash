@@ -55,6 +55,72 @@ run_agent() {
 # expect_rc WANT WHAT
 expect_rc() { [ "$rc" -eq "$1" ] || { cat "$SCEN_DIR"/last.err >&2 2>/dev/null; fail "$2: exit $rc, expected $1"; }; }
 
+# ---- the common start of a scenario ---------------------------------------------
+
+# scen_setup [--pw PW] [--retries N] [--timeout T] [--no-config] [-- PORTAL-ARG...]
+#   The start every scenario shares: the fake portal P (P_URL, P_PID) with its
+#   data in $PDB and the password PW (exported as SCEN_PW), started with the
+#   PORTAL-ARGs (--rows, --seed, faults...); then $CFG, written by scen_config
+#   with the rest of the configuration from stdin (</dev/null: nothing more).
+#   With --no-config the script writes $CFG itself later (stdin is expanded
+#   before the call, so it cannot use the variables set here). Sets PW, PDB,
+#   DATA, CDB, CFG, O and E (files for the last command's stdout and stderr), and
+#   SCEN_RETRIES, SCEN_TIMEOUT (default 1 and 10s) for every later scen_config.
+scen_setup() {
+  local config=1 body=""
+  PW=scenario-pw SCEN_RETRIES=1 SCEN_TIMEOUT=10s
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --pw) PW=$2; shift 2 ;;
+      --retries) SCEN_RETRIES=$2; shift 2 ;;
+      --timeout) SCEN_TIMEOUT=$2; shift 2 ;;
+      --no-config) config=0; shift ;;
+      --) shift; break ;;
+      *) fail "scen_setup: unknown option $1" ;;
+    esac
+  done
+  PDB=$SCEN_DIR/portal.db DATA=$SCEN_DIR/data CDB=$SCEN_DIR/data/cache.db CFG=$SCEN_DIR/agent.toml
+  O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
+  export SCEN_PW=$PW
+  [ "$config" = 0 ] || body=$(cat)
+  start_portal P --db "$PDB" --password "$PW" "$@" </dev/null
+  [ "$config" = 0 ] || scen_config <<<"$body"
+}
+
+# scen_config [--url URL] [--retries N] [--timeout T] [--dir DIR] [--pw-env NAME] [FILE]
+#   Writes FILE (default $CFG): [remote] for the portal at URL (default $P_URL) as
+#   admin with the password in $NAME (default SCEN_PW), retries and timeout
+#   (default scen_setup's), [storage] dir = DIR (default $DATA), then stdin, which
+#   may go on with more [storage] keys.
+scen_config() {
+  local url=$P_URL retries=$SCEN_RETRIES timeout=$SCEN_TIMEOUT dir=$DATA pwenv=SCEN_PW
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --url) url=$2; shift 2 ;;
+      --retries) retries=$2; shift 2 ;;
+      --timeout) timeout=$2; shift 2 ;;
+      --dir) dir=$2; shift 2 ;;
+      --pw-env) pwenv=$2; shift 2 ;;
+      --*) fail "scen_config: unknown option $1" ;;
+      *) break ;;
+    esac
+  done
+  {
+    printf '[remote]\nurl = "%s"\nusername = "admin"\npassword_env = "%s"\n' "$url" "$pwenv"
+    printf 'retries = %s\ntimeout = "%s"\n\n[storage]\ndir = "%s"\n' "$retries" "$timeout" "$dir"
+    cat
+  } >"${1:-$CFG}"
+}
+
+# Helpers for the scenarios that call scen_setup (a script may define its own instead).
+agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
+# col TABLE N: field N of TABLE's line in the last summary ($O).
+col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$O"; }
+# sums: the checksums of the script's TABLES in cache.db.
+sums() { table_checksums "$CDB" "${TABLES[@]}"; }
+# mutate ARGS...: change the portal's data (iptv-fake-portal mutate), logged.
+mutate() { "$IA_FAKE_PORTAL" mutate --db "$PDB" "$@" >>"$SCEN_DIR/mutations" || fail "mutate $*"; }
+
 # ---- additions for the sync scenarios -----------------------------------------
 
 # The comparison helpers (cmp_table, cmp_tables, table_checksum, table_checksums).

@@ -19,27 +19,14 @@ PW='pw-Xq7-NEVER-LOGGED-91c2'
 BADPW='badpw-Zk2-NEVER-LOGGED-77e0'
 TOK='tok-Hv3-NEVER-ECHOED-5d8e'
 export SEC_PW="$PW" SEC_BADPW="$BADPW" SEC_TOKEN="$TOK"
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
 ALL=$SCEN_DIR/collected          # every byte the agent produced, one file each
 mkdir -p "$ALL"
-start_portal P --db "$PDB" --rows 2000 --seed 17 --password "$PW"
+scen_setup --pw "$PW" --timeout 2s --no-config -- --rows 2000 --seed 17
 P_PORT=${P_URL##*:}
 
-CFG=$SCEN_DIR/agent.toml
 # write_cfg LISTEN URL [TOKEN_ENV] [PASSWORD_ENV]
 write_cfg() {
-  cat >"$CFG" <<TOML
-[remote]
-url = "$2"
-username = "admin"
-password_env = "${4:-SEC_PW}"
-retries = 1
-timeout = "2s"
-
-[storage]
-dir = "$DATA"
+  scen_config --url "$2" --pw-env "${4:-SEC_PW}" <<TOML
 
 [serve]
 listen = "$1"

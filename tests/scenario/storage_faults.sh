@@ -31,26 +31,11 @@ source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../torture/report.bash"
 RANDOM=${SF_SEED:-424242}
 FLIPS=${SF_FLIPS:-6}
-PW='e2e-storage-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-JDIR=$DATA/journal
 TABLES=(tv_channel subscriber tv_program)
-start_portal P --db "$PDB" --rows "${SF_ROWS:-10000}" --seed 11 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'e2e-storage-pw' --no-config -- --rows "${SF_ROWS:-10000}" --seed 11
+JDIR=$DATA/journal
 write_config() {   # write_config SEGMENT_SIZE
-  cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+  scen_config <<TOML
 segment_size = "$1"
 
 [[table]]
@@ -76,9 +61,6 @@ sweep = "1ms"
 TOML
 }
 write_config 64MiB
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
-sums() { table_checksums "$CDB" "${TABLES[@]}"; }
 KEPT=$SCEN_DIR/kept.db
 # keep: remember every row now in the cache; kept_all WHAT: none of them is gone.
 keep() { tort_keep "$CDB" "$KEPT" "${TABLES[@]}"; }

@@ -11,26 +11,11 @@
 # equal to the portal. Kills are placed by the portal's own request counter
 # (GET /_fake/stats) while a per-request latency holds the pull open.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-failures-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
 TABLES=(tv_channel subscriber tv_program)
-start_portal P --db "$PDB" --rows 20000 --seed 5 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'e2e-failures-pw' --no-config -- --rows 20000 --seed 5
 # write_config URL RETRIES: the agent's configuration for this portal.
 write_config() {
-  cat >"$CFG" <<TOML
-[remote]
-url = "$1"
-username = "admin"
-password_env = "SCEN_PW"
-retries = $2
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+  scen_config --url "$1" --retries "$2" <<TOML
 
 [[table]]
 name = "tv_channel"
@@ -53,11 +38,6 @@ interval = "1ms"
 TOML
 }
 write_config "$P_URL" 1
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
-col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$O"; }
-sums() { table_checksums "$CDB" "${TABLES[@]}"; }
-mutate() { "$IA_FAKE_PORTAL" mutate --db "$PDB" "$@" >>"$SCEN_DIR/mutations" || fail "mutate $*"; }
 # status_check PYTHON-EXPR [ERE]: on `status --json`; t = tables by name.
 status_check() {
   agent status --json

@@ -8,26 +8,11 @@
 # back too: a sync after the rebuild continues incrementally and ends equal to
 # the portal.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-rebuild-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
 TABLES=(tv_channel subscriber terminal tv_program)
-start_portal P --db "$PDB" --rows 8000 --seed 9 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'e2e-rebuild-pw' --no-config -- --rows 8000 --seed 9
 # write_config TV_CHANNEL_COLUMNS_LINE
 write_config() {
-  cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+  scen_config <<TOML
 segment_size = "64KiB"
 
 [[table]]
@@ -59,11 +44,6 @@ sweep = "1ms"
 TOML
 }
 write_config 'columns = ["id", "name", "url"]'
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
-col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$O"; }
-sums() { table_checksums "$CDB" "${TABLES[@]}"; }
-mutate() { "$IA_FAKE_PORTAL" mutate --db "$PDB" "$@" >>"$SCEN_DIR/mutations" || fail "mutate $*"; }
 # marks: rows and high-water mark per table from status --json (derived from the journal).
 marks() {
   agent status --json

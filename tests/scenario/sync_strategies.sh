@@ -11,23 +11,7 @@
 # (fetch, cache, absent, portal down, by a non-key column), and a data-only
 # change in the rows introspection samples.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-strategies-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
-start_portal P --db "$PDB" --rows 5000 --seed 11 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
-cat >"$CFG" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "10s"
-
-[storage]
-dir = "$DATA"
+scen_setup --pw 'e2e-strategies-pw' -- --rows 5000 --seed 11 <<TOML
 
 [[table]]
 name = "tv_channel"
@@ -54,12 +38,7 @@ chunk = 100
 interval = "1ms"
 sweep = "1ms"
 TOML
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
-# col TABLE N: field N of TABLE's line in the --once/sync summary.
-col() { awk -v t="$1" -v n="$2" '$1 == t { print $n }' "$O"; }
 pcount() { sq "$PDB" "SELECT count(*) FROM $1"; }
-mutate() { "$IA_FAKE_PORTAL" mutate --db "$PDB" "$@" >>"$SCEN_DIR/mutations" || fail "mutate $*"; }
 ccount() { sq "$CDB" "SELECT count(*) FROM $1"; }
 
 # 1 ------------------------------------------------------------------------------

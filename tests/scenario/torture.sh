@@ -52,27 +52,12 @@ KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 3 ] || KO=3
 K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
 RANDOM=$SEED
 
-PW='e2e-torture-pw'
-PDB=$SCEN_DIR/portal.db
-DATA=$SCEN_DIR/data
-CDB=$DATA/cache.db
 TABLES=(tv_channel media subscriber tv_program)
 FULL_TABLES=(tv_channel media)
-start_portal P --db "$PDB" --rows "$ROWS" --seed 7 --password "$PW"
-export SCEN_PW="$PW"
-CFG=$SCEN_DIR/agent.toml
+scen_setup --pw 'e2e-torture-pw' --timeout 5s --no-config -- --rows "$ROWS" --seed 7
 # write_config FILE DIR URL RETRIES
 write_config() {
-  cat >"$1" <<TOML
-[remote]
-url = "$3"
-username = "admin"
-password_env = "SCEN_PW"
-retries = $4
-timeout = "5s"
-
-[storage]
-dir = "$2"
+  scen_config --url "$3" --retries "$4" --dir "$2" "$1" <<TOML
 segment_size = "256KiB"
 retain = "0s"
 
@@ -109,8 +94,6 @@ sweep = "100ms"
 TOML
 }
 write_config "$CFG" "$DATA" "$P_URL" 2
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
-agent() { run_agent "$O" "$E" -c "$CFG" "$@"; }
 now_ms() { local t; t=$(date +%s%N); echo $((t / 1000000)); }
 # rnd N: a seeded number in [0, N) in $R (in this shell: RANDOM's sequence stays put).
 rnd() { R=$(( (RANDOM * 32768 + RANDOM) % $1 )); }
@@ -159,7 +142,6 @@ check_converged() {
   verify_journal "$1"
 }
 
-sums_now() { table_checksums "$CDB" "${TABLES[@]}"; }
 
 # ---- versions and the reader ------------------------------------------------------
 # VERSIONS: one line per portal version of every table: "table count keysum".
@@ -289,7 +271,7 @@ rebuild_equal() {   # a rebuild from a copy of what the journal now holds equals
   rm -rf "$REB"; mkdir -p "$REB"; cp -r "$DATA/journal" "$REB/"
   run_agent "$O" "$E" -c "$RBCFG" replay --rebuild
   expect_rc 0 "$1: replay --rebuild from the journal copy"
-  [ "$(table_checksums "$REB/cache.db" "${TABLES[@]}")" = "$(sums_now)" ] || fail "$1: a rebuild from the journal differs from cache.db"
+  [ "$(table_checksums "$REB/cache.db" "${TABLES[@]}")" = "$(sums)" ] || fail "$1: a rebuild from the journal differs from cache.db"
 }
 while [ "$kills2" -lt "$K_COMPACT" ]; do
   r2=$((r2 + 1))
@@ -329,7 +311,7 @@ for ((i = 0; i < 3; i++)); do
   expect_rc 0 "phase 3: a pull before replaying"
 done
 check_converged "phase 3 start"
-want=$(sums_now)
+want=$(sums)
 # An older consistent copy of cache.db (SQLite's backup: one file, no WAL).
 cp_old() {
   pause_reader
@@ -362,12 +344,12 @@ rm -rf "$SCEN_DIR/old"
 cp_old
 t0=$(now_ms); agent replay; expect_rc 0 "calibration: replay from seq $old_seq"
 span_replay=$(( $(now_ms) - t0 + 20 ))
-[ "$(sums_now)" = "$want" ] || fail "replay from an old cache.db (seq $old_seq) differs"
+[ "$(sums)" = "$want" ] || fail "replay from an old cache.db (seq $old_seq) differs"
 pause_reader
 t0=$(now_ms); agent replay --rebuild; expect_rc 0 "calibration: replay --rebuild"
 span_rebuild=$(( $(now_ms) - t0 + 20 ))
 resume_reader
-[ "$(sums_now)" = "$want" ] || fail "replay --rebuild differs"
+[ "$(sums)" = "$want" ] || fail "replay --rebuild differs"
 while [ "$kills3" -lt "$K_REPLAY" ]; do
   r3=$((r3 + 1))
   [ "$r3" -le $((K_REPLAY * 6)) ] || fail "phase 3: only $kills3 kills in $r3 rounds"
@@ -391,7 +373,7 @@ while [ "$kills3" -lt "$K_REPLAY" ]; do
   agent replay
   expect_rc 0 "phase 3: replay after a killed $what"
   resume_reader
-  [ "$(sums_now)" = "$want" ] || fail "phase 3: after a killed $what, the tables differ from an uninterrupted replay"
+  [ "$(sums)" = "$want" ] || fail "phase 3: after a killed $what, the tables differ from an uninterrupted replay"
   dups=$(tort_dups "$CDB" "${TABLES[@]}"); [ -z "$dups" ] || fail "phase 3: duplicates: $dups"
 done
 check_converged "phase 3 end"
@@ -523,7 +505,7 @@ mutate_round 1
 agent --once --force; expect_rc 0 "phase 6: pull"; check_converged "phase 6 start"
 agent export --snapshot "$S1"; expect_rc 0 "export --snapshot"
 run_agent "$O" "$E" -c "$RCFG" import "$S1"; expect_rc 0 "reference import of the snapshot"
-[ "$(table_checksums "$RDB" "${TABLES[@]}")" = "$(sums_now)" ] || fail "an imported snapshot differs from its source"
+[ "$(table_checksums "$RDB" "${TABLES[@]}")" = "$(sums)" ] || fail "an imported snapshot differs from its source"
 # state_of DB: "AT_ID HASH" — the export id DB is at and a hash of every row of
 # TABLES — read in ONE transaction. A writer killed right after its COMMIT
 # leaves the commit in the WAL but not yet in the shared index; while another
@@ -544,7 +526,7 @@ mutate_round 1
 agent --once --force; expect_rc 0 "phase 6: second pull"; check_converged "phase 6 second pull"
 agent export --delta --base "$S1" "$D1"; expect_rc 0 "export --delta"
 run_agent "$O" "$E" -c "$RCFG" import "$D1"; expect_rc 0 "reference import of the delta"
-[ "$(table_checksums "$RDB" "${TABLES[@]}")" = "$(sums_now)" ] || fail "snapshot + delta differs from the source"
+[ "$(table_checksums "$RDB" "${TABLES[@]}")" = "$(sums)" ] || fail "snapshot + delta differs from the source"
 ref2=$(state_of "$RDB")
 S1ID=$(head -c 4096 "$S1" | grep -ao '"id":"[0-9a-f]*"' | head -1 | cut -d'"' -f4)
 D1ID=$(head -c 4096 "$D1" | grep -ao '"id":"[0-9a-f]*"' | head -1 | cut -d'"' -f4)

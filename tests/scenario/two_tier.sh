@@ -11,25 +11,13 @@
 # base, 304 for the current one), a wrong hub token (exit 1, named, never
 # printed), writes on an edge refused, [upstream] with [[table]] refused.
 source "$(dirname "$0")/lib.bash"
-PW='e2e-tier-pw'
-PDB=$SCEN_DIR/portal.db
 HUB=$SCEN_DIR/hub EDGE=$SCEN_DIR/edge
 TABLES=(tv_channel subscriber tv_program)
-start_portal P --db "$PDB" --rows 20000 --seed 41 --password "$PW"
-export SCEN_PW="$PW" HUB_TOKEN='hub-token-7c1e9a' EDGE_TOKEN_FOR_HUB='hub-token-7c1e9a'
-O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err
+scen_setup --pw 'e2e-tier-pw' --timeout 5s --no-config -- --rows 20000 --seed 41
+export HUB_TOKEN='hub-token-7c1e9a' EDGE_TOKEN_FOR_HUB='hub-token-7c1e9a'
 
 hub_config() {  # hub_config LISTEN
-  cat >"$SCEN_DIR/hub.toml" <<TOML
-[remote]
-url = "$P_URL"
-username = "admin"
-password_env = "SCEN_PW"
-retries = 1
-timeout = "5s"
-
-[storage]
-dir = "$HUB"
+  scen_config --dir "$HUB" "$SCEN_DIR/hub.toml" <<TOML
 
 [serve]
 listen = "$1"
@@ -71,8 +59,8 @@ listen = "127.0.0.1:0"
 tokenless_writes = "loopback"   # so the write below meets the edge refusal
 TOML
 }
-sums() { local db=$1 t; for t in "${TABLES[@]}"; do table_checksum "$db" "$t"; done; }
-edge_equals_hub() { [ "$(sums "$EDGE/cache.db" 2>/dev/null)" = "$(sums "$HUB/cache.db")" ]; }
+db_sums() { local db=$1 t; for t in "${TABLES[@]}"; do table_checksum "$db" "$t"; done; }
+edge_equals_hub() { [ "$(db_sums "$EDGE/cache.db" 2>/dev/null)" = "$(db_sums "$HUB/cache.db")" ]; }
 hub_equals_portal() { cmp_tables "$HUB/cache.db" "$PDB" "${TABLES[@]}" 2>/dev/null; }
 bearer=(-H "Authorization: Bearer $HUB_TOKEN")
 
@@ -198,7 +186,7 @@ grep -q "exclude each other" "$E" || fail "message: $(cat "$E")"
 ok "edge refuses writes naming its hub; [upstream] with [[table]] is a config error"
 
 # 6 the hub goes away: the edge keeps answering, stale ------------------------------
-BEFORE=$(sums "$EDGE/cache.db")
+BEFORE=$(db_sums "$EDGE/cache.db")
 http POST "$X_URL/api/jsonsql/" "$SELECT"
 cp "$HTTP_BODY" "$SCEN_DIR/edge.sel"
 kill -9 "$H_PID"; wait "$H_PID" 2>/dev/null || true; forget_pid "$H_PID"
@@ -208,7 +196,7 @@ http POST "$X_URL/api/jsonsql/" "$SELECT"
 [ "$(http_header X-Cache-Stale)" = true ] || fail "edge answer with the hub down not marked stale"
 http POST "$X_URL/sql" '{"sql":"SELECT count(*) FROM tv_program"}'
 [ "$HTTP_CODE" = 200 ] || fail "edge /sql with the hub down: HTTP $HTTP_CODE"
-[ "$(sums "$EDGE/cache.db")" = "$BEFORE" ] || fail "the edge's data changed while the hub was down"
+[ "$(db_sums "$EDGE/cache.db")" = "$BEFORE" ] || fail "the edge's data changed while the hub was down"
 ok "hub killed: edge answers JSON-RPC and /sql from its cache, X-Cache-Stale: true, data intact"
 run_agent "$O" "$E" -c "$SCEN_DIR/edge.toml" status
 expect_rc 0 "edge status with the hub down"
