@@ -33,21 +33,21 @@
 # one stays within the range of its versions widened by one round's changes (a
 # half-loaded snapshot, in 500-row pages, is far outside it).
 #
-# Scale: TORTURE_LONG=1 (or SCEN_LONG=1, or --long) for hundreds of kills;
-# TORTURE_KILLS=N the kills of phase 1 (the other phases take 40% of it, at
-# least 2 each, and phase 4 at least 3: one per disturbance), TORTURE_ROWS=N
-# portal tv_program rows, TORTURE_SEED=N. The default is a short run in which
-# every phase and every case runs (phase 1's commands and phase 6's exports and
-# damages take turns), shorter still under ASan (lib.bash's scen_size).
+# Scale: TORTURE_LONG=1 (or --long) for hundreds of kills; TORTURE_KILLS=N the
+# kills of phase 1 (the other phases take 40% of it, at least 2 each, and phase
+# 4 at least 3: one per disturbance), TORTURE_ROWS=N portal tv_program rows,
+# TORTURE_SEED=N. The default is a short run in which every phase and every
+# case runs (phase 1's commands and phase 6's exports and damages take turns);
+# shorter still under ASan, and SCEN_LONG=1 gives 10 kills and 10000 rows
+# (lib.bash's scen_size).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../torture/report.bash"
 
-LONG=${TORTURE_LONG:-$SCEN_LONG}
+LONG=${TORTURE_LONG:-0}
 [ "${1:-}" = "--long" ] && LONG=1
-SCEN_LONG=$LONG
 SEED=${TORTURE_SEED:-20251124}
-scen_size K1 100 3
-scen_size ROWS 50000 5000 3000
+if [ "$LONG" = 1 ]; then K1=100 ROWS=50000
+else scen_size K1 10 3; scen_size ROWS 10000 5000 3000; fi
 K1=${TORTURE_KILLS:-$K1} ROWS=${TORTURE_ROWS:-$ROWS}
 KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 2 ] || KO=2
 K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
