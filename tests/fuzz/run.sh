@@ -15,7 +15,8 @@
 #   fresh TMPDIR for its scratch files, removed afterwards even when it crashed;
 #   it is made under $TMPDIR, or /dev/shm when that is unset and writable,
 #   because SQLite's fsyncs on a disk-backed /tmp make the import target 10 to
-#   20 times slower.
+#   20 times slower. IA_FUZZ_JOBS targets run at once (default: the number of
+#   CPUs); the summary lines come in the targets' order all the same.
 set -euo pipefail
 
 secs=${1:?usage: run.sh SECONDS [BUILD_DIR]}
@@ -23,8 +24,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${2:-$root/build-fuzz}
 
 buildlog=$(mktemp)
-work= log= scratch=
-trap 'rm -rf "$buildlog" "$work" "$log" "$scratch"' EXIT
+tmp=
+trap 'rm -rf "$buildlog" "$tmp"' EXIT
 # An existing cache keeps its compiler whatever CC says, and libFuzzer needs clang:
 # refuse such a directory rather than reconfigure someone's gcc build.
 if [ -f "$build/CMakeCache.txt" ] && ! grep -qs '^CMAKE_C_COMPILER:[A-Z]*=.*clang' "$build/CMakeCache.txt"; then
@@ -52,23 +53,38 @@ fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
 mkdir -p "$build/fuzz-artifacts"
-status=0
-for name in "${targets[@]}"; do
-    work=$(mktemp -d)
-    log=$(mktemp)
-    scratch=$(mktemp -d)   # the target's TMPDIR: a crash skips its own clean-up, this does not
-    seeds="$root/tests/fuzz/corpus/${name#fuzz_}"
+tmp=$(mktemp -d)
+
+# fuzz_one NAME: runs target NAME over a copy of its seeds; writes its summary
+# to $tmp/NAME.out ("NAME: ok, ..." or "NAME: CRASH, ..." and the log's end).
+fuzz_one() {
+    local name=$1 dir="$tmp/$1" execs art
+    local work="$dir/corpus" log="$dir/log" scratch="$dir/tmp"
+    local seeds="$root/tests/fuzz/corpus/${name#fuzz_}"
+    mkdir -p "$work" "$scratch"
     [ -d "$seeds" ] && cp -R "$seeds/." "$work/"
     if TMPDIR="$scratch" "$build/$name" -max_total_time="$secs" -timeout=30 -print_final_stats=1 \
             -artifact_prefix="$build/fuzz-artifacts/$name-" "$work" >"$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-        echo "$name: ok, ${execs:-?} executions in ${secs}s"
+        echo "$name: ok, ${execs:-?} executions in ${secs}s" >"$tmp/$name.out"
+        rm -rf "$dir"
     else
         art=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
-        echo "$name: CRASH, input saved as ${art:-(none: see the log below)}"
-        tail -n 40 "$log"
-        status=1
+        { echo "$name: CRASH, input saved as ${art:-(none: see the log below)}"
+          tail -n 40 "$log"; } >"$tmp/$name.out"
+        rm -rf "$dir"
     fi
-    rm -rf "$work" "$log" "$scratch"
+}
+
+jobs=${IA_FUZZ_JOBS:-$(nproc)}
+for name in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    fuzz_one "$name" &
+done
+wait || true
+status=0
+for name in "${targets[@]}"; do
+    if [ -f "$tmp/$name.out" ]; then cat "$tmp/$name.out"; else echo "$name: FAILED to run"; fi
+    grep -q "^$name: ok, " "$tmp/$name.out" 2>/dev/null || status=1
 done
 exit $status

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Crash anywhere, same result (invariants 4, 5): the agent pulls four tables
-# (tv_program 100k rows in pages of 500, media with ids beyond 2^53) and is
-# killed -9 at pseudo-random moments (seeded: RANDOM=seed) at least 30 times,
+# (tv_program ROWS rows in pages of 500, media with ids beyond 2^53) and is
+# killed -9 at pseudo-random moments (seeded: RANDOM=seed) KILLS times,
 # restarted each time, alternating `sync --full` and `--once --force`. Meanwhile
 # a reader polls count(*) of every table on cache.db read-only: since the portal
 # does not change, every count it sees must be 0/absent or exactly the portal's
@@ -10,11 +10,15 @@
 # killed (exit 0 or 137, never a refusal to start). Then one clean run: the
 # cache equals the portal and `journal verify` is clean. The reader runs until
 # it has seen that final state.
+# KILLS and ROWS: 10 and 20000 by default, 6 and 10000 under ASan, 32 and 100000
+# with SCEN_LONG=1; CRASH_KILLS, CRASH_ROWS and CRASH_SEED set them.
 source "$(dirname "$0")/lib.bash"
 SEED=${CRASH_SEED:-20240611}
-KILLS=${CRASH_KILLS:-32}
+scen_size KILLS 32 10 6
+scen_size ROWS 100000 20000 10000
+KILLS=${CRASH_KILLS:-$KILLS} ROWS=${CRASH_ROWS:-$ROWS}
 TABLES=(tv_channel media subscriber tv_program)
-scen_setup --pw 'e2e-crash-pw' --no-config -- --rows 100000 --seed 3
+scen_setup --pw 'e2e-crash-pw' --no-config -- --rows "$ROWS" --seed 3
 # write_config FILE DIR
 write_config() {
   scen_config --dir "$2" "$1" <<TOML
@@ -71,17 +75,22 @@ ok "calibration: kill moments drawn from 0..${span_full} ms (sync --full: ${want
 
 # The reader: one read-only connection per poll, a count per table per line.
 OBS=$SCEN_DIR/observations
+# An error (no such table, no cache.db yet) is one line "- ERR message".
 reader() {
-  local t n
+  local sql="" t res line err
+  for t in "${TABLES[@]}"; do sql+="SELECT '$t', count(*) FROM $t;"$'\n'; done
   while [ ! -e "$SCEN_DIR/stop" ]; do
-    for t in "${TABLES[@]}"; do
-      if n=$(sqlite3 -batch -noheader -cmd '.timeout 5000' "file:$CDB?mode=ro" "SELECT count(*) FROM $t" 2>&1); then
-        echo "$t $n"
-      else
-        echo "$t ERR ${n//$'\n'/ }"
-      fi
-    done
-    sleep 0.005
+    res=$(sqlite3 -batch -noheader -separator ' ' -cmd '.timeout 5000' "file:$CDB?mode=ro" 2>&1 <<<"$sql" || true)
+    err=""
+    while IFS= read -r line; do
+      case $line in
+        [A-Z]*) [ -z "$err" ] || echo "- ERR$err"; err=" $line" ;;   # "Error: ...", "Parse error ..."
+        *[!a-z_0-9\ ]*) err+=" $line" ;;                              # the error's context lines
+        ?*) echo "$line" ;;                                           # "TABLE COUNT"
+      esac
+    done <<<"$res"
+    [ -z "$err" ] || echo "- ERR$err"
+    nap 0.005
   done >"$OBS"
 }
 reader &
@@ -120,7 +129,7 @@ ok "one clean run: every table equals the portal (no lost rows, no duplicates)"
 deadline=$((SECONDS + 30))
 until grep -qx "tv_program ${want[tv_program]}" "$OBS"; do
   [ $SECONDS -lt $deadline ] || fail "the reader never saw the loaded tv_program"
-  sleep 0.01
+  nap 0.01
 done
 touch "$SCEN_DIR/stop"
 wait "$READER_PID" || true

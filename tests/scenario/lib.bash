@@ -18,6 +18,34 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 pass_count=0
 ok() { pass_count=$((pass_count + 1)); echo "ok $pass_count - $*"; }
 
+# nap SECONDS: a pause that starts no process (read -t on a pipe nobody writes
+# to), for polling loops: a `sleep` per poll costs more CPU than the poll.
+exec {SCEN_NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$SCEN_NAP_FD" _ || true; }
+
+# python3 behind a version manager's shim (pyenv) runs a shell script per start,
+# seconds on a loaded machine, and scenarios start it in polling loops: the
+# interpreter is resolved once.
+if SCEN_PYTHON=$(command python3 -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -x "$SCEN_PYTHON" ]; then
+  python3() { "$SCEN_PYTHON" "$@"; }
+fi
+
+# Size. The long scenarios take a short size by default, in which every phase
+# and case still runs, a smaller one under AddressSanitizer (SCEN_ASAN=1, found
+# in the binary), and their full size with SCEN_LONG=1 (opt-in: minutes each).
+SCEN_LONG=${SCEN_LONG:-0}
+SCEN_ASAN=0
+if nm -a "$IA_AGENT" 2>/dev/null | grep -q '__asan_init' || ldd "$IA_AGENT" 2>/dev/null | grep -q libasan; then
+  SCEN_ASAN=1
+fi
+# scen_size VAR LONG SHORT [ASAN]: VAR is LONG with SCEN_LONG=1, else ASAN
+# (default SHORT) under ASan, else SHORT.
+scen_size() {
+  local v=$3
+  if [ "$SCEN_LONG" = 1 ]; then v=$2; elif [ "$SCEN_ASAN" = 1 ]; then v=${4:-$3}; fi
+  printf -v "$1" '%s' "$v"
+}
+
 # start_portal VAR [args...]: starts the fake portal; VAR_URL and VAR_PID are set.
 start_portal() {
   local name=$1; shift
@@ -145,7 +173,7 @@ wait_stat() {
     v=$(portal_stat "$1" "$2" 2>/dev/null || true)
     [ -n "$v" ] && [ "$v" -ge "$3" ] && return 0
     [ $SECONDS -ge $deadline ] && fail "portal stat $2 stayed at ${v:-?} (< $3)"
-    sleep 0.01
+    nap 0.01
   done
 }
 
@@ -225,7 +253,7 @@ wait_exit() {
       wait_agent "$1"
       fail "process $1 did not exit within $2 s"
     fi
-    sleep 0.05
+    nap 0.05
   done
   wait_agent "$1"
 }
@@ -250,15 +278,17 @@ http() {
 # http_header NAME: that header's value in the last reply ("" when absent).
 http_header() { tr -d '\r' <"$HTTP_HDR" | awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1) == n { v = $2 } END { print v }'; }
 
-# wait_for SECONDS WHAT COMMAND...: poll COMMAND (every 50 ms) until it succeeds;
-# fails naming WHAT after SECONDS.
+# wait_for SECONDS WHAT COMMAND...: poll COMMAND (every 50 ms for a second, then
+# every 200 ms: a poll such as cmp_tables starts a dozen processes) until it
+# succeeds; fails naming WHAT after SECONDS.
 wait_for() {
-  local secs=$1 what=$2
+  local secs=$1 what=$2 n=0
   local deadline=$((SECONDS + secs))
   shift 2
   until "$@"; do
     [ $SECONDS -ge $deadline ] && fail "gave up after $secs s waiting for: $what"
-    sleep 0.05
+    n=$((n + 1))
+    if [ "$n" -le 20 ]; then nap 0.05; else nap 0.2; fi
   done
 }
 

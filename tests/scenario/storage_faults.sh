@@ -26,11 +26,13 @@
 #     verify` and `replay --rebuild` refuse, naming the segment and the offset
 #     of the record that holds the bit; a damaged newest segment stops writers
 #     too. Nothing is skipped.
-# SF_SEED, SF_FLIPS (default 6) and SF_ROWS (tv_program rows, default 10000) scale it.
+# SF_SEED, SF_FLIPS (flips in 4: 3 by default, 2 under ASan, 6 with SCEN_LONG=1)
+# and SF_ROWS (tv_program rows, default 10000) scale it.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../torture/report.bash"
 RANDOM=${SF_SEED:-424242}
-FLIPS=${SF_FLIPS:-6}
+scen_size FLIPS 6 3 2
+FLIPS=${SF_FLIPS:-$FLIPS}
 TABLES=(tv_channel subscriber tv_program)
 scen_setup --pw 'e2e-storage-pw' --no-config -- --rows "${SF_ROWS:-10000}" --seed 11
 JDIR=$DATA/journal

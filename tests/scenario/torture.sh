@@ -34,22 +34,24 @@
 # half-loaded snapshot, in 500-row pages, is far outside it).
 #
 # Scale: TORTURE_LONG=1 (or --long) for hundreds of kills; TORTURE_KILLS=N the
-# kills of phase 1 (the other phases take 40% of it, at least 3 each),
-# TORTURE_ROWS=N portal tv_program rows, TORTURE_SEED=N. Under ASan (detected
-# from the binary) the short mode does fewer kills.
+# kills of phase 1 (the other phases take 40% of it, at least 2 each, and phase
+# 4 at least 3: one per disturbance), TORTURE_ROWS=N portal tv_program rows,
+# TORTURE_SEED=N. The default is a short run in which every phase and every
+# case runs (phase 1's commands and phase 6's exports and damages take turns);
+# shorter still under ASan, and SCEN_LONG=1 gives 10 kills and 10000 rows
+# (lib.bash's scen_size).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../torture/report.bash"
 
 LONG=${TORTURE_LONG:-0}
 [ "${1:-}" = "--long" ] && LONG=1
 SEED=${TORTURE_SEED:-20251124}
-ASAN=0
-if nm -a "$IA_AGENT" 2>/dev/null | grep -q '__asan_init' || ldd "$IA_AGENT" 2>/dev/null | grep -q libasan; then ASAN=1; fi
-if [ "$LONG" = 1 ]; then K1=${TORTURE_KILLS:-100} ROWS=${TORTURE_ROWS:-50000}
-elif [ "$ASAN" = 1 ]; then K1=${TORTURE_KILLS:-8} ROWS=${TORTURE_ROWS:-10000}
-else K1=${TORTURE_KILLS:-10} ROWS=${TORTURE_ROWS:-10000}; fi
-KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 3 ] || KO=3
+if [ "$LONG" = 1 ]; then K1=100 ROWS=50000
+else scen_size K1 10 3; scen_size ROWS 10000 5000 3000; fi
+K1=${TORTURE_KILLS:-$K1} ROWS=${TORTURE_ROWS:-$ROWS}
+KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 2 ] || KO=2
 K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
+[ "$K_FAULT" -ge 3 ] || K_FAULT=3
 RANDOM=$SEED
 
 TABLES=(tv_channel media subscriber tv_program)
@@ -175,12 +177,12 @@ reader() {
   for t in "${TABLES[@]}"; do sql+=$'\n'"SELECT '$t', count(*), $SUMQ FROM \"$t\";"; done
   sql+=$'\n'"COMMIT;"
   while [ ! -e "$SCEN_DIR/stop" ]; do
-    m1=$(<"$mf")
-    case $m1 in s*) ;; *) sleep 0.02; continue ;; esac
-    res=$(printf '%s\n' "$sql" | sqlite3 -batch -noheader -separator ' ' -cmd '.timeout 10000' "file:$db?mode=ro" 2>&1 || true)
-    m2=$(<"$mf")
+    read -r m1 <"$mf" || true   # empty while the mode is being rewritten
+    case $m1 in s*) ;; *) nap 0.02; continue ;; esac
+    res=$(sqlite3 -batch -noheader -separator ' ' -cmd '.timeout 10000' "file:$db?mode=ro" 2>&1 <<<"$sql" || true)
+    read -r m2 <"$mf" || true
     [ "$m2" != "$m1" ] || printf '%s\n' "$res"
-    sleep 0.05
+    nap 0.05
   done >"$out"
 }
 MODE=$SCEN_DIR/mode EMODE=$SCEN_DIR/edge.mode
@@ -231,7 +233,7 @@ t1=$(( $(now_ms) - t0 )); [ "$t1" -le "$span_full" ] || span_full=$t1
 t0=$(now_ms); run_agent "$O" "$E" -c "$CAL" --once --force; expect_rc 0 "calibration --once (increments)"
 t1=$(( $(now_ms) - t0 )); [ "$t1" -le "$span_once" ] || span_once=$t1
 rm -rf "$SCEN_DIR/calib"
-ok "calibration: first pull ${span_first} ms, sync --full ${span_full} ms, --once --force ${span_once} ms ($ROWS tv_program rows; long=$LONG asan=$ASAN)"
+ok "calibration: first pull ${span_first} ms, sync --full ${span_full} ms, --once --force ${span_once} ms ($ROWS tv_program rows; long=$LONG asan=$SCEN_ASAN)"
 
 # ---- 1 --once and sync --full, the portal mutating between rounds ------------------------
 PT=$SECONDS
@@ -245,8 +247,7 @@ while [ "$kills1" -lt "$K1" ]; do
   [ "$rounds1" = 1 ] || mutate_round 1
   rnd 3; n=$((R + 1))
   for ((i = 0; i < n; i++)); do
-    rnd 3
-    case $R in
+    case $(( runs % 3 )) in          # each command in turn
       0) kill_run "$span_first_kill" "0" --once --force ;;
       1) kill_run "$span_full" "0" sync --full ;;
       *) kill_run "$span_once" "0" --once ;;
@@ -418,7 +419,7 @@ for ((r4 = 1; r4 <= K_FAULT; r4++)); do
   FAULTS="{\"latency_ms\":$lat,\"error_rate\":0.0$er,\"reset_rate\":0.0$rr,\"truncate_rate\":0.0$tr,\"garbage_rate\":0.0$gr,\"session_ttl_ms\":$ttl,\"session_error\":\"$se\"}"
   portal_admin "$P_URL" /_fake/faults "$FAULTS" >/dev/null
   fbase=$(faults_now)
-  rnd 2; [ "$R" = 1 ] && cmd=(sync --full) || cmd=(--once --force)
+  [ $((r4 % 2)) = 0 ] && cmd=(sync --full) || cmd=(--once --force)   # in turn
   start_agent "$O" "$E" -c "$CFG" "${cmd[@]}"
   rnd 40
   want_req=$(( $(portal_stat "$P_URL" requests) + R + 2 ))
@@ -585,7 +586,7 @@ n=$(find "$EDGE" -maxdepth 1 -name '*.tmp-*' | wc -l); litter=$n
 kille=0
 for ((i = 0; i < K_IMPORT; i++)); do
   out=$SCEN_DIR/x$i.iaexp
-  rnd 2; kind=$R                   # kill_run draws R again
+  kind=$((i % 2))                  # a snapshot and a delta in turn
   if [ "$kind" = 0 ]; then kill_run "$span_is" "0" export --snapshot "$out"
   else kill_run "$span_is" "0" export --delta --base "$S1" "$out"; fi
   kille=$((kille + killed))
@@ -605,8 +606,7 @@ for ((i = 0; i < K_IMPORT * 2; i++)); do
   f=$SCEN_DIR/bad.iaexp
   if [ $((i % 2)) = 0 ]; then src=$S1 sz=$sz1; else src=$D1 sz=$szd; fi
   cp "$src" "$f"
-  rnd 3
-  case $R in
+  case $((i % 3)) in               # each damage in turn
     0) rnd "$sz"; truncate -s "$R" "$f"; kind="truncated to $R bytes" ;;
     1) rnd "$sz"; off=$R; rnd 255; tort_flip "$f" "$off" $((R + 1)); kind="byte $off xor $((R + 1))" ;;
     *) rnd "$sz"; off=$R; junk=""
