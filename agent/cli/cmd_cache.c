@@ -175,6 +175,20 @@ static const char get_usage[] =
     "the cache does not have it), 2 usage (also: a column TABLE does not have, or a\n"
     "VALUE that is not an integer for an integer column).\n";
 
+/* Print as JSON lines the rows of sql with ?1 bound to the text arg; closes db.
+ * 0 ok (*n rows printed), -1 SQL error (err). */
+static int print_query(sqlite3 *db, const char *sql, const char *arg, size_t *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *ps = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &ps, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_text(ps, 1, arg, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK) rc = print_rows(ps, FMT_JSON, n);
+    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    sqlite3_finalize(ps);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
 /* 0 ok (*n rows printed), -1 SQL error (err). A missing table prints nothing. */
 static int lookup(const struct config *cfg, const char *table, const char *col, const char *val, size_t *n,
                   char *err, size_t errlen)
@@ -198,16 +212,11 @@ static int lookup(const struct config *cfg, const char *table, const char *col, 
         return 1;
     }
     buf_printf(&sql, "SELECT * FROM \"%s\" WHERE \"%s\" = ?1", table, col);
-    rc = sqlite3_prepare_v2(db, sql.p, -1, &ps, NULL);
     /* Bound as text: the column's affinity turns '42' into 42 for INTEGER columns
      * and keeps '0042' as written for TEXT ones. */
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(ps, 1, val, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = print_rows(ps, FMT_JSON, n);
-    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-    sqlite3_finalize(ps);
-    sqlite3_close(db);
+    rc = print_query(db, sql.p, val, n, err, errlen);
     buf_free(&sql);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc;
 }
 
 /* Is COLUMN one of TABLE's, and can VALUE be one of its values? Names: the
@@ -264,15 +273,9 @@ static int lookup_keys(const struct config *cfg, const char *table, const char *
     if (!db) return -1;
     struct buf sql = {0};
     buf_printf(&sql, "SELECT * FROM \"%s\" WHERE \"%s\" IN (SELECT value FROM json_each(?1)) ORDER BY 1", table, key);
-    sqlite3_stmt *ps = NULL;
-    int rc = sqlite3_prepare_v2(db, sql.p, -1, &ps, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_bind_text(ps, 1, keys_json, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) rc = print_rows(ps, FMT_JSON, n);
-    if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-    sqlite3_finalize(ps);
-    sqlite3_close(db);
+    int rc = print_query(db, sql.p, keys_json, n, err, errlen);
     buf_free(&sql);
-    return rc == SQLITE_OK ? 0 : -1;
+    return rc;
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
