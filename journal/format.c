@@ -387,6 +387,8 @@ const char *journal_type_name(int type)
     case JOURNAL_SNAPSHOT_END: return "snapshot_end";
     case JOURNAL_INCREMENTAL_PAGE: return "incremental_page";
     case JOURNAL_DELETIONS: return "deletions";
+    case JOURNAL_OP: return "op";
+    case JOURNAL_OP_STATE: return "op_state";
     default: return NULL;
     }
 }

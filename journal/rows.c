@@ -22,6 +22,12 @@
  *                     value mark key
  *   INCREMENTAL_PAGE  value mark cursor; value mark key; rows block
  *   DELETIONS         rows block whose columns are the key columns
+ *   OP                varint kind (2 insert, 3 update, 4 delete); bytes params
+ *                     (a JSON object, not empty); bytes changeset (may be
+ *                     empty); bytes answer (not empty)
+ *   OP_STATE          varint op id (>= 1); varint state (1..6); bytes message
+ *                     (at most JOURNAL_OP_MESSAGE_MAX)
+ *   where bytes = varint length, then that many bytes.
  *
  * Decoding is zero-copy: TEXT/JSON values point into the payload buffer, so
  * replay binds them without copying or parsing JSON again. */
@@ -517,4 +523,134 @@ const char *journal_coltype_name(enum journal_coltype t)
     case JOURNAL_COL_BOOL: return "bool";
     }
     return NULL;
+}
+
+/* ---- offline writes ------------------------------------------------------- */
+
+const char *journal_op_kind_name(int kind)
+{
+    switch (kind) {
+    case JOURNAL_OP_INSERT: return "insert";
+    case JOURNAL_OP_UPDATE: return "update";
+    case JOURNAL_OP_DELETE: return "delete";
+    default: return NULL;
+    }
+}
+
+const char *journal_op_state_name(int state)
+{
+    switch (state) {
+    case JOURNAL_OPS_SENDING: return "sending";
+    case JOURNAL_OPS_DONE: return "done";
+    case JOURNAL_OPS_CONFLICT: return "conflict";
+    case JOURNAL_OPS_REJECTED: return "rejected";
+    case JOURNAL_OPS_DROPPED: return "dropped";
+    case JOURNAL_OPS_PENDING: return "pending";
+    default: return NULL;
+    }
+}
+
+static void put_bytes(struct journal_payload *pl, const void *p, size_t n)
+{
+    put_varint(pl, n);
+    unsigned char *q = grow(pl, n ? n : 1);
+    if (!q) return;
+    if (n) memcpy(q, p, n);
+    pl->len += n;
+}
+
+/* The rules shared by builder and decoder: one place says what an op is. */
+static const char *op_invalid(const struct journal_op *op)
+{
+    if (!journal_op_kind_name(op->kind)) return "unknown op kind";
+    if (op->nparams == 0 || op->params[0] != '{') return "op params must be a JSON object";
+    if (op->nanswer == 0) return "op answer is empty";
+    return NULL;
+}
+
+static const char *op_state_invalid(const struct journal_op_state_rec *s)
+{
+    if (s->op_id == 0) return "op id 0 (an op id is the seq of its op record, >= 1)";
+    if (!journal_op_state_name(s->state)) return "unknown op state";
+    if (s->nmessage > JOURNAL_OP_MESSAGE_MAX) return "op_state message is over the limit";
+    return NULL;
+}
+
+int journal_payload_op(struct journal_payload *pl, const struct journal_op *op, char *err, size_t errlen)
+{
+    start(pl);
+    const char *bad = op_invalid(op);
+    if (bad) {
+        snprintf(err, errlen, "op: %s", bad);
+        return -1;
+    }
+    put_varint(pl, (uint64_t)op->kind);
+    put_bytes(pl, op->params, op->nparams);
+    put_bytes(pl, op->changeset, op->nchangeset);
+    put_bytes(pl, op->answer, op->nanswer);
+    return journal_payload_finish(pl, err, errlen);
+}
+
+int journal_payload_op_state(struct journal_payload *pl, const struct journal_op_state_rec *s, char *err,
+                             size_t errlen)
+{
+    start(pl);
+    const char *bad = op_state_invalid(s);
+    if (bad) {
+        snprintf(err, errlen, "op_state: %s", bad);
+        return -1;
+    }
+    put_varint(pl, s->op_id);
+    put_varint(pl, (uint64_t)s->state);
+    put_bytes(pl, s->message, s->nmessage);
+    return journal_payload_finish(pl, err, errlen);
+}
+
+/* bytes: varint length and that many bytes, inside the payload. */
+static int get_bytes(struct rd *r, const void **p, size_t *n)
+{
+    uint64_t u;
+    if (get_varint(r, &u) != 0) return -1;
+    if (u > (uint64_t)(r->end - r->p)) return fail(r, "bytes run past the end of the payload");
+    *p = r->p;
+    *n = (size_t)u;
+    r->p += u;
+    return 0;
+}
+
+int journal_decode_op(const void *p, size_t n, struct journal_op *out, char *err, size_t errlen)
+{
+    struct rd r = {p, (const unsigned char *)p + n, p, err, errlen};
+    uint64_t kind;
+    const void *params, *answer;
+    memset(out, 0, sizeof *out);
+    if (get_varint(&r, &kind) != 0) return -1;
+    if (!journal_op_kind_name(kind > 255 ? 0 : (int)kind)) {
+        r.p = r.base;
+        return fail(&r, "unknown op kind");
+    }
+    out->kind = (int)kind;
+    if (get_bytes(&r, &params, &out->nparams) != 0 || get_bytes(&r, &out->changeset, &out->nchangeset) != 0 ||
+        get_bytes(&r, &answer, &out->nanswer) != 0)
+        return -1;
+    out->params = params;
+    out->answer = answer;
+    if (done(&r) != 0) return -1;
+    const char *bad = op_invalid(out);
+    return bad ? fail(&r, bad) : 0;
+}
+
+int journal_decode_op_state(const void *p, size_t n, struct journal_op_state_rec *out, char *err, size_t errlen)
+{
+    struct rd r = {p, (const unsigned char *)p + n, p, err, errlen};
+    uint64_t state;
+    const void *msg;
+    memset(out, 0, sizeof *out);
+    if (get_varint(&r, &out->op_id) != 0 || get_varint(&r, &state) != 0) return -1;
+    out->state = state > 255 ? 0 : (int)state;
+    if (get_bytes(&r, &msg, &out->nmessage) != 0) return -1;
+    out->message = msg;
+    if (done(&r) != 0) return -1;
+    const char *bad = op_state_invalid(out);
+    return bad ? fail(&r, bad) : 0;
 }

@@ -106,4 +106,36 @@ int journal_decode_page(int type, const void *p, size_t n, struct journal_page *
 int journal_decode_snapshot_end(const void *p, size_t n, struct journal_snapshot_end *out,
                                 char *err, size_t errlen);
 
+/* ---- offline writes (docs/outbox.md) ---------------------------------------- */
+
+enum journal_op_kind { JOURNAL_OP_INSERT = 2, JOURNAL_OP_UPDATE = 3, JOURNAL_OP_DELETE = 4 };
+enum journal_op_state { JOURNAL_OPS_SENDING = 1, JOURNAL_OPS_DONE = 2, JOURNAL_OPS_CONFLICT = 3,
+                        JOURNAL_OPS_REJECTED = 4, JOURNAL_OPS_DROPPED = 5, JOURNAL_OPS_PENDING = 6 };
+const char *journal_op_kind_name(int kind);      /* "insert" "update" "delete", NULL */
+const char *journal_op_state_name(int state);    /* "sending" "done" ..., NULL */
+#define JOURNAL_OP_MESSAGE_MAX 65536             /* bytes in an op_state message */
+
+struct journal_op {                   /* OP; decoded fields point into the payload */
+    int kind;                         /* enum journal_op_kind */
+    const char *params;               /* JSON-RPC params object (starts with '{'), not empty */
+    size_t nparams;
+    const void *changeset;            /* SQLite session changeset with old values; may be empty */
+    size_t nchangeset;
+    const char *answer;               /* the JSON result the client was given, not empty */
+    size_t nanswer;
+};
+struct journal_op_state_rec {         /* OP_STATE */
+    uint64_t op_id;                   /* seq of the op record, >= 1 */
+    int state;                        /* enum journal_op_state */
+    const char *message;              /* may be empty; at most JOURNAL_OP_MESSAGE_MAX bytes */
+    size_t nmessage;
+};
+/* Builders check what the decoders check, so a payload they accept decodes. */
+int journal_payload_op(struct journal_payload *pl, const struct journal_op *op, char *err, size_t errlen);
+int journal_payload_op_state(struct journal_payload *pl, const struct journal_op_state_rec *s, char *err,
+                             size_t errlen);
+int journal_decode_op(const void *p, size_t n, struct journal_op *out, char *err, size_t errlen);
+int journal_decode_op_state(const void *p, size_t n, struct journal_op_state_rec *out, char *err,
+                            size_t errlen);
+
 #endif

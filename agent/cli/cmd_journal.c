@@ -85,6 +85,17 @@ static void put_value(struct buf *b, const struct journal_value *v)
     }
 }
 
+/* JSON text from a record, as JSON when it parses (so each line stays one JSON
+ * object whatever the writer put there), else as a string. */
+static void put_json_text(struct buf *b, const char *s, size_t n)
+{
+    cJSON *tree = NULL;
+    char why[256];
+    if (json_parse(s, n, JSON_MAX_DEPTH_DEFAULT, &tree, why, sizeof why) == 0) buf_append(b, s, n);
+    else json_write_string(b, s, n);
+    cJSON_Delete(tree);
+}
+
 /* Rows as "[[...],[...]]"; vals has room for ncols values. */
 static int put_rows(struct buf *b, struct journal_rows *rows, char *err, size_t errlen)
 {
@@ -163,6 +174,31 @@ static int put_record(struct buf *b, const struct journal_record *rec, char *err
         }
         buf_puts(b, rec->type == JOURNAL_DELETIONS ? ",\"keys\":" : ",\"rows\":");
         return put_rows(b, &pg.rows, err, errlen);
+    }
+    case JOURNAL_OP: {
+        struct journal_op op;
+        if (journal_decode_op(p, n, &op, err, errlen) != 0) return -1;
+        buf_printf(b, ",\"op\":%" PRIu64 ",\"kind\":\"%s\",\"params\":", rec->seq,
+                   journal_op_kind_name(op.kind));
+        put_json_text(b, op.params, op.nparams);
+        buf_printf(b, ",\"changeset_bytes\":%zu,\"changeset\":\"", op.nchangeset);
+        static const char hex[] = "0123456789abcdef";
+        for (size_t i = 0; i < op.nchangeset; i++) {
+            unsigned char c = ((const unsigned char *)op.changeset)[i];
+            buf_putc(b, hex[c >> 4]);
+            buf_putc(b, hex[c & 15]);
+        }
+        buf_puts(b, "\",\"answer\":");
+        put_json_text(b, op.answer, op.nanswer);
+        return 0;
+    }
+    case JOURNAL_OP_STATE: {
+        struct journal_op_state_rec st;
+        if (journal_decode_op_state(p, n, &st, err, errlen) != 0) return -1;
+        buf_printf(b, ",\"op\":%" PRIu64 ",\"state\":\"%s\",\"message\":", st.op_id,
+                   journal_op_state_name(st.state));
+        json_write_string(b, st.message, st.nmessage);
+        return 0;
     }
     default:
         snprintf(err, errlen, "unknown record type %d", rec->type);

@@ -3,7 +3,7 @@
  * Input: first byte 'S' and the rest is a whole segment file (written as
  * segment 1 in a private directory and iterated with journal_reader_next, every
  * record decoded by its type); any other first byte selects a record type
- * (byte % 8) and the rest is a raw payload fed straight to the decoders, which
+ * (byte % 9: 0 .. JOURNAL_OP_STATE) and the rest is a raw payload fed straight to the decoders, which
  * the CRCs would otherwise keep the fuzzer away from. Seeds: tests/fuzz/corpus/
  * journal/, made by test_journal's test_fuzz_corpus_seeds. Run: tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -59,6 +59,46 @@ static void decode(int type, const unsigned char *p, size_t n)
         journal_decode_snapshot_end(p, n, &e, err, sizeof err);
         break;
     }
+    case JOURNAL_OP: {
+        struct journal_op op;
+        if (journal_decode_op(p, n, &op, err, sizeof err) != 0) break;
+        /* What the decoder accepts is what the builder accepts, inside the payload. */
+        if (!journal_op_kind_name(op.kind) || op.nparams == 0 || op.params[0] != '{' || op.nanswer == 0 ||
+            op.params < (const char *)p || op.params + op.nparams > (const char *)p + n ||
+            (const unsigned char *)op.changeset < p ||
+            (const unsigned char *)op.changeset + op.nchangeset > p + n ||
+            op.answer < (const char *)p || op.answer + op.nanswer > (const char *)p + n)
+            abort();
+        /* A decoded op encodes and decodes again to the same fields (not always
+         * the same bytes: a varint may have been written longer than needed). */
+        struct journal_payload pl = {0};
+        struct journal_op again;
+        if (journal_payload_op(&pl, &op, err, sizeof err) != 0 ||
+            journal_decode_op(pl.p, pl.len, &again, err, sizeof err) != 0 || again.kind != op.kind ||
+            again.nparams != op.nparams || memcmp(again.params, op.params, op.nparams) != 0 ||
+            again.nchangeset != op.nchangeset ||
+            (op.nchangeset && memcmp(again.changeset, op.changeset, op.nchangeset) != 0) ||
+            again.nanswer != op.nanswer || memcmp(again.answer, op.answer, op.nanswer) != 0)
+            abort();
+        journal_payload_free(&pl);
+        break;
+    }
+    case JOURNAL_OP_STATE: {
+        struct journal_op_state_rec st;
+        if (journal_decode_op_state(p, n, &st, err, sizeof err) != 0) break;
+        if (st.op_id == 0 || !journal_op_state_name(st.state) || st.nmessage > JOURNAL_OP_MESSAGE_MAX ||
+            st.message < (const char *)p || st.message + st.nmessage > (const char *)p + n)
+            abort();
+        struct journal_payload pl = {0};
+        struct journal_op_state_rec again;
+        if (journal_payload_op_state(&pl, &st, err, sizeof err) != 0 ||
+            journal_decode_op_state(pl.p, pl.len, &again, err, sizeof err) != 0 || again.op_id != st.op_id ||
+            again.state != st.state || again.nmessage != st.nmessage ||
+            (st.nmessage && memcmp(again.message, st.message, st.nmessage) != 0))
+            abort();
+        journal_payload_free(&pl);
+        break;
+    }
     default: {
         struct journal_page pg;
         if (journal_decode_page(type, p, n, &pg, err, sizeof err) != 0) break;
@@ -81,7 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     if (data[0] != 'S') {
-        decode(data[0] % 8, data + 1, size - 1);
+        decode(data[0] % 9, data + 1, size - 1);
         return 0;
     }
     FILE *f = fopen(seg, "wb");

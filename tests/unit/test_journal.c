@@ -1288,6 +1288,20 @@ static void test_fuzz_corpus_seeds(void **state)
     seeds[ns].name = "payload_incremental"; seeds[ns].type = JOURNAL_INCREMENTAL_PAGE;
     seeds[ns].len = pl.len; seeds[ns].p = malloc(pl.len); memcpy(seeds[ns++].p, pl.p, pl.len);
     assert_int_equal(journal_append(w, JOURNAL_INCREMENTAL_PAGE, "t", pl.p, pl.len, NULL, err, sizeof err), 0);
+    static const unsigned char cs[] = {0x54, 0x02, 0x01, 0x74, 0x00, 0x12, 0x00, 0x03, 0x02, 0x00, 0x09, 0x05};
+    struct journal_op op = {.kind = JOURNAL_OP_UPDATE, .params = "{\"update\":\"t\"}", .nparams = 14,
+                            .changeset = cs, .nchangeset = sizeof cs, .answer = "1", .nanswer = 1};
+    assert_int_equal(journal_payload_op(&pl, &op, err, sizeof err), 0);
+    seeds[ns].name = "payload_op"; seeds[ns].type = JOURNAL_OP;
+    seeds[ns].len = pl.len; seeds[ns].p = malloc(pl.len); memcpy(seeds[ns++].p, pl.p, pl.len);
+    uint64_t op_seq;
+    assert_int_equal(journal_append(w, JOURNAL_OP, "t", pl.p, pl.len, &op_seq, err, sizeof err), 0);
+    struct journal_op_state_rec ost = {.op_id = op_seq, .state = JOURNAL_OPS_REJECTED, .message = "bad value",
+                                       .nmessage = 9};
+    assert_int_equal(journal_payload_op_state(&pl, &ost, err, sizeof err), 0);
+    seeds[ns].name = "payload_op_state"; seeds[ns].type = JOURNAL_OP_STATE;
+    seeds[ns].len = pl.len; seeds[ns].p = malloc(pl.len); memcpy(seeds[ns++].p, pl.p, pl.len);
+    assert_int_equal(journal_append(w, JOURNAL_OP_STATE, "t", pl.p, pl.len, NULL, err, sizeof err), 0);
     journal_writer_close(w);
     journal_payload_free(&pl);
 
@@ -1320,7 +1334,7 @@ static void test_fuzz_corpus_seeds(void **state)
     }
     /* The committed seeds exist, are small, and the whole segment one reads clean. */
     const char *committed[] = {"segment_all_types", "segment_torn_tail", "payload_schema", "payload_page",
-                               "payload_end", "payload_incremental"};
+                               "payload_end", "payload_incremental", "payload_op", "payload_op_state"};
     for (size_t i = 0; i < sizeof committed / sizeof committed[0]; i++) {
         char file[1200];
         snprintf(file, sizeof file, "%s/%s", out, committed[i]);
@@ -1331,7 +1345,7 @@ static void test_fuzz_corpus_seeds(void **state)
         if (i == 0) {
             assert_int_equal(p[0], 'S');
             spit(path, p + 1, n - 1);
-            assert_int_equal(read_all(f->dir, 0, NULL, 0, err, sizeof err), 4);
+            assert_int_equal(read_all(f->dir, 0, NULL, 0, err, sizeof err), 6);
         }
         free(p);
     }

@@ -316,6 +316,44 @@ static void test_verify_bad_payload(void **state)
     assert_string_equal(f->out, "");
 }
 
+/* Offline writes: op and op_state records are shown by cat and pass verify;
+ * a bad op kind is refused by both, naming the record. */
+static void test_op_records(void **state)
+{
+    struct fx *f = *state;
+    struct journal_writer *w = wopen(f, 0);
+    struct journal_payload pl = {0};
+    char err[256];
+    const unsigned char cs[] = {0x54, 0x01, 0xff};
+    struct journal_op op = {.kind = JOURNAL_OP_INSERT, .params = "{\"insert\":\"t\"}", .nparams = 14,
+                            .changeset = cs, .nchangeset = sizeof cs, .answer = "[[-1000]]", .nanswer = 9};
+    assert_int_equal(journal_payload_op(&pl, &op, err, sizeof err), 0);
+    append(w, JOURNAL_OP, "t", &pl);
+    struct journal_op_state_rec st = {.op_id = 1, .state = JOURNAL_OPS_CONFLICT, .message = "id 5 \"changed\"",
+                                      .nmessage = 14};
+    assert_int_equal(journal_payload_op_state(&pl, &st, err, sizeof err), 0);
+    append(w, JOURNAL_OP_STATE, "t", &pl);
+    journal_writer_close(w);
+    assert_int_equal(run(f, "cat", NULL), 0);
+    assert_string_equal(f->out,
+                        "{\"seq\":1,\"type\":\"op\",\"table\":\"t\",\"op\":1,\"kind\":\"insert\","
+                        "\"params\":{\"insert\":\"t\"},\"changeset_bytes\":3,\"changeset\":\"5401ff\","
+                        "\"answer\":[[-1000]]}\n"
+                        "{\"seq\":2,\"type\":\"op_state\",\"table\":\"t\",\"op\":1,\"state\":\"conflict\","
+                        "\"message\":\"id 5 \\\"changed\\\"\"}\n");
+    assert_int_equal(run(f, "verify", NULL), 0);
+    assert_non_null(strstr(f->out, "journal ok: 2 records"));
+    /* kind 9 is no op kind */
+    w = wopen(f, 0);
+    const unsigned char bad[] = {9, 1, '{', 0, 1, '1'};
+    assert_int_equal(journal_append(w, JOURNAL_OP, "t", bad, sizeof bad, NULL, err, sizeof err), 0);
+    journal_writer_close(w);
+    assert_int_equal(run(f, "verify", NULL), 1);
+    assert_string_equal(f->err, "iptv-agent journal: segment 1 offset 149: seq 3 (op, table t): "
+                                "payload offset 0: unknown op kind\n");
+    journal_payload_free(&pl);
+}
+
 static void test_compact(void **state)
 {
     struct fx *f = *state;
@@ -371,6 +409,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_bad_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_op_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
