@@ -57,6 +57,7 @@
 #include "replay/replay.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +426,122 @@ static int null_key(const struct journal_record *rec, const struct rp_table *t, 
     return rec_fail(rec, err, errlen, "row %u: key column \"%s\" is NULL", row, t->cols[t->key_col]);
 }
 
+/* ---- protected keys (docs/outbox.md) ---------------------------------------------------- */
+
+/* Does t have open outbox keys: 1 yes, 0 no, -1 error. One indexed lookup per
+ * record, so a table without open ops pays nothing more per row. */
+static int has_open_keys(struct replay *r, const struct journal_record *rec, struct rp_table *t, char *err,
+                         size_t errlen)
+{
+    if (!t->open_any &&
+        sqlite3_prepare_v3(r->db, "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &t->open_any, NULL) != SQLITE_OK)
+        return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    sqlite3_bind_text(t->open_any, 1, t->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(t->open_any);
+    int yes = rc == SQLITE_ROW && sqlite3_column_int(t->open_any, 0);
+    sqlite3_reset(t->open_any);
+    return rc == SQLITE_ROW ? yes : sql_fail(r, rec, err, errlen, "reading the outbox keys");
+}
+
+/* Is key v of t open: 1 yes, 0 no, -1 error. The stored keys come from the
+ * table itself (the op's changeset), so they carry the key column's affinity; a
+ * TEXT key column turns a pulled number into text the same way (CAST), and an
+ * INT key is INTEGER PRIMARY KEY (non-integers are refused). Other declared
+ * types compare the value as the journal carries it. */
+static int key_open(struct replay *r, const struct journal_record *rec, struct rp_table *t,
+                    const struct journal_value *v, char *err, size_t errlen)
+{
+    if (!t->open_key) {
+        const char *sql = t->types[t->key_col] == JOURNAL_COL_TEXT
+                              ? "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1 AND key = CAST(?2 AS TEXT))"
+                              : "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1 AND key = ?2)";
+        if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->open_key, NULL) != SQLITE_OK)
+            return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    }
+    sqlite3_bind_text(t->open_key, 1, t->name, -1, SQLITE_STATIC);
+    rp_bind(t->open_key, 2, v);
+    int rc = sqlite3_step(t->open_key);
+    int yes = rc == SQLITE_ROW && sqlite3_column_int(t->open_key, 0);
+    sqlite3_reset(t->open_key);
+    return rc == SQLITE_ROW ? yes : sql_fail(r, rec, err, errlen, "reading the outbox keys");
+}
+
+/* At a snapshot swap: the shadow takes the live rows of t's open keys in place
+ * of the pulled ones, and loses the pulled rows of keys an open op deleted
+ * (no live row to carry). Columns go by name, so a new layout keeps what it
+ * shares with the old one; when the key column itself changed, the open keys
+ * name another column and nothing can be carried (a warning says so). "key IN
+ * (SELECT key ...)" compares with the shadow key column's affinity. */
+static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, char *err,
+                           size_t errlen)
+{
+    int open = has_open_keys(r, rec, t, err, errlen);
+    if (open <= 0) return open;
+    char shname[JOURNAL_TABLE_MAX + 32];
+    snprintf(shname, sizeof shname, "_agent_shadow_%s", t->name);
+    const char *key = t->cols[t->key_col];
+    struct buf cols = {0}, q = {0};
+    sqlite3_stmt *st = NULL;
+    int live_key = 0, rc;
+    rc = sqlite3_prepare_v2(r->db, "SELECT l.name, l.pk FROM pragma_table_info(?1) AS l JOIN pragma_table_info(?2) AS s"
+                                   " ON s.name = l.name ORDER BY l.cid", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, shname, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *name = (const char *)sqlite3_column_text(st, 0);
+            if (cols.len) buf_puts(&cols, ", ");
+            rp_quote(&cols, name);
+            if (sqlite3_column_int(st, 1) == 1 && strcmp(name, key) == 0) live_key = 1;
+        }
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        buf_free(&cols);
+        return sql_fail(r, rec, err, errlen, "reading the live table's columns");
+    }
+    if (!live_key) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "journal seq %llu: table \"%s\": the snapshot's key column \"%s\" is not the live "
+                 "table's: the rows of open offline writes are not carried into it",
+                 (unsigned long long)rec->seq, t->name, key);
+        if (r->warn) r->warn(r->warn_ctx, msg);
+        else log_warn("%s", msg);
+        buf_free(&cols);
+        return 0;
+    }
+    for (int step = 0; step < 2 && rc == SQLITE_OK; step++) {
+        buf_reset(&q);
+        if (step == 0) {
+            buf_puts(&q, "DELETE FROM ");
+            shadow_name(&q, t->name);
+        } else {
+            buf_puts(&q, "INSERT INTO ");
+            shadow_name(&q, t->name);
+            buf_puts(&q, " (");
+            buf_append(&q, cols.p, cols.len);
+            buf_puts(&q, ") SELECT ");
+            buf_append(&q, cols.p, cols.len);
+            buf_puts(&q, " FROM ");
+            rp_quote(&q, t->name);
+        }
+        buf_puts(&q, " WHERE ");
+        rp_quote(&q, key);
+        buf_puts(&q, " IN (SELECT key FROM _agent_outbox_keys WHERE tbl = ?1)");
+        rc = sqlite3_prepare_v2(r->db, q.p, (int)q.len, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+            rc = step_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    buf_free(&cols);
+    buf_free(&q);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "carrying the rows of open offline writes");
+}
+
 static int apply_snapshot_page(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
                                size_t errlen)
 {
@@ -523,7 +640,9 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
                         (unsigned long long)e.snapshot_id, (unsigned long long)e.row_count,
                         (unsigned long long)t->pending_rows);
     /* The swap (invariant 4): all of it inside the batch transaction, so another
-     * connection sees the old table or the new one. */
+     * connection sees the old table or the new one. Open offline writes keep
+     * their rows (docs/outbox.md, protected keys). */
+    if (t->live && t->key_col >= 0 && carry_open_rows(r, rec, t, err, errlen) != 0) return -1;
     b->st.rows_deleted += rows_gone(r, t);
     rp_table_finalize(t);
     if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
@@ -578,14 +697,29 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
     if (prepare_insert(r, rec, t, "INSERT OR IGNORE INTO ", 0, &t->ign_live, err, errlen) != 0 ||
         prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0)
         return -1;
+    /* Rows of keys an open offline write holds are left alone (protected keys). */
+    int prot = t->key_col >= 0 ? has_open_keys(r, rec, t, err, errlen) : 0;
+    if (prot < 0) return -1;
     struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
     char why[IA_ERRLEN];
-    uint32_t n = 0;
+    uint32_t n = 0, held_rows = 0;
     int more;
     while ((more = journal_rows_next(&pg.rows, v, why, sizeof why)) == 1) {
         if (t->key_col >= 0 && v[t->key_col].type == JOURNAL_NULL) {
             free(v);
             return null_key(rec, t, n, err, errlen);
+        }
+        if (prot) {
+            int held = key_open(r, rec, t, &v[t->key_col], err, errlen);
+            if (held < 0) {
+                free(v);
+                return -1;
+            }
+            if (held) {
+                n++;
+                held_rows++;
+                continue;
+            }
         }
         /* Insert, or replace when the key exists: the row count grows only on
          * a new key, which INSERT OR IGNORE's change count tells. */
@@ -615,7 +749,7 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
     }
     t->dirty = 1;
     b->rows += n;
-    b->st.rows_written += n;
+    b->st.rows_written += n - held_rows;
     return 0;
 }
 
@@ -642,11 +776,22 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
         buf_free(&q);
         if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
     }
+    int prot = has_open_keys(r, rec, t, err, errlen);
+    if (prot < 0) return -1;
     struct journal_value v;
     char why[IA_ERRLEN];
     uint32_t n = 0;
     int more;
     while ((more = journal_rows_next(&pg.rows, &v, why, sizeof why)) == 1) {
+        if (prot) {
+            /* An open offline write holds the key: its row stays (protected keys). */
+            int held = key_open(r, rec, t, &v, err, errlen);
+            if (held < 0) return -1;
+            if (held) {
+                n++;
+                continue;
+            }
+        }
         rc = rp_bind(t->del_live, 1, &v);
         if (rc == SQLITE_OK) rc = step_reset(t->del_live);
         if (rc != SQLITE_OK) {
@@ -665,6 +810,370 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
     return 0;
 }
 
+/* ---- offline writes: op and op_state (docs/outbox.md) ------------------------------------ */
+
+static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_msg(struct replay *r, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r->warn) r->warn(r->warn_ctx, msg);
+    else log_warn("%s", msg);
+}
+
+/* A short printable form of an SQLite value, for messages. */
+static void value_text(sqlite3_value *v, char *out, size_t outlen)
+{
+    if (!v || sqlite3_value_type(v) == SQLITE_NULL) snprintf(out, outlen, "NULL");
+    else if (sqlite3_value_type(v) == SQLITE_TEXT || sqlite3_value_type(v) == SQLITE_BLOB)
+        snprintf(out, outlen, "\"%.*s\"", 64, (const char *)sqlite3_value_text(v));
+    else snprintf(out, outlen, "%s", (const char *)sqlite3_value_text(v));
+}
+
+static const char *conflict_name(int c)
+{
+    switch (c) {
+    case SQLITE_CHANGESET_DATA: return "the row's values differ from the changeset's old values";
+    case SQLITE_CHANGESET_NOTFOUND: return "no row with that key";
+    case SQLITE_CHANGESET_CONFLICT: return "a row with that key exists already";
+    case SQLITE_CHANGESET_CONSTRAINT: return "a constraint failed";
+    default: return "a foreign key failed";
+    }
+}
+
+/* What a changeset application met: the first conflict, and how many changes
+ * of each kind were left out (a revert leaves them; an op aborts on the first). */
+struct cs_apply {
+    int key_col;
+    int conflict;                    /* first conflict type, 0 none */
+    char key[100];                   /* its key */
+    int omit;                        /* 1: leave conflicting rows (revert), 0: abort (op) */
+    int64_t omitted_ins, omitted_del, omitted;
+};
+
+static int on_conflict(void *ctx, int type, sqlite3_changeset_iter *it)
+{
+    struct cs_apply *a = ctx;
+    const char *tab;
+    int ncol, op, indirect;
+    sqlite3changeset_op(it, &tab, &ncol, &op, &indirect);
+    if (!a->conflict) {
+        sqlite3_value *k = NULL;
+        if (op == SQLITE_INSERT) sqlite3changeset_new(it, a->key_col, &k);
+        else sqlite3changeset_old(it, a->key_col, &k);
+        value_text(k, a->key, sizeof a->key);
+        a->conflict = type;
+    }
+    if (!a->omit) return SQLITE_CHANGESET_ABORT;
+    a->omitted++;
+    if (op == SQLITE_INSERT) a->omitted_ins++;
+    if (op == SQLITE_DELETE) a->omitted_del++;
+    return SQLITE_CHANGESET_OMIT;
+}
+
+/* Check that the changeset touches only rec's table, with its live layout and
+ * key, and count its inserts and deletes. With keys (a prepared INSERT into
+ * _agent_outbox_keys, ?1 id ?2 key), every key it touches is recorded there.
+ * 0, or -1 (a refusal naming what is wrong). */
+static int changeset_scan(struct replay *r, const struct journal_record *rec, const struct rp_table *t,
+                          const void *cs, size_t n, sqlite3_stmt *keys, int64_t *ins, int64_t *del, char *err,
+                          size_t errlen)
+{
+    *ins = *del = 0;
+    if (n == 0) return 0;
+    if (n > INT_MAX) return rec_fail(rec, err, errlen, "changeset of %zu bytes is too large", n);
+    sqlite3_changeset_iter *it;
+    if (sqlite3changeset_start(&it, (int)n, (void *)cs) != SQLITE_OK)
+        return rec_fail(rec, err, errlen, "the changeset is malformed");
+    int rc, bad = 0;
+    uint32_t i = 0;
+    while (!bad && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *tab;
+        int ncol, op, indirect, npk;
+        unsigned char *pk;
+        sqlite3_value *k = NULL;
+        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
+            sqlite3changeset_pk(it, &pk, &npk) != SQLITE_OK) {
+            bad = rec_fail(rec, err, errlen, "change %u of the changeset is malformed", i);
+            break;
+        }
+        if (strcmp(tab, rec->table) != 0) {
+            bad = rec_fail(rec, err, errlen, "change %u of the changeset is of table \"%s\"", i, tab);
+            break;
+        }
+        int pk_ok = ncol == (int)t->ncols;
+        for (int c = 0; pk_ok && c < ncol; c++) pk_ok = (pk[c] != 0) == (c == t->key_col);
+        if (!pk_ok) {
+            bad = rec_fail(rec, err, errlen, "change %u of the changeset has %d columns or another key than the "
+                           "table (%u columns, key \"%s\")", i, ncol, t->ncols, t->cols[t->key_col]);
+            break;
+        }
+        if (op == SQLITE_INSERT) {
+            sqlite3changeset_new(it, t->key_col, &k);
+            (*ins)++;
+        } else {
+            sqlite3changeset_old(it, t->key_col, &k);
+            if (op == SQLITE_DELETE) (*del)++;
+        }
+        if (!k || sqlite3_value_type(k) == SQLITE_NULL) {
+            bad = rec_fail(rec, err, errlen, "change %u of the changeset has a NULL key", i);
+            break;
+        }
+        if (keys) {
+            sqlite3_bind_int64(keys, 1, (int64_t)rec->seq);
+            sqlite3_bind_value(keys, 2, k);
+            if (step_reset(keys) != SQLITE_OK) {
+                bad = sql_fail(r, rec, err, errlen, "recording the op's keys");
+                break;
+            }
+        }
+        i++;
+    }
+    int frc = sqlite3changeset_finalize(it);
+    if (bad) return -1;
+    if (rc != SQLITE_DONE || frc != SQLITE_OK) return rec_fail(rec, err, errlen, "the changeset is malformed");
+    return 0;
+}
+
+/* The table an op writes: known, its live layout current, with a key column
+ * (sessions record only tables with a primary key). 1 = skip the record
+ * (compacted start), 0 ok, -1 refused. */
+static int op_table(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table **tp,
+                    char *err, size_t errlen)
+{
+    char why[IA_ERRLEN];
+    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
+    if (!t) return rec_fail(rec, err, errlen, "%s", why);
+    *tp = t;
+    if (!t->known) return no_schema(r, b, rec, err, errlen);
+    if (!live_current(t)) return behind(rec, t, err, errlen);
+    if (t->key_col < 0) return rec_fail(rec, err, errlen, "an offline write needs a table with a key column");
+    return 0;
+}
+
+/* OP: the changeset applied to the table (any conflict refuses the record: it
+ * was taken on this exact state), the outbox row (pending) and its open keys,
+ * in the batch transaction with the applied position (exactly once). */
+static int apply_op(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
+{
+    char why[IA_ERRLEN];
+    struct journal_op op;
+    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (journal_decode_op(rec->payload, rec->len, &op, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    struct rp_table *t = NULL;
+    int rc = op_table(r, b, rec, &t, err, errlen);
+    if (rc) return rc > 0 ? 0 : -1;
+    sqlite3_stmt *keys = NULL, *row = NULL;
+    if (sqlite3_prepare_v2(r->db, "INSERT OR IGNORE INTO _agent_outbox_keys (tbl, key, id) VALUES (?3, ?2, ?1)", -1,
+                           &keys, NULL) != SQLITE_OK)
+        return sql_fail(r, rec, err, errlen, "preparing the outbox keys");
+    sqlite3_bind_text(keys, 3, t->name, -1, SQLITE_STATIC);
+    int64_t ins, del;
+    rc = changeset_scan(r, rec, t, op.changeset, op.nchangeset, keys, &ins, &del, err, errlen);
+    sqlite3_finalize(keys);
+    if (rc != 0) return -1;
+    if (op.nchangeset) {
+        struct cs_apply a = {.key_col = t->key_col};
+        rc = sqlite3changeset_apply(r->db, (int)op.nchangeset, (void *)op.changeset, NULL, on_conflict, &a);
+        if (a.conflict)
+            return rec_fail(rec, err, errlen, "op %llu: its changeset does not apply to cache.db at key %s (%s): it "
+                            "must be taken on the state it is applied to", (unsigned long long)rec->seq, a.key,
+                            conflict_name(a.conflict));
+        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "applying the op's changeset");
+    }
+    rc = sqlite3_prepare_v2(r->db,
+                            "INSERT INTO _agent_outbox (id, tbl, kind, params, changeset, answer, keys, state,"
+                            " attempts, last_error, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+                            " (SELECT json_group_array(key) FROM (SELECT key FROM _agent_outbox_keys"
+                            " WHERE id = ?1 ORDER BY key)), 'pending', 0, NULL, ?7, ?7)",
+                            -1, &row, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(row, 1, (int64_t)rec->seq);
+        sqlite3_bind_text(row, 2, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(row, 3, journal_op_kind_name(op.kind), -1, SQLITE_STATIC);
+        sqlite3_bind_text(row, 4, op.params, (int)op.nparams, SQLITE_STATIC);
+        sqlite3_bind_blob(row, 5, op.nchangeset ? op.changeset : "", (int)op.nchangeset, SQLITE_STATIC);
+        sqlite3_bind_text(row, 6, op.answer, (int)op.nanswer, SQLITE_STATIC);
+        sqlite3_bind_int64(row, 7, clock_wall_ms());
+        rc = step_reset(row);
+    }
+    sqlite3_finalize(row);
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "adding the op to the outbox");
+    t->rows = (uint64_t)((int64_t)t->rows + ins - del);
+    t->dirty = 1;
+    b->rows += (uint64_t)(ins + del) + 1;
+    b->st.rows_written += (uint64_t)ins;
+    b->st.rows_deleted += (uint64_t)del;
+    return 0;
+}
+
+/* done for an insert: the rows the op inserted (provisional keys) go; the
+ * portal's rows come in the incremental_page journaled after the op_state. */
+static int remove_inserted(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
+                           const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
+{
+    if (!live_current(t) || t->key_col < 0) {
+        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its inserted rows were not removed: the table's "
+                 "layout changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
+        return 0;
+    }
+    if (!t->del_live) {
+        struct buf q = {0};
+        buf_puts(&q, "DELETE FROM ");
+        rp_quote(&q, t->name);
+        buf_puts(&q, " WHERE ");
+        rp_quote(&q, t->cols[t->key_col]);
+        buf_puts(&q, " = ?1");
+        int rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_live, NULL);
+        buf_free(&q);
+        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
+    }
+    sqlite3_changeset_iter *it;
+    if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK)
+        return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
+    int rc = SQLITE_OK;
+    while (rc == SQLITE_OK && sqlite3changeset_next(it) == SQLITE_ROW) {
+        const char *tab;
+        int ncol, opc, indirect;
+        sqlite3_value *k = NULL;
+        sqlite3changeset_op(it, &tab, &ncol, &opc, &indirect);
+        if (opc != SQLITE_INSERT || ncol <= t->key_col) continue;
+        sqlite3changeset_new(it, t->key_col, &k);
+        rc = sqlite3_bind_value(t->del_live, 1, k);
+        if (rc == SQLITE_OK) rc = step_reset(t->del_live);
+        if (rc == SQLITE_OK) {
+            uint64_t gone = (uint64_t)sqlite3_changes(r->db);
+            t->rows = t->rows >= gone ? t->rows - gone : 0;
+            b->st.rows_deleted += gone;
+            b->rows++;
+        }
+    }
+    sqlite3changeset_finalize(it);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "removing the op's inserted rows");
+}
+
+/* conflict, rejected, dropped: the local change is undone by applying the
+ * inverted changeset. A row that changed since the op (a later open op wrote
+ * it, or a swap carried another layout) is left as it is, with a warning: the
+ * later change is still wanted, and an end state must always apply, or the
+ * outbox would wedge on it. */
+static int revert(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
+                  const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
+{
+    if (n == 0) return 0;
+    if (!live_current(t) || t->key_col < 0) {
+        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its change was not reverted: the table's layout "
+                 "changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
+        return 0;
+    }
+    int ninv = 0;
+    void *inv = NULL;
+    if (sqlite3changeset_invert(n, cs, &ninv, &inv) != SQLITE_OK)
+        return rec_fail(rec, err, errlen, "op %llu: its changeset cannot be inverted", (unsigned long long)op_id);
+    int64_t ins, del;
+    int rc = changeset_scan(r, rec, t, inv, (size_t)ninv, NULL, &ins, &del, err, errlen);
+    if (rc != 0) {
+        sqlite3_free(inv);
+        return -1;
+    }
+    struct cs_apply a = {.key_col = t->key_col, .omit = 1};
+    rc = sqlite3changeset_apply(r->db, ninv, inv, NULL, on_conflict, &a);
+    sqlite3_free(inv);
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "reverting the op's change");
+    if (a.omitted)
+        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): %lld rows left as they are, not reverted (first at key "
+                 "%s: %s)", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name, (long long)a.omitted,
+                 a.key, conflict_name(a.conflict));
+    int64_t rows = (int64_t)t->rows + (ins - a.omitted_ins) - (del - a.omitted_del);
+    t->rows = rows > 0 ? (uint64_t)rows : 0;
+    t->dirty = 1;
+    b->rows += (uint64_t)(ins + del);
+    return 0;
+}
+
+/* OP_STATE: the op's new state. An op that does not exist, is of another
+ * table, or has ended is a refusal (replay_skip is the way out) — except in a
+ * cache with a compacted start, where an op older than the start was
+ * compacted away with its records (skipped with a warning). */
+static int apply_op_state(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
+                          size_t errlen)
+{
+    char why[IA_ERRLEN];
+    struct journal_op_state_rec s;
+    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (journal_decode_op_state(rec->payload, rec->len, &s, why, sizeof why) != 0)
+        return rec_fail(rec, err, errlen, "%s", why);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT tbl, kind, state, changeset FROM _agent_outbox WHERE id = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
+        return sql_fail(r, rec, err, errlen, "reading the outbox");
+    sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) return sql_fail(r, rec, err, errlen, "reading the outbox");
+        if (b->base_seq > 1 && s.op_id < b->base_seq) {
+            warn_once(r, rec->table, "journal seq %llu: table \"%s\": skipping the states of op %llu, whose op record "
+                      "was compacted away (before seq %llu)", (unsigned long long)rec->seq, rec->table,
+                      (unsigned long long)s.op_id, (unsigned long long)b->base_seq);
+            return 0;
+        }
+        return rec_fail(rec, err, errlen, "op %llu: no such op in the outbox", (unsigned long long)s.op_id);
+    }
+    char tbl[JOURNAL_TABLE_MAX + 1], kind[16], state[16];
+    snprintf(tbl, sizeof tbl, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(st, 2));
+    int ncs = sqlite3_column_bytes(st, 3);
+    void *cs = xmalloc(ncs ? (size_t)ncs : 1);
+    if (ncs) memcpy(cs, sqlite3_column_blob(st, 3), (size_t)ncs);
+    sqlite3_finalize(st);
+    rc = 0;
+    if (strcmp(tbl, rec->table) != 0)
+        rc = rec_fail(rec, err, errlen, "op %llu is of table \"%s\"", (unsigned long long)s.op_id, tbl);
+    else if (strcmp(state, "pending") != 0 && strcmp(state, "sent") != 0)
+        rc = rec_fail(rec, err, errlen, "op %llu has ended (%s): no state follows an end",
+                      (unsigned long long)s.op_id, state);
+    struct rp_table *t = NULL;
+    if (rc == 0) {
+        t = rp_table(r, rec->table, why, sizeof why);
+        if (!t) rc = rec_fail(rec, err, errlen, "%s", why);
+    }
+    int end = s.state != JOURNAL_OPS_SENDING && s.state != JOURNAL_OPS_PENDING;
+    if (rc == 0 && s.state == JOURNAL_OPS_DONE && strcmp(kind, "insert") == 0)
+        rc = remove_inserted(r, b, rec, t, cs, ncs, s.op_id, err, errlen);
+    if (rc == 0 && end && s.state != JOURNAL_OPS_DONE) rc = revert(r, b, rec, t, cs, ncs, s.op_id, err, errlen);
+    free(cs);
+    if (rc != 0) return -1;
+    const char *shown = s.state == JOURNAL_OPS_SENDING ? "sent" : journal_op_state_name(s.state);
+    rc = sqlite3_prepare_v2(r->db,
+                            "UPDATE _agent_outbox SET state = ?2, attempts = attempts + ?3, last_error = ?4,"
+                            " updated_ms = ?5 WHERE id = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
+        sqlite3_bind_text(st, 2, shown, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, s.state == JOURNAL_OPS_SENDING);
+        if (s.nmessage) sqlite3_bind_text(st, 4, s.message, (int)s.nmessage, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 5, clock_wall_ms());
+        rc = step_reset(st);
+        sqlite3_finalize(st);
+    }
+    if (rc == SQLITE_OK && end &&
+        (rc = sqlite3_prepare_v2(r->db, "DELETE FROM _agent_outbox_keys WHERE id = ?1", -1, &st, NULL)) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
+        rc = step_reset(st);
+        sqlite3_finalize(st);
+    }
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "changing the op's state");
+    if (t) t->dirty = 1;
+    b->rows++;
+    return 0;
+}
+
 static int apply_record(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
 {
     switch (rec->type) {
@@ -674,6 +1183,8 @@ static int apply_record(struct replay *r, struct batch *b, const struct journal_
     case JOURNAL_SNAPSHOT_END: return apply_snapshot_end(r, b, rec, err, errlen);
     case JOURNAL_INCREMENTAL_PAGE: return apply_incremental(r, b, rec, err, errlen);
     case JOURNAL_DELETIONS: return apply_deletions(r, b, rec, err, errlen);
+    case JOURNAL_OP: return apply_op(r, b, rec, err, errlen);
+    case JOURNAL_OP_STATE: return apply_op_state(r, b, rec, err, errlen);
     default: return rec_fail(rec, err, errlen, "unknown record type %d", rec->type);
     }
 }

@@ -21,6 +21,8 @@
  *   _agent_skipped  journal records `replay --skip` marked applied without their
  *                   effects: (seq, tbl, type, reason, at_ms). Replay passes them
  *                   by (a rebuild too: replay_rebuild carries the list over).
+ *   _agent_outbox, _agent_outbox_keys  offline writes and the keys of open ones
+ *                   (migration 7, docs/outbox.md).
  * Creation: a missing cache.db is made whole under a temporary name and linked
  * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
@@ -126,8 +128,31 @@ static const char migration_6[] =
     "ALTER TABLE _agent_state ADD COLUMN compact_freed INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE _agent_state ADD COLUMN compact_reason TEXT NOT NULL DEFAULT '';";
 
+/* Version 7: the outbox of offline writes (docs/outbox.md; apply.c applies the
+ * op and op_state records). keys is the JSON array of the key values the op's
+ * changeset touches; _agent_outbox_keys holds them while the op is open
+ * (pending or sent), and replay leaves pulled rows of those keys alone. */
+static const char migration_7[] =
+    "CREATE TABLE _agent_outbox ("
+    " id INTEGER PRIMARY KEY,"
+    " tbl TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " params TEXT NOT NULL,"
+    " changeset BLOB NOT NULL,"
+    " answer TEXT NOT NULL,"
+    " keys TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " last_error TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE _agent_outbox_keys ("
+    " tbl TEXT NOT NULL, key NOT NULL, id INTEGER NOT NULL,"
+    " PRIMARY KEY (tbl, key, id)) WITHOUT ROWID;"
+    "CREATE INDEX _agent_outbox_keys_id ON _agent_outbox_keys (id);";
+
 static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5,
-                                          migration_6};
+                                          migration_6, migration_7};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -751,7 +776,9 @@ void rp_table_finalize(struct rp_table *t)
     sqlite3_finalize(t->ign_live);
     sqlite3_finalize(t->rep_live);
     sqlite3_finalize(t->del_live);
-    t->ins_shadow = t->ign_live = t->rep_live = t->del_live = NULL;
+    sqlite3_finalize(t->open_any);
+    sqlite3_finalize(t->open_key);
+    t->ins_shadow = t->ign_live = t->rep_live = t->del_live = t->open_any = t->open_key = NULL;
 }
 
 void rp_tables_drop(struct replay *r)

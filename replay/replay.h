@@ -31,7 +31,7 @@
 #include "journal/journal.h"
 #include "journal/rows.h"
 
-#define REPLAY_SCHEMA_VERSION 6       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 7       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */

@@ -1,0 +1,195 @@
+/* outbox.c — see outbox.h: the capture of an offline write and the outbox's
+ * read side. Applying op and op_state records is in apply.c. */
+#include "replay/outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/base/err.h"
+#include "agent/base/mem.h"
+#include "replay/cachedb.h"
+
+int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run, void *ctx, void **changeset,
+                      int *nchangeset, char *err, size_t errlen)
+{
+    *changeset = NULL;
+    *nchangeset = 0;
+    char why[IA_ERRLEN];
+    if (replay_check_name(table, err, errlen) != 0) return -1;
+    if (!sqlite3_get_autocommit(r->db)) {
+        snprintf(err, errlen, "table %s: capturing a write inside an open transaction", table);
+        return -1;
+    }
+    struct rp_table *t = rp_table(r, table, why, sizeof why);
+    if (!t) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (!t->known || !t->live) {
+        snprintf(err, errlen, "table %s: not cached", table);
+        return -1;
+    }
+    /* A session records only tables with a primary key: without one the
+     * changeset would be silently empty. */
+    if (t->key_col < 0) {
+        snprintf(err, errlen, "table %s: an offline write needs a table with a key column", table);
+        return -1;
+    }
+    char what[300 + JOURNAL_TABLE_MAX];
+    snprintf(what, sizeof what, "table %s: capturing a write", table);
+    if (rp_exec(r->db, "SAVEPOINT ia_op_capture", what, err, errlen) != 0) return -1;
+    sqlite3_session *s = NULL;
+    int rc = sqlite3session_create(r->db, "main", &s);
+    if (rc == SQLITE_OK) rc = sqlite3session_attach(s, table);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: starting the session: %s", what, rp_errmsg(r->db).s);
+    } else if (run(r->db, ctx, err, errlen) != 0) {
+        rc = SQLITE_ERROR;
+    } else if ((rc = sqlite3session_changeset(s, nchangeset, changeset)) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: taking the changeset: %s", what, sqlite3_errstr(rc));
+        *changeset = NULL;
+        *nchangeset = 0;
+    }
+    /* Deleted before the rollback, which it must not record. */
+    sqlite3session_delete(s);
+    char e2[IA_ERRLEN];
+    if (rp_exec(r->db, "ROLLBACK TO ia_op_capture", what, e2, sizeof e2) != 0 ||
+        rp_exec(r->db, "RELEASE ia_op_capture", what, e2, sizeof e2) != 0) {
+        /* Whatever happened, nothing of the write may stay. */
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) snprintf(err, errlen, "%s", e2);
+        rc = SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_free(*changeset);
+        *changeset = NULL;
+        *nchangeset = 0;
+        return -1;
+    }
+    if (*nchangeset == 0) {
+        sqlite3_free(*changeset);
+        *changeset = NULL;
+    }
+    return 0;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    return s ? xstrdup((const char *)s) : NULL;
+}
+
+#define OP_COLS "id, tbl, kind, state, keys, attempts, last_error, created_ms, updated_ms"
+
+static void op_row(sqlite3_stmt *st, struct replay_outbox_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->id = (uint64_t)sqlite3_column_int64(st, 0);
+    op->table = col_dup(st, 1);
+    op->kind = col_dup(st, 2);
+    op->state = col_dup(st, 3);
+    op->keys = col_dup(st, 4);
+    op->attempts = sqlite3_column_int64(st, 5);
+    op->last_error = col_dup(st, 6);
+    op->created_ms = sqlite3_column_int64(st, 7);
+    op->updated_ms = sqlite3_column_int64(st, 8);
+}
+
+int replay_outbox_list(sqlite3 *db, int open_only, struct replay_outbox_op **out, size_t *n, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, open_only ? "SELECT " OP_COLS " FROM _agent_outbox WHERE state IN ('pending',"
+                                                " 'sent') ORDER BY id"
+                                              : "SELECT " OP_COLS " FROM _agent_outbox ORDER BY id",
+                                -1, &st, NULL);
+    size_t cap = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = xrealloc(*out, cap * sizeof **out);
+        }
+        op_row(st, &(*out)[(*n)++]);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "reading _agent_outbox: %s", rp_errmsg(db).s);
+        replay_outbox_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int replay_outbox_get(sqlite3 *db, uint64_t id, struct replay_outbox_op *op, char *err, size_t errlen)
+{
+    memset(op, 0, sizeof *op);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT " OP_COLS ", params, answer, changeset FROM _agent_outbox WHERE id = ?1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (int64_t)id);
+        rc = sqlite3_step(st);
+    }
+    if (rc == SQLITE_ROW) {
+        op_row(st, op);
+        op->params = col_dup(st, 9);
+        op->answer = col_dup(st, 10);
+        op->nchangeset = (size_t)sqlite3_column_bytes(st, 11);
+        op->changeset = xmalloc(op->nchangeset ? op->nchangeset : 1);
+        if (op->nchangeset) memcpy(op->changeset, sqlite3_column_blob(st, 11), op->nchangeset);
+    } else if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "op %llu: reading _agent_outbox: %s", (unsigned long long)id, rp_errmsg(db).s);
+    } else {
+        snprintf(err, errlen, "op %llu: no such op in the outbox", (unsigned long long)id);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
+}
+
+void replay_outbox_op_clear(struct replay_outbox_op *op)
+{
+    free(op->table);
+    free(op->kind);
+    free(op->state);
+    free(op->keys);
+    free(op->last_error);
+    free(op->params);
+    free(op->answer);
+    free(op->changeset);
+    memset(op, 0, sizeof *op);
+}
+
+void replay_outbox_free(struct replay_outbox_op *ops, size_t n)
+{
+    for (size_t i = 0; ops && i < n; i++) replay_outbox_op_clear(&ops[i]);
+    free(ops);
+}
+
+int replay_outbox_counts(sqlite3 *db, struct replay_outbox_counts *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*) FILTER (WHERE state IN ('pending', 'sent')),"
+                                " count(*) FILTER (WHERE state = 'sent'),"
+                                " count(*) FILTER (WHERE state = 'conflict'),"
+                                " count(*) FILTER (WHERE state = 'rejected') FROM _agent_outbox",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->pending = sqlite3_column_int64(st, 0);
+        out->sent = sqlite3_column_int64(st, 1);
+        out->conflicts = sqlite3_column_int64(st, 2);
+        out->rejected = sqlite3_column_int64(st, 3);
+    } else {
+        snprintf(err, errlen, "reading _agent_outbox: %s", rp_errmsg(db).s);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
