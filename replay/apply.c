@@ -40,7 +40,13 @@
  *   INCREMENTAL_PAGE  upserts into the live table; mark = the record's mark unless
  *                both its parts are NULL (then the mark stays).
  *   DELETIONS    DELETE by key (one key column per row).
- * A row with a NULL key value is an error. Types 7..255: an error.
+ *   OP           applies the changeset (a conflict refuses it), adds the outbox row
+ *                and its open keys; OP_STATE moves the op on: done (an insert's
+ *                rows removed), conflict/rejected/dropped (change reverted), end
+ *                states close the keys (docs/outbox.md, test_outbox.c).
+ *   Open keys are PROTECTED: INCREMENTAL_PAGE and DELETIONS skip their rows,
+ *                SNAPSHOT_END carries their live rows into the shadow.
+ * A row with a NULL key value is an error. Types 9..255: an error.
  *
  * COMPACTED START. Pages, ENDs and DELETIONS of a table without a SCHEMA are an
  * error — except in a cache built from a journal whose start retention had
