@@ -1,0 +1,51 @@
+/* send.h — the outbox's sender (docs/outbox.md, "Sending"): one step at a
+ * time, oldest open op first, by the one sender of a storage dir.
+ *
+ * A step journals every decision before acting on it: `sending` is durable
+ * before the request leaves (remote_write never resends), so an op found in
+ * `sent` (a crash, a lost answer) is read back from the portal, never sent
+ * blindly. The caller owns the pull_ctx (its lock guards journal and cache.db;
+ * a step holds it only to read the outbox and to journal, never across a
+ * portal request) and the result. Not thread-safe per pull_ctx: one sender. */
+#ifndef IA_OUTBOX_SEND_H
+#define IA_OUTBOX_SEND_H
+#include <stdint.h>
+
+#include "agent/base/err.h"
+#include "agent/pull/pull.h"
+
+/* What a difference between the portal's row and the op's pre-image does. */
+enum outbox_conflict {
+    OUTBOX_CONFLICT_PORTAL = 0,       /* the portal wins: journal `conflict` (replay reverts), re-read */
+    OUTBOX_CONFLICT_AGENT             /* the agent wins: send anyway */
+};
+
+enum outbox_step {
+    OUTBOX_IDLE = 0,                  /* no open op */
+    OUTBOX_DONE,                      /* sent (or found applied), `done` journaled, keys re-read */
+    OUTBOX_CONFLICT,                  /* `conflict` journaled, local change reverted, keys re-read */
+    OUTBOX_REJECTED,                  /* the portal refused it: `rejected` with its message */
+    OUTBOX_TRANSIENT,                 /* the portal could not be asked: op left pending; back off */
+    OUTBOX_UNKNOWN,                   /* the answer was lost: op stays `sent`; the next step reads back */
+    OUTBOX_FAILED                     /* a local failure (journal, cache.db, config): msg; back off */
+};
+
+struct outbox_result {
+    enum outbox_step step;
+    uint64_t op_id;                   /* 0 when IDLE */
+    char table[JOURNAL_TABLE_MAX + 1];
+    int sent;                         /* remote_write was called in this step */
+    int repull;                       /* rows the step could not re-read: pull the table */
+    enum remote_status rs;            /* the portal's last answer class in this step */
+    char msg[IA_ERRLEN + 1024];       /* why, naming the op id and table */
+};
+
+/* One step: the oldest open op, checked, sent or read back, its outcome
+ * journaled. conflict: the policy for every table (agent.toml has no
+ * per-table `conflict` on this base yet). 0 with r->step; -1 only when the
+ * outbox itself cannot be read (r->msg). */
+int outbox_send_next(struct pull_ctx *c, enum outbox_conflict conflict, struct outbox_result *r);
+
+const char *outbox_step_name(enum outbox_step s);
+
+#endif
