@@ -45,6 +45,16 @@
  * while the hub is away. Lookup misses are answered from the cache; writes are
  * refused (the edge has no portal credentials); POST /sync/ANY asks the hub now.
  *
+ * Outbox (docs/outbox.md, "Sending"). One sender thread sends the writes
+ * queued in the outbox, oldest first, one outbox_send_next step at a time
+ * (agent/outbox/send.h), with its own portal client; it shares `wlock` like
+ * the workers. While ops are open and the portal cannot be reached it probes
+ * (one cheap select) every OUTBOX_PROBE_MS, so sending starts within 5 s of
+ * the portal's return, and an op is never dropped for a failure: it waits.
+ * Idle, it looks at the outbox every OUTBOX_IDLE_MS; daemon_outbox_kick()
+ * (a write queued) wakes it at once. A step that could not re-read what it
+ * touched asks the loop for the table's pull.
+ *
  * Shutdown (SIGTERM/SIGINT): the loop stops; workers finish or abandon the page
  * in flight (pull_ctx.cancel: the journal stays consistent and an unfinished
  * snapshot resumes at the next start), queued jobs fail, their completions run,
@@ -55,6 +65,7 @@
 #include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "agent/outbox/send.h"
 #include "agent/pull/pull.h"
 #include "agent/serve/serve.h"
 #include "agent/pull/store.h"
@@ -75,6 +86,9 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
 #define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
+#define OUTBOX_PROBE_MS 2000          /* at most one probe this often while ops wait for the portal */
+#define OUTBOX_IDLE_MS 2000           /* an idle sender looks at the outbox this often */
+#define OUTBOX_FAIL_MAX_MS (5 * 60 * 1000)   /* backoff cap after a local failure */
 
 enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT };
 
@@ -170,6 +184,12 @@ struct daemon {
     struct journal_compact_result compact_last;
     char compact_error[IA_ERRLEN];    /* last failure, "" none */
     char compact_held_by[JOURNAL_TABLE_MAX + 1];   /* the table last logged as holding it */
+    /* the outbox's sender (its thread; kick and cv under mu) */
+    pthread_t sender;
+    int sender_started;
+    pthread_cond_t sender_cv;
+    int sender_kicked;                /* a write was queued: look now */
+    remote *sender_remote;
 };
 
 static uint64_t rnd(struct daemon *d)
@@ -632,6 +652,142 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     queue_pull(d, ts->index, 0);
 }
 
+/* ---- the outbox's sender (its own thread) ----------------------------------------------- */
+
+struct sender_note {                  /* from the sender to the loop thread */
+    struct daemon *d;
+    int answered;                     /* the portal answered the sender */
+    int table;                        /* pull this table (-1: none) */
+};
+
+static void sender_noted(evutil_socket_t fd, short what, void *arg)
+{
+    struct sender_note *n = arg;
+    struct daemon *d = n->d;
+    if (!atomic_load(&d->stop)) {
+        if (n->answered && d->portal == 0) portal_answered(d);
+        if (n->table >= 0 && d->cfg->tables[n->table].strategy != STRATEGY_ON_DEMAND) request_pull(d, n->table);
+    }
+    free(n);
+}
+
+static void sender_note(struct daemon *d, int answered, const char *table)
+{
+    const struct config_table *t = table ? config_table_find(d->cfg, table) : NULL;
+    struct sender_note *n = xcalloc(1, sizeof *n);
+    n->d = d;
+    n->answered = answered;
+    n->table = t ? (int)(t - d->cfg->tables) : -1;
+    event_base_once(d->base, -1, EV_TIMEOUT, sender_noted, n, NULL);
+}
+
+/* A write was queued (hook_write, any thread): the sender looks at once. */
+void daemon_outbox_kick(struct daemon *d)
+{
+    pthread_mutex_lock(&d->mu);
+    d->sender_kicked = 1;
+    pthread_cond_signal(&d->sender_cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Sleep up to ms, or until kicked or stopping. */
+static void sender_wait(struct daemon *d, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&d->mu);
+    while (!d->sender_kicked && !atomic_load(&d->stop))
+        if (pthread_cond_timedwait(&d->sender_cv, &d->mu, &ts) != 0) break;
+    d->sender_kicked = 0;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* One cheap select: does the portal answer? */
+static int sender_probe(struct daemon *d)
+{
+    char err[IA_ERRLEN];
+    struct buf q = {0}, out = {0};
+    struct json_rows_text rt = {&out, 0, 0};
+    const struct config_table *t = &d->cfg->tables[0];
+    buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\",\"limit\":1}", t->key, t->name);
+    enum remote_status rs = remote_query(d->sender_remote, "select", q.p, &json_rows_text_cb, &rt, err, sizeof err);
+    buf_free(&q);
+    buf_free(&out);
+    return rs != REMOTE_ETRANSPORT;
+}
+
+static void *sender_main(void *arg)
+{
+    struct daemon *d = arg;
+    struct pull_ctx c = {.cfg = d->cfg, .remote = d->sender_remote, .jw = d->st.jw, .rp = d->st.rp,
+                         .cancel = &d->stop, .lock = &d->wlock};
+    int64_t fail_wait = BACKOFF_FIRST_MS;
+    int waiting = 0;                  /* the last step could not reach the portal */
+    char last[256] = "";
+    while (!atomic_load(&d->stop)) {
+        if (waiting) {
+            /* Probe before the next step: a step's select or write would
+             * also reach the portal, but a probe cannot change anything. */
+            if (!sender_probe(d)) {
+                sender_wait(d, OUTBOX_PROBE_MS);
+                continue;
+            }
+            waiting = 0;
+            sender_note(d, 1, NULL);
+        }
+        struct outbox_result r;
+        if (outbox_send_next(&c, OUTBOX_CONFLICT_PORTAL, &r) != 0) {
+            log_error("outbox: %s", r.msg);
+            sender_wait(d, fail_wait);
+            if (fail_wait < OUTBOX_FAIL_MAX_MS) fail_wait *= 2;
+            continue;
+        }
+        if (atomic_load(&d->stop)) break;
+        switch (r.step) {
+        case OUTBOX_IDLE:
+            sender_wait(d, OUTBOX_IDLE_MS);
+            continue;
+        case OUTBOX_DONE:
+        case OUTBOX_CONFLICT:
+        case OUTBOX_REJECTED:
+            fail_wait = BACKOFF_FIRST_MS;
+            last[0] = '\0';
+            if (r.step == OUTBOX_DONE)
+                log_info("outbox: op %llu (table %s) done", (unsigned long long)r.op_id, r.table);
+            else
+                log_warn("outbox: %s", r.msg);
+            if (r.sent || r.step != OUTBOX_REJECTED) sender_note(d, 1, r.repull ? r.table : NULL);
+            continue;
+        case OUTBOX_TRANSIENT:
+        case OUTBOX_UNKNOWN:
+            /* Never dropped: wait for the portal, then try (or read back) again. */
+            if (strcmp(last, r.msg) != 0) log_warn("outbox: %s", r.msg);
+            snprintf(last, sizeof last, "%.255s", r.msg);
+            waiting = 1;
+            sender_wait(d, OUTBOX_PROBE_MS);
+            continue;
+        case OUTBOX_FAILED:
+            if (strcmp(last, r.msg) != 0) log_error("outbox: %s", r.msg);
+            snprintf(last, sizeof last, "%.255s", r.msg);
+            sender_wait(d, fail_wait);
+            if (fail_wait < OUTBOX_FAIL_MAX_MS) fail_wait *= 2;
+            continue;
+        }
+    }
+    return NULL;
+}
+
+static void start_sender(struct daemon *d)
+{
+    pthread_cond_init(&d->sender_cv, NULL);
+    if (d->up || !d->sender_remote || d->cfg->ntables == 0) return;   /* an edge sends nothing */
+    if (pthread_create(&d->sender, NULL, sender_main, d) == 0) d->sender_started = 1;
+    else log_error("outbox: cannot start the sender thread; queued writes wait for a restart");
+}
+
 /* ---- hooks for the local API (loop thread) -------------------------------------------- */
 
 static int hook_fetch(void *ctx, const char *table, const char *column, const char *value_json,
@@ -884,6 +1040,8 @@ static int open_parts(struct daemon *d, char *err, size_t errlen)
         for (int k = 0; k < INTERACTIVE_WORKERS && d->pullq.w[0].remote; k++)
             if (!(d->interq.w[k].remote = worker_remote(cfg, 1, err, errlen))) break;
         if (!d->interq.w[INTERACTIVE_WORKERS - 1].remote) return 2;
+        if (!(d->sender_remote = worker_remote(cfg, 0, err, errlen))) return 2;
+        remote_set_cancel(d->sender_remote, &d->stop);
         remote_set_cancel(d->pullq.w[0].remote, &d->stop);
         for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_set_cancel(d->interq.w[k].remote, &d->stop);
     }
@@ -983,7 +1141,10 @@ static void stop_workers(struct daemon *d, struct queue *qs[3])
     pthread_mutex_lock(&d->mu);
     atomic_store(&d->stop, 1);
     for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
+    pthread_cond_broadcast(&d->sender_cv);
     pthread_mutex_unlock(&d->mu);
+    if (d->sender_started) pthread_join(d->sender, NULL);
+    pthread_cond_destroy(&d->sender_cv);
     for (int k = 0; k < 3; k++) {
         for (int i = 0; i < qs[k]->nw; i++) pthread_join(qs[k]->w[i].thread, NULL);
         pthread_cond_destroy(&qs[k]->cv);
@@ -1003,6 +1164,7 @@ static void daemon_free(struct daemon *d)
     if (d->srv) serve_free(d->srv);
     if (d->base) event_base_free(d->base);
     remote_free(d->pullq.w[0].remote);
+    remote_free(d->sender_remote);
     for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_free(d->interq.w[k].remote);
     upstream_free(d->up);
     export_hub_free(d->hub);
@@ -1034,6 +1196,7 @@ int daemon_run(const struct config *cfg, const char *token)
     schedule(d);
     struct queue *qs[3];
     start_workers(d, qs);
+    start_sender(d);
     struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
     struct event *sigint = evsignal_new(d->base, SIGINT, on_signal, d);
     event_add(sigterm, NULL);
