@@ -13,8 +13,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -513,6 +517,53 @@ static void test_sent_changed_is_conflict(void **state)
     assert_state(f, op, "conflict");
 }
 
+/* The daemon's sender: an op queued before `run` starts is sent within
+ * seconds, once, and SIGTERM still stops the daemon cleanly (exit 0). */
+static void test_daemon_sends(void **state)
+{
+    struct fx *f = *state;
+    fx_open(f);
+    long long id = some_id(8);
+    uint64_t op = put_update(f, id, "daemon-sent");
+    char sql[256], cfg[1024], toml[2048];
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", id);
+    int store = g_stores;
+    remote_free(f->rm);
+    store_close(&f->st);
+    config_free(&f->cfg);
+    f->open = 0;
+    int n = snprintf(toml, sizeof toml,
+                     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_SEND_PW\"\nretries = 0\n"
+                     "[storage]\ndir = \"%s/store-%d\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+                     "[[table]]\nname = \"package\"\nstrategy = \"full\"\nttl = \"1h\"\n"
+                     "columns = [\"id\", \"name\", \"paid\"]\n",
+                     g_site.portal.url, g_site.dir, store);
+    snprintf(cfg, sizeof cfg, "%s/daemon.toml", g_site.dir);
+    if (tu_write_file(cfg, toml, (size_t)n) != 0) fail_msg("writing %s", cfg);
+    long long w0 = portal_writes();
+    const char *args[] = {"run", NULL};
+    pid_t pid = th_agent_spawn(cfg, "IA_SEND_PW=secret", -1, args);
+    assert_true(pid > 0);
+    int sent = 0;
+    for (int k = 0; k < 150 && !sent; k++) {
+        char *got = portal_text(sql);
+        sent = !strcmp(got, "daemon-sent");
+        free(got);
+        if (!sent) usleep(100 * 1000);
+    }
+    usleep(500 * 1000);               /* let it journal `done` */
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!sent) fail_msg("the daemon did not send op %llu within 15 s", (unsigned long long)op);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(portal_writes(), w0 + 1);
+    char db[1024], q[256];
+    snprintf(db, sizeof db, "%s/store-%d/cache.db", g_site.dir, store);
+    snprintf(q, sizeof q, "SELECT count(*) FROM _agent_outbox WHERE id = %llu AND state = 'done'", (unsigned long long)op);
+    assert_int_equal(th_db_int(db, q), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answer_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_before_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_changed_is_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_sends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
