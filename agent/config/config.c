@@ -70,6 +70,8 @@ enum kind {
     K_SIZE,                        /* int64_t bytes, >= min */
     K_STRATEGY,                    /* enum config_strategy */
     K_TOKENLESS,                   /* bool: "loopback" true, "refuse" false */
+    K_WRITES,                      /* enum config_writes */
+    K_CONFLICT,                    /* enum config_conflict */
     K_COLUMNS,                     /* columns + ncolumns of struct config_table */
     K_SECRET,                      /* refused: a secret comes from the environment (<key>_env) */
 };
@@ -146,6 +148,8 @@ static const struct key KEYS[] = {
       .min = 0, .def = 0, .in_defaults = true},
     {KEY(SEC_TABLE, "sweep", K_DURATION, T_(sweep_ms)),
       .min = 0, .def = 6 * HOUR, .in_defaults = true},
+    {KEY(SEC_TABLE, "writes", K_WRITES, T_(writes)), .def = WRITES_QUEUE, .in_defaults = true},
+    {KEY(SEC_TABLE, "conflict", K_CONFLICT, T_(conflict)), .def = CONFLICT_PORTAL, .in_defaults = true},
 };
 #undef KEY
 #undef C_
@@ -567,6 +571,25 @@ static int get_strategy(struct ctx *x, const struct toml_kv *kv, enum config_str
     return val_fail(x, kv, "unknown strategy \"%s\" (full, incremental or on_demand)", kv->val.s);
 }
 
+/* One of the names `name(i)` gives for i in [0, n): its index into *dst. */
+static int get_choice(struct ctx *x, const struct toml_kv *kv, int n, const char *(*name)(int), int *dst)
+{
+    if (want(x, kv, TOML_STRING, "string") < 0) return -1;
+    char known[128];
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(kv->val.s, name(i)) == 0) {
+            *dst = i;
+            return 0;
+        }
+        len += (size_t)snprintf(known + len, sizeof known - len, "%s\"%s\"", i ? ", " : "", name(i));
+    }
+    return val_fail(x, kv, "unknown value \"%s\" (%s)", kv->val.s, known);
+}
+
+static const char *writes_name(int i) { return config_writes_name((enum config_writes)i); }
+static const char *conflict_name(int i) { return config_conflict_name((enum config_conflict)i); }
+
 static int get_columns(struct ctx *x, const struct toml_kv *kv, struct config_table *t)
 {
     if (want(x, kv, TOML_ARRAY, "array of column names") < 0) return -1;
@@ -641,6 +664,18 @@ static int read_key(struct ctx *x, const struct toml_kv *kv, const struct key *k
     case K_SIZE: return get_size(x, kv, k->min, dst);
     case K_STRATEGY: return get_strategy(x, kv, dst);
     case K_TOKENLESS: return get_tokenless(x, kv, dst);
+    case K_WRITES: {
+        int w;
+        if (get_choice(x, kv, WRITES_REFUSE + 1, writes_name, &w) < 0) return -1;
+        *(enum config_writes *)dst = (enum config_writes)w;
+        return 0;
+    }
+    case K_CONFLICT: {
+        int cf;
+        if (get_choice(x, kv, CONFLICT_AGENT + 1, conflict_name, &cf) < 0) return -1;
+        *(enum config_conflict *)dst = (enum config_conflict)cf;
+        return 0;
+    }
     case K_COLUMNS: return get_columns(x, kv, base);
     case K_SECRET: return key_fail(x, kv, "secrets do not go in the file; set %s_env", kv->key);
     }
@@ -672,6 +707,8 @@ static void put_defaults(enum section sec, void *base)
         case K_INT64: case K_DURATION: case K_SIZE: *(int64_t *)dst = k->def; break;
         case K_BOOL: case K_TOKENLESS: *(bool *)dst = k->def != 0; break;
         case K_STRATEGY: *(enum config_strategy *)dst = (enum config_strategy)k->def; break;
+        case K_WRITES: *(enum config_writes *)dst = (enum config_writes)k->def; break;
+        case K_CONFLICT: *(enum config_conflict *)dst = (enum config_conflict)k->def; break;
         case K_COLUMNS: case K_SECRET: break;
         default: *(char **)dst = k->def_s ? xstrdup(k->def_s) : NULL; break;
         }
@@ -953,6 +990,25 @@ const char *config_strategy_name(enum config_strategy s)
     case STRATEGY_FULL: return "full";
     case STRATEGY_INCREMENTAL: return "incremental";
     case STRATEGY_ON_DEMAND: return "on_demand";
+    }
+    return "?";
+}
+
+const char *config_writes_name(enum config_writes w)
+{
+    switch (w) {
+    case WRITES_QUEUE: return "queue";
+    case WRITES_FORWARD: return "forward";
+    case WRITES_REFUSE: return "refuse";
+    }
+    return "?";
+}
+
+const char *config_conflict_name(enum config_conflict c)
+{
+    switch (c) {
+    case CONFLICT_PORTAL: return "portal";
+    case CONFLICT_AGENT: return "agent";
     }
     return "?";
 }

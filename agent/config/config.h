@@ -18,6 +18,11 @@
 #define CONFIG_DEFAULT_TTL_MS (INT64_C(3600) * 1000)
 
 enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND };
+/* Writes through the local API (docs/outbox.md, "Policy"): queue while the
+ * portal is unreachable (the default), forward only, or refuse every write. */
+enum config_writes { WRITES_QUEUE, WRITES_FORWARD, WRITES_REFUSE };
+/* Who wins when a queued op's rows changed on the portal meanwhile. */
+enum config_conflict { CONFLICT_PORTAL, CONFLICT_AGENT };
 
 struct config_table {
     char *name;                    /* portal table name */
@@ -32,6 +37,8 @@ struct config_table {
     int64_t interval_ms;           /* incremental: pull period, default 1m */
     int64_t lookback_ms;           /* incremental: window re-read behind the mark, default 0 */
     int64_t sweep_ms;              /* incremental: deletion sweep period, default 6h (0 = never) */
+    enum config_writes writes;     /* default WRITES_QUEUE */
+    enum config_conflict conflict; /* default CONFLICT_PORTAL */
     int line;                      /* line of its [[table]] header, for messages */
 };
 
@@ -86,6 +93,8 @@ void config_free(struct config *c);
 
 const struct config_table *config_table_find(const struct config *c, const char *name);
 const char *config_strategy_name(enum config_strategy s);
+const char *config_writes_name(enum config_writes w);        /* "queue" "forward" "refuse" */
+const char *config_conflict_name(enum config_conflict c);    /* "portal" "agent" */
 /* The one staleness rule (status, X-Cache-Stale, on_demand refresh): data read
  * from the portal at at_ms (<= 0: never, or not known) is stale at now_ms when
  * older than ttl_ms. */

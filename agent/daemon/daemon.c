@@ -65,6 +65,7 @@
 #include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "agent/outbox/queue.h"
 #include "agent/outbox/send.h"
 #include "agent/pull/pull.h"
 #include "agent/serve/serve.h"
@@ -113,6 +114,9 @@ struct job {
     char msg[IA_ERRLEN];              /* FETCH/WRITE error */
     struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
     int repull;                       /* WRITE: the touched rows were not re-read */
+    int may_queue;                    /* WRITE: the table's policy is `queue` */
+    uint64_t op_id;                   /* WRITE: queued in the outbox as this op (0: not queued) */
+    int refused;                      /* WRITE: the queue refused it (a wrong write, not the portal) */
     struct upstream_result ur;        /* UPSTREAM */
     int http_status;                  /* EXPORT */
     struct export_hub_file file;      /* EXPORT: fd -1 when none */
@@ -247,6 +251,28 @@ static const char *write_table(const cJSON *params)
  * A write the portal ran is reported done even when the re-read fails (a
  * "failed" answer would invite the client to send it again); the table's next
  * pull then catches up (j->repull). */
+/* Queue j's write in the outbox (docs/outbox.md): the answer is in j->rows,
+ * the op id in j->op_id; a refusal says so in j->refused. */
+static void queue_write(struct daemon *d, struct job *j)
+{
+    struct outbox_queued res;
+    char err[IA_ERRLEN];
+    int rc = outbox_queue_write(&d->st, &d->wlock, &d->cfg->tables[j->table], j->method, j->params, &res, err,
+                                sizeof err);
+    if (rc != 0) {
+        j->refused = rc == OUTBOX_EREFUSED;
+        snprintf(j->msg, sizeof j->msg, "the portal is unreachable and the write was not queued: %.1900s", err);
+        if (!j->refused) log_error("%s", j->msg);
+        return;
+    }
+    j->op_id = res.op_id;
+    buf_reset(&j->rows);
+    buf_puts(&j->rows, res.answer);
+    outbox_queued_free(&res);
+    log_info("table %s: %s queued as op %llu (the portal is unreachable)", d->cfg->tables[j->table].name, j->method,
+             (unsigned long long)j->op_id);
+}
+
 static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
 {
     cJSON *params = NULL;
@@ -286,6 +312,10 @@ static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
         buf_free(&flat);
     }
 out:
+    /* A transport failure of a write (or of the select before it) came before
+     * the write could reach the portal (remote.h: a write that may have gone out
+     * is REMOTE_EUNKNOWN, never queued): a `queue` table takes it into the outbox. */
+    if (j->rs == REMOTE_ETRANSPORT && j->may_queue && j->table >= 0 && !atomic_load(&d->stop)) queue_write(d, j);
     cJSON_Delete(params);
     buf_free(&keys);
     buf_free(&q);
@@ -330,7 +360,13 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         break;
     }
     case JOB_WRITE:
-        run_write(d, &c, j);
+        if (j->op_id == UINT64_MAX) {          /* known unreachable: straight into the outbox */
+            j->op_id = 0;
+            j->rs = REMOTE_OK;                 /* the portal was not asked: its state stays as it is */
+            queue_write(d, j);
+        } else {
+            run_write(d, &c, j);
+        }
         break;
     case JOB_UPSTREAM:
         pthread_mutex_lock(&d->wlock);
@@ -596,6 +632,13 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         j->done(j->arg, j->ok ? 0 : -1, j->ok ? NULL : j->msg);
         break;
     case JOB_WRITE: {
+        if (j->op_id || j->refused) {
+            char id[24];
+            snprintf(id, sizeof id, "%llu", (unsigned long long)j->op_id);
+            j->wdone(j->arg, j->op_id ? SERVE_WRITE_QUEUED : SERVE_WRITE_REFUSED, j->op_id ? j->rows.p : NULL,
+                     j->op_id ? id : j->msg);
+            break;
+        }
         int unknown = j->rs == REMOTE_EUNKNOWN;
         j->wdone(j->arg, j->ok ? SERVE_WRITE_OK : unknown ? SERVE_WRITE_UNKNOWN : SERVE_WRITE_FAILED,
                  j->ok ? j->rows.p : NULL, j->ok ? NULL : j->msg);
@@ -739,7 +782,7 @@ static void *sender_main(void *arg)
             sender_note(d, 1, NULL);
         }
         struct outbox_result r;
-        if (outbox_send_next(&c, OUTBOX_CONFLICT_PORTAL, &r) != 0) {
+        if (outbox_send_next(&c, &r) != 0) {
             log_error("outbox: %s", r.msg);
             sender_wait(d, fail_wait);
             if (fail_wait < OUTBOX_FAIL_MAX_MS) fail_wait *= 2;
@@ -821,12 +864,36 @@ static int hook_refresh(void *ctx, const char *table, const char *keys_json, ser
     return 0;
 }
 
+/* By the table's `writes` policy (docs/outbox.md): refuse; forward (refused
+ * while the portal is known unreachable); queue: forwarded while the portal
+ * may answer, into the outbox while it is known unreachable or when the
+ * forward fails before sending (run_write). A table the config does not list
+ * is forwarded: the portal judges it. */
 static int hook_write(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg)
 {
     struct daemon *d = ctx;
     if (atomic_load(&d->stop)) return -1;
-    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) return -1;
-    struct job *j = job_new(JOB_WRITE, -1);
+    cJSON *params = NULL;
+    char perr[IA_ERRLEN];
+    const struct config_table *t = NULL;
+    if (json_parse(params_json, strlen(params_json), 64, &params, perr, sizeof perr) == 0) {
+        const char *tname = write_table(params);
+        t = tname ? config_table_find(d->cfg, tname) : NULL;
+    }
+    cJSON_Delete(params);
+    if (t && t->writes == WRITES_REFUSE) {
+        char msg[IA_ERRLEN];
+        snprintf(msg, sizeof msg, "%s refused: table %s takes no writes through this agent (writes = \"refuse\" "
+                 "in %s)", method, t->name, d->cfg->path ? d->cfg->path : "agent.toml");
+        done(arg, SERVE_WRITE_REFUSED, NULL, msg);
+        return 0;
+    }
+    int may_queue = t && t->writes == WRITES_QUEUE;
+    int down = d->portal == 0 && clock_wall_ms() < d->next_probe_ms;
+    if (down && !may_queue) return -1;
+    struct job *j = job_new(JOB_WRITE, t ? (int)(t - d->cfg->tables) : -1);
+    j->may_queue = may_queue;
+    if (down) j->op_id = UINT64_MAX;   /* run_job: queue without asking the portal */
     j->method = xstrdup(method);
     j->params = xstrdup(params_json);
     j->wdone = done;

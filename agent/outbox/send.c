@@ -682,7 +682,7 @@ static void send_op(struct pull_ctx *c, struct op *p, struct outbox_result *r)
     buf_free(&result);
 }
 
-int outbox_send_next(struct pull_ctx *c, enum outbox_conflict conflict, struct outbox_result *r)
+int outbox_send_next(struct pull_ctx *c, struct outbox_result *r)
 {
     struct op p = {0};
     memset(r, 0, sizeof *r);
@@ -725,7 +725,7 @@ int outbox_send_next(struct pull_ctx *c, enum outbox_conflict conflict, struct o
         enum verdict v = check_rows(c, &p, 0, &rs, what, sizeof what);
         r->rs = rs;
         if (v == V_ERROR) transient(&p, rs, "reading its rows from the portal", what, r);
-        else if (v == V_OTHER && conflict == OUTBOX_CONFLICT_PORTAL) finish_conflict(c, &p, what, r);
+        else if (v == V_OTHER && p.t->conflict == CONFLICT_PORTAL) finish_conflict(c, &p, what, r);
         else send_op(c, &p, r);
     } else {
         send_op(c, &p, r);

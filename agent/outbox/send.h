@@ -14,12 +14,6 @@
 #include "agent/base/err.h"
 #include "agent/pull/pull.h"
 
-/* What a difference between the portal's row and the op's pre-image does. */
-enum outbox_conflict {
-    OUTBOX_CONFLICT_PORTAL = 0,       /* the portal wins: journal `conflict` (replay reverts), re-read */
-    OUTBOX_CONFLICT_AGENT             /* the agent wins: send anyway */
-};
-
 enum outbox_step {
     OUTBOX_IDLE = 0,                  /* no open op */
     OUTBOX_DONE,                      /* sent (or found applied), `done` journaled, keys re-read */
@@ -41,10 +35,11 @@ struct outbox_result {
 };
 
 /* One step: the oldest open op, checked, sent or read back, its outcome
- * journaled. conflict: the policy for every table (agent.toml has no
- * per-table `conflict` on this base yet). 0 with r->step; -1 only when the
+ * journaled. A difference from the pre-image is settled by the op's table's
+ * `conflict` (agent.toml): "portal" journals `conflict` (replay reverts, the
+ * keys are re-read), "agent" sends anyway. 0 with r->step; -1 only when the
  * outbox itself cannot be read (r->msg). */
-int outbox_send_next(struct pull_ctx *c, enum outbox_conflict conflict, struct outbox_result *r);
+int outbox_send_next(struct pull_ctx *c, struct outbox_result *r);
 
 const char *outbox_step_name(enum outbox_step s);
 

@@ -214,6 +214,7 @@ static void finish(struct sreq *r)
         if (rep->cache_error[0]) evhttp_add_header(oh, "X-Cache-Error", rep->cache_error);
         if (rep->export_id[0]) evhttp_add_header(oh, "X-Export-Id", rep->export_id);
         if (rep->export_base[0]) evhttp_add_header(oh, "X-Export-Base", rep->export_base);
+        if (rep->write_queued[0]) evhttp_add_header(oh, "X-Write-Queued", rep->write_queued);
         struct evbuffer *out = evbuffer_new();
         size_t len = rep->body.len;
         char *p = buf_detach(&rep->body);
@@ -693,7 +694,9 @@ static void write_finish(struct sreq *r)
         /* its own code: the client must not treat it as "not done" and resend */
         rpc_error(r, 200, -32002, "%s", r->hook_msg && *r->hook_msg ? r->hook_msg
                   : "write outcome unknown: the answer was lost; the portal may have applied it");
-    } else if (r->hook_status != SERVE_WRITE_OK) {
+    } else if (r->hook_status == SERVE_WRITE_REFUSED) {
+        rpc_error(r, 200, -32602, "%s", r->hook_msg && *r->hook_msg ? r->hook_msg : "write refused");
+    } else if (r->hook_status != SERVE_WRITE_OK && r->hook_status != SERVE_WRITE_QUEUED) {
         rpc_error(r, 200, -32603, "portal write failed: %s (writes are not queued)",
                   r->hook_msg && *r->hook_msg ? r->hook_msg : "unknown error");
     } else if (r->hook_rows && json_parse(r->hook_rows, strlen(r->hook_rows), JSON_MAX_DEPTH_DEFAULT, &rows,
@@ -707,6 +710,8 @@ static void write_finish(struct sreq *r)
         buf_puts(b, ",\"result\":");
         buf_puts(b, r->hook_rows ? r->hook_rows : "[]");
         buf_puts(b, "}");
+        if (r->hook_status == SERVE_WRITE_QUEUED && r->hook_msg)
+            snprintf(r->rep.write_queued, sizeof r->rep.write_queued, "%s", r->hook_msg);
     }
     cJSON_Delete(rows);
     finish(r);
@@ -718,7 +723,7 @@ static void write_done(void *arg, int status, const char *rows_json, const char 
     if (!r->s) { sreq_free(r); return; }
     r->hook_status = status;
     r->hook_msg = msg ? xstrdup(msg) : NULL;
-    r->hook_rows = status == SERVE_WRITE_OK && rows_json ? xstrdup(rows_json) : NULL;
+    r->hook_rows = (status == SERVE_WRITE_OK || status == SERVE_WRITE_QUEUED) && rows_json ? xstrdup(rows_json) : NULL;
     r->hook_done = 1;
     if (!r->in_hook) write_finish(r);
 }

@@ -28,11 +28,16 @@
  *   X-Cache-Error. For a key lookup X-Cache-Age is the row's age. Without a fetch
  *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
  *   each waits for its own hook only.
- * - Writes are never queued: without a write hook, or when it fails, the answer
- *   is a JSON-RPC error -32603 "portal write failed: ... (writes are not queued)".
- *   The portal's result goes back exactly as it sent it (rows, or a count).
- *   A write whose answer was lost is error -32002 "write outcome unknown: ...":
- *   a client must check before sending it again.
+ * - Writes: serve only passes them to hooks->write, which decides by the
+ *   table's `writes` policy (docs/outbox.md). Without a write hook, or when it
+ *   fails, the answer is a JSON-RPC error -32603 "portal write failed: ...
+ *   (writes are not queued)". The portal's result goes back exactly as it sent
+ *   it (rows, or a count). A write whose answer was lost is error -32002 "write
+ *   outcome unknown: ...": a client must check before sending it again. A write
+ *   the hook queued in the outbox (SERVE_WRITE_QUEUED) is answered as the portal
+ *   would, with the header X-Write-Queued: <op id>; one it refused without
+ *   asking the portal (SERVE_WRITE_REFUSED: the policy, or a write the cache
+ *   shows is wrong) is error -32602 with its message.
  * - Writes need the token: a server without one refuses insert/update/delete
  *   (HTTP 403, -32000) unless [serve] tokenless_writes = "loopback" opens them
  *   to its (loopback-only) clients; reads stay open on loopback.
@@ -74,12 +79,16 @@
 
 /* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
 typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
-/* Completion of a forwarded write. status: SERVE_WRITE_OK with rows_json the
+/* Completion of a write. status: SERVE_WRITE_OK with rows_json the
  * portal's `result` JSON text as it sent it (rows, or a row count such as 1);
  * SERVE_WRITE_FAILED: the portal refused it or was not reached (nothing
  * changed); SERVE_WRITE_UNKNOWN: the request may have reached the portal but
- * its answer was lost, so it may have run (never resent). msg says why. */
-enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2 };
+ * its answer was lost, so it may have run (never resent); SERVE_WRITE_QUEUED:
+ * queued in the outbox, rows_json the answer as the portal would give it and
+ * msg the op id in decimal (X-Write-Queued); SERVE_WRITE_REFUSED: refused
+ * before the portal was asked (nothing changed). msg says why. */
+enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2, SERVE_WRITE_QUEUED = 1,
+       SERVE_WRITE_REFUSED = -3 };
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
 
 /* An export file to send as a reply body. */
@@ -98,7 +107,8 @@ struct serve_hooks {
      * journal and apply it, then call done. NULL: misses are answered as empty. */
     int (*fetch)(void *ctx, const char *table, const char *column, const char *value_json,
                  serve_done_fn done, void *arg);
-    /* insert/update/delete: forward to the portal, pull affected rows back, call done.
+    /* insert/update/delete: forward to the portal and pull affected rows back, or
+     * queue it in the outbox (table policy), or refuse it; call done.
      * NULL: writes are refused with a JSON-RPC error. */
     int (*write)(void *ctx, const char *method, const char *params_json, serve_write_done_fn done, void *arg);
     /* POST /sync/TABLE: schedule a pull now. 0 queued, -1 with err (unknown table). */
@@ -165,6 +175,7 @@ struct serve_reply {
                                       the reply callback then owns (closes) it */
     int64_t file_size;
     char export_id[40], export_base[40];   /* X-Export-Id / X-Export-Base when not empty */
+    char write_queued[24];         /* X-Write-Queued (the op id) when not empty */
 };
 
 /* Called once with the reply, which is valid during the call only. */

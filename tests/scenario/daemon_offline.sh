@@ -28,6 +28,7 @@ strategy = "incremental"
 cursor = "updated_at"
 interval = "300ms"
 sweep = "300ms"
+writes = "forward"                # refused while the portal is down (daemon_queue.sh: queued)
 
 [[table]]
 name = "terminal"

@@ -562,6 +562,8 @@ static void test_table_defaults(void **state)
     assert_int_equal(t->interval_ms, MIN);
     assert_int_equal(t->lookback_ms, 0);
     assert_int_equal(t->sweep_ms, 6 * HOUR);
+    assert_int_equal(t->writes, WRITES_QUEUE);
+    assert_int_equal(t->conflict, CONFLICT_PORTAL);
     assert_int_equal(t->line, 1);
     config_free(&c);
 
@@ -592,6 +594,33 @@ static void test_table_defaults(void **state)
     assert_int_equal(t->sweep_ms, 0);
     assert_int_equal(t->line, 18);
     config_free(&c);
+}
+
+/* writes and conflict (docs/outbox.md, "Policy"): [defaults] sets them for
+ * every table, a [[table]] overrides; other values are refused naming them. */
+static void test_write_policy(void **state)
+{
+    (void)state;
+    struct config c;
+    parse_ok("[defaults]\nwrites = \"forward\"\nconflict = \"agent\"\n"
+             "[[table]]\nname = \"a\"\n"
+             "[[table]]\nname = \"b\"\nwrites = \"refuse\"\n"
+             "[[table]]\nname = \"c\"\nwrites = \"queue\"\nconflict = \"portal\"\n", &c);
+    assert_int_equal(config_table_find(&c, "a")->writes, WRITES_FORWARD);
+    assert_int_equal(config_table_find(&c, "a")->conflict, CONFLICT_AGENT);
+    assert_int_equal(config_table_find(&c, "b")->writes, WRITES_REFUSE);
+    assert_int_equal(config_table_find(&c, "b")->conflict, CONFLICT_AGENT);
+    assert_int_equal(config_table_find(&c, "c")->writes, WRITES_QUEUE);
+    assert_int_equal(config_table_find(&c, "c")->conflict, CONFLICT_PORTAL);
+    assert_string_equal(config_writes_name(WRITES_FORWARD), "forward");
+    assert_string_equal(config_conflict_name(CONFLICT_AGENT), "agent");
+    config_free(&c);
+    expect_err("[[table]]\nname = \"a\"\nwrites = \"later\"\n",
+               "a.toml:3:10: key `writes`: unknown value \"later\" (\"queue\", \"forward\", \"refuse\")");
+    expect_err("[defaults]\nconflict = \"hub\"\n",
+               "a.toml:2:12: key `conflict`: unknown value \"hub\" (\"portal\", \"agent\")");
+    expect_err("[[table]]\nname = \"a\"\nwrites = true\n",
+               "a.toml:3:10: key `writes`: expected string, got boolean");
 }
 
 static void test_table_errors(void **state)
@@ -636,12 +665,12 @@ static void test_table_errors(void **state)
                "a.toml:3:7: key `ttl`: invalid duration \"1y\": unknown unit (ms, s, m, h or d)");
     expect_err("[[table]]\nname = \"a\"\nlimit = 5\n",
                "a.toml:3:1: key `limit`: unknown key in [[table]] (known: name, strategy, key, "
-               "cursor, columns, chunk, ttl, interval, lookback, sweep)");
+               "cursor, columns, chunk, ttl, interval, lookback, sweep, writes, conflict)");
     expect_err("[defaults]\ncursor = \"u\"\n",
                "a.toml:2:1: key `cursor`: belongs in each [[table]], not in [defaults]");
     expect_err("[defaults]\nretries = 1\n",
                "a.toml:2:1: key `retries`: unknown key in [defaults] (known: strategy, key, "
-               "chunk, ttl, interval, lookback, sweep)");
+               "chunk, ttl, interval, lookback, sweep, writes, conflict)");
     expect_err("[defaults]\nchunk = \"big\"\n",
                "a.toml:2:9: key `chunk`: expected integer, got string");
 }
@@ -801,6 +830,7 @@ int main(void)
         cmocka_unit_test(test_listen_helpers),
         cmocka_unit_test_setup(test_table_defaults, clear_env),
         cmocka_unit_test_setup(test_table_errors, clear_env),
+        cmocka_unit_test_setup(test_write_policy, clear_env),
         cmocka_unit_test_setup(test_columns, clear_env),
         cmocka_unit_test_setup(test_env_domain, clear_env),
         cmocka_unit_test_setup(test_env_username, clear_env),

@@ -285,9 +285,10 @@ static uint64_t put_insert(struct fx *f, const char *name, int returning)
     return put_op(f, JOURNAL_OP_INSERT, params, sql);
 }
 
-static void step(struct fx *f, enum outbox_conflict policy, enum outbox_step want, struct outbox_result *r)
+static void step(struct fx *f, enum config_conflict policy, enum outbox_step want, struct outbox_result *r)
 {
-    if (outbox_send_next(&f->c, policy, r) != 0) fail_msg("outbox_send_next: %s", r->msg);
+    f->cfg.tables[0].conflict = policy;
+    if (outbox_send_next(&f->c, r) != 0) fail_msg("outbox_send_next: %s", r->msg);
     if (r->step != want)
         fail_msg("step: %s (%s), want %s", outbox_step_name(r->step), r->msg, outbox_step_name(want));
 }
@@ -302,7 +303,7 @@ static void test_update_done(void **state)
     long long id = some_id(0);
     uint64_t op = put_update(f, id, "sent-update");
     long long w0 = portal_writes();
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_int_equal(r.op_id, op);
     assert_true(r.sent);
     assert_int_equal(portal_writes(), w0 + 1);
@@ -311,7 +312,7 @@ static void test_update_done(void **state)
     snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", id);
     assert_portal("sent-update", sql);
     assert_same_as_portal(f);
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_IDLE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_IDLE, &r);
     assert_int_equal(portal_writes(), w0 + 1);
 }
 
@@ -325,7 +326,7 @@ static void test_delete_done(void **state)
     snprintf(params, sizeof params, "{\"from\":\"package\",\"where\":{\"eq\":[\"id\",%lld]}}", id);
     snprintf(sql, sizeof sql, "DELETE FROM package WHERE id = %lld", id);
     uint64_t op = put_op(f, JOURNAL_OP_DELETE, params, sql);
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_state(f, op, "done");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM package WHERE id = %lld", id);
     assert_portal("0", sql);
@@ -340,7 +341,7 @@ static void test_insert_done(void **state)
     fx_open(f);
     uint64_t op = put_insert(f, "sent-insert", 1);
     assert_cache(f, "1", "SELECT count(*) FROM package WHERE id < 0 AND name = 'sent-insert'");
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_state(f, op, "done");
     assert_false(r.repull);             /* `returning` named the new key: re-read at once */
     assert_portal("1", "SELECT count(*) FROM package WHERE name = 'sent-insert'");
@@ -354,7 +355,7 @@ static void test_insert_done(void **state)
 
     /* Without `returning` the answer is a count: the table's pull brings the row. */
     uint64_t op2 = put_insert(f, "counted-insert", 0);
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_state(f, op2, "done");
     assert_true(r.repull);
     assert_cache(f, "0", "SELECT count(*) FROM package WHERE id < 0");
@@ -375,7 +376,7 @@ static void test_conflict_portal(void **state)
     snprintf(params, sizeof params, "{\"table\":\"package\",\"set\":{\"name\":\"theirs\"},\"where\":{\"eq\":[\"id\",%lld]}}", id);
     portal_write(f, "update", params);
     long long w0 = portal_writes();
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_CONFLICT, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_CONFLICT, &r);
     assert_false(r.sent);
     assert_int_equal(portal_writes(), w0);
     assert_state(f, op, "conflict");
@@ -397,7 +398,7 @@ static void test_conflict_agent(void **state)
     snprintf(params, sizeof params, "{\"table\":\"package\",\"set\":{\"name\":\"theirs-too\"},\"where\":{\"eq\":[\"id\",%lld]}}",
              id);
     portal_write(f, "update", params);
-    step(f, OUTBOX_CONFLICT_AGENT, OUTBOX_DONE, &r);
+    step(f, CONFLICT_AGENT, OUTBOX_DONE, &r);
     assert_true(r.sent);
     assert_state(f, op, "done");
     snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", id);
@@ -417,14 +418,14 @@ static void test_rejected_then_next(void **state)
                           "{\"into\":\"package\",\"columns\":[\"no_such_column\"],\"values\":[[\"refused\"]]}", sql);
     long long id = some_id(4);
     uint64_t good = put_update(f, id, "after-rejected");
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_REJECTED, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_REJECTED, &r);
     assert_int_equal(r.op_id, bad);
     assert_state(f, bad, "rejected");
     char *msg = cache_text(f, "SELECT last_error FROM _agent_outbox WHERE id = %llu", (unsigned long long)bad);
     if (!strstr(msg, "no_such_column")) fail_msg("rejected without the portal's message: %s", msg);
     free(msg);
     assert_cache(f, "0", "SELECT count(*) FROM package WHERE name = 'refused'");   /* reverted */
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_int_equal(r.op_id, good);
     snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", id);
     assert_portal("after-rejected", sql);
@@ -441,11 +442,11 @@ static void test_answer_lost(void **state)
     uint64_t op = put_update(f, id, "lost-update");
     tu_admin(&g_site.portal, "/_fake/faults", "{\"write_queue\":[\"drop\"]}");
     long long w0 = portal_writes();
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_UNKNOWN, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_UNKNOWN, &r);
     assert_state(f, op, "sent");
     long long w1 = portal_writes();
     assert_true(w1 >= w0 + 1);
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_false(r.sent);
     assert_int_equal(portal_writes(), w1);
     assert_state(f, op, "done");
@@ -456,16 +457,16 @@ static void test_answer_lost(void **state)
 
     uint64_t ins = put_insert(f, "lost-insert", 0);
     tu_admin(&g_site.portal, "/_fake/faults", "{\"write_queue\":[\"500after\"]}");
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_UNKNOWN, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_UNKNOWN, &r);
     assert_state(f, ins, "sent");
     w1 = portal_writes();
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_false(r.sent);
     assert_int_equal(portal_writes(), w1);
     assert_state(f, ins, "done");
     assert_portal("1", "SELECT count(*) FROM package WHERE name = 'lost-insert'");
     assert_cache(f, "0", "SELECT count(*) FROM package WHERE id < 0");
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_IDLE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_IDLE, &r);
     assert_portal("1", "SELECT count(*) FROM package WHERE name = 'lost-insert'");
 }
 
@@ -481,7 +482,7 @@ static void test_crash_before_send(void **state)
     put_state(f, op, JOURNAL_OPS_SENDING);
     assert_state(f, op, "sent");
     long long w0 = portal_writes();
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_true(r.sent);
     assert_int_equal(portal_writes(), w0 + 1);
     char sql[256];
@@ -490,7 +491,7 @@ static void test_crash_before_send(void **state)
 
     uint64_t ins = put_insert(f, "crash-insert", 1);
     put_state(f, ins, JOURNAL_OPS_SENDING);
-    step(f, OUTBOX_CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_true(r.sent);
     assert_int_equal(portal_writes(), w0 + 2);
     assert_portal("1", "SELECT count(*) FROM package WHERE name = 'crash-insert'");
@@ -511,7 +512,7 @@ static void test_sent_changed_is_conflict(void **state)
     snprintf(params, sizeof params, "{\"table\":\"package\",\"set\":{\"name\":\"third\"},\"where\":{\"eq\":[\"id\",%lld]}}", id);
     portal_write(f, "update", params);
     long long w0 = portal_writes();
-    step(f, OUTBOX_CONFLICT_AGENT, OUTBOX_CONFLICT, &r);
+    step(f, CONFLICT_AGENT, OUTBOX_CONFLICT, &r);
     assert_false(r.sent);
     assert_int_equal(portal_writes(), w0);
     assert_state(f, op, "conflict");

@@ -1121,6 +1121,8 @@ static int h_write(void *ctx, const char *method, const char *params_json, serve
     case 4: done(arg, 0, "[[1", NULL); return 0;
     case 5: done(arg, SERVE_WRITE_OK, "1", NULL); return 0;
     case 6: done(arg, SERVE_WRITE_UNKNOWN, NULL, "write outcome unknown: delete at P: Empty reply from server"); return 0;
+    case 7: done(arg, SERVE_WRITE_QUEUED, "[[-12000]]", "12"); return 0;
+    case 8: done(arg, SERVE_WRITE_REFUSED, NULL, "delete refused: table x takes no writes"); return 0;
     default: return -1;
     }
 }
@@ -1164,7 +1166,16 @@ static void test_writes(void **state)
     assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":8,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
     assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":8,\"error\":{\"code\":-32002,\"message\":"
                                   "\"write outcome unknown: delete at P: Empty reply from server\"}}");
-    assert_int_equal(hs.writes, 7);
+    /* queued in the outbox: answered as the portal would (the header: scenario daemon_queue) */
+    hs.write_mode = 7;
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":9,\"method\":\"insert\",\"params\":{\"into\":\"x\"}}", NULL, &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":[[-12000]]}");
+    /* refused before the portal was asked: -32602 with the hook's message */
+    hs.write_mode = 8;
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", "{\"id\":10,\"method\":\"delete\",\"params\":{\"from\":\"x\"}}", NULL, &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":10,\"error\":{\"code\":-32602,\"message\":"
+                                  "\"delete refused: table x takes no writes\"}}");
+    assert_int_equal(hs.writes, 9);
     th_resp_free(&r);
     buf_free(&hs.wparams);
     assert_int_equal(th_srv_stop(&v), 0);
