@@ -70,6 +70,7 @@
 #include "agent/pull/pull.h"
 #include "agent/serve/serve.h"
 #include "agent/pull/store.h"
+#include "replay/outbox.h"
 #include "agent/ship/upstream.h"
 
 #include <event2/event.h>
@@ -253,6 +254,8 @@ static const char *write_table(const cJSON *params)
  * pull then catches up (j->repull). */
 /* Queue j's write in the outbox (docs/outbox.md): the answer is in j->rows,
  * the op id in j->op_id; a refusal says so in j->refused. */
+static void daemon_outbox_kick(struct daemon *d);
+
 static void queue_write(struct daemon *d, struct job *j)
 {
     struct outbox_queued res;
@@ -266,6 +269,7 @@ static void queue_write(struct daemon *d, struct job *j)
         return;
     }
     j->op_id = res.op_id;
+    daemon_outbox_kick(d);   /* the sender starts probing for the portal's return now */
     buf_reset(&j->rows);
     buf_puts(&j->rows, res.answer);
     outbox_queued_free(&res);
@@ -724,8 +728,8 @@ static void sender_note(struct daemon *d, int answered, const char *table)
     event_base_once(d->base, -1, EV_TIMEOUT, sender_noted, n, NULL);
 }
 
-/* A write was queued (hook_write, any thread): the sender looks at once. */
-void daemon_outbox_kick(struct daemon *d)
+/* A write was queued (any thread): the sender looks at once. */
+static void daemon_outbox_kick(struct daemon *d)
 {
     pthread_mutex_lock(&d->mu);
     d->sender_kicked = 1;
@@ -762,15 +766,35 @@ static int sender_probe(struct daemon *d)
     return rs != REMOTE_ETRANSPORT;
 }
 
+/* Are there ops to send (pending or sent)? An unreadable outbox says yes: the
+ * step then names the problem. */
+static int sender_has_open(struct daemon *d)
+{
+    struct replay_outbox_counts n;
+    char err[IA_ERRLEN];
+    pthread_mutex_lock(&d->wlock);
+    int rc = replay_outbox_counts(replay_db(d->st.rp), &n, err, sizeof err);
+    pthread_mutex_unlock(&d->wlock);
+    return rc != 0 || n.pending > 0;
+}
+
 static void *sender_main(void *arg)
 {
     struct daemon *d = arg;
     struct pull_ctx c = {.cfg = d->cfg, .remote = d->sender_remote, .jw = d->st.jw, .rp = d->st.rp,
                          .cancel = &d->stop, .lock = &d->wlock};
     int64_t fail_wait = BACKOFF_FIRST_MS;
-    int waiting = 0;                  /* the last step could not reach the portal */
+    /* Probe before a step when the portal was not heard from just before: at
+     * start, after an idle spell (a write is queued mostly because the portal
+     * is down) and after a step that could not reach it. Else each step would
+     * journal `sending` and `pending` again for a portal that is not there. */
+    int waiting = 1;
     char last[256] = "";
     while (!atomic_load(&d->stop)) {
+        if (waiting && !sender_has_open(d)) {
+            sender_wait(d, OUTBOX_IDLE_MS);
+            continue;
+        }
         if (waiting) {
             /* Probe before the next step: a step's select or write would
              * also reach the portal, but a probe cannot change anything. */
@@ -791,6 +815,7 @@ static void *sender_main(void *arg)
         if (atomic_load(&d->stop)) break;
         switch (r.step) {
         case OUTBOX_IDLE:
+            waiting = 1;
             sender_wait(d, OUTBOX_IDLE_MS);
             continue;
         case OUTBOX_DONE:

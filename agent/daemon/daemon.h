@@ -10,9 +10,4 @@ struct config;
  * code: 0 clean shutdown, 1 cannot start (storage, listen address), 2 config. */
 int daemon_run(const struct config *cfg, const char *token);
 
-/* Wake the outbox's sender now (a write was queued in the outbox); any
- * thread of the daemon, d being the daemon that runs the hook. */
-struct daemon;
-void daemon_outbox_kick(struct daemon *d);
-
 #endif
