@@ -11,7 +11,9 @@
 #  (c) writes = "refuse" is error -32602 naming the policy; writes = "forward" is
 #      refused while the portal is down (-32603, not queued); a write the cache
 #      shows is wrong (unknown column) is refused, nothing queued; a 10 MB body is 413;
-#  (d) kill -9 of the daemon and a restart: cache.db's rows and the outbox are the same.
+#  (d) kill -9 of the daemon and a restart: cache.db's rows and the outbox are the same;
+#  (e) the portal returns on its port: both ops reach it once, and after a pull
+#      cache.db's package equals the portal's (the provisional row is gone).
 source "$(dirname "$0")/lib.bash"
 scen_setup --pw 'queue-pw-53' --timeout 2s -- --rows 300 --seed 53 <<TOML
 
@@ -111,6 +113,21 @@ start_daemon D "$DLOG.2" -c "$CFG" --log-level debug run
 [ "$(cache_sum)" = "$sum" ] || fail "package after kill -9 and restart: $(cache_sum), was $sum"
 [ "$(outbox)" = "$before" ] || fail "outbox after kill -9 and restart: $(outbox), was $before"
 ok "kill -9 and restart: package and the outbox are the same"
+
+# (e) ------------------------------------------------------------------------------
+PORT=${P_URL##*:}; PORT=${PORT%/}
+start_portal P --port "$PORT" --db "$PDB" --password "$PW"
+t0=$SECONDS
+all_done() { [ "$(sq "$CDB" "SELECT group_concat(state) FROM _agent_outbox")" = "done,done" ]; }
+wait_for 30 "both ops done after the portal returned" all_done
+took=$((SECONDS - t0))
+[ "$(sq "$PDB" "SELECT count(*) FROM package WHERE name = 'offline-1' AND paid")" = 1 ] ||
+  fail "the queued insert is not on the portal exactly once: $(sq "$PDB" "SELECT id, name FROM package WHERE name = 'offline-1'")"
+[ "$(sq "$PDB" "SELECT name FROM package WHERE id = $uid")" = renamed-offline ] || fail "the queued update is not on the portal"
+http POST "$D_URL/sync/package" ""
+no_provisional() { [ "$(sq "$CDB" "SELECT count(*) FROM package WHERE id < 0")" = 0 ] && cmp_table "$CDB" "$PDB" package 2>/dev/null; }
+wait_for 30 "the cache to equal the portal's package (no provisional rows)" no_provisional
+ok "portal back: both ops done in ${took} s, each on the portal once; after a pull cache.db's package equals the portal's, no provisional row left"
 
 kill -TERM "$D_PID"
 wait_exit "$D_PID" 15
