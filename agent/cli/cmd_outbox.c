@@ -217,7 +217,6 @@ static int change(const struct config *cfg, int drop, const char *idtext)
     rc = check_op(db, what, id, drop, &op, &to);
     sqlite3_close(db);
     if (rc != 0) return rc;
-    replay_outbox_op_clear(&op);
 
     char err[IA_ERRLEN];
     struct store s;
@@ -227,14 +226,15 @@ static int change(const struct config *cfg, int drop, const char *idtext)
          * holder's part only. */
         char *hint = strstr(err, "; ");
         if (hint) *hint = '\0';
-        fprintf(stderr, "iptv-agent %s: op %llu: not changed: %s — a running daemon holds the journal; stop it "
-                        "(e.g. `systemctl stop iptv-agent`), run this again, then start it\n", what, id, err);
+        fprintf(stderr, "iptv-agent %s: op %llu (table \"%s\"): not changed: %s. A running daemon (or a sync) "
+                        "holds the journal: stop the daemon (e.g. `systemctl stop iptv-agent`) or let the sync end, "
+                        "run this again, then start the daemon\n", what, id, op.table, err);
+        replay_outbox_op_clear(&op);
         return 1;
     }
-    if (src != 0) {
-        fprintf(stderr, "iptv-agent %s: %s\n", what, err);
-        return 1;
-    }
+    if (src != 0) fprintf(stderr, "iptv-agent %s: op %llu (table \"%s\"): %s\n", what, id, op.table, err);
+    replay_outbox_op_clear(&op);   /* read again under the lock */
+    if (src != 0) return 1;
     /* Again under the lock: store_open applied whatever the journal held that
      * cache.db had not seen, and from here on nobody else appends. */
     rc = check_op(replay_db(s.rp), what, id, drop, &op, &to);
