@@ -108,13 +108,14 @@ static void render_text(const struct replay_outbox_op *ops, size_t n, struct buf
     }
 }
 
-/* cache.db read-only, as every reader opens it. 0, or the exit status (1, 3)
- * with the message printed. */
-static int open_ro(const struct config *cfg, const char *what, sqlite3 **db)
+/* cache.db read-only, as status opens it: never created, and a cache.db of an
+ * older schema (before the outbox) is named as such rather than "no such
+ * table". 0, or the exit status (1, 3) with the message printed. */
+static int open_ro(const struct config *cfg, const char *what, struct replay **r)
 {
     char err[IA_ERRLEN], path[4200];
     snprintf(path, sizeof path, "%s/cache.db", cfg->storage.dir);
-    int rc = replay_db_open_readonly(path, 0, 5000, db, err, sizeof err);
+    int rc = replay_open_readonly(path, r, err, sizeof err);
     if (rc == 1) {
         fprintf(stderr, "iptv-agent %s: no cache yet, so no outbox: %s\n", what, err);
         return 3;
@@ -128,14 +129,14 @@ static int open_ro(const struct config *cfg, const char *what, sqlite3 **db)
 
 static int list(const struct config *cfg, int as_json)
 {
-    sqlite3 *db;
-    int rc = open_ro(cfg, "outbox", &db);
+    struct replay *r;
+    int rc = open_ro(cfg, "outbox", &r);
     if (rc != 0) return rc;
     struct replay_outbox_op *ops = NULL;
     size_t n = 0;
     char err[IA_ERRLEN];
-    rc = replay_outbox_list(db, 0, &ops, &n, err, sizeof err);
-    sqlite3_close(db);
+    rc = replay_outbox_list(replay_db(r), 0, &ops, &n, err, sizeof err);
+    replay_close(r);
     if (rc != 0) {
         fprintf(stderr, "iptv-agent outbox: %s\n", err);
         return 1;
@@ -209,13 +210,13 @@ static int change(const struct config *cfg, int drop, const char *idtext)
     }
     /* First a read-only look: an unknown op or a wrong state is said as such
      * even while a daemon holds the journal. */
-    sqlite3 *db;
-    int rc = open_ro(cfg, what, &db);
+    struct replay *ro;
+    int rc = open_ro(cfg, what, &ro);
     if (rc != 0) return rc;
     struct replay_outbox_op op;
     int to = 0;
-    rc = check_op(db, what, id, drop, &op, &to);
-    sqlite3_close(db);
+    rc = check_op(replay_db(ro), what, id, drop, &op, &to);
+    replay_close(ro);
     if (rc != 0) return rc;
 
     char err[IA_ERRLEN];
