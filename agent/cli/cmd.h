@@ -19,6 +19,7 @@ int cmd_get(const struct config *cfg, int argc, char **argv);         /* get TAB
 int cmd_run(const struct config *cfg, int argc, char **argv);         /* run: the daemon */
 int cmd_export(const struct config *cfg, int argc, char **argv);      /* export --snapshot|--delta */
 int cmd_import(const struct config *cfg, int argc, char **argv);      /* import FILE */
+int cmd_outbox(const struct config *cfg, int argc, char **argv);      /* outbox [--json] | retry ID | drop ID */
 
 /* 1 when argv holds -h/--help (after argv[0]). */
 int cmd_wants_help(int argc, char **argv);

@@ -25,7 +25,9 @@ static const char status_usage[] =
     "\n"
     "Per table: strategy, rows, high-water mark, last success, age, stale?, last\n"
     "error, forbidden?; whether the last contact with the portal (an edge: the hub)\n"
-    "worked; journal size, the applied position and the last journal compaction.\n"
+    "worked; journal size, the applied position and the last journal compaction;\n"
+    "writes queued while the portal was unreachable: pending (not sent yet, or sent\n"
+    "with the outcome unknown), conflicts, rejected (`iptv-agent outbox` lists them).\n"
     "Lists the configured tables and\n"
     "every other table cache.db holds (imported ones). Only reads: creates nothing.\n"
     "Exit: 0 ok, 1 cache.db unreadable, 3 no cache.db yet (nothing pulled or\n"
@@ -49,6 +51,8 @@ struct report {
     char at[EXPORT_ID_LEN + 1];       /* the export the cache is at, "" none */
     struct upstream_state up;         /* an edge's own contact with its hub */
     int up_known;
+    struct replay_outbox_counts ob;   /* queued writes (status.h renders them) */
+    int ob_known;
 };
 
 static void fmt_time(int64_t ms, char *out, size_t n)
@@ -103,6 +107,8 @@ static void gather(struct report *R)
     if (replay_compact_read(replay_db(R->s.rp), &R->cpt) != 0) R->cpt.at_ms = 0;
     if (export_cache_state(R->s.db_path, R->at, NULL, err, sizeof err) != 0) R->at[0] = '\0';
     R->up_known = R->cfg->upstream.url && upstream_state_read(R->s.dir, &R->up) == 0;
+    R->ob_known = replay_outbox_counts(replay_db(R->s.rp), &R->ob, err, sizeof err) == 0;
+    if (!R->ob_known) log_warn("status: %s", err);
 }
 
 static void report_free(struct report *R)
@@ -159,10 +165,12 @@ static void render_json(const struct report *R, struct buf *out)
         buf_printf(out, "{\"at\":\"%s\",\"deleted\":%llu,\"freed\":%llu,\"kept_because\":", cwhen,
                    (unsigned long long)R->cpt.deleted, (unsigned long long)R->cpt.freed);
         put_json_str(out, R->cpt.reason);
-        buf_puts(out, "}},\"tables\":[");
+        buf_puts(out, "}},");
     } else {
-        buf_puts(out, "null},\"tables\":[");
+        buf_puts(out, "null},");
     }
+    status_outbox_json(R->ob_known ? &R->ob : NULL, out);
+    buf_puts(out, ",\"tables\":[");
     for (int i = 0; i < R->nrows; i++) {
         const struct status_row *w = &R->rows[i];
         const struct replay_table *st = &R->ts[i];
@@ -217,6 +225,12 @@ static void render_text(const struct report *R, struct buf *out)
     } else {
         buf_puts(out, "         never compacted\n");
     }
+    if (R->ob_known)
+        buf_printf(out, "outbox:  %lld pending (%lld of them sent, outcome unknown), %lld conflicts, %lld rejected%s\n",
+                   (long long)R->ob.pending, (long long)R->ob.sent, (long long)R->ob.conflicts,
+                   (long long)R->ob.rejected, R->ob.conflicts || R->ob.rejected ? " (see `iptv-agent outbox`)" : "");
+    else
+        buf_puts(out, "outbox:  unknown (cache.db's outbox could not be read)\n");
     buf_printf(out, "%-24s %-12s %10s %-34s %-21s %8s %-5s %s\n", "table", "strategy", "rows", "mark",
                "last success", "age(s)", "stale", "error");
     struct buf v = {0};

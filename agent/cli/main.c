@@ -30,6 +30,8 @@ static const char usage[] =
     "  status [--json]          per table: rows, mark, last success, age, stale, errors\n"
     "  query [--json|--csv] SQL read-only SQL on cache.db\n"
     "  get TABLE COLUMN=VALUE   look a row up; on_demand tables fetch a miss from the portal\n"
+    "  outbox [--json]          writes queued while the portal was unreachable, and their state\n"
+    "  outbox retry|drop ID     send a sent op again (read back first) / drop an open op (reverts it)\n"
     "  replay [--rebuild]       apply pending journal records; --rebuild: cache.db from the journal\n"
     "  replay --skip SEQ        pass by a journal record replay refuses for good (see replay --help)\n"
     "  remote JSON              send one JSONSQL statement to the portal, print rows as JSON lines\n"
@@ -71,6 +73,7 @@ static const struct command commands[] = {
     {"journal", cmd_journal},
     {"export", cmd_export},
     {"import", cmd_import},
+    {"outbox", cmd_outbox},
 };
 
 static const char *default_config_path(void)

@@ -924,6 +924,17 @@ static void handle_sql(struct sreq *r, const struct serve_request *rq)
 
 static const char *portal_word(int st) { return st == 1 ? "reachable" : st == 0 ? "unreachable" : "unknown"; }
 
+/* The outbox's counts in the form `render` gives them (status.h), read on the
+ * meta connection (cache.db's _agent_outbox, without the authorizer). */
+static void put_outbox(serve *s, struct buf *b, void (*render)(const struct replay_outbox_counts *, struct buf *))
+{
+    struct replay_outbox_counts c;
+    char err[IA_ERRLEN];
+    int ok = replay_outbox_counts(s->db.meta, &c, err, sizeof err) == 0;
+    if (!ok) log_warn("serve: %s", err);
+    render(ok ? &c : NULL, b);
+}
+
 static void handle_status(struct sreq *r)
 {
     serve *s = r->s;
@@ -957,7 +968,8 @@ static void handle_status(struct sreq *r)
     buf_printf(b, "],\"serve\":{\"port\":%d,\"pending\":", s->port);
     int np = 0;
     for (struct sreq *p = s->pending; p; p = p->next) np++;
-    buf_printf(b, "%d,\"requests\":%llu}", np, (unsigned long long)s->m.count);
+    buf_printf(b, "%d,\"requests\":%llu},", np, (unsigned long long)s->m.count);
+    put_outbox(s, b, status_outbox_json);
     if (s->hooks.status_json) {
         struct buf extra = {0};
         s->hooks.status_json(s->hooks.ctx, &extra);
@@ -1025,6 +1037,7 @@ static void handle_metrics(struct sreq *r)
         buf_printf(b, "} %d\n", rows[i].stale);
     }
     free(rows);
+    put_outbox(s, b, status_outbox_metrics);
     buf_puts(b, "# HELP iptv_agent_requests_total Requests answered, by route and HTTP status.\n"
                 "# TYPE iptv_agent_requests_total counter\n");
     for (int rt = 0; rt < R_N; rt++)

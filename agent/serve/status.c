@@ -52,3 +52,29 @@ size_t status_rows(const struct config *cfg, const struct replay_brief *b, size_
         if (!config_table_find(cfg, b[i].name)) status_row(cfg, b[i].name, &b[i], portal_down, now_ms, &(*out)[n++]);
     return n;
 }
+
+void status_outbox_json(const struct replay_outbox_counts *c, struct buf *out)
+{
+    if (!c) {
+        buf_puts(out, "\"outbox\":null");
+        return;
+    }
+    buf_printf(out, "\"outbox\":{\"pending\":%lld,\"conflicts\":%lld,\"rejected\":%lld}", (long long)c->pending,
+               (long long)c->conflicts, (long long)c->rejected);
+}
+
+void status_outbox_metrics(const struct replay_outbox_counts *c, struct buf *out)
+{
+    static const struct {
+        const char *name, *help;
+    } g[] = {
+        {"iptv_agent_outbox_pending", "Queued writes not sent to the portal yet, or sent with the outcome unknown."},
+        {"iptv_agent_outbox_conflicts", "Queued writes the portal changed first (their local change reverted)."},
+        {"iptv_agent_outbox_rejected", "Queued writes the portal refused (their local change reverted)."},
+    };
+    int64_t v[] = {c ? c->pending : 0, c ? c->conflicts : 0, c ? c->rejected : 0};
+    for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) {
+        buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", g[i].name, g[i].help, g[i].name);
+        if (c) buf_printf(out, "%s %lld\n", g[i].name, (long long)v[i]);
+    }
+}

@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/base/buf.h"
 #include "agent/config/config.h"
+#include "replay/outbox.h"
 #include "replay/replay.h"
 
 struct status_row {
@@ -36,5 +38,13 @@ size_t status_rows(const struct config *cfg, const struct replay_brief *b, size_
 
 /* The brief of `name` in briefs sorted by name, or NULL. */
 const struct replay_brief *status_brief(const struct replay_brief *b, size_t nb, const char *name);
+
+/* The outbox as every report shows it (`status`, GET /status, /metrics): the
+ * counts of replay_outbox_counts, where pending counts every op not ended
+ * (pending and sent). One renderer per form, so the three cannot disagree on
+ * what "pending" means. c NULL: the counts could not be read (JSON null, no
+ * metric samples: an absent gauge is "unknown", a 0 would say "empty"). */
+void status_outbox_json(const struct replay_outbox_counts *c, struct buf *out);     /* "outbox":{...} */
+void status_outbox_metrics(const struct replay_outbox_counts *c, struct buf *out);  /* HELP, TYPE, samples */
 
 #endif

@@ -1,6 +1,7 @@
 /* test_status.c — the one status rule (agent/serve/status.h) that `status`,
  * GET /status, X-Cache-Stale and /metrics render: which tables are listed and
- * in what order, the strategy shown, the ttl of an unlisted table, age, stale. */
+ * in what order, the strategy shown, the ttl of an unlisted table, age, stale;
+ * and the outbox's counts in JSON and Prometheus form (known and unknown). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/base/buf.h"
 #include "agent/config/config.h"
 #include "agent/serve/status.h"
 
@@ -97,9 +99,34 @@ static void test_edge_strategy(void **state)
     config_free(&c);
 }
 
+static void test_outbox_forms(void **state)
+{
+    (void)state;
+    struct replay_outbox_counts c = {.pending = 4, .sent = 1, .conflicts = 2, .rejected = 3};
+    struct buf b = {0};
+    status_outbox_json(&c, &b);
+    assert_string_equal(b.p, "\"outbox\":{\"pending\":4,\"conflicts\":2,\"rejected\":3}");
+    buf_reset(&b);
+    status_outbox_metrics(&c, &b);
+    assert_non_null(strstr(b.p, "# TYPE iptv_agent_outbox_pending gauge\niptv_agent_outbox_pending 4\n"));
+    assert_non_null(strstr(b.p, "# TYPE iptv_agent_outbox_conflicts gauge\niptv_agent_outbox_conflicts 2\n"));
+    assert_non_null(strstr(b.p, "# TYPE iptv_agent_outbox_rejected gauge\niptv_agent_outbox_rejected 3\n"));
+    /* unknown (cache.db's outbox unreadable): null, and no samples rather than zeros */
+    buf_reset(&b);
+    status_outbox_json(NULL, &b);
+    assert_string_equal(b.p, "\"outbox\":null");
+    buf_reset(&b);
+    status_outbox_metrics(NULL, &b);
+    assert_non_null(strstr(b.p, "# HELP iptv_agent_outbox_pending "));
+    assert_null(strstr(b.p, "iptv_agent_outbox_pending 0"));
+    assert_null(strstr(b.p, "\niptv_agent_outbox_rejected "));
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_outbox_forms),
         cmocka_unit_test(test_rows_and_rule),
         cmocka_unit_test(test_edge_strategy),
     };
