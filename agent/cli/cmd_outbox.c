@@ -30,9 +30,10 @@ static const char outbox_usage[] =
     "conflict, rejected and dropped ops had their local change reverted.\n"
     "--json: one JSON document {\"ops\":[...]}. Only reads: creates nothing.\n"
     "\n"
-    "retry ID  an op in state sent: back to pending, so the sender takes it again;\n"
-    "          it was sent before, so it is read back from the portal before any\n"
-    "          resend. (conflict and rejected ops have ended: write the change again.)\n"
+    "retry ID  an update or delete in state sent: back to pending, so the sender\n"
+    "          takes it again; it was sent before, so it is read back from the\n"
+    "          portal before any resend. (A sent insert is read back by the sender\n"
+    "          itself; conflict and rejected ops have ended: write the change again.)\n"
     "drop ID   an open op (pending or sent): never send it; its local change is\n"
     "          reverted. A sent op may still have reached the portal: the next pull\n"
     "          shows the portal's rows.\n"
@@ -154,13 +155,21 @@ static int list(const struct config *cfg, int as_json)
  * why (for exit 2). Only moves replay accepts: it refuses any state after an
  * end (done, conflict, rejected, dropped), and a refused record would stop
  * replay for every later record, so nothing is journaled that it would refuse. */
-static int next_state(int drop, const char *state, const char **why)
+static int next_state(int drop, const char *state, const char *kind, const char **why)
 {
     int open = !strcmp(state, "pending") || !strcmp(state, "sent");
     if (drop) {
         *why = !strcmp(state, "done") ? "the portal has it; nothing to drop"
              : "it has ended and its local change was already reverted";
         return open ? JOURNAL_OPS_DROPPED : 0;
+    }
+    /* An insert cannot be read back exactly (a row equal to it may have been
+     * there before), so a pending insert is sent as it is: pending again would
+     * be a blind resend. The sender reads a sent insert back by itself. */
+    if (!strcmp(state, "sent") && !strcmp(kind, "insert")) {
+        *why = "the sender reads a sent insert back by itself; to send it again anyway, check the portal, "
+               "`outbox drop` it and write it again";
+        return 0;
     }
     if (!strcmp(state, "sent")) return JOURNAL_OPS_PENDING;
     *why = !strcmp(state, "pending")  ? "it is already waiting to be sent"
@@ -187,7 +196,7 @@ static int check_op(sqlite3 *db, const char *what, uint64_t id, int drop, struct
         return 1;
     }
     const char *why = "";
-    *to = next_state(drop, op->state, &why);
+    *to = next_state(drop, op->state, op->kind, &why);
     if (*to == 0) {
         fprintf(stderr, "iptv-agent %s: op %llu (table \"%s\", %s) is %s: %s\n", what, (unsigned long long)id,
                 op->table, op->kind, op->state, why);

@@ -707,7 +707,10 @@ int outbox_send_next(struct pull_ctx *c, struct outbox_result *r)
     }
     char what[IA_ERRLEN];
     enum remote_status rs = REMOTE_OK;
-    int is_sent = !strcmp(p.o.state, "sent");
+    /* Sent, or an update/delete sent before (`outbox retry`, a send that failed
+     * before the request left): read back first. A pending insert is sent: it
+     * cannot be read back exactly, and `outbox retry` refuses a sent insert. */
+    int is_sent = !strcmp(p.o.state, "sent") || (p.o.attempts > 0 && p.kind != JOURNAL_OP_INSERT);
     if (is_sent && p.nch == 0) {
         /* Nothing cached to compare with: its outcome cannot be read back,
          * and a write is never resent blindly. */

@@ -338,6 +338,22 @@ static void test_drop_reverts(void **state)
     assert_contains(f->err, "is dropped");
 }
 
+/* A sent insert cannot be read back exactly (a row equal to it may have been
+ * there before): pending again would be a blind resend, so retry refuses it. */
+static void test_retry_sent_insert_refused(void **state)
+{
+    struct fx *f = *state;
+    open_cache(f);
+    uint64_t ins = put_op(f, JOURNAL_OP_INSERT, "INSERT INTO t VALUES (11, 'sent-insert', NULL)");
+    put_state(f, ins, JOURNAL_OPS_SENDING, NULL);
+    close_writer(f);
+    char id[32];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)ins);
+    assert_int_equal(agent(f, "outbox", "retry", id, NULL), 2);
+    assert_contains(f->err, "is sent: the sender reads a sent insert back by itself");
+    assert_state(f, ins, "sent,1,-");
+}
+
 static void test_wrong_state_and_unknown(void **state)
 {
     struct fx *f = *state;
@@ -464,6 +480,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_reverts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_sent_insert_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_state_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_cache, setup, teardown),

@@ -518,6 +518,30 @@ static void test_sent_changed_is_conflict(void **state)
     assert_state(f, op, "conflict");
 }
 
+/* An update back to pending after it was sent (`outbox retry`, or a send that
+ * failed before the request left) whose write did reach the portal: read back
+ * and found applied, so done without a second write, even when the agent
+ * would win a conflict. */
+static void test_retried_update_read_back(void **state)
+{
+    struct fx *f = *state;
+    struct outbox_result r;
+    fx_open(f);
+    long long id = some_id(8);
+    uint64_t op = put_update(f, id, "arrived-once");
+    put_state(f, op, JOURNAL_OPS_SENDING);
+    put_state(f, op, JOURNAL_OPS_PENDING);
+    assert_state(f, op, "pending");
+    char params[256];
+    snprintf(params, sizeof params, "{\"table\":\"package\",\"set\":{\"name\":\"arrived-once\"},\"where\":{\"eq\":[\"id\",%lld]}}", id);
+    portal_write(f, "update", params);   /* what the first send did */
+    long long w0 = portal_writes();
+    step(f, CONFLICT_AGENT, OUTBOX_DONE, &r);
+    assert_false(r.sent);
+    assert_int_equal(portal_writes(), w0);
+    assert_state(f, op, "done");
+}
+
 /* The daemon's sender: an op queued before `run` starts is sent within
  * seconds, once, and SIGTERM still stops the daemon cleanly (exit 0). */
 static void test_daemon_sends(void **state)
@@ -576,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_then_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_before_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retried_update_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_changed_is_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_sends, setup, teardown),
     };
