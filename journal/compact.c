@@ -9,6 +9,10 @@
  * rebuild every table; and while it was last written less than retain_ms ago
  * (checked before the tables, so a reason naming a table (res->table) means
  * only a later complete snapshot of that table would let the segment go).
+ * A segment holding the `op` record of an open offline write (no end state —
+ * done, conflict, rejected, dropped — journaled for it yet) is kept too: the
+ * op lives in cache.db, but a rebuild needs its record (docs/outbox.md,
+ * Bounds). Once the op ends, its segment may go by the rules above.
  * The newest segment is never deleted: it fixes the next sequence number.
  * The whole journal is read and verified first: damage stops compaction.
  * Tests: test_journal.c test_compact_rules, test_journal_cli.c test_compact. */
@@ -43,12 +47,54 @@ struct seg_state {
     size_t ntables, cap;
 };
 
+struct open_op {
+    uint64_t id;               /* seq of its op record */
+    size_t table;              /* index into the table states */
+};
+
 struct scan {
     struct table_state *t;
     size_t nt, capt;
     struct seg_state *s;
     size_t ns;
+    struct open_op *ops;       /* open offline writes, by id */
+    size_t nops, capops;
 };
+
+/* An op record opens an op; an end state of the same table closes it. */
+static int note_op(struct scan *sc, const struct journal_record *rec, size_t ti, char *err, size_t errlen)
+{
+    if (rec->type == JOURNAL_OP) {
+        if (sc->nops == sc->capops) {
+            size_t cap = sc->capops ? sc->capops * 2 : 16;
+            struct open_op *p = realloc(sc->ops, cap * sizeof *p);
+            if (!p) {
+                snprintf(err, errlen, "journal compact: out of memory");
+                return -1;
+            }
+            sc->ops = p;
+            sc->capops = cap;
+        }
+        sc->ops[sc->nops++] = (struct open_op){.id = rec->seq, .table = ti};
+        return 0;
+    }
+    struct journal_op_state_rec s;
+    char why[IA_ERRLEN];
+    if (journal_decode_op_state(rec->payload, rec->len, &s, why, sizeof why) != 0) {
+        snprintf(err, errlen, "segment %llu offset %llu: seq %llu: %s", (unsigned long long)rec->segment,
+                 (unsigned long long)rec->offset, (unsigned long long)rec->seq, why);
+        return -1;
+    }
+    if (s.state == JOURNAL_OPS_SENDING || s.state == JOURNAL_OPS_PENDING) return 0;
+    /* Replay refuses an end of another table's op: it does not close it. */
+    for (size_t i = 0; i < sc->nops; i++)
+        if (sc->ops[i].id == s.op_id && sc->ops[i].table == ti) {
+            memmove(&sc->ops[i], &sc->ops[i + 1], (sc->nops - i - 1) * sizeof *sc->ops);
+            sc->nops--;
+            break;
+        }
+    return 0;
+}
 
 static long table_index(struct scan *sc, const char *name)
 {
@@ -107,7 +153,12 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
                 break;
             }
         }
-        if (rec.type == JOURNAL_SCHEMA) {
+        if (rec.type == JOURNAL_OP || rec.type == JOURNAL_OP_STATE) {
+            if (note_op(sc, &rec, (size_t)ti, err, errlen) != 0) {
+                rc = -1;
+                break;
+            }
+        } else if (rec.type == JOURNAL_SCHEMA) {
             t->schema = rec.seq;
         } else if (rec.type == JOURNAL_SNAPSHOT_BEGIN) {
             t->open_begin = rec.seq;
@@ -165,6 +216,12 @@ static int deletable(const char *dir, struct scan *sc, size_t i, uint64_t applie
     if (age_ms < retain_ms) {
         snprintf(reason, rlen, "segment %llu was last written %llds ago, retain is %llds", first,
                  (long long)(age_ms / 1000), (long long)(retain_ms / 1000));
+        return 0;
+    }
+    /* ops are in id order: the oldest open one is the first. */
+    if (sc->nops && sc->ops[0].id <= s->last) {
+        snprintf(reason, rlen, "segment %llu holds the op record of open op %llu (table %.100s)", first,
+                 (unsigned long long)sc->ops[0].id, sc->t[sc->ops[0].table].name);
         return 0;
     }
     for (size_t k = 0; k < s->ntables; k++) {
@@ -236,6 +293,7 @@ out:
     for (size_t i = 0; i < sc.ns; i++) free(sc.s[i].tables);
     free(sc.s);
     free(sc.t);
+    free(sc.ops);
     free(segs);
     return rc;
 }

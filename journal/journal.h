@@ -134,7 +134,9 @@ struct journal_compact_result {
 /* Delete the oldest segments, in order, while a segment: is not the newest; holds
  * only records with seq <= applied_seq; was last written >= retain_ms ago; and
  * every table it names has a SCHEMA and a complete snapshot (BEGIN and matching
- * END) later than its last record. Verifies every record it reads. */
+ * END) later than its last record; and it holds no `op` record of an op still
+ * open (no done/conflict/rejected/dropped for it yet). Verifies every record
+ * it reads. */
 int journal_compact(const char *dir, uint64_t applied_seq, int64_t retain_ms,
                     struct journal_compact_result *res, char *err, size_t errlen);
 

@@ -1250,6 +1250,62 @@ static void test_compact_rules(void **state)
     assert_string_equal(res.reason, "the journal is empty");
 }
 
+/* An op record and an op_state of table `table`. */
+static void append_op(struct journal_writer *w, const char *table)
+{
+    struct journal_payload pl = {0};
+    char err[512];
+    struct journal_op op = {.kind = JOURNAL_OP_UPDATE, .params = "{}", .nparams = 2, .answer = "1", .nanswer = 1};
+    assert_int_equal(journal_payload_op(&pl, &op, err, sizeof err), 0);
+    assert_int_equal(journal_payload_finish(&pl, err, sizeof err), 0);
+    if (journal_append(w, JOURNAL_OP, table, pl.p, pl.len, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    journal_payload_free(&pl);
+}
+
+static void append_op_state(struct journal_writer *w, const char *table, uint64_t id, int state)
+{
+    struct journal_payload pl = {0};
+    char err[512];
+    struct journal_op_state_rec s = {.op_id = id, .state = state, .message = "", .nmessage = 0};
+    assert_int_equal(journal_payload_op_state(&pl, &s, err, sizeof err), 0);
+    assert_int_equal(journal_payload_finish(&pl, err, sizeof err), 0);
+    if (journal_append(w, JOURNAL_OP_STATE, table, pl.p, pl.len, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    journal_payload_free(&pl);
+}
+
+/* docs/outbox.md, Bounds: the segment of an open op's record stays, however
+ * many later snapshots supersede its table; once the op ends it may go. */
+static void test_compact_open_op(void **state)
+{
+    struct fx *f = *state;
+    char err[512];
+    struct journal_compact_result res;
+    struct journal_writer *w = wopen(f, 1);
+    snapshot(w, "a");                           /* 1..4 */
+    append_op(w, "a");                          /* 5: op 5, open */
+    snapshot(w, "a");                           /* 6..9 */
+    snapshot(w, "a");                           /* 10..13 */
+    append_op_state(w, "a", 5, JOURNAL_OPS_SENDING);   /* 14: still open */
+    append_op_state(w, "b", 5, JOURNAL_OPS_DONE);      /* 15: another table's: replay refuses it */
+    journal_writer_close(w);
+    assert_int_equal(journal_compact(f->dir, 1000, 0, &res, err, sizeof err), 0);
+    assert_int_equal(res.deleted, 4);
+    assert_string_equal(res.reason, "segment 5 holds the op record of open op 5 (table a)");
+    assert_string_equal(res.table, "");
+    assert_int_equal(journal_compact(f->dir, 1000, 0, &res, err, sizeof err), 0);
+    assert_int_equal(res.deleted, 0);
+    /* The applied position still bounds first. */
+    assert_int_equal(journal_compact(f->dir, 4, 0, &res, err, sizeof err), 0);
+    assert_string_equal(res.reason, "segment 5 holds seq 5..5, applied position is 4");
+    /* The op ends: its segment and a's superseded snapshot go. */
+    w = wopen(f, 1);
+    append_op_state(w, "a", 5, JOURNAL_OPS_CONFLICT);  /* 16 */
+    journal_writer_close(w);
+    assert_int_equal(journal_compact(f->dir, 1000, 0, &res, err, sizeof err), 0);
+    assert_int_equal(res.deleted, 5);
+    assert_string_equal(res.reason, "segment 10: table a has no schema record after seq 10");
+}
+
 /* ---- fuzz corpus seeds -------------------------------------------------------------------- */
 
 /* tests/fuzz/corpus/journal/ is made by this test: run it with IA_REGEN_CORPUS=1
@@ -1371,6 +1427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_failure_fsize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compact_open_op, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_corpus_seeds, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
