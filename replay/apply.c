@@ -202,14 +202,16 @@ static const char *decl_type(enum journal_coltype t)
     }
 }
 
-/* CREATE TABLE <quoted name> with t's current layout. An INT key becomes
- * "INTEGER PRIMARY KEY", SQLite's rowid alias: the fastest layout to load. */
-static int create_table(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
-                        char *err, size_t errlen)
+/* CREATE TABLE <quoted name> with t's current layout, named `as` (NULL: the
+ * table's own name, or its shadow's). An INT key becomes "INTEGER PRIMARY
+ * KEY", SQLite's rowid alias: the fastest layout to load. */
+static int create_table_as(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
+                           const char *as, char *err, size_t errlen)
 {
     struct buf b = {0};
     buf_puts(&b, "CREATE TABLE ");
-    if (shadow) shadow_name(&b, t->name);
+    if (as) rp_quote(&b, as);
+    else if (shadow) shadow_name(&b, t->name);
     else rp_quote(&b, t->name);
     buf_puts(&b, " (");
     for (uint32_t i = 0; i < t->ncols; i++) {
@@ -221,8 +223,14 @@ static int create_table(struct replay *r, const struct journal_record *rec, cons
     buf_puts(&b, ")");
     int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
     buf_free(&b);
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, shadow ? "creating the shadow table" : "creating the table");
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, shadow || as ? "creating the shadow table" : "creating the table");
     return 0;
+}
+
+static int create_table(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
+                        char *err, size_t errlen)
+{
+    return create_table_as(r, rec, t, shadow, NULL, err, errlen);
 }
 
 /* The secondary index built after the load: (cursor, key) for local range reads. */
@@ -295,6 +303,12 @@ static void set_live_layout(struct rp_table *t)
 
 /* ---- record types ---------------------------------------------------------------------- */
 
+static int has_open_keys(struct replay *r, const struct journal_record *rec, struct rp_table *t, char *err,
+                         size_t errlen);
+static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, const char *into,
+                           char *err, size_t errlen);
+static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static int apply_schema(struct replay *r, const struct journal_record *rec, char *err, size_t errlen)
 {
     char why[IA_ERRLEN];
@@ -350,12 +364,57 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
     journal_schema_free(&s);
     if (!t->live || (!live_current(t) && t->snapshot_id == 0)) {
         /* No live table yet, or one that only on-demand/incremental rows filled
-         * (no snapshot to keep serving): start it empty with the new layout. */
+         * (no snapshot to keep serving): start it empty with the new layout —
+         * but for the keys of open offline writes, whose live rows are carried
+         * into it as a snapshot swap carries them (docs/outbox.md: their ops
+         * stay open and are sent; their rows stay visible). */
+        int open = t->live && t->key_col >= 0 ? has_open_keys(r, rec, t, err, errlen) : 0;
+        if (open < 0) return -1;
+        if (t->live && t->key_col < 0 && has_open_keys(r, rec, t, err, errlen) > 0)
+            warn_msg(r, "journal seq %llu: table \"%s\": the new layout has no key column: the rows of its open "
+                     "offline writes are not carried into it", (unsigned long long)rec->seq, t->name);
+        char carry[JOURNAL_TABLE_MAX + 32];
+        snprintf(carry, sizeof carry, "_agent_carry_%s", t->name);
+        if (open) {
+            struct buf q = {0};
+            buf_puts(&q, "DROP TABLE IF EXISTS ");
+            rp_quote(&q, carry);
+            int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
+            buf_free(&q);
+            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "dropping the carry table");
+            if (create_table_as(r, rec, t, 0, carry, err, errlen) != 0 ||
+                carry_open_rows(r, rec, t, carry, err, errlen) != 0)
+                return -1;
+        }
         rp_table_finalize(t);
         if (t->live && drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
-        if (create_table(r, rec, t, 0, err, errlen) != 0 || create_indexes(r, rec, t, err, errlen) != 0) return -1;
+        if (open) {
+            struct buf q = {0};
+            buf_puts(&q, "ALTER TABLE ");
+            rp_quote(&q, carry);
+            buf_puts(&q, " RENAME TO ");
+            rp_quote(&q, t->name);
+            int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
+            buf_free(&q);
+            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "renaming the carry table");
+        } else if (create_table(r, rec, t, 0, err, errlen) != 0) {
+            return -1;
+        }
+        if (create_indexes(r, rec, t, err, errlen) != 0) return -1;
         set_live_layout(t);
         t->rows = 0;
+        if (open) {
+            struct buf q = {0};
+            buf_puts(&q, "SELECT count(*) FROM ");
+            rp_quote(&q, t->name);
+            sqlite3_stmt *st;
+            int rc = sqlite3_prepare_v2(r->db, q.p, (int)q.len, &st, NULL);
+            buf_free(&q);
+            if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) t->rows = (uint64_t)sqlite3_column_int64(st, 0);
+            else rc = SQLITE_ERROR;
+            sqlite3_finalize(st);
+            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "counting rows");
+        }
         rp_value_clear(&t->mark_cursor);
         rp_value_clear(&t->mark_key);
         t->dirty = 1;
@@ -479,13 +538,14 @@ static int key_open(struct replay *r, const struct journal_record *rec, struct r
  * shares with the old one; when the key column itself changed, the open keys
  * name another column and nothing can be carried (a warning says so). "key IN
  * (SELECT key ...)" compares with the shadow key column's affinity. */
-static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, char *err,
-                           size_t errlen)
+static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, const char *into,
+                           char *err, size_t errlen)
 {
     int open = has_open_keys(r, rec, t, err, errlen);
     if (open <= 0) return open;
     char shname[JOURNAL_TABLE_MAX + 32];
-    snprintf(shname, sizeof shname, "_agent_shadow_%s", t->name);
+    if (into) snprintf(shname, sizeof shname, "%s", into);
+    else snprintf(shname, sizeof shname, "_agent_shadow_%s", t->name);
     const char *key = t->cols[t->key_col];
     struct buf cols = {0}, q = {0};
     sqlite3_stmt *st = NULL;
@@ -510,7 +570,7 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
     }
     if (!live_key) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "journal seq %llu: table \"%s\": the snapshot's key column \"%s\" is not the live "
+        snprintf(msg, sizeof msg, "journal seq %llu: table \"%s\": the new layout's key column \"%s\" is not the live "
                  "table's: the rows of open offline writes are not carried into it",
                  (unsigned long long)rec->seq, t->name, key);
         if (r->warn) r->warn(r->warn_ctx, msg);
@@ -522,10 +582,10 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
         buf_reset(&q);
         if (step == 0) {
             buf_puts(&q, "DELETE FROM ");
-            shadow_name(&q, t->name);
+            rp_quote(&q, shname);
         } else {
             buf_puts(&q, "INSERT INTO ");
-            shadow_name(&q, t->name);
+            rp_quote(&q, shname);
             buf_puts(&q, " (");
             buf_append(&q, cols.p, cols.len);
             buf_puts(&q, ") SELECT ");
@@ -648,7 +708,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     /* The swap (invariant 4): all of it inside the batch transaction, so another
      * connection sees the old table or the new one. Open offline writes keep
      * their rows (docs/outbox.md, protected keys). */
-    if (t->live && t->key_col >= 0 && carry_open_rows(r, rec, t, err, errlen) != 0) return -1;
+    if (t->live && t->key_col >= 0 && carry_open_rows(r, rec, t, NULL, err, errlen) != 0) return -1;
     b->st.rows_deleted += rows_gone(r, t);
     rp_table_finalize(t);
     if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
@@ -1017,12 +1077,44 @@ static int apply_op(struct replay *r, struct batch *b, const struct journal_reco
     return 0;
 }
 
+/* Does the changeset (taken when the op was accepted) have t's current
+ * layout: its column count and key? 1 yes, 0 no (the table was recreated or
+ * swapped to another layout since: an end state must still apply, so the
+ * caller warns instead of refusing), -1 malformed. key_only: only the key
+ * column's position counts (removing an insert's rows by key). */
+static int cs_fits(const struct rp_table *t, const void *cs, int n, int key_only)
+{
+    sqlite3_changeset_iter *it;
+    if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK) return -1;
+    int fits = 1;
+    while (fits && sqlite3changeset_next(it) == SQLITE_ROW) {
+        const char *tab;
+        int ncol, op, indirect, npk;
+        unsigned char *pk;
+        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
+            sqlite3changeset_pk(it, &pk, &npk) != SQLITE_OK) {
+            sqlite3changeset_finalize(it);
+            return -1;
+        }
+        if (key_only) {
+            fits = ncol > t->key_col && pk[t->key_col];
+            continue;
+        }
+        fits = ncol == (int)t->ncols;
+        for (int c = 0; fits && c < ncol; c++) fits = (pk[c] != 0) == (c == t->key_col);
+    }
+    if (sqlite3changeset_finalize(it) != SQLITE_OK) return -1;
+    return fits;
+}
+
 /* done for an insert: the rows the op inserted (provisional keys) go; the
  * portal's rows come in the incremental_page journaled after the op_state. */
 static int remove_inserted(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
                            const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
 {
-    if (!live_current(t) || t->key_col < 0) {
+    int fits = live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 1) : 0;
+    if (fits < 0) return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
+    if (!fits) {
         warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its inserted rows were not removed: the table's "
                  "layout changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
         return 0;
@@ -1071,7 +1163,9 @@ static int revert(struct replay *r, struct batch *b, const struct journal_record
                   const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
 {
     if (n == 0) return 0;
-    if (!live_current(t) || t->key_col < 0) {
+    int fits = live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 0) : 0;
+    if (fits < 0) return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
+    if (!fits) {
         warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its change was not reverted: the table's layout "
                  "changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
         return 0;

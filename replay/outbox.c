@@ -30,6 +30,16 @@ int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run
         snprintf(err, errlen, "table %s: not cached", table);
         return -1;
     }
+    /* The live table still serves the layout before its last SCHEMA (a
+     * snapshot of the new one has not landed): replay refuses an op on it, so
+     * the write is refused here, before anything is journaled. */
+    if (strcmp(t->live_hash, t->hash) != 0 || t->live_key_col != t->key_col ||
+        t->live_cursor_col != t->cursor_col) {
+        snprintf(err, errlen, "table %s: its cached copy still has the layout before the portal's last schema "
+                 "change (schema %s, now %s): a write cannot be queued until a snapshot of the new layout lands",
+                 table, t->live_hash[0] ? t->live_hash : "none", t->hash);
+        return -1;
+    }
     /* A session records only tables with a primary key: without one the
      * changeset would be silently empty. */
     if (t->key_col < 0) {

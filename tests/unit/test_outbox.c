@@ -641,6 +641,114 @@ static void test_capture(void **state)
     free(before);
 }
 
+/* Table "t" with a fourth column w: another layout, the key and cursor where they were. */
+static void put_schema_w(struct fx *f)
+{
+    const char *names[] = {"id", "name", "v", "w"};
+    enum journal_coltype types[] = {JOURNAL_COL_INT, JOURNAL_COL_TEXT, JOURNAL_COL_INT, JOURNAL_COL_TEXT};
+    char err[512];
+    if (journal_payload_schema(&f->pl, 4, names, types, 0, 2, err, sizeof err) != 0) fail_msg("%s", err);
+    append(f, JOURNAL_SCHEMA, "t");
+}
+
+#define ROWS_W                                                                                                   \
+    "SELECT group_concat(id || ':' || name || ':' || coalesce(v, '') || ':' || coalesce(w, '-'), ' ') FROM"     \
+    " (SELECT * FROM t ORDER BY id)"
+
+/* A SCHEMA that recreates a table never snapshotted (on_demand) carries the
+ * rows of its open ops into the new layout: the ops stay open, their rows
+ * visible; their end states still apply (a revert that cannot use the old
+ * layout's changeset is said, not refused), and a rebuild gives the same. */
+static void test_on_demand_schema_keeps_open_ops(void **state)
+{
+    struct fx *f = *state;
+    put_schema(f);
+    const int64_t ids[] = {1, 2, 3};
+    put_incremental(f, ids, 3, 1);
+    apply_ok(f);
+    uint64_t u = put_op(f, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'local' WHERE id = 2");
+    uint64_t i = put_op(f, JOURNAL_OP_INSERT, "INSERT INTO t VALUES (-1000, 'new', NULL)");
+    uint64_t d = put_op(f, JOURNAL_OP_DELETE, "DELETE FROM t WHERE id = 3");
+    put_schema_w(f);
+    apply_ok(f);
+    assert_q(f, ROWS_W, "-1000:new::- 2:local:21:-");
+    assert_int_equal(table_rows(f), 2);
+    char want[512];
+    snprintf(want, sizeof want, "2@%llu -1000@%llu 3@%llu", (unsigned long long)u, (unsigned long long)i,
+             (unsigned long long)d);
+    assert_q(f, KEYS, want);
+    assert_q(f, "SELECT group_concat(state, ' ') FROM (SELECT state FROM _agent_outbox ORDER BY id)",
+             "pending pending pending");
+    /* still protected: a pulled copy of 2 is skipped, 3 (deleted locally) too */
+    const int64_t again[] = {2, 3};
+    struct journal_value mc = {.type = JOURNAL_INT, .i = 2000}, mk = {.type = JOURNAL_INT, .i = 3};
+    journal_payload_incremental_page(&f->pl, &mc, &mk, 4);
+    for (int k = 0; k < 2; k++) {
+        put_row(f, again[k], 2);
+        journal_put_text(&f->pl, "w", 1);
+    }
+    append(f, JOURNAL_INCREMENTAL_PAGE, "t");
+    apply_ok(f);
+    assert_q(f, ROWS_W, "-1000:new::- 2:local:21:-");
+    /* the ends apply: the insert's provisional row goes by key; the update's
+     * revert cannot use the old layout's changeset: left, with a warning */
+    put_state(f, i, JOURNAL_OPS_DONE, NULL);
+    put_state(f, u, JOURNAL_OPS_CONFLICT, "portal changed");
+    apply_ok(f);
+    assert_q(f, ROWS_W, "2:local:21:-");
+    assert_non_null(strstr(f->warn, "its change was not reverted: the table's layout changed since"));
+    assert_null(strstr(f->warn, "its inserted rows were not removed"));
+    snprintf(want, sizeof want, "3@%llu", (unsigned long long)d);
+    assert_q(f, KEYS, want);
+    char *rows = q_text(replay_db(f->r), ROWS_W), *outbox = q_text(replay_db(f->r), OUTBOX);
+    replay_close(f->r);
+    f->r = NULL;
+    struct replay_opts o = opts(f);
+    char err[2048];
+    if (replay_rebuild(&o, NULL, err, sizeof err) != 0) fail_msg("rebuild: %s", err);
+    ropen(f);
+    assert_q(f, ROWS_W, rows);
+    assert_q(f, OUTBOX, outbox);
+    assert_q(f, KEYS, want);
+    free(rows);
+    free(outbox);
+}
+
+/* A table whose live layout is behind its last SCHEMA (a snapshot of the new
+ * layout has not landed) refuses a capture: replay would refuse the op. */
+static void test_capture_schema_behind(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    put_schema_w(f);
+    apply_ok(f);
+    sqlite3 *db = replay_db(f->r);
+    char *before = q_text(db, ROWS);
+    void *cs = NULL;
+    int ncs = 0;
+    char err[2048];
+    assert_int_equal(replay_op_capture(f->r, "t", run_sql, "UPDATE t SET name = 'x' WHERE id = 2", &cs, &ncs, err,
+                                       sizeof err), -1);
+    assert_non_null(strstr(err, "table t: its cached copy still has the layout before the portal's last schema change"));
+    assert_null(cs);
+    assert_q(f, ROWS, before);
+    free(before);
+    /* the snapshot of the new layout lands: writes are accepted again */
+    journal_payload_snapshot_begin(&f->pl, 0);
+    uint64_t sid = append(f, JOURNAL_SNAPSHOT_BEGIN, "t");
+    journal_payload_snapshot_page(&f->pl, sid, 4);
+    put_row(f, 1, 2);
+    journal_put_text(&f->pl, "w", 1);
+    append(f, JOURNAL_SNAPSHOT_PAGE, "t");
+    journal_payload_snapshot_end(&f->pl, sid, 1, NULL, NULL);
+    append(f, JOURNAL_SNAPSHOT_END, "t");
+    apply_ok(f);
+    assert_int_equal(replay_op_capture(f->r, "t", run_sql, "UPDATE t SET name = 'x' WHERE id = 1", &cs, &ncs, err,
+                                       sizeof err), 0);
+    assert_true(ncs > 0);
+    sqlite3_free(cs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -655,6 +763,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_op_conflict_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_on_demand_schema_keeps_open_ops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capture_schema_behind, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
