@@ -13,6 +13,7 @@
 int replay_copy_travels(const char *table)
 {
     return strcmp(table, "_agent_state") != 0 && strcmp(table, "_agent_export") != 0 &&
+           strcmp(table, "_agent_outbox") != 0 && strcmp(table, "_agent_outbox_keys") != 0 &&
            sqlite3_strnicmp(table, "sqlite_", 7) != 0;
 }
 
@@ -25,7 +26,8 @@ int replay_copy_list(sqlite3 *db, const char *schema, char ***names, char ***ddl
     buf_puts(&q, "SELECT name, sql FROM ");
     rp_quote(&q, schema);
     buf_puts(&q, ".sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                 " AND name NOT IN ('_agent_state', '_agent_export') ORDER BY name");
+                 " AND name NOT IN ('_agent_state', '_agent_export', '_agent_outbox', '_agent_outbox_keys')"
+                 " ORDER BY name");
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, q.p, -1, &st, NULL);
     buf_free(&q);
@@ -144,6 +146,8 @@ int replay_copy_take(const char *db_path, const char *copy, char *err, size_t er
         sqlite3_finalize(st);
         buf_puts(&drops, "UPDATE _agent_tables SET pending_id = 0, pending_rows = 0, pending_key_type = 'null',"
                          " pending_key = NULL WHERE pending_id != 0 OR pending_rows != 0;");
+        /* The outbox is this agent's: its ops are sent by it, from its journal. */
+        buf_puts(&drops, "DELETE FROM _agent_outbox; DELETE FROM _agent_outbox_keys;");
         struct buf what = {0};
         buf_printf(&what, "export copy %s", copy);
         ok = rp_exec(c, "BEGIN", what.p, err, errlen) == 0 && rp_exec(c, drops.p, what.p, err, errlen) == 0 &&
@@ -294,8 +298,23 @@ int replay_copy_adopt(sqlite3 *src, sqlite3 *dst, const char *path, const char *
         sqlite3_finalize(rd);
         return -1;
     }
+    /* The copy replaces cache.db whole: open offline writes would lose their
+     * outbox rows while their records stay in the journal. */
+    int64_t open = 0;
+    if (query_int(dst, "SELECT count(*) FROM _agent_outbox WHERE state IN ('pending', 'sent')", &open, err,
+                  errlen) != 0) {
+        sqlite3_finalize(rd);
+        return -1;
+    }
+    if (open) {
+        snprintf(err, errlen, "%s: cache.db has %lld open offline writes (iptv-agent outbox): an import would lose "
+                 "them; let them be sent, or drop them, then import", path, (long long)open);
+        sqlite3_finalize(rd);
+        return -1;
+    }
     err[0] = '\0';
     ok = rp_exec(src, "BEGIN", path, err, errlen) == 0 &&
+         rp_exec(src, "DELETE FROM _agent_outbox; DELETE FROM _agent_outbox_keys", path, err, errlen) == 0 &&
          sqlite3_prepare_v2(src, "UPDATE _agent_state SET applied_seq = ?1, base_seq = ?2, created_ms = ?3 WHERE id = 1",
                             -1, &wr, NULL) == SQLITE_OK;
     if (ok) {

@@ -2,9 +2,13 @@
  * replay's metadata tables, so that no SQL on _agent_* lives outside replay/.
  *
  * A copy is a whole cache.db file taken with VACUUM INTO. What travels: every
- * table but SQLite's own and the local identity and position (_agent_state,
- * _agent_export). What stays local when a copy is installed: the applied
- * journal position and this cache's agent id.
+ * table but SQLite's own, the local identity and position (_agent_state,
+ * _agent_export) and the outbox (_agent_outbox, _agent_outbox_keys: an
+ * agent's offline writes are sent by it alone; a copy has them empty). The
+ * rows of open offline writes do travel, as cache.db shows them
+ * (read-your-writes). What stays local when a copy is installed: the applied
+ * journal position and this cache's agent id; a cache with open offline
+ * writes refuses a copy (replay_copy_adopt).
  *
  * Functions take open connections (the caller owns and closes them) or a path;
  * every failure returns -1 with err naming the file or table. Strings returned
@@ -16,7 +20,7 @@
 #include <stdint.h>
 
 /* 1 if `table` travels in a copy or changeset (not sqlite_*, not the local
- * _agent_state/_agent_export), else 0. */
+ * _agent_state/_agent_export/_agent_outbox/_agent_outbox_keys), else 0. */
 int replay_copy_travels(const char *table);
 
 /* The tables of attached schema `schema` ("main", "base" ...) that travel, with
@@ -67,8 +71,9 @@ int replay_copy_set_at(sqlite3 *db, const char *id, const char *kind, int64_t at
 int replay_copy_check(sqlite3 *src, sqlite3 *dst, const char *path, char *err, size_t errlen);
 
 /* Before installing `src` over `dst`: give src dst's local facts (applied
- * position, base seq, creation time, agent id) and mark it at export `id`
- * (a snapshot), in one transaction of src. */
+ * position, base seq, creation time, agent id), empty its outbox, and mark it
+ * at export `id` (a snapshot), in one transaction of src. Refused while dst
+ * has open offline writes (pending or sent), naming how many. */
 int replay_copy_adopt(sqlite3 *src, sqlite3 *dst, const char *path, const char *id, int64_t at_ms, char *err,
                       size_t errlen);
 

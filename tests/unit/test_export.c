@@ -23,6 +23,7 @@
 #include "agent/ship/export_hub.h"
 #include "journal/journal.h"
 #include "journal/rows.h"
+#include "replay/outbox.h"
 #include "replay/replay.h"
 #include "tests/testutil.h"
 
@@ -264,6 +265,72 @@ static void import_fails(const char *db, const char *file, ...)
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
+
+static int run_sql(sqlite3 *db, void *ctx, char *err, size_t errlen)
+{
+    if (sqlite3_exec(db, ctx, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
+/* Queue a write on h's table t as the daemon does: capture, journal the op, apply. */
+static void put_op(struct host *h, int kind, const char *sql)
+{
+    char err[2048];
+    struct replay_opts o = {.db_path = h->db, .journal_dir = h->jdir};
+    struct replay *r;
+    if (replay_open(&o, &r, err, sizeof err) != 0) fail_msg("replay_open: %s", err);
+    void *cs;
+    int ncs;
+    if (replay_op_capture(r, "t", run_sql, (void *)sql, &cs, &ncs, err, sizeof err) != 0) fail_msg("capture: %s", err);
+    struct journal_op op = {.kind = kind, .params = "{\"table\":\"t\"}", .nparams = 13, .changeset = cs,
+                            .nchangeset = (size_t)ncs, .answer = "1", .nanswer = 1};
+    if (journal_payload_op(&h->pl, &op, err, sizeof err) != 0) fail_msg("%s", err);
+    sqlite3_free(cs);
+    append(h, JOURNAL_OP, "t");
+    if (replay_apply(r, JOURNAL_SEQ_MAX, NULL, err, sizeof err) != 0) fail_msg("replay_apply: %s", err);
+    replay_close(r);
+}
+
+/* The outbox stays home: an export taken with open ops carries their rows (it
+ * reads cache.db: read-your-writes) but not _agent_outbox/_agent_outbox_keys,
+ * so an importer never sends another agent's writes; a cache with open ops
+ * refuses an import (it would lose them). */
+static void test_outbox_stays_home(void **state)
+{
+    struct fx *f = *state;
+    build_a(f);
+    put_op(&f->a, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'local' WHERE id = 3");
+    put_op(&f->a, JOURNAL_OP_INSERT, "INSERT INTO t VALUES (-1000, 'queued', NULL)");
+    char *n = q_text(f->a.db, "SELECT count(*) || '/' || (SELECT count(*) FROM _agent_outbox_keys) FROM _agent_outbox");
+    assert_string_equal(n, "2/2");
+    free(n);
+    apply(&f->b);
+    struct export_manifest m;
+    snapshot_ok(f->a.db, f->file, &m);
+    for (size_t i = 0; i < m.ntables; i++)
+        if (!strncmp(m.tables[i].name, "_agent_outbox", 13)) fail_msg("the manifest lists %s", m.tables[i].name);
+    struct export_import_result res;
+    import_ok(f->b.db, f->file, &res);
+    n = q_text(f->b.db, "SELECT count(*) || '/' || (SELECT count(*) FROM _agent_outbox_keys) FROM _agent_outbox");
+    assert_string_equal(n, "0/0");
+    free(n);
+    n = q_text(f->b.db, "SELECT group_concat(id || ':' || name, ' ') FROM (SELECT * FROM t WHERE id IN (-1000, 3) ORDER BY id)");
+    assert_string_equal(n, "-1000:queued 3:local");
+    free(n);
+    /* the source still has its outbox; it refuses an import while ops are open */
+    n = q_text(f->a.db, "SELECT count(*) FROM _agent_outbox WHERE state = 'pending'");
+    assert_string_equal(n, "2");
+    free(n);
+    import_fails(f->a.db, f->file, "cache.db has 2 open offline writes", "drop them", NULL);
+    n = q_text(f->a.db, "SELECT count(*) FROM _agent_outbox WHERE state = 'pending'");
+    assert_string_equal(n, "2");
+    free(n);
+    export_manifest_free(&res.m);
+    export_manifest_free(&m);
+}
 
 static void test_snapshot_into_empty(void **state)
 {
@@ -885,6 +952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_import_atomic_for_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_end_to_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_stays_home, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
