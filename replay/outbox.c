@@ -203,3 +203,24 @@ int replay_outbox_counts(sqlite3 *db, struct replay_outbox_counts *out, char *er
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : -1;
 }
+
+int replay_outbox_prune(struct replay *r, uint64_t start, int64_t *deleted, char *err, size_t errlen)
+{
+    *deleted = 0;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db,
+                                "DELETE FROM _agent_outbox WHERE id < ?1 AND state NOT IN ('pending', 'sent')", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, start > INT64_MAX ? INT64_MAX : (int64_t)start);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) *deleted = sqlite3_changes64(r->db);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "outbox: deleting the ended ops before seq %llu: %s", (unsigned long long)start,
+                 rp_errmsg(r->db).s);
+        return -1;
+    }
+    return 0;
+}

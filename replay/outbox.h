@@ -50,4 +50,12 @@ struct replay_outbox_counts {
 };
 int replay_outbox_counts(sqlite3 *db, struct replay_outbox_counts *out, char *err, size_t errlen);
 
+/* Bounds (docs/outbox.md): delete the ended ops (done, conflict, rejected,
+ * dropped) whose op record is older than `start`, the journal's first seq
+ * after a compaction: a rebuild from that journal would not have them either
+ * (their states are skipped), so cache.db stays what a rebuild gives. Open
+ * ops are never deleted (compaction keeps their records). Writer connection,
+ * outside replay_apply. *deleted: how many went. */
+int replay_outbox_prune(struct replay *r, uint64_t start, int64_t *deleted, char *err, size_t errlen);
+
 #endif

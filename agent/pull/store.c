@@ -5,6 +5,7 @@
 #include "agent/base/err.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "replay/outbox.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,7 +133,18 @@ int store_compact(struct store *s, const struct config *cfg, uint64_t max_applie
     char why[IA_ERRLEN];
     if (lock) pthread_mutex_lock(lock);
     int rc = replay_note_compact(s->rp, &c, why, sizeof why);
+    /* Ended ops older than the journal's start go (docs/outbox.md, Bounds):
+     * cache.db keeps what a rebuild from the journal would give. */
+    uint64_t *segs = NULL;
+    size_t nseg = 0;
+    int64_t pruned = 0;
+    char why2[IA_ERRLEN];
+    int prc = journal_segments(s->journal_dir, &segs, &nseg, why2, sizeof why2);
+    if (prc == 0 && nseg) prc = replay_outbox_prune(s->rp, segs[0], &pruned, why2, sizeof why2);
+    free(segs);
     if (lock) pthread_mutex_unlock(lock);
+    if (prc != 0) log_warn("%s", why2);
+    else if (pruned) log_info("outbox: %lld ended ops older than the journal deleted", (long long)pruned);
     /* The segments are gone either way; only status would miss it. */
     if (rc != 0) log_warn("%s", why);
     return 0;

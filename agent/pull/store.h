@@ -31,7 +31,8 @@ int store_open_readonly(const struct config *cfg, struct store *s, char *err, si
 void store_close(struct store *s);
 /* Compact the journal: journal_compact() bounded by cache.db's applied position
  * (or max_applied when lower) and [storage] retain, then note the outcome in
- * cache.db for `status`. The one way every caller compacts (`journal compact`,
+ * cache.db for `status`, and delete the ended outbox ops older than the
+ * journal's new start (replay_outbox_prune). The one way every caller compacts (`journal compact`,
  * --once, the daemon). lock (may be NULL) guards the writer connection: held
  * to read the position and to note the result, not while the journal is read.
  * 0 or -1 with err (nothing noted then). */

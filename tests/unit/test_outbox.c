@@ -749,6 +749,38 @@ static void test_capture_schema_behind(void **state)
     sqlite3_free(cs);
 }
 
+/* Bounds: ended ops older than the journal's start go; open ops stay. */
+static void test_prune_ended(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    uint64_t u = put_op(f, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'local' WHERE id = 2");
+    uint64_t i = put_op(f, JOURNAL_OP_INSERT, "INSERT INTO t VALUES (-1000, 'new', NULL)");
+    uint64_t d = put_op(f, JOURNAL_OP_DELETE, "DELETE FROM t WHERE id = 3");
+    put_state(f, u, JOURNAL_OPS_DONE, NULL);
+    put_state(f, i, JOURNAL_OPS_CONFLICT, "portal changed");
+    apply_ok(f);
+    char err[512];
+    int64_t n = -1;
+    assert_int_equal(replay_outbox_prune(f->r, u, &n, err, sizeof err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(replay_outbox_prune(f->r, i, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    char want[64];
+    snprintf(want, sizeof want, "%llu %llu", (unsigned long long)i, (unsigned long long)d);
+    assert_q(f, "SELECT group_concat(id, ' ') FROM (SELECT id FROM _agent_outbox ORDER BY id)", want);
+    assert_int_equal(replay_outbox_prune(f->r, d + 100, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1);
+    snprintf(want, sizeof want, "%llu", (unsigned long long)d);
+    assert_q(f, "SELECT group_concat(id, ' ') FROM (SELECT id FROM _agent_outbox ORDER BY id)", want);
+    snprintf(want, sizeof want, "3@%llu", (unsigned long long)d);
+    assert_q(f, KEYS, want);
+    /* the open op still ends normally */
+    put_state(f, d, JOURNAL_OPS_DROPPED, NULL);
+    apply_ok(f);
+    assert_q(f, "SELECT state FROM _agent_outbox", "dropped");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +797,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_demand_schema_keeps_open_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capture_schema_behind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_ended, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
