@@ -23,7 +23,8 @@
  *                _agent_tables). Creates the live table, empty, if there is none.
  *                If the live table exists with another layout (columns, types,
  *                key or cursor): a table that never had a snapshot (on_demand)
- *                is recreated empty; otherwise the live table keeps serving its
+ *                is recreated empty (but for the rows of open offline writes,
+ *                carried into it: docs/outbox.md); otherwise the live table keeps serving its
  *                old layout ("schema_behind") until a snapshot swaps the new one
  *                in, and INCREMENTAL_PAGE/DELETIONS for it are errors until then.
  *                A changed layout also drops an unfinished snapshot's shadow.
