@@ -300,7 +300,7 @@ TOML
     rnd 3; nw=$((R + 1))
     for ((i = 0; i < nw; i++)); do
       rnd 3
-      if [ "$R" -lt 2 ] || [ "${#upd_id[@]}" -ge "${#ids[@]}" ]; then
+      if [ $((nops % 3)) != 2 ] || [ "${#upd_id[@]}" -ge "${#ids[@]}" ]; then   # every third an update
         ins+=("ot-$SEED-$nops")
         ob_rpc "{\"into\":\"terminal\",\"columns\":[\"serial\",\"model\"],\"values\":[[\"ot-$SEED-$nops\",\"queued\"]],\"returning\":[\"id\",\"serial\",\"model\"]}" insert
       else
