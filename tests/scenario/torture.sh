@@ -24,6 +24,10 @@
 #     uninterrupted import gives (a reference edge). `export` killed: a file
 #     under the name is always complete. Damaged export files (truncated,
 #     bytes changed) are refused and change nothing.
+#   8 the outbox (issue 13): writes queued while the portal is down, the daemon
+#     killed -9 offline and around sending (before, with a committed write's
+#     reply delayed, after answers), lost replies; every op ends done, applied
+#     on the portal exactly once (see phase_outbox). TORTURE_OUTBOX_KILLS=N.
 #   7 (opt-in, TORTURE_RESUME_PROBE=1) a full table's snapshot interrupted, the
 #     portal changed, the restart must equal the portal.
 # Throughout (except rebuilds) a reader polls cache.db (and the edge's
@@ -51,6 +55,9 @@ else scen_size K1 10 3; scen_size ROWS 10000 5000 3000; fi
 K1=${TORTURE_KILLS:-$K1} ROWS=${TORTURE_ROWS:-$ROWS}
 KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 2 ] || KO=2
 K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
+# phase 8 (the outbox): its own count, TORTURE_OUTBOX_KILLS=N
+if [ "$LONG" = 1 ]; then K_OUTBOX=100; else scen_size K_OUTBOX 10 4 3; fi
+K_OUTBOX=${TORTURE_OUTBOX_KILLS:-$K_OUTBOX}
 [ "$K_FAULT" -ge 3 ] || K_FAULT=3
 RANDOM=$SEED
 
@@ -221,6 +228,147 @@ check_observations() {
   [ -z "$bad" ] || fail "$2: $(echo "$bad" | sort | uniq -c | sort -rn | head -10)"
   POLLS=$(awk '{print $2}' "$SCEN_DIR/polls")
 }
+
+# ---- 8 the outbox: queued writes sent across kill -9 (defined here, run last) ----------------
+# A daemon caching terminal (not one of TABLES: the reader and the end's checks
+# leave it alone) in its own directory. Each round: the portal killed -9; 1..3
+# writes queued (inserts with unique serials, updates of distinct rows, so the
+# end state is known); sometimes the daemon killed -9 with the ops pending and
+# restarted still offline; the portal back on its port, sometimes losing the
+# reply of a committed write (write_queue drop / 500after) or slow to answer;
+# the daemon killed -9 before a write reached the portal (its probe and
+# checks), while a committed write's reply is delayed, or after writes were
+# answered; restarted. At the end (portal up, the daemon running until its
+# outbox is all done): every insert is on the portal exactly once, every update's
+# value is there, every op is done, and after a pull cache.db's terminal equals
+# the portal's with no provisional (negative) key. TORTURE_ONLY=outbox runs
+# only this phase.
+phase_outbox() {
+  local PT=$SECONDS OB=$SCEN_DIR/ob OBCFG=$SCEN_DIR/ob.toml OLOG=$SCEN_DIR/ob.daemon.log
+  local OBDB=$SCEN_DIR/ob/cache.db port=${P_URL##*:}
+  port=${port%%/*}
+  local kills8=0 offline8=0 r8=0 nops=0 lostrep=0 slow=0 before8=0 during8=0 after8=0 inflight=0 i nw how
+  local -a ins=() upd_id=() upd_val=() ids=()
+  scen_config --url "$P_URL" --retries 1 --timeout 3s --dir "$OB" "$OBCFG" <<TOML
+
+[serve]
+listen = "127.0.0.1:0"
+tokenless_writes = "loopback"
+
+[[table]]
+name = "terminal"
+strategy = "full"
+ttl = "1h"
+columns = ["id", "serial", "model"]
+TOML
+  ob_rpc() {  # ob_rpc PARAMS-JSON METHOD: one write through the daemon; it must be queued
+    http POST "$O8_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":$((nops + 1)),\"method\":\"$2\",\"params\":$1}"
+    [ "$HTTP_CODE" = 200 ] && [ -n "$(http_header X-Write-Queued)" ] ||
+      fail "phase 8 round $r8: $2 while the portal is down: HTTP $HTTP_CODE X-Write-Queued '$(http_header X-Write-Queued)': $(cat "$HTTP_BODY")"
+    grep -q '"result"' "$HTTP_BODY" || fail "phase 8: $2 queued without a result: $(cat "$HTTP_BODY")"
+    nops=$((nops + 1))
+  }
+  ob_open() { sq "$OBDB" "SELECT count(*) FROM _agent_outbox WHERE state <> 'done'"; }
+  ob_all_done() { [ "$(sq "$OBDB" "SELECT count(*) || ',' || total(state = 'done') FROM _agent_outbox")" = "$nops,$nops.0" ]; }
+  ob_kill() {   # kill -9 the daemon, restart it (the portal up or down as it is)
+    kill -9 "$O8_PID" 2>/dev/null || true
+    wait_agent "$O8_PID"
+    exec {O8_FD}<&-
+    [ "$rc" = 137 ] || fail "phase 8 round $r8: the daemon exited $rc before its kill: $(tail -5 "$OLOG")"
+    kills8=$((kills8 + 1)); tort_kill
+    # ops left `sending` (shown as sent): their outcome unknown, to be read back
+    inflight=$((inflight + $(sq "$OBDB" "SELECT count(*) FROM _agent_outbox WHERE state = 'sent'")))
+    OLOG=$SCEN_DIR/ob.daemon.$kills8.log
+    start_daemon O8 "$OLOG" -c "$OBCFG" --log-level debug run
+  }
+  # the kill moment: the portal saw requests >= want_req (before), a committed
+  # write (during/after: want_w writes), or nothing is left to send.
+  ob_reached() {
+    local v
+    v=$(portal_stat "$P_URL" "$1" 2>/dev/null || echo 0)
+    [ "${v:-0}" -ge "$2" ] || [ "$(ob_open)" = 0 ]
+  }
+  # distinct rows to update, one per update at most
+  mapfile -t ids < <(sq "$PDB" "SELECT id FROM terminal ORDER BY id LIMIT $((K_OUTBOX * 3 + 10))")
+  [ "${#ids[@]}" -ge $((K_OUTBOX * 2)) ] || fail "phase 8: the portal has only ${#ids[@]} terminal rows"
+  start_daemon O8 "$OLOG" -c "$OBCFG" --log-level debug run
+  wait_for 60 "phase 8: the daemon's first pull of terminal" status_ok "$O8_URL" terminal
+  while [ "$kills8" -lt "$K_OUTBOX" ]; do
+    r8=$((r8 + 1))
+    [ "$r8" -le $((K_OUTBOX * 3)) ] || fail "phase 8: only $kills8 kills in $r8 rounds"
+    kill_portal "$P_PID"; tort_fault
+    rnd 3; nw=$((R + 1))
+    for ((i = 0; i < nw; i++)); do
+      rnd 3
+      if [ $((nops % 3)) != 2 ] || [ "${#upd_id[@]}" -ge "${#ids[@]}" ]; then   # every third an update
+        ins+=("ot-$SEED-$nops")
+        ob_rpc "{\"into\":\"terminal\",\"columns\":[\"serial\",\"model\"],\"values\":[[\"ot-$SEED-$nops\",\"queued\"]],\"returning\":[\"id\",\"serial\",\"model\"]}" insert
+      else
+        local uid=${ids[${#upd_id[@]}]}
+        upd_id+=("$uid"); upd_val+=("ou-$SEED-$nops")
+        ob_rpc "{\"table\":\"terminal\",\"set\":{\"model\":\"ou-$SEED-$nops\"},\"where\":{\"eq\":[\"id\",$uid]}}" update
+        grep -q '"result":1}' "$HTTP_BODY" || fail "phase 8: a queued update of row $uid: $(cat "$HTTP_BODY")"
+      fi
+    done
+    # the daemon killed with ops pending and restarted while still offline
+    rnd 3
+    if [ "$R" = 0 ]; then
+      local open; open=$(ob_open)
+      ob_kill; offline8=$((offline8 + 1))
+      [ "$(ob_open)" = "$open" ] || fail "phase 8: kill -9 offline changed the open ops: $(ob_open), was $open"
+    fi
+    # the portal back on its port, faults on its writes sometimes
+    start_portal P --db "$PDB" --password "$PW" --port "$port"
+    rnd 4
+    case $R in
+      1) portal_admin "$P_URL" /_fake/faults '{"write_queue":["drop"]}' >/dev/null; lostrep=$((lostrep + 1)); tort_fault ;;
+      2) portal_admin "$P_URL" /_fake/faults '{"write_queue":["ok","500after"]}' >/dev/null; lostrep=$((lostrep + 1)); tort_fault ;;
+    esac
+    rnd 3; how=$R
+    if [ "$how" = 1 ]; then   # during: the write commits, its reply waits
+      rnd 250; portal_admin "$P_URL" /_fake/faults "{\"latency_ms\":$((R + 50))}" >/dev/null; slow=$((slow + 1))
+    fi
+    case $how in
+      0) rnd 4; wait_for 60 "phase 8 round $r8: the daemon's requests" ob_reached requests $((R + 1)); before8=$((before8 + 1)) ;;
+      1) wait_for 60 "phase 8 round $r8: a committed write" ob_reached writes 1; during8=$((during8 + 1)) ;;
+      *) rnd 3; wait_for 60 "phase 8 round $r8: answered writes" ob_reached writes $((R + 1))
+         rnd 50; msleep "$R"; after8=$((after8 + 1)) ;;   # a random moment after an answer, not a synchronisation
+    esac
+    ob_kill
+  done
+  # the end: the portal up, nothing disturbing; the outbox drains
+  portal_admin "$P_URL" /_fake/faults '{"latency_ms":0,"write_queue":[]}' >/dev/null
+  wait_for 180 "phase 8: all $nops ops done" ob_all_done
+  local s n bad=0
+  for s in "${ins[@]}"; do
+    n=$(sq "$PDB" "SELECT count(*) FROM terminal WHERE serial = '$s'")
+    [ "$n" = 1 ] || { echo "insert $s is on the portal $n times" >&2; bad=$((bad + 1)); }
+  done
+  for i in "${!upd_id[@]}"; do
+    n=$(sq "$PDB" "SELECT model FROM terminal WHERE id = ${upd_id[$i]}")
+    [ "$n" = "${upd_val[$i]}" ] || { echo "update of ${upd_id[$i]}: the portal has '$n', not ${upd_val[$i]}" >&2; bad=$((bad + 1)); }
+  done
+  [ "$bad" = 0 ] || fail "phase 8: $bad of $nops ops not applied exactly once on the portal"
+  [ "$(sq "$OBDB" "SELECT count(*) FROM _agent_outbox_keys")" = 0 ] || fail "phase 8: keys still protected with every op done"
+  http POST "$O8_URL/sync/terminal" ""
+  ob_equal() { [ "$(sq "$OBDB" "SELECT count(*) FROM terminal WHERE id < 0")" = 0 ] && cmp_table "$OBDB" "$PDB" terminal 2>/dev/null; }
+  wait_for 60 "phase 8: cache.db's terminal to equal the portal's (no provisional rows)" ob_equal
+  tort_lost_vs_portal "$OBDB" "$PDB" terminal >"$SCEN_DIR/lost"
+  [ ! -s "$SCEN_DIR/lost" ] || fail "phase 8: rows of the portal missing: $(cat "$SCEN_DIR/lost")"
+  kill -TERM "$O8_PID"
+  wait_exit "$O8_PID" 30
+  exec {O8_FD}<&-
+  [ "$rc" = 0 ] || fail "phase 8: the daemon's exit on SIGTERM: $rc: $(tail -5 "$OLOG")"
+  run_agent "$O" "$E" -c "$OBCFG" journal verify
+  [ "$rc" = 0 ] || fail "phase 8: journal verify: exit $rc: $(cat "$E")"
+  ok "phase 8 ($((SECONDS - PT)) s): $kills8 kills of the daemon in $r8 rounds of queued writes ($offline8 offline with ops pending; $before8 before a write, $during8 with a committed write's reply delayed, $after8 after answers; $lostrep rounds losing a committed write's reply; $inflight ops left sending by a kill, read back); $nops ops (${#ins[@]} inserts, ${#upd_id[@]} updates) all done, each on the portal exactly once; cache.db's terminal equals the portal's, no provisional row; journal verifies"
+}
+if [ "${TORTURE_ONLY:-}" = outbox ]; then
+  phase_outbox
+  echo "$pass_count passed, 0 failed"
+  tort_report torture
+  exit 0
+fi
 
 # ---- calibration ---------------------------------------------------------------------
 CAL=$SCEN_DIR/calib.toml
@@ -652,6 +800,8 @@ if [ "${TORTURE_RESUME_PROBE:-0}" = 1 ]; then
   check_converged "phase 7: a snapshot resumed after the portal changed"
   ok "phase 7 ($((SECONDS - PT)) s): a snapshot interrupted, the portal changed, the restart equals the portal"
 fi
+
+phase_outbox
 
 # ---- the end ---------------------------------------------------------------------------------
 touch "$SCEN_DIR/stop"
