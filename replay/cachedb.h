@@ -74,6 +74,9 @@ struct replay {
     int env_fail;                    /* set by a failure that is not the record's fault */
     sqlite3_stmt *save_table;        /* upsert of _agent_tables' replay-owned fields */
     sqlite3_stmt *save_state;        /* UPDATE _agent_state */
+    /* replay_op_group_begin/end (outbox.c): a group savepoint is open; a kept
+     * capture awaits replay_op_capture_settle; a failed rollback lost the group. */
+    int op_group, op_kept, op_group_lost;
 };
 
 /* sqlite3_errmsg(db), and what to do when the file itself is the problem: for

@@ -10,15 +10,21 @@
 #include "agent/base/mem.h"
 #include "replay/cachedb.h"
 
-int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run, void *ctx, void **changeset,
-                      int *nchangeset, char *err, size_t errlen)
+/* keep: leave the write's effect in place inside the still-open savepoint
+ * ia_op_capture (replay_op_capture_keep); else roll it back and release. */
+static int capture(struct replay *r, const char *table, replay_capture_fn run, void *ctx, void **changeset,
+                   int *nchangeset, int keep, char *err, size_t errlen)
 {
     *changeset = NULL;
     *nchangeset = 0;
     char why[IA_ERRLEN];
     if (replay_check_name(table, err, errlen) != 0) return -1;
-    if (!sqlite3_get_autocommit(r->db)) {
+    if (!keep && !sqlite3_get_autocommit(r->db)) {
         snprintf(err, errlen, "table %s: capturing a write inside an open transaction", table);
+        return -1;
+    }
+    if (keep && !r->op_group) {
+        snprintf(err, errlen, "table %s: a kept capture outside replay_op_group_begin/end", table);
         return -1;
     }
     struct rp_table *t = rp_table(r, table, why, sizeof why);
@@ -63,13 +69,19 @@ int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run
     }
     /* Deleted before the rollback, which it must not record. */
     sqlite3session_delete(s);
-    char e2[IA_ERRLEN];
-    if (rp_exec(r->db, "ROLLBACK TO ia_op_capture", what, e2, sizeof e2) != 0 ||
-        rp_exec(r->db, "RELEASE ia_op_capture", what, e2, sizeof e2) != 0) {
-        /* Whatever happened, nothing of the write may stay. */
-        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-        if (rc == SQLITE_OK) snprintf(err, errlen, "%s", e2);
-        rc = SQLITE_ERROR;
+    if (keep && rc == SQLITE_OK) {
+        r->op_kept = 1;
+    } else {
+        char e2[IA_ERRLEN];
+        if (rp_exec(r->db, "ROLLBACK TO ia_op_capture", what, e2, sizeof e2) != 0 ||
+            rp_exec(r->db, "RELEASE ia_op_capture", what, e2, sizeof e2) != 0) {
+            /* Whatever happened, nothing of the write may stay (in a group:
+             * nothing of the group either; replay_op_group_end reports it). */
+            sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+            if (keep) r->op_group_lost = 1;
+            if (rc == SQLITE_OK) snprintf(err, errlen, "%s", e2);
+            rc = SQLITE_ERROR;
+        }
     }
     if (rc != SQLITE_OK) {
         sqlite3_free(*changeset);
@@ -82,6 +94,71 @@ int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run
         *changeset = NULL;
     }
     return 0;
+}
+
+int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run, void *ctx, void **changeset,
+                      int *nchangeset, char *err, size_t errlen)
+{
+    return capture(r, table, run, ctx, changeset, nchangeset, 0, err, errlen);
+}
+
+int replay_op_group_begin(struct replay *r, char *err, size_t errlen)
+{
+    if (r->op_group || !sqlite3_get_autocommit(r->db)) {
+        snprintf(err, errlen, "capturing a group of writes inside an open transaction");
+        return -1;
+    }
+    if (rp_exec(r->db, "SAVEPOINT ia_op_group", "capturing a group of writes", err, errlen) != 0) return -1;
+    r->op_group = 1;
+    r->op_group_lost = 0;
+    r->op_kept = 0;
+    return 0;
+}
+
+int replay_op_capture_keep(struct replay *r, const char *table, replay_capture_fn run, void *ctx,
+                           void **changeset, int *nchangeset, char *err, size_t errlen)
+{
+    if (r->op_kept) {
+        snprintf(err, errlen, "table %s: the previous kept capture was not settled", table);
+        return -1;
+    }
+    return capture(r, table, run, ctx, changeset, nchangeset, 1, err, errlen);
+}
+
+int replay_op_capture_settle(struct replay *r, int keep, char *err, size_t errlen)
+{
+    if (!r->op_kept) {
+        snprintf(err, errlen, "no kept capture to settle");
+        return -1;
+    }
+    r->op_kept = 0;
+    if (r->op_group_lost) return 0;
+    if ((keep || rp_exec(r->db, "ROLLBACK TO ia_op_capture", "settling a captured write", err, errlen) == 0) &&
+        rp_exec(r->db, "RELEASE ia_op_capture", "settling a captured write", err, errlen) == 0)
+        return 0;
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    r->op_group_lost = 1;
+    return -1;
+}
+
+int replay_op_group_end(struct replay *r, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (r->op_kept) {   /* a caller that forgot to settle: its write goes with the rest */
+        r->op_kept = 0;
+    }
+    if (r->op_group_lost) {
+        snprintf(err, errlen, "a savepoint of the group could not be rolled back; the whole transaction was");
+        rc = -1;
+    } else if (rp_exec(r->db, "ROLLBACK TO ia_op_group", "ending a group of writes", err, errlen) != 0 ||
+               rp_exec(r->db, "RELEASE ia_op_group", "ending a group of writes", err, errlen) != 0) {
+        rc = -1;
+    }
+    /* Whatever happened, cache.db must be back where it was, out of any transaction. */
+    if (!sqlite3_get_autocommit(r->db)) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    r->op_group = 0;
+    r->op_group_lost = 0;
+    return rc;
 }
 
 static char *col_dup(sqlite3_stmt *st, int i)

@@ -20,6 +20,25 @@ typedef int (*replay_capture_fn)(sqlite3 *db, void *ctx, char *err, size_t errle
 int replay_op_capture(struct replay *r, const char *table, replay_capture_fn run, void *ctx, void **changeset,
                       int *nchangeset, char *err, size_t errlen);
 
+/* Group capture, for group commit (agent/outbox/queue.c): the writes of a
+ * group are captured one after the other, each on top of the ones before, so
+ * that replay_apply, applying their changesets in the same order, meets the
+ * very state each was captured on (a changeset taken on the state without its
+ * predecessors could conflict and be refused).
+ *   replay_op_group_begin   SAVEPOINT; no transaction may be open.
+ *   replay_op_capture_keep  as replay_op_capture, but on success the write's
+ *                           effect stays, pending replay_op_capture_settle:
+ *                           keep 1 (it was journaled) or 0 (undo it: its
+ *                           journal append failed). On failure nothing stays.
+ *   replay_op_group_end     rolls the whole group back: cache.db is as it was
+ *                           and out of any transaction, ready for replay_apply.
+ * All 0 or -1 with err. */
+int replay_op_group_begin(struct replay *r, char *err, size_t errlen);
+int replay_op_capture_keep(struct replay *r, const char *table, replay_capture_fn run, void *ctx,
+                           void **changeset, int *nchangeset, char *err, size_t errlen);
+int replay_op_capture_settle(struct replay *r, int keep, char *err, size_t errlen);
+int replay_op_group_end(struct replay *r, char *err, size_t errlen);
+
 /* One op of _agent_outbox. Strings malloc'd; params, answer and changeset
  * only from replay_outbox_get (NULL in a list). */
 struct replay_outbox_op {

@@ -161,6 +161,7 @@ struct daemon {
     struct table_sched *ts;
     pthread_mutex_t mu;               /* guards the queues; `stop` is set under it (waiting workers wake) */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
+    struct outbox_group *og;          /* queued writes: workers queuing at once share one fsync */
     struct queue pullq, interq, exportq;
     atomic_int stop;                  /* shutdown: workers drain, pulls stop between pages; atomic:
                                        * worker threads and curl callbacks read it without mu */
@@ -260,8 +261,7 @@ static void queue_write(struct daemon *d, struct job *j)
 {
     struct outbox_queued res;
     char err[IA_ERRLEN];
-    int rc = outbox_queue_write(&d->st, &d->wlock, &d->cfg->tables[j->table], j->method, j->params, &res, err,
-                                sizeof err);
+    int rc = outbox_group_write(d->og, &d->cfg->tables[j->table], j->method, j->params, &res, err, sizeof err);
     if (rc != 0) {
         j->refused = rc == OUTBOX_EREFUSED;
         snprintf(j->msg, sizeof j->msg, "the portal is unreachable and the write was not queued: %.1900s", err);
@@ -1260,6 +1260,7 @@ static void daemon_free(struct daemon *d)
     for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_free(d->interq.w[k].remote);
     upstream_free(d->up);
     export_hub_free(d->hub);
+    outbox_group_free(d->og);
     store_close(&d->st);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);
@@ -1278,6 +1279,7 @@ int daemon_run(const struct config *cfg, const char *token)
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
+    d->og = outbox_group_new(&d->st, &d->wlock);   /* keeps &d->st: filled by open_parts, used after */
     int rc = open_parts(d, err, sizeof err);
     if (rc == 0 && start_serving(d, token, err, sizeof err) != 0) rc = 1;
     if (rc != 0) {

@@ -5,13 +5,15 @@
  * is in the provisional keys, and the changeset must be taken on the cache
  * state it will be applied to (replay refuses an op whose changeset conflicts,
  * and a REFUSED record stops replay). A pull appending between capture and
- * append would break both. Group commit (journal_batch_begin/commit: writers
- * queued behind the lock sharing one fsync) would fit between "journal" and
- * "apply" below without changing this contract; it is not done yet. */
+ * append would break both. Group commit (outbox_group_write): writers queued
+ * behind the lock share one fsync and one replay_apply; each write of a group
+ * is captured on the effects of those before it (kept in a savepoint), so
+ * replay applies every changeset to the state it was taken on. */
 #include "agent/outbox/queue.h"
 #include "agent/base/buf.h"
 #include "agent/base/err.h"
 #include "agent/base/json.h"
+#include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "agent/jsonsql/jsonsql.h"
 #include "journal/journal.h"
@@ -170,10 +172,13 @@ static int run_eval(sqlite3 *db, void *ctx, char *err, size_t errlen)
     return 0;
 }
 
-/* Under the lock: everything from the catalog to the applied op. */
-static int queue_locked(struct store *st, const struct config_table *t, int kind, const char *method,
-                        const cJSON *params, const char *params_json, struct outbox_queued *out, char *err,
-                        size_t errlen)
+/* Under the lock, inside a capture group (replay_op_group_begin): everything
+ * from the catalog to the journaled (not yet synced, not yet applied) op. On
+ * success the write's effect stays in the group, so the next write of the group
+ * is captured on top of it; on any failure nothing of it stays. */
+static int queue_one(struct store *st, const struct config_table *t, int kind, const char *method,
+                     const cJSON *params, const char *params_json, struct outbox_queued *out, char *err,
+                     size_t errlen)
 {
     sqlite3 *db = replay_db(st->rp);
     jsonsql_catalog *cat = jsonsql_catalog_new();
@@ -221,7 +226,7 @@ static int queue_locked(struct store *st, const struct config_table *t, int kind
         rc = -1;
         goto out;
     }
-    if (replay_op_capture(st->rp, t->name, run_eval, &ev, &changeset, &ncs, why, sizeof why) != 0) {
+    if (replay_op_capture_keep(st->rp, t->name, run_eval, &ev, &changeset, &ncs, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s on %s: %s", method, t->name, why);
         if (!ev.refused) rc = -1;
         goto out;
@@ -229,26 +234,26 @@ static int queue_locked(struct store *st, const struct config_table *t, int kind
     struct journal_op op = {.kind = kind, .params = params_json, .nparams = strlen(params_json),
                             .changeset = changeset, .nchangeset = (size_t)ncs, .answer = ev.answer.p,
                             .nanswer = ev.answer.len};
+    uint64_t seq = 0;
+    int kept = 0;   /* journaled as expected: its effect stays for the next write of the group */
     if (journal_payload_op(&pl, &op, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s on %s: %s", method, t->name, why);
-        goto out;
-    }
-    rc = -1;
-    uint64_t seq;
-    if (journal_append(st->jw, JOURNAL_OP, t->name, pl.p, pl.len, &seq, why, sizeof why) != 0) {
+    } else if ((rc = -1, journal_append(st->jw, JOURNAL_OP, t->name, pl.p, pl.len, &seq, why, sizeof why)) != 0) {
         snprintf(err, errlen, "%s on %s: journal: %s", method, t->name, why);
-        goto out;
-    }
-    if (seq != op_id) {   /* cannot happen under the lock; the provisional keys would name another op */
+    } else if (seq != op_id) {   /* cannot happen under the lock; the provisional keys would name another op */
         snprintf(err, errlen, "%s on %s: journaled as op %llu, expected %llu (the journal writer is shared "
                  "without its lock)", method, t->name, (unsigned long long)seq, (unsigned long long)op_id);
-        goto out;
+    } else {
+        kept = 1;
     }
-    if (replay_apply(st->rp, journal_writer_durable_seq(st->jw), NULL, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s on %s: journaled as op %llu but not applied to cache.db: %s", method, t->name,
-                 (unsigned long long)seq, why);
-        goto out;
+    /* A later write of the group must never be captured on the effect of one
+     * that is not in the journal. */
+    if (replay_op_capture_settle(st->rp, kept, why, sizeof why) != 0 && kept) {
+        snprintf(err, errlen, "%s on %s: journaled as op %llu, but keeping its effect for the next write "
+                 "failed: %s", method, t->name, (unsigned long long)seq, why);
+        kept = 0;
     }
+    if (!kept) goto out;
     out->op_id = seq;
     out->answer = xstrdup(ev.answer.p);
     rc = 0;
@@ -262,31 +267,175 @@ out:
     return rc;
 }
 
+/* One waiting write. */
+struct qreq {
+    const struct config_table *t;
+    int kind;
+    const char *method;
+    const cJSON *params;
+    const char *params_json;
+    struct outbox_queued *out;
+    char *err;
+    size_t errlen;
+    int rc, done;
+    struct qreq *next;
+};
+
+/* Under the lock: capture and journal each write of the chain without a sync,
+ * one journal_batch_commit for all, one replay_apply for all, then fill each
+ * result. No write is answered 0 before its op is durable and applied. */
+static void run_group(struct store *st, struct qreq *head)
+{
+    char why[IA_ERRLEN];
+    if (replay_op_group_begin(st->rp, why, sizeof why) != 0) {
+        for (struct qreq *q = head; q; q = q->next) {
+            snprintf(q->err, q->errlen, "%s on %s: %s", q->method, q->t->name, why);
+            q->rc = -1;
+        }
+        return;
+    }
+    journal_batch_begin(st->jw);
+    int any = 0;
+    for (struct qreq *q = head; q; q = q->next) {
+        q->rc = queue_one(st, q->t, q->kind, q->method, q->params, q->params_json, q->out, q->err, q->errlen);
+        if (q->rc == 0) any = 1;
+    }
+    /* Rolled back whatever happens: replay_apply below applies the journaled ops. */
+    if (replay_op_group_end(st->rp, why, sizeof why) != 0)
+        log_warn("outbox: ending a group of queued writes: %s (cache.db was rolled back whole)", why);
+    int synced = journal_batch_commit(st->jw, why, sizeof why) == 0;
+    int applied = synced && (!any || replay_apply(st->rp, journal_writer_durable_seq(st->jw), NULL, why,
+                                                  sizeof why) == 0);
+    for (struct qreq *q = head; q; q = q->next) {
+        if (q->rc != 0 || applied) continue;
+        snprintf(q->err, q->errlen, "%s on %s: journaled as op %llu but %s: %s", q->method, q->t->name,
+                 (unsigned long long)q->out->op_id, synced ? "not applied to cache.db" : "not durable", why);
+        outbox_queued_free(q->out);
+        q->out->op_id = 0;
+        q->rc = -1;
+    }
+}
+
+struct outbox_group {
+    struct store *st;
+    pthread_mutex_t *lock;
+    pthread_mutex_t mu;               /* guards the fields below */
+    pthread_cond_t cv;                /* a group finished */
+    struct qreq *head, **tail;        /* writes waiting for the next group */
+    int leading;                      /* a leader is running a group */
+    uint64_t writes, groups;
+};
+
+struct outbox_group *outbox_group_new(struct store *st, pthread_mutex_t *lock)
+{
+    struct outbox_group *g = xcalloc(1, sizeof *g);
+    g->st = st;
+    g->lock = lock;
+    g->tail = &g->head;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    return g;
+}
+
+void outbox_group_free(struct outbox_group *g)
+{
+    if (!g) return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g);
+}
+
+void outbox_group_stats(struct outbox_group *g, uint64_t *writes, uint64_t *groups)
+{
+    pthread_mutex_lock(&g->mu);
+    *writes = g->writes;
+    *groups = g->groups;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int parse_write(const struct config_table *t, const char *method, const char *params_json, int *kind,
+                       cJSON **params, char *err, size_t errlen)
+{
+    *kind = op_kind(method);
+    *params = NULL;
+    if (!*kind) {
+        snprintf(err, errlen, "table %s: \"%s\" is not a write (insert, update or delete)", t->name, method);
+        return OUTBOX_EREFUSED;
+    }
+    char why[IA_ERRLEN];
+    if (json_parse(params_json, strlen(params_json), JSON_MAX_DEPTH_DEFAULT, params, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s on %s: params: %s", method, t->name, why);
+        return OUTBOX_EREFUSED;
+    }
+    if (!cJSON_IsObject(*params)) {
+        cJSON_Delete(*params);
+        *params = NULL;
+        snprintf(err, errlen, "%s on %s: params: expected an object", method, t->name);
+        return OUTBOX_EREFUSED;
+    }
+    return 0;
+}
+
+/* Leader/follower: a write joins the waiting chain; if no leader is running,
+ * it becomes the leader, takes the lock, then takes every write that queued
+ * meanwhile (so writers arriving while the previous group syncs share the
+ * next fsync) and runs them as one group. Followers sleep until theirs is done. */
+int outbox_group_write(struct outbox_group *g, const struct config_table *t, const char *method,
+                       const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    struct qreq me = {.t = t, .method = method, .params_json = params_json, .out = out, .err = err,
+                      .errlen = errlen};
+    cJSON *params;
+    int rc = parse_write(t, method, params_json, &me.kind, &params, err, errlen);
+    if (rc != 0) return rc;
+    me.params = params;
+    pthread_mutex_lock(&g->mu);
+    *g->tail = &me;
+    g->tail = &me.next;
+    while (!me.done && g->leading) pthread_cond_wait(&g->cv, &g->mu);
+    if (!me.done) {
+        g->leading = 1;
+        pthread_mutex_unlock(&g->mu);
+        if (g->lock) pthread_mutex_lock(g->lock);
+        pthread_mutex_lock(&g->mu);
+        struct qreq *head = g->head;   /* me among them: nobody else leads */
+        g->head = NULL;
+        g->tail = &g->head;
+        pthread_mutex_unlock(&g->mu);
+        run_group(g->st, head);
+        if (g->lock) pthread_mutex_unlock(g->lock);
+        pthread_mutex_lock(&g->mu);
+        uint64_t n = 0;
+        for (struct qreq *q = head, *next; q; q = next, n++) {
+            next = q->next;   /* read before done: a follower's qreq lives on its stack */
+            q->done = 1;
+        }
+        g->writes += n;
+        g->groups++;
+        g->leading = 0;
+        pthread_cond_broadcast(&g->cv);
+    }
+    pthread_mutex_unlock(&g->mu);
+    cJSON_Delete(params);
+    return me.rc;
+}
+
 int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct config_table *t, const char *method,
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    int kind = op_kind(method);
-    if (!kind) {
-        snprintf(err, errlen, "table %s: \"%s\" is not a write (insert, update or delete)", t->name, method);
-        return OUTBOX_EREFUSED;
-    }
-    cJSON *params = NULL;
-    char why[IA_ERRLEN];
-    if (json_parse(params_json, strlen(params_json), JSON_MAX_DEPTH_DEFAULT, &params, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s on %s: params: %s", method, t->name, why);
-        return OUTBOX_EREFUSED;
-    }
-    if (!cJSON_IsObject(params)) {
-        cJSON_Delete(params);
-        snprintf(err, errlen, "%s on %s: params: expected an object", method, t->name);
-        return OUTBOX_EREFUSED;
-    }
+    struct qreq me = {.t = t, .method = method, .params_json = params_json, .out = out, .err = err,
+                      .errlen = errlen};
+    cJSON *params;
+    int rc = parse_write(t, method, params_json, &me.kind, &params, err, errlen);
+    if (rc != 0) return rc;
+    me.params = params;
     if (lock) pthread_mutex_lock(lock);
-    int rc = queue_locked(st, t, kind, method, params, params_json, out, err, errlen);
+    run_group(st, &me);   /* a group of one */
     if (lock) pthread_mutex_unlock(lock);
     cJSON_Delete(params);
-    return rc;
+    return me.rc;
 }
 
 void outbox_queued_free(struct outbox_queued *r)

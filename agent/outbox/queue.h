@@ -41,4 +41,19 @@ int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct con
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen);
 void outbox_queued_free(struct outbox_queued *r);
 
+/* Group commit: concurrent writers share one journal fsync. A write joins the
+ * waiting ones; the first becomes the leader, takes `lock`, and for every
+ * write waiting by then captures it (on top of the ones before, replay/outbox.h
+ * "Group capture") and journals it without a sync, then one fsync
+ * (journal_batch_commit), one replay_apply, and every writer gets its result.
+ * Same contract per write as outbox_queue_write: 0 only once its op is durable
+ * and applied. The group keeps st and lock; it owns no thread. */
+struct outbox_group;
+struct outbox_group *outbox_group_new(struct store *st, pthread_mutex_t *lock);
+void outbox_group_free(struct outbox_group *g);
+int outbox_group_write(struct outbox_group *g, const struct config_table *t, const char *method,
+                       const char *params_json, struct outbox_queued *out, char *err, size_t errlen);
+/* Writes answered and groups run so far (writes / groups = writes per fsync). */
+void outbox_group_stats(struct outbox_group *g, uint64_t *writes, uint64_t *groups);
+
 #endif
