@@ -18,7 +18,6 @@
  * Tests: test_journal.c test_compact_rules, test_journal_cli.c test_compact. */
 #include "journal/journal.h"
 #include "journal/rows.h"
-#include "agent/base/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,7 +166,7 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
             t->open_bytes += rec.stored;
         } else if (rec.type == JOURNAL_SNAPSHOT_END) {
             struct journal_snapshot_end end;
-            char why[IA_ERRLEN];
+            char why[JF_WHY_MAX];
             if (journal_decode_snapshot_end(rec.payload, rec.len, &end, why, sizeof why) != 0) {
                 snprintf(err, errlen, "segment %llu offset %llu: seq %llu: %s",
                          (unsigned long long)rec.segment, (unsigned long long)rec.offset,

@@ -15,6 +15,7 @@
 #define JF_REC_MAGIC "IAJR"          /* 4 bytes */
 #define JF_NAME_DIGITS 20            /* 00000000000000000042.seg */
 #define JF_PATH_MAX 4096
+#define JF_WHY_MAX 512               /* an inner reason, before "segment N offset M: " is put before it */
 #define JF_STORED_MAX (257u << 20)   /* > deflateBound(JOURNAL_PAYLOAD_MAX) */
 
 static inline void jf_put32(unsigned char *p, uint32_t v)

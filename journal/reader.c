@@ -9,7 +9,6 @@
  * test_follow_live_writer, test_follow_writer_process,
  * test_sequence_gap_and_incomplete_old_segment. */
 #include "journal/journal.h"
-#include "agent/base/err.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +36,7 @@ struct journal_reader {
 
 static int open_segment(struct journal_reader *r, uint64_t first, char *err, size_t errlen)
 {
-    char path[JF_PATH_MAX], why[IA_ERRLEN];
+    char path[JF_PATH_MAX], why[JF_WHY_MAX];
     jf_seg_path(path, sizeof path, r->dir, first);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -137,7 +136,7 @@ static int next_segment(struct journal_reader *r, char *err, size_t errlen)
         return 2;
     }
     if (r->pending) {
-        char why[IA_ERRLEN];
+        char why[JF_WHY_MAX];
         snprintf(why, sizeof why, "incomplete record (%llu bytes) in a segment that is not the newest",
                  (unsigned long long)r->pending);
         return damage(r, err, errlen, why);
@@ -155,7 +154,7 @@ static int next_segment(struct journal_reader *r, char *err, size_t errlen)
 int journal_reader_next(struct journal_reader *r, uint64_t max_seq, struct journal_record *rec,
                         char *err, size_t errlen)
 {
-    char why[IA_ERRLEN];
+    char why[JF_WHY_MAX];
     for (;;) {
         if (r->fd < 0) {
             if (pick_start(r, err, errlen) != 0) return -1;
@@ -189,7 +188,7 @@ int journal_reader_next(struct journal_reader *r, uint64_t max_seq, struct journ
         const unsigned char *stored = r->in.p + JF_REC_HDR;
         if (jf_inflate(&r->zs, stored + h.table_len, h.comp_len, r->out.p, h.raw_len, why,
                        sizeof why) != 0) {
-            char msg[IA_ERRLEN + 32];
+            char msg[JF_WHY_MAX + 32];
             snprintf(msg, sizeof msg, "%s (seq %llu)", why, (unsigned long long)h.seq);
             return damage(r, err, errlen, msg);
         }

@@ -32,8 +32,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "agent/base/err.h"
-#include "agent/base/fsio.h"
+#include "journal/fsio.h"
 #include "journal/format.h"
 
 /* Holds the pid of the process that has the lock (best effort: read only to
@@ -139,7 +138,7 @@ static void remove_tmp(struct journal_writer *w)
  * torn tail, learn the next sequence number. */
 static int scan_newest(struct journal_writer *w, uint64_t first, char *err, size_t errlen)
 {
-    char path[JF_PATH_MAX], why[IA_ERRLEN];
+    char path[JF_PATH_MAX], why[JF_WHY_MAX];
     jf_seg_path(path, sizeof path, w->dir, first);
     w->fd = open(path, O_RDWR | O_CLOEXEC);
     if (w->fd < 0) {

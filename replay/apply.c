@@ -74,7 +74,7 @@
 #include "agent/base/buf.h"
 #include "agent/base/clock.h"
 #include "agent/base/err.h"
-#include "agent/base/fsio.h"
+#include "journal/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "journal/rows.h"

@@ -29,7 +29,7 @@
 
 #include "agent/base/buf.h"
 #include "agent/base/err.h"
-#include "agent/base/fsio.h"
+#include "journal/fsio.h"
 #include "agent/base/mem.h"
 #include "replay/copy.h"
 #include "replay/replay.h"

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "agent/base/buf.h"
-#include "agent/base/fsio.h"
+#include "journal/fsio.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 

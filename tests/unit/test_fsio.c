@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent/base/fsio.h"
+#include "journal/fsio.h"
 #include "tests/testutil.h"
 
 static int count_files(const char *dir)

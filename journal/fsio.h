@@ -1,6 +1,10 @@
 /* fsio.h — a whole file put in place atomically: readers see the old file or
  * the new one, never part of one, and after a crash the name holds one of them.
  *
+ * It lives in journal/, the lowest layer, because the journal's segment
+ * creation is one of its users and journal/ uses no code of ours; every other
+ * writer of a whole file (replay, export, the hub, the edge) calls it here.
+ *
  * The one way the agent replaces a file: its bytes under a temporary name in
  * the same directory (rename does not cross file systems), fdatasync of that
  * file, rename over the final name, fsync of the directory (the rename itself
@@ -15,8 +19,8 @@
  * is in place but the directory's fsync failed, so a crash may bring the old
  * one back); err names the file and errno is the failed call's. The caller
  * owns the temporary file: fsio_commit*() never remove it. */
-#ifndef IA_FSIO_H
-#define IA_FSIO_H
+#ifndef IA_JOURNAL_FSIO_H
+#define IA_JOURNAL_FSIO_H
 #include <stddef.h>
 
 #define FSIO_OK 0

@@ -1,8 +1,8 @@
 /* fsio.c — see fsio.h. */
-#include "agent/base/fsio.h"
-#include "agent/base/buf.h"
+#include "journal/fsio.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,20 +29,19 @@ static int fail(int code, char *err, size_t errlen, const char *what, const char
 
 static int sync_dir_of(const char *path, const struct fsio_fault *f, char *err, size_t errlen)
 {
-    struct buf dir = {0};
-    buf_puts(&dir, path);
-    char *slash = strrchr(dir.p, '/');
-    if (slash == dir.p) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else {
-        buf_reset(&dir);
-        buf_putc(&dir, '.');
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        errno = ENAMETOOLONG;
+        return fail(FSIO_EDIR, err, errlen, "fsync of the directory of", path, NULL);
     }
-    int fd = fault(f, "fsync_dir") != 0 ? -1 : open(dir.p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int fd = fault(f, "fsync_dir") != 0 ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = FSIO_OK;
-    if (fd < 0 || fsync(fd) != 0) rc = fail(FSIO_EDIR, err, errlen, "fsync of the directory", dir.p, NULL);
+    if (fd < 0 || fsync(fd) != 0) rc = fail(FSIO_EDIR, err, errlen, "fsync of the directory", dir, NULL);
     if (fd >= 0) close(fd);
-    buf_free(&dir);
     return rc;
 }
 
@@ -74,12 +73,15 @@ int fsio_commit(const char *tmp, const char *final, char *err, size_t errlen)
 
 int fsio_replace(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
-    struct buf tmp = {0};
-    buf_printf(&tmp, "%s.tmp-%ld", path, (long)getpid());
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return fail(FSIO_EFILE, err, errlen, "creating a temporary file beside", path, NULL);
+    }
     int rc = FSIO_EFILE;
-    int fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
-        fail(rc, err, errlen, "creating", tmp.p, NULL);
+        fail(rc, err, errlen, "creating", tmp, NULL);
         goto out;
     }
     for (const char *p = data; len > 0;) {
@@ -87,19 +89,18 @@ int fsio_replace(const char *path, const void *data, size_t len, char *err, size
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             if (n == 0) errno = EIO;
-            fail(rc, err, errlen, "writing", tmp.p, NULL);
+            fail(rc, err, errlen, "writing", tmp, NULL);
             goto out;
         }
         p += n;
         len -= (size_t)n;
     }
-    rc = fsio_commit_fd(fd, tmp.p, path, NULL, err, errlen);
+    rc = fsio_commit_fd(fd, tmp, path, NULL, err, errlen);
 out:;
     int e = errno;
     /* After fdatasync a failed close loses nothing. */
     if (fd >= 0) close(fd);
-    if (rc == FSIO_EFILE) unlink(tmp.p);
-    buf_free(&tmp);
+    if (rc == FSIO_EFILE) unlink(tmp);
     errno = e;
     return rc;
 }
