@@ -78,7 +78,7 @@ static int note_op(struct scan *sc, const struct journal_record *rec, size_t ti,
         return 0;
     }
     struct journal_op_state_rec s;
-    char why[IA_ERRLEN];
+    char why[JF_WHY_MAX];
     if (journal_decode_op_state(rec->payload, rec->len, &s, why, sizeof why) != 0) {
         snprintf(err, errlen, "segment %llu offset %llu: seq %llu: %s", (unsigned long long)rec->segment,
                  (unsigned long long)rec->offset, (unsigned long long)rec->seq, why);
