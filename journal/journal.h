@@ -108,6 +108,20 @@ void journal_reader_where(const struct journal_reader *r, uint64_t *segment, uin
                           uint64_t *pending);
 void journal_reader_close(struct journal_reader *r);
 
+/* Where a reader's next record begins: seq, and its segment and offset. A
+ * follower that closes its reader keeps this to open the next one there, not
+ * by reading every record of the segment before it (journal_reader_open_at). */
+struct journal_place {
+    uint64_t seq, segment, offset;
+};
+void journal_reader_place(const struct journal_reader *r, struct journal_place *p);
+/* journal_reader_open from p->seq, starting at p's segment and offset when the
+ * record there carries p->seq (or the segment ends there): one record read,
+ * not the segment's. A place that no longer holds (its segment compacted away,
+ * another record there) is ignored: the reader starts as journal_reader_open. */
+int journal_reader_open_at(const char *dir, const struct journal_place *p, struct journal_reader **out,
+                           char *err, size_t errlen);
+
 /* Segment first sequence numbers in dir, ascending; *out is malloc'd (NULL when
  * none). A missing directory is an empty journal. */
 int journal_segments(const char *dir, uint64_t **out, size_t *n, char *err, size_t errlen);

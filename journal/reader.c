@@ -84,15 +84,13 @@ static int pick_start(struct journal_reader *r, char *err, size_t errlen)
     return 0;
 }
 
-int journal_reader_open(const char *dir, uint64_t from_seq, struct journal_reader **out,
-                        char *err, size_t errlen)
+static struct journal_reader *reader_new(const char *dir, uint64_t from_seq, char *err, size_t errlen)
 {
-    *out = NULL;
     struct journal_reader *r = calloc(1, sizeof *r);
     if (!r || !(r->dir = strdup(dir))) {
         free(r);
         snprintf(err, errlen, "journal: out of memory");
-        return -1;
+        return NULL;
     }
     r->fd = -1;
     r->from = from_seq;
@@ -100,8 +98,17 @@ int journal_reader_open(const char *dir, uint64_t from_seq, struct journal_reade
         free(r->dir);
         free(r);
         snprintf(err, errlen, "journal: inflateInit2 failed");
-        return -1;
+        return NULL;
     }
+    return r;
+}
+
+int journal_reader_open(const char *dir, uint64_t from_seq, struct journal_reader **out,
+                        char *err, size_t errlen)
+{
+    *out = NULL;
+    struct journal_reader *r = reader_new(dir, from_seq, err, errlen);
+    if (!r) return -1;
     if (pick_start(r, err, errlen) != 0) {
         journal_reader_close(r);
         return -1;
@@ -206,6 +213,40 @@ int journal_reader_next(struct journal_reader *r, uint64_t max_seq, struct journ
         r->expect++;
         return 1;
     }
+}
+
+void journal_reader_place(const struct journal_reader *r, struct journal_place *p)
+{
+    p->seq = r->fd >= 0 ? r->expect : 0;
+    p->segment = r->seg;
+    p->offset = r->off;
+}
+
+int journal_reader_open_at(const char *dir, const struct journal_place *p, struct journal_reader **out,
+                           char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!p->seq || p->segment > p->seq || p->offset < JF_SEG_HDR)
+        return journal_reader_open(dir, p->seq, out, err, errlen);
+    struct journal_reader *r = reader_new(dir, p->seq, err, errlen);
+    if (!r) return -1;
+    /* Without listing the directory: the place's segment, and at the place
+     * the record p->seq (or the segment's end). Anything else (a segment
+     * compacted away, a journal replaced): start as journal_reader_open. */
+    char why[JF_WHY_MAX];
+    struct jf_rec h;
+    uint64_t pending;
+    if (open_segment(r, p->segment, why, sizeof why) == 0) {
+        enum jf_read rc = jf_read_record(r->fd, p->offset, &r->in, &h, &pending, why, sizeof why);
+        if ((rc == JF_REC && h.seq == p->seq) || (rc == JF_EOF && pending == 0)) {
+            r->off = p->offset;
+            r->expect = p->seq;
+            *out = r;
+            return 0;
+        }
+    }
+    journal_reader_close(r);
+    return journal_reader_open(dir, p->seq, out, err, errlen);
 }
 
 void journal_reader_where(const struct journal_reader *r, uint64_t *segment, uint64_t *offset,

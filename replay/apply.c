@@ -1034,14 +1034,15 @@ static int apply_op(struct replay *r, struct batch *b, const struct journal_reco
     struct rp_table *t = NULL;
     int rc = op_table(r, b, rec, &t, err, errlen);
     if (rc) return rc > 0 ? 0 : -1;
-    sqlite3_stmt *keys = NULL, *row = NULL;
-    if (sqlite3_prepare_v2(r->db, "INSERT OR IGNORE INTO _agent_outbox_keys (tbl, key, id) VALUES (?3, ?2, ?1)", -1,
-                           &keys, NULL) != SQLITE_OK)
+    if (!r->op_keys &&
+        sqlite3_prepare_v3(r->db, "INSERT OR IGNORE INTO _agent_outbox_keys (tbl, key, id) VALUES (?3, ?2, ?1)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &r->op_keys, NULL) != SQLITE_OK)
         return sql_fail(r, rec, err, errlen, "preparing the outbox keys");
+    sqlite3_stmt *keys = r->op_keys, *row;
     sqlite3_bind_text(keys, 3, t->name, -1, SQLITE_STATIC);
     int64_t ins, del;
     rc = changeset_scan(r, rec, t, op.changeset, op.nchangeset, keys, &ins, &del, err, errlen);
-    sqlite3_finalize(keys);
+    sqlite3_clear_bindings(keys);
     if (rc != 0) return -1;
     if (op.nchangeset) {
         struct cs_apply a = {.key_col = t->key_col};
@@ -1052,12 +1053,15 @@ static int apply_op(struct replay *r, struct batch *b, const struct journal_reco
                             conflict_name(a.conflict));
         if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "applying the op's changeset");
     }
-    rc = sqlite3_prepare_v2(r->db,
-                            "INSERT INTO _agent_outbox (id, tbl, kind, params, changeset, answer, keys, state,"
-                            " attempts, last_error, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-                            " (SELECT json_group_array(key) FROM (SELECT key FROM _agent_outbox_keys"
-                            " WHERE id = ?1 ORDER BY key)), 'pending', 0, NULL, ?7, ?7)",
-                            -1, &row, NULL);
+    rc = r->op_row ? SQLITE_OK
+                   : sqlite3_prepare_v3(r->db,
+                                        "INSERT INTO _agent_outbox (id, tbl, kind, params, changeset, answer, keys,"
+                                        " state, attempts, last_error, created_ms, updated_ms) VALUES (?1, ?2, ?3,"
+                                        " ?4, ?5, ?6, (SELECT json_group_array(key) FROM (SELECT key FROM"
+                                        " _agent_outbox_keys WHERE id = ?1 ORDER BY key)), 'pending', 0, NULL, ?7,"
+                                        " ?7)",
+                                        -1, SQLITE_PREPARE_PERSISTENT, &r->op_row, NULL);
+    row = r->op_row;
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(row, 1, (int64_t)rec->seq);
         sqlite3_bind_text(row, 2, t->name, -1, SQLITE_STATIC);
@@ -1067,8 +1071,8 @@ static int apply_op(struct replay *r, struct batch *b, const struct journal_reco
         sqlite3_bind_text(row, 6, op.answer, (int)op.nanswer, SQLITE_STATIC);
         sqlite3_bind_int64(row, 7, clock_wall_ms());
         rc = step_reset(row);
+        sqlite3_clear_bindings(row);   /* the binds point into the record */
     }
-    sqlite3_finalize(row);
     if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "adding the op to the outbox");
     t->rows = (uint64_t)((int64_t)t->rows + ins - del);
     t->dirty = 1;
@@ -1344,7 +1348,11 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
     }
     if (from > max_seq) return 0;
     struct journal_reader *rd;
-    if (journal_reader_open(r->journal_dir, from, &rd, err, errlen) != 0) return -1;
+    /* A follower (the daemon applies after every fsync) starts where the last
+     * apply stopped, not by reading the segment from its start. */
+    int rc_open = r->next.seq == from ? journal_reader_open_at(r->journal_dir, &r->next, &rd, err, errlen)
+                                      : journal_reader_open(r->journal_dir, from, &rd, err, errlen);
+    if (rc_open != 0) return -1;
     struct batch b = {.base_seq = r->base_seq ? r->base_seq : from};
     struct journal_record rec;
     int rc;
@@ -1407,6 +1415,7 @@ static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *s
             return -1;
         }
     }
+    journal_reader_place(rd, &r->next);
     journal_reader_close(rd);
     if (rc < 0) {
         /* Damage: the records before it are whole; keep them. */
@@ -1510,7 +1519,9 @@ int replay_rebuild(const struct replay_opts *o, struct replay_stats *st, char *e
         r->db = NULL;                  /* closed here, whole, not by replay_close */
         sqlite3_finalize(r->save_table);
         sqlite3_finalize(r->save_state);
-        r->save_table = r->save_state = NULL;
+        sqlite3_finalize(r->op_keys);
+        sqlite3_finalize(r->op_row);
+        r->save_table = r->save_state = r->op_keys = r->op_row = NULL;
         rp_tables_drop(r);
         if (rp_close_whole(db, tmp, why, sizeof why) != 0 && rc == 0) {
             snprintf(err, errlen, "%s", why);

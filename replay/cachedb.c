@@ -745,6 +745,8 @@ void replay_close(struct replay *r)
     free(r->skips);
     sqlite3_finalize(r->save_table);
     sqlite3_finalize(r->save_state);
+    sqlite3_finalize(r->op_keys);
+    sqlite3_finalize(r->op_row);
     sqlite3_close_v2(r->db);
     free(r->db_path);
     free(r->journal_dir);

@@ -62,6 +62,8 @@ struct replay {
     void *warn_ctx;
     uint64_t applied;                /* _agent_state.applied_seq, as committed */
     uint64_t base_seq;               /* _agent_state.base_seq, as committed */
+    struct journal_place next;       /* where the last apply's reader stopped: the next
+                                        apply starts there when its seq is applied + 1 */
     struct rp_table **t;             /* metadata cache, loaded on demand */
     size_t nt, capt;
     char **warned;                   /* tables already warned about skipped records */
@@ -74,6 +76,7 @@ struct replay {
     int env_fail;                    /* set by a failure that is not the record's fault */
     sqlite3_stmt *save_table;        /* upsert of _agent_tables' replay-owned fields */
     sqlite3_stmt *save_state;        /* UPDATE _agent_state */
+    sqlite3_stmt *op_keys, *op_row;  /* apply_op's inserts, prepared on first use */
     /* replay_op_group_begin/end (outbox.c): a group savepoint is open; a kept
      * capture awaits replay_op_capture_settle; a failed rollback lost the group. */
     int op_group, op_kept, op_group_lost;

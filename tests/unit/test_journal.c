@@ -796,6 +796,60 @@ static void test_reader_from_seq(void **state)
     assert_int_equal(read_all("/nonexistent/journal", 0, NULL, 0, err, sizeof err), 0);
 }
 
+/* A follower that keeps its place opens the next reader there; a place that no
+ * longer holds (a wrong seq, a segment compacted away) falls back to a full open,
+ * and either way the same records come through. */
+static void test_reader_open_at(void **state)
+{
+    struct fx *f = *state;
+    struct journal_writer *w = wopen(f, 400);
+    for (int i = 0; i < 12; i++) append_page(w, "t", 8, i * 10);
+    journal_writer_close(w);
+    char err[512];
+    struct journal_reader *r;
+    struct journal_record rec;
+    struct journal_place at[14];
+    assert_int_equal(journal_reader_open(f->dir, 1, &r, err, sizeof err), 0);
+    for (int i = 1; i <= 13; i++) {
+        journal_reader_place(r, &at[i]);
+        assert_int_equal(at[i].seq, (uint64_t)i);
+        assert_int_equal(journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err), i <= 12);
+        /* At a segment's end the place is that end, and the record the next segment's first. */
+        if (i <= 12 && rec.segment == at[i].segment) assert_int_equal(rec.offset, at[i].offset);
+    }
+    journal_reader_close(r);
+    for (int i = 1; i <= 13; i++) {
+        /* At the place, and from a place whose offset points at another record. */
+        for (int lie = 0; lie < 2; lie++) {
+            struct journal_place p = at[i];
+            if (lie) p.offset = at[i == 1 ? 2 : 1].offset;
+            assert_int_equal(journal_reader_open_at(f->dir, &p, &r, err, sizeof err), 0);
+            for (int want = i; want <= 12; want++) {
+                assert_int_equal(journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err), 1);
+                assert_int_equal(rec.seq, (uint64_t)want);
+            }
+            assert_int_equal(journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err), 0);
+            journal_reader_close(r);
+        }
+    }
+    /* The place's segment gone: the fallback names what is missing. */
+    uint64_t *segs;
+    size_t n;
+    assert_int_equal(journal_segments(f->dir, &segs, &n, err, sizeof err), 0);
+    assert_true(n >= 3);
+    char path[600];
+    seg_path(f, segs[0], path, sizeof path);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(journal_reader_open_at(f->dir, &at[1], &r, err, sizeof err), -1);
+    assert_null(r);
+    assert_non_null(strstr(err, "seq 1 is no longer in the journal"));
+    assert_int_equal(journal_reader_open_at(f->dir, &at[12], &r, err, sizeof err), 0);
+    assert_int_equal(journal_reader_next(r, JOURNAL_SEQ_MAX, &rec, err, sizeof err), 1);
+    assert_int_equal(rec.seq, 12);
+    journal_reader_close(r);
+    free(segs);
+}
+
 /* ---- following a live writer ---------------------------------------------------------- */
 
 static void test_follow_live_writer(void **state)
@@ -1422,6 +1476,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_version_and_resealed_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence_gap_and_incomplete_old_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_from_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_open_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_live_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_writer_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_failure_fsize, setup, teardown),
