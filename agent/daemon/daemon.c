@@ -6,7 +6,10 @@
  *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes
  *                and writes from the local API, so they never queue behind a
  *                snapshot, and several clients' misses are in flight at once
- *                (each waits for the portal, not for the others).
+ *                (each waits for the portal, not for the others);
+ *   outbox       OUTBOX_WORKERS threads for writes queued while the portal is
+ *                known down: they never ask it, and as many as wait together
+ *                share one journal fsync (outbox_group_write).
  * All share the journal writer and cache.db's writer connection under `wlock`
  * (pull_ctx.lock), held only to journal and apply, never across a portal
  * request; each thread has its own portal client. A worker hands a finished
@@ -88,6 +91,10 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
 #define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
+#define OUTBOX_WORKERS 16             /* writes queued at once while the portal is known down: one
+                                         group commit takes all of them (outbox_group_write) */
+#define QUEUE_WORKERS_MAX 16
+#define NQUEUES 4
 #define OUTBOX_PROBE_MS 2000          /* at most one probe this often while ops wait for the portal */
 #define OUTBOX_IDLE_MS 2000           /* an idle sender looks at the outbox this often */
 #define OUTBOX_FAIL_MAX_MS (5 * 60 * 1000)   /* backoff cap after a local failure */
@@ -136,7 +143,7 @@ struct worker {                       /* one thread taking jobs from a queue */
 struct queue {                        /* jobs for its workers */
     struct job *head, *tail;
     pthread_cond_t cv;
-    struct worker w[INTERACTIVE_WORKERS];
+    struct worker w[QUEUE_WORKERS_MAX];
     int nw;
     const char *name;
     struct daemon *d;
@@ -162,7 +169,7 @@ struct daemon {
     pthread_mutex_t mu;               /* guards the queues; `stop` is set under it (waiting workers wake) */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
     struct outbox_group *og;          /* queued writes: workers queuing at once share one fsync */
-    struct queue pullq, interq, exportq;
+    struct queue pullq, interq, exportq, outq;
     atomic_int stop;                  /* shutdown: workers drain, pulls stop between pages; atomic:
                                        * worker threads and curl callbacks read it without mu */
     int portal;                       /* 1 answered, 0 unreachable, -1 not tried yet */
@@ -242,21 +249,10 @@ static const char *write_table(const cJSON *params)
     return NULL;
 }
 
-/* A forwarded write: note which keys it touches, send it (once: remote_write),
- * re-read those keys. Keys come from a select with the write's `where` before
- * it is sent, because the portal's answer need not name them: without
- * `returning` it may be a bare row count. A delete's keys then come back as
- * deletions, an update's as the rows now on the portal. An insert's new keys
- * cannot be known from a count, so inserts are followed by a pull of the table
- * (queued by the loop). When the answer was lost (REMOTE_EUNKNOWN) the keys
- * are re-read all the same: whatever the portal did, the cache then shows it.
- * A write the portal ran is reported done even when the re-read fails (a
- * "failed" answer would invite the client to send it again); the table's next
- * pull then catches up (j->repull). */
-/* Queue j's write in the outbox (docs/outbox.md): the answer is in j->rows,
- * the op id in j->op_id; a refusal says so in j->refused. */
 static void daemon_outbox_kick(struct daemon *d);
 
+/* Queue j's write in the outbox (docs/outbox.md): the answer is in j->rows,
+ * the op id in j->op_id; a refusal says so in j->refused. */
 static void queue_write(struct daemon *d, struct job *j)
 {
     struct outbox_queued res;
@@ -277,6 +273,17 @@ static void queue_write(struct daemon *d, struct job *j)
              (unsigned long long)j->op_id);
 }
 
+/* A forwarded write: note which keys it touches, send it (once: remote_write),
+ * re-read those keys. Keys come from a select with the write's `where` before
+ * it is sent, because the portal's answer need not name them: without
+ * `returning` it may be a bare row count. A delete's keys then come back as
+ * deletions, an update's as the rows now on the portal. An insert's new keys
+ * cannot be known from a count, so inserts are followed by a pull of the table
+ * (queued by the loop). When the answer was lost (REMOTE_EUNKNOWN) the keys
+ * are re-read all the same: whatever the portal did, the cache then shows it.
+ * A write the portal ran is reported done even when the re-read fails (a
+ * "failed" answer would invite the client to send it again); the table's next
+ * pull then catches up (j->repull). */
 static void run_write(struct daemon *d, struct pull_ctx *c, struct job *j)
 {
     cJSON *params = NULL;
@@ -923,7 +930,7 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
     j->params = xstrdup(params_json);
     j->wdone = done;
     j->arg = arg;
-    enqueue(d, &d->interq, j);
+    enqueue(d, down ? &d->outq : &d->interq, j);
     return 0;
 }
 
@@ -1206,17 +1213,20 @@ static void schedule(struct daemon *d)
     }
 }
 
-static void start_workers(struct daemon *d, struct queue *qs[3])
+static void start_workers(struct daemon *d, struct queue *qs[NQUEUES])
 {
     qs[0] = &d->pullq;
     qs[1] = &d->interq;
     qs[2] = &d->exportq;
+    qs[3] = &d->outq;
     d->pullq.name = "pull";
     d->interq.name = "interactive";
     d->exportq.name = "export";
+    d->outq.name = "outbox";
     d->pullq.nw = d->exportq.nw = 1;
     d->interq.nw = INTERACTIVE_WORKERS;
-    for (int k = 0; k < 3; k++) {
+    d->outq.nw = OUTBOX_WORKERS;
+    for (int k = 0; k < NQUEUES; k++) {
         qs[k]->d = d;
         pthread_cond_init(&qs[k]->cv, NULL);
         for (int i = 0; i < qs[k]->nw; i++) {
@@ -1228,16 +1238,16 @@ static void start_workers(struct daemon *d, struct queue *qs[3])
 
 /* Shutdown: workers stop between pages and fail what is queued; their
  * completions (replies to waiting HTTP clients) run before the server goes. */
-static void stop_workers(struct daemon *d, struct queue *qs[3])
+static void stop_workers(struct daemon *d, struct queue *qs[NQUEUES])
 {
     pthread_mutex_lock(&d->mu);
     atomic_store(&d->stop, 1);
-    for (int k = 0; k < 3; k++) pthread_cond_broadcast(&qs[k]->cv);
+    for (int k = 0; k < NQUEUES; k++) pthread_cond_broadcast(&qs[k]->cv);
     pthread_cond_broadcast(&d->sender_cv);
     pthread_mutex_unlock(&d->mu);
     if (d->sender_started) pthread_join(d->sender, NULL);
     pthread_cond_destroy(&d->sender_cv);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < NQUEUES; k++) {
         for (int i = 0; i < qs[k]->nw; i++) pthread_join(qs[k]->w[i].thread, NULL);
         pthread_cond_destroy(&qs[k]->cv);
     }
@@ -1288,7 +1298,7 @@ int daemon_run(const struct config *cfg, const char *token)
         return rc;
     }
     schedule(d);
-    struct queue *qs[3];
+    struct queue *qs[NQUEUES];
     start_workers(d, qs);
     start_sender(d);
     struct event *sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);

@@ -116,7 +116,8 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
  * upper() with a case mapping that also covers Latin-1, Latin Extended-A, Greek
  * and Cyrillic (so ilike works on "Иван"), and turns on PRAGMA
  * case_sensitive_like (PostgreSQL's LIKE is case-sensitive; ilike is the
- * case-insensitive one). Returns SQLITE_OK or an sqlite code. */
+ * case-insensitive one). Idempotent: a connection that has them already keeps
+ * its prepared statements. Returns SQLITE_OK or an sqlite code. */
 int jsonsql_register_functions(sqlite3 *db);
 
 #endif

@@ -704,6 +704,12 @@ static void fn_case(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 int jsonsql_register_functions(sqlite3 *db)
 {
+    /* Registering (a function or case_sensitive_like) expires every prepared
+     * statement of the connection: a connection that has them is left alone. */
+    sqlite3_stmt *probe = NULL;
+    int have = sqlite3_prepare_v2(db, "SELECT regexp_replace('', '', '')", -1, &probe, NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (have) return SQLITE_OK;
     const int fl = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
     int rc = sqlite3_create_function(db, "regexp_replace", 3, fl, NULL, fn_regexp_replace, NULL, NULL);
     if (rc == SQLITE_OK)

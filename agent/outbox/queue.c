@@ -176,12 +176,10 @@ static int run_eval(sqlite3 *db, void *ctx, char *err, size_t errlen)
  * from the catalog to the journaled (not yet synced, not yet applied) op. On
  * success the write's effect stays in the group, so the next write of the group
  * is captured on top of it; on any failure nothing of it stays. */
-static int queue_one(struct store *st, const struct config_table *t, int kind, const char *method,
-                     const cJSON *params, const char *params_json, struct outbox_queued *out, char *err,
-                     size_t errlen)
+static int queue_one(struct store *st, const jsonsql_catalog *cat, const struct config_table *t, int kind,
+                     const char *method, const cJSON *params, const char *params_json, struct outbox_queued *out,
+                     char *err, size_t errlen)
 {
-    sqlite3 *db = replay_db(st->rp);
-    jsonsql_catalog *cat = jsonsql_catalog_new();
     cJSON *eval_params = NULL;
     struct jsonsql_stmt cs = {0};
     struct eval ev = {&cs, {0}, 0};
@@ -189,11 +187,6 @@ static int queue_one(struct store *st, const struct config_table *t, int kind, c
     void *changeset = NULL;
     int ncs = 0, rc = OUTBOX_EREFUSED;
     char why[IA_ERRLEN];
-    if (jsonsql_catalog_from_db(cat, db, "_agent_", why, sizeof why) != 0) {
-        snprintf(err, errlen, "table %s: reading cache.db's catalog: %s", t->name, why);
-        rc = -1;
-        goto out;
-    }
     if (jsonsql_catalog_ncolumns(cat, t->name) < 0) {
         snprintf(err, errlen, "table %s is not cached yet: a write is queued only to a table pulled at least once",
                  t->name);
@@ -219,11 +212,6 @@ static int queue_one(struct store *st, const struct config_table *t, int kind, c
     }
     if (strcmp(cs.table, t->name) != 0) {
         snprintf(err, errlen, "%s: names table %s, not %s", method, cs.table, t->name);
-        goto out;
-    }
-    if (jsonsql_register_functions(db) != SQLITE_OK) {
-        snprintf(err, errlen, "table %s: registering SQL functions: %s", t->name, sqlite3_errmsg(db));
-        rc = -1;
         goto out;
     }
     if (replay_op_capture_keep(st->rp, t->name, run_eval, &ev, &changeset, &ncs, why, sizeof why) != 0) {
@@ -263,7 +251,6 @@ out:
     buf_free(&ev.answer);
     jsonsql_stmt_free(&cs);
     cJSON_Delete(eval_params);
-    jsonsql_catalog_free(cat);
     return rc;
 }
 
@@ -287,19 +274,33 @@ struct qreq {
 static void run_group(struct store *st, struct qreq *head)
 {
     char why[IA_ERRLEN];
-    if (replay_op_group_begin(st->rp, why, sizeof why) != 0) {
+    sqlite3 *db = replay_db(st->rp);
+    if (jsonsql_register_functions(db) != SQLITE_OK) {
+        for (struct qreq *q = head; q; q = q->next) {
+            snprintf(q->err, q->errlen, "%s on %s: registering SQL functions: %s", q->method, q->t->name,
+                     sqlite3_errmsg(db));
+            q->rc = -1;
+        }
+        return;
+    }
+    /* One catalog for the group: its captures change rows, never the schema. */
+    jsonsql_catalog *cat = jsonsql_catalog_new();
+    if (jsonsql_catalog_from_db(cat, db, "_agent_", why, sizeof why) != 0 ||
+        replay_op_group_begin(st->rp, why, sizeof why) != 0) {
         for (struct qreq *q = head; q; q = q->next) {
             snprintf(q->err, q->errlen, "%s on %s: %s", q->method, q->t->name, why);
             q->rc = -1;
         }
+        jsonsql_catalog_free(cat);
         return;
     }
     journal_batch_begin(st->jw);
     int any = 0;
     for (struct qreq *q = head; q; q = q->next) {
-        q->rc = queue_one(st, q->t, q->kind, q->method, q->params, q->params_json, q->out, q->err, q->errlen);
+        q->rc = queue_one(st, cat, q->t, q->kind, q->method, q->params, q->params_json, q->out, q->err, q->errlen);
         if (q->rc == 0) any = 1;
     }
+    jsonsql_catalog_free(cat);
     /* Rolled back whatever happens: replay_apply below applies the journaled ops. */
     if (replay_op_group_end(st->rp, why, sizeof why) != 0)
         log_warn("outbox: ending a group of queued writes: %s (cache.db was rolled back whole)", why);
