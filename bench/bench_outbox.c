@@ -5,8 +5,12 @@
  * commit shares the fsyncs), from 1 client and from --clients concurrent ones
  * (threads, one libcurl handle each: keep-alive). One JSON line per result,
  * with the daemon's peak RSS (VmHWM) after each run.
- * Flags: --writes N per client (default 300), --clients C (default 16).
- * Not done here yet: reconciliation ops/s (portal back at 0 and 50 ms). */
+ * Then reconciliation: the portal comes back on its port (its data kept in a
+ * file, so every op's pre-image still matches), first at 0 ms and then, after
+ * going down again, at --latency-ms (default 50); each prints the sender's
+ * ops/s over the next --recon N ops (default 100), timed from its first
+ * finished op to its Nth (the reconnect probe's wait is not the sender's rate).
+ * Flags: --writes N per client (default 300), --clients C (default 16). */
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -81,6 +85,55 @@ static long long count_rows(const char *db_path, const char *sql)
     return n;
 }
 
+/* Ops no longer pending (sent and done, or a conflict): the bench's progress. */
+static long long ops_pending(const char *db_path)
+{
+    return count_rows(db_path, "SELECT count(*) FROM _agent_outbox WHERE state IN ('pending', 'sent')");
+}
+
+/* Start the portal on `port` with its data in `pdb`, time the sender over the
+ * next `n` ops, stop the portal. */
+static int run_recon(const char *db_path, const char *pdb, const char *port, int latency_ms, int n)
+{
+    char lat[32];
+    snprintf(lat, sizeof lat, "%d", latency_ms);
+    const char *args[] = {"--rows", "300", "--db", pdb, "--port", port, "--latency-ms", lat, NULL};
+    struct tu_portal p;
+    long long before = ops_pending(db_path);
+    if (before < n) n = (int)before;
+    if (tu_portal_start(&p, args) != 0) {
+        fprintf(stderr, "bench_outbox: cannot restart the portal on port %s\n", port);
+        return -1;
+    }
+    int64_t deadline = mono_ns() + 600000000000LL, t_first = 0, t_end = 0;
+    long long at_first = 0, left = before;
+    while (mono_ns() < deadline) {
+        left = ops_pending(db_path);
+        if (!t_first && left < before) {
+            t_first = mono_ns();
+            at_first = left;
+        }
+        if (before - left >= n) {
+            t_end = mono_ns();
+            break;
+        }
+        usleep(5000);
+    }
+    long long conflicts = count_rows(db_path, "SELECT count(*) FROM _agent_outbox WHERE state = 'conflict'");
+    tu_portal_stop(&p);
+    if (!t_end) {
+        fprintf(stderr, "bench_outbox: %lld of %d ops reconciled within 600 s\n", before - left, n);
+        return -1;
+    }
+    double secs = (double)(t_end - t_first) / 1e9;
+    long long done = at_first - left;   /* ops finished after the first one */
+    printf("{\"bench\":\"outbox_reconcile\",\"unit\":\"ops/s\",\"value\":%.1f,\"params\":{\"latency_ms\":%d,"
+           "\"ops\":%d,\"seconds\":%.3f,\"kind\":\"update\",\"conflicts\":%lld}}\n",
+           secs > 0 ? (double)done / secs : 0.0, latency_ms, n, secs, conflicts);
+    fflush(stdout);
+    return 0;
+}
+
 static int run_writes(const char *url, pid_t pid, int clients, int per)
 {
     struct client *c = calloc((size_t)clients, sizeof *c);
@@ -106,23 +159,27 @@ static int run_writes(const char *url, pid_t pid, int clients, int per)
 
 int main(int argc, char **argv)
 {
-    int per = 300, clients = 16;
+    int per = 300, clients = 16, latency = 50, recon = 100;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--writes") && i + 1 < argc) per = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--clients") && i + 1 < argc) clients = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--latency-ms") && i + 1 < argc) latency = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--recon") && i + 1 < argc) recon = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_outbox [--writes N per client] [--clients C]\n");
+            fprintf(stderr, "usage: bench_outbox [--writes N per client] [--clients C] [--latency-ms L] [--recon N]\n");
             return 2;
         }
     }
-    if (per < 1 || clients < 1) {
-        fprintf(stderr, "bench_outbox: --writes and --clients must be at least 1\n");
+    if (per < 1 || clients < 1 || latency < 0 || recon < 1) {
+        fprintf(stderr, "bench_outbox: --writes, --clients and --recon must be at least 1, --latency-ms at least 0\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_ALL);
     setenv("IA_BENCH_PW", "secret", 1);
     char *dir = tu_tmpdir("bench_outbox");
-    const char *pargs[] = {"--rows", "300", NULL};
+    char pdb[1024];
+    snprintf(pdb, sizeof pdb, "%s/portal.db", dir ? dir : ".");
+    const char *pargs[] = {"--rows", "300", "--db", pdb, NULL};
     struct tu_portal portal;
     if (!dir || tu_portal_start(&portal, pargs) != 0) {
         fprintf(stderr, "bench_outbox: cannot start the fake portal (%s)\n", IA_FAKE_PORTAL);
@@ -164,6 +221,7 @@ int main(int argc, char **argv)
     }
     tu_portal_stop(&portal);
     portal.pid = 0;
+    const char *port = strrchr(portal.url, ':') + 1;
     char url[256];
     snprintf(url, sizeof url, "%s/api/jsonsql/", line);
     fprintf(stderr, "bench_outbox: portal stopped; %d writes from 1 client, then from %d clients\n", per, clients);
@@ -173,6 +231,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_outbox: %lld ops in _agent_outbox, expected %d\n", ops, per * (clients + 1));
         rc = 1;
     }
+    if (rc == 0) rc = run_recon(db_path, pdb, port, 0, recon) | run_recon(db_path, pdb, port, latency, recon) ? 1 : 0;
 out:
     if (pid > 0) {
         kill(pid, SIGTERM);
