@@ -340,6 +340,28 @@ static void test_drop_reverts(void **state)
 
 /* A sent insert cannot be read back exactly (a row equal to it may have been
  * there before): pending again would be a blind resend, so retry refuses it. */
+/* An import of a snapshot would replace cache.db whole, the open ops' rows and
+ * outbox with it: refused until they end (here: dropped). */
+static void test_import_refused_with_open_ops(void **state)
+{
+    struct fx *f = *state;
+    five_ops(f);
+    char snap[600], id[32];
+    snprintf(snap, sizeof snap, "%s/snap.iasnap", f->root);
+    assert_int_equal(agent(f, "export", "--snapshot", snap, NULL), 0);
+    assert_int_equal(agent(f, "import", snap, NULL), 1);
+    assert_contains(f->err, "cache.db has 2 open offline writes");
+    assert_contains(f->err, "drop them");
+    assert_q(f, ROWS, "1:local1 2:local2 3:r3 4:r4 5:r5");
+    assert_state(f, f->op_pending, "pending,0,-");
+    snprintf(id, sizeof id, "%llu", (unsigned long long)f->op_pending);
+    assert_int_equal(agent(f, "outbox", "drop", id, NULL), 0);
+    snprintf(id, sizeof id, "%llu", (unsigned long long)f->op_sent);
+    assert_int_equal(agent(f, "outbox", "drop", id, NULL), 0);
+    assert_int_equal(agent(f, "import", snap, NULL), 0);
+    assert_contains(f->out, "imported snapshot");
+}
+
 static void test_retry_sent_insert_refused(void **state)
 {
     struct fx *f = *state;
@@ -480,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_reverts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_refused_with_open_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_sent_insert_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_state_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked, setup, teardown),
