@@ -124,6 +124,24 @@ static int sql_fail(struct replay *r, const struct journal_record *rec, char *er
     return rec_fail(rec, err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
 }
 
+static void warn_v(struct replay *r, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void warn_v(struct replay *r, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (r->warn) r->warn(r->warn_ctx, msg);
+    else log_warn("%s", msg);
+}
+
+static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_msg(struct replay *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_v(r, fmt, ap);
+    va_end(ap);
+}
+
 static void warn_once(struct replay *r, const char *table, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
 {
@@ -131,13 +149,10 @@ static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
         if (strcmp(r->warned[i], table) == 0) return;
     r->warned = xrealloc(r->warned, (r->nwarned + 1) * sizeof *r->warned);
     r->warned[r->nwarned++] = xstrdup(table);
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    warn_v(r, fmt, ap);
     va_end(ap);
-    if (r->warn) r->warn(r->warn_ctx, msg);
-    else log_warn("%s", msg);
 }
 
 /* A record of a table with no SCHEMA: skipped (1) in a cache with a compacted
@@ -879,17 +894,6 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
 
 /* ---- offline writes: op and op_state (docs/outbox.md) ------------------------------------ */
 
-static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn_msg(struct replay *r, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (r->warn) r->warn(r->warn_ctx, msg);
-    else log_warn("%s", msg);
-}
 
 /* A short printable form of an SQLite value, for messages. */
 static void value_text(sqlite3_value *v, char *out, size_t outlen)

@@ -259,7 +259,7 @@ struct qreq {
     const struct config_table *t;
     int kind;
     const char *method;
-    const cJSON *params;
+    cJSON *params;                    /* parsed by qreq_init; its caller deletes it */
     const char *params_json;
     struct outbox_queued *out;
     char *err;
@@ -377,6 +377,19 @@ static int parse_write(const struct config_table *t, const char *method, const c
     return 0;
 }
 
+/* A write as a group member: parsed (a refusal returns here), not yet run. */
+static int qreq_init(struct qreq *q, const struct config_table *t, const char *method, const char *params_json,
+                     struct outbox_queued *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    *q = (struct qreq){.t = t, .method = method, .params_json = params_json, .out = out, .err = err,
+                       .errlen = errlen};
+    cJSON *params;
+    int rc = parse_write(t, method, params_json, &q->kind, &params, err, errlen);
+    if (rc == 0) q->params = params;
+    return rc;
+}
+
 /* Leader/follower: a write joins the waiting chain; if no leader is running,
  * it becomes the leader, takes the lock, then takes every write that queued
  * meanwhile (so writers arriving while the previous group syncs share the
@@ -384,13 +397,9 @@ static int parse_write(const struct config_table *t, const char *method, const c
 int outbox_group_write(struct outbox_group *g, const struct config_table *t, const char *method,
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
-    struct qreq me = {.t = t, .method = method, .params_json = params_json, .out = out, .err = err,
-                      .errlen = errlen};
-    cJSON *params;
-    int rc = parse_write(t, method, params_json, &me.kind, &params, err, errlen);
+    struct qreq me;
+    int rc = qreq_init(&me, t, method, params_json, out, err, errlen);
     if (rc != 0) return rc;
-    me.params = params;
     pthread_mutex_lock(&g->mu);
     *g->tail = &me;
     g->tail = &me.next;
@@ -418,24 +427,20 @@ int outbox_group_write(struct outbox_group *g, const struct config_table *t, con
         pthread_cond_broadcast(&g->cv);
     }
     pthread_mutex_unlock(&g->mu);
-    cJSON_Delete(params);
+    cJSON_Delete(me.params);
     return me.rc;
 }
 
 int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct config_table *t, const char *method,
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
-    struct qreq me = {.t = t, .method = method, .params_json = params_json, .out = out, .err = err,
-                      .errlen = errlen};
-    cJSON *params;
-    int rc = parse_write(t, method, params_json, &me.kind, &params, err, errlen);
+    struct qreq me;
+    int rc = qreq_init(&me, t, method, params_json, out, err, errlen);
     if (rc != 0) return rc;
-    me.params = params;
     if (lock) pthread_mutex_lock(lock);
     run_group(st, &me);   /* a group of one */
     if (lock) pthread_mutex_unlock(lock);
-    cJSON_Delete(params);
+    cJSON_Delete(me.params);
     return me.rc;
 }
 
