@@ -39,14 +39,22 @@
  *                snapshot_id, snapshot_at_ms = now, pending cleared. Tests:
  *                "concurrent_reader", "interrupted_snapshot", "swap_with_user_view".
  *   INCREMENTAL_PAGE  upserts into the live table; mark = the record's mark unless
- *                both its parts are NULL (then the mark stays).
- *   DELETIONS    DELETE by key (one key column per row).
+ *                both its parts are NULL (then the mark stays). While a snapshot
+ *                is pending, into its shadow too: journal order is fetch order,
+ *                so a row read again after a snapshot page (an op's re-read, an
+ *                on_demand key) is not undone by that older page at the swap.
+ *   DELETIONS    DELETE by key (one key column per row), from the shadow too.
  *   OP           applies the changeset (a conflict refuses it), adds the outbox row
  *                and its open keys; OP_STATE moves the op on: done (an insert's
  *                rows removed), conflict/rejected/dropped (change reverted), end
  *                states close the keys (docs/outbox.md, test_outbox.c).
  *   Open keys are PROTECTED: INCREMENTAL_PAGE and DELETIONS skip their rows,
- *                SNAPSHOT_END carries their live rows into the shadow.
+ *                SNAPSHOT_END carries their live rows into the shadow. An op
+ *                that ends while its table's snapshot is pending leaves its
+ *                keys ENDED (still in _agent_outbox_keys, its state an end): not
+ *                protected, but carried at that snapshot's END like open ones,
+ *                since pages fetched before the write reached the portal hold
+ *                the rows without it. The swap, and a new BEGIN, drop them.
  * A row with a NULL key value is an error. Types 9..255: an error.
  *
  * COMPACTED START. Pages, ENDs and DELETIONS of a table without a SCHEMA are an
@@ -323,6 +331,8 @@ static int has_open_keys(struct replay *r, const struct journal_record *rec, str
                          size_t errlen);
 static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, const char *into,
                            char *err, size_t errlen);
+static int drop_ended_keys(struct replay *r, const struct journal_record *rec, const struct rp_table *t, char *err,
+                           size_t errlen);
 static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int apply_schema(struct replay *r, const struct journal_record *rec, char *err, size_t errlen)
@@ -450,11 +460,12 @@ static int apply_begin(struct replay *r, struct batch *b, const struct journal_r
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
     if (!t) return rec_fail(rec, err, errlen, "%s", why);
     if (!t->known) return no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
-    if (t->ins_shadow) {
-        sqlite3_finalize(t->ins_shadow);
-        t->ins_shadow = NULL;
-    }
-    if (drop_table(r, rec, t->name, 1, err, errlen) != 0 || create_table(r, rec, t, 1, err, errlen) != 0) return -1;
+    sqlite3_finalize(t->ins_shadow);
+    sqlite3_finalize(t->del_shadow);
+    t->ins_shadow = t->del_shadow = NULL;
+    if (drop_table(r, rec, t->name, 1, err, errlen) != 0 || create_table(r, rec, t, 1, err, errlen) != 0 ||
+        drop_ended_keys(r, rec, t, err, errlen) != 0)
+        return -1;
     t->pending_id = rec->seq;
     t->pending_rows = 0;
     rp_value_clear(&t->pending_key);
@@ -515,7 +526,8 @@ static int has_open_keys(struct replay *r, const struct journal_record *rec, str
                          size_t errlen)
 {
     if (!t->open_any &&
-        sqlite3_prepare_v3(r->db, "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1)", -1,
+        sqlite3_prepare_v3(r->db, "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id = k.id"
+                           " WHERE k.tbl = ?1 AND o.state IN ('pending', 'sent'))", -1,
                            SQLITE_PREPARE_PERSISTENT, &t->open_any, NULL) != SQLITE_OK)
         return sql_fail(r, rec, err, errlen, "reading the outbox keys");
     sqlite3_bind_text(t->open_any, 1, t->name, -1, SQLITE_STATIC);
@@ -535,8 +547,10 @@ static int key_open(struct replay *r, const struct journal_record *rec, struct r
 {
     if (!t->open_key) {
         const char *sql = t->types[t->key_col] == JOURNAL_COL_TEXT
-                              ? "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1 AND key = CAST(?2 AS TEXT))"
-                              : "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1 AND key = ?2)";
+                              ? "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id ="
+                                " k.id WHERE k.tbl = ?1 AND k.key = CAST(?2 AS TEXT) AND o.state IN ('pending', 'sent'))"
+                              : "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id ="
+                                " k.id WHERE k.tbl = ?1 AND k.key = ?2 AND o.state IN ('pending', 'sent'))";
         if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->open_key, NULL) != SQLITE_OK)
             return sql_fail(r, rec, err, errlen, "reading the outbox keys");
     }
@@ -557,15 +571,26 @@ static int key_open(struct replay *r, const struct journal_record *rec, struct r
 static int carry_open_rows(struct replay *r, const struct journal_record *rec, struct rp_table *t, const char *into,
                            char *err, size_t errlen)
 {
-    int open = has_open_keys(r, rec, t, err, errlen);
-    if (open <= 0) return open;
+    /* Open and ended keys alike (see the file's comment). */
+    sqlite3_stmt *st = NULL;
+    int any = 0, rc = sqlite3_prepare_v2(r->db, "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys WHERE tbl = ?1)", -1,
+                                         &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        any = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+        rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    if (!any) return 0;
     char shname[JOURNAL_TABLE_MAX + 32];
     if (into) snprintf(shname, sizeof shname, "%s", into);
     else snprintf(shname, sizeof shname, "_agent_shadow_%s", t->name);
     const char *key = t->cols[t->key_col];
     struct buf cols = {0}, q = {0};
-    sqlite3_stmt *st = NULL;
-    int live_key = 0, rc;
+    int live_key = 0;
     rc = sqlite3_prepare_v2(r->db, "SELECT l.name, l.pk FROM pragma_table_info(?1) AS l JOIN pragma_table_info(?2) AS s"
                                    " ON s.name = l.name ORDER BY l.cid", -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -622,6 +647,24 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
     buf_free(&cols);
     buf_free(&q);
     return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "carrying the rows of open offline writes");
+}
+
+/* Forget t's ENDED keys (ops that ended while its snapshot was pending): at
+ * the swap that carried their rows, and at a BEGIN, whose pages are all read
+ * after the ends. */
+static int drop_ended_keys(struct replay *r, const struct journal_record *rec, const struct rp_table *t, char *err,
+                           size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(r->db, "DELETE FROM _agent_outbox_keys WHERE tbl = ?1 AND id IN (SELECT id FROM"
+                                       " _agent_outbox WHERE tbl = ?1 AND state NOT IN ('pending', 'sent'))",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "dropping the keys of ended offline writes");
 }
 
 static int apply_snapshot_page(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
@@ -725,6 +768,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
      * connection sees the old table or the new one. Open offline writes keep
      * their rows (docs/outbox.md, protected keys). */
     if (t->live && t->key_col >= 0 && carry_open_rows(r, rec, t, NULL, err, errlen) != 0) return -1;
+    if (drop_ended_keys(r, rec, t, err, errlen) != 0) return -1;
     b->st.rows_deleted += rows_gone(r, t);
     rp_table_finalize(t);
     if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
@@ -777,7 +821,8 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
     if (!live_current(t)) return behind(rec, t, err, errlen);
     if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
     if (prepare_insert(r, rec, t, "INSERT OR IGNORE INTO ", 0, &t->ign_live, err, errlen) != 0 ||
-        prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0)
+        prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0 ||
+        (t->pending_id && prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 1, &t->ins_shadow, err, errlen) != 0))
         return -1;
     /* Rows of keys an open offline write holds are left alone (protected keys). */
     int prot = t->key_col >= 0 ? has_open_keys(r, rec, t, err, errlen) : 0;
@@ -814,6 +859,10 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
                 rc = bind_row(t->rep_live, v, t->ncols);
                 if (rc == SQLITE_OK) rc = step_reset(t->rep_live);
             }
+        }
+        if (rc == SQLITE_OK && t->pending_id) {   /* newer than the shadow's pages so far */
+            rc = bind_row(t->ins_shadow, v, t->ncols);
+            if (rc == SQLITE_OK) rc = step_reset(t->ins_shadow);
         }
         if (rc != SQLITE_OK) {
             char what[64];
@@ -858,6 +907,17 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
         buf_free(&q);
         if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
     }
+    if (t->pending_id && !t->del_shadow) {   /* the pending snapshot's older pages lose the key too */
+        struct buf q = {0};
+        buf_puts(&q, "DELETE FROM ");
+        shadow_name(&q, t->name);
+        buf_puts(&q, " WHERE ");
+        rp_quote(&q, t->cols[t->key_col]);
+        buf_puts(&q, " = ?1");
+        rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_shadow, NULL);
+        buf_free(&q);
+        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
+    }
     int prot = has_open_keys(r, rec, t, err, errlen);
     if (prot < 0) return -1;
     struct journal_value v;
@@ -884,6 +944,15 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
         uint64_t gone = (uint64_t)sqlite3_changes(r->db);
         t->rows = t->rows >= gone ? t->rows - gone : 0;
         b->st.rows_deleted += gone;
+        if (t->pending_id) {
+            rc = rp_bind(t->del_shadow, 1, &v);
+            if (rc == SQLITE_OK) rc = step_reset(t->del_shadow);
+            if (rc != SQLITE_OK) {
+                char what[64];
+                snprintf(what, sizeof what, "key %u", n);
+                return sql_fail(r, rec, err, errlen, what);
+            }
+        }
         n++;
     }
     if (more < 0) return rec_fail(rec, err, errlen, "%s", why);
@@ -1271,7 +1340,9 @@ static int apply_op_state(struct replay *r, struct batch *b, const struct journa
         rc = step_reset(st);
         sqlite3_finalize(st);
     }
-    if (rc == SQLITE_OK && end &&
+    /* An end closes the keys; while the table's snapshot is pending they stay,
+     * ENDED, for its swap to carry (see the file's comment). */
+    if (rc == SQLITE_OK && end && !t->pending_id &&
         (rc = sqlite3_prepare_v2(r->db, "DELETE FROM _agent_outbox_keys WHERE id = ?1", -1, &st, NULL)) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
         rc = step_reset(st);

@@ -778,9 +778,10 @@ void rp_table_finalize(struct rp_table *t)
     sqlite3_finalize(t->ign_live);
     sqlite3_finalize(t->rep_live);
     sqlite3_finalize(t->del_live);
+    sqlite3_finalize(t->del_shadow);
     sqlite3_finalize(t->open_any);
     sqlite3_finalize(t->open_key);
-    t->ins_shadow = t->ign_live = t->rep_live = t->del_live = t->open_any = t->open_key = NULL;
+    t->ins_shadow = t->ign_live = t->rep_live = t->del_live = t->del_shadow = t->open_any = t->open_key = NULL;
 }
 
 void rp_tables_drop(struct replay *r)

@@ -43,6 +43,7 @@ struct rp_table {
     sqlite3_stmt *ign_live;          /* INSERT OR IGNORE INTO live */
     sqlite3_stmt *rep_live;          /* INSERT OR REPLACE INTO live */
     sqlite3_stmt *del_live;          /* DELETE FROM live WHERE key = ? */
+    sqlite3_stmt *del_shadow;        /* DELETE FROM shadow WHERE key = ? */
     sqlite3_stmt *open_any;          /* does the table have open outbox keys */
     sqlite3_stmt *open_key;          /* is this key open */
 };

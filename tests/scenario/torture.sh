@@ -349,7 +349,12 @@ TOML
     [ "$n" = "${upd_val[$i]}" ] || { echo "update of ${upd_id[$i]}: the portal has '$n', not ${upd_val[$i]}" >&2; bad=$((bad + 1)); }
   done
   [ "$bad" = 0 ] || fail "phase 8: $bad of $nops ops not applied exactly once on the portal"
-  [ "$(sq "$OBDB" "SELECT count(*) FROM _agent_outbox_keys")" = 0 ] || fail "phase 8: keys still protected with every op done"
+  [ "$(sq "$OBDB" "SELECT count(*) FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id = k.id WHERE o.state IN ('pending', 'sent')")" = 0 ] ||
+    fail "phase 8: keys still protected with every op done"
+  # ended keys stay only while a snapshot of terminal is pending (for its swap to carry)
+  [ "$(sq "$OBDB" "SELECT count(*) FROM _agent_outbox_keys")" = 0 ] ||
+    [ "$(sq "$OBDB" "SELECT pending_id FROM _agent_tables WHERE name = 'terminal'")" != 0 ] ||
+    fail "phase 8: keys of ended ops left with no snapshot pending"
   http POST "$O8_URL/sync/terminal" ""
   ob_equal() { [ "$(sq "$OBDB" "SELECT count(*) FROM terminal WHERE id < 0")" = 0 ] && cmp_table "$OBDB" "$PDB" terminal 2>/dev/null; }
   wait_for 60 "phase 8: cache.db's terminal to equal the portal's (no provisional rows)" ob_equal

@@ -1,7 +1,8 @@
 /* test_outbox.c — offline writes in the journal and cache.db (docs/outbox.md):
  * the op and op_state codecs and their refusals; an op applied exactly once
  * (visible, outbox row and open keys, twice = once, rebuild = same); protected
- * keys against incremental pages, deletions and a snapshot swap; done, and the
+ * keys against incremental pages, deletions and a snapshot swap; ops that end
+ * while a snapshot is pending (ended keys carried); done, and the
  * reverts of conflict/rejected/dropped; refused states and replay_skip; the
  * capture that leaves cache.db as it was. Real journal and cache.db files in a
  * temp dir; changesets come from replay_op_capture on the cache itself. */
@@ -453,6 +454,65 @@ static void test_protect_snapshot(void **state)
     assert_q(f, ROWS, "-1000:new: 1:r1-v3:13 2:r2-v3:23 4:r4-v3:43 5:r5-v3:53 6:r6-v3:63");
 }
 
+/* Ops that end while a snapshot of their table is pending (the daemon killed
+ * between a done and its re-read, then the snapshot resumed; or a long pull
+ * under way while the sender works): the snapshot's pages read before the
+ * write reached the portal must not undo it at the swap. The ended keys are
+ * carried and then forgotten; rows read again after a page (an incremental
+ * page, deletions) win over it in the shadow too. */
+static void test_end_during_snapshot(void **state)
+{
+    struct fx *f = *state;
+    start(f);
+    uint64_t u = put_op(f, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'local' WHERE id = 2");
+    uint64_t d = put_op(f, JOURNAL_OP_DELETE, "DELETE FROM t WHERE id = 3");
+    /* a snapshot begins; its first page is read before the writes reach the portal */
+    journal_payload_snapshot_begin(&f->pl, 0);
+    uint64_t sid = append(f, JOURNAL_SNAPSHOT_BEGIN, "t");
+    journal_payload_snapshot_page(&f->pl, sid, 3);
+    for (int i = 1; i <= 4; i++) put_row(f, i, 2);
+    append(f, JOURNAL_SNAPSHOT_PAGE, "t");
+    apply_ok(f);
+    /* both ops done; no re-read of id 2 (a kill), an insert's row 7 read again */
+    put_state(f, u, JOURNAL_OPS_DONE, NULL);
+    put_state(f, d, JOURNAL_OPS_DONE, NULL);
+    const int64_t seven[] = {7}, one[] = {1};
+    put_incremental(f, seven, 1, 3);
+    put_deletions(f, one, 1);   /* gone from the portal after the page was read */
+    apply_ok(f);
+    char want[64];
+    snprintf(want, sizeof want, "2@%llu 3@%llu", (unsigned long long)u, (unsigned long long)d);
+    assert_q(f, KEYS, want);   /* ended, not protected: the incremental row landed */
+    /* the rest of the snapshot (read after the writes) and its end */
+    journal_payload_snapshot_page(&f->pl, sid, 3);
+    for (int i = 5; i <= 6; i++) put_row(f, i, 2);
+    append(f, JOURNAL_SNAPSHOT_PAGE, "t");
+    struct journal_value mc = {.type = JOURNAL_INT, .i = 62}, mk = {.type = JOURNAL_INT, .i = 6};
+    journal_payload_snapshot_end(&f->pl, sid, 6, &mc, &mk);
+    append(f, JOURNAL_SNAPSHOT_END, "t");
+    apply_ok(f);
+    assert_q(f, ROWS, "2:local:21 4:r4-v2:42 5:r5-v2:52 6:r6-v2:62 7:r7-v3:73");
+    assert_int_equal(table_rows(f), 5);
+    assert_q(f, KEYS, "");
+    /* with no snapshot pending, an end closes its keys at once */
+    uint64_t u2 = put_op(f, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'again' WHERE id = 4");
+    put_state(f, u2, JOURNAL_OPS_DONE, NULL);
+    apply_ok(f);
+    assert_q(f, KEYS, "");
+    /* ended keys are forgotten at a new BEGIN too (its pages are read after the end) */
+    uint64_t u3 = put_op(f, JOURNAL_OP_UPDATE, "UPDATE t SET name = 'third' WHERE id = 5");
+    journal_payload_snapshot_begin(&f->pl, 0);
+    append(f, JOURNAL_SNAPSHOT_BEGIN, "t");
+    put_state(f, u3, JOURNAL_OPS_DONE, NULL);
+    apply_ok(f);
+    snprintf(want, sizeof want, "5@%llu", (unsigned long long)u3);
+    assert_q(f, KEYS, want);
+    put_snapshot(f, 6, 4);
+    apply_ok(f);
+    assert_q(f, KEYS, "");
+    assert_q(f, ROWS, "1:r1-v4:14 2:r2-v4:24 3:r3-v4:34 4:r4-v4:44 5:r5-v4:54 6:r6-v4:64");
+}
+
 static void test_states_and_done(void **state)
 {
     struct fx *f = *state;
@@ -789,6 +849,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_protect_incremental_and_deletions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protect_text_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protect_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_during_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_states_and_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reverts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revert_leaves_later_change, setup, teardown),
