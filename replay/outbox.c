@@ -2,6 +2,7 @@
  * read side. Applying op and op_state records is in apply.c. */
 #include "replay/outbox.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,16 +184,17 @@ static void op_row(sqlite3_stmt *st, struct replay_outbox_op *op)
     op->updated_ms = sqlite3_column_int64(st, 8);
 }
 
-int replay_outbox_list(sqlite3 *db, int open_only, struct replay_outbox_op **out, size_t *n, char *err,
-                       size_t errlen)
+int replay_outbox_list(sqlite3 *db, int open_only, size_t limit, struct replay_outbox_op **out, size_t *n,
+                       char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, open_only ? "SELECT " OP_COLS " FROM _agent_outbox WHERE state IN ('pending',"
-                                                " 'sent') ORDER BY id"
-                                              : "SELECT " OP_COLS " FROM _agent_outbox ORDER BY id",
+                                                " 'sent') ORDER BY id LIMIT ?1"
+                                              : "SELECT " OP_COLS " FROM _agent_outbox ORDER BY id LIMIT ?1",
                                 -1, &st, NULL);
+    if (rc == SQLITE_OK) sqlite3_bind_int64(st, 1, limit && limit < INT64_MAX ? (int64_t)limit : -1);
     size_t cap = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {

@@ -54,9 +54,9 @@ struct replay_outbox_op {
     size_t nchangeset;
 };
 /* Ops by id, on any connection to cache.db (serve's read-only one too);
- * open_only: pending and sent only. replay_outbox_free() releases. */
-int replay_outbox_list(sqlite3 *db, int open_only, struct replay_outbox_op **out, size_t *n, char *err,
-                       size_t errlen);
+ * open_only: pending and sent only; at most limit (0: all). replay_outbox_free() releases. */
+int replay_outbox_list(sqlite3 *db, int open_only, size_t limit, struct replay_outbox_op **out, size_t *n,
+                       char *err, size_t errlen);
 void replay_outbox_free(struct replay_outbox_op *ops, size_t n);
 /* One op in full: 0 found, 1 no such op, -1 error. Release with replay_outbox_op_clear(). */
 int replay_outbox_get(sqlite3 *db, uint64_t id, struct replay_outbox_op *op, char *err, size_t errlen);

@@ -136,7 +136,7 @@ static int list(const struct config *cfg, int as_json)
     struct replay_outbox_op *ops = NULL;
     size_t n = 0;
     char err[IA_ERRLEN];
-    rc = replay_outbox_list(replay_db(r), 0, &ops, &n, err, sizeof err);
+    rc = replay_outbox_list(replay_db(r), 0, 0, &ops, &n, err, sizeof err);
     replay_close(r);
     if (rc != 0) {
         fprintf(stderr, "iptv-agent outbox: %s\n", err);

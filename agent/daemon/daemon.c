@@ -797,6 +797,7 @@ static void *sender_main(void *arg)
      * journal `sending` and `pending` again for a portal that is not there. */
     int waiting = 1;
     char last[256] = "";
+    struct outbox_sender *sender = outbox_sender_new();
     while (!atomic_load(&d->stop)) {
         if (waiting && !sender_has_open(d)) {
             sender_wait(d, OUTBOX_IDLE_MS);
@@ -813,13 +814,16 @@ static void *sender_main(void *arg)
             sender_note(d, 1, NULL);
         }
         struct outbox_result r;
-        if (outbox_send_next(&c, &r) != 0) {
+        if (outbox_send_next(&c, sender, &r) != 0) {
             log_error("outbox: %s", r.msg);
             sender_wait(d, fail_wait);
             if (fail_wait < OUTBOX_FAIL_MAX_MS) fail_wait *= 2;
             continue;
         }
         if (atomic_load(&d->stop)) break;
+        /* Deferred re-reads that failed in a step that ended otherwise: pull. */
+        if (r.repull[0] && r.step != OUTBOX_DONE && r.step != OUTBOX_CONFLICT && r.step != OUTBOX_REJECTED)
+            sender_note(d, 0, r.repull);
         switch (r.step) {
         case OUTBOX_IDLE:
             waiting = 1;
@@ -834,7 +838,7 @@ static void *sender_main(void *arg)
                 log_info("outbox: op %llu (table %s) done", (unsigned long long)r.op_id, r.table);
             else
                 log_warn("outbox: %s", r.msg);
-            if (r.sent || r.step != OUTBOX_REJECTED) sender_note(d, 1, r.repull ? r.table : NULL);
+            if (r.sent || r.step != OUTBOX_REJECTED || r.repull[0]) sender_note(d, 1, r.repull[0] ? r.repull : NULL);
             continue;
         case OUTBOX_TRANSIENT:
         case OUTBOX_UNKNOWN:
@@ -852,6 +856,7 @@ static void *sender_main(void *arg)
             continue;
         }
     }
+    outbox_sender_free(sender);   /* re-reads still deferred: the tables' next pulls */
     return NULL;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent/base/buf.h"
+#include "agent/base/clock.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
@@ -243,8 +244,11 @@ static int read_changes(struct op *p, char *err, size_t errlen)
     return 0;
 }
 
-/* The oldest open op, in full. 1 none, 0 found, -1 error (r->msg). */
-static int load_oldest(struct pull_ctx *c, struct op *p, struct outbox_result *r)
+/* The oldest open op, in full, and the next open ones (*list, *n: the
+ * caller frees; OUTBOX_BATCH * 2 at most, for the read-ahead). 1 none, 0
+ * found, -1 error (r->msg). */
+static int load_oldest(struct pull_ctx *c, struct op *p, struct replay_outbox_op **listp, size_t *np,
+                       struct outbox_result *r)
 {
     char err[IA_ERRLEN];
     struct replay_outbox_op *list = NULL;
@@ -252,7 +256,7 @@ static int load_oldest(struct pull_ctx *c, struct op *p, struct outbox_result *r
     int rc = -1;
     lock(c);
     sqlite3 *db = replay_db(c->rp);
-    if (replay_outbox_list(db, 1, &list, &n, err, sizeof err) != 0) {
+    if (replay_outbox_list(db, 1, OUTBOX_BATCH * 2, &list, &n, err, sizeof err) != 0) {
         snprintf(r->msg, sizeof r->msg, "reading the outbox: %s", err);
         goto out;
     }
@@ -300,7 +304,8 @@ static int load_oldest(struct pull_ctx *c, struct op *p, struct outbox_result *r
     rc = 0;
 out:
     unlock(c);
-    replay_outbox_free(list, n);
+    *listp = list;
+    *np = n;
     return rc;
 }
 
@@ -419,12 +424,17 @@ enum verdict { V_PRE, V_APPLIED, V_OTHER, V_ERROR };
 /* Update/delete: read the target rows and say what they show. V_PRE: every
  * row is the pre-image (nothing happened to them: send); V_APPLIED: every row
  * shows the op (readback only); V_OTHER: anything else (why in what). */
-static enum verdict check_rows(struct pull_ctx *c, const struct op *p, int readback, enum remote_status *rs,
-                               char *what, size_t n)
+static enum verdict check_rows(struct pull_ctx *c, const struct op *p, int readback, const struct prows *ahead,
+                               enum remote_status *rs, char *what, size_t n)
 {
-    struct prows rows = {0};
-    *rs = select_in(c, p, p->t->key, p->o.keys, &rows, what, n);
-    if (*rs != REMOTE_OK) { prows_clear(&rows); return V_ERROR; }
+    struct prows own = {0};
+    const struct prows *rowsp = ahead;
+    if (!ahead) {
+        *rs = select_in(c, p, p->t->key, p->o.keys, &own, what, n);
+        if (*rs != REMOTE_OK) { prows_clear(&own); return V_ERROR; }
+        rowsp = &own;
+    }
+    const struct prows rows = *rowsp;
     int pre = 1, applied = readback;
     char why[512] = "";
     for (size_t k = 0; k < p->nch; k++) {
@@ -445,7 +455,7 @@ static enum verdict check_rows(struct pull_ctx *c, const struct op *p, int readb
             snprintf(why, sizeof why, "it changes a key, which cannot be checked");
         }
     }
-    prows_clear(&rows);
+    prows_clear(&own);
     if (readback && applied && p->nch > 0) return V_APPLIED;
     if (pre) return V_PRE;
     snprintf(what, n, "%s", why[0] ? why : "the portal's rows are neither the op's nor the pre-image");
@@ -524,6 +534,115 @@ static enum verdict check_insert(struct pull_ctx *c, const struct op *p, enum re
     return V_OTHER;
 }
 
+/* ---- the sender's state between steps (send.h) ------------------------------------------- */
+
+struct outbox_sender {
+    /* checks read ahead: the portal's rows for the keys of ops ahead[] of table */
+    char table[JOURNAL_TABLE_MAX + 1];
+    uint64_t ahead[OUTBOX_BATCH];
+    size_t nahead;
+    struct prows rows;
+    double read_at;                   /* clock_mono_s of that select */
+    /* re-reads deferred: keys (JSON values, comma-separated) of rtable */
+    char rtable[JOURNAL_TABLE_MAX + 1];
+    struct buf rkeys;
+    size_t nre;                       /* done ops whose keys are in rkeys */
+};
+
+struct outbox_sender *outbox_sender_new(void) { return xcalloc(1, sizeof(struct outbox_sender)); }
+
+void outbox_sender_free(struct outbox_sender *s)
+{
+    if (!s) return;
+    prows_clear(&s->rows);
+    buf_free(&s->rkeys);
+    free(s);
+}
+
+static void ahead_forget(struct outbox_sender *s)
+{
+    if (!s) return;
+    s->nahead = 0;
+    prows_clear(&s->rows);
+}
+
+/* The elements of a JSON array of keys, each as compact JSON text, appended
+ * to *keys (n, cap). -1 when it is not an array. */
+static int key_texts(const char *json, char ***keys, size_t *n, size_t *cap)
+{
+    cJSON *a = NULL;
+    char err[128];
+    if (json_parse(json, strlen(json), 8, &a, err, sizeof err) != 0 || !cJSON_IsArray(a)) {
+        cJSON_Delete(a);
+        return -1;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *keys = xrealloc(*keys, *cap * sizeof **keys);
+        }
+        struct buf b = {0};
+        json_write_tree(&b, e);
+        (*keys)[(*n)++] = buf_detach(&b);
+    }
+    cJSON_Delete(a);
+    return 0;
+}
+
+#define AHEAD_KEYS_MAX 1000           /* keys in one read-ahead select */
+
+/* The rows to check op p (an update or delete to send, list[0]) against: the
+ * read-ahead's, when p is in it and it is fresh; else read now for p and the
+ * next ops of its table (list) that the portal's rows can be read for in
+ * advance: not sent before, keys overlapping no earlier op's (a write of ours
+ * would change them; a key overlap ends the read-ahead), OUTBOX_BATCH at
+ * most. NULL when the select failed (*rs, what). */
+static const struct prows *ahead_rows(struct pull_ctx *c, struct outbox_sender *s, const struct op *p,
+                                      const struct replay_outbox_op *list, size_t n, enum remote_status *rs,
+                                      char *what, size_t wn)
+{
+    *rs = REMOTE_OK;
+    if (!strcmp(s->table, p->o.table) && clock_mono_s() - s->read_at < OUTBOX_AHEAD_S)
+        for (size_t i = 0; i < s->nahead; i++)
+            if (s->ahead[i] == p->o.id) return &s->rows;
+    ahead_forget(s);
+    char **keys = NULL;
+    size_t nkeys = 0, cap = 0;
+    if (key_texts(p->o.keys, &keys, &nkeys, &cap) != 0) nkeys = 0;
+    s->ahead[s->nahead++] = p->o.id;
+    for (size_t i = 1; i < n && s->nahead < OUTBOX_BATCH; i++) {
+        const struct replay_outbox_op *o = &list[i];
+        if (!strcmp(o->kind, "insert") || strcmp(o->table, p->o.table) != 0) continue;  /* new rows; another table */
+        if (strcmp(o->state, "pending") != 0 || o->attempts > 0) break;                 /* to be read back */
+        size_t before = nkeys;
+        if (key_texts(o->keys, &keys, &nkeys, &cap) != 0 || nkeys > AHEAD_KEYS_MAX) break;
+        int overlap = 0;
+        for (size_t a = before; a < nkeys && !overlap; a++)
+            for (size_t b = 0; b < before && !overlap; b++) overlap = !strcmp(keys[a], keys[b]);
+        if (overlap) break;
+        s->ahead[s->nahead++] = o->id;
+    }
+    struct buf all = {0};
+    buf_putc(&all, '[');
+    for (size_t k = 0; k < nkeys; k++) {
+        if (k) buf_putc(&all, ',');
+        buf_puts(&all, keys[k]);
+        free(keys[k]);
+    }
+    buf_putc(&all, ']');
+    free(keys);
+    snprintf(s->table, sizeof s->table, "%s", p->o.table);
+    s->read_at = clock_mono_s();
+    *rs = select_in(c, p, p->t->key, all.p, &s->rows, what, wn);
+    buf_free(&all);
+    if (*rs != REMOTE_OK) {
+        ahead_forget(s);
+        return NULL;
+    }
+    return &s->rows;
+}
+
 /* ---- journaling ----------------------------------------------------------------------- */
 
 /* Journal the op's new state (durable on return) and apply it. 0 or -1 (r->msg). */
@@ -560,8 +679,43 @@ static void reread(struct pull_ctx *c, const struct op *p, const char *keys, str
     if (pull_keys(c, p->t, keys, NULL, err, sizeof err) != 0) {
         log_warn("op %llu (table %s): re-reading its rows: %s; the next pull catches up",
                  (unsigned long long)p->o.id, p->o.table, err);
-        r->repull = 1;
+        snprintf(r->repull, sizeof r->repull, "%s", p->o.table);
     }
+}
+
+/* The deferred re-reads, in one pull_keys; a failure leaves them to the
+ * table's next pull (r->repull). */
+static void flush_rereads(struct pull_ctx *c, struct outbox_sender *s, struct outbox_result *r)
+{
+    if (!s || !s->nre) return;
+    const struct config_table *t = config_table_find(c->cfg, s->rtable);
+    char err[IA_ERRLEN];
+    struct buf keys = {0};
+    buf_putc(&keys, '[');
+    buf_append(&keys, s->rkeys.p, s->rkeys.len);
+    buf_putc(&keys, ']');
+    if (!t || pull_keys(c, t, keys.p, NULL, err, sizeof err) != 0) {
+        log_warn("table %s: re-reading the rows of %zu done ops: %s; the next pull catches up", s->rtable, s->nre,
+                 t ? err : "the table is not in agent.toml any more");
+        snprintf(r->repull, sizeof r->repull, "%s", s->rtable);
+    }
+    buf_free(&keys);
+    buf_reset(&s->rkeys);
+    s->nre = 0;
+}
+
+/* Re-read keys (a JSON array) now, or with the next ops' (s). */
+static void reread_later(struct pull_ctx *c, struct outbox_sender *s, const struct op *p, const char *keys,
+                         struct outbox_result *r)
+{
+    if (!s) { reread(c, p, keys, r); return; }
+    size_t n = keys ? strlen(keys) : 0;
+    if (n <= 2 || keys[0] != '[' || keys[n - 1] != ']') return;   /* none */
+    if (s->nre && strcmp(s->rtable, p->o.table) != 0) flush_rereads(c, s, r);
+    if (s->rkeys.len) buf_putc(&s->rkeys, ',');
+    buf_append(&s->rkeys, keys + 1, n - 2);
+    snprintf(s->rtable, sizeof s->rtable, "%s", p->o.table);
+    s->nre++;
 }
 
 /* The keys an insert's answer names: rows returned with `returning` the key
@@ -602,19 +756,19 @@ out:
 
 /* Ended as done: journal it, then re-read what it touched (the keys are no
  * longer protected once `done` is applied, so the portal's rows land). */
-static int finish_done(struct pull_ctx *c, struct op *p, const char *result, const char *msg,
-                       struct outbox_result *r)
+static int finish_done(struct pull_ctx *c, struct outbox_sender *s, struct op *p, const char *result,
+                       const char *msg, struct outbox_result *r)
 {
     if (put_state(c, p, JOURNAL_OPS_DONE, msg, r) != 0) return -1;
     r->step = OUTBOX_DONE;
     if (p->kind != JOURNAL_OP_INSERT) {
-        reread(c, p, p->o.keys, r);
+        reread_later(c, s, p, p->o.keys, r);
     } else {
         /* The provisional rows went with `done` (replay); the portal's come
          * from the answer when it names their keys, else from the next pull. */
         char *keys = result ? answer_keys(p, result) : NULL;
-        if (keys) reread(c, p, keys, r);
-        else r->repull = 1;
+        if (keys) reread_later(c, s, p, keys, r);
+        else snprintf(r->repull, sizeof r->repull, "%s", p->o.table);
         free(keys);
     }
     return 0;
@@ -643,7 +797,7 @@ static void transient(struct op *p, enum remote_status rs, const char *doing, co
 }
 
 /* `sending`, durable, then the one request; its answer decides. */
-static void send_op(struct pull_ctx *c, struct op *p, struct outbox_result *r)
+static void send_op(struct pull_ctx *c, struct outbox_sender *s, struct op *p, struct outbox_result *r)
 {
     char err[IA_ERRLEN];
     struct buf result = {0};
@@ -653,7 +807,7 @@ static void send_op(struct pull_ctx *c, struct op *p, struct outbox_result *r)
     r->rs = rs;
     switch (rs) {
     case REMOTE_OK:
-        finish_done(c, p, result.p ? result.p : "null", NULL, r);
+        finish_done(c, s, p, result.p ? result.p : "null", NULL, r);
         break;
     case REMOTE_ERPC:
     case REMOTE_EFORBIDDEN:
@@ -682,16 +836,24 @@ static void send_op(struct pull_ctx *c, struct op *p, struct outbox_result *r)
     buf_free(&result);
 }
 
-int outbox_send_next(struct pull_ctx *c, struct outbox_result *r)
+int outbox_send_next(struct pull_ctx *c, struct outbox_sender *s, struct outbox_result *r)
 {
     struct op p = {0};
+    struct replay_outbox_op *list = NULL;
+    size_t nlist = 0;
     memset(r, 0, sizeof *r);
-    int got = load_oldest(c, &p, r);
-    if (got == 1) { r->step = OUTBOX_IDLE; op_free(&p); return 0; }
+    int got = load_oldest(c, &p, &list, &nlist, r);
+    /* Deferred re-reads go out before the sender idles or turns to another
+     * table, and every OUTBOX_BATCH ops. */
+    if (s && s->nre && (got != 0 || strcmp(p.o.table, s->rtable) != 0 || s->nre >= OUTBOX_BATCH))
+        flush_rereads(c, s, r);
+    if (got == 1) { r->step = OUTBOX_IDLE; goto out; }
     if (got < 0) {
         r->step = OUTBOX_FAILED;
         int rc = r->op_id ? 0 : -1;   /* an op that cannot be read: back off, its id named */
+        ahead_forget(s);
         op_free(&p);
+        replay_outbox_free(list, nlist);
         return rc;
     }
     p.t = config_table_find(c->cfg, p.o.table);
@@ -702,8 +864,7 @@ int outbox_send_next(struct pull_ctx *c, struct outbox_result *r)
         r->step = OUTBOX_FAILED;
         snprintf(r->msg, sizeof r->msg, "op %llu (table %s): %s", (unsigned long long)p.o.id, p.o.table,
                  !p.t ? "the table is not in agent.toml any more: it cannot be sent" : "the cached table has no key");
-        op_free(&p);
-        return 0;
+        goto out;
     }
     char what[IA_ERRLEN];
     enum remote_status rs = REMOTE_OK;
@@ -718,21 +879,27 @@ int outbox_send_next(struct pull_ctx *c, struct outbox_result *r)
                         "portal, then `outbox retry` or `outbox drop`", r);
     } else if (is_sent) {
         enum verdict v = p.kind == JOURNAL_OP_INSERT ? check_insert(c, &p, &rs, what, sizeof what)
-                                                     : check_rows(c, &p, 1, &rs, what, sizeof what);
+                                                     : check_rows(c, &p, 1, NULL, &rs, what, sizeof what);
         r->rs = rs;
         if (v == V_ERROR) transient(&p, rs, "reading back an op whose outcome was lost", what, r);
-        else if (v == V_APPLIED) finish_done(c, &p, NULL, "found applied on the portal when read back", r);
+        else if (v == V_APPLIED) finish_done(c, s, &p, NULL, "found applied on the portal when read back", r);
         else if (v == V_OTHER) finish_conflict(c, &p, what, r);
-        else send_op(c, &p, r);
+        else send_op(c, s, &p, r);
     } else if (p.kind != JOURNAL_OP_INSERT && p.nch > 0) {
-        enum verdict v = check_rows(c, &p, 0, &rs, what, sizeof what);
+        const struct prows *ahead = s ? ahead_rows(c, s, &p, list, nlist, &rs, what, sizeof what) : NULL;
+        enum verdict v = s && !ahead ? V_ERROR : check_rows(c, &p, 0, ahead, &rs, what, sizeof what);
         r->rs = rs;
         if (v == V_ERROR) transient(&p, rs, "reading its rows from the portal", what, r);
         else if (v == V_OTHER && p.t->conflict == CONFLICT_PORTAL) finish_conflict(c, &p, what, r);
-        else send_op(c, &p, r);
+        else send_op(c, s, &p, r);
     } else {
-        send_op(c, &p, r);
+        send_op(c, s, &p, r);
     }
+    /* The rows read ahead hold while ops end as expected; anything else (the
+     * portal gone, an answer lost) and they are read again. */
+    if (r->step != OUTBOX_DONE && r->step != OUTBOX_CONFLICT && r->step != OUTBOX_REJECTED) ahead_forget(s);
+out:
     op_free(&p);
+    replay_outbox_free(list, nlist);
     return 0;
 }

@@ -29,17 +29,32 @@ struct outbox_result {
     uint64_t op_id;                   /* 0 when IDLE */
     char table[JOURNAL_TABLE_MAX + 1];
     int sent;                         /* remote_write was called in this step */
-    int repull;                       /* rows the step could not re-read: pull the table */
+    char repull[JOURNAL_TABLE_MAX + 1];  /* a table whose rows the step could not re-read: pull it ("" none) */
     enum remote_status rs;            /* the portal's last answer class in this step */
     char msg[IA_ERRLEN + 1024];       /* why, naming the op id and table */
 };
 
+/* What a sender keeps between steps, so that an op costs about one round
+ * trip (docs/outbox.md, "Batching"): the portal's rows for the next ops of a
+ * table, read in one select (checks read ahead: ops whose keys do not overlap
+ * an earlier one's, valid for OUTBOX_AHEAD_S seconds and until a step ends
+ * other than done/conflict/rejected), and the keys of done ops not re-read yet
+ * (one pull_keys for up to OUTBOX_BATCH ops, at the latest when the outbox is
+ * idle). The caller owns it: outbox_sender_new, outbox_sender_free (re-reads
+ * still deferred are left to the tables' next pulls). */
+#define OUTBOX_BATCH 32
+#define OUTBOX_AHEAD_S 5.0
+struct outbox_sender;
+struct outbox_sender *outbox_sender_new(void);
+void outbox_sender_free(struct outbox_sender *s);
+
 /* One step: the oldest open op, checked, sent or read back, its outcome
  * journaled. A difference from the pre-image is settled by the op's table's
  * `conflict` (agent.toml): "portal" journals `conflict` (replay reverts, the
- * keys are re-read), "agent" sends anyway. 0 with r->step; -1 only when the
- * outbox itself cannot be read (r->msg). */
-int outbox_send_next(struct pull_ctx *c, struct outbox_result *r);
+ * keys are re-read), "agent" sends anyway. s NULL: each op is checked and
+ * re-read on its own. 0 with r->step; -1 only when the outbox itself cannot
+ * be read (r->msg). */
+int outbox_send_next(struct pull_ctx *c, struct outbox_sender *s, struct outbox_result *r);
 
 const char *outbox_step_name(enum outbox_step s);
 

@@ -344,7 +344,7 @@ static void test_op_applied_once(void **state)
     assert_int_equal(replay_db_open_readonly(f->db, 0, 1000, &ro, err, sizeof err), 0);
     struct replay_outbox_op *ops;
     size_t n;
-    assert_int_equal(replay_outbox_list(ro, 1, &ops, &n, err, sizeof err), 0);
+    assert_int_equal(replay_outbox_list(ro, 1, 0, &ops, &n, err, sizeof err), 0);
     assert_int_equal(n, 3);
     assert_int_equal(ops[1].id, i);
     assert_string_equal(ops[1].kind, "insert");

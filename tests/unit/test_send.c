@@ -126,18 +126,21 @@ static char *portal_text(const char *sql)
     return out ? out : strdup("<no row>");
 }
 
-/* The portal's count of writes it received (/_fake/stats). */
-static long long portal_writes(void)
+/* One of the portal's counters (/_fake/stats): "writes", "selects". */
+static long long portal_stat(const char *name)
 {
-    char url[512], *resp = NULL;
+    char url[512], key[64], *resp = NULL;
     snprintf(url, sizeof url, "%s/_fake/stats", g_site.portal.url);
     if (tu_http(url, NULL, &resp) != 200 || !resp) fail_msg("GET /_fake/stats");
-    const char *w = strstr(resp, "\"writes\":");
-    if (!w) fail_msg("no writes in %s", resp);
-    long long n = atoll(w + 9);
+    int n = snprintf(key, sizeof key, "\"%s\":", name);
+    const char *w = strstr(resp, key);
+    if (!w) fail_msg("no %s in %s", name, resp);
+    long long v = atoll(w + n);
     free(resp);
-    return n;
+    return v;
 }
+
+static long long portal_writes(void) { return portal_stat("writes"); }
 
 /* A write on the portal by someone else (the test's own client). */
 static void portal_write(struct fx *f, const char *method, const char *params)
@@ -285,12 +288,18 @@ static uint64_t put_insert(struct fx *f, const char *name, int returning)
     return put_op(f, JOURNAL_OP_INSERT, params, sql);
 }
 
-static void step(struct fx *f, enum config_conflict policy, enum outbox_step want, struct outbox_result *r)
+static void step_with(struct fx *f, struct outbox_sender *s, enum config_conflict policy, enum outbox_step want,
+                      struct outbox_result *r)
 {
     f->cfg.tables[0].conflict = policy;
-    if (outbox_send_next(&f->c, r) != 0) fail_msg("outbox_send_next: %s", r->msg);
+    if (outbox_send_next(&f->c, s, r) != 0) fail_msg("outbox_send_next: %s", r->msg);
     if (r->step != want)
         fail_msg("step: %s (%s), want %s", outbox_step_name(r->step), r->msg, outbox_step_name(want));
+}
+
+static void step(struct fx *f, enum config_conflict policy, enum outbox_step want, struct outbox_result *r)
+{
+    step_with(f, NULL, policy, want, r);
 }
 
 /* ---- tests --------------------------------------------------------------------------------- */
@@ -343,7 +352,7 @@ static void test_insert_done(void **state)
     assert_cache(f, "1", "SELECT count(*) FROM package WHERE id < 0 AND name = 'sent-insert'");
     step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_state(f, op, "done");
-    assert_false(r.repull);             /* `returning` named the new key: re-read at once */
+    assert_string_equal(r.repull, "");             /* `returning` named the new key: re-read at once */
     assert_portal("1", "SELECT count(*) FROM package WHERE name = 'sent-insert'");
     assert_cache(f, "0", "SELECT count(*) FROM package WHERE id < 0");
     char *pid = portal_text("SELECT id FROM package WHERE name = 'sent-insert'");
@@ -357,7 +366,7 @@ static void test_insert_done(void **state)
     uint64_t op2 = put_insert(f, "counted-insert", 0);
     step(f, CONFLICT_PORTAL, OUTBOX_DONE, &r);
     assert_state(f, op2, "done");
-    assert_true(r.repull);
+    assert_string_equal(r.repull, "package");
     assert_cache(f, "0", "SELECT count(*) FROM package WHERE id < 0");
     struct pull_result pr = {0};
     if (pull_table(&f->c, &f->cfg.tables[0], 1, &pr) != 0) fail_msg("pull: %s", pr.error);
@@ -544,6 +553,95 @@ static void test_retried_update_read_back(void **state)
 
 /* The daemon's sender: an op queued before `run` starts is sent within
  * seconds, once, and SIGTERM still stops the daemon cleanly (exit 0). */
+/* A sender that keeps state (send.h): the checks of the next ops read in one
+ * select, the re-reads of done ops in one pull_keys when the outbox idles.
+ * An op whose key an earlier one writes ends the read-ahead (the portal's row
+ * will change under it): it is read again when its turn comes, so it is not
+ * taken for a conflict; a row the portal changed before the read-ahead still
+ * is one. Every op ends as it would alone, the cache equals the portal. */
+static void test_batched(void **state)
+{
+    struct fx *f = *state;
+    struct outbox_result r;
+    fx_open(f);
+    long long a1 = some_id(9), a2 = some_id(10), a3 = some_id(11), a4 = some_id(12);
+    uint64_t u1 = put_update(f, a1, "b-1");
+    uint64_t u2 = put_update(f, a2, "b-2");
+    uint64_t in = put_insert(f, "b-ins", 1);
+    char params[256], sql[256];
+    snprintf(params, sizeof params, "{\"from\":\"package\",\"where\":{\"eq\":[\"id\",%lld]}}", a4);
+    snprintf(sql, sizeof sql, "DELETE FROM package WHERE id = %lld", a4);
+    uint64_t d4 = put_op(f, JOURNAL_OP_DELETE, params, sql);
+    uint64_t u1b = put_update(f, a1, "b-3");   /* a1 again: ends the first read-ahead */
+    uint64_t u3 = put_update(f, a3, "b-4");
+    snprintf(params, sizeof params, "{\"table\":\"package\",\"set\":{\"name\":\"theirs-b\"},\"where\":{\"eq\":[\"id\",%lld]}}",
+             a2);
+    portal_write(f, "update", params);         /* before any check: u2 is a conflict */
+    long long s0 = portal_stat("selects"), w0 = portal_writes();
+    struct outbox_sender *snd = outbox_sender_new();
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);       /* u1: read ahead u1 u2 d4 */
+    assert_int_equal(r.op_id, u1);
+    assert_int_equal(portal_stat("selects"), s0 + 1);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_CONFLICT, &r);   /* u2: re-read at once (pull_keys: 2 selects) */
+    assert_int_equal(r.op_id, u2);
+    assert_int_equal(portal_stat("selects"), s0 + 3);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);       /* the insert: no check */
+    assert_int_equal(r.op_id, in);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);       /* d4: read ahead */
+    assert_int_equal(r.op_id, d4);
+    assert_int_equal(portal_stat("selects"), s0 + 3);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);       /* u1b: read ahead u1b u3 */
+    assert_int_equal(r.op_id, u1b);
+    assert_int_equal(portal_stat("selects"), s0 + 4);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    assert_int_equal(r.op_id, u3);
+    assert_int_equal(portal_stat("selects"), s0 + 4);
+    /* until the outbox idles the done ops' rows are the cache's own */
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", a3);
+    assert_cache(f, "b-4", sql);
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_IDLE, &r);       /* the re-reads: one pull_keys */
+    assert_string_equal(r.repull, "");
+    assert_int_equal(portal_stat("selects"), s0 + 6);
+    assert_int_equal(portal_writes(), w0 + 5);
+    outbox_sender_free(snd);
+    assert_state(f, u1, "done");
+    assert_state(f, u2, "conflict");
+    assert_state(f, in, "done");
+    assert_state(f, d4, "done");
+    assert_state(f, u1b, "done");
+    assert_state(f, u3, "done");
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", a1);
+    assert_portal("b-3", sql);
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", a2);
+    assert_portal("theirs-b", sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM package WHERE id = %lld OR name = 'b-ins'", a4);
+    assert_portal("1", sql);
+    assert_same_as_portal(f);
+}
+
+/* Re-reads deferred when the portal goes away: the step says which table to
+ * pull (r.repull); the op's outcome stands. */
+static void test_batched_reread_fails(void **state)
+{
+    struct fx *f = *state;
+    struct outbox_result r;
+    fx_open(f);
+    long long a = some_id(13);
+    uint64_t u = put_update(f, a, "deferred");
+    struct outbox_sender *snd = outbox_sender_new();
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    assert_int_equal(r.op_id, u);
+    assert_string_equal(r.repull, "");
+    tu_admin(&g_site.portal, "/_fake/faults", "{\"queue\":[\"500\"]}");   /* retries = 0 */
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_IDLE, &r);
+    assert_string_equal(r.repull, "package");
+    outbox_sender_free(snd);
+    assert_state(f, u, "done");
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", a);
+    assert_cache(f, "deferred", sql);   /* the op's own change until the pull */
+}
+
 static void test_daemon_sends(void **state)
 {
     struct fx *f = *state;
@@ -602,6 +700,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_before_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retried_update_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sent_changed_is_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_reread_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_sends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
