@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: installs what is missing, builds with
 # warnings as errors, runs every test through ctest, then again under
 # AddressSanitizer + UndefinedBehaviorSanitizer (the long scenarios at a smaller
-# size), then a short run of each fuzz target (IA_FUZZ_SECONDS each, default 10,
+# size), then a short run of each fuzz target (IA_FUZZ_SECONDS each, default 5,
 # one per CPU at once). Each part says how long it took. Long runs: README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ took "ASan build and tests"
 fuzzed=0
 if [ -f tests/fuzz/run.sh ]; then
   echo "== fuzz (short)"
-  bash tests/fuzz/run.sh "${IA_FUZZ_SECONDS:-10}" build-fuzz | tee -a "$log"
+  bash tests/fuzz/run.sh "${IA_FUZZ_SECONDS:-5}" build-fuzz | tee -a "$log"
   fuzzed=$(grep -c '^fuzz_.*: ok' "$log" || true)
   took "fuzz build and run"
 fi
