@@ -121,6 +121,10 @@ void journal_reader_place(const struct journal_reader *r, struct journal_place *
  * another record there) is ignored: the reader starts as journal_reader_open. */
 int journal_reader_open_at(const char *dir, const struct journal_place *p, struct journal_reader **out,
                            char *err, size_t errlen);
+/* The place only: 0 opened there, 1 it does not hold (nothing opened: the
+ * caller lists the journal), -1 error. */
+int journal_reader_open_place(const char *dir, const struct journal_place *p, struct journal_reader **out,
+                              char *err, size_t errlen);
 
 /* Segment first sequence numbers in dir, ascending; *out is malloc'd (NULL when
  * none). A missing directory is an empty journal. */

@@ -222,12 +222,11 @@ void journal_reader_place(const struct journal_reader *r, struct journal_place *
     p->offset = r->off;
 }
 
-int journal_reader_open_at(const char *dir, const struct journal_place *p, struct journal_reader **out,
-                           char *err, size_t errlen)
+int journal_reader_open_place(const char *dir, const struct journal_place *p, struct journal_reader **out,
+                              char *err, size_t errlen)
 {
     *out = NULL;
-    if (!p->seq || p->segment > p->seq || p->offset < JF_SEG_HDR)
-        return journal_reader_open(dir, p->seq, out, err, errlen);
+    if (!p->seq || p->segment > p->seq || p->offset < JF_SEG_HDR) return 1;
     struct journal_reader *r = reader_new(dir, p->seq, err, errlen);
     if (!r) return -1;
     /* Without listing the directory: the place's segment, and at the place
@@ -246,7 +245,14 @@ int journal_reader_open_at(const char *dir, const struct journal_place *p, struc
         }
     }
     journal_reader_close(r);
-    return journal_reader_open(dir, p->seq, out, err, errlen);
+    return 1;
+}
+
+int journal_reader_open_at(const char *dir, const struct journal_place *p, struct journal_reader **out,
+                           char *err, size_t errlen)
+{
+    int rc = journal_reader_open_place(dir, p, out, err, errlen);
+    return rc == 1 ? journal_reader_open(dir, p->seq, out, err, errlen) : rc;
 }
 
 void journal_reader_where(const struct journal_reader *r, uint64_t *segment, uint64_t *offset,

@@ -1402,32 +1402,37 @@ static int commit(struct replay *r, struct batch *b, struct replay_stats *st, ch
 
 static int apply_upto(struct replay *r, uint64_t max_seq, struct replay_stats *st, char *err, size_t errlen)
 {
-    uint64_t *segs;
-    size_t nseg;
-    if (journal_segments(r->journal_dir, &segs, &nseg, err, errlen) != 0) return -1;
-    if (nseg == 0) return 0;
-    uint64_t oldest = segs[0];
-    free(segs);
     uint64_t from = r->applied + 1;
-    if (from < oldest) {
-        if (r->applied != 0) {
-            snprintf(err, errlen,
-                     "journal %s compacted past the applied position: cache.db %s has applied up to seq %llu, "
-                     "the oldest segment starts at seq %llu (records %llu..%llu are gone); rebuild with "
-                     "`iptv-agent replay --rebuild`",
-                     r->journal_dir, r->db_path, (unsigned long long)r->applied, (unsigned long long)oldest,
-                     (unsigned long long)from, (unsigned long long)oldest - 1);
-            return -1;
-        }
-        from = oldest;   /* a brand-new cache from a compacted journal */
-    }
-    if (from > max_seq) return 0;
-    struct journal_reader *rd;
+    struct journal_reader *rd = NULL;
     /* A follower (the daemon applies after every fsync) starts where the last
-     * apply stopped, not by reading the segment from its start. */
-    int rc_open = r->next.seq == from ? journal_reader_open_at(r->journal_dir, &r->next, &rd, err, errlen)
-                                      : journal_reader_open(r->journal_dir, from, &rd, err, errlen);
-    if (rc_open != 0) return -1;
+     * apply stopped: neither the directory listed nor the segment read from
+     * its start. The place holding (its record is applied + 1) also proves
+     * that nothing from there on was compacted away. */
+    if (r->next.seq == from && from <= max_seq &&
+        journal_reader_open_place(r->journal_dir, &r->next, &rd, err, errlen) < 0)
+        return -1;
+    if (!rd) {
+        uint64_t *segs;
+        size_t nseg;
+        if (journal_segments(r->journal_dir, &segs, &nseg, err, errlen) != 0) return -1;
+        if (nseg == 0) return 0;
+        uint64_t oldest = segs[0];
+        free(segs);
+        if (from < oldest) {
+            if (r->applied != 0) {
+                snprintf(err, errlen,
+                         "journal %s compacted past the applied position: cache.db %s has applied up to seq %llu, "
+                         "the oldest segment starts at seq %llu (records %llu..%llu are gone); rebuild with "
+                         "`iptv-agent replay --rebuild`",
+                         r->journal_dir, r->db_path, (unsigned long long)r->applied, (unsigned long long)oldest,
+                         (unsigned long long)from, (unsigned long long)oldest - 1);
+                return -1;
+            }
+            from = oldest;   /* a brand-new cache from a compacted journal */
+        }
+        if (from > max_seq) return 0;
+        if (journal_reader_open(r->journal_dir, from, &rd, err, errlen) != 0) return -1;
+    }
     struct batch b = {.base_seq = r->base_seq ? r->base_seq : from};
     struct journal_record rec;
     int rc;

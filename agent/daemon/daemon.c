@@ -7,9 +7,10 @@
  *                and writes from the local API, so they never queue behind a
  *                snapshot, and several clients' misses are in flight at once
  *                (each waits for the portal, not for the others);
- *   outbox       OUTBOX_WORKERS threads for writes queued while the portal is
- *                known down: they never ask it, and as many as wait together
- *                share one journal fsync (outbox_group_write).
+ *   outbox       one thread for writes queued while the portal is known down:
+ *                it never asks it, and takes every write waiting at once into
+ *                one group commit (outbox_queue_writes: one journal fsync), its
+ *                jobs handed back to the loop together.
  * All share the journal writer and cache.db's writer connection under `wlock`
  * (pull_ctx.lock), held only to journal and apply, never across a portal
  * request; each thread has its own portal client. A worker hands a finished
@@ -91,8 +92,9 @@
 #define BACKOFF_MAX_MS (5 * 60 * 1000)
 #define INTERACTIVE_TIMEOUT_MS 5000
 #define INTERACTIVE_WORKERS 8         /* portal requests for the local API in flight at once */
-#define OUTBOX_WORKERS 16             /* writes queued at once while the portal is known down: one
-                                         group commit takes all of them (outbox_group_write) */
+#define OUTBOX_BATCH_MAX 256          /* writes queued while the portal is known down: the one
+                                         outbox worker takes up to this many waiting, one group
+                                         commit for all (outbox_queue_writes) */
 #define QUEUE_WORKERS_MAX 16
 #define NQUEUES 4
 #define OUTBOX_PROBE_MS 2000          /* at most one probe this often while ops wait for the portal */
@@ -168,7 +170,6 @@ struct daemon {
     struct table_sched *ts;
     pthread_mutex_t mu;               /* guards the queues; `stop` is set under it (waiting workers wake) */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
-    struct outbox_group *og;          /* queued writes: workers queuing at once share one fsync */
     struct queue pullq, interq, exportq, outq;
     atomic_int stop;                  /* shutdown: workers drain, pulls stop between pages; atomic:
                                        * worker threads and curl callbacks read it without mu */
@@ -253,11 +254,8 @@ static void daemon_outbox_kick(struct daemon *d);
 
 /* Queue j's write in the outbox (docs/outbox.md): the answer is in j->rows,
  * the op id in j->op_id; a refusal says so in j->refused. */
-static void queue_write(struct daemon *d, struct job *j)
+static void queued(struct daemon *d, struct job *j, int rc, struct outbox_queued res, const char *err)
 {
-    struct outbox_queued res;
-    char err[IA_ERRLEN];
-    int rc = outbox_group_write(d->og, &d->cfg->tables[j->table], j->method, j->params, &res, err, sizeof err);
     if (rc != 0) {
         j->refused = rc == OUTBOX_EREFUSED;
         snprintf(j->msg, sizeof j->msg, "the portal is unreachable and the write was not queued: %.1900s", err);
@@ -271,6 +269,31 @@ static void queue_write(struct daemon *d, struct job *j)
     outbox_queued_free(&res);
     log_info("table %s: %s queued as op %llu (the portal is unreachable)", d->cfg->tables[j->table].name, j->method,
              (unsigned long long)j->op_id);
+}
+
+static void queue_write(struct daemon *d, struct job *j)
+{
+    struct outbox_queued res;
+    char err[IA_ERRLEN];
+    int rc = outbox_queue_write(&d->st, &d->wlock, &d->cfg->tables[j->table], j->method, j->params, &res, err,
+                                sizeof err);
+    queued(d, j, rc, res, err);
+}
+
+/* The outbox worker's batch: every write that waited, one group commit. */
+static void queue_writes(struct daemon *d, struct job *head, size_t n)
+{
+    struct outbox_write *w = xcalloc(n, sizeof *w);
+    size_t i = 0;
+    for (struct job *j = head; j; j = j->next, i++) {
+        j->op_id = 0;
+        j->rs = REMOTE_OK;             /* the portal was not asked: its state stays as it is */
+        w[i] = (struct outbox_write){.t = &d->cfg->tables[j->table], .method = j->method, .params_json = j->params};
+    }
+    outbox_queue_writes(&d->st, &d->wlock, w, n);
+    i = 0;
+    for (struct job *j = head; j; j = j->next, i++) queued(d, j, w[i].rc, w[i].out, w[i].err);
+    free(w);
 }
 
 /* A forwarded write: note which keys it touches, send it (once: remote_write),
@@ -371,13 +394,7 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         break;
     }
     case JOB_WRITE:
-        if (j->op_id == UINT64_MAX) {          /* known unreachable: straight into the outbox */
-            j->op_id = 0;
-            j->rs = REMOTE_OK;                 /* the portal was not asked: its state stays as it is */
-            queue_write(d, j);
-        } else {
-            run_write(d, &c, j);
-        }
+        run_write(d, &c, j);   /* known unreachable: the outbox worker's (queue_writes) */
         break;
     case JOB_UPSTREAM:
         pthread_mutex_lock(&d->wlock);
@@ -400,6 +417,16 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
     }
 }
 
+/* A chain of finished jobs back on the loop thread: one wakeup for all. */
+static void jobs_done(evutil_socket_t fd, short what, void *arg)
+{
+    for (struct job *j = arg, *next; j; j = next) {
+        next = j->next;              /* job_done frees j */
+        j->next = NULL;
+        job_done(fd, what, j);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -409,14 +436,27 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&d->mu);
         while (!q->head && !atomic_load(&d->stop)) pthread_cond_wait(&q->cv, &d->mu);
         struct job *j = q->head;
-        if (j) {
+        size_t n = j ? 1 : 0;
+        if (j && q == &d->outq) {
+            /* The outbox worker takes every write waiting (OUTBOX_BATCH_MAX at
+             * most): one group commit for all of them. */
+            struct job *last = j;
+            while (last->next && n < OUTBOX_BATCH_MAX) { last = last->next; n++; }
+            q->head = last->next;
+            last->next = NULL;
+        } else if (j) {
             q->head = j->next;
-            if (!q->head) q->tail = NULL;
+            j->next = NULL;
         }
+        if (!q->head) q->tail = NULL;
         pthread_mutex_unlock(&d->mu);
         if (!j) break;                       /* stopping and drained */
-        run_job(d, w, j);
-        event_base_once(d->base, -1, EV_TIMEOUT, job_done, j, NULL);
+        if (q == &d->outq && !atomic_load(&d->stop)) {
+            queue_writes(d, j, n);
+        } else {
+            for (struct job *k = j; k; k = k->next) run_job(d, w, k);
+        }
+        event_base_once(d->base, -1, EV_TIMEOUT, jobs_done, j, NULL);
     }
     return NULL;
 }
@@ -1230,7 +1270,7 @@ static void start_workers(struct daemon *d, struct queue *qs[NQUEUES])
     d->outq.name = "outbox";
     d->pullq.nw = d->exportq.nw = 1;
     d->interq.nw = INTERACTIVE_WORKERS;
-    d->outq.nw = OUTBOX_WORKERS;
+    d->outq.nw = 1;
     for (int k = 0; k < NQUEUES; k++) {
         qs[k]->d = d;
         pthread_cond_init(&qs[k]->cv, NULL);
@@ -1275,7 +1315,6 @@ static void daemon_free(struct daemon *d)
     for (int k = 0; k < INTERACTIVE_WORKERS; k++) remote_free(d->interq.w[k].remote);
     upstream_free(d->up);
     export_hub_free(d->hub);
-    outbox_group_free(d->og);
     store_close(&d->st);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);
@@ -1294,7 +1333,6 @@ int daemon_run(const struct config *cfg, const char *token)
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
-    d->og = outbox_group_new(&d->st, &d->wlock);   /* keeps &d->st: filled by open_parts, used after */
     int rc = open_parts(d, err, sizeof err);
     if (rc == 0 && start_serving(d, token, err, sizeof err) != 0) rc = 1;
     if (rc != 0) {

@@ -5,8 +5,8 @@
  * is in the provisional keys, and the changeset must be taken on the cache
  * state it will be applied to (replay refuses an op whose changeset conflicts,
  * and a REFUSED record stops replay). A pull appending between capture and
- * append would break both. Group commit (outbox_group_write): writers queued
- * behind the lock share one fsync and one replay_apply; each write of a group
+ * append would break both. Group commit (outbox_queue_writes): the writes a
+ * thread gathered share one fsync and one replay_apply; each write of a group
  * is captured on the effects of those before it (kept in a savepoint), so
  * replay applies every changeset to the state it was taken on. */
 #include "agent/outbox/queue.h"
@@ -317,43 +317,6 @@ static void run_group(struct store *st, struct qreq *head)
     }
 }
 
-struct outbox_group {
-    struct store *st;
-    pthread_mutex_t *lock;
-    pthread_mutex_t mu;               /* guards the fields below */
-    pthread_cond_t cv;                /* a group finished */
-    struct qreq *head, **tail;        /* writes waiting for the next group */
-    int leading;                      /* a leader is running a group */
-    uint64_t writes, groups;
-};
-
-struct outbox_group *outbox_group_new(struct store *st, pthread_mutex_t *lock)
-{
-    struct outbox_group *g = xcalloc(1, sizeof *g);
-    g->st = st;
-    g->lock = lock;
-    g->tail = &g->head;
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    return g;
-}
-
-void outbox_group_free(struct outbox_group *g)
-{
-    if (!g) return;
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-    free(g);
-}
-
-void outbox_group_stats(struct outbox_group *g, uint64_t *writes, uint64_t *groups)
-{
-    pthread_mutex_lock(&g->mu);
-    *writes = g->writes;
-    *groups = g->groups;
-    pthread_mutex_unlock(&g->mu);
-}
-
 static int parse_write(const struct config_table *t, const char *method, const char *params_json, int *kind,
                        cJSON **params, char *err, size_t errlen)
 {
@@ -390,47 +353,6 @@ static int qreq_init(struct qreq *q, const struct config_table *t, const char *m
     return rc;
 }
 
-/* Leader/follower: a write joins the waiting chain; if no leader is running,
- * it becomes the leader, takes the lock, then takes every write that queued
- * meanwhile (so writers arriving while the previous group syncs share the
- * next fsync) and runs them as one group. Followers sleep until theirs is done. */
-int outbox_group_write(struct outbox_group *g, const struct config_table *t, const char *method,
-                       const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
-{
-    struct qreq me;
-    int rc = qreq_init(&me, t, method, params_json, out, err, errlen);
-    if (rc != 0) return rc;
-    pthread_mutex_lock(&g->mu);
-    *g->tail = &me;
-    g->tail = &me.next;
-    while (!me.done && g->leading) pthread_cond_wait(&g->cv, &g->mu);
-    if (!me.done) {
-        g->leading = 1;
-        pthread_mutex_unlock(&g->mu);
-        if (g->lock) pthread_mutex_lock(g->lock);
-        pthread_mutex_lock(&g->mu);
-        struct qreq *head = g->head;   /* me among them: nobody else leads */
-        g->head = NULL;
-        g->tail = &g->head;
-        pthread_mutex_unlock(&g->mu);
-        run_group(g->st, head);
-        if (g->lock) pthread_mutex_unlock(g->lock);
-        pthread_mutex_lock(&g->mu);
-        uint64_t n = 0;
-        for (struct qreq *q = head, *next; q; q = next, n++) {
-            next = q->next;   /* read before done: a follower's qreq lives on its stack */
-            q->done = 1;
-        }
-        g->writes += n;
-        g->groups++;
-        g->leading = 0;
-        pthread_cond_broadcast(&g->cv);
-    }
-    pthread_mutex_unlock(&g->mu);
-    cJSON_Delete(me.params);
-    return me.rc;
-}
-
 int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct config_table *t, const char *method,
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen)
 {
@@ -442,6 +364,27 @@ int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct con
     if (lock) pthread_mutex_unlock(lock);
     cJSON_Delete(me.params);
     return me.rc;
+}
+
+void outbox_queue_writes(struct store *st, pthread_mutex_t *lock, struct outbox_write *w, size_t n)
+{
+    struct qreq *q = xcalloc(n ? n : 1, sizeof *q), *head = NULL, **tail = &head;
+    for (size_t i = 0; i < n; i++) {
+        w[i].rc = qreq_init(&q[i], w[i].t, w[i].method, w[i].params_json, &w[i].out, w[i].err, sizeof w[i].err);
+        if (w[i].rc != 0) continue;
+        *tail = &q[i];
+        tail = &q[i].next;
+    }
+    if (head) {
+        if (lock) pthread_mutex_lock(lock);
+        run_group(st, head);
+        if (lock) pthread_mutex_unlock(lock);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].rc == 0) w[i].rc = q[i].rc;
+        cJSON_Delete(q[i].params);
+    }
+    free(q);
 }
 
 void outbox_queued_free(struct outbox_queued *r)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/base/err.h"
 #include "agent/config/config.h"
 #include "agent/pull/store.h"
 
@@ -41,19 +42,17 @@ int outbox_queue_write(struct store *st, pthread_mutex_t *lock, const struct con
                        const char *params_json, struct outbox_queued *out, char *err, size_t errlen);
 void outbox_queued_free(struct outbox_queued *r);
 
-/* Group commit: concurrent writers share one journal fsync. A write joins the
- * waiting ones; the first becomes the leader, takes `lock`, and for every
- * write waiting by then captures it (on top of the ones before, replay/outbox.h
- * "Group capture") and journals it without a sync, then one fsync
- * (journal_batch_commit), one replay_apply, and every writer gets its result.
- * Same contract per write as outbox_queue_write: 0 only once its op is durable
- * and applied. The group keeps st and lock; it owns no thread. */
-struct outbox_group;
-struct outbox_group *outbox_group_new(struct store *st, pthread_mutex_t *lock);
-void outbox_group_free(struct outbox_group *g);
-int outbox_group_write(struct outbox_group *g, const struct config_table *t, const char *method,
-                       const char *params_json, struct outbox_queued *out, char *err, size_t errlen);
-/* Writes answered and groups run so far (writes / groups = writes per fsync). */
-void outbox_group_stats(struct outbox_group *g, uint64_t *writes, uint64_t *groups);
+/* Group commit for writes gathered by one thread (the daemon's outbox worker
+ * takes every write waiting): each captured on top of those before it, then
+ * one fsync and one replay_apply for all; w[i].rc and w[i].err as
+ * outbox_queue_write's, w[i].out filled when rc is 0 (outbox_queued_free). */
+struct outbox_write {
+    const struct config_table *t;
+    const char *method, *params_json;
+    struct outbox_queued out;
+    int rc;
+    char err[IA_ERRLEN];
+};
+void outbox_queue_writes(struct store *st, pthread_mutex_t *lock, struct outbox_write *w, size_t n);
 
 #endif

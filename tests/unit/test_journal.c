@@ -840,6 +840,10 @@ static void test_reader_open_at(void **state)
     char path[600];
     seg_path(f, segs[0], path, sizeof path);
     assert_int_equal(unlink(path), 0);
+    assert_int_equal(journal_reader_open_place(f->dir, &at[1], &r, err, sizeof err), 1);   /* no fallback */
+    assert_null(r);
+    assert_int_equal(journal_reader_open_place(f->dir, &at[12], &r, err, sizeof err), 0);
+    journal_reader_close(r);
     assert_int_equal(journal_reader_open_at(f->dir, &at[1], &r, err, sizeof err), -1);
     assert_null(r);
     assert_non_null(strstr(err, "seq 1 is no longer in the journal"));

@@ -4,8 +4,9 @@
  * count, the op journaled and in _agent_outbox; every refusal (table not
  * cached, unknown column, wrong type, bad JSON, bad JSONSQL, a constraint, too
  * many provisional rows) leaves cache.db and the journal as they were;
- * concurrent writers under one lock get distinct ops; group commit: 8 writers
- * (inserts, and updates of one row) share fsyncs, each answered only once durable. (A body over serve's
+ * concurrent writers under one lock get distinct ops; group commit
+ * (outbox_queue_writes): 120 writes share one fsync, each answered only once
+ * durable, a bad one among them refused alone. (A body over serve's
  * max_body never gets here: test_serve's test_bad_input_refused, HTTP 413.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -308,96 +309,60 @@ static void test_concurrent(void **state)
     assert_q(f, "SELECT count(*) FROM t JOIN _agent_outbox o ON t.id = -o.id * 1000", "40");
 }
 
-/* Group commit: the journal reopened with a fault hook that counts fdatasync
- * and makes each take 2 ms (a slow disk), so writers pile up behind it. */
-struct gcount {
-    pthread_mutex_t mu;
-    int syncs;
-};
-
+/* Group commit: the journal reopened with a fault hook that counts fdatasync. */
 static int count_sync(void *ctx, const char *op)
 {
-    struct gcount *c = ctx;
-    if (strcmp(op, "fdatasync") != 0) return 0;
-    pthread_mutex_lock(&c->mu);
-    c->syncs++;
-    pthread_mutex_unlock(&c->mu);
-    struct timespec ts = {0, 2000000};
-    nanosleep(&ts, NULL);
+    int *syncs = ctx;
+    if (strcmp(op, "fdatasync") == 0) (*syncs)++;
     return 0;
 }
 
-struct gwriter_arg {
-    struct outbox_group *g;
-    struct fx *f;
-    int n, failed, update;
-    uint64_t last;
-};
-
-static void *gwriter(void *p)
-{
-    struct gwriter_arg *a = p;
-    for (int i = 0; i < a->n; i++) {
-        struct outbox_queued r;
-        char err[1024];
-        /* Updates all hit row 1: each must be captured on the ones before it
-         * in its group, or replay would refuse its changeset. */
-        char upd[128];
-        snprintf(upd, sizeof upd, "{\"table\":\"t\",\"set\":{\"v\":%d},\"where\":{\"eq\":[\"id\",1]}}",
-                 a->update * 1000 + i);
-        const char *params = a->update ? upd : "{\"into\":\"t\",\"columns\":[\"name\"],\"values\":[[\"g\"]]}";
-        if (outbox_group_write(a->g, &a->f->t, a->update ? "update" : "insert", params, &r, err, sizeof err) != 0) {
-            fprintf(stderr, "group write: %s\n", err);
-            a->failed++;
-        } else if (r.op_id > journal_writer_durable_seq(a->f->st.jw) || r.op_id <= a->last) {
-            fprintf(stderr, "op %llu answered before durable, or out of order\n", (unsigned long long)r.op_id);
-            a->failed++;
-        }
-        a->last = r.op_id;
-        outbox_queued_free(&r);
-    }
-    return NULL;
-}
-
+/* outbox_queue_writes: 120 writes in one call (inserts, and updates that all
+ * hit row 1: each must be captured on the ones before it, or replay would
+ * refuse its changeset), one bad write among them refused alone; one fsync
+ * for all, every answer an op that is durable and applied, in order. */
 static void test_group_commit(void **state)
 {
     struct fx *f = *state;
     char err[512];
-    struct gcount c = {.syncs = 0};
-    pthread_mutex_init(&c.mu, NULL);
+    int syncs = 0;
     journal_writer_close(f->st.jw);
-    struct journal_opts o = {.dir = f->jdir, .level = 1, .fault = count_sync, .fault_ctx = &c};
+    struct journal_opts o = {.dir = f->jdir, .level = 1, .fault = count_sync, .fault_ctx = &syncs};
     if (journal_writer_open(&o, &f->st.jw, err, sizeof err) != 0) fail_msg("journal reopen: %s", err);
-    pthread_mutex_lock(&c.mu);
-    c.syncs = 0;
-    pthread_mutex_unlock(&c.mu);
-    struct outbox_group *g = outbox_group_new(&f->st, &f->lock);
-    enum { NT = 8, PER = 15 };
-    struct gwriter_arg a[NT];
-    pthread_t th[NT];
-    for (int i = 0; i < NT; i++) {
-        a[i] = (struct gwriter_arg){g, f, PER, 0, i % 2 ? i : 0, 0};
-        pthread_create(&th[i], NULL, gwriter, &a[i]);
+    syncs = 0;
+    enum { N = 121, BAD = 57 };
+    struct outbox_write *w = calloc(N, sizeof *w);
+    char (*upd)[128] = calloc(N, sizeof *upd);
+    for (int i = 0; i < N; i++) {
+        snprintf(upd[i], sizeof upd[i], "{\"table\":\"t\",\"set\":{\"v\":%d},\"where\":{\"eq\":[\"id\",1]}}", i);
+        int update = i % 2;
+        w[i] = (struct outbox_write){.t = &f->t, .method = update ? "update" : "insert",
+                                     .params_json = update ? upd[i] : "{\"into\":\"t\",\"columns\":[\"name\"],\"values\":[[\"g\"]]}"};
     }
-    for (int i = 0; i < NT; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(a[i].failed, 0);
+    w[BAD].method = "update";
+    w[BAD].params_json = "{\"table\":\"t\",\"set\":{\"nope\":1}}";
+    outbox_queue_writes(&f->st, &f->lock, w, N);
+    assert_int_equal(syncs, 1);
+    uint64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == BAD) {
+            assert_int_equal(w[i].rc, OUTBOX_EREFUSED);
+            assert_non_null(strstr(w[i].err, "nope"));
+            continue;
+        }
+        if (w[i].rc != 0) fail_msg("write %d: %s", i, w[i].err);
+        if (w[i].out.op_id > journal_writer_durable_seq(f->st.jw) || w[i].out.op_id <= last)
+            fail_msg("write %d: op %llu answered before durable, or out of order", i,
+                     (unsigned long long)w[i].out.op_id);
+        last = w[i].out.op_id;
+        outbox_queued_free(&w[i].out);
     }
-    uint64_t writes, groups;
-    outbox_group_stats(g, &writes, &groups);
-    outbox_group_free(g);
-    assert_int_equal(writes, NT * PER);
-    /* One fsync per group at most (an empty batch does not sync), and groups did form. */
-    assert_true((uint64_t)c.syncs <= groups);
-    if (c.syncs >= NT * PER / 2) fail_msg("%d fsyncs for %d writes: no group commit", c.syncs, NT * PER);
-    fprintf(stderr, "group commit: %d writes, %llu groups, %d fsyncs\n", NT * PER, (unsigned long long)groups,
-            c.syncs);
-    assert_q(f, "SELECT count(*) || ' ' || count(DISTINCT id) FROM t WHERE name = 'g'", "60 60");
-    /* The last update of some updating thread; every op applied, none refused. */
-    assert_q(f, "SELECT v % 1000 FROM t WHERE id = 1", "14");
+    free(w);
+    free(upd);
+    assert_q(f, "SELECT count(*) || ' ' || count(DISTINCT id) FROM t WHERE name = 'g'", "61 61");
+    assert_q(f, "SELECT v FROM t WHERE id = 1", "119");
     assert_int_equal(replay_applied_seq(f->st.rp), journal_writer_next_seq(f->st.jw) - 1);
     assert_q(f, "SELECT count(*) || ' ' || count(DISTINCT id) FROM _agent_outbox", "120 120");
-    pthread_mutex_destroy(&c.mu);
     /* And the journal alone gives the same cache (nothing applied that is not journaled). */
     char *rows = q_text(f, ROWS);
     replay_close(f->st.rp);
