@@ -286,7 +286,6 @@ static void queue_writes(struct daemon *d, struct job *head, size_t n)
     struct outbox_write *w = xcalloc(n, sizeof *w);
     size_t i = 0;
     for (struct job *j = head; j; j = j->next, i++) {
-        j->op_id = 0;
         j->rs = REMOTE_OK;             /* the portal was not asked: its state stays as it is */
         w[i] = (struct outbox_write){.t = &d->cfg->tables[j->table], .method = j->method, .params_json = j->params};
     }
@@ -394,7 +393,7 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
         break;
     }
     case JOB_WRITE:
-        run_write(d, &c, j);   /* known unreachable: the outbox worker's (queue_writes) */
+        run_write(d, &c, j);   /* writes while the portal is known down: queue_writes */
         break;
     case JOB_UPSTREAM:
         pthread_mutex_lock(&d->wlock);
@@ -970,12 +969,11 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
     if (down && !may_queue) return -1;
     struct job *j = job_new(JOB_WRITE, t ? (int)(t - d->cfg->tables) : -1);
     j->may_queue = may_queue;
-    if (down) j->op_id = UINT64_MAX;   /* run_job: queue without asking the portal */
     j->method = xstrdup(method);
     j->params = xstrdup(params_json);
     j->wdone = done;
     j->arg = arg;
-    enqueue(d, down ? &d->outq : &d->interq, j);
+    enqueue(d, down ? &d->outq : &d->interq, j);   /* outq: queued without asking the portal */
     return 0;
 }
 
