@@ -884,6 +884,23 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
     return 0;
 }
 
+/* DELETE FROM the live table (or the shadow) by key, prepared once. */
+static int prepare_delete(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
+                          sqlite3_stmt **st, char *err, size_t errlen)
+{
+    if (*st) return 0;
+    struct buf q = {0};
+    buf_puts(&q, "DELETE FROM ");
+    if (shadow) shadow_name(&q, t->name);
+    else rp_quote(&q, t->name);
+    buf_puts(&q, " WHERE ");
+    rp_quote(&q, t->cols[t->key_col]);
+    buf_puts(&q, " = ?1");
+    int rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    buf_free(&q);
+    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "preparing the delete");
+}
+
 static int apply_deletions(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
                            size_t errlen)
 {
@@ -896,28 +913,10 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
     if (pg.rows.nrows && pg.rows.ncols != 1)
         return rec_fail(rec, err, errlen, "deletion rows of %u columns; the table has one key column",
                         pg.rows.ncols);
-    if (!t->del_live) {
-        struct buf q = {0};
-        buf_puts(&q, "DELETE FROM ");
-        rp_quote(&q, t->name);
-        buf_puts(&q, " WHERE ");
-        rp_quote(&q, t->cols[t->key_col]);
-        buf_puts(&q, " = ?1");
-        rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_live, NULL);
-        buf_free(&q);
-        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
-    }
-    if (t->pending_id && !t->del_shadow) {   /* the pending snapshot's older pages lose the key too */
-        struct buf q = {0};
-        buf_puts(&q, "DELETE FROM ");
-        shadow_name(&q, t->name);
-        buf_puts(&q, " WHERE ");
-        rp_quote(&q, t->cols[t->key_col]);
-        buf_puts(&q, " = ?1");
-        rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_shadow, NULL);
-        buf_free(&q);
-        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
-    }
+    /* The pending snapshot's older pages lose the key too (the shadow). */
+    if (prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0 ||
+        (t->pending_id && prepare_delete(r, rec, t, 1, &t->del_shadow, err, errlen) != 0))
+        return -1;
     int prot = has_open_keys(r, rec, t, err, errlen);
     if (prot < 0) return -1;
     struct journal_value v;
@@ -1197,17 +1196,7 @@ static int remove_inserted(struct replay *r, struct batch *b, const struct journ
                  "layout changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
         return 0;
     }
-    if (!t->del_live) {
-        struct buf q = {0};
-        buf_puts(&q, "DELETE FROM ");
-        rp_quote(&q, t->name);
-        buf_puts(&q, " WHERE ");
-        rp_quote(&q, t->cols[t->key_col]);
-        buf_puts(&q, " = ?1");
-        int rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, &t->del_live, NULL);
-        buf_free(&q);
-        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "preparing the delete");
-    }
+    if (prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0) return -1;
     sqlite3_changeset_iter *it;
     if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK)
         return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
