@@ -595,9 +595,9 @@ static int key_texts(const char *json, char ***keys, size_t *n, size_t *cap)
 /* The rows to check op p (an update or delete to send, list[0]) against: the
  * read-ahead's, when p is in it and it is fresh; else read now for p and the
  * next ops of its table (list) that the portal's rows can be read for in
- * advance: not sent before, keys overlapping no earlier op's (a write of ours
- * would change them; a key overlap ends the read-ahead), OUTBOX_BATCH at
- * most. NULL when the select failed (*rs, what). */
+ * advance: updates and deletes not sent before, keys overlapping no earlier
+ * op's (a write of ours would change them), OUTBOX_BATCH at most; the first op
+ * that does not qualify ends it. NULL when the select failed (*rs, what). */
 static const struct prows *ahead_rows(struct pull_ctx *c, struct outbox_sender *s, const struct op *p,
                                       const struct replay_outbox_op *list, size_t n, enum remote_status *rs,
                                       char *what, size_t wn)
@@ -609,18 +609,23 @@ static const struct prows *ahead_rows(struct pull_ctx *c, struct outbox_sender *
     ahead_forget(s);
     char **keys = NULL;
     size_t nkeys = 0, cap = 0;
-    if (key_texts(p->o.keys, &keys, &nkeys, &cap) != 0) nkeys = 0;
+    int ok = key_texts(p->o.keys, &keys, &nkeys, &cap) == 0;   /* else p alone, by its own keys */
     s->ahead[s->nahead++] = p->o.id;
-    for (size_t i = 1; i < n && s->nahead < OUTBOX_BATCH; i++) {
+    for (size_t i = 1; ok && i < n && s->nahead < OUTBOX_BATCH; i++) {
         const struct replay_outbox_op *o = &list[i];
-        if (!strcmp(o->kind, "insert") || strcmp(o->table, p->o.table) != 0) continue;  /* new rows; another table */
-        if (strcmp(o->state, "pending") != 0 || o->attempts > 0) break;                 /* to be read back */
+        if (strcmp(o->table, p->o.table) != 0) continue;   /* another table's rows */
+        /* An insert (its row may be what a later op changes) or an op to be
+         * read back ends it. */
+        if (!strcmp(o->kind, "insert") || strcmp(o->state, "pending") != 0 || o->attempts > 0) break;
         size_t before = nkeys;
-        if (key_texts(o->keys, &keys, &nkeys, &cap) != 0 || nkeys > AHEAD_KEYS_MAX) break;
-        int overlap = 0;
-        for (size_t a = before; a < nkeys && !overlap; a++)
-            for (size_t b = 0; b < before && !overlap; b++) overlap = !strcmp(keys[a], keys[b]);
-        if (overlap) break;
+        if (key_texts(o->keys, &keys, &nkeys, &cap) != 0) break;
+        int stop = nkeys > AHEAD_KEYS_MAX;
+        for (size_t a = before; a < nkeys && !stop; a++)
+            for (size_t b = 0; b < before && !stop; b++) stop = !strcmp(keys[a], keys[b]);
+        if (stop) {   /* o is not read ahead: neither are its keys */
+            while (nkeys > before) free(keys[--nkeys]);
+            break;
+        }
         s->ahead[s->nahead++] = o->id;
     }
     struct buf all = {0};
@@ -634,7 +639,7 @@ static const struct prows *ahead_rows(struct pull_ctx *c, struct outbox_sender *
     free(keys);
     snprintf(s->table, sizeof s->table, "%s", p->o.table);
     s->read_at = clock_mono_s();
-    *rs = select_in(c, p, p->t->key, all.p, &s->rows, what, wn);
+    *rs = select_in(c, p, p->t->key, ok ? all.p : p->o.keys, &s->rows, what, wn);
     buf_free(&all);
     if (*rs != REMOTE_OK) {
         ahead_forget(s);
