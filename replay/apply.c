@@ -1,4 +1,6 @@
-/* apply.c — applying journal records to cache.db, in batches.
+/* apply.c — applying journal records to cache.db, in batches. The offline
+ * writes' records (OP, OP_STATE) are applied by apply_op.c; the helpers both
+ * use are in apply.h.
  *
  * EXACTLY ONCE (architecture.md invariant 2). _agent_state.applied_seq is the
  * last record whose effects are in cache.db. replay_apply() reads from
@@ -86,25 +88,16 @@
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "journal/rows.h"
+#include "replay/apply.h"
 #include "replay/cachedb.h"
 
 #define BATCH_ROWS 50000
 #define BATCH_RECORDS 64
 
-/* One open transaction's bookkeeping; st is added to the caller's on COMMIT. */
-struct batch {
-    int open;
-    uint64_t last_seq;         /* last record applied in it */
-    uint64_t base_seq;         /* _agent_state.base_seq to commit */
-    uint64_t rows, records;
-    struct replay_stats st;
-};
 
 /* ---- errors and warnings ----------------------------------------------------------- */
 
-static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, const char *fmt, ...)
+int rp_rec_fail(const struct journal_record *rec, char *err, size_t errlen, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -118,7 +111,7 @@ static int rec_fail(const struct journal_record *rec, char *err, size_t errlen, 
     return -1;
 }
 
-static int sql_fail(struct replay *r, const struct journal_record *rec, char *err, size_t errlen, const char *what)
+int rp_sql_fail(struct replay *r, const struct journal_record *rec, char *err, size_t errlen, const char *what)
 {
     /* The environment's failures are not the record's: never offered to skip. */
     switch (sqlite3_extended_errcode(r->db) & 0xff) {
@@ -129,7 +122,7 @@ static int sql_fail(struct replay *r, const struct journal_record *rec, char *er
         break;
     default: break;
     }
-    return rec_fail(rec, err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
+    return rp_rec_fail(rec, err, errlen, "%s: %s", what, rp_errmsg(r->db).s);
 }
 
 static void warn_v(struct replay *r, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -141,8 +134,7 @@ static void warn_v(struct replay *r, const char *fmt, va_list ap)
     else log_warn("%s", msg);
 }
 
-static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn_msg(struct replay *r, const char *fmt, ...)
+void rp_warn_msg(struct replay *r, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -150,8 +142,7 @@ static void warn_msg(struct replay *r, const char *fmt, ...)
     va_end(ap);
 }
 
-static void warn_once(struct replay *r, const char *table, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
+void rp_warn_once(struct replay *r, const char *table, const char *fmt, ...)
 {
     for (size_t i = 0; i < r->nwarned; i++)
         if (strcmp(r->warned[i], table) == 0) return;
@@ -165,24 +156,24 @@ static void warn_once(struct replay *r, const char *table, const char *fmt, ...)
 
 /* A record of a table with no SCHEMA: skipped (1) in a cache with a compacted
  * start, else an error (-1). */
-static int no_schema(struct replay *r, const struct batch *b, const struct journal_record *rec, char *err,
+int rp_no_schema(struct replay *r, const struct batch *b, const struct journal_record *rec, char *err,
                      size_t errlen)
 {
     if (rp_schema_skipped(r, rec->table)) {
-        warn_once(r, rec->table,
+        rp_warn_once(r, rec->table,
                   "journal seq %llu: table \"%s\": skipping its records: its SCHEMA was skipped "
                   "(`iptv-agent replay --skip`) and no later one applied",
                   (unsigned long long)rec->seq, rec->table);
         return 1;
     }
     if (b->base_seq > 1) {
-        warn_once(r, rec->table,
+        rp_warn_once(r, rec->table,
                   "journal seq %llu: table \"%s\": skipping its records before its SCHEMA (the journal's "
                   "start, before seq %llu, was compacted away; a later snapshot supersedes them)",
                   (unsigned long long)rec->seq, rec->table, (unsigned long long)b->base_seq);
         return 1;
     }
-    return rec_fail(rec, err, errlen, "no SCHEMA record for the table precedes it");
+    return rp_rec_fail(rec, err, errlen, "no SCHEMA record for the table precedes it");
 }
 
 /* A page or END whose snapshot id is not the pending one: skipped (1) when its
@@ -191,16 +182,16 @@ static int wrong_snapshot(struct replay *r, const struct batch *b, const struct 
                           const struct rp_table *t, uint64_t id, char *err, size_t errlen)
 {
     if (b->base_seq > 1 && id < b->base_seq && t->pending_id == 0) {
-        warn_once(r, rec->table,
+        rp_warn_once(r, rec->table,
                   "journal seq %llu: table \"%s\": skipping records of snapshot %llu, whose SNAPSHOT_BEGIN "
                   "was compacted away (a later snapshot supersedes them)",
                   (unsigned long long)rec->seq, rec->table, (unsigned long long)id);
         return 1;
     }
     if (t->pending_id)
-        return rec_fail(rec, err, errlen, "snapshot id %llu does not match the pending snapshot %llu",
+        return rp_rec_fail(rec, err, errlen, "snapshot id %llu does not match the pending snapshot %llu",
                         (unsigned long long)id, (unsigned long long)t->pending_id);
-    return rec_fail(rec, err, errlen, "snapshot id %llu, but no snapshot of the table is pending",
+    return rp_rec_fail(rec, err, errlen, "snapshot id %llu, but no snapshot of the table is pending",
                     (unsigned long long)id);
 }
 
@@ -247,7 +238,7 @@ static int create_table_as(struct replay *r, const struct journal_record *rec, c
     buf_puts(&b, ")");
     int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
     buf_free(&b);
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, shadow || as ? "creating the shadow table" : "creating the table");
+    if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, shadow || as ? "creating the shadow table" : "creating the table");
     return 0;
 }
 
@@ -278,7 +269,7 @@ static int create_indexes(struct replay *r, const struct journal_record *rec, co
     buf_puts(&b, ")");
     int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
     buf_free(&b);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "creating the cursor index");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "creating the cursor index");
 }
 
 static int drop_table(struct replay *r, const struct journal_record *rec, const char *table, int shadow, char *err,
@@ -290,7 +281,7 @@ static int drop_table(struct replay *r, const struct journal_record *rec, const 
     else rp_quote(&b, table);
     int rc = sqlite3_exec(r->db, b.p, NULL, NULL, NULL);
     buf_free(&b);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, shadow ? "dropping the shadow table" : "dropping the table");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, shadow ? "dropping the shadow table" : "dropping the table");
 }
 
 /* Prepare "<verb> <target> VALUES (?1..?n)" or the keyed DELETE, once per table. */
@@ -307,11 +298,11 @@ static int prepare_insert(struct replay *r, const struct journal_record *rec, co
     buf_puts(&b, ")");
     int rc = sqlite3_prepare_v3(r->db, b.p, (int)b.len, SQLITE_PREPARE_PERSISTENT, st, NULL);
     buf_free(&b);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "preparing the insert");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "preparing the insert");
 }
 
 /* The live table's layout is the last SCHEMA's. */
-static int live_current(const struct rp_table *t)
+int rp_live_current(const struct rp_table *t)
 {
     return t->live && strcmp(t->live_hash, t->hash) == 0 && t->live_key_col == t->key_col &&
            t->live_cursor_col == t->cursor_col;
@@ -333,15 +324,14 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
                            char *err, size_t errlen);
 static int drop_ended_keys(struct replay *r, const struct journal_record *rec, const struct rp_table *t, char *err,
                            size_t errlen);
-static void warn_msg(struct replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int apply_schema(struct replay *r, const struct journal_record *rec, char *err, size_t errlen)
 {
     char why[IA_ERRLEN];
     struct journal_schema s;
-    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (replay_check_name(rec->table, why, sizeof why) != 0) return rp_rec_fail(rec, err, errlen, "%s", why);
     if (journal_decode_schema(rec->payload, rec->len, &s, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     const char **names = xcalloc(s.ncols, sizeof *names);
     enum journal_coltype *types = xcalloc(s.ncols, sizeof *types);
     for (uint32_t i = 0; i < s.ncols; i++) {
@@ -355,7 +345,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
     if (!t) {
         journal_schema_free(&s);
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     }
     int same = t->known && strcmp(t->hash, hash) == 0 && t->key_col == s.key_col && t->cursor_col == s.cursor_col;
     if (!same) {
@@ -383,12 +373,12 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
         t->known = 1;
         t->dirty = 1;
         if (rp_save_columns(r, t, why, sizeof why) != 0) {
-            rec_fail(rec, err, errlen, "%s", why);
+            rp_rec_fail(rec, err, errlen, "%s", why);
             goto fail;
         }
     }
     journal_schema_free(&s);
-    if (!t->live || (!live_current(t) && t->snapshot_id == 0)) {
+    if (!t->live || (!rp_live_current(t) && t->snapshot_id == 0)) {
         /* No live table yet, or one that only on-demand/incremental rows filled
          * (no snapshot to keep serving): start it empty with the new layout —
          * but for the keys of open offline writes, whose live rows are carried
@@ -397,7 +387,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
         int open = t->live && t->key_col >= 0 ? has_open_keys(r, rec, t, err, errlen) : 0;
         if (open < 0) return -1;
         if (t->live && t->key_col < 0 && has_open_keys(r, rec, t, err, errlen) > 0)
-            warn_msg(r, "journal seq %llu: table \"%s\": the new layout has no key column: the rows of its open "
+            rp_warn_msg(r, "journal seq %llu: table \"%s\": the new layout has no key column: the rows of its open "
                      "offline writes are not carried into it", (unsigned long long)rec->seq, t->name);
         char carry[JOURNAL_TABLE_MAX + 32];
         snprintf(carry, sizeof carry, "_agent_carry_%s", t->name);
@@ -407,7 +397,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
             rp_quote(&q, carry);
             int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
             buf_free(&q);
-            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "dropping the carry table");
+            if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "dropping the carry table");
             if (create_table_as(r, rec, t, 0, carry, err, errlen) != 0 ||
                 carry_open_rows(r, rec, t, carry, err, errlen) != 0)
                 return -1;
@@ -422,7 +412,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
             rp_quote(&q, t->name);
             int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
             buf_free(&q);
-            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "renaming the carry table");
+            if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "renaming the carry table");
         } else if (create_table(r, rec, t, 0, err, errlen) != 0) {
             return -1;
         }
@@ -439,7 +429,7 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
             if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) t->rows = (uint64_t)sqlite3_column_int64(st, 0);
             else rc = SQLITE_ERROR;
             sqlite3_finalize(st);
-            if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "counting rows");
+            if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "counting rows");
         }
         rp_value_clear(&t->mark_cursor);
         rp_value_clear(&t->mark_key);
@@ -456,10 +446,10 @@ static int apply_begin(struct replay *r, struct batch *b, const struct journal_r
     char why[IA_ERRLEN];
     uint64_t expected;
     if (journal_decode_snapshot_begin(rec->payload, rec->len, &expected, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
-    if (!t) return rec_fail(rec, err, errlen, "%s", why);
-    if (!t->known) return no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
+    if (!t) return rp_rec_fail(rec, err, errlen, "%s", why);
+    if (!t->known) return rp_no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
     sqlite3_finalize(t->ins_shadow);
     sqlite3_finalize(t->del_shadow);
     t->ins_shadow = t->del_shadow = NULL;
@@ -483,7 +473,7 @@ static int bind_row(sqlite3_stmt *st, const struct journal_value *v, uint32_t nc
     return SQLITE_OK;
 }
 
-static int step_reset(sqlite3_stmt *st)
+int rp_step_reset(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -496,11 +486,11 @@ static int page_prelude(struct replay *r, struct batch *b, const struct journal_
 {
     char why[IA_ERRLEN];
     if (journal_decode_page(rec->type, rec->payload, rec->len, pg, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
-    if (!t) return rec_fail(rec, err, errlen, "%s", why);
+    if (!t) return rp_rec_fail(rec, err, errlen, "%s", why);
     *tp = t;
-    if (!t->known) return no_schema(r, b, rec, err, errlen);
+    if (!t->known) return rp_no_schema(r, b, rec, err, errlen);
     return 0;
 }
 
@@ -508,14 +498,14 @@ static int check_width(const struct journal_record *rec, const struct journal_pa
                        char *err, size_t errlen)
 {
     if (pg->rows.nrows && pg->rows.ncols != t->ncols)
-        return rec_fail(rec, err, errlen, "rows of %u columns, but the table's SCHEMA has %u", pg->rows.ncols,
+        return rp_rec_fail(rec, err, errlen, "rows of %u columns, but the table's SCHEMA has %u", pg->rows.ncols,
                         t->ncols);
     return 0;
 }
 
 static int null_key(const struct journal_record *rec, const struct rp_table *t, uint32_t row, char *err, size_t errlen)
 {
-    return rec_fail(rec, err, errlen, "row %u: key column \"%s\" is NULL", row, t->cols[t->key_col]);
+    return rp_rec_fail(rec, err, errlen, "row %u: key column \"%s\" is NULL", row, t->cols[t->key_col]);
 }
 
 /* ---- protected keys (docs/outbox.md) ---------------------------------------------------- */
@@ -529,12 +519,12 @@ static int has_open_keys(struct replay *r, const struct journal_record *rec, str
         sqlite3_prepare_v3(r->db, "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id = k.id"
                            " WHERE k.tbl = ?1 AND o.state IN ('pending', 'sent'))", -1,
                            SQLITE_PREPARE_PERSISTENT, &t->open_any, NULL) != SQLITE_OK)
-        return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+        return rp_sql_fail(r, rec, err, errlen, "reading the outbox keys");
     sqlite3_bind_text(t->open_any, 1, t->name, -1, SQLITE_STATIC);
     int rc = sqlite3_step(t->open_any);
     int yes = rc == SQLITE_ROW && sqlite3_column_int(t->open_any, 0);
     sqlite3_reset(t->open_any);
-    return rc == SQLITE_ROW ? yes : sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    return rc == SQLITE_ROW ? yes : rp_sql_fail(r, rec, err, errlen, "reading the outbox keys");
 }
 
 /* Is key v of t open: 1 yes, 0 no, -1 error. The stored keys come from the
@@ -552,14 +542,14 @@ static int key_open(struct replay *r, const struct journal_record *rec, struct r
                               : "SELECT EXISTS (SELECT 1 FROM _agent_outbox_keys AS k JOIN _agent_outbox AS o ON o.id ="
                                 " k.id WHERE k.tbl = ?1 AND k.key = ?2 AND o.state IN ('pending', 'sent'))";
         if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->open_key, NULL) != SQLITE_OK)
-            return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+            return rp_sql_fail(r, rec, err, errlen, "reading the outbox keys");
     }
     sqlite3_bind_text(t->open_key, 1, t->name, -1, SQLITE_STATIC);
     rp_bind(t->open_key, 2, v);
     int rc = sqlite3_step(t->open_key);
     int yes = rc == SQLITE_ROW && sqlite3_column_int(t->open_key, 0);
     sqlite3_reset(t->open_key);
-    return rc == SQLITE_ROW ? yes : sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    return rc == SQLITE_ROW ? yes : rp_sql_fail(r, rec, err, errlen, "reading the outbox keys");
 }
 
 /* At a snapshot swap: the shadow takes the live rows of t's open keys in place
@@ -583,7 +573,7 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "reading the outbox keys");
+    if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "reading the outbox keys");
     if (!any) return 0;
     char shname[JOURNAL_TABLE_MAX + 32];
     if (into) snprintf(shname, sizeof shname, "%s", into);
@@ -607,7 +597,7 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) {
         buf_free(&cols);
-        return sql_fail(r, rec, err, errlen, "reading the live table's columns");
+        return rp_sql_fail(r, rec, err, errlen, "reading the live table's columns");
     }
     if (!live_key) {
         char msg[1024];
@@ -640,13 +630,13 @@ static int carry_open_rows(struct replay *r, const struct journal_record *rec, s
         rc = sqlite3_prepare_v2(r->db, q.p, (int)q.len, &st, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-            rc = step_reset(st);
+            rc = rp_step_reset(st);
         }
         sqlite3_finalize(st);
     }
     buf_free(&cols);
     buf_free(&q);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "carrying the rows of open offline writes");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "carrying the rows of open offline writes");
 }
 
 /* Forget t's ENDED keys (ops that ended while its snapshot was pending): at
@@ -661,10 +651,10 @@ static int drop_ended_keys(struct replay *r, const struct journal_record *rec, c
                                 -1, &st, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-        rc = step_reset(st);
+        rc = rp_step_reset(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "dropping the keys of ended offline writes");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "dropping the keys of ended offline writes");
 }
 
 static int apply_snapshot_page(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
@@ -686,17 +676,17 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
             free(v);
             return null_key(rec, t, n, err, errlen);
         }
-        if (bind_row(t->ins_shadow, v, t->ncols) != SQLITE_OK || step_reset(t->ins_shadow) != SQLITE_OK) {
+        if (bind_row(t->ins_shadow, v, t->ncols) != SQLITE_OK || rp_step_reset(t->ins_shadow) != SQLITE_OK) {
             char what[64];
             snprintf(what, sizeof what, "row %u", n);
             free(v);
-            return sql_fail(r, rec, err, errlen, what);
+            return rp_sql_fail(r, rec, err, errlen, what);
         }
         n++;
     }
     if (more < 0) {
         free(v);
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     }
     if (n && t->key_col >= 0) rp_value_set(&t->pending_key, &v[t->key_col]);
     free(v);
@@ -755,13 +745,13 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     char why[IA_ERRLEN];
     struct journal_snapshot_end e;
     if (journal_decode_snapshot_end(rec->payload, rec->len, &e, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
+        return rp_rec_fail(rec, err, errlen, "%s", why);
     struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
-    if (!t) return rec_fail(rec, err, errlen, "%s", why);
-    if (!t->known) return no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
+    if (!t) return rp_rec_fail(rec, err, errlen, "%s", why);
+    if (!t->known) return rp_no_schema(r, b, rec, err, errlen) > 0 ? 0 : -1;
     if (e.snapshot_id != t->pending_id) return wrong_snapshot(r, b, rec, t, e.snapshot_id, err, errlen) > 0 ? 0 : -1;
     if (e.row_count != t->pending_rows)
-        return rec_fail(rec, err, errlen, "snapshot %llu: END says %llu rows, %llu were journaled",
+        return rp_rec_fail(rec, err, errlen, "snapshot %llu: END says %llu rows, %llu were journaled",
                         (unsigned long long)e.snapshot_id, (unsigned long long)e.row_count,
                         (unsigned long long)t->pending_rows);
     /* The swap (invariant 4): all of it inside the batch transaction, so another
@@ -779,7 +769,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     rp_quote(&q, t->name);
     int rc = sqlite3_exec(r->db, q.p, NULL, NULL, NULL);
     buf_free(&q);
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "renaming the shadow table");
+    if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "renaming the shadow table");
     set_live_layout(t);
     if (create_indexes(r, rec, t, err, errlen) != 0) return -1;
     /* count(*) rather than the journaled count: duplicate keys collapse. */
@@ -791,7 +781,7 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) t->rows = (uint64_t)sqlite3_column_int64(st, 0);
     else rc = SQLITE_ERROR;
     sqlite3_finalize(st);
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "counting rows");
+    if (rc != SQLITE_OK) return rp_sql_fail(r, rec, err, errlen, "counting rows");
     rp_value_set(&t->mark_cursor, &e.mark_cursor);
     rp_value_set(&t->mark_key, &e.mark_key);
     t->snapshot_id = e.snapshot_id;
@@ -803,9 +793,9 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
     return 0;
 }
 
-static int behind(const struct journal_record *rec, const struct rp_table *t, char *err, size_t errlen)
+int rp_behind(const struct journal_record *rec, const struct rp_table *t, char *err, size_t errlen)
 {
-    return rec_fail(rec, err, errlen,
+    return rp_rec_fail(rec, err, errlen,
                     "the live table still has the layout before the last SCHEMA (schema %s, now %s): "
                     "only a snapshot can bring it up to date",
                     t->live_hash[0] ? t->live_hash : "none", t->hash);
@@ -818,7 +808,7 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
     struct rp_table *t;
     int rc = page_prelude(r, b, rec, &pg, &t, err, errlen);
     if (rc) return rc > 0 ? 0 : -1;
-    if (!live_current(t)) return behind(rec, t, err, errlen);
+    if (!rp_live_current(t)) return rp_behind(rec, t, err, errlen);
     if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
     if (prepare_insert(r, rec, t, "INSERT OR IGNORE INTO ", 0, &t->ign_live, err, errlen) != 0 ||
         prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 0, &t->rep_live, err, errlen) != 0 ||
@@ -851,29 +841,29 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
         /* Insert, or replace when the key exists: the row count grows only on
          * a new key, which INSERT OR IGNORE's change count tells. */
         rc = bind_row(t->ign_live, v, t->ncols);
-        if (rc == SQLITE_OK) rc = step_reset(t->ign_live);
+        if (rc == SQLITE_OK) rc = rp_step_reset(t->ign_live);
         if (rc == SQLITE_OK) {
             if (sqlite3_changes(r->db)) {
                 t->rows++;
             } else {
                 rc = bind_row(t->rep_live, v, t->ncols);
-                if (rc == SQLITE_OK) rc = step_reset(t->rep_live);
+                if (rc == SQLITE_OK) rc = rp_step_reset(t->rep_live);
             }
         }
         if (rc == SQLITE_OK && t->pending_id) {   /* newer than the shadow's pages so far */
             rc = bind_row(t->ins_shadow, v, t->ncols);
-            if (rc == SQLITE_OK) rc = step_reset(t->ins_shadow);
+            if (rc == SQLITE_OK) rc = rp_step_reset(t->ins_shadow);
         }
         if (rc != SQLITE_OK) {
             char what[64];
             snprintf(what, sizeof what, "row %u", n);
             free(v);
-            return sql_fail(r, rec, err, errlen, what);
+            return rp_sql_fail(r, rec, err, errlen, what);
         }
         n++;
     }
     free(v);
-    if (more < 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (more < 0) return rp_rec_fail(rec, err, errlen, "%s", why);
     if (pg.mark_cursor.type != JOURNAL_NULL || pg.mark_key.type != JOURNAL_NULL) {
         rp_value_set(&t->mark_cursor, &pg.mark_cursor);
         rp_value_set(&t->mark_key, &pg.mark_key);
@@ -885,7 +875,7 @@ static int apply_incremental(struct replay *r, struct batch *b, const struct jou
 }
 
 /* DELETE FROM the live table (or the shadow) by key, prepared once. */
-static int prepare_delete(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
+int rp_prepare_delete(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
                           sqlite3_stmt **st, char *err, size_t errlen)
 {
     if (*st) return 0;
@@ -898,7 +888,7 @@ static int prepare_delete(struct replay *r, const struct journal_record *rec, co
     buf_puts(&q, " = ?1");
     int rc = sqlite3_prepare_v3(r->db, q.p, (int)q.len, SQLITE_PREPARE_PERSISTENT, st, NULL);
     buf_free(&q);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "preparing the delete");
+    return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "preparing the delete");
 }
 
 static int apply_deletions(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
@@ -908,14 +898,14 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
     struct rp_table *t;
     int rc = page_prelude(r, b, rec, &pg, &t, err, errlen);
     if (rc) return rc > 0 ? 0 : -1;
-    if (!live_current(t)) return behind(rec, t, err, errlen);
-    if (t->key_col < 0) return rec_fail(rec, err, errlen, "deletions for a table without a key column");
+    if (!rp_live_current(t)) return rp_behind(rec, t, err, errlen);
+    if (t->key_col < 0) return rp_rec_fail(rec, err, errlen, "deletions for a table without a key column");
     if (pg.rows.nrows && pg.rows.ncols != 1)
-        return rec_fail(rec, err, errlen, "deletion rows of %u columns; the table has one key column",
+        return rp_rec_fail(rec, err, errlen, "deletion rows of %u columns; the table has one key column",
                         pg.rows.ncols);
     /* The pending snapshot's older pages lose the key too (the shadow). */
-    if (prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0 ||
-        (t->pending_id && prepare_delete(r, rec, t, 1, &t->del_shadow, err, errlen) != 0))
+    if (rp_prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0 ||
+        (t->pending_id && rp_prepare_delete(r, rec, t, 1, &t->del_shadow, err, errlen) != 0))
         return -1;
     int prot = has_open_keys(r, rec, t, err, errlen);
     if (prot < 0) return -1;
@@ -934,412 +924,29 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
             }
         }
         rc = rp_bind(t->del_live, 1, &v);
-        if (rc == SQLITE_OK) rc = step_reset(t->del_live);
+        if (rc == SQLITE_OK) rc = rp_step_reset(t->del_live);
         if (rc != SQLITE_OK) {
             char what[64];
             snprintf(what, sizeof what, "key %u", n);
-            return sql_fail(r, rec, err, errlen, what);
+            return rp_sql_fail(r, rec, err, errlen, what);
         }
         uint64_t gone = (uint64_t)sqlite3_changes(r->db);
         t->rows = t->rows >= gone ? t->rows - gone : 0;
         b->st.rows_deleted += gone;
         if (t->pending_id) {
             rc = rp_bind(t->del_shadow, 1, &v);
-            if (rc == SQLITE_OK) rc = step_reset(t->del_shadow);
+            if (rc == SQLITE_OK) rc = rp_step_reset(t->del_shadow);
             if (rc != SQLITE_OK) {
                 char what[64];
                 snprintf(what, sizeof what, "key %u", n);
-                return sql_fail(r, rec, err, errlen, what);
+                return rp_sql_fail(r, rec, err, errlen, what);
             }
         }
         n++;
     }
-    if (more < 0) return rec_fail(rec, err, errlen, "%s", why);
+    if (more < 0) return rp_rec_fail(rec, err, errlen, "%s", why);
     t->dirty = 1;
     b->rows += n;
-    return 0;
-}
-
-/* ---- offline writes: op and op_state (docs/outbox.md) ------------------------------------ */
-
-
-/* A short printable form of an SQLite value, for messages. */
-static void value_text(sqlite3_value *v, char *out, size_t outlen)
-{
-    if (!v || sqlite3_value_type(v) == SQLITE_NULL) snprintf(out, outlen, "NULL");
-    else if (sqlite3_value_type(v) == SQLITE_TEXT || sqlite3_value_type(v) == SQLITE_BLOB)
-        snprintf(out, outlen, "\"%.*s\"", 64, (const char *)sqlite3_value_text(v));
-    else snprintf(out, outlen, "%s", (const char *)sqlite3_value_text(v));
-}
-
-static const char *conflict_name(int c)
-{
-    switch (c) {
-    case SQLITE_CHANGESET_DATA: return "the row's values differ from the changeset's old values";
-    case SQLITE_CHANGESET_NOTFOUND: return "no row with that key";
-    case SQLITE_CHANGESET_CONFLICT: return "a row with that key exists already";
-    case SQLITE_CHANGESET_CONSTRAINT: return "a constraint failed";
-    default: return "a foreign key failed";
-    }
-}
-
-/* What a changeset application met: the first conflict, and how many changes
- * of each kind were left out (a revert leaves them; an op aborts on the first). */
-struct cs_apply {
-    int key_col;
-    int conflict;                    /* first conflict type, 0 none */
-    char key[100];                   /* its key */
-    int omit;                        /* 1: leave conflicting rows (revert), 0: abort (op) */
-    int64_t omitted_ins, omitted_del, omitted;
-};
-
-static int on_conflict(void *ctx, int type, sqlite3_changeset_iter *it)
-{
-    struct cs_apply *a = ctx;
-    const char *tab;
-    int ncol, op, indirect;
-    sqlite3changeset_op(it, &tab, &ncol, &op, &indirect);
-    if (!a->conflict) {
-        sqlite3_value *k = NULL;
-        if (op == SQLITE_INSERT) sqlite3changeset_new(it, a->key_col, &k);
-        else sqlite3changeset_old(it, a->key_col, &k);
-        value_text(k, a->key, sizeof a->key);
-        a->conflict = type;
-    }
-    if (!a->omit) return SQLITE_CHANGESET_ABORT;
-    a->omitted++;
-    if (op == SQLITE_INSERT) a->omitted_ins++;
-    if (op == SQLITE_DELETE) a->omitted_del++;
-    return SQLITE_CHANGESET_OMIT;
-}
-
-/* Check that the changeset touches only rec's table, with its live layout and
- * key, and count its inserts and deletes. With keys (a prepared INSERT into
- * _agent_outbox_keys, ?1 id ?2 key), every key it touches is recorded there.
- * 0, or -1 (a refusal naming what is wrong). */
-static int changeset_scan(struct replay *r, const struct journal_record *rec, const struct rp_table *t,
-                          const void *cs, size_t n, sqlite3_stmt *keys, int64_t *ins, int64_t *del, char *err,
-                          size_t errlen)
-{
-    *ins = *del = 0;
-    if (n == 0) return 0;
-    if (n > INT_MAX) return rec_fail(rec, err, errlen, "changeset of %zu bytes is too large", n);
-    sqlite3_changeset_iter *it;
-    if (sqlite3changeset_start(&it, (int)n, (void *)cs) != SQLITE_OK)
-        return rec_fail(rec, err, errlen, "the changeset is malformed");
-    int rc, bad = 0;
-    uint32_t i = 0;
-    while (!bad && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
-        const char *tab;
-        int ncol, op, indirect, npk;
-        unsigned char *pk;
-        sqlite3_value *k = NULL;
-        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
-            sqlite3changeset_pk(it, &pk, &npk) != SQLITE_OK) {
-            bad = rec_fail(rec, err, errlen, "change %u of the changeset is malformed", i);
-            break;
-        }
-        if (strcmp(tab, rec->table) != 0) {
-            bad = rec_fail(rec, err, errlen, "change %u of the changeset is of table \"%s\"", i, tab);
-            break;
-        }
-        int pk_ok = ncol == (int)t->ncols;
-        for (int c = 0; pk_ok && c < ncol; c++) pk_ok = (pk[c] != 0) == (c == t->key_col);
-        if (!pk_ok) {
-            bad = rec_fail(rec, err, errlen, "change %u of the changeset has %d columns or another key than the "
-                           "table (%u columns, key \"%s\")", i, ncol, t->ncols, t->cols[t->key_col]);
-            break;
-        }
-        if (op == SQLITE_INSERT) {
-            sqlite3changeset_new(it, t->key_col, &k);
-            (*ins)++;
-        } else {
-            sqlite3changeset_old(it, t->key_col, &k);
-            if (op == SQLITE_DELETE) (*del)++;
-        }
-        if (!k || sqlite3_value_type(k) == SQLITE_NULL) {
-            bad = rec_fail(rec, err, errlen, "change %u of the changeset has a NULL key", i);
-            break;
-        }
-        if (keys) {
-            sqlite3_bind_int64(keys, 1, (int64_t)rec->seq);
-            sqlite3_bind_value(keys, 2, k);
-            if (step_reset(keys) != SQLITE_OK) {
-                bad = sql_fail(r, rec, err, errlen, "recording the op's keys");
-                break;
-            }
-        }
-        i++;
-    }
-    int frc = sqlite3changeset_finalize(it);
-    if (bad) return -1;
-    if (rc != SQLITE_DONE || frc != SQLITE_OK) return rec_fail(rec, err, errlen, "the changeset is malformed");
-    return 0;
-}
-
-/* The table an op writes: known, its live layout current, with a key column
- * (sessions record only tables with a primary key). 1 = skip the record
- * (compacted start), 0 ok, -1 refused. */
-static int op_table(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table **tp,
-                    char *err, size_t errlen)
-{
-    char why[IA_ERRLEN];
-    struct rp_table *t = rp_table(r, rec->table, why, sizeof why);
-    if (!t) return rec_fail(rec, err, errlen, "%s", why);
-    *tp = t;
-    if (!t->known) return no_schema(r, b, rec, err, errlen);
-    if (!live_current(t)) return behind(rec, t, err, errlen);
-    if (t->key_col < 0) return rec_fail(rec, err, errlen, "an offline write needs a table with a key column");
-    return 0;
-}
-
-/* OP: the changeset applied to the table (any conflict refuses the record: it
- * was taken on this exact state), the outbox row (pending) and its open keys,
- * in the batch transaction with the applied position (exactly once). */
-static int apply_op(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen)
-{
-    char why[IA_ERRLEN];
-    struct journal_op op;
-    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
-    if (journal_decode_op(rec->payload, rec->len, &op, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
-    struct rp_table *t = NULL;
-    int rc = op_table(r, b, rec, &t, err, errlen);
-    if (rc) return rc > 0 ? 0 : -1;
-    if (!r->op_keys &&
-        sqlite3_prepare_v3(r->db, "INSERT OR IGNORE INTO _agent_outbox_keys (tbl, key, id) VALUES (?3, ?2, ?1)", -1,
-                           SQLITE_PREPARE_PERSISTENT, &r->op_keys, NULL) != SQLITE_OK)
-        return sql_fail(r, rec, err, errlen, "preparing the outbox keys");
-    sqlite3_stmt *keys = r->op_keys, *row;
-    sqlite3_bind_text(keys, 3, t->name, -1, SQLITE_STATIC);
-    int64_t ins, del;
-    rc = changeset_scan(r, rec, t, op.changeset, op.nchangeset, keys, &ins, &del, err, errlen);
-    sqlite3_clear_bindings(keys);
-    if (rc != 0) return -1;
-    if (op.nchangeset) {
-        struct cs_apply a = {.key_col = t->key_col};
-        rc = sqlite3changeset_apply(r->db, (int)op.nchangeset, (void *)op.changeset, NULL, on_conflict, &a);
-        if (a.conflict)
-            return rec_fail(rec, err, errlen, "op %llu: its changeset does not apply to cache.db at key %s (%s): it "
-                            "must be taken on the state it is applied to", (unsigned long long)rec->seq, a.key,
-                            conflict_name(a.conflict));
-        if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "applying the op's changeset");
-    }
-    rc = r->op_row ? SQLITE_OK
-                   : sqlite3_prepare_v3(r->db,
-                                        "INSERT INTO _agent_outbox (id, tbl, kind, params, changeset, answer, keys,"
-                                        " state, attempts, last_error, created_ms, updated_ms) VALUES (?1, ?2, ?3,"
-                                        " ?4, ?5, ?6, (SELECT json_group_array(key) FROM (SELECT key FROM"
-                                        " _agent_outbox_keys WHERE id = ?1 ORDER BY key)), 'pending', 0, NULL, ?7,"
-                                        " ?7)",
-                                        -1, SQLITE_PREPARE_PERSISTENT, &r->op_row, NULL);
-    row = r->op_row;
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(row, 1, (int64_t)rec->seq);
-        sqlite3_bind_text(row, 2, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(row, 3, journal_op_kind_name(op.kind), -1, SQLITE_STATIC);
-        sqlite3_bind_text(row, 4, op.params, (int)op.nparams, SQLITE_STATIC);
-        sqlite3_bind_blob(row, 5, op.nchangeset ? op.changeset : "", (int)op.nchangeset, SQLITE_STATIC);
-        sqlite3_bind_text(row, 6, op.answer, (int)op.nanswer, SQLITE_STATIC);
-        sqlite3_bind_int64(row, 7, clock_wall_ms());
-        rc = step_reset(row);
-        sqlite3_clear_bindings(row);   /* the binds point into the record */
-    }
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "adding the op to the outbox");
-    t->rows = (uint64_t)((int64_t)t->rows + ins - del);
-    t->dirty = 1;
-    b->rows += (uint64_t)(ins + del) + 1;
-    b->st.rows_written += (uint64_t)ins;
-    b->st.rows_deleted += (uint64_t)del;
-    return 0;
-}
-
-/* Does the changeset (taken when the op was accepted) have t's current
- * layout: its column count and key? 1 yes, 0 no (the table was recreated or
- * swapped to another layout since: an end state must still apply, so the
- * caller warns instead of refusing), -1 malformed. key_only: only the key
- * column's position counts (removing an insert's rows by key). */
-static int cs_fits(const struct rp_table *t, const void *cs, int n, int key_only)
-{
-    sqlite3_changeset_iter *it;
-    if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK) return -1;
-    int fits = 1;
-    while (fits && sqlite3changeset_next(it) == SQLITE_ROW) {
-        const char *tab;
-        int ncol, op, indirect, npk;
-        unsigned char *pk;
-        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
-            sqlite3changeset_pk(it, &pk, &npk) != SQLITE_OK) {
-            sqlite3changeset_finalize(it);
-            return -1;
-        }
-        if (key_only) {
-            fits = ncol > t->key_col && pk[t->key_col];
-            continue;
-        }
-        fits = ncol == (int)t->ncols;
-        for (int c = 0; fits && c < ncol; c++) fits = (pk[c] != 0) == (c == t->key_col);
-    }
-    if (sqlite3changeset_finalize(it) != SQLITE_OK) return -1;
-    return fits;
-}
-
-/* done for an insert: the rows the op inserted (provisional keys) go; the
- * portal's rows come in the incremental_page journaled after the op_state. */
-static int remove_inserted(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
-                           const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
-{
-    int fits = live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 1) : 0;
-    if (fits < 0) return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
-    if (!fits) {
-        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its inserted rows were not removed: the table's "
-                 "layout changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
-        return 0;
-    }
-    if (prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0) return -1;
-    sqlite3_changeset_iter *it;
-    if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK)
-        return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
-    int rc = SQLITE_OK;
-    while (rc == SQLITE_OK && sqlite3changeset_next(it) == SQLITE_ROW) {
-        const char *tab;
-        int ncol, opc, indirect;
-        sqlite3_value *k = NULL;
-        sqlite3changeset_op(it, &tab, &ncol, &opc, &indirect);
-        if (opc != SQLITE_INSERT || ncol <= t->key_col) continue;
-        sqlite3changeset_new(it, t->key_col, &k);
-        rc = sqlite3_bind_value(t->del_live, 1, k);
-        if (rc == SQLITE_OK) rc = step_reset(t->del_live);
-        if (rc == SQLITE_OK) {
-            uint64_t gone = (uint64_t)sqlite3_changes(r->db);
-            t->rows = t->rows >= gone ? t->rows - gone : 0;
-            b->st.rows_deleted += gone;
-            b->rows++;
-        }
-    }
-    sqlite3changeset_finalize(it);
-    return rc == SQLITE_OK ? 0 : sql_fail(r, rec, err, errlen, "removing the op's inserted rows");
-}
-
-/* conflict, rejected, dropped: the local change is undone by applying the
- * inverted changeset. A row that changed since the op (a later open op wrote
- * it, or a swap carried another layout) is left as it is, with a warning: the
- * later change is still wanted, and an end state must always apply, or the
- * outbox would wedge on it. */
-static int revert(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
-                  const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
-{
-    if (n == 0) return 0;
-    int fits = live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 0) : 0;
-    if (fits < 0) return rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
-    if (!fits) {
-        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its change was not reverted: the table's layout "
-                 "changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
-        return 0;
-    }
-    int ninv = 0;
-    void *inv = NULL;
-    if (sqlite3changeset_invert(n, cs, &ninv, &inv) != SQLITE_OK)
-        return rec_fail(rec, err, errlen, "op %llu: its changeset cannot be inverted", (unsigned long long)op_id);
-    int64_t ins, del;
-    int rc = changeset_scan(r, rec, t, inv, (size_t)ninv, NULL, &ins, &del, err, errlen);
-    if (rc != 0) {
-        sqlite3_free(inv);
-        return -1;
-    }
-    struct cs_apply a = {.key_col = t->key_col, .omit = 1};
-    rc = sqlite3changeset_apply(r->db, ninv, inv, NULL, on_conflict, &a);
-    sqlite3_free(inv);
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "reverting the op's change");
-    if (a.omitted)
-        warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): %lld rows left as they are, not reverted (first at key "
-                 "%s: %s)", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name, (long long)a.omitted,
-                 a.key, conflict_name(a.conflict));
-    int64_t rows = (int64_t)t->rows + (ins - a.omitted_ins) - (del - a.omitted_del);
-    t->rows = rows > 0 ? (uint64_t)rows : 0;
-    t->dirty = 1;
-    b->rows += (uint64_t)(ins + del);
-    return 0;
-}
-
-/* OP_STATE: the op's new state. An op that does not exist, is of another
- * table, or has ended is a refusal (replay_skip is the way out) — except in a
- * cache with a compacted start, where an op older than the start was
- * compacted away with its records (skipped with a warning). */
-static int apply_op_state(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
-                          size_t errlen)
-{
-    char why[IA_ERRLEN];
-    struct journal_op_state_rec s;
-    if (replay_check_name(rec->table, why, sizeof why) != 0) return rec_fail(rec, err, errlen, "%s", why);
-    if (journal_decode_op_state(rec->payload, rec->len, &s, why, sizeof why) != 0)
-        return rec_fail(rec, err, errlen, "%s", why);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db, "SELECT tbl, kind, state, changeset FROM _agent_outbox WHERE id = ?1", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sql_fail(r, rec, err, errlen, "reading the outbox");
-    sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE) return sql_fail(r, rec, err, errlen, "reading the outbox");
-        if (b->base_seq > 1 && s.op_id < b->base_seq) {
-            warn_once(r, rec->table, "journal seq %llu: table \"%s\": skipping the states of op %llu, whose op record "
-                      "was compacted away (before seq %llu)", (unsigned long long)rec->seq, rec->table,
-                      (unsigned long long)s.op_id, (unsigned long long)b->base_seq);
-            return 0;
-        }
-        return rec_fail(rec, err, errlen, "op %llu: no such op in the outbox", (unsigned long long)s.op_id);
-    }
-    char tbl[JOURNAL_TABLE_MAX + 1], kind[16], state[16];
-    snprintf(tbl, sizeof tbl, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(st, 2));
-    int ncs = sqlite3_column_bytes(st, 3);
-    void *cs = xmalloc(ncs ? (size_t)ncs : 1);
-    if (ncs) memcpy(cs, sqlite3_column_blob(st, 3), (size_t)ncs);
-    sqlite3_finalize(st);
-    rc = 0;
-    if (strcmp(tbl, rec->table) != 0)
-        rc = rec_fail(rec, err, errlen, "op %llu is of table \"%s\"", (unsigned long long)s.op_id, tbl);
-    else if (strcmp(state, "pending") != 0 && strcmp(state, "sent") != 0)
-        rc = rec_fail(rec, err, errlen, "op %llu has ended (%s): no state follows an end",
-                      (unsigned long long)s.op_id, state);
-    struct rp_table *t = NULL;
-    if (rc == 0) {
-        t = rp_table(r, rec->table, why, sizeof why);
-        if (!t) rc = rec_fail(rec, err, errlen, "%s", why);
-    }
-    int end = s.state != JOURNAL_OPS_SENDING && s.state != JOURNAL_OPS_PENDING;
-    if (rc == 0 && s.state == JOURNAL_OPS_DONE && strcmp(kind, "insert") == 0)
-        rc = remove_inserted(r, b, rec, t, cs, ncs, s.op_id, err, errlen);
-    if (rc == 0 && end && s.state != JOURNAL_OPS_DONE) rc = revert(r, b, rec, t, cs, ncs, s.op_id, err, errlen);
-    free(cs);
-    if (rc != 0) return -1;
-    const char *shown = s.state == JOURNAL_OPS_SENDING ? "sent" : journal_op_state_name(s.state);
-    rc = sqlite3_prepare_v2(r->db,
-                            "UPDATE _agent_outbox SET state = ?2, attempts = attempts + ?3, last_error = ?4,"
-                            " updated_ms = ?5 WHERE id = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
-        sqlite3_bind_text(st, 2, shown, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 3, s.state == JOURNAL_OPS_SENDING);
-        if (s.nmessage) sqlite3_bind_text(st, 4, s.message, (int)s.nmessage, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, clock_wall_ms());
-        rc = step_reset(st);
-        sqlite3_finalize(st);
-    }
-    /* An end closes the keys; while the table's snapshot is pending they stay,
-     * ENDED, for its swap to carry (see the file's comment). */
-    if (rc == SQLITE_OK && end && !t->pending_id &&
-        (rc = sqlite3_prepare_v2(r->db, "DELETE FROM _agent_outbox_keys WHERE id = ?1", -1, &st, NULL)) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (int64_t)s.op_id);
-        rc = step_reset(st);
-        sqlite3_finalize(st);
-    }
-    if (rc != SQLITE_OK) return sql_fail(r, rec, err, errlen, "changing the op's state");
-    if (t) t->dirty = 1;
-    b->rows++;
     return 0;
 }
 
@@ -1352,9 +959,9 @@ static int apply_record(struct replay *r, struct batch *b, const struct journal_
     case JOURNAL_SNAPSHOT_END: return apply_snapshot_end(r, b, rec, err, errlen);
     case JOURNAL_INCREMENTAL_PAGE: return apply_incremental(r, b, rec, err, errlen);
     case JOURNAL_DELETIONS: return apply_deletions(r, b, rec, err, errlen);
-    case JOURNAL_OP: return apply_op(r, b, rec, err, errlen);
-    case JOURNAL_OP_STATE: return apply_op_state(r, b, rec, err, errlen);
-    default: return rec_fail(rec, err, errlen, "unknown record type %d", rec->type);
+    case JOURNAL_OP: return rp_apply_op(r, b, rec, err, errlen);
+    case JOURNAL_OP_STATE: return rp_apply_op_state(r, b, rec, err, errlen);
+    default: return rp_rec_fail(rec, err, errlen, "unknown record type %d", rec->type);
     }
 }
 

@@ -128,7 +128,7 @@ static const char migration_6[] =
     "ALTER TABLE _agent_state ADD COLUMN compact_freed INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE _agent_state ADD COLUMN compact_reason TEXT NOT NULL DEFAULT '';";
 
-/* Version 7: the outbox of offline writes (docs/outbox.md; apply.c applies the
+/* Version 7: the outbox of offline writes (docs/outbox.md; apply_op.c applies the
  * op and op_state records). keys is the JSON array of the key values the op's
  * changeset touches; _agent_outbox_keys holds them while the op is open
  * (pending or sent), and replay leaves pulled rows of those keys alone. */

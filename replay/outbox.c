@@ -1,5 +1,5 @@
 /* outbox.c — see outbox.h: the capture of an offline write and the outbox's
- * read side. Applying op and op_state records is in apply.c. */
+ * read side. Applying op and op_state records is in apply_op.c. */
 #include "replay/outbox.h"
 
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* outbox.h — offline writes in cache.db (docs/outbox.md): evaluating a write
  * without keeping it, and reading the outbox. Replay applies the op and
- * op_state records themselves (apply.c); this is what the agent calls around
+ * op_state records themselves (apply_op.c); this is what the agent calls around
  * them. Errors: 0 ok, -1 with err naming the table or op. */
 #ifndef IA_REPLAY_OUTBOX_H
 #define IA_REPLAY_OUTBOX_H
