@@ -925,23 +925,18 @@ static int apply_deletions(struct replay *r, struct batch *b, const struct journ
         }
         rc = rp_bind(t->del_live, 1, &v);
         if (rc == SQLITE_OK) rc = rp_step_reset(t->del_live);
+        uint64_t gone = rc == SQLITE_OK ? (uint64_t)sqlite3_changes(r->db) : 0;
+        if (rc == SQLITE_OK && t->pending_id) {
+            rc = rp_bind(t->del_shadow, 1, &v);
+            if (rc == SQLITE_OK) rc = rp_step_reset(t->del_shadow);
+        }
         if (rc != SQLITE_OK) {
             char what[64];
             snprintf(what, sizeof what, "key %u", n);
             return rp_sql_fail(r, rec, err, errlen, what);
         }
-        uint64_t gone = (uint64_t)sqlite3_changes(r->db);
         t->rows = t->rows >= gone ? t->rows - gone : 0;
         b->st.rows_deleted += gone;
-        if (t->pending_id) {
-            rc = rp_bind(t->del_shadow, 1, &v);
-            if (rc == SQLITE_OK) rc = rp_step_reset(t->del_shadow);
-            if (rc != SQLITE_OK) {
-                char what[64];
-                snprintf(what, sizeof what, "key %u", n);
-                return rp_sql_fail(r, rec, err, errlen, what);
-            }
-        }
         n++;
     }
     if (more < 0) return rp_rec_fail(rec, err, errlen, "%s", why);

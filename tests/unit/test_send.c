@@ -644,6 +644,31 @@ static void test_batched_reread_fails(void **state)
     assert_cache(f, "deferred", sql);   /* the op's own change until the pull */
 }
 
+/* The read-ahead's select failing: the op is left pending (transient),
+ * nothing is written to the portal, and the next step reads again and sends. */
+static void test_batched_read_ahead_fails(void **state)
+{
+    struct fx *f = *state;
+    struct outbox_result r;
+    fx_open(f);
+    long long a = some_id(14);
+    uint64_t u = put_update(f, a, "after-500");
+    long long w0 = portal_writes();
+    struct outbox_sender *snd = outbox_sender_new();
+    tu_admin(&g_site.portal, "/_fake/faults", "{\"queue\":[\"500\"]}");   /* retries = 0 */
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_TRANSIENT, &r);
+    assert_int_equal(r.op_id, u);
+    assert_false(r.sent);
+    assert_int_equal(portal_writes(), w0);
+    assert_state(f, u, "pending");
+    step_with(f, snd, CONFLICT_PORTAL, OUTBOX_DONE, &r);
+    assert_int_equal(portal_writes(), w0 + 1);
+    outbox_sender_free(snd);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT name FROM package WHERE id = %lld", a);
+    assert_portal("after-500", sql);
+}
+
 static void test_daemon_sends(void **state)
 {
     struct fx *f = *state;
@@ -704,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sent_changed_is_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batched_reread_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batched_read_ahead_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_sends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
