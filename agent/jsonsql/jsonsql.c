@@ -41,7 +41,6 @@
 /* ------------------------------------------------------------------------ */
 /* Compiler state (its structs: jsonsql_compile.h).                          */
 
-enum side { LEFT, RIGHT };      /* operand position: a left string must be a column */
 
 void jsql_push_key(struct ctx *c, const char *k)
 {
@@ -140,7 +139,7 @@ void jsql_quote_ident(struct buf *b, const char *s, size_t n)
     buf_putc(b, '"');
 }
 
-static int add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
+int jsql_add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
 {
     if (c->nparams >= c->lim.max_params) {
         free(v.s);
@@ -161,6 +160,9 @@ static int add_param(struct ctx *c, struct buf *out, struct jsonsql_value v)
 int jsql_emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
 {
     struct jsonsql_value v = {0};
+    if (jsql_is_subquery(n))   /* never its JSON text: that would answer wrongly */
+        return jsql_fail(c, "a subquery {\"select\":...} is not valid here: only in from, and as the "
+                            "list of in");
     if (cJSON_IsNull(n)) {
         buf_puts(out, "NULL");
         return 0;
@@ -189,7 +191,7 @@ int jsql_emit_literal(struct ctx *c, const cJSON *n, struct buf *out)
     } else {
         return jsql_fail(c, "unsupported value");
     }
-    return add_param(c, out, v);
+    return jsql_add_param(c, out, v);
 }
 
 static int alias_ok(const char *s)
@@ -205,7 +207,7 @@ static int alias_ok(const char *s)
     return i <= ALIAS_MAX;
 }
 
-static int check_alias(struct ctx *c, const cJSON *as)
+int jsql_check_alias(struct ctx *c, const cJSON *as)
 {
     char q[QBUF];
     jsql_push_key(c, "as");
@@ -250,7 +252,7 @@ static int scope_find(const struct scope *sc, const char *name, size_t len, stru
 {
     int found = 0, dup = 0;
     for (int i = 0; i < sc->n; i++) {
-        struct colref t;
+        struct colref t = {0};
         if (src_find(&sc->s[i], name, len, &t, &dup)) {
             if (found++) return R_AMBIGUOUS;
             *r = t;
@@ -261,7 +263,7 @@ static int scope_find(const struct scope *sc, const char *name, size_t len, stru
     return dup ? R_AMBIGUOUS : R_OK;
 }
 
-static int scope_alias(const struct scope *sc, const char *a, size_t alen)
+int jsql_scope_alias(const struct scope *sc, const char *a, size_t alen)
 {
     for (int i = 0; i < sc->n; i++)
         if (sc->s[i].alias && sc->s[i].alias_len == alen && memcmp(sc->s[i].alias, a, alen) == 0)
@@ -272,7 +274,7 @@ static int scope_alias(const struct scope *sc, const char *a, size_t alen)
 static int scope_find_q(const struct scope *sc, const char *a, size_t alen, const char *name,
                         size_t len, struct colref *r)
 {
-    int i = scope_alias(sc, a, alen), dup = 0;
+    int i = jsql_scope_alias(sc, a, alen), dup = 0;
     if (i < 0) return R_NOALIAS;
     if (!src_find(&sc->s[i], name, len, r, &dup)) return R_UNKNOWN;
     r->src = i;
@@ -317,7 +319,7 @@ static int col_error(struct ctx *c, const struct scope *sc, int rc, const char *
     char q[QBUF];
     if (rc == R_NOALIAS) return jsql_fail(c, "unknown table alias %s", uq(q, sizeof q, alias, alen));
     struct buf d = {0};
-    scope_desc(sc, alias ? scope_alias(sc, alias, alen) : -1, &d);
+    scope_desc(sc, alias ? jsql_scope_alias(sc, alias, alen) : -1, &d);
     if (rc == R_AMBIGUOUS)
         jsql_fail(c, "ambiguous column %s in %s", uq(q, sizeof q, name, len), d.p ? d.p : "");
     else
@@ -337,11 +339,11 @@ static void emit_col(const struct scope *sc, const struct colref *r, struct buf 
 }
 
 /* A column named by a string: it must exist. */
-static int column_str(struct ctx *c, const struct scope *sc, const char *s, struct buf *out,
+int jsql_column_str(struct ctx *c, const struct scope *sc, const char *s, struct buf *out,
                       struct colref *ref)
 {
     size_t n = strlen(s);
-    struct colref r;
+    struct colref r = {0};
     int rc = resolve_str(sc, s, n, &r);
     if (rc != R_OK) return col_error(c, sc, rc, NULL, 0, s, n);
     emit_col(sc, &r, out);
@@ -360,7 +362,7 @@ static int column_obj(struct ctx *c, const struct scope *sc, const cJSON *n, str
 {
     const cJSON *k = n->child;
     size_t al = strlen(k->string), nl = strlen(k->valuestring);
-    struct colref r;
+    struct colref r = {0};
     int rc = scope_find_q(sc, k->string, al, k->valuestring, nl, &r);
     if (rc != R_OK) return col_error(c, sc, rc, k->string, al, k->valuestring, nl);
     emit_col(sc, &r, out);
@@ -369,45 +371,7 @@ static int column_obj(struct ctx *c, const struct scope *sc, const cJSON *n, str
 }
 
 /* ------------------------------------------------------------------------ */
-/* Functions and operators.                                                  */
-
-enum { F_AGG = 1, F_STAR = 2 };
-
-struct fndef {
-    const char *name;
-    const char *sql;
-    int min, max;               /* argument count; max -1: unbounded */
-    int flags;
-};
-
-static const struct fndef FNS[] = {
-    {"count", "COUNT", 1, 1, F_AGG | F_STAR},
-    {"distinct", NULL, 1, -1, 0},
-    {"max", "MAX", 1, 1, F_AGG},
-    {"min", "MIN", 1, 1, F_AGG},
-    {"sum", "SUM", 1, 1, F_AGG},
-    {"avg", "AVG", 1, 1, F_AGG},
-    {"regexp_replace", "regexp_replace", 3, 4, 0},
-    {"lower", "LOWER", 1, 1, 0},
-    {"upper", "UPPER", 1, 1, 0},
-    {"coalesce", "COALESCE", 1, -1, 0},
-    {"length", "LENGTH", 1, 1, 0},
-    {"abs", "ABS", 1, 1, 0},
-    {"round", "ROUND", 1, 2, 0},
-};
-
-static const struct fndef *fn_lookup(const char *name)
-{
-    for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++)
-        if (strcasecmp(FNS[i].name, name) == 0) return &FNS[i];
-    return NULL;
-}
-
-static int is_fn(const cJSON *n, const char *name)
-{
-    const cJSON *f = cJSON_IsObject(n) ? cJSON_GetObjectItemCaseSensitive(n, "function") : NULL;
-    return cJSON_IsString(f) && strcasecmp(f->valuestring, name) == 0;
-}
+/* Operators (function calls: jsonsql_call.c).                             */
 
 enum opkind { OP_AND, OP_OR, OP_NOT, OP_CMP, OP_LIKE, OP_ILIKE, OP_IS, OP_IN, OP_ARITH };
 
@@ -436,10 +400,6 @@ static const struct opdef *op_lookup(const char *name)
 
 static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct pcol **cols,
                           int *ncols, const char **table);
-static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
-                        struct pcol *oc);
-static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc,
-                           struct buf *out, enum side side, struct colref *ref);
 
 /* [a, b] of an operator whose key frame is pushed. */
 static int two_args(struct ctx *c, const cJSON *a, const char *op)
@@ -449,55 +409,101 @@ static int two_args(struct ctx *c, const cJSON *a, const char *op)
     return 0;
 }
 
+/* Arithmetic as PostgreSQL does it: integer with integer stays an integer
+ * (division truncates toward zero in both), with a real it is a real. What
+ * SQLite would answer differently is refused or made to fail as PostgreSQL
+ * does: a boolean operand (no such operator there), mod of a real (SQLite
+ * truncates it to an integer first), a zero divisor (SQLite gives NULL,
+ * PostgreSQL "division by zero": jsonsql_divisor() raises it). */
 static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
-                         const struct scope *sc, struct buf *out)
+                         const struct scope *sc, struct buf *out, struct colref *ref)
 {
+    struct colref r[2];
+    int div = op->sql[1] == '/' || op->sql[1] == '%';
     jsql_push_key(c, op->name);
     if (two_args(c, k, op->name)) return -1;
     buf_putc(out, '(');
-    jsql_push_idx(c, 0);
-    if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-    jsql_pop(c);
-    buf_puts(out, op->sql);
-    jsql_push_idx(c, 1);
-    if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
-    jsql_pop(c);
+    for (int i = 0; i < 2; i++) {
+        jsql_push_idx(c, i);
+        if (i) buf_puts(out, op->sql);
+        if (i && div) buf_puts(out, "jsonsql_divisor(");
+        if (jsql_operand(c, i ? k->child->next : k->child, sc, out, i ? RIGHT : LEFT, &r[i])) return -1;
+        if (i && div) buf_putc(out, ')');
+        if (r[i].type == JSQL_BOOL || r[i].type == JSQL_JSON)
+            return jsql_fail(c, "%s of a %s value is not supported (PostgreSQL has no such operator)", op->name,
+                             r[i].type == JSQL_BOOL ? "boolean" : "JSON");
+        if (op->sql[1] == '%' && r[i].type == JSQL_REAL)
+            return jsql_fail(c, "mod of a real value is not supported (SQLite truncates it to an integer)");
+        jsql_pop(c);
+    }
     buf_putc(out, ')');
     jsql_pop(c);
+    if (ref) {
+        enum jsonsql_type a = r[0].type, b = r[1].type;
+        ref->type = (a == JSQL_INT && b == JSQL_INT) ? JSQL_INT
+                  : ((a == JSQL_INT || a == JSQL_REAL) && (b == JSQL_INT || b == JSQL_REAL)) ? JSQL_REAL
+                                                                                           : JSQL_ANY;
+    }
     return 0;
 }
 
-/* A value position: column, qualified column, function, arithmetic or literal.
- * ref (optional) gets src -1 unless the operand is a plain column. */
-static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc,
-                           struct buf *out, enum side side, struct colref *ref)
+int jsql_is_subquery(const cJSON *n)
 {
-    if (ref) ref->src = -1;
+    return cJSON_IsObject(n) && n->child && !n->child->next && strcmp(n->child->string, "select") == 0;
+}
+
+/* The type of a literal. */
+static void literal_ref(const cJSON *n, struct colref *ref)
+{
+    int64_t i;
+    ref->null_lit = cJSON_IsNull(n);
+    ref->type = cJSON_IsString(n) ? JSQL_TEXT
+              : cJSON_IsBool(n)   ? JSQL_BOOL
+              : cJSON_IsNumber(n) ? (json_int64(n, &i) ? JSQL_INT : JSQL_REAL)
+                                  : JSQL_ANY;
+}
+
+int jsql_operand(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out, enum side side,
+                 struct colref *ref)
+{
+    struct colref tmp;
+    if (!ref) ref = &tmp;
+    memset(ref, 0, sizeof *ref);
+    ref->src = -1;
+    ref->type = JSQL_ANY;
     if (cJSON_IsString(n)) {
         size_t len = strlen(n->valuestring);
-        struct colref r;
+        struct colref r = {0};
         int rc = resolve_str(sc, n->valuestring, len, &r);
         if (rc == R_OK) {
             emit_col(sc, &r, out);
-            if (ref) *ref = r;
+            *ref = r;
+            ref->null_lit = 0;
             return 0;
         }
         if (rc == R_AMBIGUOUS || side == LEFT)
             return col_error(c, sc, rc, NULL, 0, n->valuestring, len);
+        literal_ref(n, ref);
         return jsql_emit_literal(c, n, out);
     }
     if (cJSON_IsObject(n)) {
         char q[QBUF];
-        if (cJSON_GetObjectItemCaseSensitive(n, "function")) return compile_func(c, n, sc, out, NULL);
+        struct fncall fc;
+        int call = jsql_fncall(c, n, sc, &fc);
+        if (call < 0) return -1;
+        if (call) return jsql_compile_call(c, &fc, sc, out, NULL, &ref->type);
         const cJSON *k = n->child;
         if (k && !k->next) {
             const struct opdef *op = op_lookup(k->string);
-            if (op && op->kind == OP_ARITH) return compile_arith(c, k, op, sc, out);
+            if (op && op->kind == OP_ARITH) return compile_arith(c, k, op, sc, out, ref);
             if (op) return jsql_fail(c, "%s is a condition, not a value", op->name);
             if (strcmp(k->string, "select") == 0)
                 return jsql_fail(c, "a subquery is only valid in from and as the list of in");
-            if (cJSON_IsString(k) && (side == LEFT || scope_alias(sc, k->string, strlen(k->string)) >= 0))
-                return column_obj(c, sc, n, out, ref);
+            if (cJSON_IsString(k) && (side == LEFT || jsql_scope_alias(sc, k->string, strlen(k->string)) >= 0)) {
+                if (column_obj(c, sc, n, out, ref)) return -1;
+                ref->null_lit = 0;
+                return 0;
+            }
         }
         if (side == LEFT)
             return jsql_fail(c, "expected a column, a function or arithmetic, got an object%s%s",
@@ -506,154 +512,155 @@ static int compile_operand(struct ctx *c, const cJSON *n, const struct scope *sc
     }
     if (cJSON_IsArray(n) && side == LEFT)
         return jsql_fail(c, "expected a column, a function or arithmetic, got a list");
+    literal_ref(n, ref);
     return jsql_emit_literal(c, n, out);
 }
 
-/* {"function":"distinct","args":X} as the only argument of an aggregate. */
-static int compile_distinct_arg(struct ctx *c, const struct fndef *f, const cJSON *n,
-                                int total, const struct scope *sc, struct buf *out)
+/* A literal PostgreSQL reads as a date or timestamp but that does not compare
+ * as text with the portal's 'YYYY-MM-DD HH:MM:SS[.ffffff]' the way it would
+ * as a timestamp: 'YYYY-MM-DD', no seconds, a 'T', a fraction. The canonical
+ * form itself compares right as text, and keeps the column's index usable. */
+static int ts_literal(const char *s)
+{
+    static const char shape[] = "dddd-dd-dd";
+    size_t n = strlen(s);
+    if (n < 10) return 0;
+    for (int i = 0; i < 10; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i]) return 0;
+    if (n == 10) return 1;
+    if (n < 16 || (s[10] != ' ' && s[10] != 'T')) return 0;
+    for (size_t i = 11; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || s[i] == ':' || s[i] == '.')) return 0;   /* no zone */
+    return !(n == 19 && s[10] == ' ');
+}
+
+/* A bare column as a condition ({"not":"is_enabled"}): it must be boolean. */
+static int bool_column(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
 {
     char q[QBUF];
-    if (!(f->flags & F_AGG) || total != 1)
-        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
-                       "aggregate (count, sum, avg, min, max)");
-    const cJSON *args = NULL;
-    for (const cJSON *k = n->child; k; k = k->next) {
-        if (strcmp(k->string, "args") == 0 && !args) args = k;
-        else if (strcmp(k->string, "function") != 0)
-            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
-    }
-    if (!args) return jsql_fail(c, "distinct needs \"args\"");
-    jsql_push_key(c, "args");
-    const cJSON *a = args;
-    if (cJSON_IsArray(args)) {
-        if (cJSON_GetArraySize(args) != 1)
-            return jsql_fail(c, "distinct inside %s takes exactly 1 argument", f->name);
-        a = args->child;
-        jsql_push_idx(c, 0);
-    }
-    buf_puts(out, "DISTINCT ");
-    if (compile_operand(c, a, sc, out, LEFT, NULL)) return -1;
-    if (a != args) jsql_pop(c);
+    struct colref r = {0};
+    struct buf tmp = {0};
+    int rc = jsql_column_str(c, sc, e->valuestring, &tmp, &r);
+    if (!rc && r.type != JSQL_BOOL)
+        rc = jsql_fail(c, "%s is not a boolean column: a condition is an object with one operator, or a "
+                          "boolean column", jsql_uqs(q, sizeof q, e->valuestring));
+    if (!rc) buf_append(out, tmp.p, tmp.len);
+    buf_free(&tmp);
+    return rc;
+}
+
+static int in_subquery(struct ctx *c, const cJSON *n, struct buf *out)
+{
+    struct pcol *cols;
+    int ncols;
+    const char *t;
+    jsql_push_key(c, "select");
+    if (compile_select(c, n->child, out, &cols, &ncols, &t)) return -1;
+    if (ncols != 1) return jsql_fail(c, "subquery must return exactly one column, got %d", ncols);
     jsql_pop(c);
     return 0;
 }
 
-static int arity_error(struct ctx *c, const struct fndef *f, int n)
+/* The list of in after the column: [col, [values]], [col, v1, v2, ...],
+ * [col, v], [col, {"values":[[v], ...]}], [col, {"select":...}] or
+ * [col, [{"select":...}]]. A string here is always a value. An empty list is
+ * SQLite's "x IN ()", false even for NULL x. */
+static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
 {
-    if (f->max < 0)
-        return jsql_fail(c, "%s takes at least %d argument%s, got %d", f->name, f->min,
-                    f->min == 1 ? "" : "s", n);
-    if (f->min == f->max)
-        return jsql_fail(c, "%s takes %d argument%s, got %d", f->name, f->min, f->min == 1 ? "" : "s", n);
-    return jsql_fail(c, "%s takes %d to %d arguments, got %d", f->name, f->min, f->max, n);
-}
-
-int jsql_is_star(const cJSON *n) { return cJSON_IsString(n) && strcmp(n->valuestring, "*") == 0; }
-
-static int star_arg(struct ctx *c, const struct fndef *f, struct buf *out)
-{
-    if (!(f->flags & F_STAR)) return jsql_fail(c, "\"*\" is only valid as the argument of count");
-    buf_putc(out, '*');
-    return 0;
-}
-
-/* The args of f, key frame "args" pushed by the caller. */
-static int compile_args(struct ctx *c, const struct fndef *f, const cJSON *args,
-                        const struct scope *sc, struct buf *out, int *nargs)
-{
-    *nargs = 1;
-    if (jsql_is_star(args)) return star_arg(c, f, out);
-    if (cJSON_IsString(args)) return column_str(c, sc, args->valuestring, out, NULL);
-    if (cJSON_IsObject(args)) {
-        if (is_fn(args, "distinct")) return compile_distinct_arg(c, f, args, 1, sc, out);
-        return compile_operand(c, args, sc, out, LEFT, NULL);
-    }
-    if (!cJSON_IsArray(args))
-        return jsql_fail(c, "expected a column, a list of arguments or a function");
-    int total = cJSON_GetArraySize(args), i = 0;
-    *nargs = total;
-    if (total == 1 && jsql_is_star(args->child)) return star_arg(c, f, out);
-    for (const cJSON *a = args->child; a; a = a->next, i++) {
-        jsql_push_idx(c, i);
-        if (i) buf_puts(out, ", ");
-        int rc;
-        if (jsql_is_star(a))
-            rc = jsql_fail(c, "\"*\" is only valid as the only argument of count");
-        else if (is_fn(a, "distinct"))
-            rc = compile_distinct_arg(c, f, a, total, sc, out);
-        else
-            rc = compile_operand(c, a, sc, out, i == 0 ? LEFT : RIGHT, NULL);
-        if (rc) return -1;
-        jsql_pop(c);
-    }
-    return 0;
-}
-
-/* {"function":F,"args":A[,"as":N]}; oc non-NULL for a data item (which may
- * carry "as"), NULL inside an expression. */
-static int compile_func(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
-                        struct pcol *oc)
-{
-    char q[QBUF];
-    const cJSON *fn = NULL, *args = NULL, *as = NULL;
-    for (const cJSON *k = n->child; k; k = k->next) {
-        const cJSON **slot = strcmp(k->string, "function") == 0 ? &fn
-                           : strcmp(k->string, "args") == 0   ? &args
-                           : strcmp(k->string, "as") == 0     ? &as
-                                                              : NULL;
-        if (!slot) return jsql_fail(c, "unexpected key %s in a function", jsql_uqs(q, sizeof q, k->string));
-        if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
-        *slot = k;
-    }
-    jsql_push_key(c, "function");
-    if (!cJSON_IsString(fn)) return jsql_fail(c, "expected a function name");
-    const struct fndef *f = fn_lookup(fn->valuestring);
-    if (!f) return jsql_fail(c, "unknown function %s", jsql_uqs(q, sizeof q, fn->valuestring));
-    if (!f->sql)
-        return jsql_fail(c, "distinct is only valid as a data item or as the only argument of an "
-                       "aggregate (count, sum, avg, min, max)");
-    jsql_pop(c);
-    /* SQLite (like PostgreSQL) refuses these at prepare time, without a path. */
-    if ((f->flags & F_AGG) && c->agg_ban)
-        return jsql_fail(c, "%s is an aggregate: not allowed %s", f->name,
-                    c->agg_ban == AGG_IN_COND ? "in where or on" : "inside another aggregate");
-    if (as && !oc) {
-        jsql_push_key(c, "as");
-        return jsql_fail(c, "\"as\" is only valid on a data item");
-    }
-    if (!args) return jsql_fail(c, "%s needs \"args\"", f->name);
-    buf_puts(out, f->sql);
-    buf_putc(out, '(');
-    jsql_push_key(c, "args");
-    int nargs, ban = c->agg_ban;
-    if (f->flags & F_AGG) c->agg_ban = AGG_IN_AGG;
-    if (compile_args(c, f, args, sc, out, &nargs)) return -1;
-    c->agg_ban = ban;
-    if (nargs < f->min || (f->max >= 0 && nargs > f->max)) return arity_error(c, f, nargs);
-    jsql_pop(c);
-    if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
-        buf_puts(out, ", NULL");   /* PostgreSQL allows coalesce(x); SQLite wants two */
-    buf_putc(out, ')');
-    if (oc) {
-        memset(oc, 0, sizeof *oc);
-        oc->type = (f->flags & F_STAR) ? JSQL_INT : JSQL_ANY;
-        if (as) {
-            if (check_alias(c, as)) return -1;
-            buf_puts(out, " AS ");
-            jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
-            oc->name = as->valuestring;
-            oc->len = strlen(as->valuestring);
-            oc->alias = 1;
+    if (direct) {
+        int i = 1;
+        for (const cJSON *v = b; v; v = v->next, i++) {
+            if (i > 1) buf_puts(out, ", ");
+            jsql_push_idx(c, i);
+            if (jsql_emit_literal(c, v, out)) return -1;
+            jsql_pop(c);
         }
+        return 0;
     }
+    jsql_push_idx(c, 1);
+    if (cJSON_IsArray(b) && b->child && !b->child->next && jsql_is_subquery(b->child)) {
+        jsql_push_idx(c, 0);
+        if (in_subquery(c, b->child, out)) return -1;
+        jsql_pop(c);
+    } else if (jsql_is_subquery(b)) {
+        if (in_subquery(c, b, out)) return -1;
+    } else if (cJSON_IsArray(b)) {
+        int i = 0;
+        for (const cJSON *v = b->child; v; v = v->next, i++) {
+            if (i) buf_puts(out, ", ");
+            jsql_push_idx(c, i);
+            if (jsql_emit_literal(c, v, out)) return -1;
+            jsql_pop(c);
+        }
+    } else if (cJSON_IsObject(b) && b->child && !b->child->next && strcmp(b->child->string, "values") == 0) {
+        const cJSON *vs = b->child;
+        jsql_push_key(c, "values");
+        if (!cJSON_IsArray(vs)) return jsql_fail(c, "expected a list of one-value rows [[v], ...]");
+        int i = 0;
+        for (const cJSON *row = vs->child; row; row = row->next, i++) {
+            jsql_push_idx(c, i);
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 1)
+                return jsql_fail(c, "expected a row of one value [v]");
+            if (i) buf_puts(out, ", ");
+            if (jsql_emit_literal(c, row->child, out)) return -1;
+            jsql_pop(c);
+        }
+        jsql_pop(c);
+    } else if (cJSON_IsObject(b)) {
+        return jsql_fail(c, "expected a list of values, {\"values\":[[v], ...]} or {\"select\":...}");
+    } else if (jsql_emit_literal(c, b, out)) {
+        return -1;
+    }
+    jsql_pop(c);
     return 0;
 }
 
-/* A condition: an object with exactly one operator. */
+/* A comparison, like or ilike. A text column compared with a date or
+ * timestamp literal PostgreSQL would compare as timestamps goes through
+ * jsonsql_tscmp() (jsonsql_fn.c). like needs text, as in PostgreSQL. */
+static int compile_compare(struct ctx *c, const cJSON *k, const struct opdef *op, const struct scope *sc,
+                           struct buf *out)
+{
+    if (two_args(c, k, op->name)) return -1;
+    int il = op->kind == OP_ILIKE;
+    struct buf l = {0};
+    struct colref lr, rr;
+    jsql_push_idx(c, 0);
+    int rc = jsql_operand(c, k->child, sc, &l, LEFT, &lr);
+    if (!rc && op->kind != OP_CMP && (lr.type == JSQL_INT || lr.type == JSQL_REAL || lr.type == JSQL_BOOL))
+        rc = jsql_fail(c, "%s of %s value is not supported (PostgreSQL has no %s on it)", op->name,
+                       lr.type == JSQL_INT ? "an integer" : lr.type == JSQL_REAL ? "a real" : "a boolean", op->name);
+    if (rc) {
+        buf_free(&l);
+        return -1;
+    }
+    jsql_pop(c);
+    const cJSON *b = k->child->next;
+    int ts = op->kind == OP_CMP && lr.type == JSQL_TEXT && cJSON_IsString(b) && ts_literal(b->valuestring) &&
+             resolve_str(sc, b->valuestring, strlen(b->valuestring), &rr) != R_OK;
+    buf_puts(out, ts ? "jsonsql_tscmp(" : il ? "LOWER(" : "");
+    buf_append(out, l.p ? l.p : "", l.len);
+    buf_free(&l);
+    buf_puts(out, ts ? ", " : il ? ") LIKE LOWER(" : op->sql);
+    jsql_push_idx(c, 1);
+    if (jsql_operand(c, b, sc, out, RIGHT, &rr)) return -1;
+    jsql_pop(c);
+    if (ts) {
+        buf_putc(out, ')');
+        buf_puts(out, op->sql);
+        buf_putc(out, '0');
+    }
+    if (il) buf_putc(out, ')');
+    /* PostgreSQL's LIKE escapes with a backslash by default; SQLite has none. */
+    if (op->kind != OP_CMP) buf_puts(out, " ESCAPE '\\'");
+    return 0;
+}
+
+/* A condition: an object with exactly one operator, or a boolean column. */
 static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, struct buf *out)
 {
     char q[QBUF];
+    if (cJSON_IsString(e)) return bool_column(c, e, sc, out);
     if (!cJSON_IsObject(e) || !e->child || e->child->next)
         return jsql_fail(c, "expected a condition: an object with exactly one operator");
     const cJSON *k = e->child;
@@ -692,26 +699,13 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
     }
     case OP_CMP:
     case OP_LIKE:
-    case OP_ILIKE: {
-        if (two_args(c, k, op->name)) return -1;
-        int il = op->kind == OP_ILIKE;
-        jsql_push_idx(c, 0);
-        if (il) buf_puts(out, "LOWER(");
-        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
-        jsql_pop(c);
-        buf_puts(out, il ? ") LIKE LOWER(" : op->sql);
-        jsql_push_idx(c, 1);
-        if (compile_operand(c, k->child->next, sc, out, RIGHT, NULL)) return -1;
-        jsql_pop(c);
-        if (il) buf_putc(out, ')');
-        /* PostgreSQL's LIKE escapes with a backslash by default; SQLite has none. */
-        if (op->kind != OP_CMP) buf_puts(out, " ESCAPE '\\'");
+    case OP_ILIKE:
+        if (compile_compare(c, k, op, sc, out)) return -1;
         break;
-    }
     case OP_IS: {
         if (two_args(c, k, op->name)) return -1;
         jsql_push_idx(c, 0);
-        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        if (jsql_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
         jsql_pop(c);
         const cJSON *b = k->child->next;
         jsql_push_idx(c, 1);
@@ -722,38 +716,16 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
         break;
     }
     case OP_IN: {
-        if (!cJSON_IsArray(k) || cJSON_GetArraySize(k) != 2)
-            return jsql_fail(c, "in expects [column, [values]] or [column, {\"select\":...}]");
+        int nk = cJSON_IsArray(k) ? cJSON_GetArraySize(k) : 0;
+        if (nk < 2)
+            return jsql_fail(c, "in expects [column, [values]], [column, v1, v2, ...], "
+                                "[column, {\"values\":[[v], ...]}] or [column, {\"select\":...}]");
         jsql_push_idx(c, 0);
-        if (compile_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        if (jsql_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
         jsql_pop(c);
-        const cJSON *b = k->child->next;
-        jsql_push_idx(c, 1);
         buf_puts(out, " IN (");
-        if (cJSON_IsArray(b)) {
-            /* Values only: a string here is never a column. An empty list is
-             * SQLite's "x IN ()", false even for NULL x. */
-            int i = 0;
-            for (const cJSON *v = b->child; v; v = v->next, i++) {
-                if (i) buf_puts(out, ", ");
-                jsql_push_idx(c, i);
-                if (jsql_emit_literal(c, v, out)) return -1;
-                jsql_pop(c);
-            }
-        } else if (cJSON_IsObject(b) && b->child && !b->child->next &&
-                   strcmp(b->child->string, "select") == 0) {
-            jsql_push_key(c, "select");
-            struct pcol *cols;
-            int ncols;
-            const char *t;
-            if (compile_select(c, b->child, out, &cols, &ncols, &t)) return -1;
-            if (ncols != 1) return jsql_fail(c, "subquery must return exactly one column, got %d", ncols);
-            jsql_pop(c);
-        } else {
-            return jsql_fail(c, "expected a list of values or {\"select\":...}");
-        }
+        if (in_list(c, k->child->next, nk > 2, out)) return -1;
         buf_putc(out, ')');
-        jsql_pop(c);
         break;
     }
     case OP_ARITH:
@@ -831,45 +803,38 @@ static int expand_star(struct ctx *c, const struct scope *sc, int only, struct b
     return 0;
 }
 
-/* A top-level {"function":"distinct",...} item: its args become columns. */
-static int data_distinct(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+/* A top-level distinct item ({"function":"distinct","args":X} or
+ * {"distinct":X}): its args become columns. */
+static int data_distinct(struct ctx *c, const struct fncall *fc, const struct scope *sc, struct buf *out,
                          struct outlist *o)
 {
-    char q[QBUF];
-    const cJSON *args = NULL, *as = NULL;
-    for (const cJSON *k = n->child; k; k = k->next) {
-        if (strcmp(k->string, "args") == 0 && !args) args = k;
-        else if (strcmp(k->string, "as") == 0 && !as) as = k;
-        else if (strcmp(k->string, "function") != 0)
-            return jsql_fail(c, "unexpected key %s in distinct", jsql_uqs(q, sizeof q, k->string));
-    }
+    const cJSON *args = fc->args, *as = fc->as;
+    if (fc->distinct) return jsql_fail(c, "unexpected key \"distinct\" in distinct");
     if (!args) return jsql_fail(c, "distinct needs \"args\"");
     if (as && cJSON_IsArray(args) && cJSON_GetArraySize(args) != 1) {
         jsql_push_key(c, "as");
         return jsql_fail(c, "\"as\" needs distinct of exactly one argument");
     }
-    jsql_push_key(c, "args");
+    jsql_push_key(c, fc->own ? "distinct" : "args");
     int list = cJSON_IsArray(args);
     if (list && !args->child) return jsql_fail(c, "distinct expects at least 1 argument");
     int i = 0;
     for (const cJSON *a = list ? args->child : args; a; a = list ? a->next : NULL, i++) {
         if (list) jsql_push_idx(c, i);
         jsql_sep(out, o);
-        struct colref r;
-        if (compile_operand(c, a, sc, out, LEFT, &r)) return -1;
+        struct colref r = {0};
+        if (jsql_operand(c, a, sc, out, LEFT, &r)) return -1;
         struct pcol *p = jsql_out_add(o);
         if (r.src >= 0) {
             p->name = r.name;
             p->len = r.len;
-            p->type = r.type;
-        } else {
-            p->type = JSQL_ANY;
         }
+        p->type = r.type;
         if (list) jsql_pop(c);
     }
     jsql_pop(c);
     if (as) {
-        if (check_alias(c, as)) return -1;
+        if (jsql_check_alias(c, as)) return -1;
         buf_puts(out, " AS ");
         jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
         struct pcol *p = &o->v[o->n - 1];
@@ -880,6 +845,14 @@ static int data_distinct(struct ctx *c, const cJSON *n, const struct scope *sc, 
     return 0;
 }
 
+static void out_col(struct outlist *o, const struct colref *r)
+{
+    struct pcol *p = jsql_out_add(o);
+    p->name = r->name;
+    p->len = r->len;
+    p->type = r->type;
+}
+
 static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
                      struct outlist *o)
 {
@@ -888,35 +861,38 @@ static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
         size_t len = strlen(s);
         if (strcmp(s, "*") == 0) return expand_star(c, sc, -1, out, o);
         if (len > 2 && strcmp(s + len - 2, ".*") == 0) {
-            int i = scope_alias(sc, s, len - 2);
+            int i = jsql_scope_alias(sc, s, len - 2);
             if (i < 0) return col_error(c, sc, R_NOALIAS, s, len - 2, s, len);
             return expand_star(c, sc, i, out, o);
         }
         jsql_sep(out, o);
-        struct colref r;
-        if (column_str(c, sc, s, out, &r)) return -1;
-        struct pcol *p = jsql_out_add(o);
-        p->name = r.name;
-        p->len = r.len;
-        p->type = r.type;
+        struct colref r = {0};
+        if (jsql_column_str(c, sc, s, out, &r)) return -1;
+        out_col(o, &r);
         return 0;
     }
-    if (cJSON_IsObject(n) && cJSON_GetObjectItemCaseSensitive(n, "function")) {
-        if (is_fn(n, "distinct")) return data_distinct(c, n, sc, out, o);
+    struct fncall fc;
+    int call = jsql_fncall(c, n, sc, &fc);
+    if (call < 0) return -1;
+    if (call) {
+        if (jsql_fncall_is(&fc, "distinct")) return data_distinct(c, &fc, sc, out, o);
         jsql_sep(out, o);
         struct pcol oc;
-        if (compile_func(c, n, sc, out, &oc)) return -1;
+        if (jsql_compile_call(c, &fc, sc, out, &oc, NULL)) return -1;
         *jsql_out_add(o) = oc;
         return 0;
     }
     if (is_qualified(n)) {
+        const cJSON *k = n->child;
+        if (strcmp(k->valuestring, "*") == 0) {   /* {"t":"*"} */
+            int i = jsql_scope_alias(sc, k->string, strlen(k->string));
+            if (i < 0) return col_error(c, sc, R_NOALIAS, k->string, strlen(k->string), "*", 1);
+            return expand_star(c, sc, i, out, o);
+        }
         jsql_sep(out, o);
-        struct colref r;
+        struct colref r = {0};
         if (column_obj(c, sc, n, out, &r)) return -1;
-        struct pcol *p = jsql_out_add(o);
-        p->name = r.name;
-        p->len = r.len;
-        p->type = r.type;
+        out_col(o, &r);
         return 0;
     }
     return jsql_fail(c, "expected a column name, {\"alias\":\"column\"} or a function");
@@ -936,18 +912,28 @@ static int compile_data(struct ctx *c, const cJSON *d, const struct scope *sc, s
     return 0;
 }
 
+/* A distinct data item in either form (whose compile reports its errors). */
+static int is_distinct_item(const cJSON *n)
+{
+    if (!cJSON_IsObject(n)) return 0;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(n, "function");
+    if (f) return cJSON_IsString(f) && strcasecmp(f->valuestring, "distinct") == 0;
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(n, "distinct");
+    return d && !cJSON_IsBool(d);
+}
+
 static int has_distinct_item(const cJSON *d)
 {
-    if (!cJSON_IsArray(d)) return is_fn(d, "distinct");
+    if (!cJSON_IsArray(d)) return is_distinct_item(d);
     for (const cJSON *n = d->child; n; n = n->next)
-        if (is_fn(n, "distinct")) return 1;
+        if (is_distinct_item(n)) return 1;
     return 0;
 }
 
 int jsql_add_source(struct ctx *c, struct scope *sc, const char *alias, size_t alen)
 {
     if (sc->n == MAX_SOURCES) return jsql_fail(c, "more than %d tables in from", MAX_SOURCES);
-    if (alias && scope_alias(sc, alias, alen) >= 0)
+    if (alias && jsql_scope_alias(sc, alias, alen) >= 0)
         return jsql_fail(c, "duplicate alias \"%.*s\": give each table its own \"as\"", (int)alen, alias);
     if (sc->n == sc->cap) {
         sc->cap = sc->cap ? sc->cap * 2 : 4;
@@ -1000,6 +986,34 @@ static int from_source(struct ctx *c, struct scope *sc, const cJSON *target, con
     return 0;
 }
 
+/* The join of a from item after the first: inner unless said otherwise by
+ * "left_join", or "join_type"/"type" (inner, left, right, full, cross; "left
+ * outer" and the like too). SQLite has RIGHT and FULL JOIN since 3.39. */
+static int join_kind(struct ctx *c, const cJSON *jt, int left, const char **sql)
+{
+    static const struct { const char *word, *sql; } kinds[] = {
+        {"inner", " JOIN "},      {"left", " LEFT JOIN "},  {"left outer", " LEFT JOIN "},
+        {"right", " RIGHT JOIN "}, {"right outer", " RIGHT JOIN "}, {"full", " FULL JOIN "},
+        {"full outer", " FULL JOIN "}, {"cross", " CROSS JOIN "},
+    };
+    char q[QBUF];
+    *sql = left ? " LEFT JOIN " : " JOIN ";
+    if (!jt) return 0;
+    jsql_push_key(c, jt->string);
+    if (!cJSON_IsString(jt)) return jsql_fail(c, "expected inner, left, right, full or cross");
+    size_t i = 0, n = sizeof kinds / sizeof kinds[0];
+    while (i < n && strcasecmp(kinds[i].word, jt->valuestring) != 0) i++;
+    if (i == n) return jsql_fail(c, "unknown join type %s (expected inner, left, right, full or cross)",
+                                 jsql_uqs(q, sizeof q, jt->valuestring));
+    if (left && strcmp(kinds[i].sql, " LEFT JOIN ") != 0)
+        return jsql_fail(c, "conflicts with \"left_join\"");
+    if ((kinds[i].sql[1] == 'R' || kinds[i].sql[1] == 'F') && sqlite3_libversion_number() < 3039000)
+        return jsql_fail(c, "%s join needs SQLite 3.39 or later (this is %s)", kinds[i].word, sqlite3_libversion());
+    *sql = kinds[i].sql;
+    jsql_pop(c);
+    return 0;
+}
+
 /* One item of from: first (a table or subquery) or a join. */
 static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first, struct buf *fs,
                      const char **table)
@@ -1009,16 +1023,17 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
     if (!cJSON_IsObject(n))
         return jsql_fail(c, first ? "expected a table name, {\"table\":...} or {\"select\":...}"
                              : "expected {\"join\":...} or {\"left_join\":...}");
-    const cJSON *tbl = NULL, *sel = NULL, *join = NULL, *as = NULL, *on = NULL;
+    const cJSON *tbl = NULL, *sel = NULL, *join = NULL, *as = NULL, *on = NULL, *jt = NULL;
     int left = 0;
     for (const cJSON *k = n->child; k; k = k->next) {
         const cJSON **slot = NULL;
-        if (first && strcmp(k->string, "table") == 0) slot = &tbl;
+        if (strcmp(k->string, "table") == 0) slot = &tbl;
         else if (first && strcmp(k->string, "select") == 0) slot = &sel;
         else if (!first && strcmp(k->string, "join") == 0) slot = &join;
         else if (!first && strcmp(k->string, "left_join") == 0) { slot = &join; left = 1; }
         else if (strcmp(k->string, "as") == 0) slot = &as;
         else if (!first && strcmp(k->string, "on") == 0) slot = &on;
+        else if (!first && (strcmp(k->string, "join_type") == 0 || strcmp(k->string, "type") == 0)) slot = &jt;
         if (!slot) {
             if (first && (!strcmp(k->string, "join") || !strcmp(k->string, "left_join")))
                 return jsql_fail(c, "the first item of from is a table or a subquery, not a join");
@@ -1027,7 +1042,7 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
         if (*slot) return jsql_fail(c, "duplicate key %s", jsql_uqs(q, sizeof q, k->string));
         *slot = k;
     }
-    if (as && check_alias(c, as)) return -1;
+    if (as && jsql_check_alias(c, as)) return -1;
     if (first) {
         if (!!tbl == !!sel) return jsql_fail(c, "expected exactly one of \"table\" or \"select\"");
         jsql_push_key(c, tbl ? "table" : "select");
@@ -1035,10 +1050,18 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
         jsql_pop(c);
         return 0;
     }
+    /* {"table":T,"join_type":...} is a join too. */
+    if (tbl && join) return jsql_fail(c, "expected one of \"join\" or \"table\", not both");
+    if (tbl && left) return jsql_fail(c, "expected one of \"left_join\" or \"table\", not both");
+    if (!join) join = tbl;
     if (!join) return jsql_fail(c, "expected \"join\" or \"left_join\"");
-    if (!on) return jsql_fail(c, "a join needs \"on\"");
-    buf_puts(fs, left ? " LEFT JOIN " : " JOIN ");
-    jsql_push_key(c, left ? "left_join" : "join");
+    const char *kind;
+    if (join_kind(c, jt, left, &kind)) return -1;
+    int cross = kind[1] == 'C';
+    if (!on && !cross) return jsql_fail(c, "a join needs \"on\"");
+    if (on && cross) return jsql_fail(c, "a cross join takes no \"on\"");
+    buf_puts(fs, kind);
+    jsql_push_key(c, join->string);
     const cJSON *jsel = NULL;
     if (cJSON_IsObject(join)) {
         jsel = cJSON_GetObjectItemCaseSensitive(join, "select");
@@ -1048,6 +1071,7 @@ static int from_item(struct ctx *c, struct scope *sc, const cJSON *n, int first,
     if (from_source(c, sc, join, jsel, as, fs, table)) return -1;
     if (jsel) jsql_pop(c);
     jsql_pop(c);
+    if (cross) return 0;
     buf_puts(fs, " ON ");
     jsql_push_key(c, "on");
     if (jsql_compile_where(c, on, sc, fs)) return -1;
@@ -1105,7 +1129,7 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
     }
     len = strlen(s);
     int dir = order ? split_dir(s, &len) : 0;
-    struct colref r;
+    struct colref r = {0};
     int rc;
     if (alias) {
         rc = scope_find_q(sc, alias, alen, s, len, &r);
@@ -1148,7 +1172,7 @@ static int count_param(struct ctx *c, const cJSON *n, struct buf *out)
 {
     int64_t v;
     if (!json_int64(n, &v) || v < 0) return jsql_fail(c, "expected a non-negative integer");
-    return add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = v});
+    return jsql_add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = v});
 }
 
 int jsql_size_ok(struct ctx *c, const struct buf *b)
@@ -1180,9 +1204,9 @@ int jsql_take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const
 static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct pcol **cols,
                           int *ncols, const char **table)
 {
-    static const char *const keys[] = {"data",     "from",  "where",  "group_by",
+    static const char *const keys[] = {"data",     "from",  "where",  "group_by", "having",
                                        "order_by", "limit", "offset", "distinct"};
-    enum { K_DATA, K_FROM, K_WHERE, K_GROUP, K_ORDER, K_LIMIT, K_OFFSET, K_DISTINCT, K_N };
+    enum { K_DATA, K_FROM, K_WHERE, K_GROUP, K_HAVING, K_ORDER, K_LIMIT, K_OFFSET, K_DISTINCT, K_N };
     const cJSON *v[K_N];
     if (!cJSON_IsObject(p)) return jsql_fail(c, "expected an object");
     if (jsql_take_keys(c, p, keys, v, K_N)) return -1;
@@ -1223,6 +1247,12 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
         buf_puts(out, " GROUP BY ");
         jsql_push_key(c, "group_by");
         if (compile_names(c, v[K_GROUP], &sc, out, 0)) goto done;
+        jsql_pop(c);
+    }
+    if (v[K_HAVING]) {   /* where's grammar; aggregates allowed, not nested */
+        buf_puts(out, " HAVING ");
+        jsql_push_key(c, "having");
+        if (compile_cond(c, v[K_HAVING], &sc, out)) goto done;
         jsql_pop(c);
     }
     if (v[K_ORDER]) {

@@ -65,7 +65,19 @@ struct colref {
     int src;                    /* index in scope; -1 when not a plain column */
     const char *name;
     size_t len;
-    enum jsonsql_type type;
+    enum jsonsql_type type;     /* a column's; else what the operand yields (JSQL_ANY: unknown) */
+    int null_lit;               /* the operand is the literal null (its type is JSQL_ANY) */
+};
+
+enum side { LEFT, RIGHT };      /* operand position: a left string must be a column */
+
+/* A function call, written {"function":F,"args":A[,"as":N]} or with F as its
+ * own key {F:A[,"as":N][,"distinct":true]}. */
+struct fncall {
+    const char *name;           /* the function's name as written */
+    const cJSON *fn;            /* "function" member, or the own key (whose value is args) */
+    const cJSON *args, *as, *distinct;
+    int own;                    /* written as its own key */
 };
 
 struct outlist {
@@ -90,6 +102,32 @@ void jsql_sep(struct buf *out, const struct outlist *o);
 struct pcol *jsql_out_add(struct outlist *o);
 int jsql_is_star(const cJSON *n);
 int jsql_add_source(struct ctx *c, struct scope *sc, const char *alias, size_t alen);
+int jsql_add_param(struct ctx *c, struct buf *out, struct jsonsql_value v);
+int jsql_check_alias(struct ctx *c, const cJSON *as);
+/* The index of the source aliased a[0..alen) in sc, or -1. */
+int jsql_scope_alias(const struct scope *sc, const char *a, size_t alen);
+/* A column named by a string (it must exist); ref (optional) gets it. */
+int jsql_column_str(struct ctx *c, const struct scope *sc, const char *s, struct buf *out,
+                    struct colref *ref);
+/* A value position: column, qualified column, call, arithmetic or literal. ref
+ * (optional) gets the column (src >= 0) or src -1, and always the type: a
+ * literal's (string TEXT, integer INT, float REAL, true/false BOOL, null
+ * null_lit), a call's or arithmetic's result, else JSQL_ANY. */
+int jsql_operand(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                 enum side side, struct colref *ref);
+/* {"select":...} alone: a subquery where a value could be. */
+int jsql_is_subquery(const cJSON *n);
+/* Function calls (jsonsql_call.c). jsql_fncall: 1 when n is a call (fc filled),
+ * 0 when it is not, -1 on a malformed {"function":...}. A one-key object whose
+ * key is a table alias in sc stays a qualified column, even if the alias is
+ * also a function name. */
+int jsql_fncall(struct ctx *c, const cJSON *n, const struct scope *sc, struct fncall *fc);
+int jsql_fncall_is(const struct fncall *fc, const char *name);
+/* Compile a call; oc non-NULL for a data item (which may carry "as"); *ty gets
+ * the result type as PostgreSQL gives it (max of a boolean is a boolean, avg a
+ * float, count and a sum of integers an integer). */
+int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope *sc,
+                      struct buf *out, struct pcol *oc, enum jsonsql_type *ty);
 /* Sort a statement's keys into vals (NULL: absent); an unknown or duplicate key fails. */
 int jsql_take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const cJSON **vals, int nkeys);
 /* insert / update / delete (jsonsql_write.c): 0 or -1 with jsql_fail. */

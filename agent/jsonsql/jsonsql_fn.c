@@ -1,8 +1,9 @@
 /* jsonsql_fn.c — the SQL functions compiled JSONSQL relies on, registered on a
  * connection by jsonsql_register_functions() (contract: jsonsql.h):
  * regexp_replace with PostgreSQL's pattern syntax, translated to POSIX ERE and
- * bounded before it runs (or refused: never a silently different answer), and
- * lower/upper over the two-byte UTF-8 alphabets. */
+ * bounded before it runs (or refused: never a silently different answer),
+ * lower/upper over the two-byte UTF-8 alphabets, and the helpers compiled
+ * comparisons and divisions call: jsonsql_tscmp, jsonsql_divisor. */
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
@@ -702,6 +703,114 @@ static void fn_case(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text64(ctx, (char *)o, n, free, SQLITE_UTF8);
 }
 
+/* ---- Comparison and arithmetic as PostgreSQL does them ---- */
+
+/* A timestamp as the portal writes it, 'YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][zone]',
+ * into canon 'YYYY-MM-DD HH:MM:SS.ffffff' (which compares right as text). 0
+ * when s is not one (or has more than microseconds, which PostgreSQL rounds). */
+struct ts {
+    char canon[27];
+    int has_time, zone;
+};
+
+static int ts_digits(const char *s, size_t n, size_t at, size_t k)
+{
+    if (at + k > n) return 0;
+    for (size_t i = at; i < at + k; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+static int ts_parse(const char *s, size_t n, struct ts *t)
+{
+    memset(t, 0, sizeof *t);
+    if (!ts_digits(s, n, 0, 4) || n < 10 || s[4] != '-' || !ts_digits(s, n, 5, 2) || s[7] != '-' ||
+        !ts_digits(s, n, 8, 2))
+        return 0;
+    memcpy(t->canon, s, 10);
+    memcpy(t->canon + 10, " 00:00:00.000000", 17);
+    size_t i = 10;
+    if (i < n && (s[i] == ' ' || s[i] == 'T') && ts_digits(s, n, i + 1, 2) && i + 3 < n && s[i + 3] == ':' &&
+        ts_digits(s, n, i + 4, 2)) {
+        t->has_time = 1;
+        memcpy(t->canon + 11, s + i + 1, 5);
+        i += 6;
+        if (i < n && s[i] == ':' && ts_digits(s, n, i + 1, 2)) {
+            memcpy(t->canon + 17, s + i + 1, 2);
+            i += 3;
+            if (i < n && s[i] == '.') {
+                size_t k = 0;
+                for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, k++) {
+                    if (k == 6) return 0;
+                    t->canon[20 + k] = s[i];
+                }
+                if (!k) return 0;
+            }
+        }
+    }
+    if (i == n) return 1;
+    /* A zone: Z, +HH, -HH:MM, ... */
+    if (s[i] == 'Z' && i + 1 == n) return t->zone = 1;
+    if ((s[i] == '+' || s[i] == '-') && t->has_time && ts_digits(s, n, i + 1, 2)) {
+        for (size_t j = i + 3; j < n; j++)
+            if (!((s[j] >= '0' && s[j] <= '9') || s[j] == ':')) return 0;
+        return t->zone = 1;
+    }
+    return 0;
+}
+
+static int sign_of(int v) { return v < 0 ? -1 : v > 0; }
+
+/* jsonsql_tscmp(value, literal): -1/0/1 the way PostgreSQL compares a
+ * date/timestamp column with a literal (the literal is cast to the column's
+ * type): a timestamp value against the literal with 00:00:00 filled in, a
+ * date-only value against the literal's date. A value that is no timestamp
+ * compares as text (a text column). A value with a zone offset is refused:
+ * PostgreSQL would read the literal in the session's time zone. NULL: NULL. */
+static void fn_tscmp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    const char *a = (const char *)sqlite3_value_text(argv[0]);
+    size_t an = (size_t)sqlite3_value_bytes(argv[0]);
+    const char *b = (const char *)sqlite3_value_text(argv[1]);
+    size_t bn = (size_t)sqlite3_value_bytes(argv[1]);
+    if (!a || !b) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    struct ts ta, tb;
+    if (!ts_parse(a, an, &ta) || !ts_parse(b, bn, &tb) || tb.zone) {
+        int c = memcmp(a, b, an < bn ? an : bn);
+        sqlite3_result_int(ctx, c ? sign_of(c) : an < bn ? -1 : an > bn);
+        return;
+    }
+    if (ta.zone) {
+        sqlite3_result_error(ctx, "comparing a timestamp with a time zone offset with a date or timestamp "
+                                  "literal is not supported: write the literal as 'YYYY-MM-DD HH:MM:SS' and "
+                                  "compare with the stored text", -1);
+        return;
+    }
+    sqlite3_result_int(ctx, sign_of(memcmp(ta.canon, tb.canon, ta.has_time ? 26 : 10)));
+}
+
+/* jsonsql_divisor(x): x, or PostgreSQL's "division by zero" error for 0
+ * (SQLite's x / 0 is NULL). */
+static void fn_divisor(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int t = sqlite3_value_numeric_type(argv[0]);
+    if ((t == SQLITE_INTEGER && sqlite3_value_int64(argv[0]) == 0) ||
+        (t == SQLITE_FLOAT && sqlite3_value_double(argv[0]) == 0.0)) {
+        sqlite3_result_error(ctx, "division by zero", -1);
+        return;
+    }
+    sqlite3_result_value(ctx, argv[0]);
+}
+
 int jsonsql_register_functions(sqlite3 *db)
 {
     /* Registering (a function or case_sensitive_like) expires every prepared
@@ -717,6 +826,8 @@ int jsonsql_register_functions(sqlite3 *db)
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "lower", 1, fl, NULL, fn_case, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_create_function(db, "upper", 1, fl, (void *)"upper", fn_case, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_tscmp", 2, fl, NULL, fn_tscmp, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_divisor", 1, fl, NULL, fn_divisor, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     return rc;
 }

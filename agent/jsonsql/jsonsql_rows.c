@@ -113,6 +113,8 @@ static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, 
             buf_putc(b, '"');
             buf_put_int(b, v);
             buf_putc(b, '"');
+        } else if (type == JSQL_REAL) {   /* coalesce(real, 0): still a float */
+            json_write_double(b, (double)v);
         } else {
             buf_put_int(b, v);
         }
@@ -125,6 +127,9 @@ static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, 
         } else if (type == JSQL_TEXT) {
             const char *s = (const char *)sqlite3_column_text(ps, i);
             json_write_string(b, s, (size_t)sqlite3_column_bytes(ps, i));
+        } else if (type == JSQL_INT && d >= -9007199254740992.0 && d <= 9007199254740992.0 &&
+                   d == (double)(long long)d) {
+            buf_put_int(b, (long long)d);   /* round(integer): SQLite gives 5.0, PostgreSQL 5 */
         } else {
             json_write_double(b, d);
         }

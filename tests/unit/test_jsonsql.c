@@ -170,7 +170,7 @@ static void test_point_lookup(void **state)
     assert_int_equal(st.col_types[1], JSQL_BOOL);
     assert_int_equal(st.col_types[2], JSQL_JSON);
     assert_int_equal(st.col_types[3], JSQL_INT);
-    assert_int_equal(st.col_types[4], JSQL_ANY);
+    assert_int_equal(st.col_types[4], JSQL_REAL);   /* max keeps its argument's type */
     assert_int_equal(st.nparams, 0);
     jsonsql_stmt_free(&st);
     cJSON_Delete(p);
@@ -302,10 +302,10 @@ static void test_logic_in_arith(void **state)
         {"{\"in\":[\"id\",{\"select\":{\"data\":[\"subscriber_id\"],\"from\":\"terminal\","
          "\"where\":{\"eq\":[\"model\",\"tvip\"]}}}]}",
          "\"id\" IN (SELECT \"subscriber_id\" FROM \"terminal\" WHERE \"model\" = ?1)", "[[2]]"},
-        {"{\"eq\":[{\"mod\":[\"id\",2]},0]}", "(\"id\" % ?1) = ?2", "[[2],[4]]"},
+        {"{\"eq\":[{\"mod\":[\"id\",2]},0]}", "(\"id\" % jsonsql_divisor(?1)) = ?2", "[[2],[4]]"},
         {"{\"gt\":[{\"mul\":[\"balance\",2]},{\"add\":[\"id\",10]}]}", "(\"balance\" * ?1) > (\"id\" + ?2)",
          "[[1],[4]]"},
-        {"{\"eq\":[{\"sub\":[\"id\",1]},{\"div\":[4,2]}]}", "(\"id\" - ?1) = (?2 / ?3)", "[[3]]"},
+        {"{\"eq\":[{\"sub\":[\"id\",1]},{\"div\":[4,2]}]}", "(\"id\" - ?1) = (?2 / jsonsql_divisor(?3))", "[[3]]"},
         {"{\"eq\":[{\"function\":\"lower\",\"args\":\"username\"},\"иван\"]}", "LOWER(\"username\") = ?1",
          "[[3]]"},
         {"{\"gt\":[{\"function\":\"length\",\"args\":[{\"function\":\"upper\",\"args\":\"username\"}]},4]}",
@@ -356,10 +356,11 @@ static void test_functions(void **state)
            "\"order_by\":\"id\"}",
         "SELECT COALESCE(\"info\", ?1) FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
         "[[\"{\\\"tv\\\":true}\"],[\"[1,2]\"],[\"none\"],[\"not json\"]]");
+    /* A boolean stays a boolean through coalesce (PostgreSQL's type). */
     sel(f, "{\"data\":[{\"function\":\"coalesce\",\"args\":\"disabled\"},"
-           "{\"function\":\"coalesce\",\"args\":[\"disabled\",\"id\"]}],\"from\":\"subscriber\",\"order_by\":\"id\"}",
-        "SELECT COALESCE(\"disabled\", NULL), COALESCE(\"disabled\", \"id\") FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
-        "[[0,0],[1,1],[0,0],[null,4]]");
+           "{\"function\":\"coalesce\",\"args\":[\"disabled\",false]}],\"from\":\"subscriber\",\"order_by\":\"id\"}",
+        "SELECT COALESCE(\"disabled\", NULL), COALESCE(\"disabled\", ?1) FROM \"subscriber\" ORDER BY \"id\" NULLS LAST",
+        "[[false,false],[true,true],[false,false],[null,false]]");
     sel(f, "{\"data\":[{\"function\":\"length\",\"args\":\"username\"},{\"function\":\"abs\",\"args\":\"balance\"},"
            "{\"function\":\"round\",\"args\":[\"balance\",1]},{\"function\":\"round\",\"args\":\"balance\"}],"
            "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",3]}}",
@@ -726,7 +727,7 @@ static void test_order_by_nulls(void **state)
            "\"from\":\"subscriber\",\"order_by\":[\"d desc\",\"id desc\"]}",
         "SELECT \"id\", COALESCE(\"disabled\", NULL) AS \"d\" FROM \"subscriber\""
         " ORDER BY \"d\" DESC NULLS FIRST, \"id\" DESC NULLS FIRST",
-        "[[4,null],[2,1],[3,0],[1,0]]");
+        "[[4,null],[2,true],[3,false],[1,false]]");
     sel(f, "{\"data\":[{\"t\":\"id\"}],\"from\":[{\"table\":\"terminal\",\"as\":\"t\"}],"
            "\"order_by\":[{\"t\":\"subscriber_id\"},{\"t\":\"id\"}],\"limit\":1}",
         "SELECT \"id\" FROM \"terminal\" AS \"t\" ORDER BY \"subscriber_id\" NULLS LAST, \"id\" NULLS LAST"
@@ -914,7 +915,8 @@ static void test_errors_select(void **state)
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"offset\":-3}", "offset: expected a non-negative integer"},
         {"{\"data\":[\"id\"]}", "select: \"from\" is required"},
         {"{\"from\":\"subscriber\"}", "select: \"data\" is required"},
-        {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"having\":{}}", "select: unknown key \"having\""},
+        {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"having\":{}}",
+         "having: expected a condition: an object with exactly one operator"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"distinct\":1}", "distinct: expected true or false"},
         {"{\"data\":[],\"from\":\"subscriber\"}", "data: expected at least one column"},
         {"{\"data\":[5],\"from\":\"subscriber\"}",
@@ -936,10 +938,11 @@ static void test_errors_select(void **state)
          "where.is[1]: expected true, false or null"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"is_not\":[\"id\",\"id\"]}}",
          "where.is_not[1]: expected true, false or null"},
-        {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",5]}}",
-         "where.in[1]: expected a list of values or {\"select\":...}"},
+        {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",{\"x\":5}]}}",
+         "where.in[1]: expected a list of values, {\"values\":[[v], ...]} or {\"select\":...}"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\"]}}",
-         "where.in: in expects [column, [values]] or [column, {\"select\":...}]"},
+         "where.in: in expects [column, [values]], [column, v1, v2, ...], [column, {\"values\":[[v], ...]}] "
+         "or [column, {\"select\":...}]"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"nope\",[1]]}}",
          "where.in[0]: unknown column \"nope\" in subscriber"},
         {"{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",{\"select\":{\"data\":[\"id\","
