@@ -1,0 +1,148 @@
+/* jsonsql_fixture.h — the JSONSQL compiler's test fixture, shared by
+ * test_jsonsql.c and test_jsonsql_pg.c: an in-memory SQLite with the portal's
+ * tables, a catalog read from it, and helpers that compile a statement, assert
+ * its SQL, run it and assert the rows as the row writer renders them, or
+ * assert a compile error exactly. Include after cmocka.h. */
+#ifndef IA_TEST_JSONSQL_FIXTURE_H
+#define IA_TEST_JSONSQL_FIXTURE_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/base/buf.h"
+#include "agent/base/json.h"
+#include "agent/jsonsql/jsonsql.h"
+
+static const char *const SCHEMA =
+    "CREATE TABLE subscriber (id INTEGER PRIMARY KEY, username TEXT NOT NULL, disabled BOOLEAN,"
+    " balance REAL, created_at TIMESTAMP, info JSON);"
+    "CREATE TABLE terminal (id INTEGER PRIMARY KEY, subscriber_id BIGINT, mac_addr VARCHAR(17),"
+    " model TEXT, active BOOL);"
+    "CREATE TABLE package (id INTEGER PRIMARY KEY, name TEXT, paid BOOLEAN, big INTEGER,"
+    " data BLOB, price NUMERIC);"
+    "CREATE TABLE _ia_meta (k TEXT);"
+    "CREATE TABLE \"odd \"\"name\" (v TEXT);"
+    "INSERT INTO subscriber VALUES"
+    " (1, 'alice', 0, 10.5, '2024-01-01 10:00:00', '{\"tv\":true}'),"
+    " (2, 'bob', 1, 0.25, '2024-01-02 11:00:00', '[1,2]'),"
+    " (3, 'Иван', 0, -3.75, '2024-01-03 12:00:00', NULL),"
+    " (4, 'carol', NULL, 99.5, '2024-01-04 13:00:00', 'not json');"
+    "INSERT INTO terminal VALUES"
+    " (10, 1, 'AA:BB:CC:00:00:01', 'mag250', 1),"
+    " (11, 1, 'AA:BB:CC:00:00:02', 'mag250', 0),"
+    " (12, 2, 'AA:BB:CC:00:00:01', 'tvip', 1),"
+    " (13, NULL, 'DD:EE:FF:00:00:03', 'Тест', 1);"
+    "INSERT INTO package VALUES"
+    " (1, 'sport_100%', 1, 9223372036854775807, x'00ff41', 1.5),"
+    " (2, 'sportX100', 0, -9223372036854775808, NULL, 2);"
+    "INSERT INTO \"odd \"\"name\" VALUES ('v1');";
+
+struct fx {
+    sqlite3 *db;
+    jsonsql_catalog *cat;
+};
+
+static inline int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[256];
+    assert_int_equal(sqlite3_open(":memory:", &f->db), SQLITE_OK);
+    assert_int_equal(jsonsql_register_functions(f->db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(f->db, SCHEMA, NULL, NULL, NULL), SQLITE_OK);
+    f->cat = jsonsql_catalog_new();
+    if (jsonsql_catalog_from_db(f->cat, f->db, "_ia_", err, sizeof err) != 0) fail_msg("%s", err);
+    *state = f;
+    return 0;
+}
+
+static inline int teardown(void **state)
+{
+    struct fx *f = *state;
+    jsonsql_catalog_free(f->cat);
+    sqlite3_close(f->db);
+    free(f);
+    return 0;
+}
+
+static inline cJSON *parse(const char *json)
+{
+    cJSON *j = NULL;
+    char err[256];
+    if (json_parse(json, strlen(json), 0, &j, err, sizeof err) != 0) fail_msg("bad test JSON %s: %s", json, err);
+    return j;
+}
+
+/* Run a compiled statement; rows as a JSON array of row arrays (caller frees). */
+static inline char *run(struct fx *f, const struct jsonsql_stmt *st)
+{
+    sqlite3_stmt *ps;
+    if (sqlite3_prepare_v2(f->db, st->sql, -1, &ps, NULL) != SQLITE_OK)
+        fail_msg("prepare %s: %s", st->sql, sqlite3_errmsg(f->db));
+    assert_int_equal(jsonsql_bind(st, ps), SQLITE_OK);
+    struct buf b = {0};
+    buf_putc(&b, '[');
+    int rc, n = 0;
+    while ((rc = sqlite3_step(ps)) == SQLITE_ROW) {
+        if (n++) buf_putc(&b, ',');
+        jsonsql_write_row(&b, st, ps);
+    }
+    if (rc != SQLITE_DONE) fail_msg("step %s: %s", st->sql, sqlite3_errmsg(f->db));
+    sqlite3_finalize(ps);
+    buf_putc(&b, ']');
+    return buf_detach(&b);
+}
+
+/* Compile method/json, expect sql exactly, run it, expect rows exactly. */
+static inline void q(struct fx *f, const char *method, const char *json, const char *sql, const char *rows)
+{
+    cJSON *p = parse(json);
+    struct jsonsql_stmt st;
+    char err[512];
+    if (jsonsql_compile(f->cat, method, p, NULL, &st, err, sizeof err) != 0)
+        fail_msg("compile %s: %s", json, err);
+    if (strcmp(st.sql, sql) != 0) fail_msg("%s\n  sql:  %s\n  want: %s", json, st.sql, sql);
+    char *got = run(f, &st);
+    if (strcmp(got, rows) != 0) fail_msg("%s\n  rows: %s\n  want: %s", json, got, rows);
+    free(got);
+    jsonsql_stmt_free(&st);
+    cJSON_Delete(p);
+}
+
+static inline void sel(struct fx *f, const char *json, const char *sql, const char *rows)
+{
+    q(f, "select", json, sql, rows);
+}
+
+/* Compile fails with exactly this message. */
+static inline void el(struct fx *f, const char *method, const cJSON *p, const struct jsonsql_limits *lim,
+               const char *want, const char *what)
+{
+    struct jsonsql_stmt st;
+    char err[512];
+    if (jsonsql_compile(f ? f->cat : NULL, method, p, lim, &st, err, sizeof err) == 0)
+        fail_msg("%s compiled to %s, want error %s", what, st.sql, want);
+    if (strcmp(err, want) != 0) fail_msg("%s\n  err:  %s\n  want: %s", what, err, want);
+    assert_null(st.sql);
+    assert_null(st.params);
+}
+
+static inline void e(struct fx *f, const char *method, const char *json, const char *want)
+{
+    cJSON *p = parse(json);
+    el(f, method, p, NULL, want, json);
+    cJSON_Delete(p);
+}
+
+static inline void ese(struct fx *f, const char *json, const char *want) { e(f, "select", json, want); }
+
+static inline int64_t count_rows(struct fx *f, const char *sql)
+{
+    sqlite3_stmt *ps;
+    assert_int_equal(sqlite3_prepare_v2(f->db, sql, -1, &ps, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(ps), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(ps, 0);
+    sqlite3_finalize(ps);
+    return n;
+}
+
+#endif
