@@ -853,6 +853,37 @@ static void out_col(struct outlist *o, const struct colref *r)
     p->type = r->type;
 }
 
+/* Arithmetic as a data item, {"div":["duration",7],"as":"d"}: *done 1 when
+ * n was one. */
+static int data_arith(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                      struct outlist *o, int *done)
+{
+    const cJSON *opk = NULL, *as = NULL;
+    *done = 0;
+    for (const cJSON *k = n->child; k; k = k->next) {
+        const struct opdef *op = op_lookup(k->string);
+        if (strcmp(k->string, "as") == 0 && !as) as = k;
+        else if (op && op->kind == OP_ARITH && !opk) opk = k;
+        else return 0;
+    }
+    if (!opk) return 0;
+    *done = 1;
+    jsql_sep(out, o);
+    struct colref r;
+    if (compile_arith(c, opk, op_lookup(opk->string), sc, out, &r)) return -1;
+    struct pcol *p = jsql_out_add(o);
+    p->type = r.type;
+    if (as) {
+        if (jsql_check_alias(c, as)) return -1;
+        buf_puts(out, " AS ");
+        jsql_quote_ident(out, as->valuestring, strlen(as->valuestring));
+        p->name = as->valuestring;
+        p->len = strlen(as->valuestring);
+        p->alias = 1;
+    }
+    return 0;
+}
+
 static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
                      struct outlist *o)
 {
@@ -882,6 +913,8 @@ static int data_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
         *jsql_out_add(o) = oc;
         return 0;
     }
+    if (data_arith(c, n, sc, out, o, &call)) return -1;
+    if (call) return 0;
     if (is_qualified(n)) {
         const cJSON *k = n->child;
         if (strcmp(k->valuestring, "*") == 0) {   /* {"t":"*"} */

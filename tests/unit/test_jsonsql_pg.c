@@ -214,6 +214,11 @@ static void test_types_through_functions(void **state)
     /* Integer arithmetic stays integer (division truncates), with a real it is real. */
     sel(f, "{\"data\":[{\"function\":\"max\",\"args\":{\"div\":[\"id\",2]},\"as\":\"h\"}],\"from\":\"subscriber\"}",
         "SELECT MAX((\"id\" / jsonsql_divisor(?1))) AS \"h\" FROM \"subscriber\"", "[[2]]");
+    sel(f, "{\"data\":[\"id\",{\"div\":[\"id\",2],\"as\":\"d\"},{\"mod\":[\"id\",3]},{\"mul\":[\"balance\",2]}],"
+           "\"from\":\"subscriber\",\"order_by\":[\"d desc\",\"id\"],\"limit\":2}",
+        "SELECT \"id\", (\"id\" / jsonsql_divisor(?1)) AS \"d\", (\"id\" % jsonsql_divisor(?2)), (\"balance\" * ?3) "
+        "FROM \"subscriber\" ORDER BY \"d\" DESC NULLS FIRST, \"id\" NULLS LAST LIMIT ?4",
+        "[[4,2,1,199.0],[2,1,2,0.5]]");
     /* The description carries the types. */
     cJSON *p = parse("{\"data\":[{\"sum\":\"balance\"},{\"avg\":\"id\"},{\"coalesce\":[\"id\",1.5]},{\"lower\":\"username\"},"
                      "{\"max\":{\"mul\":[\"id\",\"balance\"]}}],\"from\":\"subscriber\"}");
