@@ -765,6 +765,17 @@ void jsql_sep(struct buf *out, const struct outlist *o)
     if (o->n) buf_puts(out, ", ");
 }
 
+/* A plain column as an item of the list. */
+static void out_col(struct outlist *o, const struct colref *r)
+{
+    struct pcol *p = jsql_out_add(o);
+    p->name = p->col = r->name;
+    p->len = p->col_len = r->len;
+    p->type = r->type;
+    p->plain = 1;
+    p->src = r->src;
+}
+
 /* Every column of source i, or of all sources (i < 0). */
 static int expand_star(struct ctx *c, const struct scope *sc, int only, struct buf *out,
                        struct outlist *o)
@@ -794,10 +805,7 @@ static int expand_star(struct ctx *c, const struct scope *sc, int only, struct b
             }
             jsql_sep(out, o);
             emit_col(sc, &r, out);
-            struct pcol *p = jsql_out_add(o);
-            p->name = r.name;
-            p->len = r.len;
-            p->type = r.type;
+            out_col(o, &r);
         }
     }
     return 0;
@@ -824,12 +832,11 @@ static int data_distinct(struct ctx *c, const struct fncall *fc, const struct sc
         jsql_sep(out, o);
         struct colref r = {0};
         if (jsql_operand(c, a, sc, out, LEFT, &r)) return -1;
-        struct pcol *p = jsql_out_add(o);
         if (r.src >= 0) {
-            p->name = r.name;
-            p->len = r.len;
+            out_col(o, &r);
+        } else {
+            jsql_out_add(o)->type = r.type;
         }
-        p->type = r.type;
         if (list) jsql_pop(c);
     }
     jsql_pop(c);
@@ -845,13 +852,6 @@ static int data_distinct(struct ctx *c, const struct fncall *fc, const struct sc
     return 0;
 }
 
-static void out_col(struct outlist *o, const struct colref *r)
-{
-    struct pcol *p = jsql_out_add(o);
-    p->name = r->name;
-    p->len = r->len;
-    p->type = r->type;
-}
 
 /* Arithmetic as a data item, {"div":["duration",7],"as":"d"}: *done 1 when
  * n was one. */
@@ -1147,7 +1147,7 @@ static int split_dir(const char *s, size_t *len)
 
 /* group_by (order 0) or order_by (order 1) item. */
 static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
-                     int order)
+                     int order, struct colref *got)
 {
     const char *alias = NULL, *s;
     size_t alen = 0, len;
@@ -1179,6 +1179,7 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
     }
     if (rc != R_OK) return col_error(c, sc, rc, alias, alen, s, len);
     emit_col(sc, &r, out);
+    if (got) *got = r;
 direction:
     /* PostgreSQL (the portal) sorts NULLs as larger than any value: last
      * ascending, first descending; SQLite's default is the opposite. */
@@ -1186,16 +1187,53 @@ direction:
     return 0;
 }
 
-static int compile_names(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
-                         int order)
+/* The columns of group_by, resolved. */
+struct grouping {
+    struct colref *v;
+    int n;
+};
+
+static int grouped(const struct grouping *g, int src, const char *name, size_t len)
 {
-    if (!cJSON_IsArray(n)) return name_item(c, n, sc, out, order);
+    for (int i = 0; i < g->n; i++)
+        if (g->v[i].src == src && g->v[i].len == len && memcmp(g->v[i].name, name, len) == 0) return 1;
+    return 0;
+}
+
+/* In a select that aggregates, a plain column of the list must be grouped
+ * (or its table's primary key must be, as PostgreSQL allows): SQLite would
+ * answer with any row's value where PostgreSQL refuses the statement. */
+static int check_grouping(struct ctx *c, const struct scope *sc, const struct outlist *o, const struct grouping *g)
+{
+    for (int i = 0; i < o->n; i++) {
+        const struct pcol *p = &o->v[i];
+        if (!p->plain || grouped(g, p->src, p->col, p->col_len)) continue;
+        const struct jtable *t = sc->s[p->src].t;
+        int pk = 0, pk_grouped = 1;
+        for (int k = 0; t && k < t->ncols; k++)
+            if (t->cols[k].pk) {
+                pk = 1;
+                pk_grouped = pk_grouped && grouped(g, p->src, t->cols[k].name, t->cols[k].len);
+            }
+        if (pk && pk_grouped) continue;
+        jsql_push_key(c, "data");
+        return jsql_fail(c, "column \"%.*s\" must be in group_by or inside an aggregate (PostgreSQL refuses it; "
+                            "SQLite would answer with any row's value)", (int)p->col_len, p->col);
+    }
+    return 0;
+}
+
+/* group_by (order 0, its columns into g: g->v sized by the caller) or order_by. */
+static int compile_names(struct ctx *c, const cJSON *n, const struct scope *sc, struct buf *out,
+                         int order, struct grouping *g)
+{
+    if (!cJSON_IsArray(n)) return name_item(c, n, sc, out, order, g ? &g->v[g->n++] : NULL);
     if (!n->child) return jsql_fail(c, "expected at least one column");
     int i = 0;
     for (const cJSON *k = n->child; k; k = k->next, i++) {
         if (i) buf_puts(out, ", ");
         jsql_push_idx(c, i);
-        if (name_item(c, k, sc, out, order)) return -1;
+        if (name_item(c, k, sc, out, order, g ? &g->v[g->n++] : NULL)) return -1;
         jsql_pop(c);
     }
     return 0;
@@ -1255,6 +1293,9 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     int rc = -1, ban = c->agg_ban;
     *table = NULL;
     c->agg_ban = 0;   /* a subquery aggregates on its own */
+    int nagg = c->nagg;
+    c->nagg = 0;
+    struct grouping g = {0};
 
     jsql_push_key(c, "from");
     if (compile_from(c, v[K_FROM], &sc, &fs, table)) goto done;
@@ -1279,7 +1320,8 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     if (v[K_GROUP]) {
         buf_puts(out, " GROUP BY ");
         jsql_push_key(c, "group_by");
-        if (compile_names(c, v[K_GROUP], &sc, out, 0)) goto done;
+        g.v = xmalloc(((size_t)(cJSON_IsArray(v[K_GROUP]) ? cJSON_GetArraySize(v[K_GROUP]) : 0) + 1) * sizeof *g.v);
+        if (compile_names(c, v[K_GROUP], &sc, out, 0, &g)) goto done;
         jsql_pop(c);
     }
     if (v[K_HAVING]) {   /* where's grammar; aggregates allowed, not nested */
@@ -1291,7 +1333,7 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     if (v[K_ORDER]) {
         buf_puts(out, " ORDER BY ");
         jsql_push_key(c, "order_by");
-        if (compile_names(c, v[K_ORDER], &sc, out, 1)) goto done;
+        if (compile_names(c, v[K_ORDER], &sc, out, 1, NULL)) goto done;
         jsql_pop(c);
     }
     if (v[K_LIMIT] || v[K_OFFSET]) {
@@ -1310,6 +1352,7 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
             jsql_pop(c);
         }
     }
+    if ((c->nagg || v[K_GROUP] || v[K_HAVING]) && check_grouping(c, &sc, &o, &g)) goto done;
     if (jsql_size_ok(c, out)) goto done;
     *cols = arena_keep(c, o.v ? o.v : xmalloc(1));
     o.v = NULL;
@@ -1317,6 +1360,8 @@ static int compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct
     rc = 0;
 done:
     c->agg_ban = ban;
+    c->nagg = nagg;
+    free(g.v);
     free(o.v);
     free(sc.s);
     buf_free(&fs);
@@ -1365,6 +1410,7 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
     c.err = err;
     c.errlen = errlen;
     c.agg_ban = 0;
+    c.nagg = 0;
     c.method = "method";
 
     int kind = 0;

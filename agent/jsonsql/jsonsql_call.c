@@ -300,7 +300,10 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
     if (!fc->own) jsql_push_key(c, "args");
     int nargs, ban = c->agg_ban;
     struct argtypes t = {.first = JSQL_ANY, .common = JSQL_ANY};
-    if (f->flags & F_AGG) c->agg_ban = AGG_IN_AGG;
+    if (f->flags & F_AGG) {
+        c->agg_ban = AGG_IN_AGG;
+        c->nagg++;
+    }
     if (compile_args(c, f, fc->args, sc, out, &nargs, &t)) return -1;
     c->agg_ban = ban;
     if (nargs < f->min || (f->max >= 0 && nargs > f->max)) return arity_error(c, f, nargs);

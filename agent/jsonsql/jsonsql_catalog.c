@@ -116,6 +116,7 @@ int jsonsql_catalog_add(jsonsql_catalog *cat, const char *table, const char *col
     c->len = cl;
     c->hash = hash_bytes(column, cl);
     c->type = type;
+    c->pk = 0;
     if (!t->slots || 2u * (uint32_t)t->ncols > t->mask + 1) {
         uint32_t size = 32;
         while (size < 4u * (uint32_t)t->ncols) size *= 2;
@@ -183,7 +184,7 @@ int jsonsql_catalog_from_db(jsonsql_catalog *cat, sqlite3 *db, const char *skip_
     int rc = sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'"
                                     " ORDER BY name", -1, &lt, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "SELECT name, type FROM pragma_table_info(?1) ORDER BY cid",
+        rc = sqlite3_prepare_v2(db, "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid",
                                 -1, &ct, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "catalog: reading the schema: %s", sqlite3_errmsg(db));
@@ -202,6 +203,10 @@ int jsonsql_catalog_from_db(jsonsql_catalog *cat, sqlite3 *db, const char *skip_
             if (!cn || jsonsql_catalog_add(cat, tn, cn, type_from_decl(decl)) != 0) {
                 snprintf(err, errlen, "catalog: table %s: duplicate column %s", tn, cn ? cn : "?");
                 goto fail;
+            }
+            if (sqlite3_column_int(ct, 2) > 0) {   /* part of the primary key */
+                struct jtable *t = jsonsql_table_find(cat, tn, strlen(tn));
+                t->cols[t->ncols - 1].pk = 1;
             }
         }
         if (rc != SQLITE_DONE) {

@@ -13,6 +13,7 @@ struct jcol {
     size_t len;
     uint32_t hash;
     enum jsonsql_type type;
+    int pk;                     /* part of the primary key (from_db; group_by may name the key alone) */
 };
 
 struct jtable {

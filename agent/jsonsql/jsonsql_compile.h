@@ -33,6 +33,7 @@ struct ctx {
     char *err;
     size_t errlen;
     int agg_ban;                /* where an aggregate is refused: 0 allowed, AGG_IN_COND, AGG_IN_AGG */
+    int nagg;                   /* aggregates compiled in the current select */
 };
 
 enum { AGG_IN_COND = 1, AGG_IN_AGG = 2 };
@@ -44,6 +45,10 @@ struct pcol {
     enum jsonsql_type type;
     int alias;                  /* name came from "as" (valid in order_by) */
     int dup;                    /* another column of the same list has this name */
+    int plain;                  /* a plain column of source src, named col (for group_by's check) */
+    int src;
+    const char *col;
+    size_t col_len;
 };
 
 struct source {

@@ -32,7 +32,7 @@ static void test_point_lookup(void **state)
                      "{\"function\":\"max\",\"args\":\"balance\"}],\"from\":\"subscriber\",\"group_by\":\"id\"}");
     struct jsonsql_stmt st;
     char err[256];
-    assert_int_equal(jsonsql_compile(f->cat, "select", p, NULL, &st, err, sizeof err), 0);
+    if (jsonsql_compile(f->cat, "select", p, NULL, &st, err, sizeof err) != 0) fail_msg("%s", err);
     assert_int_equal(st.kind, JSQL_SELECT);
     assert_string_equal(st.table, "subscriber");
     assert_int_equal(st.ncols, 5);

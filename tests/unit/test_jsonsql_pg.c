@@ -280,6 +280,34 @@ static void test_refused_or_as_postgresql(void **state)
         "LOWER(?2) ESCAPE '\\')", "[[3]]");
 }
 
+/* A column outside group_by and outside an aggregate: PostgreSQL refuses the
+ * statement, SQLite would answer with any row's value. */
+static void test_grouping(void **state)
+{
+    struct fx *f = *state;
+    const char *why = "must be in group_by or inside an aggregate (PostgreSQL refuses it; SQLite would answer "
+                      "with any row's value)";
+    char want[256];
+    snprintf(want, sizeof want, "data: column \"model\" %s", why);
+    ese(f, "{\"data\":[\"model\",{\"count\":\"*\"}],\"from\":\"terminal\"}", want);
+    ese(f, "{\"data\":[\"subscriber_id\",\"model\",{\"count\":\"*\"}],\"from\":\"terminal\",\"group_by\":\"subscriber_id\"}",
+        want);
+    ese(f, "{\"data\":[\"model\"],\"from\":\"terminal\",\"group_by\":\"subscriber_id\"}", want);
+    snprintf(want, sizeof want, "data: column \"id\" %s", why);
+    ese(f, "{\"data\":[\"*\"],\"from\":\"terminal\",\"having\":{\"gt\":[{\"count\":\"*\"},1]}}", want);
+    /* Grouped by the primary key, the table's other columns may be named (as PostgreSQL allows). */
+    sel(f, "{\"data\":[{\"s\":\"username\"},{\"count\":{\"t\":\"id\"}}],\"from\":[{\"table\":\"subscriber\",\"as\":\"s\"},"
+           "{\"join\":\"terminal\",\"as\":\"t\",\"on\":{\"eq\":[{\"t\":\"subscriber_id\"},{\"s\":\"id\"}]}}],"
+           "\"group_by\":{\"s\":\"id\"},\"order_by\":{\"s\":\"id\"}}",
+        "SELECT \"s\".\"username\", COUNT(\"t\".\"id\") FROM \"subscriber\" AS \"s\" JOIN \"terminal\" AS \"t\" ON "
+        "\"t\".\"subscriber_id\" = \"s\".\"id\" GROUP BY \"s\".\"id\" ORDER BY \"s\".\"id\" NULLS LAST",
+        "[[\"alice\",2],[\"bob\",1]]");
+    snprintf(want, sizeof want, "data: column \"model\" %s", why);
+    ese(f, "{\"data\":[{\"t\":\"model\"},{\"count\":\"*\"}],\"from\":[{\"table\":\"subscriber\",\"as\":\"s\"},"
+           "{\"join\":\"terminal\",\"as\":\"t\",\"on\":{\"eq\":[{\"t\":\"subscriber_id\"},{\"s\":\"id\"}]}}],"
+           "\"group_by\":{\"s\":\"id\"}}", want);
+}
+
 static void test_timestamp_literals(void **state)
 {
     struct fx *f = *state;
@@ -335,6 +363,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_types_through_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concat_nulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_or_as_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grouping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_literals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
