@@ -135,6 +135,12 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
                       struct buf *out, struct pcol *oc, enum jsonsql_type *ty);
 /* Sort a statement's keys into vals (NULL: absent); an unknown or duplicate key fails. */
 int jsql_take_keys(struct ctx *c, const cJSON *p, const char *const *keys, const cJSON **vals, int nkeys);
+/* A select into out; its output columns (arena memory) into cols/ncols and its
+ * first table into table (jsonsql.c). */
+int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct pcol **cols, int *ncols,
+                        const char **table);
+/* from into the scope sc, its SQL into fs (jsonsql_from.c). */
+int jsql_compile_from(struct ctx *c, const cJSON *f, struct scope *sc, struct buf *fs, const char **table);
 /* insert / update / delete (jsonsql_write.c): 0 or -1 with jsql_fail. */
 int jsql_compile_insert(struct ctx *c, const cJSON *p, struct buf *out, struct outlist *o, const char **table);
 int jsql_compile_update(struct ctx *c, const cJSON *p, struct buf *out, struct outlist *o, const char **table);
