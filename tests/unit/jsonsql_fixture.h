@@ -145,4 +145,20 @@ static inline int64_t count_rows(struct fx *f, const char *sql)
     return n;
 }
 
+/* A where over subscriber: its SQL, and the ids it selects (ordered by id). */
+struct where_case {
+    const char *where, *sql, *rows;
+};
+
+static inline void where_cases(struct fx *f, const struct where_case *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char json[512], sql[512];
+        snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
+                 c[i].where);
+        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
+        sel(f, json, sql, c[i].rows);
+    }
+}
+
 #endif

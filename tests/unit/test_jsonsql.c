@@ -107,7 +107,7 @@ static void test_row_storage_classes(void **state)
 static void test_comparisons(void **state)
 {
     struct fx *f = *state;
-    static const struct { const char *where, *sql, *rows; } c[] = {
+    static const struct where_case c[] = {
         {"{\"eq\":[\"username\",\"bob\"]}", "\"username\" = ?1", "[[2]]"},
         {"{\"neq\":[\"username\",\"bob\"]}", "\"username\" <> ?1", "[[1],[3],[4]]"},
         {"{\"lt\":[\"balance\",0.25]}", "\"balance\" < ?1", "[[3]]"},
@@ -141,13 +141,7 @@ static void test_comparisons(void **state)
         {"{\"is_not\":[\"disabled\",null]}", "\"disabled\" IS NOT NULL", "[[1],[2],[3]]"},
         {"{\"is\":[\"info\",null]}", "\"info\" IS NULL", "[[3]]"},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        char json[512], sql[512];
-        snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
-                 c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
-        sel(f, json, sql, c[i].rows);
-    }
+    where_cases(f, c, sizeof c / sizeof c[0]);
     /* LIKE escapes on package names "sport_100%" and "sportX100". */
     sel(f, "{\"data\":[\"id\"],\"from\":\"package\",\"where\":{\"like\":[\"name\",\"sport_100%\"]},\"order_by\":\"id\"}",
         "SELECT \"id\" FROM \"package\" WHERE \"name\" LIKE ?1 ESCAPE '\\' ORDER BY \"id\" NULLS LAST", "[[1],[2]]");
@@ -158,7 +152,7 @@ static void test_comparisons(void **state)
 static void test_logic_in_arith(void **state)
 {
     struct fx *f = *state;
-    static const struct { const char *where, *sql, *rows; } c[] = {
+    static const struct where_case c[] = {
         {"{\"and\":[{\"gt\":[\"id\",1]},{\"or\":[{\"eq\":[\"username\",\"bob\"]},{\"eq\":[\"username\",\"carol\"]}]}]}",
          "(\"id\" > ?1 AND (\"username\" = ?2 OR \"username\" = ?3))", "[[2],[4]]"},
         {"{\"and\":[{\"gt\":[\"id\",1]}]}", "(\"id\" > ?1)", "[[2],[3],[4]]"},
@@ -181,13 +175,7 @@ static void test_logic_in_arith(void **state)
         {"{\"gt\":[{\"function\":\"length\",\"args\":[{\"function\":\"upper\",\"args\":\"username\"}]},4]}",
          "LENGTH(UPPER(\"username\")) > ?1", "[[1],[4]]"},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        char json[512], sql[512];
-        snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
-                 c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
-        sel(f, json, sql, c[i].rows);
-    }
+    where_cases(f, c, sizeof c / sizeof c[0]);
 }
 
 static void test_functions(void **state)

@@ -106,7 +106,7 @@ static void test_join_types(void **state)
 static void test_in_forms(void **state)
 {
     struct fx *f = *state;
-    static const struct { const char *where, *sql, *rows; } c[] = {
+    static const struct where_case c[] = {
         {"{\"in\":[\"id\",1,3,99]}", "\"id\" IN (?1, ?2, ?3)", "[[1],[3]]"},
         {"{\"in\":[\"username\",\"bob\"]}", "\"username\" IN (?1)", "[[2]]"},
         {"{\"in\":[\"id\",{\"values\":[[2],[4]]}]}", "\"id\" IN (?1, ?2)", "[[2],[4]]"},
@@ -114,13 +114,7 @@ static void test_in_forms(void **state)
          "\"mag250\"]}}}]]}",
          "\"id\" IN (SELECT \"subscriber_id\" FROM \"terminal\" WHERE \"model\" = ?1)", "[[1]]"},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        char json[512], sql[512];
-        snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
-                 c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
-        sel(f, json, sql, c[i].rows);
-    }
+    where_cases(f, c, sizeof c / sizeof c[0]);
     /* A subquery where a value is expected is never its JSON text. */
     ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",[1,{\"select\":{\"data\":\"id\","
            "\"from\":\"terminal\"}}]]}}",
@@ -311,7 +305,7 @@ static void test_grouping(void **state)
 static void test_timestamp_literals(void **state)
 {
     struct fx *f = *state;
-    static const struct { const char *where, *sql, *rows; } c[] = {
+    static const struct where_case c[] = {
         /* A date-only literal is midnight of that day, as PostgreSQL casts it. */
         {"{\"gte\":[\"created_at\",\"2024-01-03\"]}", "jsonsql_tscmp(\"created_at\", ?1) >= 0", "[[3],[4]]"},
         {"{\"lt\":[\"created_at\",\"2024-01-02\"]}", "jsonsql_tscmp(\"created_at\", ?1) < 0", "[[1]]"},
@@ -323,13 +317,7 @@ static void test_timestamp_literals(void **state)
         /* Not a text column, or not a timestamp literal: as before. */
         {"{\"gt\":[\"username\",\"b\"]}", "\"username\" > ?1", "[[2],[3],[4]]"},
     };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        char json[512], sql[512];
-        snprintf(json, sizeof json, "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":%s,\"order_by\":\"id\"}",
-                 c[i].where);
-        snprintf(sql, sizeof sql, "SELECT \"id\" FROM \"subscriber\" WHERE %s ORDER BY \"id\" NULLS LAST", c[i].sql);
-        sel(f, json, sql, c[i].rows);
-    }
+    where_cases(f, c, sizeof c / sizeof c[0]);
     static const struct { const char *sql, *want; } fn[] = {
         {"SELECT jsonsql_tscmp('2024-01-01', '2024-01-01 10:00')", "0"},           /* a date column */
         {"SELECT jsonsql_tscmp('2024-01-01 00:00:00.5', '2024-01-01')", "1"},
