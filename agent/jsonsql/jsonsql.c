@@ -560,22 +560,25 @@ static int in_subquery(struct ctx *c, const cJSON *n, struct buf *out)
     return 0;
 }
 
+/* Values v and its siblings, at indexes i0.. of the list being compiled. */
+static int value_items(struct ctx *c, const cJSON *v, int i0, struct buf *out)
+{
+    for (int i = i0; v; v = v->next, i++) {
+        if (i > i0) buf_puts(out, ", ");
+        jsql_push_idx(c, i);
+        if (jsql_emit_literal(c, v, out)) return -1;
+        jsql_pop(c);
+    }
+    return 0;
+}
+
 /* The list of in after the column: [col, [values]], [col, v1, v2, ...],
  * [col, v], [col, {"values":[[v], ...]}], [col, {"select":...}] or
  * [col, [{"select":...}]]. A string here is always a value. An empty list is
  * SQLite's "x IN ()", false even for NULL x. */
 static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
 {
-    if (direct) {
-        int i = 1;
-        for (const cJSON *v = b; v; v = v->next, i++) {
-            if (i > 1) buf_puts(out, ", ");
-            jsql_push_idx(c, i);
-            if (jsql_emit_literal(c, v, out)) return -1;
-            jsql_pop(c);
-        }
-        return 0;
-    }
+    if (direct) return value_items(c, b, 1, out);
     jsql_push_idx(c, 1);
     if (cJSON_IsArray(b) && b->child && !b->child->next && jsql_is_subquery(b->child)) {
         jsql_push_idx(c, 0);
@@ -584,13 +587,7 @@ static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
     } else if (jsql_is_subquery(b)) {
         if (in_subquery(c, b, out)) return -1;
     } else if (cJSON_IsArray(b)) {
-        int i = 0;
-        for (const cJSON *v = b->child; v; v = v->next, i++) {
-            if (i) buf_puts(out, ", ");
-            jsql_push_idx(c, i);
-            if (jsql_emit_literal(c, v, out)) return -1;
-            jsql_pop(c);
-        }
+        if (value_items(c, b->child, 0, out)) return -1;
     } else if (cJSON_IsObject(b) && b->child && !b->child->next && strcmp(b->child->string, "values") == 0) {
         const cJSON *vs = b->child;
         jsql_push_key(c, "values");
