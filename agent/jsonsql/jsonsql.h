@@ -86,11 +86,19 @@ struct jsonsql_stmt {
  * field <= 0) means defaults. Returns 0 and fills *out, or -1 with err "path: what".
  * Name rules: a string is a column where a column must be (data items, group_by,
  * order_by, the left operand of a comparison/in, the first argument of a
- * function); as a right operand or a later function argument it is a column when
- * it names one in scope, else a bound string; values of in-lists, insert `values`
- * and update `set` are always values. Function names are matched ignoring case,
- * operators and keys exactly. like/ilike escape with '\' as PostgreSQL does; an
- * empty in-list is false. update and delete without `where` touch every row,
+ * function); as a right operand, a later function argument or any argument of
+ * concat it is a column when it names one in scope, else a bound string; values
+ * of in-lists, insert `values` and update `set` are always values, and a
+ * {"select":...} there is refused, never stored as text. Function names are
+ * matched ignoring case, operators and keys exactly; a call may be written
+ * {"function":F,"args":A} or {F:A} (docs/protocol.md lists the syntax).
+ * like/ilike escape with '\' as PostgreSQL does; an empty in-list is false.
+ * Answers follow PostgreSQL: col_types carry a call's result type (max of a
+ * boolean BOOL, avg REAL, count INT, sum of integers INT), and what SQLite
+ * would answer differently is refused here with the construct named (an
+ * ungrouped column in an aggregating select, sum of a boolean, like on a
+ * number, ...) or at run time by the functions below (division by zero).
+ * update and delete without `where` touch every row,
  * as on the portal: callers that must not allow that check for `where` first. */
 int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON *params,
                     const struct jsonsql_limits *limits, struct jsonsql_stmt *out,
@@ -102,8 +110,10 @@ void jsonsql_stmt_free(struct jsonsql_stmt *st);
 
 /* Append the current row of ps as a JSON array, shaping column i by
  * st->col_types[i] (BOOL -> true/false, JSON -> raw when the stored text is valid
- * JSON, else a string; TEXT -> always a string; ANY -> by storage class; NULL ->
- * null; BLOB -> the string "\\x" + hex, json_write_blob()). */
+ * JSON, else a string; TEXT -> always a string; INT -> an integer, also from a
+ * whole float (round); REAL -> a float, also from an integer (coalesce(real, 0));
+ * ANY -> by storage class; NULL -> null; BLOB -> the string "\\x" + hex,
+ * json_write_blob()). */
 void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stmt *ps);
 
 /* Make a connection run compiled SQL as PostgreSQL would; call once per
@@ -116,7 +126,10 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
  * upper() with a case mapping that also covers Latin-1, Latin Extended-A, Greek
  * and Cyrillic (so ilike works on "Иван"), and turns on PRAGMA
  * case_sensitive_like (PostgreSQL's LIKE is case-sensitive; ilike is the
- * case-insensitive one). Idempotent: a connection that has them already keeps
+ * case-insensitive one). Also the helpers compiled SQL calls:
+ * jsonsql_tscmp(value, literal) compares a text column with a date/timestamp
+ * literal as PostgreSQL compares timestamps (-1/0/1; an error for a stored
+ * zone offset), jsonsql_divisor(x) fails "division by zero" for 0. Idempotent: a connection that has them already keeps
  * its prepared statements. Returns SQLITE_OK or an sqlite code. */
 int jsonsql_register_functions(sqlite3 *db);
 
