@@ -111,7 +111,7 @@ void jsonsql_stmt_free(struct jsonsql_stmt *st);
 /* Append the current row of ps as a JSON array, shaping column i by
  * st->col_types[i] (BOOL -> true/false, JSON -> raw when the stored text is valid
  * JSON, else a string; TEXT -> always a string; INT -> an integer, also from a
- * whole float (round); REAL -> a float, also from an integer (coalesce(real, 0));
+ * whole float; REAL -> a float, also from an integer (coalesce(real, 0));
  * ANY -> by storage class; NULL -> null; BLOB -> the string "\\x" + hex,
  * json_write_blob()). */
 void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stmt *ps);

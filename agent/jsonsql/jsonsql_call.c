@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum { F_AGG = 1, F_STAR = 2, F_CONCAT = 4, F_ROUND = 8, F_NUM = 16 };
+enum { F_AGG = 1, F_STAR = 2, F_CONCAT = 4, F_NUM = 8 };
 
 /* The result type: that of the first argument, the common type of all, or fixed. */
 enum rtype { RT_FIRST, RT_COMMON, RT_INT, RT_REAL, RT_TEXT };
@@ -38,7 +38,7 @@ static const struct fndef FNS[] = {
     {"concat", "", 1, -1, F_CONCAT, RT_TEXT},
     {"length", "LENGTH", 1, 1, 0, RT_INT},
     {"abs", "ABS", 1, 1, F_NUM, RT_FIRST},
-    {"round", "ROUND", 1, 2, F_ROUND | F_NUM, RT_FIRST},
+    {"round", "ROUND", 1, 2, F_NUM, RT_REAL},   /* round(bigint) is round(double precision) there */
 };
 
 static const struct fndef *fn_lookup(const char *name)
@@ -247,9 +247,8 @@ static int compile_args(struct ctx *c, const struct fndef *f, const cJSON *args,
 
 /* The result type, or a refusal where PostgreSQL has no such function (sum
  * of a boolean). A cached real may be a numeric on the portal, so round(x, n)
- * of one is answered (PostgreSQL has round(numeric, n) only). */
-static int result_type(struct ctx *c, const struct fndef *f, const struct argtypes *t, int nargs,
-                       enum jsonsql_type *ty)
+ * of one is answered (PostgreSQL has round(numeric, n) only): a float. */
+static int result_type(struct ctx *c, const struct fndef *f, const struct argtypes *t, enum jsonsql_type *ty)
 {
     enum jsonsql_type first = t->first_null ? JSQL_ANY : t->first;
     *ty = JSQL_ANY;
@@ -266,7 +265,6 @@ static int result_type(struct ctx *c, const struct fndef *f, const struct argtyp
     case RT_REAL: *ty = JSQL_REAL; break;
     case RT_TEXT: *ty = JSQL_TEXT; break;
     }
-    if ((f->flags & F_ROUND) && nargs == 2) *ty = JSQL_REAL;   /* round(numeric, n): 5.00 */
     return 0;
 }
 
@@ -310,7 +308,7 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
     if (cJSON_IsTrue(fc->distinct) && (nargs != 1 || jsql_is_star(fc->args)))
         return jsql_fail(c, "\"distinct\": true needs exactly one argument, not \"*\"");
     enum jsonsql_type rt = JSQL_ANY;
-    if (result_type(c, f, &t, nargs, &rt)) return -1;
+    if (result_type(c, f, &t, &rt)) return -1;
     jsql_pop(c);
     if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
         buf_puts(out, ", NULL");   /* PostgreSQL allows coalesce(x); SQLite wants two */

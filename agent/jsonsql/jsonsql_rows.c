@@ -129,7 +129,7 @@ static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, 
             json_write_string(b, s, (size_t)sqlite3_column_bytes(ps, i));
         } else if (type == JSQL_INT && d >= -9007199254740992.0 && d <= 9007199254740992.0 &&
                    d == (double)(long long)d) {
-            buf_put_int(b, (long long)d);   /* round(integer): SQLite gives 5.0, PostgreSQL 5 */
+            buf_put_int(b, (long long)d);   /* a whole float where the type says integer */
         } else {
             json_write_double(b, d);
         }

@@ -204,7 +204,7 @@ static void test_types_through_functions(void **state)
     sel(f, "{\"data\":[{\"avg\":\"id\"},{\"round\":\"id\"},{\"coalesce\":[{\"nullif\":[\"balance\",10.5]},0]}],"
            "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",1]}}",
         "SELECT AVG(\"id\"), ROUND(\"id\"), COALESCE(NULLIF(\"balance\", ?1), ?2) FROM \"subscriber\" WHERE \"id\" = ?3",
-        "[[1.0,1,0.0]]");
+        "[[1.0,1.0,0.0]]");
     /* Integer arithmetic stays integer (division truncates), with a real it is real. */
     sel(f, "{\"data\":[{\"function\":\"max\",\"args\":{\"div\":[\"id\",2]},\"as\":\"h\"}],\"from\":\"subscriber\"}",
         "SELECT MAX((\"id\" / jsonsql_divisor(?1))) AS \"h\" FROM \"subscriber\"", "[[2]]");
