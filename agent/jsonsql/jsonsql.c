@@ -611,6 +611,21 @@ static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
     return 0;
 }
 
+/* A string as PostgreSQL's boolean input reads it: 1, 0, or -1 when it is
+ * none (any case, spaces around; a prefix of true/false/yes/no, on, of(f), 1, 0). */
+static int pg_bool(const char *s)
+{
+    static const struct { const char *word; size_t min; int v; } W[] = {
+        {"true", 1, 1}, {"false", 1, 0}, {"yes", 1, 1}, {"no", 1, 0}, {"on", 2, 1}, {"off", 2, 0},
+        {"1", 1, 1}, {"0", 1, 0}};
+    while (*s == ' ' || (*s >= '\t' && *s <= '\r')) s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || (s[n - 1] >= '\t' && s[n - 1] <= '\r'))) n--;
+    for (size_t i = 0; i < sizeof W / sizeof W[0]; i++)
+        if (n >= W[i].min && n <= strlen(W[i].word) && strncasecmp(s, W[i].word, n) == 0) return W[i].v;
+    return -1;
+}
+
 /* A comparison, like or ilike. A text column compared with a date or
  * timestamp literal PostgreSQL would compare as timestamps goes through
  * jsonsql_tscmp() (jsonsql_fn.c). like needs text, as in PostgreSQL. */
@@ -639,7 +654,20 @@ static int compile_compare(struct ctx *c, const cJSON *k, const struct opdef *op
     buf_free(&l);
     buf_puts(out, ts ? ", " : il ? ") LIKE LOWER(" : op->sql);
     jsql_push_idx(c, 1);
-    if (jsql_operand(c, b, sc, out, RIGHT, &rr)) return -1;
+    if (op->kind == OP_CMP && lr.type == JSQL_BOOL && cJSON_IsString(b) &&
+        resolve_str(sc, b->valuestring, strlen(b->valuestring), &rr) != R_OK) {
+        /* PostgreSQL reads the string as a boolean; SQLite would compare 0/1 with text. */
+        int v = pg_bool(b->valuestring);
+        char q[QBUF];
+        if (v < 0)
+            return jsql_fail(c, "invalid input syntax for type boolean: %s", jsql_uqs(q, sizeof q, b->valuestring));
+        if (jsql_add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = v})) return -1;
+    } else if (op->kind == OP_CMP && lr.type == JSQL_TEXT && (cJSON_IsNumber(b) || cJSON_IsBool(b))) {
+        return jsql_fail(c, "comparing a text value with a %s is not supported (PostgreSQL has no such operator)",
+                         cJSON_IsBool(b) ? "boolean" : "number");
+    } else if (jsql_operand(c, b, sc, out, RIGHT, &rr)) {
+        return -1;
+    }
     jsql_pop(c);
     if (ts) {
         buf_putc(out, ')');

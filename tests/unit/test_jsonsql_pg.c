@@ -262,6 +262,15 @@ static void test_refused_or_as_postgresql(void **state)
         "where.like[0]: like of an integer value is not supported (PostgreSQL has no like on it)");
     ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"ilike\":[\"disabled\",\"t%\"]}}",
         "where.ilike[0]: ilike of a boolean value is not supported (PostgreSQL has no ilike on it)");
+    /* A string compared with a boolean column is read as PostgreSQL reads a boolean. */
+    sel(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"or\":[{\"eq\":[\"disabled\",\" TRUE \"]},"
+           "{\"eq\":[\"disabled\",\"y\"]},{\"neq\":[\"disabled\",\"of\"]}]},\"order_by\":\"id\"}",
+        "SELECT \"id\" FROM \"subscriber\" WHERE (\"disabled\" = ?1 OR \"disabled\" = ?2 OR \"disabled\" <> ?3) "
+        "ORDER BY \"id\" NULLS LAST", "[[2]]");
+    ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"eq\":[\"username\",5]}}",
+        "where.eq[1]: comparing a text value with a number is not supported (PostgreSQL has no such operator)");
+    ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"eq\":[\"disabled\",\"o\"]}}",
+        "where.eq[1]: invalid input syntax for type boolean: \"o\"");
     /* Division by zero fails as in PostgreSQL (SQLite alone would give NULL). */
     step_error(f, "{\"data\":[{\"function\":\"sum\",\"args\":{\"div\":[\"id\",{\"sub\":[\"id\",2]}]}}],\"from\":\"subscriber\"}",
                "division by zero");
