@@ -68,9 +68,11 @@ static const char schema[] =
 static const char *const catalog_tables[] = {"subscriber", "terminal", "package", "odd \"name"};
 
 /* SQL functions compiled statements may call: the whitelist's targets
- * (jsonsql.c FNS) and what SQLite runs for LIKE ... ESCAPE. */
+ * (jsonsql_call.c FNS; concat of a boolean uses substr), the helpers of
+ * comparisons and divisions (jsonsql_fn.c) and what SQLite runs for LIKE ... ESCAPE. */
 static const char *const sql_functions[] = {"count", "max", "min", "sum", "avg", "regexp_replace", "lower",
-                                            "upper", "coalesce", "length", "abs", "round", "like"};
+                                            "upper", "coalesce", "nullif", "length", "abs", "round", "substr",
+                                            "jsonsql_tscmp", "jsonsql_divisor", "like"};
 
 static int is_catalog_table(const char *t)
 {
