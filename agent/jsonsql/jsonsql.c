@@ -339,6 +339,19 @@ static void emit_col(const struct scope *sc, const struct colref *r, struct buf 
     jsql_quote_ident(out, r->name, r->len);
 }
 
+/* A column used in a value position: emitted, and noted while the select's
+ * list, having or order_by is compiled outside an aggregate (check_grouping). */
+static void use_col(struct ctx *c, const struct scope *sc, const struct colref *r, struct buf *out)
+{
+    emit_col(sc, r, out);
+    if (!c->collect || c->agg_ban == AGG_IN_AGG) return;
+    if (c->nbare == c->capbare) {
+        c->capbare = c->capbare ? c->capbare * 2 : 8;
+        c->bare = xrealloc(c->bare, (size_t)c->capbare * sizeof *c->bare);
+    }
+    c->bare[c->nbare++] = *r;
+}
+
 /* A column named by a string: it must exist. */
 int jsql_column_str(struct ctx *c, const struct scope *sc, const char *s, struct buf *out,
                       struct colref *ref)
@@ -347,7 +360,7 @@ int jsql_column_str(struct ctx *c, const struct scope *sc, const char *s, struct
     struct colref r = {0};
     int rc = resolve_str(sc, s, n, &r);
     if (rc != R_OK) return col_error(c, sc, rc, NULL, 0, s, n);
-    emit_col(sc, &r, out);
+    use_col(c, sc, &r, out);
     if (ref) *ref = r;
     return 0;
 }
@@ -366,7 +379,7 @@ static int column_obj(struct ctx *c, const struct scope *sc, const cJSON *n, str
     struct colref r = {0};
     int rc = scope_find_q(sc, k->string, al, k->valuestring, nl, &r);
     if (rc != R_OK) return col_error(c, sc, rc, k->string, al, k->valuestring, nl);
-    emit_col(sc, &r, out);
+    use_col(c, sc, &r, out);
     if (ref) *ref = r;
     return 0;
 }
@@ -475,7 +488,7 @@ int jsql_operand(struct ctx *c, const cJSON *n, const struct scope *sc, struct b
         struct colref r = {0};
         int rc = resolve_str(sc, n->valuestring, len, &r);
         if (rc == R_OK) {
-            emit_col(sc, &r, out);
+            use_col(c, sc, &r, out);
             *ref = r;
             ref->null_lit = 0;
             return 0;
@@ -1038,7 +1051,8 @@ static int name_item(struct ctx *c, const cJSON *n, const struct scope *sc, stru
         rc = resolve_str(sc, s, len, &r);
     }
     if (rc != R_OK) return col_error(c, sc, rc, alias, alen, s, len);
-    emit_col(sc, &r, out);
+    if (order) use_col(c, sc, &r, out);
+    else emit_col(sc, &r, out);
     if (got) *got = r;
 direction:
     /* PostgreSQL (the portal) sorts NULLs as larger than any value: last
@@ -1060,25 +1074,61 @@ static int grouped(const struct grouping *g, int src, const char *name, size_t l
     return 0;
 }
 
-/* In a select that aggregates, a plain column of the list must be grouped
- * (or its table's primary key must be, as PostgreSQL allows): SQLite would
- * answer with any row's value where PostgreSQL refuses the statement. */
-static int check_grouping(struct ctx *c, const struct scope *sc, const struct outlist *o, const struct grouping *g)
+/* With distinct, PostgreSQL sorts only by what the list shows ("for SELECT
+ * DISTINCT, ORDER BY expressions must appear in select list"); SQLite would
+ * sort by a hidden column. ord: the order_by columns (src -1: a list alias). */
+static int check_distinct_order(struct ctx *c, const struct outlist *o, const struct grouping *ord)
+{
+    for (int i = 0; i < ord->n; i++) {
+        const struct colref *r = &ord->v[i];
+        int shown = r->src < 0;
+        for (int k = 0; k < o->n && !shown; k++)
+            shown = o->v[k].plain && o->v[k].src == r->src && o->v[k].col_len == r->len &&
+                    memcmp(o->v[k].col, r->name, r->len) == 0;
+        if (!shown) {   /* the caller's frame is order_by */
+            return jsql_fail(c, "with distinct, order_by may name only columns of data: \"%.*s\" is not one "
+                                "(PostgreSQL refuses it)", (int)r->len, r->name);
+        }
+    }
+    return 0;
+}
+
+/* Source src is a table whose whole primary key is grouped. */
+static int pk_grouped(const struct scope *sc, const struct grouping *g, int src)
+{
+    const struct jtable *t = sc->s[src].t;
+    int pk = 0;
+    for (int k = 0; t && k < t->ncols; k++)
+        if (t->cols[k].pk) {
+            if (!grouped(g, src, t->cols[k].name, t->cols[k].len)) return 0;
+            pk = 1;
+        }
+    return pk;
+}
+
+static int grouping_error(struct ctx *c, const char *name, size_t len)
+{
+    return jsql_fail(c, "column \"%.*s\" must be in group_by or inside an aggregate (PostgreSQL refuses it; "
+                        "SQLite would answer with any row's value)", (int)len, name);
+}
+
+/* In a select that aggregates, a column of the list, having or order_by
+ * outside an aggregate must be grouped (or its table's primary key must be,
+ * as PostgreSQL allows): SQLite would answer with any row's value where
+ * PostgreSQL refuses the statement. The columns used in values are
+ * c->bare[base..]; plain items (and "*") come from the list. */
+static int check_grouping(struct ctx *c, const struct scope *sc, const struct outlist *o, const struct grouping *g,
+                          int base)
 {
     for (int i = 0; i < o->n; i++) {
         const struct pcol *p = &o->v[i];
-        if (!p->plain || grouped(g, p->src, p->col, p->col_len)) continue;
-        const struct jtable *t = sc->s[p->src].t;
-        int pk = 0, pk_grouped = 1;
-        for (int k = 0; t && k < t->ncols; k++)
-            if (t->cols[k].pk) {
-                pk = 1;
-                pk_grouped = pk_grouped && grouped(g, p->src, t->cols[k].name, t->cols[k].len);
-            }
-        if (pk && pk_grouped) continue;
+        if (!p->plain || grouped(g, p->src, p->col, p->col_len) || pk_grouped(sc, g, p->src)) continue;
         jsql_push_key(c, "data");
-        return jsql_fail(c, "column \"%.*s\" must be in group_by or inside an aggregate (PostgreSQL refuses it; "
-                            "SQLite would answer with any row's value)", (int)p->col_len, p->col);
+        return grouping_error(c, p->col, p->col_len);
+    }
+    for (int i = base; i < c->nbare; i++) {
+        const struct colref *r = &c->bare[i];
+        if (!grouped(g, r->src, r->name, r->len) && !pk_grouped(sc, g, r->src)) return grouping_error(c, r->name, r->len);
     }
     return 0;
 }
@@ -1153,8 +1203,9 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
     int rc = -1, ban = c->agg_ban;
     *table = NULL;
     c->agg_ban = 0;   /* a subquery aggregates on its own */
-    int nagg = c->nagg;
+    int nagg = c->nagg, collect = c->collect, base = c->nbare;
     c->nagg = 0;
+    c->collect = 0;   /* from and where may name any column */
     struct grouping g = {0};
 
     jsql_push_key(c, "from");
@@ -1164,7 +1215,9 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
     int distinct = cJSON_IsTrue(v[K_DISTINCT]) || has_distinct_item(v[K_DATA]);
     buf_puts(out, distinct ? "SELECT DISTINCT " : "SELECT ");
     jsql_push_key(c, "data");
+    c->collect = 1;
     if (compile_data(c, v[K_DATA], &sc, out, &o)) goto done;
+    c->collect = 0;
     jsql_pop(c);
     sc.out = o.v;
     sc.nout = o.n;
@@ -1187,13 +1240,23 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
     if (v[K_HAVING]) {   /* where's grammar; aggregates allowed, not nested */
         buf_puts(out, " HAVING ");
         jsql_push_key(c, "having");
+        c->collect = 1;
         if (compile_cond(c, v[K_HAVING], &sc, out)) goto done;
+        c->collect = 0;
         jsql_pop(c);
     }
     if (v[K_ORDER]) {
         buf_puts(out, " ORDER BY ");
         jsql_push_key(c, "order_by");
-        if (compile_names(c, v[K_ORDER], &sc, out, 1, NULL)) goto done;
+        struct grouping ord = {0};
+        ord.v = xcalloc((size_t)(cJSON_IsArray(v[K_ORDER]) ? cJSON_GetArraySize(v[K_ORDER]) : 0) + 1, sizeof *ord.v);
+        for (int i = 0; i <= cJSON_GetArraySize(v[K_ORDER]); i++) ord.v[i].src = -1;
+        c->collect = 1;
+        int orc = compile_names(c, v[K_ORDER], &sc, out, 1, &ord);
+        c->collect = 0;
+        if (!orc && distinct) orc = check_distinct_order(c, &o, &ord);
+        free(ord.v);
+        if (orc) goto done;
         jsql_pop(c);
     }
     if (v[K_LIMIT] || v[K_OFFSET]) {
@@ -1212,7 +1275,7 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
             jsql_pop(c);
         }
     }
-    if ((c->nagg || v[K_GROUP] || v[K_HAVING]) && check_grouping(c, &sc, &o, &g)) goto done;
+    if ((c->nagg || v[K_GROUP] || v[K_HAVING]) && check_grouping(c, &sc, &o, &g, base)) goto done;
     if (jsql_size_ok(c, out)) goto done;
     *cols = arena_keep(c, o.v ? o.v : xmalloc(1));
     o.v = NULL;
@@ -1221,6 +1284,8 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
 done:
     c->agg_ban = ban;
     c->nagg = nagg;
+    c->collect = collect;
+    c->nbare = base;
     free(g.v);
     free(o.v);
     free(sc.s);
@@ -1271,6 +1336,9 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
     c.errlen = errlen;
     c.agg_ban = 0;
     c.nagg = 0;
+    c.collect = 0;
+    c.bare = NULL;
+    c.nbare = c.capbare = 0;
     c.method = "method";
 
     int kind = 0;
@@ -1327,6 +1395,7 @@ int jsonsql_compile(const jsonsql_catalog *cat, const char *method, const cJSON 
     free_params(c.params, c.nparams);
     for (int i = 0; i < c.narena; i++) free(c.arena[i]);
     free(c.arena);
+    free(c.bare);
     return rc ? -1 : 0;
 }
 

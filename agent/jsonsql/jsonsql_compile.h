@@ -34,6 +34,9 @@ struct ctx {
     size_t errlen;
     int agg_ban;                /* where an aggregate is refused: 0 allowed, AGG_IN_COND, AGG_IN_AGG */
     int nagg;                   /* aggregates compiled in the current select */
+    int collect;                /* note columns used outside aggregates (list, having, order_by) */
+    struct colref *bare;        /* those columns, a stretch per select being compiled */
+    int nbare, capbare;
 };
 
 enum { AGG_IN_COND = 1, AGG_IN_AGG = 2 };

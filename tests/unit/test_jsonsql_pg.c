@@ -201,10 +201,13 @@ static void test_types_through_functions(void **state)
         "SELECT MAX(\"big\"), MIN(\"big\"), SUM(\"id\"), COUNT(\"id\"), AVG(\"id\") FROM \"package\"",
         "[[9223372036854775807,-9223372036854775808,3,2,1.5]]");
     /* avg is a float even when whole (PostgreSQL's numeric 2.0000000000000000). */
-    sel(f, "{\"data\":[{\"avg\":\"id\"},{\"round\":\"id\"},{\"coalesce\":[{\"nullif\":[\"balance\",10.5]},0]}],"
+    sel(f, "{\"data\":[{\"avg\":\"id\"}],\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",1]}}",
+        "SELECT AVG(\"id\") FROM \"subscriber\" WHERE \"id\" = ?1", "[[1.0]]");
+    /* round(bigint) is round(double precision) in PostgreSQL; coalesce(real, 0) a real. */
+    sel(f, "{\"data\":[{\"round\":\"id\"},{\"coalesce\":[{\"nullif\":[\"balance\",10.5]},0]}],"
            "\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",1]}}",
-        "SELECT AVG(\"id\"), ROUND(\"id\"), COALESCE(NULLIF(\"balance\", ?1), ?2) FROM \"subscriber\" WHERE \"id\" = ?3",
-        "[[1.0,1.0,0.0]]");
+        "SELECT ROUND(\"id\"), COALESCE(NULLIF(\"balance\", ?1), ?2) FROM \"subscriber\" WHERE \"id\" = ?3",
+        "[[1.0,0.0]]");
     /* Integer arithmetic stays integer (division truncates), with a real it is real. */
     sel(f, "{\"data\":[{\"function\":\"max\",\"args\":{\"div\":[\"id\",2]},\"as\":\"h\"}],\"from\":\"subscriber\"}",
         "SELECT MAX((\"id\" / jsonsql_divisor(?1))) AS \"h\" FROM \"subscriber\"", "[[2]]");
@@ -214,7 +217,7 @@ static void test_types_through_functions(void **state)
         "FROM \"subscriber\" ORDER BY \"d\" DESC NULLS FIRST, \"id\" NULLS LAST LIMIT ?4",
         "[[4,2,1,199.0],[2,1,2,0.5]]");
     /* The description carries the types. */
-    cJSON *p = parse("{\"data\":[{\"sum\":\"balance\"},{\"avg\":\"id\"},{\"coalesce\":[\"id\",1.5]},{\"lower\":\"username\"},"
+    cJSON *p = parse("{\"data\":[{\"sum\":\"balance\"},{\"avg\":\"id\"},{\"min\":{\"coalesce\":[\"id\",1.5]}},{\"max\":{\"lower\":\"username\"}},"
                      "{\"max\":{\"mul\":[\"id\",\"balance\"]}}],\"from\":\"subscriber\"}");
     struct jsonsql_stmt st;
     char err[256];
@@ -298,6 +301,23 @@ static void test_grouping(void **state)
     ese(f, "{\"data\":[\"model\"],\"from\":\"terminal\",\"group_by\":\"subscriber_id\"}", want);
     snprintf(want, sizeof want, "data: column \"id\" %s", why);
     ese(f, "{\"data\":[\"*\"],\"from\":\"terminal\",\"having\":{\"gt\":[{\"count\":\"*\"},1]}}", want);
+    /* Also inside a call that is no aggregate, in having and in order_by. */
+    snprintf(want, sizeof want, "select: column \"model\" %s", why);
+    ese(f, "{\"data\":[{\"lower\":\"model\"},{\"count\":\"*\"}],\"from\":\"terminal\"}", want);
+    ese(f, "{\"data\":[{\"count\":\"*\"}],\"from\":\"terminal\",\"having\":{\"eq\":[\"model\",\"tvip\"]}}", want);
+    ese(f, "{\"data\":[{\"count\":\"*\"}],\"from\":\"terminal\",\"group_by\":\"active\",\"order_by\":\"model\"}", want);
+    /* A subquery in where groups on its own; where may name any column. */
+    sel(f, "{\"data\":[\"active\",{\"upper\":\"active\"},{\"count\":\"*\"}],\"from\":\"terminal\",\"where\":{\"and\":["
+           "{\"neq\":[\"model\",\"x\"]},{\"in\":[\"subscriber_id\",{\"select\":{\"data\":[{\"max\":\"id\"}],"
+           "\"from\":\"subscriber\"}}]}]},\"group_by\":\"active\",\"order_by\":\"active\"}",
+        "SELECT \"active\", UPPER(\"active\"), COUNT(*) FROM \"terminal\" WHERE (\"model\" <> ?1 AND \"subscriber_id\" IN "
+        "(SELECT MAX(\"id\") FROM \"subscriber\")) GROUP BY \"active\" ORDER BY \"active\" NULLS LAST", "[]");
+    /* distinct sorts only by what it shows. */
+    ese(f, "{\"data\":[\"model\"],\"from\":\"terminal\",\"distinct\":true,\"order_by\":[\"model\",\"id\"]}",
+        "order_by: with distinct, order_by may name only columns of data: \"id\" is not one (PostgreSQL refuses it)");
+    sel(f, "{\"data\":[{\"distinct\":\"model\",\"as\":\"m\"}],\"from\":\"terminal\",\"order_by\":\"m desc\"}",
+        "SELECT DISTINCT \"model\" AS \"m\" FROM \"terminal\" ORDER BY \"m\" DESC NULLS FIRST",
+        "[[\"Тест\"],[\"tvip\"],[\"mag250\"]]");
     /* Grouped by the primary key, the table's other columns may be named (as PostgreSQL allows). */
     sel(f, "{\"data\":[{\"s\":\"username\"},{\"count\":{\"t\":\"id\"}}],\"from\":[{\"table\":\"subscriber\",\"as\":\"s\"},"
            "{\"join\":\"terminal\",\"as\":\"t\",\"on\":{\"eq\":[{\"t\":\"subscriber_id\"},{\"s\":\"id\"}]}}],"
