@@ -1233,7 +1233,7 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
     if (v[K_GROUP]) {
         buf_puts(out, " GROUP BY ");
         jsql_push_key(c, "group_by");
-        g.v = xmalloc(((size_t)(cJSON_IsArray(v[K_GROUP]) ? cJSON_GetArraySize(v[K_GROUP]) : 0) + 1) * sizeof *g.v);
+        g.v = xmalloc((size_t)(cJSON_IsArray(v[K_GROUP]) ? cJSON_GetArraySize(v[K_GROUP]) + 1 : 1) * sizeof *g.v);
         if (compile_names(c, v[K_GROUP], &sc, out, 0, &g)) goto done;
         jsql_pop(c);
     }
@@ -1249,8 +1249,9 @@ int jsql_compile_select(struct ctx *c, const cJSON *p, struct buf *out, struct p
         buf_puts(out, " ORDER BY ");
         jsql_push_key(c, "order_by");
         struct grouping ord = {0};
-        ord.v = xcalloc((size_t)(cJSON_IsArray(v[K_ORDER]) ? cJSON_GetArraySize(v[K_ORDER]) : 0) + 1, sizeof *ord.v);
-        for (int i = 0; i <= cJSON_GetArraySize(v[K_ORDER]); i++) ord.v[i].src = -1;
+        int nord = cJSON_IsArray(v[K_ORDER]) ? cJSON_GetArraySize(v[K_ORDER]) : 1;
+        ord.v = xcalloc((size_t)nord, sizeof *ord.v);
+        for (int i = 0; i < nord; i++) ord.v[i].src = -1;
         c->collect = 1;
         int orc = compile_names(c, v[K_ORDER], &sc, out, 1, &ord);
         c->collect = 0;
