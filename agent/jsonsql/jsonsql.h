@@ -132,5 +132,10 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
  * zone offset), jsonsql_divisor(x) fails "division by zero" for 0. Idempotent: a connection that has them already keeps
  * its prepared statements. Returns SQLITE_OK or an sqlite code. */
 int jsonsql_register_functions(sqlite3 *db);
+/* 1 when name (any case) is one of the helpers above that compiled SQL calls
+ * (jsonsql_tscmp, jsonsql_divisor), for an authorizer that whitelists
+ * functions; else 0. The SQL functions the compiler maps JSONSQL's to are
+ * SQLite's own (plus regexp_replace, lower, upper): see jsonsql_call.c. */
+int jsonsql_helper_function(const char *name);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct rx {
     regex_t re;
@@ -809,6 +810,11 @@ static void fn_divisor(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         return;
     }
     sqlite3_result_value(ctx, argv[0]);
+}
+
+int jsonsql_helper_function(const char *name)
+{
+    return name && (strcasecmp(name, "jsonsql_tscmp") == 0 || strcasecmp(name, "jsonsql_divisor") == 0);
 }
 
 int jsonsql_register_functions(sqlite3 *db)

@@ -33,8 +33,9 @@ static int64_t mono_ns(void)
 /* ---- the authorizer ---------------------------------------------------------------- */
 
 /* Read-only functions a client may call: the JSONSQL compiler's (count max min
- * sum avg regexp_replace lower upper coalesce length abs round, like for LIKE ..
- * ESCAPE) and SQLite's ordinary scalar, aggregate, date, JSON and window
+ * sum avg regexp_replace lower upper coalesce nullif length abs round, substr
+ * for concat, like for LIKE .. ESCAPE, and its helpers: jsonsql_helper_function)
+ * and SQLite's ordinary scalar, aggregate, date, JSON and window
  * functions. Left out: anything that makes large values from nothing (zeroblob,
  * randomblob, printf/format), load_extension, and the sqlite_* introspection. */
 static const char *const allowed_functions[] = {
@@ -51,6 +52,7 @@ static const char *const allowed_functions[] = {
 static int function_allowed(const char *name)
 {
     if (!name) return 0;
+    if (jsonsql_helper_function(name)) return 1;
     for (size_t i = 0; i < sizeof allowed_functions / sizeof allowed_functions[0]; i++)
         if (strcasecmp(name, allowed_functions[i]) == 0) return 1;
     return 0;

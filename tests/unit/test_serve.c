@@ -245,6 +245,38 @@ static void test_compat_with_portal(void **state)
     assert_int_equal(th_srv_stop(&v), 0);
 }
 
+/* ---- answers as PostgreSQL gives them ----------------------------------------------------- */
+
+/* The compiler's helpers pass the authorizer: a date-only literal against a
+ * timestamp column (jsonsql_tscmp) answers as its midnight form does, integer
+ * division (jsonsql_divisor) answers, and a zero divisor is PostgreSQL's error. */
+static void test_postgresql_answers(void **state)
+{
+    (void)state;
+    struct th_srv v;
+    start_default(&v, NULL);
+    struct th_resp a = {0}, b = {0};
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"count\":\"*\"}],\"from\":\"subscriber\",\"where\":{\"gte\":"
+                                    "[\"created_at\",\"2000-01-01\"]}}", &a), 200);
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"count\":\"*\"}],\"from\":\"subscriber\",\"where\":{\"gte\":"
+                                    "[\"created_at\",\"2000-01-01 00:00:00\"]}}", &b), 200);
+    assert_contains(a.body.p, "\"result\":[[");
+    assert_string_equal(a.body.p, b.body.p);
+    th_resp_free(&a);
+    th_resp_free(&b);
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"max\":{\"div\":[\"id\",1]}}],\"from\":\"subscriber\"}", &a), 200);
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"max\":\"id\"}],\"from\":\"subscriber\"}", &b), 200);
+    assert_contains(a.body.p, "\"result\":[[");
+    assert_string_equal(a.body.p, b.body.p);
+    th_resp_free(&a);
+    th_resp_free(&b);
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"max\":{\"div\":[\"id\",0]}}],\"from\":\"subscriber\"}", &a), 200);
+    assert_contains(a.body.p, "division by zero");
+    assert_null(strstr(a.body.p, "\"result\""));
+    th_resp_free(&a);
+    assert_int_equal(th_srv_stop(&v), 0);
+}
+
 /* ---- bad input ------------------------------------------------------------------------------ */
 
 static void expect_rpc_error(struct th_srv *v, const char *body, int code, const char *msg)
@@ -1342,6 +1374,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compat_with_portal),
+        cmocka_unit_test(test_postgresql_answers),
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_sql_endpoint),
         cmocka_unit_test(test_token),
