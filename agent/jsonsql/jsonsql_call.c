@@ -292,6 +292,7 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
     if (!fc->args) return jsql_fail(c, "%s needs \"args\"", f->name);
     if (cJSON_IsTrue(fc->distinct) && !(f->flags & F_AGG))
         return jsql_fail(c, "\"distinct\": true is only valid on an aggregate (count, sum, avg, min, max)");
+    size_t at = out->len;   /* where the SQL name goes: avg may change it once its argument is known */
     buf_puts(out, f->sql);
     buf_putc(out, '(');
     if (cJSON_IsTrue(fc->distinct)) buf_puts(out, "DISTINCT ");
@@ -309,6 +310,16 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
         return jsql_fail(c, "\"distinct\": true needs exactly one argument, not \"*\"");
     enum jsonsql_type rt = JSQL_ANY;
     if (result_type(c, f, &t, &rt)) return -1;
+    if (f->rt == RT_REAL && (f->flags & F_AGG) && t.first == JSQL_INT && !t.first_null) {
+        /* avg of integers: PostgreSQL's numeric, an exact integer from ~1e16 up (jsonsql_fn.c) */
+        struct buf tail = {0};
+        buf_append(&tail, out->p + at + strlen(f->sql), out->len - at - strlen(f->sql));
+        out->len = at;
+        buf_puts(out, "jsonsql_avg");
+        buf_append(out, tail.p, tail.len);
+        buf_free(&tail);
+        rt = JSQL_ANY;   /* by storage class: integer or float, as chosen */
+    }
     jsql_pop(c);
     if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)
         buf_puts(out, ", NULL");   /* PostgreSQL allows coalesce(x); SQLite wants two */

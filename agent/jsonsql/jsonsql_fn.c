@@ -3,7 +3,8 @@
  * regexp_replace with PostgreSQL's pattern syntax, translated to POSIX ERE and
  * bounded before it runs (or refused: never a silently different answer),
  * lower/upper over the two-byte UTF-8 alphabets, and the helpers compiled
- * comparisons and divisions call: jsonsql_tscmp, jsonsql_divisor. */
+ * comparisons, divisions and averages call: jsonsql_tscmp, jsonsql_divisor,
+ * jsonsql_avg. */
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
@@ -812,9 +813,80 @@ static void fn_divisor(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_value(ctx, argv[0]);
 }
 
+/* jsonsql_avg(x), avg of an integer column as PostgreSQL computes it: the sum
+ * exactly (numeric), divided at the scale select_div_scale() picks: 16
+ * significant digits less 4 per base-10000 digit the quotient has before the
+ * point. When that leaves no decimals (averages from about 1e16 up) PostgreSQL
+ * prints an integer, rounded half away from zero: so does this, exactly; else a
+ * float (a double holds what a JSON client reads of PostgreSQL's 16 digits). */
+struct avg_acc {
+    __int128 sum;
+    long double fsum;           /* values that were not integers */
+    int64_t n;
+    int real;
+};
+
+static void avg_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    int t = sqlite3_value_type(argv[0]);
+    if (t == SQLITE_NULL) return;
+    struct avg_acc *a = sqlite3_aggregate_context(ctx, sizeof *a);
+    if (!a) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    if (t == SQLITE_INTEGER) {
+        a->sum += sqlite3_value_int64(argv[0]);
+    } else {
+        a->fsum += sqlite3_value_double(argv[0]);
+        a->real = 1;
+    }
+    a->n++;
+}
+
+/* PostgreSQL's numeric weight (base-10000 digits before the point, less one)
+ * and first base-10000 digit of v > 0. */
+static void nbase_lead(unsigned __int128 v, int *weight, unsigned *first)
+{
+    *weight = 0;
+    while (v >= 10000) {
+        v /= 10000;
+        (*weight)++;
+    }
+    *first = (unsigned)v;
+}
+
+static void avg_final(sqlite3_context *ctx)
+{
+    struct avg_acc *a = sqlite3_aggregate_context(ctx, 0);
+    if (!a || a->n == 0) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    if (a->real) {
+        sqlite3_result_double(ctx, (double)((a->fsum + (long double)a->sum) / (long double)a->n));
+        return;
+    }
+    unsigned __int128 mag = a->sum < 0 ? (unsigned __int128)(-a->sum) : (unsigned __int128)a->sum;
+    int w1 = 0, w2;
+    unsigned f1 = 0, f2;
+    if (mag) nbase_lead(mag, &w1, &f1);
+    nbase_lead((unsigned __int128)a->n, &w2, &f2);
+    int qweight = w1 - w2 - (f1 < f2 ? 1 : 0);
+    if (mag && 16 - qweight * 4 <= 0) {
+        unsigned __int128 q = mag / (unsigned __int128)a->n, r = mag % (unsigned __int128)a->n;
+        if (r * 2 >= (unsigned __int128)a->n) q++;   /* half away from zero */
+        sqlite3_result_int64(ctx, a->sum < 0 ? -(int64_t)q : (int64_t)q);
+        return;
+    }
+    sqlite3_result_double(ctx, (double)((long double)a->sum / (long double)a->n));
+}
+
 int jsonsql_helper_function(const char *name)
 {
-    return name && (strcasecmp(name, "jsonsql_tscmp") == 0 || strcasecmp(name, "jsonsql_divisor") == 0);
+    return name && (strcasecmp(name, "jsonsql_tscmp") == 0 || strcasecmp(name, "jsonsql_divisor") == 0 ||
+                    strcasecmp(name, "jsonsql_avg") == 0);
 }
 
 int jsonsql_register_functions(sqlite3 *db)
@@ -834,6 +906,7 @@ int jsonsql_register_functions(sqlite3 *db)
         rc = sqlite3_create_function(db, "upper", 1, fl, (void *)"upper", fn_case, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_tscmp", 2, fl, NULL, fn_tscmp, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_divisor", 1, fl, NULL, fn_divisor, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_avg", 1, fl, NULL, NULL, avg_step, avg_final);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     return rc;
 }
