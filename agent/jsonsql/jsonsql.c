@@ -426,7 +426,9 @@ static int two_args(struct ctx *c, const cJSON *a, const char *op)
  * SQLite would answer differently is refused or made to fail as PostgreSQL
  * does: a boolean operand (no such operator there), mod of a real (SQLite
  * truncates it to an integer first), a zero divisor (SQLite gives NULL,
- * PostgreSQL "division by zero": jsonsql_divisor() raises it). */
+ * PostgreSQL "division by zero": jsonsql_divisor() raises it), an integer
+ * result beyond 64 bits (SQLite makes it a float, PostgreSQL fails "bigint out
+ * of range": jsonsql_bigint() does). */
 static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
                          const struct scope *sc, struct buf *out, struct colref *ref)
 {
@@ -434,6 +436,7 @@ static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
     int div = op->sql[1] == '/' || op->sql[1] == '%';
     jsql_push_key(c, op->name);
     if (two_args(c, k, op->name)) return -1;
+    size_t at = out->len;
     buf_putc(out, '(');
     for (int i = 0; i < 2; i++) {
         jsql_push_idx(c, i);
@@ -450,6 +453,15 @@ static int compile_arith(struct ctx *c, const cJSON *k, const struct opdef *op,
     }
     buf_putc(out, ')');
     jsql_pop(c);
+    if (r[0].type == JSQL_INT && r[1].type == JSQL_INT && op->sql[1] != '%') {
+        /* SQLite turns an overflowing integer into a float; PostgreSQL fails. */
+        struct buf e = {0};
+        buf_append(&e, out->p + at, out->len - at);
+        out->len = at;
+        buf_puts(out, "jsonsql_bigint");
+        buf_append(out, e.p, e.len);
+        buf_free(&e);
+    }
     if (ref) {
         enum jsonsql_type a = r[0].type, b = r[1].type;
         ref->type = (a == JSQL_INT && b == JSQL_INT) ? JSQL_INT

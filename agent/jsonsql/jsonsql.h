@@ -130,12 +130,14 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
  * jsonsql_tscmp(value, literal) compares a text column with a date/timestamp
  * literal as PostgreSQL compares timestamps (-1/0/1; an error for a stored
  * zone offset), jsonsql_divisor(x) fails "division by zero" for 0,
+ * jsonsql_bigint(x) fails "bigint out of range" for integer arithmetic that
+ * overflowed (SQLite made it a float),
  * jsonsql_avg(x) is avg of integers as PostgreSQL's numeric gives it (exact,
  * an integer from about 1e16 up, else a float). Idempotent: a connection that has them already keeps
  * its prepared statements. Returns SQLITE_OK or an sqlite code. */
 int jsonsql_register_functions(sqlite3 *db);
 /* 1 when name (any case) is one of the helpers above that compiled SQL calls
- * (jsonsql_tscmp, jsonsql_divisor, jsonsql_avg), for an authorizer that whitelists
+ * (jsonsql_tscmp, jsonsql_divisor, jsonsql_bigint, jsonsql_avg), for an authorizer that whitelists
  * functions; else 0. The SQL functions the compiler maps JSONSQL's to are
  * SQLite's own (plus regexp_replace, lower, upper): see jsonsql_call.c. */
 int jsonsql_helper_function(const char *name);

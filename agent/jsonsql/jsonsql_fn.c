@@ -3,8 +3,8 @@
  * regexp_replace with PostgreSQL's pattern syntax, translated to POSIX ERE and
  * bounded before it runs (or refused: never a silently different answer),
  * lower/upper over the two-byte UTF-8 alphabets, and the helpers compiled
- * comparisons, divisions and averages call: jsonsql_tscmp, jsonsql_divisor,
- * jsonsql_avg. */
+ * comparisons, arithmetic and averages call: jsonsql_tscmp, jsonsql_divisor,
+ * jsonsql_bigint, jsonsql_avg. */
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
@@ -813,6 +813,18 @@ static void fn_divisor(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_value(ctx, argv[0]);
 }
 
+/* jsonsql_bigint(x): integer arithmetic's result: x, or PostgreSQL's "bigint
+ * out of range" where SQLite's integer overflowed into a float. */
+static void fn_bigint(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) == SQLITE_FLOAT) {
+        sqlite3_result_error(ctx, "bigint out of range", -1);
+        return;
+    }
+    sqlite3_result_value(ctx, argv[0]);
+}
+
 /* jsonsql_avg(x), avg of an integer column as PostgreSQL computes it: the sum
  * exactly (numeric), divided at the scale select_div_scale() picks: 16
  * significant digits less 4 per base-10000 digit the quotient has before the
@@ -886,7 +898,7 @@ static void avg_final(sqlite3_context *ctx)
 int jsonsql_helper_function(const char *name)
 {
     return name && (strcasecmp(name, "jsonsql_tscmp") == 0 || strcasecmp(name, "jsonsql_divisor") == 0 ||
-                    strcasecmp(name, "jsonsql_avg") == 0);
+                    strcasecmp(name, "jsonsql_avg") == 0 || strcasecmp(name, "jsonsql_bigint") == 0);
 }
 
 int jsonsql_register_functions(sqlite3 *db)
@@ -907,6 +919,7 @@ int jsonsql_register_functions(sqlite3 *db)
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_tscmp", 2, fl, NULL, fn_tscmp, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_divisor", 1, fl, NULL, fn_divisor, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_avg", 1, fl, NULL, NULL, avg_step, avg_final);
+    if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_bigint", 1, fl, NULL, fn_bigint, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     return rc;
 }

@@ -167,9 +167,9 @@ static void test_logic_in_arith(void **state)
          "\"where\":{\"eq\":[\"model\",\"tvip\"]}}}]}",
          "\"id\" IN (SELECT \"subscriber_id\" FROM \"terminal\" WHERE \"model\" = ?1)", "[[2]]"},
         {"{\"eq\":[{\"mod\":[\"id\",2]},0]}", "(\"id\" % jsonsql_divisor(?1)) = ?2", "[[2],[4]]"},
-        {"{\"gt\":[{\"mul\":[\"balance\",2]},{\"add\":[\"id\",10]}]}", "(\"balance\" * ?1) > (\"id\" + ?2)",
+        {"{\"gt\":[{\"mul\":[\"balance\",2]},{\"add\":[\"id\",10]}]}", "(\"balance\" * ?1) > jsonsql_bigint(\"id\" + ?2)",
          "[[1],[4]]"},
-        {"{\"eq\":[{\"sub\":[\"id\",1]},{\"div\":[4,2]}]}", "(\"id\" - ?1) = (?2 / jsonsql_divisor(?3))", "[[3]]"},
+        {"{\"eq\":[{\"sub\":[\"id\",1]},{\"div\":[4,2]}]}", "jsonsql_bigint(\"id\" - ?1) = jsonsql_bigint(?2 / jsonsql_divisor(?3))", "[[3]]"},
         {"{\"eq\":[{\"function\":\"lower\",\"args\":\"username\"},\"иван\"]}", "LOWER(\"username\") = ?1",
          "[[3]]"},
         {"{\"gt\":[{\"function\":\"length\",\"args\":[{\"function\":\"upper\",\"args\":\"username\"}]},4]}",
@@ -478,7 +478,7 @@ static void test_joins(void **state)
            "\"on\":{\"eq\":[\"t.id\",{\"add\":[\"p.id\",9]}]}}],\"where\":{\"eq\":[\"p.id\",1]}}",
         "SELECT \"p\".\"id\", \"p\".\"name\", \"p\".\"paid\", \"p\".\"big\", \"p\".\"data\", \"p\".\"price\","
         " \"t\".\"id\", \"t\".\"subscriber_id\", \"t\".\"mac_addr\", \"t\".\"model\", \"t\".\"active\""
-        " FROM \"package\" AS \"p\" JOIN \"terminal\" AS \"t\" ON \"t\".\"id\" = (\"p\".\"id\" + ?1)"
+        " FROM \"package\" AS \"p\" JOIN \"terminal\" AS \"t\" ON \"t\".\"id\" = jsonsql_bigint(\"p\".\"id\" + ?1)"
         " WHERE \"p\".\"id\" = ?2",
         "[[1,\"sport_100%\",true,9223372036854775807,\"\\\\x00ff41\",1.5,"
         "10,1,\"AA:BB:CC:00:00:01\",\"mag250\",true]]");
