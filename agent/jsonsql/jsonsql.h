@@ -111,7 +111,7 @@ void jsonsql_stmt_free(struct jsonsql_stmt *st);
 /* Append the current row of ps as a JSON array, shaping column i by
  * st->col_types[i] (BOOL -> true/false, JSON -> raw when the stored text is valid
  * JSON, else a string; TEXT -> always a string; INT -> an integer, also from a
- * whole float; REAL -> a float, also from an integer (coalesce(real, 0));
+ * whole float or from text that is an integer's digits (jsonsql_sum past 64 bits); REAL -> a float, also from an integer (coalesce(real, 0));
  * ANY -> by storage class; NULL -> null; BLOB -> the string "\\x" + hex,
  * json_write_blob()). */
 void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stmt *ps);
@@ -133,11 +133,13 @@ void jsonsql_write_row(struct buf *b, const struct jsonsql_stmt *st, sqlite3_stm
  * jsonsql_bigint(x) fails "bigint out of range" for integer arithmetic that
  * overflowed (SQLite made it a float),
  * jsonsql_avg(x) is avg of integers as PostgreSQL's numeric gives it (exact,
- * an integer from about 1e16 up, else a float). Idempotent: a connection that has them already keeps
+ * an integer from about 1e16 up, else a float), jsonsql_sum(x) sum of
+ * integers exact past 64 bits (then its digits as text). Idempotent: a connection that has them already keeps
  * its prepared statements. Returns SQLITE_OK or an sqlite code. */
 int jsonsql_register_functions(sqlite3 *db);
 /* 1 when name (any case) is one of the helpers above that compiled SQL calls
- * (jsonsql_tscmp, jsonsql_divisor, jsonsql_bigint, jsonsql_avg), for an authorizer that whitelists
+ * (jsonsql_tscmp, jsonsql_divisor, jsonsql_bigint, jsonsql_avg, jsonsql_sum), for an
+ * authorizer that whitelists
  * functions; else 0. The SQL functions the compiler maps JSONSQL's to are
  * SQLite's own (plus regexp_replace, lower, upper): see jsonsql_call.c. */
 int jsonsql_helper_function(const char *name);

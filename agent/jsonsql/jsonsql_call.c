@@ -310,15 +310,16 @@ int jsql_compile_call(struct ctx *c, const struct fncall *fc, const struct scope
         return jsql_fail(c, "\"distinct\": true needs exactly one argument, not \"*\"");
     enum jsonsql_type rt = JSQL_ANY;
     if (result_type(c, f, &t, &rt)) return -1;
-    if (f->rt == RT_REAL && (f->flags & F_AGG) && t.first == JSQL_INT && !t.first_null) {
-        /* avg of integers: PostgreSQL's numeric, an exact integer from ~1e16 up (jsonsql_fn.c) */
+    int numeric = (f->flags & F_AGG) && (f->flags & F_NUM) && t.first == JSQL_INT && !t.first_null;
+    if (numeric) {
+        /* avg and sum of integers are PostgreSQL's numeric: exact (jsonsql_fn.c) */
         struct buf tail = {0};
         buf_append(&tail, out->p + at + strlen(f->sql), out->len - at - strlen(f->sql));
         out->len = at;
-        buf_puts(out, "jsonsql_avg");
+        buf_puts(out, f->rt == RT_REAL ? "jsonsql_avg" : "jsonsql_sum");
         buf_append(out, tail.p, tail.len);
         buf_free(&tail);
-        rt = JSQL_ANY;   /* by storage class: integer or float, as chosen */
+        if (f->rt == RT_REAL) rt = JSQL_ANY;   /* by storage class: integer or float, as chosen */
     }
     jsql_pop(c);
     if (f->min == 1 && f->max < 0 && nargs == 1 && strcmp(f->name, "coalesce") == 0)

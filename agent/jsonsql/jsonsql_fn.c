@@ -4,7 +4,7 @@
  * bounded before it runs (or refused: never a silently different answer),
  * lower/upper over the two-byte UTF-8 alphabets, and the helpers compiled
  * comparisons, arithmetic and averages call: jsonsql_tscmp, jsonsql_divisor,
- * jsonsql_bigint, jsonsql_avg. */
+ * jsonsql_bigint, jsonsql_avg, jsonsql_sum. */
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/buf.h"
 #include "agent/base/mem.h"
@@ -895,10 +895,41 @@ static void avg_final(sqlite3_context *ctx)
     sqlite3_result_double(ctx, (double)((long double)a->sum / (long double)a->n));
 }
 
+/* jsonsql_sum(x), sum of an integer column as PostgreSQL's numeric gives it:
+ * exact past 64 bits, where SQLite fails "integer overflow". A sum that fits
+ * is an integer, a larger one its decimal digits as text (jsonsql_write_row
+ * writes the digits of an integer column as a JSON number). */
+static void sum_final(sqlite3_context *ctx)
+{
+    struct avg_acc *a = sqlite3_aggregate_context(ctx, 0);
+    if (!a || a->n == 0) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    if (a->real) {
+        sqlite3_result_double(ctx, (double)(a->fsum + (long double)a->sum));
+        return;
+    }
+    if (a->sum >= INT64_MIN && a->sum <= INT64_MAX) {
+        sqlite3_result_int64(ctx, (int64_t)a->sum);
+        return;
+    }
+    char d[48], *p = d + sizeof d;
+    unsigned __int128 mag = a->sum < 0 ? (unsigned __int128)(-a->sum) : (unsigned __int128)a->sum;
+    *--p = '\0';
+    do {
+        *--p = (char)('0' + (int)(mag % 10));
+        mag /= 10;
+    } while (mag);
+    if (a->sum < 0) *--p = '-';
+    sqlite3_result_text(ctx, p, -1, SQLITE_TRANSIENT);
+}
+
 int jsonsql_helper_function(const char *name)
 {
     return name && (strcasecmp(name, "jsonsql_tscmp") == 0 || strcasecmp(name, "jsonsql_divisor") == 0 ||
-                    strcasecmp(name, "jsonsql_avg") == 0 || strcasecmp(name, "jsonsql_bigint") == 0);
+                    strcasecmp(name, "jsonsql_avg") == 0 || strcasecmp(name, "jsonsql_bigint") == 0 ||
+                    strcasecmp(name, "jsonsql_sum") == 0);
 }
 
 int jsonsql_register_functions(sqlite3 *db)
@@ -920,6 +951,7 @@ int jsonsql_register_functions(sqlite3 *db)
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_divisor", 1, fl, NULL, fn_divisor, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_avg", 1, fl, NULL, NULL, avg_step, avg_final);
     if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_bigint", 1, fl, NULL, fn_bigint, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_create_function(db, "jsonsql_sum", 1, fl, NULL, NULL, avg_step, sum_final);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA case_sensitive_like = ON", NULL, NULL, NULL);
     return rc;
 }

@@ -99,6 +99,16 @@ static int json_valid(const char *s, size_t n)
     return p && jv_ws(p, e) == e;
 }
 
+/* s is an integer as JSON writes one: -?(0|[1-9][0-9]*). */
+static int int_digits(const char *s, size_t n)
+{
+    size_t i = n && s[0] == '-';
+    if (i == n || (s[i] == '0' && n - i > 1)) return 0;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
 static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, int i)
 {
     switch (sqlite3_column_type(ps, i)) {
@@ -144,6 +154,8 @@ static void write_cell(struct buf *b, enum jsonsql_type type, sqlite3_stmt *ps, 
         if (!s) s = "";
         if (type == JSQL_JSON && sqlite3_column_type(ps, i) == SQLITE_TEXT && json_valid(s, n))
             buf_append(b, s, n);
+        else if (type == JSQL_INT && int_digits(s, n))
+            buf_append(b, s, n);   /* an exact integer past 64 bits (jsonsql_sum) */
         else
             json_write_string(b, s, n);
         return;

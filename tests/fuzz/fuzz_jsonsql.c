@@ -72,7 +72,7 @@ static const char *const catalog_tables[] = {"subscriber", "terminal", "package"
  * comparisons and divisions (jsonsql_fn.c) and what SQLite runs for LIKE ... ESCAPE. */
 static const char *const sql_functions[] = {"count", "max", "min", "sum", "avg", "regexp_replace", "lower",
                                             "upper", "coalesce", "nullif", "length", "abs", "round", "substr",
-                                            "jsonsql_tscmp", "jsonsql_divisor", "jsonsql_avg", "jsonsql_bigint", "like"};
+                                            "jsonsql_tscmp", "jsonsql_divisor", "jsonsql_avg", "jsonsql_bigint", "jsonsql_sum", "like"};
 
 static int is_catalog_table(const char *t)
 {

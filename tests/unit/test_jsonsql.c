@@ -197,10 +197,10 @@ static void test_functions(void **state)
         "SELECT COUNT(DISTINCT \"model\") FROM \"terminal\"", "[[3]]");
     sel(f, "{\"data\":[{\"function\":\"sum\",\"args\":{\"function\":\"distinct\",\"args\":\"subscriber_id\"}}],"
            "\"from\":\"terminal\"}",
-        "SELECT SUM(DISTINCT \"subscriber_id\") FROM \"terminal\"", "[[3]]");
+        "SELECT jsonsql_sum(DISTINCT \"subscriber_id\") FROM \"terminal\"", "[[3]]");
     sel(f, "{\"data\":[{\"function\":\"max\",\"args\":\"balance\"},{\"function\":\"min\",\"args\":[\"balance\"]},"
            "{\"function\":\"sum\",\"args\":\"id\"},{\"function\":\"avg\",\"args\":\"id\"}],\"from\":\"subscriber\"}",
-        "SELECT MAX(\"balance\"), MIN(\"balance\"), SUM(\"id\"), jsonsql_avg(\"id\") FROM \"subscriber\"",
+        "SELECT MAX(\"balance\"), MIN(\"balance\"), jsonsql_sum(\"id\"), jsonsql_avg(\"id\") FROM \"subscriber\"",
         "[[99.5,-3.75,10,2.5]]");
     sel(f, "{\"data\":[{\"function\":\"upper\",\"args\":\"username\",\"as\":\"u\"},"
            "{\"function\":\"lower\",\"args\":\"username\"}],\"from\":\"subscriber\",\"where\":{\"eq\":[\"id\",3]}}",
