@@ -843,11 +843,14 @@ static void avg_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     (void)argc;
     int t = sqlite3_value_type(argv[0]);
     if (t == SQLITE_NULL) return;
-    struct avg_acc *a = sqlite3_aggregate_context(ctx, sizeof *a);
-    if (!a) {
+    /* SQLite's aggregate memory is 8-byte aligned; __int128 wants 16: copied. */
+    struct avg_acc acc, *a = &acc;
+    void *mem = sqlite3_aggregate_context(ctx, sizeof acc);
+    if (!mem) {
         sqlite3_result_error_nomem(ctx);
         return;
     }
+    memcpy(&acc, mem, sizeof acc);
     if (t == SQLITE_INTEGER) {
         a->sum += sqlite3_value_int64(argv[0]);
     } else {
@@ -855,6 +858,16 @@ static void avg_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
         a->real = 1;
     }
     a->n++;
+    memcpy(mem, &acc, sizeof acc);
+}
+
+/* The accumulator, or 0 when no row was added. */
+static int acc_get(sqlite3_context *ctx, struct avg_acc *a)
+{
+    void *mem = sqlite3_aggregate_context(ctx, 0);
+    if (!mem) return 0;
+    memcpy(a, mem, sizeof *a);
+    return a->n > 0;
 }
 
 /* PostgreSQL's numeric weight (base-10000 digits before the point, less one)
@@ -871,8 +884,8 @@ static void nbase_lead(unsigned __int128 v, int *weight, unsigned *first)
 
 static void avg_final(sqlite3_context *ctx)
 {
-    struct avg_acc *a = sqlite3_aggregate_context(ctx, 0);
-    if (!a || a->n == 0) {
+    struct avg_acc acc, *a = &acc;
+    if (!acc_get(ctx, &acc)) {
         sqlite3_result_null(ctx);
         return;
     }
@@ -901,8 +914,8 @@ static void avg_final(sqlite3_context *ctx)
  * writes the digits of an integer column as a JSON number). */
 static void sum_final(sqlite3_context *ctx)
 {
-    struct avg_acc *a = sqlite3_aggregate_context(ctx, 0);
-    if (!a || a->n == 0) {
+    struct avg_acc acc, *a = &acc;
+    if (!acc_get(ctx, &acc)) {
         sqlite3_result_null(ctx);
         return;
     }
