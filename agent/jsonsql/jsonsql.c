@@ -585,13 +585,36 @@ static int in_subquery(struct ctx *c, const cJSON *n, struct buf *out)
     return 0;
 }
 
+static int pg_bool(const char *s);
+
+/* A value of in's list against a column of type lt, read as PostgreSQL would
+ * read it there: a string for a boolean as a boolean; a date or timestamp
+ * literal not in the stored form, or a number, against text refused (the
+ * list compares as text in SQLite). */
+static int in_value(struct ctx *c, const cJSON *v, enum jsonsql_type lt, struct buf *out)
+{
+    char q[QBUF];
+    if (lt == JSQL_BOOL && cJSON_IsString(v)) {
+        int b = pg_bool(v->valuestring);
+        if (b < 0) return jsql_fail(c, "invalid input syntax for type boolean: %s", jsql_uqs(q, sizeof q, v->valuestring));
+        return jsql_add_param(c, out, (struct jsonsql_value){.type = SQLITE_INTEGER, .i = b});
+    }
+    if (lt == JSQL_TEXT && cJSON_IsString(v) && ts_literal(v->valuestring))
+        return jsql_fail(c, "in with the date or timestamp %s on a text column is not supported: write it "
+                            "'YYYY-MM-DD HH:MM:SS' or compare with eq", jsql_uqs(q, sizeof q, v->valuestring));
+    if (lt == JSQL_TEXT && (cJSON_IsNumber(v) || cJSON_IsBool(v)))
+        return jsql_fail(c, "comparing a text value with a %s is not supported (PostgreSQL has no such operator)",
+                         cJSON_IsBool(v) ? "boolean" : "number");
+    return jsql_emit_literal(c, v, out);
+}
+
 /* Values v and its siblings, at indexes i0.. of the list being compiled. */
-static int value_items(struct ctx *c, const cJSON *v, int i0, struct buf *out)
+static int value_items(struct ctx *c, const cJSON *v, int i0, enum jsonsql_type lt, struct buf *out)
 {
     for (int i = i0; v; v = v->next, i++) {
         if (i > i0) buf_puts(out, ", ");
         jsql_push_idx(c, i);
-        if (jsql_emit_literal(c, v, out)) return -1;
+        if (in_value(c, v, lt, out)) return -1;
         jsql_pop(c);
     }
     return 0;
@@ -601,9 +624,9 @@ static int value_items(struct ctx *c, const cJSON *v, int i0, struct buf *out)
  * [col, v], [col, {"values":[[v], ...]}], [col, {"select":...}] or
  * [col, [{"select":...}]]. A string here is always a value. An empty list is
  * SQLite's "x IN ()", false even for NULL x. */
-static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
+static int in_list(struct ctx *c, const cJSON *b, int direct, enum jsonsql_type lt, struct buf *out)
 {
-    if (direct) return value_items(c, b, 1, out);
+    if (direct) return value_items(c, b, 1, lt, out);
     jsql_push_idx(c, 1);
     if (cJSON_IsArray(b) && b->child && !b->child->next && jsql_is_subquery(b->child)) {
         jsql_push_idx(c, 0);
@@ -612,7 +635,7 @@ static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
     } else if (jsql_is_subquery(b)) {
         if (in_subquery(c, b, out)) return -1;
     } else if (cJSON_IsArray(b)) {
-        if (value_items(c, b->child, 0, out)) return -1;
+        if (value_items(c, b->child, 0, lt, out)) return -1;
     } else if (cJSON_IsObject(b) && b->child && !b->child->next && strcmp(b->child->string, "values") == 0) {
         const cJSON *vs = b->child;
         jsql_push_key(c, "values");
@@ -623,13 +646,13 @@ static int in_list(struct ctx *c, const cJSON *b, int direct, struct buf *out)
             if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 1)
                 return jsql_fail(c, "expected a row of one value [v]");
             if (i) buf_puts(out, ", ");
-            if (jsql_emit_literal(c, row->child, out)) return -1;
+            if (in_value(c, row->child, lt, out)) return -1;
             jsql_pop(c);
         }
         jsql_pop(c);
     } else if (cJSON_IsObject(b)) {
         return jsql_fail(c, "expected a list of values, {\"values\":[[v], ...]} or {\"select\":...}");
-    } else if (jsql_emit_literal(c, b, out)) {
+    } else if (in_value(c, b, lt, out)) {
         return -1;
     }
     jsql_pop(c);
@@ -769,11 +792,12 @@ static int compile_cond(struct ctx *c, const cJSON *e, const struct scope *sc, s
         if (nk < 2)
             return jsql_fail(c, "in expects [column, [values]], [column, v1, v2, ...], "
                                 "[column, {\"values\":[[v], ...]}] or [column, {\"select\":...}]");
+        struct colref lr;
         jsql_push_idx(c, 0);
-        if (jsql_operand(c, k->child, sc, out, LEFT, NULL)) return -1;
+        if (jsql_operand(c, k->child, sc, out, LEFT, &lr)) return -1;
         jsql_pop(c);
         buf_puts(out, " IN (");
-        if (in_list(c, k->child->next, nk > 2, out)) return -1;
+        if (in_list(c, k->child->next, nk > 2, lr.type, out)) return -1;
         buf_putc(out, ')');
         break;
     }

@@ -126,6 +126,16 @@ static void test_in_forms(void **state)
         "where.in[1].values[0]: expected a row of one value [v]");
     ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",{\"values\":3}]}}",
         "where.in[1].values: expected a list of one-value rows [[v], ...]");
+    /* Values read as PostgreSQL reads them against the column. */
+    sel(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"disabled\",\"yes\",\"on\"]}}",
+        "SELECT \"id\" FROM \"subscriber\" WHERE \"disabled\" IN (?1, ?2)", "[[2]]");
+    ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"created_at\",[\"2024-01-01\"]]}}",
+        "where.in[1][0]: in with the date or timestamp \"2024-01-01\" on a text column is not supported: write it "
+        "'YYYY-MM-DD HH:MM:SS' or compare with eq");
+    ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"username\",{\"values\":[[1]]}]}}",
+        "where.in[1].values[0]: comparing a text value with a number is not supported (PostgreSQL has no such operator)");
+    ese(f, "{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"in\":[\"disabled\",\"maybe\"]}}",
+        "where.in[1]: invalid input syntax for type boolean: \"maybe\"");
     e(f, "insert", "{\"into\":\"subscriber\",\"columns\":[\"id\",\"username\",\"info\"],"
                    "\"values\":[[9,\"x\",{\"select\":{\"data\":\"id\",\"from\":\"terminal\"}}]]}",
       "values[0][2]: a subquery {\"select\":...} is not valid here: only in from, and as the list of in");
