@@ -23,6 +23,9 @@ enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND }
 enum config_writes { WRITES_QUEUE, WRITES_FORWARD, WRITES_REFUSE };
 /* Who wins when a queued op's rows changed on the portal meanwhile. */
 enum config_conflict { CONFLICT_PORTAL, CONFLICT_AGENT };
+/* A select the cache cannot answer ([serve] unknown_tables, docs/interface.md
+ * "Pass-through"): forward it to the portal (the default), or refuse it. */
+enum config_unknown { UNKNOWN_FORWARD, UNKNOWN_REFUSE };
 
 struct config_table {
     char *name;                    /* portal table name */
@@ -71,6 +74,7 @@ struct config {
         int export_keep;           /* snapshots kept as delta bases for /export, default 4 */
         bool tokenless_writes;     /* tokenless_writes = "loopback": a server without a token
                                       forwards writes; default "refuse" */
+        enum config_unknown unknown_tables;   /* default UNKNOWN_FORWARD */
     } serve;
     struct {                       /* an edge agent: tables come from a hub agent, not the portal */
         char *url;                 /* the hub's base URL (no trailing '/'); NULL: not an edge */

@@ -95,13 +95,14 @@
 #define OUTBOX_BATCH_MAX 256          /* writes queued while the portal is known down: the one
                                          outbox worker takes up to this many waiting, one group
                                          commit for all (outbox_queue_writes) */
+#define PASS_WAITING_MAX 64           /* passed selects queued or running; more are "busy" */
 #define QUEUE_WORKERS_MAX 16
 #define NQUEUES 4
 #define OUTBOX_PROBE_MS 2000          /* at most one probe this often while ops wait for the portal */
 #define OUTBOX_IDLE_MS 2000           /* an idle sender looks at the outbox this often */
 #define OUTBOX_FAIL_MAX_MS (5 * 60 * 1000)   /* backoff cap after a local failure */
 
-enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT };
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT, JOB_SELECT };
 
 struct daemon;
 
@@ -111,10 +112,11 @@ struct job {
     int table;                        /* index in cfg->tables; -1 none */
     int full;                         /* PULL: snapshot */
     char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys */
-    char *method, *params;            /* WRITE */
+    char *method, *params;            /* WRITE; SELECT: params */
     serve_done_fn done;               /* FETCH, REFRESH */
     serve_write_done_fn wdone;        /* WRITE */
     serve_export_done_fn edone;       /* EXPORT */
+    serve_select_done_fn sdone;       /* SELECT */
     char *base_id;                    /* EXPORT: delta base; NULL snapshot */
     void *arg;
     /* results, read on the loop thread */
@@ -122,7 +124,8 @@ struct job {
     enum remote_status rs;            /* the portal's answer class */
     struct pull_result pr;            /* PULL */
     char msg[IA_ERRLEN];              /* FETCH/WRITE error */
-    struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
+    struct buf rows;                  /* WRITE: the portal's result (rows or a count); SELECT: its
+                                         result, or its JSON-RPC error (rs REMOTE_ERPC/EFORBIDDEN) */
     int repull;                       /* WRITE: the touched rows were not re-read */
     int may_queue;                    /* WRITE: the table's policy is `queue` */
     uint64_t op_id;                   /* WRITE: queued in the outbox as this op (0: not queued) */
@@ -181,6 +184,8 @@ struct daemon {
     uint64_t pull_errors;
     struct export_hub *hub;           /* /export files */
     uint64_t exports;
+    int passing;                      /* passed selects queued or running (loop thread) */
+    uint64_t passes, pass_errors, pass_busy;
     /* edge mode */
     upstream *up;                     /* NULL: not an edge */
     struct event *up_timer;
@@ -395,6 +400,19 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
     case JOB_WRITE:
         run_write(d, &c, j);   /* writes while the portal is known down: queue_writes */
         break;
+    case JOB_SELECT: {
+        struct buf e = {0};
+        j->rs = remote_select(w->remote, j->params, &j->rows, &e, j->msg, sizeof j->msg);
+        j->ok = j->rs == REMOTE_OK;
+        if (!j->ok && e.len) {         /* the portal's own refusal: passed on as it sent it */
+            buf_reset(&j->rows);
+            buf_append(&j->rows, e.p, e.len);
+        } else if (!j->ok) {
+            buf_reset(&j->rows);
+        }
+        buf_free(&e);
+        break;
+    }
     case JOB_UPSTREAM:
         pthread_mutex_lock(&d->wlock);
         j->ok = upstream_sync(d->up, d->st.db_path, d->st.dir, &j->ur, j->msg, sizeof j->msg) == 0;
@@ -727,6 +745,13 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
     case JOB_COMPACT:
         compact_done(d, j);
         break;
+    case JOB_SELECT: {
+        d->passing--;
+        int st = j->ok ? SERVE_PASS_OK : j->rows.len ? SERVE_PASS_RPC : SERVE_PASS_FAILED;
+        if (st == SERVE_PASS_FAILED) d->pass_errors++;
+        j->sdone(j->arg, st, st == SERVE_PASS_FAILED ? NULL : j->rows.p, j->ok ? NULL : j->msg);
+        break;
+    }
     case JOB_EXPORT:
         break;
     }
@@ -977,6 +1002,42 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
     return 0;
 }
 
+/* A select the cache cannot answer (serve.h: Pass-through) goes to the portal
+ * on an interactive worker; at most PASS_WAITING_MAX wait at once (the rest
+ * are answered "busy": a client storm must not grow the queue without bound).
+ * While the portal is known down it is not asked: reads never wait on it. */
+static int hook_select(void *ctx, const char *params_json, serve_select_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    char msg[IA_ERRLEN];
+    if (atomic_load(&d->stop)) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) {
+        time_t t = (time_t)(d->unreachable_since_ms / 1000);
+        struct tm tm;
+        char when[40];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(msg, sizeof msg, "no answer from %s since %s", d->cfg->remote.url ? d->cfg->remote.url : "it", when);
+        d->pass_errors++;
+        done(arg, SERVE_PASS_FAILED, NULL, msg);
+        return 0;
+    }
+    if (d->passing >= PASS_WAITING_MAX) {
+        snprintf(msg, sizeof msg, "%d selects already wait for it; try again", d->passing);
+        d->pass_busy++;
+        done(arg, SERVE_PASS_BUSY, NULL, msg);
+        return 0;
+    }
+    struct job *j = job_new(JOB_SELECT, -1);
+    j->params = xstrdup(params_json);
+    j->sdone = done;
+    j->arg = arg;
+    d->passing++;
+    d->passes++;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
 static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
 {
     struct daemon *d = ctx;
@@ -1141,6 +1202,13 @@ static void hook_metrics(void *ctx, struct buf *out)
                     "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
                     "# TYPE iptv_agent_journal_segments gauge\niptv_agent_journal_segments %zu\n",
                (unsigned long long)bytes, n);
+    buf_printf(out, "# HELP iptv_agent_pass_selects_total Selects the cache could not answer, by outcome: sent to "
+                    "the portal, failed (not reached), busy (refused, too many waiting).\n"
+                    "# TYPE iptv_agent_pass_selects_total counter\n"
+                    "iptv_agent_pass_selects_total{outcome=\"sent\"} %llu\n"
+                    "iptv_agent_pass_selects_total{outcome=\"failed\"} %llu\n"
+                    "iptv_agent_pass_selects_total{outcome=\"busy\"} %llu\n",
+               (unsigned long long)d->passes, (unsigned long long)d->pass_errors, (unsigned long long)d->pass_busy);
 }
 
 /* ---- run ----------------------------------------------------------------------------------- */
@@ -1201,10 +1269,11 @@ static int start_serving(struct daemon *d, const char *token, char *err, size_t 
     const struct config *cfg = d->cfg;
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
-                                hook_metrics, hook_export, hook_refresh};
+                                hook_metrics, hook_export, hook_refresh, hook_select};
     if (d->up) {
         hooks.fetch = NULL;            /* misses are answered from the cache */
         hooks.refresh = NULL;
+        hooks.select = NULL;           /* the hub's tables only */
         hooks.write = edge_write;
         hooks.sync = edge_sync;
     }

@@ -33,6 +33,7 @@
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
 #include "agent/serve/serve_db.h"
+#include "agent/serve/serve_pass.h"
 #include "agent/serve/status.h"
 #include "replay/replay.h"
 
@@ -99,6 +100,7 @@ struct sreq {
     const cJSON *od_lit;               /* the key literal (in doc) */
     char *od_value;                    /* the key literal, JSON; refreshing: the keys, a JSON array */
     int refreshing;                    /* the hook is refresh (stale rows), not fetch (a miss) */
+    const char *pass_table;            /* passed to hooks->select for this table (in doc) */
     int64_t rows;                      /* rows in the answer answer_select made */
     int in_hook;                       /* the hook has not returned yet */
     int hook_done;                     /* done was called */
@@ -212,6 +214,7 @@ static void finish(struct sreq *r)
         }
         if (rep->cache_stale >= 0) evhttp_add_header(oh, "X-Cache-Stale", rep->cache_stale ? "true" : "false");
         if (rep->cache_error[0]) evhttp_add_header(oh, "X-Cache-Error", rep->cache_error);
+        if (rep->cache) evhttp_add_header(oh, "X-Cache", rep->cache);
         if (rep->export_id[0]) evhttp_add_header(oh, "X-Export-Id", rep->export_id);
         if (rep->export_base[0]) evhttp_add_header(oh, "X-Export-Base", rep->export_base);
         if (rep->write_queued[0]) evhttp_add_header(oh, "X-Write-Queued", rep->write_queued);
@@ -250,6 +253,7 @@ static void reply_error(struct sreq *r, int status, const char *fmt, ...)
     r->rep.status = status;
     r->rep.cache_age = -1;
     r->rep.cache_stale = -1;
+    r->rep.cache = NULL;
     buf_puts(&r->rep.body, "{\"error\":");
     put_str(&r->rep.body, msg);
     buf_puts(&r->rep.body, "}");
@@ -281,6 +285,7 @@ static void rpc_error(struct sreq *r, int status, int code, const char *fmt, ...
     r->rep.status = status;
     r->rep.cache_age = -1;
     r->rep.cache_stale = -1;
+    r->rep.cache = NULL;
     buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
     put_id(b, req_id(r));
     buf_printf(b, ",\"error\":{\"code\":%d,\"message\":", code);
@@ -543,6 +548,7 @@ static int answer_select(struct sreq *r, int may_fetch)
         buf_puts(b, ",\"result\":[]}");
         char *names[1] = {r->od->name};
         cache_headers(s, names, 1, &r->rep);
+        r->rep.cache = "hit";
         return 0;
     }
     struct jsonsql_limits lim = {.max_depth = s->max_depth};
@@ -604,6 +610,7 @@ static int answer_select(struct sreq *r, int may_fetch)
     if (rows == 0 && may_fetch && r->od && s->hooks.fetch) return 1;
     buf_puts(b, "]}");
     cache_headers(s, e->tables, e->ntables, &r->rep);
+    r->rep.cache = "hit";
     r->rows = rows;
     if (r->od && rows > 0) {
         /* A key lookup's freshness is its row's, not the table's. */
@@ -650,11 +657,66 @@ static void fetch_done(void *arg, int status, const char *msg)
     if (!r->in_hook) fetch_finish(r);
 }
 
-/* 0 answered, 1 parked on the fetch hook. */
+static void pass_finish(struct sreq *r)
+{
+    unpark(r);
+    int st = r->hook_status;
+    if (st == SERVE_PASS_OK || st == SERVE_PASS_RPC) {
+        pass_reply(&r->rep.body, req_id(r), st == SERVE_PASS_OK ? "result" : "error", r->hook_rows);
+        r->rep.cache = "pass";
+    } else {
+        rpc_error(r, 200, st == SERVE_PASS_BUSY ? SERVE_ERR_BUSY : SERVE_ERR_NOT_CACHED,
+                  "table %s is not cached and the portal is %s: %s", r->pass_table,
+                  st == SERVE_PASS_BUSY ? "busy" : "unreachable", r->hook_msg);
+        header_text(r->rep.cache_error, sizeof r->rep.cache_error, r->hook_msg);
+    }
+    finish(r);
+}
+
+static void pass_done(void *arg, int status, const char *json, const char *msg)
+{
+    struct sreq *r = arg;
+    if (!r->s) { sreq_free(r); return; }
+    r->hook_status = status;
+    r->hook_msg = xstrdup(msg && *msg ? msg : "no answer");
+    r->hook_rows = json ? xstrdup(json) : NULL;
+    r->hook_done = 1;
+    if (!r->in_hook) pass_finish(r);
+}
+
+/* A select the cache cannot answer (serve.h: Pass-through): 0 answered, 1 parked. */
+static int run_pass(struct sreq *r, const cJSON *params, const char *table)
+{
+    serve *s = r->s;
+    struct buf pj = {0};
+    json_write_tree(&pj, params);
+    r->pass_table = table;
+    park(r);
+    r->in_hook = 1;
+    int rc = s->hooks.select(s->hooks.ctx, pj.p, pass_done, r);
+    r->in_hook = 0;
+    buf_free(&pj);
+    if (rc != 0 && !r->hook_done) {
+        r->hook_status = SERVE_PASS_FAILED;
+        r->hook_msg = xstrdup("the agent cannot ask it now");
+        r->hook_done = 1;
+    }
+    if (!r->hook_done) return 1;
+    pass_finish(r);
+    return 0;
+}
+
+/* 0 answered, 1 parked on the fetch or select hook. */
 static int run_select(struct sreq *r)
 {
     serve *s = r->s;
-    r->od = on_demand_lookup(s, cJSON_GetObjectItemCaseSensitive(r->doc, "params"), &r->od_lit);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
+    r->od = on_demand_lookup(s, params, &r->od_lit);
+    if (!r->od && s->hooks.select && s->cfg->serve.unknown_tables != UNKNOWN_REFUSE) {
+        sdb_check(&s->db, 0);
+        const char *t = pass_uncached(s->cfg, &s->db, params);
+        if (t) return run_pass(r, params, t);
+    }
     int want = answer_select(r, r->od != NULL);
     if (want == 0) {
         finish(r);

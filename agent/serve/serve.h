@@ -28,6 +28,18 @@
  *   X-Cache-Error. For a key lookup X-Cache-Age is the row's age. Without a fetch
  *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
  *   each waits for its own hook only.
+ * - Pass-through. A select that names a table the cache cannot answer for
+ *   (serve_pass.h: not in cache.db, or configured and never pulled to the
+ *   end; one such table among cached ones is enough: the statement goes
+ *   whole) goes to hooks->select unless [serve] unknown_tables = "refuse".
+ *   The portal's answer goes back as it sent it (its `result`, or its JSON-RPC
+ *   `error`) with X-Cache: pass and no X-Cache-Age/-Stale; answers from the
+ *   cache say X-Cache: hit. When the hook fails (the daemon's fails at once
+ *   while it knows the portal is down: reads never wait on a dead portal), the
+ *   answer is SERVE_ERR_NOT_CACHED "table T is not cached and the portal is
+ *   unreachable: ..." with X-Cache-Error, never `[]`; too many passed selects
+ *   waiting is SERVE_ERR_BUSY "table T is not cached and the portal is busy". Without a select hook
+ *   (an edge, tests) such a select is answered from the cache as before.
  * - Writes: serve only passes them to hooks->write, which decides by the
  *   table's `writes` policy (docs/outbox.md). Without a write hook, or when it
  *   fails, the answer is a JSON-RPC error -32603 "portal write failed: ...
@@ -76,6 +88,8 @@
 
 /* The JSON-RPC error code of an on_demand miss the portal could not be asked about. */
 #define SERVE_ERR_NOT_CACHED (-32004)
+/* ... of a passed select refused because too many wait for the portal. */
+#define SERVE_ERR_BUSY (-32005)
 
 /* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
 typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
@@ -90,6 +104,12 @@ typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
 enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2, SERVE_WRITE_QUEUED = 1,
        SERVE_WRITE_REFUSED = -3 };
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
+/* Completion of a passed select. SERVE_PASS_OK: json is the portal's `result`
+ * as it sent it; SERVE_PASS_RPC: the portal refused it, json its `error`
+ * member; SERVE_PASS_FAILED: the portal was not reached or its answer was
+ * unusable (msg); SERVE_PASS_BUSY: too many selects wait for it (msg). */
+enum { SERVE_PASS_OK = 0, SERVE_PASS_RPC = 1, SERVE_PASS_FAILED = -1, SERVE_PASS_BUSY = -2 };
+typedef void (*serve_select_done_fn)(void *arg, int status, const char *json, const char *msg);
 
 /* An export file to send as a reply body. */
 struct serve_file {
@@ -126,6 +146,10 @@ struct serve_hooks {
      * (a JSON array of key literals) again, replace those the portal has and
      * delete the others, then call done. NULL: stale rows are served marked stale. */
     int (*refresh)(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg);
+    /* A select the cache cannot answer (Pass-through): send params (a JSON
+     * object text) to the portal as a select, then call done. -1: not started
+     * (answered as unreachable). NULL: answered from the cache. */
+    int (*select)(void *ctx, const char *params_json, serve_select_done_fn done, void *arg);
 };
 
 struct serve_opts {
@@ -176,6 +200,7 @@ struct serve_reply {
     int64_t file_size;
     char export_id[40], export_base[40];   /* X-Export-Id / X-Export-Base when not empty */
     char write_queued[24];         /* X-Write-Queued (the op id) when not empty */
+    const char *cache;             /* X-Cache: "hit" (from cache.db), "pass" (the portal's); NULL none */
 };
 
 /* Called once with the reply, which is valid during the call only. */

@@ -318,7 +318,7 @@ static void test_key_and_section_errors(void **state)
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain, compact_interval)");
     expect_err("[serve]\nport = 1\n",
-               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes)");
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes, unknown_tables)");
     expect_err("verbose = true\n[remote]\n",
                "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
                "[remote], [storage], [serve], ...)");
@@ -488,6 +488,18 @@ static void test_serve_listen(void **state)
                "a.toml:2:20: key `tokenless_writes`: \"yes\": expected \"refuse\" or \"loopback\"");
     expect_err("[serve]\ntokenless_writes = true\n",
                "a.toml:2:20: key `tokenless_writes`: expected string, got boolean");
+    /* a select the cache cannot answer: forwarded by default */
+    parse_ok("", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_FORWARD);
+    config_free(&c);
+    parse_ok("[serve]\nunknown_tables = \"refuse\"\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_REFUSE);
+    config_free(&c);
+    parse_ok("[serve]\nunknown_tables = \"forward\"\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_FORWARD);
+    config_free(&c);
+    expect_err("[serve]\nunknown_tables = \"cache\"\n",
+               "a.toml:2:18: key `unknown_tables`: unknown value \"cache\" (\"forward\", \"refuse\")");
 }
 
 static void test_listen_helpers(void **state)

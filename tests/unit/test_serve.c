@@ -1093,6 +1093,130 @@ static void test_export_routes(void **state)
     th_resp_free(&r);
 }
 
+/* ---- pass-through ------------------------------------------------------------------------------ */
+
+struct pass_hook {
+    int mode;                            /* 0 the fake portal, 1 its JSON-RPC error, 2 failed, 3 busy, 4 refuse */
+    int calls;
+    char params[512];
+    CURL *curl;                          /* the loop thread's own (the test thread's waits in srv_select) */
+};
+
+/* As the daemon's hook: send the select to the portal, hand back its result. */
+static int h_select(void *ctx, const char *params_json, serve_select_done_fn done, void *arg)
+{
+    struct pass_hook *h = ctx;
+    h->calls++;
+    snprintf(h->params, sizeof h->params, "%s", params_json);
+    if (h->mode == 1) done(arg, SERVE_PASS_RPC, "{\"code\":-32602,\"message\":\"relation \\\"x\\\" does not exist\"}", "x");
+    if (h->mode == 2) done(arg, SERVE_PASS_FAILED, NULL, "select at P: connection refused\r\nX-Evil: 1");
+    if (h->mode == 3) done(arg, SERVE_PASS_BUSY, NULL, "64 selects already wait for it; try again");
+    if (h->mode != 0) return h->mode == 4 ? -1 : 0;
+    char url[300], auth[128];
+    struct buf b = {0};
+    struct th_resp r = {0};
+    snprintf(url, sizeof url, "%s/api/jsonsql/", g_site.portal.url);
+    snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", g_sid);
+    const char *hd[] = {auth, NULL};
+    buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":%s}", params_json);
+    th_http(h->curl, NULL, url, b.p, b.len, hd, &r);
+    const char *res = strstr(r.body.p, "\"result\":");   /* the fake portal ends with the result */
+    assert_non_null(res);
+    buf_reset(&b);
+    buf_append(&b, res + 9, strlen(res + 9) - 1);
+    done(arg, SERVE_PASS_OK, b.p, NULL);
+    buf_free(&b);
+    th_resp_free(&r);
+    return 0;
+}
+
+/* A select naming a table the cache cannot answer for goes to the portal
+ * whole (X-Cache: pass); cached ones are answered here (X-Cache: hit); a
+ * failure is an error naming the table, never []. */
+static void test_pass_through(void **state)
+{
+    struct pass_hook ph = {.curl = curl_easy_init()};
+    struct serve_hooks hooks = {.ctx = &ph, .select = h_select};
+    struct th_srv v;
+    start_default(&v, &hooks);
+    struct th_resp r = {0}, p = {0};
+    char h[128];
+    uint64_t before = cache_checksum();
+    const char *cached = "{\"data\":[\"id\",\"name\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":3}";
+    assert_int_equal(srv_select(&v, cached, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "hit");
+    assert_int_equal(ph.calls, 0);
+    /* not configured, a join of a cached and an uncached table, a subquery */
+    const char *passed[] = {
+        "{\"data\":[\"id\",\"name\",\"paid\"],\"from\":\"package\",\"order_by\":\"id\"}",
+        "{\"data\":[\"s.id\",\"p.name\"],\"from\":[{\"table\":\"subscriber\",\"as\":\"s\"},{\"join\":\"package\","
+        "\"as\":\"p\",\"on\":{\"eq\":[{\"s\":\"id\"},{\"p\":\"id\"}]}}],\"order_by\":\"s.id\"}",
+        "{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",{\"select\":{\"data\":[\"id\"],"
+        "\"from\":\"package\"}}]},\"order_by\":\"id\"}",
+    };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(srv_select(&v, passed[i], &r), 200);
+        assert_int_equal(portal_select(passed[i], &p), 200);
+        assert_string_equal(r.body.p, p.body.p);
+        assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+        assert_null(th_header(&r, "X-Cache-Stale", h, sizeof h));
+        assert_string_equal(ph.params, passed[i]);
+        assert_int_equal(ph.calls, i + 1);
+    }
+    /* configured but never pulled to the end: passed; then cached again */
+    exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
+    assert_int_equal(srv_select(&v, cached, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+    assert_int_equal(ph.calls, 4);
+    exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
+    assert_int_equal(srv_select(&v, cached, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "hit");
+    /* an on_demand key lookup keeps its own path */
+    char q[200];
+    snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"media\",\"where\":{\"eq\":[\"id\",%lld]}}", g_media_id);
+    assert_int_equal(srv_select(&v, q, &r), 200);
+    assert_int_equal(ph.calls, 4);
+    /* the portal's refusal as it sent it; failures name the table */
+    ph.mode = 1;
+    assert_int_equal(srv_select(&v, passed[0], &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":"
+                                  "\"relation \\\"x\\\" does not exist\"}}");
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+    ph.mode = 2;
+    assert_int_equal(srv_select(&v, passed[1], &r), 200);
+    assert_string_equal(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32004,\"message\":\"table package "
+                                  "is not cached and the portal is unreachable: select at P: connection refused\\r\\n"
+                                  "X-Evil: 1\"}}");
+    assert_string_equal(th_header(&r, "X-Cache-Error", h, sizeof h), "select at P: connection refused  X-Evil: 1");
+    assert_null(th_header(&r, "X-Evil", h, sizeof h));
+    assert_null(th_header(&r, "X-Cache", h, sizeof h));
+    ph.mode = 3;
+    assert_int_equal(srv_select(&v, passed[0], &r), 200);
+    assert_contains(r.body.p, "\"code\":-32005,\"message\":\"table package is not cached and the portal is busy: 64 "
+                              "selects already wait for it; try again\"");
+    ph.mode = 4;
+    assert_int_equal(srv_select(&v, passed[0], &r), 200);
+    assert_contains(r.body.p, "\"code\":-32004,\"message\":\"table package is not cached and the portal is "
+                              "unreachable: the agent cannot ask it now\"");
+    assert_int_equal(ph.calls, 8);
+    assert_true(cache_checksum() == before);
+    assert_int_equal(th_srv_stop(&v), 0);
+    /* unknown_tables = "refuse": today's answer, the hook is not asked */
+    struct config refuse = g_cfg;
+    refuse.serve.unknown_tables = UNKNOWN_REFUSE;
+    struct serve_opts o = default_opts();
+    o.cfg = &refuse;
+    char err[512];
+    if (th_srv_start(&v, &o, &hooks, err, sizeof err) != 0) fail_msg("serve_new: %s", err);
+    assert_int_equal(srv_select(&v, passed[1], &r), 200);
+    assert_contains(r.body.p, "\"code\":-32602,\"message\":\"from[1].join: unknown table \\\"package\\\"\"");
+    assert_int_equal(ph.calls, 8);
+    assert_int_equal(th_srv_stop(&v), 0);
+    th_resp_free(&r);
+    th_resp_free(&p);
+    curl_easy_cleanup(ph.curl);
+}
+
 /* ---- writes ---------------------------------------------------------------------------------- */
 
 static void deferred_wdone(evutil_socket_t fd, short what, void *arg)
@@ -1353,6 +1477,7 @@ int main(void)
         cmocka_unit_test(test_on_demand),
         cmocka_unit_test(test_on_demand_ttl),
         cmocka_unit_test(test_direct_and_orphaned),
+        cmocka_unit_test(test_pass_through),
         cmocka_unit_test(test_writes),
         cmocka_unit_test(test_tokenless_writes),
         cmocka_unit_test(test_status_health_metrics),
