@@ -825,7 +825,7 @@ out:
     return rc;
 }
 
-static int no_pass(void *ctx, const char *params_json, serve_select_done_fn done, void *arg)
+static int no_pass(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg)
 {
     fprintf(stderr, "bench_serve: a cached read was passed to the portal: %s\n", params_json);
     return -1;

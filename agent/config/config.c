@@ -125,6 +125,7 @@ static const struct key KEYS[] = {
     {KEY(SEC_SERVE, "export_keep", K_INT, C_(serve.export_keep)), .min = 1, .max = 1000, .def = 4},
     {KEY(SEC_SERVE, "tokenless_writes", K_TOKENLESS, C_(serve.tokenless_writes)), .def = false},
     {KEY(SEC_SERVE, "unknown_tables", K_UNKNOWN, C_(serve.unknown_tables)), .def = UNKNOWN_FORWARD},
+    {KEY(SEC_SERVE, "max_auto_tables", K_INT, C_(serve.max_auto_tables)), .min = 0, .max = 1000, .def = 16},
 
     {KEY(SEC_UPSTREAM, "url", K_URL, C_(upstream.url))},
     {KEY(SEC_UPSTREAM, "token_env", K_ENVNAME, C_(upstream.token_env))},
@@ -591,7 +592,7 @@ static int get_choice(struct ctx *x, const struct toml_kv *kv, int n, const char
 
 static const char *writes_name(int i) { return config_writes_name((enum config_writes)i); }
 static const char *conflict_name(int i) { return config_conflict_name((enum config_conflict)i); }
-static const char *unknown_name(int i) { return i == UNKNOWN_FORWARD ? "forward" : "refuse"; }
+static const char *unknown_name(int i) { return i == UNKNOWN_FORWARD ? "forward" : i == UNKNOWN_CACHE ? "cache" : "refuse"; }
 
 static int get_columns(struct ctx *x, const struct toml_kv *kv, struct config_table *t)
 {
@@ -909,7 +910,7 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
             if (sec == SEC_UPSTREAM) upstream = tb;
         }
     }
-    table_free(&d);
+    c->defaults = d;                   /* config_free frees it */
     if (rc < 0) return -1;
     /* An edge mirrors its hub's cache: a table it pulled itself would make the
      * hub's deltas conflict (docs/export-format.md, Import). */
@@ -984,8 +985,23 @@ void config_free(struct config *c)
         if (sec != SEC_DEFAULTS && sec != SEC_TABLE) free_strings(sec, c);
     for (int i = 0; i < c->ntables; i++) table_free(&c->tables[i]);
     free(c->tables);
+    table_free(&c->defaults);
     memset(c, 0, sizeof *c);
 }
+
+void config_table_auto(const struct config *c, const char *name, struct config_table *out)
+{
+    table_copy(out, &c->defaults);
+    free(out->name);
+    out->name = xstrdup(name);
+    if (out->strategy == STRATEGY_INCREMENTAL) out->strategy = STRATEGY_FULL;
+    free(out->cursor);
+    out->cursor = NULL;
+    out->line = 0;
+    out->auto_added = true;
+}
+
+void config_table_free(struct config_table *t) { table_free(t); }
 
 const struct config_table *config_table_find(const struct config *c, const char *name)
 {

@@ -24,8 +24,9 @@ enum config_writes { WRITES_QUEUE, WRITES_FORWARD, WRITES_REFUSE };
 /* Who wins when a queued op's rows changed on the portal meanwhile. */
 enum config_conflict { CONFLICT_PORTAL, CONFLICT_AGENT };
 /* A select the cache cannot answer ([serve] unknown_tables, docs/interface.md
- * "Pass-through"): forward it to the portal (the default), or refuse it. */
-enum config_unknown { UNKNOWN_FORWARD, UNKNOWN_REFUSE };
+ * "Pass-through"): forward it to the portal (the default); forward it and
+ * start caching an unconfigured table (at most max_auto_tables); or refuse it. */
+enum config_unknown { UNKNOWN_FORWARD, UNKNOWN_CACHE, UNKNOWN_REFUSE };
 
 struct config_table {
     char *name;                    /* portal table name */
@@ -43,6 +44,8 @@ struct config_table {
     enum config_writes writes;     /* default WRITES_QUEUE */
     enum config_conflict conflict; /* default CONFLICT_PORTAL */
     int line;                      /* line of its [[table]] header, for messages */
+    bool auto_added;               /* added at run time (config_table_auto), columns named Field_N
+                                      but the key: statements naming others go to the portal */
 };
 
 struct config {
@@ -75,6 +78,7 @@ struct config {
         bool tokenless_writes;     /* tokenless_writes = "loopback": a server without a token
                                       forwards writes; default "refuse" */
         enum config_unknown unknown_tables;   /* default UNKNOWN_FORWARD */
+        int max_auto_tables;       /* tables `cache` adds at most, default 16 */
     } serve;
     struct {                       /* an edge agent: tables come from a hub agent, not the portal */
         char *url;                 /* the hub's base URL (no trailing '/'); NULL: not an edge */
@@ -86,6 +90,7 @@ struct config {
     } upstream;
     struct config_table *tables;
     int ntables;
+    struct config_table defaults;  /* [defaults] over the built-in ones (name NULL, no columns) */
 };
 
 /* Read and check a file. Returns 0, or -1 with err "path:line:col: ...". */
@@ -96,6 +101,12 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 void config_free(struct config *c);
 
 const struct config_table *config_table_find(const struct config *c, const char *name);
+/* A table `name` as a [[table]] with only its name would be: c->defaults, but
+ * a default strategy of incremental becomes full (its cursor is not known),
+ * no columns (all, named by introspection). *out owns its strings:
+ * config_table_free(). */
+void config_table_auto(const struct config *c, const char *name, struct config_table *out);
+void config_table_free(struct config_table *t);
 const char *config_strategy_name(enum config_strategy s);
 const char *config_writes_name(enum config_writes w);        /* "queue" "forward" "refuse" */
 const char *config_conflict_name(enum config_conflict c);    /* "portal" "agent" */

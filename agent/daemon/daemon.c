@@ -75,6 +75,7 @@
 #include "agent/serve/serve.h"
 #include "agent/pull/store.h"
 #include "replay/outbox.h"
+#include "replay/replay.h"
 #include "agent/ship/upstream.h"
 
 #include <event2/event.h>
@@ -111,7 +112,8 @@ struct job {
     struct daemon *d;
     int table;                        /* index in cfg->tables; -1 none */
     int full;                         /* PULL: snapshot */
-    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys */
+    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys;
+                                         SELECT: column = the table the cache could not answer for */
     char *method, *params;            /* WRITE; SELECT: params */
     serve_done_fn done;               /* FETCH, REFRESH */
     serve_write_done_fn wdone;        /* WRITE */
@@ -166,7 +168,11 @@ struct table_sched {
 };
 
 struct daemon {
-    const struct config *cfg;
+    const struct config *cfg;         /* &cfgv */
+    struct config cfgv;               /* the caller's, with a tables array of its own: room for the
+                                         tables unknown_tables = "cache" adds (the array never moves) */
+    int base_tables, tables_cap;      /* the caller's ntables; the room */
+    int auto_full;                    /* the cap was reached (logged once) */
     struct event_base *base;
     serve *srv;
     struct store st;
@@ -650,6 +656,37 @@ static void portal_failed(struct daemon *d, const char *why)
     d->next_probe_ms = clock_wall_ms() + jittered(d, wait);
 }
 
+/* unknown_tables = "cache": a table the portal just answered a select on, not
+ * configured, is added as [defaults] says (config_table_auto) and pulled now,
+ * then on its schedule, for the daemon's lifetime (not written to the config:
+ * after a restart it is forwarded, and added again on its first access). At
+ * most [serve] max_auto_tables; past that, forwarded only. The tables array
+ * has room for them (daemon_run), so the entries workers use never move. */
+static void cache_table(struct daemon *d, const char *name)
+{
+    char err[IA_ERRLEN];
+    if (d->cfg->serve.unknown_tables != UNKNOWN_CACHE || d->up || config_table_find(d->cfg, name) ||
+        replay_check_name(name, err, sizeof err) != 0)
+        return;
+    if (d->cfgv.ntables >= d->tables_cap) {
+        if (!d->auto_full)
+            log_warn("table %s: not cached: unknown_tables = \"cache\" added %d tables already ([serve] "
+                     "max_auto_tables); selects on it and on later ones are forwarded only", name,
+                     d->cfg->serve.max_auto_tables);
+        d->auto_full = 1;
+        return;
+    }
+    int i = d->cfgv.ntables;
+    config_table_auto(d->cfg, name, &d->cfgv.tables[i]);
+    d->ts[i] = (struct table_sched){.d = d, .index = i};
+    d->ts[i].timer = evtimer_new(d->base, on_timer, &d->ts[i]);
+    d->cfgv.ntables++;
+    const struct config_table *t = &d->cfg->tables[i];
+    log_info("table %s: cached from now on (unknown_tables = \"cache\", %s, %d of %d)", name,
+             config_strategy_name(t->strategy), i - d->base_tables + 1, d->cfg->serve.max_auto_tables);
+    if (t->strategy != STRATEGY_ON_DEMAND) queue_pull(d, i, 1);
+}
+
 static void job_done(evutil_socket_t fd, short what, void *arg)
 {
     struct job *j = arg;
@@ -747,6 +784,7 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
         break;
     case JOB_SELECT: {
         d->passing--;
+        if (j->ok && !atomic_load(&d->stop)) cache_table(d, j->column);
         int st = j->ok ? SERVE_PASS_OK : j->rows.len ? SERVE_PASS_RPC : SERVE_PASS_FAILED;
         if (st == SERVE_PASS_FAILED) d->pass_errors++;
         j->sdone(j->arg, st, st == SERVE_PASS_FAILED ? NULL : j->rows.p, j->ok ? NULL : j->msg);
@@ -1006,7 +1044,7 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
  * on an interactive worker; at most PASS_WAITING_MAX wait at once (the rest
  * are answered "busy": a client storm must not grow the queue without bound).
  * While the portal is known down it is not asked: reads never wait on it. */
-static int hook_select(void *ctx, const char *params_json, serve_select_done_fn done, void *arg)
+static int hook_select(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg)
 {
     struct daemon *d = ctx;
     char msg[IA_ERRLEN];
@@ -1030,6 +1068,7 @@ static int hook_select(void *ctx, const char *params_json, serve_select_done_fn 
     }
     struct job *j = job_new(JOB_SELECT, -1);
     j->params = xstrdup(params_json);
+    j->column = xstrdup(table);
     j->sdone = done;
     j->arg = arg;
     d->passing++;
@@ -1300,7 +1339,7 @@ static void schedule(struct daemon *d)
 {
     const struct config *cfg = d->cfg;
     char err[IA_ERRLEN];
-    d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
+    d->ts = xcalloc((size_t)d->tables_cap + 1, sizeof *d->ts);
     for (int i = 0; i < cfg->ntables; i++) {
         const struct config_table *t = &cfg->tables[i];
         d->ts[i].d = d;
@@ -1386,6 +1425,8 @@ static void daemon_free(struct daemon *d)
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);
     free(d->ts);
+    for (int i = d->base_tables; i < d->cfgv.ntables; i++) config_table_free(&d->cfgv.tables[i]);
+    free(d->cfgv.tables);
     free(d);
 }
 
@@ -1395,7 +1436,13 @@ int daemon_run(const struct config *cfg, const char *token)
     evthread_use_pthreads();
     struct daemon *d = xcalloc(1, sizeof *d);
     atomic_init(&d->stop, 0);
-    d->cfg = cfg;
+    d->cfgv = *cfg;                    /* strings shared with the caller's, read only */
+    d->base_tables = cfg->ntables;
+    d->tables_cap = cfg->ntables + (cfg->serve.unknown_tables == UNKNOWN_CACHE && !cfg->upstream.url
+                                        ? cfg->serve.max_auto_tables : 0);
+    d->cfgv.tables = xcalloc((size_t)d->tables_cap + 1, sizeof *d->cfgv.tables);
+    if (cfg->ntables) memcpy(d->cfgv.tables, cfg->tables, (size_t)cfg->ntables * sizeof *cfg->tables);
+    d->cfg = &d->cfgv;
     d->portal = -1;
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);

@@ -693,7 +693,7 @@ static int run_pass(struct sreq *r, const cJSON *params, const char *table)
     r->pass_table = table;
     park(r);
     r->in_hook = 1;
-    int rc = s->hooks.select(s->hooks.ctx, pj.p, pass_done, r);
+    int rc = s->hooks.select(s->hooks.ctx, table, pj.p, pass_done, r);
     r->in_hook = 0;
     buf_free(&pj);
     if (rc != 0 && !r->hook_done) {
@@ -714,7 +714,7 @@ static int run_select(struct sreq *r)
     r->od = on_demand_lookup(s, params, &r->od_lit);
     if (!r->od && s->hooks.select && s->cfg->serve.unknown_tables != UNKNOWN_REFUSE) {
         sdb_check(&s->db, 0);
-        const char *t = pass_uncached(s->cfg, &s->db, params);
+        const char *t = pass_uncached(s->cfg, &s->db, params, s->max_depth);
         if (t) return run_pass(r, params, t);
     }
     int want = answer_select(r, r->od != NULL);

@@ -147,9 +147,11 @@ struct serve_hooks {
      * delete the others, then call done. NULL: stale rows are served marked stale. */
     int (*refresh)(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg);
     /* A select the cache cannot answer (Pass-through): send params (a JSON
-     * object text) to the portal as a select, then call done. -1: not started
-     * (answered as unreachable). NULL: answered from the cache. */
-    int (*select)(void *ctx, const char *params_json, serve_select_done_fn done, void *arg);
+     * object text) to the portal as a select, then call done. table: the
+     * first table it names that the cache cannot answer for (unknown_tables =
+     * "cache" caches it). -1: not started (answered as unreachable). NULL:
+     * answered from the cache. */
+    int (*select)(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg);
 };
 
 struct serve_opts {

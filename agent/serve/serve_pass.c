@@ -7,27 +7,35 @@
 #include "agent/base/json.h"
 #include "agent/serve/status.h"
 
+struct walk {
+    const struct config *cfg;
+    const struct sdb *db;
+    const char *added;             /* a cached table unknown_tables = "cache" added, or NULL */
+};
+
 /* 1 when the cache can answer for table `name`. */
-static int cached(const struct config *cfg, const struct sdb *db, const char *name)
+static int cached(struct walk *w, const char *name)
 {
-    if (jsonsql_catalog_ncolumns(db->cat, name) < 0) return 0;
-    const struct config_table *t = config_table_find(cfg, name);
-    if (!t || t->strategy == STRATEGY_ON_DEMAND) return 1;   /* an edge's, a former table's, or lookups' */
-    const struct replay_brief *b = status_brief(db->tables, db->ntables, name);
-    return b && b->last_success_ms > 0;
+    const struct config_table *t = config_table_find(w->cfg, name);
+    if (!t || jsonsql_catalog_ncolumns(w->db->cat, name) < 0) return 0;
+    if (t->strategy == STRATEGY_ON_DEMAND) return 1;         /* lookups have their own path */
+    const struct replay_brief *b = status_brief(w->db->tables, w->db->ntables, name);
+    if (!b || b->last_success_ms <= 0) return 0;
+    if (t->auto_added) w->added = t->name;
+    return 1;
 }
 
-static const char *walk(const struct config *cfg, const struct sdb *db, const cJSON *n);
+static const char *walk(struct walk *w, const cJSON *n);
 
 /* A `from` value or one of its items: a name, {"table"|"join"|"left_join": name,
  * ...}, a list of those, or a subquery (walked as any other node). */
-static const char *source(const struct config *cfg, const struct sdb *db, const cJSON *v)
+static const char *source(struct walk *w, const cJSON *v)
 {
     static const char *const keys[] = {"table", "join", "left_join"};
-    if (cJSON_IsString(v)) return cached(cfg, db, v->valuestring) ? NULL : v->valuestring;
+    if (cJSON_IsString(v)) return cached(w, v->valuestring) ? NULL : v->valuestring;
     if (cJSON_IsArray(v)) {
         for (const cJSON *it = v->child; it; it = it->next) {
-            const char *u = source(cfg, db, it);
+            const char *u = source(w, it);
             if (u) return u;
         }
         return NULL;
@@ -35,28 +43,37 @@ static const char *source(const struct config *cfg, const struct sdb *db, const 
     if (cJSON_IsObject(v))
         for (int i = 0; i < 3; i++) {
             const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, keys[i]);
-            if (cJSON_IsString(t) && !cached(cfg, db, t->valuestring)) return t->valuestring;
+            if (cJSON_IsString(t) && !cached(w, t->valuestring)) return t->valuestring;
         }
-    return walk(cfg, db, v);
+    return walk(w, v);
 }
 
 /* Every object member named `from` anywhere below n (subqueries in where,
  * data, joins) is a source. */
-static const char *walk(const struct config *cfg, const struct sdb *db, const cJSON *n)
+static const char *walk(struct walk *w, const cJSON *n)
 {
     for (const cJSON *k = n ? n->child : NULL; k; k = k->next) {
-        const char *u = k->string && strcmp(k->string, "from") == 0 ? source(cfg, db, k)
-                        : (cJSON_IsObject(k) || cJSON_IsArray(k)) ? walk(cfg, db, k) : NULL;
+        const char *u = k->string && strcmp(k->string, "from") == 0 ? source(w, k)
+                        : (cJSON_IsObject(k) || cJSON_IsArray(k)) ? walk(w, k) : NULL;
         if (u) return u;
     }
     return NULL;
 }
 
-const char *pass_uncached(const struct config *cfg, const struct sdb *db, const cJSON *params)
+const char *pass_uncached(const struct config *cfg, const struct sdb *db, const cJSON *params, int max_depth)
 {
-    return cJSON_IsObject(params) ? walk(cfg, db, params) : NULL;
+    struct walk w = {cfg, db, NULL};
+    const char *u = cJSON_IsObject(params) ? walk(&w, params) : NULL;
+    if (u || !w.added) return u;
+    /* A table `cache` added knows its columns as Field_N (the portal names
+     * none) but its key: a statement naming others is the portal's to answer. */
+    struct jsonsql_limits lim = {.max_depth = max_depth};
+    struct jsonsql_stmt st = {0};
+    char err[256];
+    int bad = jsonsql_compile(db->cat, "select", params, &lim, &st, err, sizeof err) != 0;
+    jsonsql_stmt_free(&st);
+    return bad ? w.added : NULL;
 }
-
 void pass_reply(struct buf *b, const cJSON *id, const char *member, const char *json)
 {
     buf_reset(b);

@@ -11,6 +11,11 @@
 #    X-Cache: hit with the same rows;
 #  - tv_channel (not configured) is forwarded, also joined with tv_program;
 #    the portal's JSON-RPC error comes back as it sent it;
+#  - unknown_tables = "cache" (max_auto_tables = 1, a second daemon): the first
+#    select on tv_channel passes, then tv_channel appears in /status, is
+#    pulled and answers hit ("*": the portal names no columns, so one naming
+#    columns other than the key still passes); package, over the cap, is only
+#    ever forwarded;
 #  - portal killed: tv_channel is JSON-RPC error -32004 naming the table, never
 #    [], while tv_program still answers from the cache;
 #  - unknown_tables = "refuse": tv_channel is the local "unknown table" error.
@@ -96,6 +101,58 @@ grep -q '^iptv_agent_pass_selects_total{outcome="sent"} 4$' "$HTTP_BODY" || fail
 ok "not configured (alone, joined with a cached table): the portal's rows, X-Cache: pass; its error as it sent it"
 
 # 4 ------------------------------------------------------------------------------
+# unknown_tables = "cache", at most one table: a second daemon on its own storage
+scen_config --dir "$SCEN_DIR/cdata" "$SCEN_DIR/cache.toml" <<TOML
+
+[serve]
+listen = "127.0.0.1:0"
+token_env = "PASS_TOKEN"
+unknown_tables = "cache"
+max_auto_tables = 1
+
+[defaults]
+chunk = 100
+
+[[table]]
+name = "tv_program"
+strategy = "on_demand"
+TOML
+start_daemon C "$SCEN_DIR/cache.log" -c "$SCEN_DIR/cache.toml" run
+D_URL_SAVED=$D_URL; D_URL=$C_URL
+http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
+SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
+CHANALL='{"data":["*"],"from":"tv_channel","order_by":"id","limit":3}'
+q "$CHANALL"
+[ "$(http_header X-Cache)" = pass ] || fail "cache mode, first access: X-Cache '$(http_header X-Cache)': $(cat "$HTTP_BODY")"
+cp "$HTTP_BODY" "$SCEN_DIR/chan.pass"
+chan_pulled() {
+  local s
+  s=$(curl -sS --max-time 5 -H "Authorization: Bearer $PASS_TOKEN" "$D_URL/status") || return 1
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); t=[x for x in d["tables"] if x["name"]=="tv_channel"]; sys.exit(0 if t and t[0]["last_success"] and t[0]["strategy"]=="full" else 1)' "$s"
+}
+wait_for 60 "tv_channel cached after its first access" chan_pulled
+q "$CHANALL"
+[ "$(http_header X-Cache)" = hit ] || fail "cache mode, after the pull: X-Cache '$(http_header X-Cache)': $(cat "$HTTP_BODY")"
+cmp -s "$HTTP_BODY" "$SCEN_DIR/chan.pass" || fail "cache mode: the cached answer differs from the passed one: $(cat "$HTTP_BODY")"
+# the portal names no columns: a cached table knows its own as Field_N but
+# the key, so a statement naming others still goes to the portal
+q "$CHAN"
+[ "$(http_header X-Cache)" = pass ] && grep -q '"result":\[\[' "$HTTP_BODY" || fail "cache mode, named columns: $(cat "$HTTP_BODY")"
+PKG='{"data":["id","name"],"from":"package","order_by":"id"}'
+q "$PKG"
+[ "$(http_header X-Cache)" = pass ] || fail "cache mode over the cap: $(cat "$HTTP_BODY")"
+wait_for 20 "the cap logged" grep -q 'max_auto_tables' "$SCEN_DIR/cache.log"
+q "$PKG"
+[ "$(http_header X-Cache)" = pass ] || fail "cache mode over the cap, again: $(cat "$HTTP_BODY")"
+http GET "$D_URL/status" "" -H "Authorization: Bearer $PASS_TOKEN"
+json_check "$HTTP_BODY" 'not [t for t in d["tables"] if t["name"] == "package"]' || fail "over the cap, package is in /status"
+kill "$C_PID"; wait_exit "$C_PID" 30
+D_URL=$D_URL_SAVED
+http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
+SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
+ok "unknown_tables = \"cache\": first access passes, then the table is in /status and answers hit; over max_auto_tables: forwarded only"
+
+# 5 ------------------------------------------------------------------------------
 kill_portal "$P_PID"
 q "$CHAN"
 grep -q '"code":-32004,"message":"table tv_channel is not cached and the portal is unreachable: ' "$HTTP_BODY" \
@@ -111,7 +168,7 @@ cmp -s "$HTTP_BODY" "$SCEN_DIR/prog.pass" || fail "portal down: the cached table
 [ "$(http_header X-Cache)" = hit ] && [ "$(http_header X-Cache-Stale)" = true ] || fail "portal down: cached headers"
 ok "portal down: -32004 naming the uncached table (never []); the cached table still answers, stale"
 
-# 5 ------------------------------------------------------------------------------
+# 6 ------------------------------------------------------------------------------
 kill "$D_PID"; wait_exit "$D_PID" 30
 write_cfg refuse
 start_daemon D "$DLOG" -c "$CFG" run

@@ -318,7 +318,7 @@ static void test_key_and_section_errors(void **state)
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain, compact_interval)");
     expect_err("[serve]\nport = 1\n",
-               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes, unknown_tables)");
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes, unknown_tables, max_auto_tables)");
     expect_err("verbose = true\n[remote]\n",
                "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
                "[remote], [storage], [serve], ...)");
@@ -497,9 +497,27 @@ static void test_serve_listen(void **state)
     config_free(&c);
     parse_ok("[serve]\nunknown_tables = \"forward\"\n", &c);
     assert_int_equal(c.serve.unknown_tables, UNKNOWN_FORWARD);
+    assert_int_equal(c.serve.max_auto_tables, 16);
     config_free(&c);
-    expect_err("[serve]\nunknown_tables = \"cache\"\n",
-               "a.toml:2:18: key `unknown_tables`: unknown value \"cache\" (\"forward\", \"refuse\")");
+    parse_ok("[serve]\nunknown_tables = \"cache\"\nmax_auto_tables = 2\n"
+             "[defaults]\nstrategy = \"incremental\"\nttl = \"5m\"\nchunk = 50\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_CACHE);
+    assert_int_equal(c.serve.max_auto_tables, 2);
+    /* a table `cache` adds: the defaults, but full (an incremental one's cursor is not known) */
+    struct config_table t;
+    config_table_auto(&c, "package", &t);
+    assert_string_equal(t.name, "package");
+    assert_int_equal(t.strategy, STRATEGY_FULL);
+    assert_null(t.cursor);
+    assert_int_equal(t.ttl_ms, 5 * 60 * 1000);
+    assert_int_equal(t.chunk, 50);
+    assert_string_equal(t.key, "id");
+    assert_int_equal(t.ncolumns, 0);
+    config_table_free(&t);
+    config_free(&c);
+    expect_err("[serve]\nunknown_tables = \"later\"\n",
+               "a.toml:2:18: key `unknown_tables`: unknown value \"later\" (\"forward\", \"cache\", \"refuse\")");
+    expect_err("[serve]\nmax_auto_tables = -1\n", "a.toml:2:19: key `max_auto_tables`: must be between 0 and 1000, got -1");
 }
 
 static void test_listen_helpers(void **state)

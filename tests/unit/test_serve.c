@@ -1098,15 +1098,16 @@ static void test_export_routes(void **state)
 struct pass_hook {
     int mode;                            /* 0 the fake portal, 1 its JSON-RPC error, 2 failed, 3 busy, 4 refuse */
     int calls;
-    char params[512];
+    char params[512], table[64];
     CURL *curl;                          /* the loop thread's own (the test thread's waits in srv_select) */
 };
 
 /* As the daemon's hook: send the select to the portal, hand back its result. */
-static int h_select(void *ctx, const char *params_json, serve_select_done_fn done, void *arg)
+static int h_select(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg)
 {
     struct pass_hook *h = ctx;
     h->calls++;
+    snprintf(h->table, sizeof h->table, "%s", table);
     snprintf(h->params, sizeof h->params, "%s", params_json);
     if (h->mode == 1) done(arg, SERVE_PASS_RPC, "{\"code\":-32602,\"message\":\"relation \\\"x\\\" does not exist\"}", "x");
     if (h->mode == 2) done(arg, SERVE_PASS_FAILED, NULL, "select at P: connection refused\r\nX-Evil: 1");
@@ -1161,12 +1162,14 @@ static void test_pass_through(void **state)
         assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
         assert_null(th_header(&r, "X-Cache-Stale", h, sizeof h));
         assert_string_equal(ph.params, passed[i]);
+        assert_string_equal(ph.table, "package");
         assert_int_equal(ph.calls, i + 1);
     }
     /* configured but never pulled to the end: passed; then cached again */
     exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
     assert_int_equal(srv_select(&v, cached, &r), 200);
     assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+    assert_string_equal(ph.table, "tv_channel");
     assert_int_equal(ph.calls, 4);
     exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
     assert_int_equal(srv_select(&v, cached, &r), 200);
