@@ -1204,6 +1204,32 @@ static void test_pass_through(void **state)
     assert_int_equal(ph.calls, 8);
     assert_true(cache_checksum() == before);
     assert_int_equal(th_srv_stop(&v), 0);
+    /* a table unknown_tables = "cache" added answers what compiles against its
+     * columns; a statement naming others is the portal's */
+    struct config added = g_cfg;
+    added.tables = calloc((size_t)g_cfg.ntables, sizeof *added.tables);
+    memcpy(added.tables, g_cfg.tables, (size_t)g_cfg.ntables * sizeof *added.tables);
+    for (int i = 0; i < added.ntables; i++) added.tables[i].auto_added = !strcmp(added.tables[i].name, "tv_channel");
+    struct serve_opts ao = default_opts();
+    ao.cfg = &added;
+    char aerr[512];
+    if (th_srv_start(&v, &ao, &hooks, aerr, sizeof aerr) != 0) fail_msg("serve_new: %s", aerr);
+    ph.mode = 1;                         /* the portal's refusal, canned (not a row from the hook's thread) */
+    assert_int_equal(srv_select(&v, cached, &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "hit");
+    assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+    assert_string_equal(ph.table, "tv_channel");
+    assert_int_equal(ph.calls, 9);
+    ph.calls--;                          /* the count the cases below expect */
+    assert_int_equal(th_srv_stop(&v), 0);
+    free(added.tables);
+    /* a configured table's bad statement is a local error */
+    start_default(&v, &hooks);
+    assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
+    assert_contains(r.body.p, "\"code\":-32602");
+    assert_int_equal(ph.calls, 8);
+    assert_int_equal(th_srv_stop(&v), 0);
     /* unknown_tables = "refuse": today's answer, the hook is not asked */
     struct config refuse = g_cfg;
     refuse.serve.unknown_tables = UNKNOWN_REFUSE;
