@@ -29,9 +29,10 @@
  *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
  *   each waits for its own hook only.
  * - Pass-through. A select that names a table the cache cannot answer for
- *   (serve_pass.h: not in cache.db, or configured and never pulled to the
- *   end; one such table among cached ones is enough: the statement goes
- *   whole) goes to hooks->select unless [serve] unknown_tables = "refuse".
+ *   (serve_pass.h: not configured, not in cache.db, or configured and never
+ *   pulled to the end; one such table among cached ones is enough: the
+ *   statement goes whole) goes to hooks->select unless [serve] unknown_tables
+ *   = "refuse" ("cache": the daemon also starts caching an unconfigured one).
  *   The portal's answer goes back as it sent it (its `result`, or its JSON-RPC
  *   `error`) with X-Cache: pass and no X-Cache-Age/-Stale; answers from the
  *   cache say X-Cache: hit. When the hook fails (the daemon's fails at once

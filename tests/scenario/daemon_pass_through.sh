@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pass-through (docs/interface.md, "Pass-through"): a select the cache cannot
 # answer goes to the portal. The fake portal answers every /api/ request after
-# 150 ms; tv_program (2000 rows, chunk 100: ~20 pages) is the configured table,
+# 80 ms; tv_program (1500 rows, chunk 100: ~15 pages) is the configured table,
 # so its first pull takes seconds; tv_channel is not configured.
 #  - the client logs in with authorize_user (password = the API token) and
 #    sends the session with every request;
@@ -21,7 +21,7 @@
 #  - unknown_tables = "refuse": tv_channel is the local "unknown table" error.
 # Every wait polls a condition against a deadline.
 source "$(dirname "$0")/lib.bash"
-scen_setup --pw 'pass-pw' --retries 0 --timeout 5s --no-config -- --rows 2000 --seed 3 --latency-ms 150
+scen_setup --pw 'pass-pw' --retries 0 --timeout 5s --no-config -- --rows 1500 --seed 3 --latency-ms 80
 export PASS_TOKEN=pass-token-0123456789
 write_cfg() {
   scen_config <<TOML
