@@ -3,9 +3,10 @@
  * Threads. The event loop thread owns the timers, the HTTP server (serve.h) and
  * all scheduling state. Workers do everything that talks to the portal:
  *   pulls        one table at a time (snapshots can take minutes);
- *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes
- *                and writes from the local API, so they never queue behind a
- *                snapshot, and several clients' misses are in flight at once
+ *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes,
+ *                writes, and selects the cache cannot answer (pass-through, at
+ *                most PASS_WAITING_MAX waiting) from the local API, so they
+ *                never queue behind a snapshot, and several clients' misses are in flight at once
  *                (each waits for the portal, not for the others);
  *   outbox       one thread for writes queued while the portal is known down:
  *                it never asks it, and takes every write waiting at once into
