@@ -537,7 +537,6 @@ static int answer_select(struct sreq *r, int may_fetch)
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
     char err[IA_ERRLEN];
     r->rows = 0;
-    sdb_check(&s->db, 0);
     if (r->od && jsonsql_catalog_ncolumns(s->db.cat, r->od->name) < 0) {
         /* The on_demand table was never fetched into cache.db: nothing cached. */
         if (may_fetch && s->hooks.fetch) return 1;
@@ -633,6 +632,7 @@ static int answer_select(struct sreq *r, int may_fetch)
 static void fetch_finish(struct sreq *r)
 {
     unpark(r);
+    sdb_check(&r->s->db, 0);              /* the hook changed cache.db */
     answer_select(r, 0);
     if (r->hook_status != 0 && r->rep.cache_stale >= 0) {
         if (!r->refreshing && r->rows == 0)
@@ -711,9 +711,9 @@ static int run_select(struct sreq *r)
 {
     serve *s = r->s;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
+    sdb_check(&s->db, 0);
     r->od = on_demand_lookup(s, params, &r->od_lit);
     if (!r->od && s->hooks.select && s->cfg->serve.unknown_tables != UNKNOWN_REFUSE) {
-        sdb_check(&s->db, 0);
         const char *t = pass_uncached(s->cfg, &s->db, params, s->max_depth);
         if (t) return run_pass(r, params, t);
     }
