@@ -789,9 +789,12 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
     case JOB_SELECT: {
         d->passing--;
         if (j->ok && !atomic_load(&d->stop)) cache_table(d, j->column);
-        int st = j->ok ? SERVE_PASS_OK : j->rows.len ? SERVE_PASS_RPC : SERVE_PASS_FAILED;
-        if (st == SERVE_PASS_FAILED) d->pass_errors++;
-        j->sdone(j->arg, st, st == SERVE_PASS_FAILED ? NULL : j->rows.p, j->ok ? NULL : j->msg);
+        /* Not reached (transport, or shutting down) is "unreachable"; any other
+         * answer without a result or a JSON-RPC error is one it cannot pass on. */
+        int st = j->ok ? SERVE_PASS_OK : j->rows.len ? SERVE_PASS_RPC
+               : j->rs == REMOTE_ETRANSPORT || j->rs == REMOTE_OK ? SERVE_PASS_FAILED : SERVE_PASS_BAD;
+        if (st < 0) d->pass_errors++;
+        j->sdone(j->arg, st, st < 0 ? NULL : j->rows.p, j->ok ? NULL : j->msg);
         break;
     }
     case JOB_EXPORT:

@@ -666,8 +666,8 @@ static void pass_finish(struct sreq *r)
         r->rep.cache = "pass";
     } else {
         rpc_error(r, 200, st == SERVE_PASS_BUSY ? SERVE_ERR_BUSY : SERVE_ERR_NOT_CACHED,
-                  "table %s is not cached and the portal is %s: %s", r->pass_table,
-                  st == SERVE_PASS_BUSY ? "busy" : "unreachable", r->hook_msg);
+                  "table %s is not cached and the portal%s: %s", r->pass_table, st == SERVE_PASS_BUSY ? " is busy"
+                  : st == SERVE_PASS_BAD ? "'s answer is unusable" : " is unreachable", r->hook_msg);
         header_text(r->rep.cache_error, sizeof r->rep.cache_error, r->hook_msg);
     }
     finish(r);

@@ -38,8 +38,10 @@
  *   cache say X-Cache: hit. When the hook fails (the daemon's fails at once
  *   while it knows the portal is down: reads never wait on a dead portal), the
  *   answer is SERVE_ERR_NOT_CACHED "table T is not cached and the portal is
- *   unreachable: ..." with X-Cache-Error, never `[]`; too many passed selects
- *   waiting is SERVE_ERR_BUSY "table T is not cached and the portal is busy". Without a select hook
+ *   unreachable: ..." with X-Cache-Error, never `[]` (an answer it cannot
+ *   pass on, e.g. over max_response: "... the portal's answer is unusable:
+ *   ..."); too many passed selects waiting is SERVE_ERR_BUSY "table T is not
+ *   cached and the portal is busy". Without a select hook
  *   (an edge, tests) such a select is answered from the cache as before.
  * - Writes: serve only passes them to hooks->write, which decides by the
  *   table's `writes` policy (docs/outbox.md). Without a write hook, or when it
@@ -107,9 +109,10 @@ enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2, SE
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
 /* Completion of a passed select. SERVE_PASS_OK: json is the portal's `result`
  * as it sent it; SERVE_PASS_RPC: the portal refused it, json its `error`
- * member; SERVE_PASS_FAILED: the portal was not reached or its answer was
- * unusable (msg); SERVE_PASS_BUSY: too many selects wait for it (msg). */
-enum { SERVE_PASS_OK = 0, SERVE_PASS_RPC = 1, SERVE_PASS_FAILED = -1, SERVE_PASS_BUSY = -2 };
+ * member; SERVE_PASS_FAILED: the portal was not reached (msg);
+ * SERVE_PASS_BUSY: too many selects wait for it (msg); SERVE_PASS_BAD: it
+ * answered, but not with a usable answer (too large, HTTP 403, msg). */
+enum { SERVE_PASS_OK = 0, SERVE_PASS_RPC = 1, SERVE_PASS_FAILED = -1, SERVE_PASS_BUSY = -2, SERVE_PASS_BAD = -3 };
 typedef void (*serve_select_done_fn)(void *arg, int status, const char *json, const char *msg);
 
 /* An export file to send as a reply body. */

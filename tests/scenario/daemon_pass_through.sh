@@ -15,7 +15,7 @@
 #    select on tv_channel passes, then tv_channel appears in /status, is
 #    pulled and answers hit ("*": the portal names no columns, so one naming
 #    columns other than the key still passes); package, over the cap, is only
-#    ever forwarded;
+#    ever forwarded; after a restart tv_channel is passed again;
 #  - portal killed: tv_channel is JSON-RPC error -32004 naming the table, never
 #    [], while tv_program still answers from the cache;
 #  - unknown_tables = "refuse": tv_channel is the local "unknown table" error.
@@ -41,6 +41,12 @@ TOML
 write_cfg forward
 DLOG=$SCEN_DIR/daemon.log
 SID=""
+# login: authorize_user at the agent (password = the API token); SID is its session.
+login() {
+  http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
+  SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY") \
+    || fail "authorize_user: $(cat "$HTTP_BODY")"
+}
 # q PARAMS: a select through the agent with the session; the answer in $HTTP_BODY.
 q() { http POST "$D_URL/api/jsonsql/" "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"select\",\"params\":$1}" \
         -H "Iptvportal-Authorization: sessionid=$SID"; }
@@ -64,9 +70,7 @@ JOIN='{"data":["p.id","c.name"],"from":[{"table":"tv_program","as":"p"},{"join":
 
 # 1 ------------------------------------------------------------------------------
 start_daemon D "$DLOG" -c "$CFG" run
-http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
-SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY") \
-  || fail "authorize_user: $(cat "$HTTP_BODY")"
+login
 pulled && fail "tv_program was pulled before the first select (the portal's latency should make it take seconds)"
 q "$PROG"
 pulled && fail "tv_program's first pull ended before the select was answered: cannot tell pass from hit (slow the portal)"
@@ -119,8 +123,7 @@ strategy = "on_demand"
 TOML
 start_daemon C "$SCEN_DIR/cache.log" -c "$SCEN_DIR/cache.toml" run
 D_URL_SAVED=$D_URL; D_URL=$C_URL
-http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
-SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
+login
 CHANALL='{"data":["*"],"from":"tv_channel","order_by":"id","limit":3}'
 q "$CHANALL"
 [ "$(http_header X-Cache)" = pass ] || fail "cache mode, first access: X-Cache '$(http_header X-Cache)': $(cat "$HTTP_BODY")"
@@ -147,10 +150,17 @@ q "$PKG"
 http GET "$D_URL/status" "" -H "Authorization: Bearer $PASS_TOKEN"
 json_check "$HTTP_BODY" 'not [t for t in d["tables"] if t["name"] == "package"]' || fail "over the cap, package is in /status"
 kill "$C_PID"; wait_exit "$C_PID" 30
+# added for the daemon's lifetime: after a restart tv_channel is passed again
+start_daemon C "$SCEN_DIR/cache.log" -c "$SCEN_DIR/cache.toml" run
+D_URL=$C_URL
+login
+q "$CHANALL"
+[ "$(http_header X-Cache)" = pass ] || fail "cache mode after a restart: X-Cache '$(http_header X-Cache)'"
+cmp -s "$HTTP_BODY" "$SCEN_DIR/chan.pass" || fail "cache mode after a restart: $(cat "$HTTP_BODY")"
+kill "$C_PID"; wait_exit "$C_PID" 30
 D_URL=$D_URL_SAVED
-http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
-SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
-ok "unknown_tables = \"cache\": first access passes, then the table is in /status and answers hit; over max_auto_tables: forwarded only"
+login
+ok "unknown_tables = \"cache\": first access passes, then the table is in /status and answers hit; over max_auto_tables: forwarded only; after a restart passed again"
 
 # 5 ------------------------------------------------------------------------------
 kill_portal "$P_PID"
@@ -172,8 +182,7 @@ ok "portal down: -32004 naming the uncached table (never []); the cached table s
 kill "$D_PID"; wait_exit "$D_PID" 30
 write_cfg refuse
 start_daemon D "$DLOG" -c "$CFG" run
-http POST "$D_URL/api/jsonrpc/" '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PASS_TOKEN"'"}}'
-SID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
+login
 q "$CHAN"
 grep -q '"code":-32602,"message":"from: unknown table \\"tv_channel\\""' "$HTTP_BODY" || fail "refuse: $(cat "$HTTP_BODY")"
 q "$PROG"

@@ -108,7 +108,7 @@ static int group_teardown(void **state)
 /* ---- pass-through ------------------------------------------------------------------------------ */
 
 struct pass_hook {
-    int mode;                            /* 0 the fake portal, 1 its JSON-RPC error, 2 failed, 3 busy, 4 refuse */
+    int mode;                            /* 0 the fake portal, 1 its JSON-RPC error, 2 failed, 3 busy, 4 refuse, 5 bad */
     int calls;
     char params[512], table[64];
     CURL *curl;                          /* the loop thread's own (the test thread's waits in srv_select) */
@@ -124,6 +124,7 @@ static int h_select(void *ctx, const char *table, const char *params_json, serve
     if (h->mode == 1) done(arg, SERVE_PASS_RPC, "{\"code\":-32602,\"message\":\"relation \\\"x\\\" does not exist\"}", "x");
     if (h->mode == 2) done(arg, SERVE_PASS_FAILED, NULL, "select at P: connection refused\r\nX-Evil: 1");
     if (h->mode == 3) done(arg, SERVE_PASS_BUSY, NULL, "64 selects already wait for it; try again");
+    if (h->mode == 5) done(arg, SERVE_PASS_BAD, NULL, "select at P: response larger than 1024 bytes");
     if (h->mode != 0) return h->mode == 4 ? -1 : 0;
     struct buf b = {0};
     struct th_resp r = {0};
@@ -207,7 +208,11 @@ static void test_pass_through(void **state)
     assert_int_equal(srv_select(&v, passed[0], &r), 200);
     assert_contains(r.body.p, "\"code\":-32004,\"message\":\"table package is not cached and the portal is "
                               "unreachable: the agent cannot ask it now\"");
-    assert_int_equal(ph.calls, 8);
+    ph.mode = 5;
+    assert_int_equal(srv_select(&v, passed[0], &r), 200);
+    assert_contains(r.body.p, "\"code\":-32004,\"message\":\"table package is not cached and the portal's answer "
+                              "is unusable: select at P: response larger than 1024 bytes\"");
+    assert_int_equal(ph.calls, 9);
     assert_true(cache_checksum() == before);
     assert_int_equal(th_srv_stop(&v), 0);
     /* a table unknown_tables = "cache" added answers what compiles against its
@@ -223,15 +228,14 @@ static void test_pass_through(void **state)
     assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
     assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
     assert_string_equal(ph.table, "tv_channel");
-    assert_int_equal(ph.calls, 9);
-    ph.calls--;                          /* the count the cases below expect */
+    assert_int_equal(ph.calls, 10);
     assert_int_equal(th_srv_stop(&v), 0);
     free(added.tables);
     /* a configured table's bad statement is a local error */
     start_with(&v, &g_cfg, &hooks);
     assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
     assert_contains(r.body.p, "\"code\":-32602");
-    assert_int_equal(ph.calls, 8);
+    assert_int_equal(ph.calls, 10);
     assert_int_equal(th_srv_stop(&v), 0);
     /* unknown_tables = "refuse": today's answer, the hook is not asked */
     struct config refuse = g_cfg;
@@ -239,7 +243,7 @@ static void test_pass_through(void **state)
     start_with(&v, &refuse, &hooks);
     assert_int_equal(srv_select(&v, passed[1], &r), 200);
     assert_contains(r.body.p, "\"code\":-32602,\"message\":\"from[1].join: unknown table \\\"package\\\"\"");
-    assert_int_equal(ph.calls, 8);
+    assert_int_equal(ph.calls, 10);
     assert_int_equal(th_srv_stop(&v), 0);
     th_resp_free(&r);
     th_resp_free(&p);
