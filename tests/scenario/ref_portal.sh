@@ -130,12 +130,16 @@ expect '{"data":[{"function":"count","args":["*"]}],"from":"subscriber","where":
 expect '{"data":[{"div":[7,2]},{"mod":[-7,2]},{"div":[7.0,2]},{"function":"lower","args":"ЁЖИК"},{"is":[null,null]}]}' \
        '[[3,-1,3.5000000000000000,"ёжик",true]]'
 expect '{"data":[{"function":"coalesce","args":[null,"x"]},{"concat":["a",1,null,true],"as":"c"}]}' '[["x","a1t"]]'
+[ "$(pq "SELECT bool_or(is_tv) AND NOT bool_and(is_tv) FROM tv_channel")" = t ] || fail "tv_channel.is_tv should hold both"
+expect '{"data":[{"function":"max","args":"is_tv"},{"function":"min","args":"is_tv"}],"from":"tv_channel"}' '[[true,false]]'
+expect '{"data":["id"],"from":"tv_channel","where":{"in":["id",{"select":{"data":{"function":"min","args":"id"},"from":"tv_channel"}}]}}' \
+       "[[$(pq "SELECT min(id) FROM tv_channel")]]"
 expect '{"data":[{"function":"regexp_replace","args":["ab12c3","\\d+","#","g"]}]}' '[["ab#c#"]]'
 expect '{"data":["id"],"from":"package","where":{"in":["id",{"values":[[1],[2]]}]},"order_by":"id"}' \
        "$(pqrows "SELECT id FROM package WHERE id IN (1, 2)")"
 expect '{"data":["t.id"],"from":[{"table":"tv_category","as":"t"},{"join":"package","as":"p","join_type":"left","on":{"eq":[{"t":"id"},{"p":"id"}]}}],"where":{"is":[{"p":"id"},null]},"order_by":"t.id","limit":1}' \
        "$(pqrows "SELECT t.id FROM tv_category t LEFT JOIN package p ON t.id = p.id WHERE p.id IS NULL ORDER BY t.id LIMIT 1")"
-ok "values and semantics as PostgreSQL gives them (int64, coercion of string literals, integer division, Cyrillic lower, regexps, joins)"
+ok "values and semantics as PostgreSQL gives them (int64, coercion of string literals, integer division, numeric, Cyrillic lower, max/min of booleans, regexps, subquery, joins)"
 
 n=$(sel '{"data":["id"],"from":"tv_program","order_by":"id"}' | grep -o '\[[0-9]*\]' | wc -l)
 [ "$n" = 700 ] || fail "a select without limit: $n rows, the page cap is 700"
