@@ -175,6 +175,18 @@ static int is_func(const char *s)
     return !strcmp(s, "distinct");
 }
 
+static int is_operator(const char *s)
+{
+    static const char *const OPS[] = {"and", "or", "not", "in", "is", "is_not"};
+    for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++)
+        if (!strcmp(OPS[i], s)) return 1;
+    for (size_t i = 0; i < sizeof CMP / sizeof CMP[0]; i++)
+        if (!strcmp(CMP[i].json, s)) return 1;
+    for (size_t i = 0; i < sizeof ARITH / sizeof ARITH[0]; i++)
+        if (!strcmp(ARITH[i].json, s)) return 1;
+    return is_func(s);
+}
+
 static int is_aggregate(const char *s)
 {
     return !strcmp(s, "count") || !strcmp(s, "max") || !strcmp(s, "min") || !strcmp(s, "sum") ||
@@ -354,7 +366,7 @@ static int put_expr(struct tx *x, const cJSON *e, const char *what)
         buf_putc(x->out, ')');
     } else if (nkeys != 1) {
         rc = fail(x, "%s: an expression object has one key (besides \"as\"), not %d", what, nkeys);
-    } else if (cJSON_IsString(key) && !is_func(key->string) && is_ident(key->string, strlen(key->string))) {
+    } else if (cJSON_IsString(key) && !is_operator(key->string) && is_ident(key->string, strlen(key->string))) {
         /* {"alias":"column"} */
         rc = put_ident(x, key->string, what);
         if (!rc) {

@@ -131,6 +131,8 @@ expect '{"data":[{"div":[7,2]},{"mod":[-7,2]},{"div":[7.0,2]},{"function":"lower
        '[[3,-1,3.5000000000000000,"ёжик",true]]'
 expect '{"data":[{"function":"coalesce","args":[null,"x"]},{"concat":["a",1,null,true],"as":"c"}]}' '[["x","a1t"]]'
 [ "$(pq "SELECT bool_or(is_tv) AND NOT bool_and(is_tv) FROM tv_channel")" = t ] || fail "tv_channel.is_tv should hold both"
+expect '{"data":[{"function":"count","args":["*"]}],"from":"tv_channel","where":{"not":"is_tv"}}' \
+       "[[$(pq "SELECT count(*) FROM tv_channel WHERE NOT is_tv")]]"
 expect '{"data":[{"function":"max","args":"is_tv"},{"function":"min","args":"is_tv"}],"from":"tv_channel"}' '[[true,false]]'
 expect '{"data":["id"],"from":"tv_channel","where":{"in":["id",{"select":{"data":{"function":"min","args":"id"},"from":"tv_channel"}}]}}' \
        "[[$(pq "SELECT min(id) FROM tv_channel")]]"
