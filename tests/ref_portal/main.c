@@ -19,8 +19,8 @@
  *   iptv-ref-portal --pg CONNINFO [options]   (tests/ref_portal/pg.sh starts a server) */
 #include "tests/ref_portal/load.h"
 #include "tests/ref_portal/server.h"
+#include "tests/fake_portal/rpc.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,16 +41,6 @@ static const char usage[] =
     "  --page-cap N         at most N rows per select (default 5000; 0: no cap)\n"
     "  --session-ttl-ms N   sessions expire after N ms (default: never)\n";
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s) return -1;
-    *out = v;
-    return 0;
-}
-
 static void on_signal(evutil_socket_t fd, short what, void *arg) { event_base_loopexit(arg, NULL); }
 
 int main(int argc, char **argv)
@@ -65,14 +55,14 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 0; }
         else if (!val) ok = 0;
         else if (!strcmp(a, "--pg")) conninfo = val;
-        else if (!strcmp(a, "--port")) ok = !parse_i64(val, &port) && port >= 0 && port < 65536;
-        else if (!strcmp(a, "--seed")) { ok = !parse_i64(val, &v); g.seed = so.seed = (uint64_t)v; }
-        else if (!strcmp(a, "--rows")) ok = !parse_i64(val, &g.tv_program_rows) && g.tv_program_rows >= 0;
-        else if (!strcmp(a, "--scale")) ok = !parse_i64(val, &g.scale) && g.scale >= 1;
+        else if (!strcmp(a, "--port")) ok = !portal_parse_i64(val, &port) && port >= 0 && port < 65536;
+        else if (!strcmp(a, "--seed")) { ok = !portal_parse_i64(val, &v); g.seed = so.seed = (uint64_t)v; }
+        else if (!strcmp(a, "--rows")) ok = !portal_parse_i64(val, &g.tv_program_rows) && g.tv_program_rows >= 0;
+        else if (!strcmp(a, "--scale")) ok = !portal_parse_i64(val, &g.scale) && g.scale >= 1;
         else if (!strcmp(a, "--user")) so.username = val;
         else if (!strcmp(a, "--password")) so.password = val;
-        else if (!strcmp(a, "--page-cap")) ok = !parse_i64(val, &so.page_cap) && so.page_cap >= 0;
-        else if (!strcmp(a, "--session-ttl-ms")) ok = !parse_i64(val, &so.session_ttl_ms) && so.session_ttl_ms >= 0;
+        else if (!strcmp(a, "--page-cap")) ok = !portal_parse_i64(val, &so.page_cap) && so.page_cap >= 0;
+        else if (!strcmp(a, "--session-ttl-ms")) ok = !portal_parse_i64(val, &so.session_ttl_ms) && so.session_ttl_ms >= 0;
         else {
             fprintf(stderr, "iptv-ref-portal: unknown option %s\n%s", a, usage);
             return 2;
