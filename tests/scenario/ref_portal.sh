@@ -165,3 +165,21 @@ echo "$ins" | grep -q 'does not support method \\"insert\\"' || fail "insert: $i
 [ "$(pq "SELECT count(*) FROM package")" = "$(sqlite3 "$CDB" "SELECT count(*) FROM package")" ] ||
   fail "package changed in PostgreSQL"
 ok "what it does not support is refused by name (directions, keys, functions, operators, writes); names and strings cannot inject"
+
+# 3 ------------------------------------------------------------------------------
+# --session-ttl-ms: a session older than that is refused as an unknown one (a
+# second portal on the same database; it reloads the same data).
+stop_portal "$REF_PID"
+rm -f "$fifo" && mkfifo "$fifo"
+"$IA_REF_PORTAL" --pg "$CONN" --rows 3000 --seed 7 --password "$PW" --session-ttl-ms 1 >"$fifo" 2>"$SCEN_DIR/ref.err" &
+REF_PID=$!
+SCEN_PIDS+=("$REF_PID")
+read -r P_URL <"$fifo" || fail "iptv-ref-portal did not start again: $(cat "$SCEN_DIR/ref.err")"
+SID=$(rpc '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PW"'"}}' |
+      sed -n 's/.*"session_id":"\([0-9a-f]*\)".*/\1/p')
+[ -n "$SID" ] || fail "login refused"
+code=$(curl -sS -o "$SCEN_DIR/body" -w '%{http_code}' "$P_URL/api/jsonsql/" -H "Iptvportal-Authorization: sessionid=$SID" \
+       -d '{"jsonrpc":"2.0","id":1,"method":"select","params":{"data":"id","from":"package"}}')
+[ "$code" = 401 ] || fail "a session past --session-ttl-ms: HTTP $code $(cat "$SCEN_DIR/body")"
+[ "$(pq "SELECT count(*) FROM tv_program")" = 3000 ] || fail "the reload changed tv_program"
+ok "--session-ttl-ms: an expired session is HTTP 401"
