@@ -7,14 +7,14 @@
  * generated data (load.h) into PostgreSQL and translates JSONSQL on its own,
  * simply (translate.h), so PostgreSQL decides the semantics: coercion of string
  * literals against typed columns, NULL ordering, integer division, regexps, value
- * types of aggregates. It serves protocol.md's login and select (server.h) on
- * 127.0.0.1 and prints its URL as the first line of stdout once it listens, as
- * iptv-fake-portal does.
+ * types of aggregates. It serves protocol.md's login, select, insert, update and
+ * delete (server.h) on 127.0.0.1 and prints its URL as the first line of stdout
+ * once it listens, as iptv-fake-portal does.
  *
- * Not supported (refused with a JSON-RPC error naming it, never guessed): writes
- * (insert/update/delete), order_by directions, distinct as a function other than
- * first data item or inside an aggregate, functions outside the list in
- * translate.c, the fake portal's faults and /_fake/ admin routes.
+ * Not supported (refused with a JSON-RPC error naming it, never guessed):
+ * order_by directions, distinct as a function other than as the first data item
+ * or inside an aggregate, functions outside the list in translate.c, other
+ * methods, the fake portal's faults and /_fake/ admin routes.
  *
  *   iptv-ref-portal --pg CONNINFO [options]   (tests/ref_portal/pg.sh starts a server) */
 #include "tests/ref_portal/load.h"

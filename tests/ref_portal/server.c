@@ -72,21 +72,28 @@ static void handle_query(ref_server *s, const cJSON *doc, struct buf *out)
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "params");
     char err[512];
     if (!cJSON_IsString(m)) { portal_rpc_error(out, id, -32600, "Invalid Request: method missing"); return; }
-    if (strcmp(m->valuestring, "select") != 0) {
-        snprintf(err, sizeof err, "the reference portal does not support method \"%.64s\" (select only)",
-                 m->valuestring);
+    int select = !strcmp(m->valuestring, "select");
+    if (!select && strcmp(m->valuestring, "insert") && strcmp(m->valuestring, "update") &&
+        strcmp(m->valuestring, "delete")) {
+        snprintf(err, sizeof err, "the reference portal does not support method \"%.64s\"", m->valuestring);
         portal_rpc_error(out, id, -32601, err);
         return;
     }
     struct buf sql = {0};
-    if (ref_translate_select(s->cat, params, s->page_cap, &sql, err, sizeof err) != 0) {
+    if ((select ? ref_translate_select(s->cat, params, s->page_cap, &sql, err, sizeof err)
+                : ref_translate_write(s->cat, m->valuestring, params, &sql, err, sizeof err)) != 0) {
         portal_rpc_error(out, id, -32602, err);
         buf_free(&sql);
         return;
     }
     /* No parameters: one statement only, text results. */
     PGresult *r = PQexecParams(s->pg, sql.p, 0, NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        /* A write without returning: the affected row count, as PostgreSQL reports it. */
+        buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":");
+        portal_rpc_id(out, id);
+        buf_printf(out, ",\"result\":%s}", PQcmdTuples(r)[0] ? PQcmdTuples(r) : "0");
+    } else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *msg = PQresultErrorMessage(r);
         snprintf(err, sizeof err, "query failed: %.*s", (int)strcspn(msg, "\n"), msg);
         portal_rpc_error(out, id, -32603, err);

@@ -6,10 +6,13 @@
  *                       "Invalid username or password" (as iptv-fake-portal)
  *   POST /api/jsonsql/  needs `Iptvportal-Authorization: sessionid=SID`; an unknown
  *                       or expired one is HTTP 401 {"error":"Unauthorized: session
- *                       expired"}. `select` is translated (translate.h) and run;
- *                       rows come back positional, valued by PostgreSQL's result
- *                       type (ref_write_value). insert/update/delete and other
- *                       methods are refused with a JSON-RPC error naming them.
+ *                       expired"}. select, insert, update and delete are
+ *                       translated (translate.h) and run (each its own
+ *                       transaction); rows (a select's, a write's `returning`)
+ *                       come back positional, valued by PostgreSQL's result type
+ *                       (ref_write_value); a write without returning answers the
+ *                       affected row count ("result": 1). Other methods are
+ *                       refused with a JSON-RPC error naming them.
  *                       A JSON array body is a batch: an array of answers.
  * One request at a time on the caller's event loop (queries are synchronous).
  * Test use only: loopback. */

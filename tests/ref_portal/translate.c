@@ -143,14 +143,14 @@ static int put_number(struct tx *x, const cJSON *v)
     return 0;
 }
 
-static int put_scalar(struct tx *x, const cJSON *v)
+static int put_scalar(struct tx *x, const cJSON *v, const char *what)
 {
     if (cJSON_IsNull(v)) buf_puts(x->out, "NULL");
     else if (cJSON_IsTrue(v)) buf_puts(x->out, "TRUE");
     else if (cJSON_IsFalse(v)) buf_puts(x->out, "FALSE");
     else if (cJSON_IsNumber(v)) return put_number(x, v);
     else if (cJSON_IsString(v)) return put_string_literal(x, v->valuestring);
-    else return fail(x, "expected a value");
+    else return fail(x, "%s: expected a value", what);
     return 0;
 }
 
@@ -199,8 +199,7 @@ static int put_operand(struct tx *x, const cJSON *v, const char *what)
     if (cJSON_IsString(v) && names_column(x, v->valuestring, 0)) return put_column(x, v->valuestring, what);
     if (cJSON_IsObject(v)) return put_expr(x, v, what);
     if (cJSON_IsArray(v)) return fail(x, "%s: a list is not a value here", what);
-    if (put_scalar(x, v) != 0) return fail(x, "%s: %s", what, x->err);
-    return 0;
+    return put_scalar(x, v, what);
 }
 
 static int put_function(struct tx *x, const char *name, const cJSON *args, const char *what)
@@ -317,7 +316,7 @@ static int put_op(struct tx *x, const char *op, const cJSON *v)
         buf_putc(x->out, '(');
         if (put_operand(x, a, op) != 0) return -1;
         buf_printf(x->out, " IS %s", !strcmp(op, "is") ? "" : "NOT ");
-        put_scalar(x, b);
+        put_scalar(x, b, op);
         buf_putc(x->out, ')');
         return 0;
     }
@@ -394,7 +393,7 @@ static int put_data(struct tx *x, const cJSON *data)
             continue;
         }
         if (!cJSON_IsObject(d)) {
-            if (put_scalar(x, d) != 0) return fail(x, "data: %s", x->err);
+            if (put_scalar(x, d, "data") != 0) return -1;
             continue;
         }
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(d, "function");
@@ -513,7 +512,8 @@ static int put_list(struct tx *x, const cJSON *v, const char *what, int names_on
         if (cJSON_IsString(c)) {
             if (put_column(x, c->valuestring, what) != 0) return -1;
         } else if (names_only) {
-            return fail(x, "%s: only column names (direction words are not part of protocol.md)", what);
+            return fail(x, "%s: only column names%s", what,
+                        strcmp(what, "order_by") ? "" : " (direction words are not part of protocol.md)");
         } else if (put_operand(x, c, what) != 0) {
             return -1;
         }
@@ -569,6 +569,119 @@ static int put_select(struct tx *x, const cJSON *p, int64_t cap)
     if (offset > 0) buf_printf(x->out, " OFFSET %lld", (long long)offset);
     x->depth--;
     return 0;
+}
+
+/* ---- insert / update / delete ---------------------------------------------------- */
+
+static int check_keys(struct tx *x, const cJSON *p, const char *method, const char *const *keys, size_t n)
+{
+    if (!cJSON_IsObject(p)) return fail(x, "%s: params must be an object", method);
+    for (const cJSON *c = p->child; c; c = c->next) {
+        size_t i = 0;
+        while (i < n && strcmp(keys[i], c->string)) i++;
+        if (i == n) return fail(x, "%s: unsupported key \"%s\"", method, c->string);
+    }
+    return 0;
+}
+
+static int put_table(struct tx *x, const cJSON *t, const char *what)
+{
+    if (!cJSON_IsString(t)) return fail(x, "%s: needs a table name", what);
+    return put_ident(x, t->valuestring, what);
+}
+
+/* A value written into a column: a literal (a string is never a column here),
+ * or an expression object ({"add":["balance",1]}). */
+static int put_value(struct tx *x, const cJSON *v, const char *what)
+{
+    if (cJSON_IsObject(v)) return put_expr(x, v, what);
+    return put_scalar(x, v, what);
+}
+
+static int put_returning(struct tx *x, const cJSON *p)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(p, "returning");
+    if (!r) return 0;
+    buf_puts(x->out, " RETURNING ");
+    if (cJSON_IsString(r) && !strcmp(r->valuestring, "*")) { buf_putc(x->out, '*'); return 0; }
+    return put_list(x, r, "returning", 1);
+}
+
+static int put_insert(struct tx *x, const cJSON *p)
+{
+    static const char *const KEYS[] = {"into", "columns", "values", "returning"};
+    if (check_keys(x, p, "insert", KEYS, 4) != 0) return -1;
+    const cJSON *cols = cJSON_GetObjectItemCaseSensitive(p, "columns");
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(p, "values");
+    buf_puts(x->out, "INSERT INTO ");
+    if (put_table(x, cJSON_GetObjectItemCaseSensitive(p, "into"), "insert into") != 0) return -1;
+    if (!cJSON_IsArray(cols) || !cols->child) return fail(x, "insert: columns must be a non-empty list");
+    if (!cJSON_IsArray(vals) || !vals->child) return fail(x, "insert: values must be a non-empty list of rows");
+    buf_puts(x->out, " (");
+    if (put_list(x, cols, "insert columns", 1) != 0) return -1;
+    buf_puts(x->out, ") VALUES ");
+    for (const cJSON *r = vals->child; r; r = r->next) {
+        if (!cJSON_IsArray(r) || cJSON_GetArraySize(r) != cJSON_GetArraySize(cols))
+            return fail(x, "insert: each row of values has one value per column");
+        buf_puts(x->out, r == vals->child ? "(" : ", (");
+        for (const cJSON *v = r->child; v; v = v->next) {
+            if (v != r->child) buf_puts(x->out, ", ");
+            if (put_value(x, v, "insert values") != 0) return -1;
+        }
+        buf_putc(x->out, ')');
+    }
+    return put_returning(x, p);
+}
+
+static int put_update(struct tx *x, const cJSON *p)
+{
+    static const char *const KEYS[] = {"table", "set", "where", "returning"};
+    if (check_keys(x, p, "update", KEYS, 4) != 0) return -1;
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(p, "set");
+    const cJSON *where = cJSON_GetObjectItemCaseSensitive(p, "where");
+    buf_puts(x->out, "UPDATE ");
+    if (put_table(x, cJSON_GetObjectItemCaseSensitive(p, "table"), "update table") != 0) return -1;
+    if (!cJSON_IsObject(set) || !set->child) return fail(x, "update: set must be a non-empty object");
+    buf_puts(x->out, " SET ");
+    for (const cJSON *c = set->child; c; c = c->next) {
+        if (c != set->child) buf_puts(x->out, ", ");
+        if (put_ident(x, c->string, "update set") != 0) return -1;
+        buf_puts(x->out, " = ");
+        if (put_value(x, c, "update set") != 0) return -1;
+    }
+    if (where) {
+        buf_puts(x->out, " WHERE ");
+        if (put_operand(x, where, "where") != 0) return -1;
+    }
+    return put_returning(x, p);
+}
+
+static int put_delete(struct tx *x, const cJSON *p)
+{
+    static const char *const KEYS[] = {"from", "where", "returning"};
+    if (check_keys(x, p, "delete", KEYS, 3) != 0) return -1;
+    const cJSON *where = cJSON_GetObjectItemCaseSensitive(p, "where");
+    buf_puts(x->out, "DELETE FROM ");
+    if (put_table(x, cJSON_GetObjectItemCaseSensitive(p, "from"), "delete from") != 0) return -1;
+    if (where) {
+        buf_puts(x->out, " WHERE ");
+        if (put_operand(x, where, "where") != 0) return -1;
+    }
+    return put_returning(x, p);
+}
+
+int ref_translate_write(const struct ref_catalog *cat, const char *method, const cJSON *params,
+                        struct buf *out, char *err, size_t errlen)
+{
+    struct tx x = {.cat = cat, .out = out, .err = err, .errlen = errlen};
+    int rc;
+    collect_as(&x, params);
+    if (!strcmp(method, "insert")) rc = put_insert(&x, params);
+    else if (!strcmp(method, "update")) rc = put_update(&x, params);
+    else if (!strcmp(method, "delete")) rc = put_delete(&x, params);
+    else rc = fail(&x, "unsupported method \"%s\"", method);
+    free(x.as_names);
+    return rc;
 }
 
 int ref_translate_select(const struct ref_catalog *cat, const cJSON *params, int64_t page_cap,

@@ -12,7 +12,7 @@
  * an `as` name used anywhere in the statement (protocol.md), else a literal.
  * Anything not understood is an error naming it, never a guess.
  *
- * Select only (docs/protocol.md "SELECT" and "Also accepted by real portals"):
+ * Select (docs/protocol.md "SELECT" and "Also accepted by real portals"):
  * data (list or one string; *, alias.*, columns, functions, own-key functions,
  * operators), from (name, {table,as}, {select,as}, list with joins), where,
  * group_by, having, order_by (names or a list of names), limit, offset,
@@ -46,5 +46,13 @@ void ref_catalog_free(struct ref_catalog *cat);
  * Returns 0, or -1 with err naming the part that was refused. */
 int ref_translate_select(const struct ref_catalog *cat, const cJSON *params, int64_t page_cap,
                          struct buf *out, char *err, size_t errlen);
+
+/* insert {"into","columns","values":[[..],..],"returning"}, update {"table","set",
+ * "where","returning"}, delete {"from","where","returning"} (protocol.md) into one
+ * PostgreSQL statement appended to out. Values written are literals (a string
+ * is never a column there) or expression objects; where is as in select;
+ * returning is "*", a name or a list of names. Returns 0, or -1 with err. */
+int ref_translate_write(const struct ref_catalog *cat, const char *method, const cJSON *params,
+                        struct buf *out, char *err, size_t errlen);
 
 #endif

@@ -159,12 +159,33 @@ expect '{"data":[{"function":"md5","args":"name"}],"from":"package"}' 'ERROR dat
 expect '{"data":["id"],"from":"package","where":{"between":["id",1,2]}}' 'ERROR unsupported operator \"between\"'
 expect '{"data":["id"],"from":"package; DROP TABLE package"}' 'ERROR from: \"package; DROP TABLE package\" is not a plain name ([A-Za-z_][A-Za-z0-9_]*)'
 expect '{"data":["id"],"from":"package","where":{"eq":["name","x'"'"'; DROP TABLE package; --"]}}' '[]'
-ins=$(curl -sS --max-time 10 "$P_URL/api/jsonsql/" -H "Iptvportal-Authorization: sessionid=$SID" \
-      -d '{"jsonrpc":"2.0","id":3,"method":"insert","params":{"into":"package","columns":["name"],"values":[["x"]]}}')
-echo "$ins" | grep -q 'does not support method \\"insert\\"' || fail "insert: $ins"
-[ "$(pq "SELECT count(*) FROM package")" = "$(sqlite3 "$CDB" "SELECT count(*) FROM package")" ] ||
-  fail "package changed in PostgreSQL"
-ok "what it does not support is refused by name (directions, keys, functions, operators, writes); names and strings cannot inject"
+up=$(curl -sS --max-time 10 "$P_URL/api/jsonsql/" -H "Iptvportal-Authorization: sessionid=$SID" \
+      -d '{"jsonrpc":"2.0","id":3,"method":"upsert","params":{"into":"package"}}')
+[ "$up" = '{"jsonrpc":"2.0","id":3,"error":{"code":-32601,"message":"the reference portal does not support method \"upsert\""}}' ] ||
+  fail "upsert: $up"
+ok "what it does not support is refused by name (directions, keys, functions, operators, methods); names and strings cannot inject"
+
+# write METHOD PARAMS RESULT: as expect, for insert/update/delete.
+write() {
+  local got
+  got=$(curl -sS --max-time 10 "$P_URL/api/jsonsql/" -H "Iptvportal-Authorization: sessionid=$SID" \
+        -d '{"jsonrpc":"2.0","id":2,"method":"'"$1"'","params":'"$2"'}')
+  case $got in
+    '{"jsonrpc":"2.0","id":2,"result":'*'}') got=${got#*\"result\":}; got=${got%\}} ;;
+    *'"error":{'*'"message":"'*) got=${got#*\"message\":\"}; got="ERROR ${got%\"\}\}}" ;;
+  esac
+  [ "$got" = "$3" ] || fail "$1 $2: got $got, want $3"
+}
+npkg=$(pq "SELECT count(*) FROM package")
+write insert '{"into":"package","columns":["id","name"],"values":[[999999,"ref-test"]],"returning":"id"}' '[[999999]]'
+write update '{"table":"package","set":{"name":"ref-test-2"},"where":{"eq":["id",999999]}}' '1'
+[ "$(pq "SELECT name FROM package WHERE id = 999999")" = ref-test-2 ] || fail "the update did not reach PostgreSQL"
+write insert '{"into":"package","columns":["id","name"],"values":[[999999,"again"]]}' \
+      'ERROR query failed: ERROR:  duplicate key value violates unique constraint \"package_pkey\"'
+[ "$(pq "SELECT name FROM package WHERE id = 999999")" = ref-test-2 ] || fail "a refused insert changed the row"
+write delete '{"from":"package","where":{"eq":["id",999999]},"returning":["id","name"]}' '[[999999,"ref-test-2"]]'
+[ "$(pq "SELECT count(*) FROM package")" = "$npkg" ] || fail "package: $(pq "SELECT count(*) FROM package") rows, $npkg before"
+ok "insert, update (the row count without returning), delete with returning; a refused insert changes nothing"
 
 # 3 ------------------------------------------------------------------------------
 # --session-ttl-ms: a session older than that is refused as an unknown one (a

@@ -1,7 +1,7 @@
 /* test_ref_translate.c — the reference portal's JSONSQL -> PostgreSQL text
  * (tests/ref_portal/translate.h) and its value writer (server.h): each accepted
  * form as the exact SQL it becomes, the page cap, column-or-literal operands,
- * quoting against injection, and every refusal naming what it refused. (The SQL
+ * quoting against injection, writes, and every refusal naming what it refused. (The SQL
  * running on PostgreSQL is tests/scenario/ref_portal.sh.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -171,6 +171,60 @@ static void test_injection(void **state)
         "ERR: eq: \"id; x\" is not a plain name ([A-Za-z_][A-Za-z0-9_]*)");
 }
 
+/* Translate a write; returns the SQL or "ERR: message" (caller frees). */
+static char *trw(const char *method, const char *json)
+{
+    struct ref_catalog cat = cat_new();
+    cJSON *doc = NULL;
+    char err[512];
+    assert_int_equal(json_parse(json, strlen(json), 64, &doc, err, sizeof err), 0);
+    struct buf out = {0};
+    char *r;
+    if (ref_translate_write(&cat, method, doc, &out, err, sizeof err) == 0) {
+        r = buf_detach(&out);
+    } else {
+        r = malloc(strlen(err) + 6);
+        sprintf(r, "ERR: %s", err);
+    }
+    buf_free(&out);
+    cJSON_Delete(doc);
+    ref_catalog_free(&cat);
+    return r;
+}
+
+#define WSQL(method, json, want)                              \
+    do {                                                      \
+        char *got_ = trw(method, json);                       \
+        if (strcmp(got_, want)) print_error("%s\n", json);    \
+        assert_string_equal(got_, want);                      \
+        free(got_);                                           \
+    } while (0)
+
+static void test_writes(void **state)
+{
+    /* A string written is a value even when it names a column. */
+    WSQL("insert", "{\"into\":\"terminal\",\"columns\":[\"model\",\"active\"],\"values\":[[\"model\",true],[\"x'y\",null]],"
+         "\"returning\":\"id\"}",
+         "INSERT INTO \"terminal\" (\"model\", \"active\") VALUES ('model', TRUE), ('x''y', NULL) RETURNING \"id\"");
+    WSQL("update", "{\"table\":\"subscriber\",\"set\":{\"disabled\":true,\"id\":{\"add\":[\"id\",1]}},"
+         "\"where\":{\"eq\":[\"id\",5]},\"returning\":[\"id\",\"disabled\"]}",
+         "UPDATE \"subscriber\" SET \"disabled\" = TRUE, \"id\" = (\"id\" + 1) WHERE (\"id\" = 5) RETURNING \"id\", \"disabled\"");
+    WSQL("delete", "{\"from\":\"terminal\",\"where\":{\"in\":[\"id\",[1,2]]},\"returning\":\"*\"}",
+         "DELETE FROM \"terminal\" WHERE (\"id\" IN (1, 2)) RETURNING *");
+    WSQL("delete", "{\"from\":\"terminal\"}", "DELETE FROM \"terminal\"");
+    WSQL("insert", "{\"into\":\"terminal\",\"columns\":[\"model\"],\"values\":[[1,2]]}",
+         "ERR: insert: each row of values has one value per column");
+    WSQL("insert", "{\"into\":\"terminal\",\"columns\":[],\"values\":[[1]]}", "ERR: insert: columns must be a non-empty list");
+    WSQL("insert", "{\"into\":\"terminal\",\"columns\":[\"model\"],\"values\":[[[1]]]}",
+         "ERR: insert values: expected a value");
+    WSQL("update", "{\"table\":\"subscriber\",\"set\":{}}", "ERR: update: set must be a non-empty object");
+    WSQL("update", "{\"table\":\"subscriber\",\"set\":{\"a b\":1}}",
+         "ERR: update set: \"a b\" is not a plain name ([A-Za-z_][A-Za-z0-9_]*)");
+    WSQL("delete", "{\"table\":\"terminal\"}", "ERR: delete: unsupported key \"table\"");
+    WSQL("delete", "{\"from\":\"terminal\",\"returning\":[{\"max\":\"id\"}]}", "ERR: returning: only column names");
+    WSQL("upsert", "{}", "ERR: unsupported method \"upsert\"");
+}
+
 static void test_depth(void **state)
 {
     struct buf j = {0};
@@ -211,7 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_select_forms), cmocka_unit_test(test_functions), cmocka_unit_test(test_where),
         cmocka_unit_test(test_page_cap),     cmocka_unit_test(test_refusals),  cmocka_unit_test(test_injection),
-        cmocka_unit_test(test_depth),        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_writes),       cmocka_unit_test(test_depth),     cmocka_unit_test(test_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
