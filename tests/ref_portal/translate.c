@@ -14,6 +14,8 @@ struct tx {
     struct buf *out;
     const char **as_names;     /* every `as` of the statement: names an operand may use */
     int nas;
+    const char **tables;       /* every table the statement names: their columns too */
+    int ntables;
     char *err;
     size_t errlen;
     int depth;
@@ -64,9 +66,12 @@ static int is_ident(const char *s, size_t n)
 
 static int known_name(const struct tx *x, const char *s, size_t n)
 {
-    for (int i = 0; i < x->cat->n; i++)
-        for (int c = 0; c < x->cat->t[i].ncols; c++)
+    for (int i = 0; i < x->cat->n; i++) {
+        int named = 0;
+        for (int k = 0; k < x->ntables && !named; k++) named = !strcmp(x->tables[k], x->cat->t[i].name);
+        for (int c = 0; named && c < x->cat->t[i].ncols; c++)
             if (strlen(x->cat->t[i].cols[c]) == n && !memcmp(x->cat->t[i].cols[c], s, n)) return 1;
+    }
     for (int i = 0; i < x->nas; i++)
         if (strlen(x->as_names[i]) == n && !memcmp(x->as_names[i], s, n)) return 1;
     return 0;
@@ -103,14 +108,25 @@ static int put_column(struct tx *x, const char *s, const char *what)
     return put_ident(x, dot + 1, what);
 }
 
-static void collect_as(struct tx *x, const cJSON *node)
+/* The names an operand string may mean a column by: every `as`, and the columns
+ * of every table named (from, join, table, into) anywhere in the statement. */
+static void collect_names(struct tx *x, const cJSON *node)
 {
     for (const cJSON *c = node ? node->child : NULL; c; c = c->next) {
         if (c->string && !strcmp(c->string, "as") && cJSON_IsString(c)) {
             x->as_names = xrealloc(x->as_names, sizeof *x->as_names * (size_t)(x->nas + 1));
             x->as_names[x->nas++] = c->valuestring;
         }
-        collect_as(x, c);
+        if (c->string && cJSON_IsString(c) && (!strcmp(c->string, "from") || !strcmp(c->string, "join") ||
+                                               !strcmp(c->string, "table") || !strcmp(c->string, "into"))) {
+            x->tables = xrealloc(x->tables, sizeof *x->tables * (size_t)(x->ntables + 1));
+            x->tables[x->ntables++] = c->valuestring;
+        }
+        if (!c->string && cJSON_IsString(c) && node->string && !strcmp(node->string, "from")) {
+            x->tables = xrealloc(x->tables, sizeof *x->tables * (size_t)(x->ntables + 1));
+            x->tables[x->ntables++] = c->valuestring;   /* "from": ["a", "b"] */
+        }
+        collect_names(x, c);
     }
 }
 
@@ -675,12 +691,13 @@ int ref_translate_write(const struct ref_catalog *cat, const char *method, const
 {
     struct tx x = {.cat = cat, .out = out, .err = err, .errlen = errlen};
     int rc;
-    collect_as(&x, params);
+    collect_names(&x, params);
     if (!strcmp(method, "insert")) rc = put_insert(&x, params);
     else if (!strcmp(method, "update")) rc = put_update(&x, params);
     else if (!strcmp(method, "delete")) rc = put_delete(&x, params);
     else rc = fail(&x, "unsupported method \"%s\"", method);
     free(x.as_names);
+    free(x.tables);
     return rc;
 }
 
@@ -688,8 +705,9 @@ int ref_translate_select(const struct ref_catalog *cat, const cJSON *params, int
                          struct buf *out, char *err, size_t errlen)
 {
     struct tx x = {.cat = cat, .out = out, .err = err, .errlen = errlen};
-    collect_as(&x, params);
+    collect_names(&x, params);
     int rc = put_select(&x, params, page_cap);
     free(x.as_names);
+    free(x.tables);
     return rc;
 }

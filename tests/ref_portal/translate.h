@@ -8,8 +8,9 @@
  * their context as the real portal's literals are (a string compared with a
  * timestamp, boolean or bigint column is coerced by PostgreSQL, or refused by
  * it); numbers as their JSON literal text; true/false/null as TRUE/FALSE/NULL.
- * An operand string is a column when it names a column of some catalog table or
- * an `as` name used anywhere in the statement (protocol.md), else a literal.
+ * An operand string is a column when it names a column of a table the statement
+ * names (in any from, join, table or into) or an `as` name used anywhere in it
+ * (protocol.md: "a column when it names one"), else a literal.
  * Anything not understood is an error naming it, never a guess.
  *
  * Select (docs/protocol.md "SELECT" and "Also accepted by real portals"):

@@ -124,6 +124,8 @@ pkg_max=$(pq "SELECT max(id) FROM package")
 expect '{"data":[{"function":"count","args":["*"]}],"from":"tv_program"}' '[[3000]]'
 expect '{"data":[{"function":"max","args":"id"}],"from":"media"}' "[[$(pq "SELECT max(id) FROM media")]]"
 expect '{"data":["id"],"from":"package","where":{"eq":["id","'"$pkg_max"'"]}}' "[[$pkg_max]]"
+expect '{"data":[{"function":"count","args":["*"]}],"from":"package","where":{"neq":["name","title"]}}' \
+       "[[$(pq "SELECT count(*) FROM package WHERE name <> 'title'")]]"
 expect '{"data":["id"],"from":"package","where":{"eq":["id","abc"]}}' 'ERROR query failed: ERROR:  invalid input syntax for type bigint: \"abc\"'
 expect '{"data":[{"function":"count","args":["*"]}],"from":"subscriber","where":{"gte":["updated_at","2025-01-01"]}}' \
        "[[$(pq "SELECT count(*) FROM subscriber WHERE updated_at >= '2025-01-01'")]]"

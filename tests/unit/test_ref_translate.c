@@ -95,13 +95,20 @@ static void test_functions(void **state)
 
 static void test_where(void **state)
 {
-    /* Strings: a column when they name one (of any table, or an `as`), else literals. */
+    /* Strings: a column when they name one (of a table named, or an `as`), else literals. */
     SQL("{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"and\":[{\"gte\":[\"updated_at\",\"2025-01-01\"]},"
-        "{\"or\":[{\"eq\":[\"username\",\"model\"]},{\"neq\":[\"username\",\"it's\"]}]},{\"not\":\"disabled\"},"
+        "{\"or\":[{\"eq\":[\"username\",\"id\"]},{\"neq\":[\"username\",\"it's\"]}]},{\"not\":\"disabled\"},"
         "{\"is\":[\"disabled\",true]},{\"is_not\":[\"updated_at\",null]},{\"ilike\":[\"username\",\"%a%\"]}]}}", 0,
-        "SELECT \"id\" FROM \"subscriber\" WHERE ((\"updated_at\" >= '2025-01-01') AND ((\"username\" = \"model\") OR "
+        "SELECT \"id\" FROM \"subscriber\" WHERE ((\"updated_at\" >= '2025-01-01') AND ((\"username\" = \"id\") OR "
         "(\"username\" <> 'it''s')) AND (NOT \"disabled\") AND (\"disabled\" IS TRUE) AND (\"updated_at\" IS NOT NULL) "
         "AND (\"username\" ILIKE '%a%'))");
+    /* model is terminal's column, not subscriber's: a literal here. */
+    SQL("{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"eq\":[\"username\",\"model\"]}}", 0,
+        "SELECT \"id\" FROM \"subscriber\" WHERE (\"username\" = 'model')");
+    SQL("{\"data\":[\"id\"],\"from\":[\"subscriber\",\"terminal\"],\"where\":{\"eq\":[\"username\",\"model\"]}}", 0,
+        "SELECT \"id\" FROM \"subscriber\", \"terminal\" WHERE (\"username\" = \"model\")");
+    SQL("{\"data\":[{\"function\":\"count\",\"args\":[\"*\"],\"as\":\"n\"}],\"from\":\"subscriber\",\"having\":{\"gt\":[\"n\",\"n\"]}}", 0,
+        "SELECT count(*) AS \"n\" FROM \"subscriber\" HAVING (\"n\" > \"n\")");
     SQL("{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",[1,9223372036854775807]]}}", 0,
         "SELECT \"id\" FROM \"subscriber\" WHERE (\"id\" IN (1, 9223372036854775807))");
     SQL("{\"data\":[\"id\"],\"from\":\"subscriber\",\"where\":{\"in\":[\"id\",1,2,3]}}", 0,
