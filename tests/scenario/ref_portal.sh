@@ -8,24 +8,15 @@
 # a batch, and what it does not support refused by name.
 # Skips (exit 77) only when PostgreSQL is not installed (scripts/deps.sh installs it).
 source "$(dirname "$0")/lib.bash"
-PGSH=$(cd "$(dirname "$0")/../ref_portal" && pwd)/pg.sh
-IA_REF_PORTAL=${IA_REF_PORTAL:-$(dirname "$IA_AGENT")/iptv-ref-portal}
-if ! bash "$PGSH" bindir >/dev/null; then
+source "$(dirname "$0")/../ref_portal/lib.bash"
+if ! ref_pg_available; then
   echo "# skipped: PostgreSQL (initdb, pg_ctl) is not installed; scripts/deps.sh installs it"
   exit 77
 fi
-PGDIR=$SCEN_DIR/pg
-trap 'bash "$PGSH" stop "$PGDIR" || true; scen_cleanup' EXIT
-CONN=$(bash "$PGSH" start "$PGDIR") || fail "pg.sh start"
-pq() { psql "$CONN" -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+pq() { ref_pq "$1"; }
 
 PW=ref-portal-pw
-fifo=$SCEN_DIR/ref.fifo
-mkfifo "$fifo"
-"$IA_REF_PORTAL" --pg "$CONN" --rows 3000 --seed 7 --password "$PW" --page-cap 700 >"$fifo" 2>"$SCEN_DIR/ref.err" &
-REF_PID=$!
-SCEN_PIDS+=("$REF_PID")
-read -r P_URL <"$fifo" || fail "iptv-ref-portal did not start: $(cat "$SCEN_DIR/ref.err")"
+ref_start P --rows 3000 --seed 7 --password "$PW" --page-cap 700
 O=$SCEN_DIR/last.out E=$SCEN_DIR/last.err DATA=$SCEN_DIR/data CDB=$SCEN_DIR/data/cache.db CFG=$SCEN_DIR/agent.toml
 export SCEN_PW=$PW SCEN_RETRIES=1 SCEN_TIMEOUT=10s
 TABLES=(tv_program tv_channel subscriber terminal media tv_category package tv_program_category)
@@ -192,12 +183,8 @@ ok "insert, update (the row count without returning), delete with returning; a r
 # 3 ------------------------------------------------------------------------------
 # --session-ttl-ms: a session older than that is refused as an unknown one (a
 # second portal on the same database; it reloads the same data).
-stop_portal "$REF_PID"
-rm -f "$fifo" && mkfifo "$fifo"
-"$IA_REF_PORTAL" --pg "$CONN" --rows 3000 --seed 7 --password "$PW" --session-ttl-ms 1 >"$fifo" 2>"$SCEN_DIR/ref.err" &
-REF_PID=$!
-SCEN_PIDS+=("$REF_PID")
-read -r P_URL <"$fifo" || fail "iptv-ref-portal did not start again: $(cat "$SCEN_DIR/ref.err")"
+stop_portal "$P_PID"
+ref_start P --rows 3000 --seed 7 --password "$PW" --session-ttl-ms 1
 SID=$(rpc '{"jsonrpc":"2.0","id":1,"method":"authorize_user","params":{"username":"admin","password":"'"$PW"'"}}' |
       sed -n 's/.*"session_id":"\([0-9a-f]*\)".*/\1/p')
 [ -n "$SID" ] || fail "login refused"
