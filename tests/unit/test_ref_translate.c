@@ -28,8 +28,9 @@ static struct ref_catalog cat_new(void)
     return cat;
 }
 
-/* Translate json (cap as given); returns the SQL or "ERR: message" (caller frees). */
-static char *tr(const char *json, int64_t cap)
+/* Translate json as method ("select" with the page cap, or a write); returns the
+ * SQL or "ERR: message" (caller frees). */
+static char *run(const char *method, const char *json, int64_t cap)
 {
     struct ref_catalog cat = cat_new();
     cJSON *doc = NULL;
@@ -37,7 +38,9 @@ static char *tr(const char *json, int64_t cap)
     assert_int_equal(json_parse(json, strlen(json), 64, &doc, err, sizeof err), 0);
     struct buf out = {0};
     char *r;
-    if (ref_translate_select(&cat, doc, cap, &out, err, sizeof err) == 0) {
+    int rc = !strcmp(method, "select") ? ref_translate_select(&cat, doc, cap, &out, err, sizeof err)
+                                       : ref_translate_write(&cat, method, doc, &out, err, sizeof err);
+    if (rc == 0) {
         r = buf_detach(&out);
     } else {
         r = malloc(strlen(err) + 6);
@@ -48,6 +51,9 @@ static char *tr(const char *json, int64_t cap)
     ref_catalog_free(&cat);
     return r;
 }
+
+static char *tr(const char *json, int64_t cap) { return run("select", json, cap); }
+static char *trw(const char *method, const char *json) { return run(method, json, 0); }
 
 #define SQL(json, cap, want)                                  \
     do {                                                      \
@@ -176,27 +182,6 @@ static void test_injection(void **state)
         "SELECT \"id\" FROM \"subscriber\" WHERE (\"username\" = 'x''; DROP TABLE x; --\\')");
     SQL("{\"data\":\"id\",\"from\":\"subscriber\",\"where\":{\"eq\":[{\"s\":\"id; x\"},1]}}", 0,
         "ERR: eq: \"id; x\" is not a plain name ([A-Za-z_][A-Za-z0-9_]*)");
-}
-
-/* Translate a write; returns the SQL or "ERR: message" (caller frees). */
-static char *trw(const char *method, const char *json)
-{
-    struct ref_catalog cat = cat_new();
-    cJSON *doc = NULL;
-    char err[512];
-    assert_int_equal(json_parse(json, strlen(json), 64, &doc, err, sizeof err), 0);
-    struct buf out = {0};
-    char *r;
-    if (ref_translate_write(&cat, method, doc, &out, err, sizeof err) == 0) {
-        r = buf_detach(&out);
-    } else {
-        r = malloc(strlen(err) + 6);
-        sprintf(r, "ERR: %s", err);
-    }
-    buf_free(&out);
-    cJSON_Delete(doc);
-    ref_catalog_free(&cat);
-    return r;
 }
 
 #define WSQL(method, json, want)                              \
