@@ -100,14 +100,14 @@ static const struct dcase CASES[] = {
      "{\"data\":[{\"c\":\"id\"},{\"k\":\"name\"}],\"from\":[{\"table\":\"tv_channel\",\"as\":\"c\"},{\"join\":\"tv_category\","
      "\"as\":\"k\",\"join_type\":\"left\",\"on\":{\"eq\":[{\"c\":\"category_id\"},{\"k\":\"id\"}]}}],"
      "\"where\":{\"or\":[{\"is\":[{\"c\":\"category_id\"},null]},{\"lt\":[{\"c\":\"category_id\"},3]}]},"
-     "\"order_by\":[{\"c\":\"id\"}],\"limit\":400}"},
+     "\"order_by\":\"c.id\",\"limit\":400}"},
     {"join_type_key", ORD_FULL, 0,
      "{\"data\":[{\"c\":\"id\"},{\"k\":\"name\"}],\"from\":[{\"table\":\"tv_channel\",\"as\":\"c\"},{\"join\":\"tv_category\","
      "\"as\":\"k\",\"type\":\"left\",\"on\":{\"eq\":[{\"c\":\"category_id\"},{\"k\":\"id\"}]}}],"
-     "\"where\":{\"is\":[{\"c\":\"category_id\"},null]},\"order_by\":[{\"c\":\"id\"}],\"limit\":50}"},
+     "\"where\":{\"is\":[{\"c\":\"category_id\"},null]},\"order_by\":\"c.id\",\"limit\":50}"},
     {"join_cross", ORD_FULL, 0,
      "{\"data\":[{\"p\":\"id\"},{\"k\":\"id\"}],\"from\":[{\"table\":\"package\",\"as\":\"p\"},{\"join\":\"tv_category\","
-     "\"as\":\"k\",\"join_type\":\"cross\"}],\"where\":{\"lt\":[{\"k\":\"id\"},4]},\"order_by\":[{\"p\":\"id\"},{\"k\":\"id\"}],"
+     "\"as\":\"k\",\"join_type\":\"cross\"}],\"where\":{\"lt\":[{\"k\":\"id\"},4]},\"order_by\":[\"p.id\",\"k.id\"],"
      "\"limit\":100}"},
     {"func_key_concat", ORD_FULL, 0,
      "{\"data\":[\"id\",{\"concat\":[\"name\",\" / \",\"id\"],\"as\":\"x\"}],\"from\":\"package\",\"order_by\":\"id\"}"},
@@ -117,7 +117,7 @@ static const struct dcase CASES[] = {
      "{\"data\":[\"id\",{\"function\":\"concat\",\"args\":[\"name\",\" #\",\"sort_order\"],\"as\":\"x\"}],"
      "\"from\":\"tv_category\",\"order_by\":\"id\"}"},
     {"alias_star", ORD_FULL, 0,
-     "{\"data\":[\"p.*\"],\"from\":[{\"table\":\"package\",\"as\":\"p\"}],\"order_by\":[{\"p\":\"id\"}]}"},
+     "{\"data\":[\"p.*\"],\"from\":[{\"table\":\"package\",\"as\":\"p\"}],\"order_by\":\"p.id\"}"},
     {"batch", ORD_FULL, 1,
      "[" SEL(1) "{\"data\":[\"id\",\"name\"],\"from\":\"package\",\"order_by\":\"id\",\"limit\":3}},"
      SEL(2) "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"tv_category\"}}]"},
@@ -146,7 +146,7 @@ static const struct dcase CASES[] = {
      "\"limit\":30}"},
     {"int64_results", ORD_FULL, 0,
      "{\"data\":[\"id\",\"parent_id\"],\"from\":\"media\",\"where\":{\"is_not\":[\"parent_id\",null]},"
-     "\"order_by\":\"id desc\",\"limit\":30}"},
+     "\"order_by\":\"id\",\"offset\":100,\"limit\":30}"},
     {"int64_max", ORD_FULL, 0,
      "{\"data\":[{\"function\":\"max\",\"args\":\"id\",\"as\":\"mx\"},{\"function\":\"min\",\"args\":\"parent_id\","
      "\"as\":\"mn\"}],\"from\":\"media\"}"},
@@ -181,8 +181,8 @@ static const struct dcase CASES[] = {
      "\"from\":\"tv_program\",\"order_by\":\"id\",\"limit\":20}"},
     {"json_columns", ORD_FULL, 0,
      "{\"data\":[\"id\",\"languages\",\"params\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":20}"},
-    {"offset_desc", ORD_FULL, 0,
-     "{\"data\":[\"id\",\"username\"],\"from\":\"subscriber\",\"order_by\":\"id desc\",\"limit\":5,\"offset\":10}"},
+    {"offset", ORD_FULL, 0,
+     "{\"data\":[\"id\",\"username\"],\"from\":\"subscriber\",\"order_by\":\"id\",\"limit\":5,\"offset\":10}"},
 };
 
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))

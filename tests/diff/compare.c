@@ -196,29 +196,40 @@ static int rows_cmp(enum dorder ord, const cJSON *p, const cJSON *a, struct buf 
 
 /* ---- envelopes ---------------------------------------------------------------------------- */
 
-/* The rows of one JSON-RPC envelope, or NULL when it is an error (msg says). */
-static const cJSON *envelope_rows(const cJSON *env, struct buf *msg)
+/* What one JSON-RPC envelope holds: rows (*rows set), an error, or neither. */
+enum env { ENV_ROWS, ENV_ERROR, ENV_MALFORMED };
+
+static enum env envelope(const cJSON *env, const cJSON **rows, struct buf *msg)
 {
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(env, "error");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(env, "result");
+    *rows = NULL;
     if (e && !cJSON_IsNull(e)) {
         show(msg, e);
-        return NULL;
+        return ENV_ERROR;
     }
     if (!cJSON_IsArray(r)) {
-        buf_puts(msg, "no result array: ");
+        buf_puts(msg, "neither an error nor a result array: ");
         show(msg, env);
-        return NULL;
+        return ENV_MALFORMED;
     }
-    return r;
+    *rows = r;
+    return ENV_ROWS;
 }
 
+/* A malformed answer from the agent is a difference (a refusal must be a
+ * JSON-RPC error); from the portal it counts as the portal refusing. */
 static enum dclass classify_one(enum dorder ord, const cJSON *p, const cJSON *a, struct buf *why)
 {
     struct buf pm = {0}, am = {0};
-    const cJSON *pr = envelope_rows(p, &pm), *ar = envelope_rows(a, &am);
+    const cJSON *pr, *ar;
+    envelope(p, &pr, &pm);   /* a malformed portal answer: the portal refused */
+    enum env ae = envelope(a, &ar, &am);
     enum dclass c;
-    if (!pr && !ar) {
+    if (ae == ENV_MALFORMED) {
+        c = DC_DIFFERENT;
+        buf_printf(why, "agent: %s", am.p);
+    } else if (!pr && !ar) {
         c = DC_BOTH_REFUSED;
         buf_printf(why, "portal: %s; agent: %s", pm.p, am.p);
     } else if (!pr) {
@@ -257,16 +268,17 @@ enum dclass diff_compare(const struct dstmt *st, const struct danswer *p, const 
     buf_reset(why);
     cJSON *pd = parse_answer(p, "portal", why), *ad = parse_answer(a, "agent", why);
     enum dclass c;
-    if (!pd) {
-        c = ad ? DC_PORTAL_REFUSED : DC_BOTH_REFUSED;
-    } else if (!ad) {
-        c = DC_AGENT_REFUSED;
+    if (!ad) {
+        c = DC_DIFFERENT;   /* no answer, or not JSON: never an allowed refusal */
+    } else if (!pd) {
+        c = DC_PORTAL_REFUSED;
     } else if (!st->raw || !cJSON_IsArray(pd)) {
         c = classify_one(st->ord, pd, ad, why);
     } else if (!cJSON_IsArray(ad)) {
         /* a batch answered by one envelope: a refusal when it is an error */
         struct buf m = {0};
-        c = envelope_rows(ad, &m) ? DC_DIFFERENT : DC_AGENT_REFUSED;
+        const cJSON *rows;
+        c = envelope(ad, &rows, &m) == ENV_ERROR ? DC_AGENT_REFUSED : DC_DIFFERENT;
         buf_printf(why, "a batch of %d answered by one object (HTTP %ld): %s", cJSON_GetArraySize(pd), a->status, m.p);
         buf_free(&m);
     } else if (cJSON_GetArraySize(pd) != cJSON_GetArraySize(ad)) {

@@ -131,8 +131,13 @@ void dcases_get(int i, const struct dsamples *s, struct dstmt *st);
 enum dclass { DC_SAME, DC_AGENT_REFUSED, DC_BOTH_REFUSED, DC_PORTAL_REFUSED, DC_DIFFERENT };
 const char *dclass_name(enum dclass c);
 
-/* Compare the portal's answer p with the agent's a for st. why gets a short reason
- * for anything but DC_SAME (the first differing row/column, or the refusal). */
+/* Compare the portal's answer p with the agent's a for st (a batch: element by
+ * element, the worst class wins). A JSON-RPC error is a refusal; an agent answer
+ * that is no answer, not JSON, or neither an error nor a result array is
+ * DC_DIFFERENT (a refusal must say why); a portal answer of that kind counts as
+ * the portal refusing. Rows: ord decides (ORD_FULL in order, ORD_NONE as
+ * multisets, ORD_COUNT the count only). why gets a short reason for anything
+ * but DC_SAME (the first differing row and value, or the refusal). */
 enum dclass diff_compare(const struct dstmt *st, const struct danswer *p, const struct danswer *a,
                          struct buf *why);
 

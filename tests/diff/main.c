@@ -223,18 +223,3 @@ out:
     curl_global_cleanup();
     return rc;
 }
-
-/* ---- statements (diff.h) ------------------------------------------------------------------ */
-
-void dstmt_free(struct dstmt *st) { buf_free(&st->params); }
-
-void dstmt_body(const struct dstmt *st, struct buf *out)
-{
-    if (st->raw) {
-        buf_append(out, st->params.p, st->params.len);
-        return;
-    }
-    buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":");
-    buf_append(out, st->params.p, st->params.len);
-    buf_putc(out, '}');
-}

@@ -1,6 +1,6 @@
 /* tables.c — the shapes iptv-diff generates statements over (a copy of the
  * columns of tests/fake_portal/gen.c that statements use, with their types),
- * and its PRNG. media lists a subset of its 74 columns: every kind of value
+ * its PRNG and the statements' envelope. media lists a subset of its 74 columns: every kind of value
  * (int64 ids beyond 2^53, reals, booleans, dates, timestamps, JSON) is there. */
 #include "tests/diff/diff.h"
 
@@ -93,3 +93,18 @@ uint64_t drng_next(struct drng *r)
 int drng_below(struct drng *r, int n) { return (int)(drng_next(r) % (uint64_t)n); }
 
 int drng_pct(struct drng *r, int pct) { return drng_below(r, 100) < pct; }
+
+/* ---- statements ------------------------------------------------------------------------- */
+
+void dstmt_free(struct dstmt *st) { buf_free(&st->params); }
+
+void dstmt_body(const struct dstmt *st, struct buf *out)
+{
+    if (st->raw) {
+        buf_append(out, st->params.p, st->params.len);
+        return;
+    }
+    buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":");
+    buf_append(out, st->params.p, st->params.len);
+    buf_putc(out, '}');
+}
