@@ -174,6 +174,13 @@ int ref_load(PGconn *pg, const struct fakegen_opts *o, struct ref_catalog *cat, 
         goto out;
     }
     if (pg_exec(pg, "SET client_min_messages = warning", "session settings", err, errlen) != 0) goto out;
+    /* Stock PostgreSQL has no max/min over boolean; protocol.md says the portal
+     * answers them with booleans, so this database gets them (or = max, and = min). */
+    if (pg_exec(pg, "DROP AGGREGATE IF EXISTS max(boolean); DROP AGGREGATE IF EXISTS min(boolean);"
+                    "CREATE AGGREGATE max(boolean) (SFUNC = boolor_statefunc, STYPE = boolean, SORTOP = >);"
+                    "CREATE AGGREGATE min(boolean) (SFUNC = booland_statefunc, STYPE = boolean, SORTOP = <)",
+                "max/min(boolean)", err, errlen) != 0)
+        goto out;
     while (sqlite3_step(st) == SQLITE_ROW)
         if (load_table(pg, db, (const char *)sqlite3_column_text(st, 0), cat, err, errlen) != 0) goto out;
     rc = pg_exec(pg, "ANALYZE", "ANALYZE", err, errlen);

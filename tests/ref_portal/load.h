@@ -7,7 +7,9 @@
  * mapped INTEGER -> bigint, REAL -> double precision, TEXT -> text, TIMESTAMP ->
  * timestamp, BOOLEAN -> boolean, JSON -> jsonb (the primary key kept), COPY of
  * the rows (doubles at full precision), an index on (updated_at, id) where the
- * table has updated_at (as the fake portal has), ANALYZE. The tables and their
+ * table has updated_at (as the fake portal has), ANALYZE. Also max(boolean) and
+ * min(boolean) aggregates (bool_or, bool_and), which stock PostgreSQL lacks and
+ * protocol.md says the portal answers. The tables and their
  * columns are added to cat, which the translator reads.
  *
  * Ownership: the caller owns pg and cat. Returns 0, or -1 with err naming the

@@ -1,5 +1,5 @@
 /* main.c — iptv-ref-portal: a reference IPTVPortal backed by a real PostgreSQL,
- * the independent oracle for the agent's JSONSQL (docs/testing.md, "The
+ * the independent oracle for the agent's JSONSQL (README.md, "The
  * reference portal").
  *
  * iptv-fake-portal answers from SQLite through agent/jsonsql, so a test comparing
