@@ -349,9 +349,8 @@ static void put_agg(struct gen *g, int t, int idx)
         buf_printf(g->b, "{\"function\":\"count\",\"args\":{\"function\":\"distinct\",\"args\":\"%s\"},\"as\":\"a%d\"}",
                    tab(t)->cols[k].name, idx);
     } else if (roll < 80) {
-        /* Not over booleans: PostgreSQL has no max(boolean); the hand-written
-         * cases bool_max_* hold that question. */
-        k = pick_col(g, t, ORDERABLE & ~B(DT_BOOL), 0);
+        /* booleans included: the portal answers them (bool_or/bool_and) */
+        k = pick_col(g, t, ORDERABLE, 0);
         buf_printf(g->b, "{\"function\":\"%s\",\"args\":\"%s\",\"as\":\"a%d\"}", drng_pct(&g->r, 50) ? "max" : "min",
                    tab(t)->cols[k].name, idx);
     } else if ((k = pick_col(g, t, NUMERIC, 1)) >= 0) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The differential test: the agent's local JSONSQL API against a portal, over
 # the same data. The portal is iptv-ref-portal (PostgreSQL underneath, its own
-# JSONSQL translation) when it is built and PostgreSQL is at hand; until then
+# JSONSQL translation) when it is built and PostgreSQL is installed; else
 # iptv-fake-portal stands in (loudly: it shares the agent's compiler, so it only
 # checks the serve layer). Every table is synced into the agent's cache, the
 # agent serves, and iptv-diff sends the hand-written cases plus IA_DIFF_COUNT
@@ -18,7 +18,7 @@ PW=diff-pw SCEN_RETRIES=3 SCEN_TIMEOUT=30s
 export SCEN_PW=$PW
 PG_SH=${IA_SOURCE_DIR:-$(dirname "$0")/../..}/tests/ref_portal/pg.sh
 
-if [ -n "${IA_REF_PORTAL:-}" ] && [ -x "$IA_REF_PORTAL" ] && [ -f "$PG_SH" ]; then
+if [ -n "${IA_REF_PORTAL:-}" ] && [ -x "$IA_REF_PORTAL" ] && [ -f "$PG_SH" ] && bash "$PG_SH" bindir >/dev/null 2>&1; then
   PGDIR=$SCEN_DIR/pg
   conninfo=$(bash "$PG_SH" start "$PGDIR") || fail "pg.sh start failed"
   # The portal goes first, then PostgreSQL, then the temp dir holding its data.
@@ -32,7 +32,7 @@ if [ -n "${IA_REF_PORTAL:-}" ] && [ -x "$IA_REF_PORTAL" ] && [ -f "$PG_SH" ]; th
   ok "reference portal (PostgreSQL) at $P_URL"
 else
   echo "NOTE: ************************************************************************" >&2
-  echo "NOTE: iptv-ref-portal is not built (or tests/ref_portal/pg.sh is missing):" >&2
+  echo "NOTE: iptv-ref-portal is not built, or PostgreSQL is not installed:" >&2
   echo "NOTE: comparing against iptv-fake-portal, which shares the agent's JSONSQL" >&2
   echo "NOTE: compiler. This checks the local API's serve layer, not PostgreSQL parity." >&2
   echo "NOTE: ************************************************************************" >&2
