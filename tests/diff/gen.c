@@ -104,19 +104,35 @@ static const char *const CMP[] = {"eq", "neq", "lt", "gt", "lte", "gte"};
 
 static void pred(struct gen *g, int t, const char *alias, int depth);
 
+/* {"op":[column, a sample literal]} */
+static void put_cmp(struct gen *g, const char *op, int t, const char *alias, int k)
+{
+    buf_printf(g->b, "{\"%s\":[", op);
+    put_col(g, alias, tab(t)->cols[k].name);
+    put(g, ",");
+    put_lit(g, t, k);
+    put(g, "]}");
+}
+
+/* {"in":[column, [n sample literals]]} */
+static void put_in_list(struct gen *g, int t, const char *alias, int k, int n)
+{
+    buf_puts(g->b, "{\"in\":[");
+    put_col(g, alias, tab(t)->cols[k].name);
+    put(g, ",[");
+    for (int i = 0; i < n; i++) {
+        if (i) put(g, ",");
+        put_lit(g, t, k);
+    }
+    put(g, "]]}");
+}
+
 static void pred_num(struct gen *g, int t, const char *alias, int k)
 {
     const char *c = tab(t)->cols[k].name;
     int roll = drng_below(&g->r, 100);
-    if (roll < 15) {   /* in a list */
-        buf_puts(g->b, "{\"in\":[");
-        put_col(g, alias, c);
-        put(g, ",[");
-        for (int i = 0, n = 1 + drng_below(&g->r, 4); i < n; i++) {
-            if (i) put(g, ",");
-            put_lit(g, t, k);
-        }
-        put(g, "]]}");
+    if (roll < 15) {
+        put_in_list(g, t, alias, k, 1 + drng_below(&g->r, 4));
     } else if (roll < 30 && tab(t)->cols[k].t == DT_INT) {   /* arithmetic */
         static const char *const AR[] = {"add", "sub", "mul", "mod"};
         const char *op = AR[drng_below(&g->r, 4)];
@@ -139,11 +155,7 @@ static void pred_num(struct gen *g, int t, const char *alias, int k)
         put_lit(g, t, k);
         put(g, "]}");
     } else {
-        buf_printf(g->b, "{\"%s\":[", CMP[drng_below(&g->r, 6)]);
-        put_col(g, alias, c);
-        put(g, ",");
-        put_lit(g, t, k);
-        put(g, "]}");
+        put_cmp(g, CMP[drng_below(&g->r, 6)], t, alias, k);
     }
 }
 
@@ -186,20 +198,10 @@ static void pred_text(struct gen *g, int t, const char *alias, int k)
         put(g, "]}");
         buf_free(&p);
     } else if (roll < 55) {
-        buf_puts(g->b, "{\"in\":[");
-        put_col(g, alias, c);
-        put(g, ",[");
-        put_lit(g, t, k);
-        put(g, ",");
-        put_lit(g, t, k);
-        put(g, "]]}");
+        put_in_list(g, t, alias, k, 2);
     } else {
         /* eq/neq mostly; lt/gt order text, which is a collation's business. */
-        buf_printf(g->b, "{\"%s\":[", CMP[drng_pct(&g->r, 75) ? drng_below(&g->r, 2) : 2 + drng_below(&g->r, 4)]);
-        put_col(g, alias, c);
-        put(g, ",");
-        put_lit(g, t, k);
-        put(g, "]}");
+        put_cmp(g, CMP[drng_pct(&g->r, 75) ? drng_below(&g->r, 2) : 2 + drng_below(&g->r, 4)], t, alias, k);
     }
 }
 

@@ -74,6 +74,19 @@ ok "every table synced into the cache"
 start_daemon D "$SCEN_DIR/daemon.log" -c "$CFG" run
 ok "agent serving at $D_URL"
 
+# iptv-diff's own failure paths and its self-check, before the real comparison.
+diff_run() { set +e; "$IA_DIFF" "$@" >"$O" 2>"$E"; rc=$?; set -e; }
+diff_run --portal "$P_URL" --agent "$D_URL" --user admin --password "$PW" --count 5
+[ "$rc" -eq 2 ] && grep -q -- "--seed" "$E" || fail "no --seed: exit $rc, $(cat "$E")"
+diff_run --portal "$P_URL" --agent "$D_URL" --user admin --password wrong --seed 1 --count 5
+[ "$rc" -eq 2 ] && grep -q "portal login" "$E" || fail "wrong password: exit $rc, $(cat "$E")"
+diff_run --portal "$P_URL" --agent http://127.0.0.1:1 --user admin --password "$PW" --seed 1 --count 5
+[ "$rc" -eq 2 ] && grep -q "agent login" "$E" || fail "no agent: exit $rc, $(cat "$E")"
+ok "iptv-diff refuses a missing --seed, a wrong password and an unreachable agent (exit 2, named)"
+diff_run --portal "$P_URL" --agent "$P_URL" --user admin --password "$PW" --seed "$SEED" --count 100 --report "$SCEN_DIR/self.jsonl"
+[ "$rc" -eq 0 ] && grep -q "different 0$" "$O" || fail "the portal against itself: exit $rc: $(tail -5 "$O")"
+ok "the portal against itself: $(tail -1 "$O")"
+
 REPORT=$SCEN_DIR/diff.jsonl
 set +e
 "$IA_DIFF" --portal "$P_URL" --agent "$D_URL" --user admin --password "$PW" --seed "$SEED" --count "$COUNT" \
