@@ -93,7 +93,10 @@ set +e
   --report "$REPORT" >"$SCEN_DIR/diff.out" 2>"$SCEN_DIR/diff.err"
 rc=$?
 set -e
-tail -40 "$SCEN_DIR/diff.out"
+# One line per difference (iptv-diff prints the request and both answers under
+# each; KEEP=1 keeps them and the report), then the summary.
+grep -E '^(different|portal_refused) ' "$SCEN_DIR/diff.out" | cut -c1-300 || true
+tail -1 "$SCEN_DIR/diff.out"
 cat "$SCEN_DIR/diff.err" >&2
 [ "$rc" -eq 0 ] || { [ -n "${KEEP:-}" ] && echo "report: $REPORT" >&2; fail "iptv-diff exit $rc (differences above; KEEP=1 keeps the full report)"; }
 ok "$(tail -1 "$SCEN_DIR/diff.out")"
