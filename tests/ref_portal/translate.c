@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_DEPTH 48
 
@@ -525,11 +526,23 @@ static int put_list(struct tx *x, const cJSON *v, const char *what, int names_on
     if (!first) return fail(x, "%s: empty", what);
     for (const cJSON *c = first; c; c = cJSON_IsArray(v) ? c->next : NULL) {
         if (c != first) buf_puts(x->out, ", ");
-        if (cJSON_IsString(c)) {
+        if (cJSON_IsString(c) && strcmp(what, "order_by") == 0) {
+            /* "col desc" / "col asc": the agent takes these, so the oracle must
+             * answer them too (PostgreSQL's NULL placement comes with them). */
+            const char *s = c->valuestring, *sp = strrchr(s, ' ');
+            const char *dir = !sp ? NULL : strcasecmp(sp + 1, "desc") == 0 ? " DESC"
+                                         : strcasecmp(sp + 1, "asc") == 0  ? " ASC" : NULL;
+            char name[256];
+            size_t n = dir ? (size_t)(sp - s) : strlen(s);
+            if (n >= sizeof name) return fail(x, "%s: name too long", what);
+            memcpy(name, s, n);
+            name[n] = '\0';
+            if (put_column(x, name, what) != 0) return -1;
+            if (dir) buf_puts(x->out, dir);
+        } else if (cJSON_IsString(c)) {
             if (put_column(x, c->valuestring, what) != 0) return -1;
         } else if (names_only) {
-            return fail(x, "%s: only column names%s", what,
-                        strcmp(what, "order_by") ? "" : " (direction words are not part of protocol.md)");
+            return fail(x, "%s: only column names", what);
         } else if (put_operand(x, c, what) != 0) {
             return -1;
         }

@@ -146,7 +146,7 @@ batch=$(curl -sS --max-time 10 "$P_URL/api/jsonsql/" -H "Iptvportal-Authorizatio
   fail "batch: $batch"
 ok "the page cap (no limit, a larger limit) and a batch"
 
-expect '{"data":["id"],"from":"package","order_by":{"desc":"id"}}' 'ERROR order_by: only column names (direction words are not part of protocol.md)'
+expect '{"data":["id"],"from":"package","order_by":{"desc":"id"}}' 'ERROR order_by: only column names'
 expect '{"data":["id"],"from":"package","group":"id"}' 'ERROR select: unsupported key \"group\"'
 expect '{"data":[{"function":"md5","args":"name"}],"from":"package"}' 'ERROR data: unsupported function \"md5\"'
 expect '{"data":["id"],"from":"package","where":{"between":["id",1,2]}}' 'ERROR unsupported operator \"between\"'

@@ -142,7 +142,10 @@ static void test_page_cap(void **state)
 static void test_refusals(void **state)
 {
     SQL("{\"data\":\"id\",\"from\":\"subscriber\",\"order_by\":{\"desc\":\"id\"}}", 0,
-        "ERR: order_by: only column names (direction words are not part of protocol.md)");
+        "ERR: order_by: only column names");
+    /* "col desc"/"col asc", as the agent takes them. */
+    SQL("{\"data\":\"id\",\"from\":\"subscriber\",\"order_by\":[\"balance desc\",\"id ASC\"]}", 0,
+        "SELECT \"id\" FROM \"subscriber\" ORDER BY \"balance\" DESC, \"id\" ASC");
     SQL("{\"data\":\"id\",\"from\":\"subscriber\",\"order_by\":\"-id\"}", 0,
         "ERR: order_by: \"-id\" is not a plain name ([A-Za-z_][A-Za-z0-9_]*)");
     SQL("{\"data\":\"id\",\"from\":\"subscriber\",\"sort\":\"id\"}", 0, "ERR: select: unsupported key \"sort\"");
