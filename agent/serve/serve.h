@@ -132,8 +132,12 @@ struct serve_opts {
     const struct config *cfg;      /* tables (ttl, strategy, key), serve.listen */
     const char *db_path;           /* cache.db (must exist: the writer creates it) */
     const char *token;             /* NULL: none (then only loopback listen is allowed) */
+    const char *username, *password;   /* the [remote] account authorize_user accepts; NULL: none */
+    int64_t (*clock_ms)(void *arg);    /* monotonic ms for session expiry; NULL: the real clock */
+    void *clock_arg;
     int64_t max_body;              /* request bytes, default 1 MiB */
-    int64_t max_rows;              /* rows per answer, default 100000 */
+    int64_t max_rows;              /* rows per /sql answer, default 100000 (/api/jsonsql/:
+                                      cfg->serve.max_rows, default 5000) */
     int64_t max_reply;             /* bytes per answer (checked between rows), default 64 MiB */
     int64_t time_limit_ms;         /* per read, default 5000 */
     int max_depth;                 /* JSON nesting, default 32 */
