@@ -38,6 +38,7 @@ DLOG=$SCEN_DIR/daemon.log
 
 # 1 ------------------------------------------------------------------------------
 start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+login_daemon D
 DPID=$D_PID
 DSTART=$(proc_start "$DPID")
 daemon_alive() {
