@@ -1183,12 +1183,8 @@ static void test_token_never_echoed(void **state)
 {
     char logpath[600];
     snprintf(logpath, sizeof logpath, "%s/serve-debug.log", g_site.dir);
-    fflush(stderr);
-    int saved = dup(2), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-    log_init(LOG_DEBUG, LOG_TEXT);
+    int saved = th_log_capture(logpath);
+    assert_true(saved >= 0);
     struct th_srv v;
     start_with(&v, 0, 0, TOKEN);
     struct th_resp r = {0};
@@ -1230,16 +1226,12 @@ static void test_token_never_echoed(void **state)
     assert_contains(r.body.p, "visible-marker");
     th_resp_free(&r);
     assert_int_equal(th_srv_stop(&v), 0);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    log_init(LOG_INFO, LOG_TEXT);
+    char *log = th_log_release(saved, logpath);
     buf_puts(&all, "");
     assert_lacks(all.p, TOKEN);
     assert_contains(all.p, "unauthorized");
-    size_t loglen = 0;
-    char *log = tu_read_file(logpath, &loglen);
     assert_non_null(log);
+    size_t loglen = strlen(log);
     assert_contains(log, "serve: /sql -> 401");                  /* debug logging was on */
     assert_lacks(log, TOKEN);
     printf("token: %d requests, %zu bytes of replies, %zu bytes of debug log\n", n, all.len, loglen);

@@ -97,6 +97,14 @@ static void login_body(char *out, size_t n, const char *user, const char *pw)
                      "{\"username\":\"%s\",\"password\":\"%s\"}}", user, pw);
 }
 
+/* sel1 on /api/jsonsql/, answered at once: its HTTP status. */
+static int select_status(serve *s, const char *authz, const char *sess, struct got *g)
+{
+    assert_int_equal(post(s, "/api/jsonsql/", authz, sess, sel1, g), 0);
+    assert_int_equal(g->calls, 1);
+    return g->status;
+}
+
 /* authorize_user; the session header ("sessionid=SID") into hdr, or "" when refused. */
 static void login(serve *s, const char *user, const char *pw, char *hdr, size_t n, struct got *g)
 {
@@ -136,12 +144,8 @@ static void test_login_portal(void **state)
     (void)state;
     char logpath[600];
     snprintf(logpath, sizeof logpath, "%s/login-debug.log", g_site.dir);
-    fflush(stderr);
-    int saved = dup(2), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(saved >= 0 && fd >= 0);
-    dup2(fd, 2);
-    close(fd);
-    log_init(LOG_DEBUG, LOG_TEXT);
+    int saved = th_log_capture(logpath);
+    assert_true(saved >= 0);
 
     struct config c = g_cfg;
     c.serve.auth = AUTH_PORTAL;
@@ -165,20 +169,16 @@ static void test_login_portal(void **state)
     assert_true(sess[0]);
     assert_contains(g.body.p, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"session_id\":\"");
     buf_append(&all, g.body.p, g.body.len);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, sess, &g), 200);
     assert_string_equal(g.body.p, "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":[[1]]}");
     /* the token as password, with any username */
     login(s, "whoever", TOKEN, other, sizeof other, &g);
     assert_true(other[0]);
     assert_string_not_equal(other, sess);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, other, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, other, &g), 200);
     /* Bearer token */
-    assert_int_equal(post(s, "/api/jsonsql/", "Bearer " TOKEN, NULL, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
-    assert_int_equal(post(s, "/api/jsonsql/", "Bearer " PASSWORD, NULL, sel1, &g), 0);
-    assert_int_equal(g.status, 401);                     /* the password is no token */
+    assert_int_equal(select_status(s, "Bearer " TOKEN, NULL, &g), 200);
+    assert_int_equal(select_status(s, "Bearer " PASSWORD, NULL, &g), 401);                     /* the password is no token */
     /* no header, an unknown session, a malformed one: the portal's refusal, HTTP 401 */
     static const char *const refused[] = {NULL, "sessionid=00000000000000000000000000000000", "sessionid=",
                                           "sessionid=" TOKEN, "sessionid=" PASSWORD, "garbage"};
@@ -196,17 +196,11 @@ static void test_login_portal(void **state)
     assert_int_equal(g.status, 200);
     buf_append(&all, g.body.p, g.body.len);
     serve_free(s);
-
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    log_init(LOG_INFO, LOG_TEXT);
+    char *log = th_log_release(saved, logpath);
     buf_puts(&all, "");
     assert_lacks(all.p, PASSWORD);
     assert_lacks(all.p, TOKEN);
     assert_lacks(all.p, "PW-nEver");
-    size_t loglen = 0;
-    char *log = tu_read_file(logpath, &loglen);
     assert_non_null(log);
     assert_contains(log, "authorize_user refused");      /* the log was captured */
     assert_contains(log, "serve: /api/jsonrpc/ -> 200");
@@ -234,21 +228,16 @@ static void test_session_expiry(void **state)
     login(s, "admin", PASSWORD, idle, sizeof idle, &g);
     assert_true(sess[0] && idle[0]);
     clk.now_ms += 999;
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, sess, &g), 200);
     clk.now_ms += 999;                                   /* 1998 after login, 999 after its last use */
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, idle, sel1, &g), 0);
-    assert_int_equal(g.status, 401);                     /* idle for 1998 ms */
+    assert_int_equal(select_status(s, NULL, sess, &g), 200);
+    assert_int_equal(select_status(s, NULL, idle, &g), 401);                     /* idle for 1998 ms */
     assert_contains(g.body.p, "Session expired or invalid");
     clk.now_ms += 1000;                                  /* exactly ttl after the last use: expired */
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 401);
+    assert_int_equal(select_status(s, NULL, sess, &g), 401);
     /* a new login works at once */
     login(s, "admin", PASSWORD, sess, sizeof sess, &g);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, sess, &g), 200);
     serve_free(s);
     buf_free(&g.body);
 }
@@ -328,8 +317,7 @@ static void test_modes(void **state)
     struct serve_hooks hooks = {.ctx = &w, .write = hook_write};
     c.serve.tokenless_writes = false;
     s = start(&c, NULL, "admin", PASSWORD, NULL, &hooks);
-    assert_int_equal(post(s, "/api/jsonsql/", "Bearer x", NULL, sel1, &g), 0);
-    assert_int_equal(g.status, 401);
+    assert_int_equal(select_status(s, "Bearer x", NULL, &g), 401);
     login(s, "admin", PASSWORD, sess, sizeof sess, &g);
     assert_int_equal(post(s, "/api/jsonsql/", NULL, sess,
                           "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"delete\",\"params\":{\"from\":\"tv_channel\","
@@ -343,8 +331,7 @@ static void test_modes(void **state)
     /* auth = "none": open as before, any password logs in, writes need the explicit yes */
     c.serve.auth = AUTH_NONE;
     s = start(&c, NULL, NULL, NULL, NULL, &hooks);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, NULL, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, NULL, &g), 200);
     login(s, "a", "b", sess, sizeof sess, &g);
     assert_true(sess[0]);
     assert_int_equal(post(s, "/api/jsonsql/", NULL, NULL,
@@ -353,13 +340,11 @@ static void test_modes(void **state)
     serve_free(s);
     /* auth = "none" with a token: the token's rules, as before */
     s = start(&c, TOKEN, NULL, NULL, NULL, NULL);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, NULL, sel1, &g), 0);
-    assert_int_equal(g.status, 401);
+    assert_int_equal(select_status(s, NULL, NULL, &g), 401);
     login(s, "a", "b", sess, sizeof sess, &g);
     assert_false(sess[0]);
     login(s, "a", TOKEN, sess, sizeof sess, &g);
-    assert_int_equal(post(s, "/api/jsonsql/", NULL, sess, sel1, &g), 0);
-    assert_int_equal(g.status, 200);
+    assert_int_equal(select_status(s, NULL, sess, &g), 200);
     serve_free(s);
     buf_free(&g.body);
 }
