@@ -9,7 +9,6 @@
 #include "agent/serve/serve.h"
 #include "agent/base/clock.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
@@ -21,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -744,8 +741,9 @@ static int run_write(struct sreq *r, const char *method)
      * portal login anyone who can reach the port could use them, so that takes an explicit yes. */
     if (!serve_auth_has_token(s->auth) && serve_auth_mode(s->auth) == AUTH_NONE && !s->cfg->serve.tokenless_writes) {
         rpc_error(r, 403, -32000, "%s refused: writes through the local API need an API token, and this agent has "
-                                  "none ([serve] token_env unset); set token_env, or tokenless_writes = \"loopback\" "
-                                  "in [serve] to let local clients write without one", method);
+                                  "none ([serve] token_env unset) and auth = \"none\"; set token_env, or auth = "
+                                  "\"portal\" (clients log in with the portal's account), or tokenless_writes = "
+                                  "\"loopback\" in [serve] to let local clients write without either", method);
         finish(r);
         return 0;
     }
