@@ -25,6 +25,7 @@ struct serve_auth {
     void *clock_arg;
     struct session *sessions;              /* a ring in issue order */
     int cap, next;
+    int used;                              /* slots ever filled (the ring fills from 0): what a lookup scans */
 };
 
 static int64_t mono_ms(void *arg)
@@ -100,7 +101,7 @@ enum config_auth serve_auth_mode(const serve_auth *a) { return a->mode; }
 int serve_auth_sessions(const serve_auth *a)
 {
     int n = 0;
-    for (int i = 0; i < a->cap; i++) n += a->sessions[i].sid[0] != '\0';
+    for (int i = 0; i < a->used; i++) n += a->sessions[i].sid[0] != '\0';
     return n;
 }
 
@@ -141,6 +142,7 @@ int serve_auth_login(serve_auth *a, const char *username, const char *password,
     memcpy(s->sid, sid, SERVE_AUTH_SID_LEN + 1);
     s->expires_ms = a->clock_ms(a->clock_arg) + a->ttl_ms;
     a->next = (a->next + 1) % a->cap;
+    if (a->used < a->cap) a->used++;
     return 1;
 }
 
@@ -163,7 +165,7 @@ static int session_ok(serve_auth *a, const char *h)
     h += 10;
     if (strlen(h) != SERVE_AUTH_SID_LEN) return 0;
     int64_t now = a->clock_ms(a->clock_arg);
-    for (int i = 0; i < a->cap; i++) {
+    for (int i = 0; i < a->used; i++) {
         struct session *s = &a->sessions[i];
         /* The selector: half the id, compared plainly; the whole id in constant time. */
         if (!s->sid[0] || memcmp(s->sid, h, SERVE_AUTH_SID_LEN / 2) != 0) continue;
