@@ -72,6 +72,7 @@ enum kind {
     K_TOKENLESS,                   /* bool: "loopback" true, "refuse" false */
     K_WRITES,                      /* enum config_writes */
     K_CONFLICT,                    /* enum config_conflict */
+    K_AUTH,                        /* enum config_auth */
     K_COLUMNS,                     /* columns + ncolumns of struct config_table */
     K_SECRET,                      /* refused: a secret comes from the environment (<key>_env) */
 };
@@ -123,6 +124,9 @@ static const struct key KEYS[] = {
     {KEY(SEC_SERVE, "token_env", K_ENVNAME, C_(serve.token_env))},
     {KEY(SEC_SERVE, "export_keep", K_INT, C_(serve.export_keep)), .min = 1, .max = 1000, .def = 4},
     {KEY(SEC_SERVE, "tokenless_writes", K_TOKENLESS, C_(serve.tokenless_writes)), .def = false},
+    {KEY(SEC_SERVE, "auth", K_AUTH, C_(serve.auth)), .def = AUTH_PORTAL},
+    {KEY(SEC_SERVE, "session_ttl", K_DURATION, C_(serve.session_ttl_ms)), .min = 1, .def = HOUR},
+    {KEY(SEC_SERVE, "max_rows", K_INT64, C_(serve.max_rows)), .min = 1, .max = 10000000, .def = 5000},
 
     {KEY(SEC_UPSTREAM, "url", K_URL, C_(upstream.url))},
     {KEY(SEC_UPSTREAM, "token_env", K_ENVNAME, C_(upstream.token_env))},
@@ -589,6 +593,7 @@ static int get_choice(struct ctx *x, const struct toml_kv *kv, int n, const char
 
 static const char *writes_name(int i) { return config_writes_name((enum config_writes)i); }
 static const char *conflict_name(int i) { return config_conflict_name((enum config_conflict)i); }
+static const char *auth_name(int i) { return config_auth_name((enum config_auth)i); }
 
 static int get_columns(struct ctx *x, const struct toml_kv *kv, struct config_table *t)
 {
@@ -676,6 +681,12 @@ static int read_key(struct ctx *x, const struct toml_kv *kv, const struct key *k
         *(enum config_conflict *)dst = (enum config_conflict)cf;
         return 0;
     }
+    case K_AUTH: {
+        int a;
+        if (get_choice(x, kv, AUTH_NONE + 1, auth_name, &a) < 0) return -1;
+        *(enum config_auth *)dst = (enum config_auth)a;
+        return 0;
+    }
     case K_COLUMNS: return get_columns(x, kv, base);
     case K_SECRET: return key_fail(x, kv, "secrets do not go in the file; set %s_env", kv->key);
     }
@@ -709,6 +720,7 @@ static void put_defaults(enum section sec, void *base)
         case K_STRATEGY: *(enum config_strategy *)dst = (enum config_strategy)k->def; break;
         case K_WRITES: *(enum config_writes *)dst = (enum config_writes)k->def; break;
         case K_CONFLICT: *(enum config_conflict *)dst = (enum config_conflict)k->def; break;
+        case K_AUTH: *(enum config_auth *)dst = (enum config_auth)k->def; break;
         case K_COLUMNS: case K_SECRET: break;
         default: *(char **)dst = k->def_s ? xstrdup(k->def_s) : NULL; break;
         }
@@ -1000,6 +1012,15 @@ const char *config_writes_name(enum config_writes w)
     case WRITES_QUEUE: return "queue";
     case WRITES_FORWARD: return "forward";
     case WRITES_REFUSE: return "refuse";
+    }
+    return "?";
+}
+
+const char *config_auth_name(enum config_auth a)
+{
+    switch (a) {
+    case AUTH_PORTAL: return "portal";
+    case AUTH_NONE: return "none";
     }
     return "?";
 }
