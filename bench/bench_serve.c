@@ -150,7 +150,7 @@ enum kind { K_POINT, K_PAGE, K_SQL };
 struct load {
     int port;
     enum kind kind;
-    const char *session;        /* portal session id, NULL for the agent */
+    const char *session;        /* session id (the portal's, or the agent's) */
     const int64_t *ids;
     size_t nids;
     int64_t start_ns, measure_ns, stop_ns;
@@ -318,6 +318,7 @@ static void emit(const char *name, const char *target, const struct result *r, i
 
 struct snap_load {
     int port;
+    const char *session;         /* the agent's, from authorize_user */
     const int64_t *ids;
     size_t nids;
     int64_t measure_ns;          /* warm-up ends; slice 0 (point) starts */
@@ -351,7 +352,7 @@ static void *snap_worker_main(void *arg)
         if (t0 >= atomic_load(&L->stop_ns)) break;
         enum kind k = slice_kind(L, t0);
         long long id = pick_id(k, L->ids, L->nids, &w->seed);
-        build_request(&req, &body, k, NULL, id);
+        build_request(&req, &body, k, L->session, id);
         const char *rb;
         size_t rl;
         int st = roundtrip(fd, req.p, req.len, resp, RESP_CAP, &rb, &rl);
@@ -501,7 +502,8 @@ struct idle {
 
 /* Start a portal with snapshot_rows tv_program rows, run the agent's snapshot of it
  * into db_path's directory while the load and the counter run; print the results. */
-static int run_snapshot_phase(const char *dir, const char *db_path, int port, const int64_t *ids, size_t nids,
+static int run_snapshot_phase(const char *dir, const char *db_path, int port, const char *session,
+                              const int64_t *ids, size_t nids,
                               int clients, double seconds, long long snapshot_rows, const struct idle *idle)
 {
     char rows_arg[32];
@@ -540,7 +542,7 @@ static int run_snapshot_phase(const char *dir, const char *db_path, int port, co
     c.allowed[2] = snapshot_rows;
     pthread_create(&c.th, NULL, counter_main, &c);
 
-    struct snap_load L = {.port = port, .ids = ids, .nids = nids};
+    struct snap_load L = {.port = port, .session = session, .ids = ids, .nids = nids};
     L.measure_ns = mono_ns() + WARMUP_NS;
     atomic_init(&L.snap_end_ns, INT64_MAX);
     atomic_init(&L.stop_ns, INT64_MAX);
@@ -675,6 +677,7 @@ static int spawn_daemon(const char *dir, const char *name, const char *portal_ur
     buf_printf(&ct,
                "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
                "[storage]\ndir = \"%s/%s\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+               "auth = \"none\"\n"                 /* its clients send no session */
                "[[table]]\nname = \"terminal\"\nstrategy = \"on_demand\"\n"
                "columns = [\"id\", \"subscriber_id\", \"mac_addr\"]\n", portal_url, dir, name);
     char cfg_path[1024];
@@ -916,15 +919,21 @@ int main(int argc, char **argv)
     int portal_port = atoi(strrchr(portal.url, ':') + 1);
 
     struct th_srv v;
-    struct serve_opts so = {.cfg = &cfg, .db_path = db_path};
-    /* A select hook as the daemon has: cached reads then pay for the check
-     * that they need not pass (it is never called: subscriber is cached). */
+    /* Clients log in as a portal client does ([serve] auth = "portal"). A
+     * select hook as the daemon has: cached reads then pay for the check that
+     * they need not pass (it is never called: subscriber is cached). */
+    struct serve_opts so = {.cfg = &cfg, .db_path = db_path, .username = "admin", .password = "secret"};
     struct serve_hooks hooks = {.select = no_pass};
     if (th_srv_start(&v, &so, &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "bench_serve: %s\n", err);
         return 1;
     }
     int port = serve_port(v.s);
+    char asid[64] = "";
+    if (th_portal_login(v.url, asid, sizeof asid) != 0) {
+        fprintf(stderr, "bench_serve: authorize_user on the agent failed\n");
+        return 1;
+    }
 
     static const struct {
         const char *name;
@@ -933,7 +942,7 @@ int main(int argc, char **argv)
     struct idle idle = {0};
     for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
         fprintf(stderr, "bench_serve: %s against the agent, %d clients, %.1f s\n", workloads[i].name, clients, seconds);
-        struct result a = run_load(port, workloads[i].kind, NULL, ids, nids, clients, seconds);
+        struct result a = run_load(port, workloads[i].kind, asid, ids, nids, clients, seconds);
         emit(workloads[i].name, "agent", &a, clients, seconds, nids);
         if (workloads[i].kind == K_POINT) idle.point = a;
         if (workloads[i].kind == K_PAGE) idle.page = a;
@@ -949,7 +958,7 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (snapshot_rows > 0 &&
-        run_snapshot_phase(dir, db_path, port, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
+        run_snapshot_phase(dir, db_path, port, asid, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
         rc = 1;
     if (misses > 0 && run_miss_phase(dir, misses, miss_clients, miss_latency_ms) != 0) rc = 1;
     for (int i = 0; pass && i < 2; i++)

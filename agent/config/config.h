@@ -21,6 +21,10 @@ enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND }
 /* Writes through the local API (docs/outbox.md, "Policy"): queue while the
  * portal is unreachable (the default), forward only, or refuse every write. */
 enum config_writes { WRITES_QUEUE, WRITES_FORWARD, WRITES_REFUSE };
+/* Who may use the local API's portal routes (/api/jsonrpc/, /api/jsonsql/):
+ * "portal" logs in as the portal does (agent/serve/serve_auth.h), "none" leaves
+ * them open to whoever reaches the (loopback) port. */
+enum config_auth { AUTH_PORTAL, AUTH_NONE };
 /* Who wins when a queued op's rows changed on the portal meanwhile. */
 enum config_conflict { CONFLICT_PORTAL, CONFLICT_AGENT };
 /* A select the cache cannot answer ([serve] unknown_tables, docs/interface.md
@@ -77,6 +81,9 @@ struct config {
         int export_keep;           /* snapshots kept as delta bases for /export, default 4 */
         bool tokenless_writes;     /* tokenless_writes = "loopback": a server without a token
                                       forwards writes; default "refuse" */
+        enum config_auth auth;     /* default AUTH_PORTAL */
+        int64_t session_ttl_ms;    /* an authorize_user session lives this long unused, default 1h */
+        int64_t max_rows;          /* rows per answer on /api/jsonsql/ (a page cap), default 5000 */
         enum config_unknown unknown_tables;   /* default UNKNOWN_FORWARD */
         int max_auto_tables;       /* tables `cache` adds at most, default 16 */
     } serve;
@@ -110,6 +117,7 @@ void config_table_free(struct config_table *t);
 const char *config_strategy_name(enum config_strategy s);
 const char *config_writes_name(enum config_writes w);        /* "queue" "forward" "refuse" */
 const char *config_conflict_name(enum config_conflict c);    /* "portal" "agent" */
+const char *config_auth_name(enum config_auth a);            /* "portal" "none" */
 /* The one staleness rule (status, X-Cache-Stale, on_demand refresh): data read
  * from the portal at at_ms (<= 0: never, or not known) is stale at now_ms when
  * older than ttl_ms. */

@@ -1310,7 +1310,7 @@ static int open_parts(struct daemon *d, char *err, size_t errlen)
 /* The event loop and the HTTP server; then the first stdout line says where
  * the API listens (the port may be ephemeral), and so does <dir>/agent.url,
  * so CLI commands can reach the running daemon. 0 or -1. */
-static int start_serving(struct daemon *d, const char *token, char *err, size_t errlen)
+static int start_serving(struct daemon *d, const char *token, const char *password, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
     d->base = event_base_new();
@@ -1323,7 +1323,8 @@ static int start_serving(struct daemon *d, const char *token, char *err, size_t 
         hooks.write = edge_write;
         hooks.sync = edge_sync;
     }
-    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
+    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token,
+                            .username = cfg->remote.username, .password = password};
     if (!(d->srv = serve_new(d->base, &so, &hooks, err, errlen))) return -1;
     log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
     char host[256], url[320], path[4200];
@@ -1437,7 +1438,7 @@ static void daemon_free(struct daemon *d)
     free(d);
 }
 
-int daemon_run(const struct config *cfg, const char *token)
+int daemon_run(const struct config *cfg, const char *token, const char *password)
 {
     char err[IA_ERRLEN];
     evthread_use_pthreads();
@@ -1455,7 +1456,7 @@ int daemon_run(const struct config *cfg, const char *token)
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
     int rc = open_parts(d, err, sizeof err);
-    if (rc == 0 && start_serving(d, token, err, sizeof err) != 0) rc = 1;
+    if (rc == 0 && start_serving(d, token, password, err, sizeof err) != 0) rc = 1;
     if (rc != 0) {
         fprintf(stderr, "iptv-agent run: %s\n", err);
         daemon_free(d);

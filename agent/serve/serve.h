@@ -5,11 +5,12 @@
  * is named at struct serve_hooks.
  *
  * Decisions (tests in tests/unit/test_serve.c):
- * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is
- *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
- *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
- *   The same for a reply growing past max_reply bytes (rows can be large:
- *   /sql then says "truncated":true too). A body over max_body is HTTP 413 (JSON, as
+ * - Caps. A select on /api/jsonsql/ is answered with at most cfg->serve.max_rows
+ *   rows (default 5000), as a portal caps a page: one without limit, or with a
+ *   larger one, runs with limit = that cap (the rows that limit gives; clients
+ *   page on). /sql cuts at opts->max_rows and says "truncated":true. A reply
+ *   growing past max_reply bytes is an error on /api/jsonsql/ (-32603), never
+ *   a silent cut; /sql says "truncated":true. A body over max_body is HTTP 413 (JSON, as
  *   every error: a method a route does not take is 405, never libevent's HTML
  *   501); JSON nested deeper than max_depth, SQL
  *   running past time_limit_ms, and anything the authorizer refuses are errors.
@@ -53,13 +54,20 @@
  *   would, with the header X-Write-Queued: <op id>; one it refused without
  *   asking the portal (SERVE_WRITE_REFUSED: the policy, or a write the cache
  *   shows is wrong) is error -32602 with its message.
- * - Writes need the token: a server without one refuses insert/update/delete
- *   (HTTP 403, -32000) unless [serve] tokenless_writes = "loopback" opens them
- *   to its (loopback-only) clients; reads stay open on loopback.
- * - Token. With a token set, every route but /health and /api/jsonrpc/ needs
- *   `Authorization: Bearer TOKEN` or `Iptvportal-Authorization: sessionid=SID`
- *   with a SID from authorize_user (password == token); otherwise HTTP 401
- *   (a JSON-RPC error on /api/jsonsql/, {"error":..} elsewhere).
+ * - Writes need the token or a portal login: a server with auth = "none" and no
+ *   token refuses insert/update/delete (HTTP 403, -32000) unless [serve]
+ *   tokenless_writes = "loopback" opens them to its (loopback-only) clients.
+ * - Logging in (serve_auth.h; cfg->serve.auth, session_ttl_ms): with auth =
+ *   "portal" authorize_user accepts opts->username/password or the token as
+ *   password (else -32001, HTTP 200, as the portal), and /api/jsonsql/ needs a
+ *   live session or the Bearer token (else HTTP 401, -32000 "Session expired or
+ *   invalid, please authorize ..."); serve_new refuses a server nobody could log
+ *   in to. With a token set, every other route but /health needs
+ *   `Authorization: Bearer TOKEN` or a session; otherwise HTTP 401
+ *   ({"error":..}). auth = "none": today's open rules (test_serve_login.c).
+ * - Batches (serve_batch.h): an array body on /api/jsonsql/ or /api/jsonrpc/ is
+ *   answered by an array, each element as alone; empty or over SERVE_MAX_BATCH
+ *   (100): one -32600 error.
  *
  * READS NEVER WAIT FOR THE REMOTE (invariant 6): reads use read-only connections
  * of their own with an authorizer that allows only reads of catalog tables, a
@@ -70,9 +78,10 @@
  * BAD INPUT IS REFUSED (invariant 7): errors name what was wrong, the server keeps
  * serving and cache.db is unchanged (test_bad_input_refused, test_time_limit,
  * test_row_cap; tests/fuzz/fuzz_serve.c).
- * SECRETS (invariant 8): the token is compared in constant time and never logged
- * or echoed; off loopback serve_new refuses to start without one (test_token,
- * test_non_loopback_needs_token).
+ * SECRETS (invariant 8): the token, the account's password and session ids are
+ * compared in constant time and never logged or echoed; off loopback serve_new
+ * refuses to start without a token (test_token, test_non_loopback_needs_token,
+ * test_serve_login.c test_login_portal).
  *
  * Threading: everything here runs on the event loop thread of `base`. Hooks may
  * run work elsewhere but must call `done` on the loop thread (e.g. via
@@ -162,8 +171,12 @@ struct serve_opts {
     const struct config *cfg;      /* tables (ttl, strategy, key), serve.listen */
     const char *db_path;           /* cache.db (must exist: the writer creates it) */
     const char *token;             /* NULL: none (then only loopback listen is allowed) */
+    const char *username, *password;   /* the [remote] account authorize_user accepts; NULL: none */
+    int64_t (*clock_ms)(void *arg);    /* monotonic ms for session expiry; NULL: the real clock */
+    void *clock_arg;
     int64_t max_body;              /* request bytes, default 1 MiB */
-    int64_t max_rows;              /* rows per answer, default 100000 */
+    int64_t max_rows;              /* rows per /sql answer, default 100000 (/api/jsonsql/:
+                                      cfg->serve.max_rows, default 5000) */
     int64_t max_reply;             /* bytes per answer (checked between rows), default 64 MiB */
     int64_t time_limit_ms;         /* per read, default 5000 */
     int max_depth;                 /* JSON nesting, default 32 */

@@ -83,7 +83,7 @@ static int group_setup(void **state)
     if (th_site_start(&g_site, "test_serve_pass", "IA_TEST_PW=secret", args) != 0) return -1;
     struct buf b = {0};
     buf_printf(&b, "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_TEST_PW\"\nretries = 0\n"
-                   "[storage]\ndir = \"%s/store\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+                   "[storage]\ndir = \"%s/store\"\n[serve]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n"
                    "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\n"
                    "columns = [\"id\", \"name\", \"url\", \"epg_id\", \"is_tv\"]\n"
                    "[[table]]\nname = \"subscriber\"\nstrategy = \"full\"\ncolumns = [\"id\", \"username\"]\n"
