@@ -375,6 +375,7 @@ static void batch_done(void *arg, const struct serve_reply *rep)
     r->rep.status = rep->status;
     r->rep.cache_age = rep->cache_age;
     r->rep.cache_stale = rep->cache_stale;
+    r->rep.cache = rep->cache;
     memcpy(r->rep.cache_error, rep->cache_error, sizeof r->rep.cache_error);
     r->hook_done = 1;
     if (!r->in_hook) { unpark(r); finish(r); }

@@ -22,6 +22,7 @@ struct serve_batch {
     struct elem *elems;
     int64_t age;                       /* -1: no element had one */
     int stale;                         /* -1: no element said */
+    const char *cache;                 /* X-Cache: "pass" when an element's was, else "hit" when one's was */
     char cache_error[256];
 };
 
@@ -36,7 +37,7 @@ static void batch_release(struct serve_batch *b)
 static void complete(struct serve_batch *b)
 {
     struct serve_reply rep = {.status = 200, .content_type = "application/json; charset=utf-8", .file_fd = -1,
-                              .cache_age = b->age, .cache_stale = b->stale};
+                              .cache_age = b->age, .cache_stale = b->stale, .cache = b->cache};
     snprintf(rep.cache_error, sizeof rep.cache_error, "%s", b->cache_error);
     buf_putc(&rep.body, '[');
     for (int i = 0; i < b->n; i++) {
@@ -67,6 +68,7 @@ static void on_elem(void *arg, const struct serve_reply *rep)
     else elem_error(out, "Invalid Request: no answer");       /* every JSON-RPC route answers an object */
     if (rep->cache_stale >= 0) b->stale = b->stale == 1 || rep->cache_stale ? 1 : 0;
     if (rep->cache_age > b->age) b->age = rep->cache_age;
+    if (rep->cache && (!b->cache || !strcmp(rep->cache, "pass"))) b->cache = rep->cache;   /* static strings */
     if (rep->cache_error[0] && !b->cache_error[0])
         snprintf(b->cache_error, sizeof b->cache_error, "%s", rep->cache_error);
     if (--b->remaining == 0 && !b->starting) complete(b);

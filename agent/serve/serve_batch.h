@@ -6,7 +6,8 @@
  * write hook like any other), anything else gets its own -32600 error object.
  * The answer is the array of the elements' answers in their order, sent once
  * every element is answered. Its headers merge the elements': X-Cache-Stale
- * true when any element's is, X-Cache-Age the largest, X-Cache-Error the first;
+ * true when any element's is, X-Cache-Age the largest, X-Cache-Error the first,
+ * X-Cache "pass" when an element went to the portal, else "hit" when one was cached;
  * X-Write-Queued is not sent (the answers are the portal's shape either way).
  * The caller refuses an empty batch and one over SERVE_MAX_BATCH elements.
  * Ownership: serve_batch_start keeps no pointer into rq or doc after it returns;

@@ -172,12 +172,22 @@ static void test_pass_through(void **state)
         assert_string_equal(ph.table, "package");
         assert_int_equal(ph.calls, i + 1);
     }
+    /* a batch: each element as alone; X-Cache says one went to the portal */
+    struct buf bb = {0};
+    buf_printf(&bb, "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":%s},"
+                    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"select\",\"params\":%s}]", cached, passed[0]);
+    assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", bb.p, NULL, &r), 200);
+    assert_int_equal(portal_select(passed[0], &p), 200);
+    assert_non_null(strstr(r.body.p, p.body.p + strlen("{\"jsonrpc\":\"2.0\",\"id\":7")));
+    assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
+    assert_int_equal(ph.calls, 4);
+    buf_free(&bb);
     /* configured but never pulled to the end: passed; then cached again */
     exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
     assert_int_equal(srv_select(&v, cached, &r), 200);
     assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
     assert_string_equal(ph.table, "tv_channel");
-    assert_int_equal(ph.calls, 4);
+    assert_int_equal(ph.calls, 5);
     exec_writer("UPDATE _agent_tables SET last_success_ms = -last_success_ms WHERE name = 'tv_channel'");
     assert_int_equal(srv_select(&v, cached, &r), 200);
     assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "hit");
@@ -185,7 +195,7 @@ static void test_pass_through(void **state)
     char q[200];
     snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"media\",\"where\":{\"eq\":[\"id\",%lld]}}", g_media_id);
     assert_int_equal(srv_select(&v, q, &r), 200);
-    assert_int_equal(ph.calls, 4);
+    assert_int_equal(ph.calls, 5);
     /* the portal's refusal as it sent it; failures name the table */
     ph.mode = 1;
     assert_int_equal(srv_select(&v, passed[0], &r), 200);
@@ -212,7 +222,7 @@ static void test_pass_through(void **state)
     assert_int_equal(srv_select(&v, passed[0], &r), 200);
     assert_contains(r.body.p, "\"code\":-32004,\"message\":\"table package is not cached and the portal's answer "
                               "is unusable: select at P: response larger than 1024 bytes\"");
-    assert_int_equal(ph.calls, 9);
+    assert_int_equal(ph.calls, 10);
     assert_true(cache_checksum() == before);
     assert_int_equal(th_srv_stop(&v), 0);
     /* a table unknown_tables = "cache" added answers what compiles against its
@@ -228,14 +238,14 @@ static void test_pass_through(void **state)
     assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
     assert_string_equal(th_header(&r, "X-Cache", h, sizeof h), "pass");
     assert_string_equal(ph.table, "tv_channel");
-    assert_int_equal(ph.calls, 10);
+    assert_int_equal(ph.calls, 11);
     assert_int_equal(th_srv_stop(&v), 0);
     free(added.tables);
     /* a configured table's bad statement is a local error */
     start_with(&v, &g_cfg, &hooks);
     assert_int_equal(srv_select(&v, "{\"data\":[\"nope\"],\"from\":\"tv_channel\"}", &r), 200);
     assert_contains(r.body.p, "\"code\":-32602");
-    assert_int_equal(ph.calls, 10);
+    assert_int_equal(ph.calls, 11);
     assert_int_equal(th_srv_stop(&v), 0);
     /* unknown_tables = "refuse": today's answer, the hook is not asked */
     struct config refuse = g_cfg;
@@ -243,7 +253,7 @@ static void test_pass_through(void **state)
     start_with(&v, &refuse, &hooks);
     assert_int_equal(srv_select(&v, passed[1], &r), 200);
     assert_contains(r.body.p, "\"code\":-32602,\"message\":\"from[1].join: unknown table \\\"package\\\"\"");
-    assert_int_equal(ph.calls, 10);
+    assert_int_equal(ph.calls, 11);
     assert_int_equal(th_srv_stop(&v), 0);
     th_resp_free(&r);
     th_resp_free(&p);
