@@ -9,6 +9,7 @@
  * struct config and releases it with config_free(). */
 #ifndef IA_CONFIG_H
 #define IA_CONFIG_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,7 +97,10 @@ struct config {
         char *ca_file;             /* optional CA bundle */
     } upstream;
     struct config_table *tables;
-    int ntables;
+    /* Atomic: the daemon adds tables at run time (unknown_tables = "cache") into
+     * room reserved up front, so the array never moves; threads that look a
+     * table up read the count once and see every entry below it whole. */
+    _Atomic int ntables;
     struct config_table defaults;  /* [defaults] over the built-in ones (name NULL, no columns) */
 };
 

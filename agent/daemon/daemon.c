@@ -682,9 +682,8 @@ static void cache_table(struct daemon *d, const char *name)
     d->ts[i] = (struct table_sched){.d = d, .index = i};
     d->ts[i].timer = evtimer_new(d->base, on_timer, &d->ts[i]);
     /* Workers and the sender look tables up by name without a lock: the entry
-     * is whole before the count that shows it grows (they see it or not). */
-    atomic_thread_fence(memory_order_release);
-    d->cfgv.ntables++;
+     * is whole before the (atomic) count that shows it grows. */
+    atomic_fetch_add(&d->cfgv.ntables, 1);
     const struct config_table *t = &d->cfg->tables[i];
     log_info("table %s: cached from now on (unknown_tables = \"cache\", %s, %d of %d)", name,
              config_strategy_name(t->strategy), i - d->base_tables + 1, d->cfg->serve.max_auto_tables);
