@@ -189,6 +189,7 @@ int main(int argc, char **argv)
     buf_printf(&ct,
                "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
                "[storage]\ndir = \"%s/st\"\n[serve]\nlisten = \"127.0.0.1:0\"\ntokenless_writes = \"loopback\"\n"
+               "auth = \"none\"\n"   /* it measures queued writes: its clients send no session */
                "[[table]]\nname = \"package\"\nstrategy = \"full\"\nttl = \"1h\"\ncolumns = [\"id\", \"name\", \"paid\"]\n",
                portal.url, dir);
     char cfg_path[1024], db_path[1024];

@@ -36,8 +36,16 @@
  * serve_on_demand_misses (misses/s, with the wall time and the most portal
  * requests the fake portal saw in flight at once). Every answer must hold its row.
  *
+ * Then pass-through (serve.h): point selects of subscriber, which the daemon
+ * (`iptv-agent run`, only an on_demand table configured) does not cache, so
+ * every one goes to the fake portal, and the same statements straight to the
+ * fake portal, from --clients keep-alive connections each, with the portal
+ * delaying every reply by 0 and then 50 ms. Output: serve_pass_point_lookup
+ * rps/p50/p99 per target, serve_pass_overhead_p50/_p99 (agent minus portal, ms)
+ * and serve_pass_vs_portal (the rps ratio), with portal_latency_ms.
+ *
  * usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]
- *                    [--misses N] [--miss-clients N] [--miss-latency-ms N]
+ *                    [--misses N] [--miss-clients N] [--miss-latency-ms N] [--pass 0|1]
  *   defaults: 4 clients, 3 seconds per run, scale 4, 1000000 rows (0: no snapshot),
  *   200 misses (0: none) from 20 clients, 36 ms portal latency. */
 #include <errno.h>
@@ -142,7 +150,7 @@ enum kind { K_POINT, K_PAGE, K_SQL };
 struct load {
     int port;
     enum kind kind;
-    const char *session;        /* portal session id, NULL for the agent */
+    const char *session;        /* session id (the portal's, or the agent's) */
     const int64_t *ids;
     size_t nids;
     int64_t start_ns, measure_ns, stop_ns;
@@ -310,6 +318,7 @@ static void emit(const char *name, const char *target, const struct result *r, i
 
 struct snap_load {
     int port;
+    const char *session;         /* the agent's, from authorize_user */
     const int64_t *ids;
     size_t nids;
     int64_t measure_ns;          /* warm-up ends; slice 0 (point) starts */
@@ -343,7 +352,7 @@ static void *snap_worker_main(void *arg)
         if (t0 >= atomic_load(&L->stop_ns)) break;
         enum kind k = slice_kind(L, t0);
         long long id = pick_id(k, L->ids, L->nids, &w->seed);
-        build_request(&req, &body, k, NULL, id);
+        build_request(&req, &body, k, L->session, id);
         const char *rb;
         size_t rl;
         int st = roundtrip(fd, req.p, req.len, resp, RESP_CAP, &rb, &rl);
@@ -493,7 +502,8 @@ struct idle {
 
 /* Start a portal with snapshot_rows tv_program rows, run the agent's snapshot of it
  * into db_path's directory while the load and the counter run; print the results. */
-static int run_snapshot_phase(const char *dir, const char *db_path, int port, const int64_t *ids, size_t nids,
+static int run_snapshot_phase(const char *dir, const char *db_path, int port, const char *session,
+                              const int64_t *ids, size_t nids,
                               int clients, double seconds, long long snapshot_rows, const struct idle *idle)
 {
     char rows_arg[32];
@@ -532,7 +542,7 @@ static int run_snapshot_phase(const char *dir, const char *db_path, int port, co
     c.allowed[2] = snapshot_rows;
     pthread_create(&c.th, NULL, counter_main, &c);
 
-    struct snap_load L = {.port = port, .ids = ids, .nids = nids};
+    struct snap_load L = {.port = port, .session = session, .ids = ids, .nids = nids};
     L.measure_ns = mono_ns() + WARMUP_NS;
     atomic_init(&L.snap_end_ns, INT64_MAX);
     atomic_init(&L.stop_ns, INT64_MAX);
@@ -628,14 +638,14 @@ static void *miss_main(void *arg)
     return NULL;
 }
 
-/* The first `n` terminal ids of the portal, by key, through its API. Count found. */
-static size_t portal_terminal_ids(const char *portal_url, long long *ids, size_t n)
+/* The first `n` ids of `table` on the portal, by key, through its API. Count found. */
+static size_t portal_ids(const char *portal_url, const char *table, long long *ids, size_t n)
 {
     char url[512], body[256], sid[64] = "", auth[160];
     if (th_portal_login(portal_url, sid, sizeof sid) != 0) return 0;
     snprintf(url, sizeof url, "%s/api/jsonsql/", portal_url);
     snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],"
-             "\"from\":\"terminal\",\"order_by\":\"id\",\"limit\":%zu}}", n);
+             "\"from\":\"%s\",\"order_by\":\"id\",\"limit\":%zu}}", table, n);
     snprintf(auth, sizeof auth, "Iptvportal-Authorization: sessionid=%s", sid);
     const char *h[] = {auth, NULL};
     CURL *c = curl_easy_init();
@@ -657,6 +667,44 @@ static size_t portal_terminal_ids(const char *portal_url, long long *ids, size_t
     return got;
 }
 
+/* `iptv-agent run` on a config of one on_demand table (terminal: no pulls)
+ * against portal_url, storage under dir/NAME: its pid, the read end of its stdout
+ * in *fd (the caller closes it), its base URL in url. 0 or -1. */
+static int spawn_daemon(const char *dir, const char *name, const char *portal_url, pid_t *pid, int *fd, char *url,
+                        size_t urllen)
+{
+    struct buf ct = {0};
+    buf_printf(&ct,
+               "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
+               "[storage]\ndir = \"%s/%s\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
+               "auth = \"none\"\n"                 /* its clients send no session */
+               "[[table]]\nname = \"terminal\"\nstrategy = \"on_demand\"\n"
+               "columns = [\"id\", \"subscriber_id\", \"mac_addr\"]\n", portal_url, dir, name);
+    char cfg_path[1024];
+    snprintf(cfg_path, sizeof cfg_path, "%s/%s.toml", dir, name);
+    int fds[2] = {-1, -1};
+    *pid = -1;
+    *fd = -1;
+    if (tu_write_file(cfg_path, ct.p, ct.len) != 0 || pipe(fds) != 0) {
+        buf_free(&ct);
+        return -1;
+    }
+    buf_free(&ct);
+    const char *run_args[] = {"--log-level", "warn", "run", NULL};
+    *pid = th_agent_spawn(cfg_path, NULL, fds[1], run_args);
+    close(fds[1]);
+    *fd = fds[0];
+    /* Its first stdout line is the URL it listens on. */
+    size_t got = 0;
+    while (got < urllen - 1 && read(fds[0], url + got, 1) == 1 && url[got] != '\n') got++;
+    url[got] = '\0';
+    if (strncmp(url, "http://", 7) != 0) {
+        fprintf(stderr, "bench_serve: the daemon printed no URL\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int run_miss_phase(const char *dir, int misses, int clients, int latency_ms)
 {
     char lat[32];
@@ -668,32 +716,12 @@ static int run_miss_phase(const char *dir, int misses, int clients, int latency_
         return -1;
     }
     long long *ids = calloc((size_t)misses, sizeof *ids);
-    size_t nids = portal_terminal_ids(portal.url, ids, (size_t)misses);
-    struct buf ct = {0};
-    buf_printf(&ct,
-               "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_BENCH_PW\"\n"
-               "[storage]\ndir = \"%s/od\"\n[serve]\nlisten = \"127.0.0.1:0\"\n"
-               "[[table]]\nname = \"terminal\"\nstrategy = \"on_demand\"\n"
-               "columns = [\"id\", \"subscriber_id\", \"mac_addr\"]\n", portal.url, dir);
-    char cfg_path[1024];
-    snprintf(cfg_path, sizeof cfg_path, "%s/od.toml", dir);
-    int fds[2] = {-1, -1}, rc = -1;
+    size_t nids = portal_ids(portal.url, "terminal", ids, (size_t)misses);
+    int fd = -1, rc = -1;
     pid_t pid = -1;
-    if (nids != (size_t)misses || tu_write_file(cfg_path, ct.p, ct.len) != 0 || pipe(fds) != 0) {
-        fprintf(stderr, "bench_serve: on_demand setup failed (%zu of %d terminal ids)\n", nids, misses);
-        goto out;
-    }
-    const char *run_args[] = {"--log-level", "warn", "run", NULL};
-    pid = th_agent_spawn(cfg_path, NULL, fds[1], run_args);
-    close(fds[1]);
-    fds[1] = -1;
-    /* Its first stdout line is the URL it listens on. */
     char line[200];
-    size_t got = 0;
-    while (got < sizeof line - 1 && read(fds[0], line + got, 1) == 1 && line[got] != '\n') got++;
-    line[got] = '\0';
-    if (strncmp(line, "http://", 7) != 0) {
-        fprintf(stderr, "bench_serve: the daemon printed no URL\n");
+    if (nids != (size_t)misses || spawn_daemon(dir, "od", portal.url, &pid, &fd, line, sizeof line) != 0) {
+        fprintf(stderr, "bench_serve: on_demand setup failed (%zu of %d terminal ids)\n", nids, misses);
         goto out;
     }
     char url[256];
@@ -729,12 +757,81 @@ out:
         kill(pid, SIGTERM);
         if (wait_agent(pid, mono_ns() + 30000000000LL) != 0) rc = -1;
     }
-    if (fds[0] >= 0) close(fds[0]);
-    if (fds[1] >= 0) close(fds[1]);
-    buf_free(&ct);
+    if (fd >= 0) close(fd);
     free(ids);
     tu_portal_stop(&portal);
     return rc;
+}
+
+/* ---- pass-through: selects the cache cannot answer, through the daemon ----------------- */
+
+/* Point selects of subscriber (not configured: every one goes to the portal)
+ * through the daemon, and the same statements straight to the fake portal,
+ * each from `clients` keep-alive connections; the portal delays every /api/
+ * reply by latency_ms. Output: serve_pass_point_lookup rps/p50/p99 per target
+ * and the agent's overhead (p50 and p99 differences, the rps ratio). */
+static int run_pass_phase(const char *dir, int clients, double seconds, int latency_ms)
+{
+    char lat[32], name[32];
+    snprintf(lat, sizeof lat, "%d", latency_ms);
+    snprintf(name, sizeof name, "pass%d", latency_ms);
+    const char *pargs[] = {"--rows", "100", "--latency-ms", lat, NULL};
+    struct tu_portal portal;
+    if (tu_portal_start(&portal, pargs) != 0) {
+        fprintf(stderr, "bench_serve: cannot start the fake portal (%s)\n", IA_FAKE_PORTAL);
+        return -1;
+    }
+    long long lids[1000];
+    int64_t ids[1000];
+    size_t nids = portal_ids(portal.url, "subscriber", lids, 1000);
+    for (size_t i = 0; i < nids; i++) ids[i] = lids[i];
+    char sid[64] = "", line[200];
+    int fd = -1, rc = -1;
+    pid_t pid = -1;
+    if (nids == 0 || th_portal_login(portal.url, sid, sizeof sid) != 0 ||
+        spawn_daemon(dir, name, portal.url, &pid, &fd, line, sizeof line) != 0) {
+        fprintf(stderr, "bench_serve: pass-through setup failed (%zu subscriber ids)\n", nids);
+        goto out;
+    }
+    fprintf(stderr, "bench_serve: pass-through point selects, %d clients, portal latency %d ms\n", clients, latency_ms);
+    struct result a = run_load(atoi(strrchr(line, ':') + 1), K_POINT, NULL, ids, nids, clients, seconds);
+    struct result b = run_load(atoi(strrchr(portal.url, ':') + 1), K_POINT, sid, ids, nids, clients, seconds);
+    const char *what[3] = {"rps", "p50", "p99"};
+    for (int t = 0; t < 2; t++) {
+        const struct result *r = t ? &b : &a;
+        double val[3] = {r->rps, r->p50_ms, r->p99_ms};
+        for (int i = 0; i < 3; i++)
+            printf("{\"bench\":\"serve_pass_point_lookup_%s\",\"unit\":\"%s\",\"value\":%.3f,\"params\":{"
+                   "\"target\":\"%s\",\"portal_latency_ms\":%d,\"clients\":%d,\"seconds\":%.1f,\"requests\":%llu,"
+                   "\"errors\":%llu}}\n", what[i], i ? "ms" : "req/s", val[i], t ? "portal" : "agent", latency_ms,
+                   clients, seconds, (unsigned long long)r->requests, (unsigned long long)r->errors);
+    }
+    printf("{\"bench\":\"serve_pass_overhead_p50\",\"unit\":\"ms\",\"value\":%.3f,\"params\":{"
+           "\"portal_latency_ms\":%d,\"clients\":%d,\"what\":\"p50 through the agent minus p50 straight to the portal\"}}\n"
+           "{\"bench\":\"serve_pass_overhead_p99\",\"unit\":\"ms\",\"value\":%.3f,\"params\":{"
+           "\"portal_latency_ms\":%d,\"clients\":%d,\"what\":\"p99 through the agent minus p99 straight to the portal\"}}\n"
+           "{\"bench\":\"serve_pass_vs_portal\",\"unit\":\"x\",\"value\":%.2f,\"params\":{"
+           "\"portal_latency_ms\":%d,\"clients\":%d,\"what\":\"agent req/s divided by fake portal req/s\"}}\n",
+           a.p50_ms - b.p50_ms, latency_ms, clients, a.p99_ms - b.p99_ms, latency_ms, clients,
+           b.rps > 0 ? a.rps / b.rps : 0.0, latency_ms, clients);
+    fflush(stdout);
+    rc = a.errors || b.errors ? -1 : 0;
+    if (rc) fprintf(stderr, "bench_serve: pass-through errors: agent %llu, portal %llu\n",
+                    (unsigned long long)a.errors, (unsigned long long)b.errors);
+out:
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        if (wait_agent(pid, mono_ns() + 30000000000LL) != 0) rc = -1;
+    }
+    if (fd >= 0) close(fd);
+    tu_portal_stop(&portal);
+    return rc;
+}
+
+static int no_pass(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg)
+{
+    fprintf(stderr, "bench_serve: a cached read was passed to the portal: %s\n", params_json);
+    return -1;
 }
 
 int main(int argc, char **argv)
@@ -743,7 +840,7 @@ int main(int argc, char **argv)
     double seconds = 3;
     const char *scale = "4";
     long long snapshot_rows = 1000000;
-    int misses = 200, miss_clients = 20, miss_latency_ms = 36;
+    int misses = 200, miss_clients = 20, miss_latency_ms = 36, pass = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--clients")) clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
@@ -752,9 +849,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--misses")) misses = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--miss-clients")) miss_clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--miss-latency-ms")) miss_latency_ms = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--pass")) pass = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "usage: bench_serve [--clients N] [--seconds S] [--scale S] [--snapshot-rows N]\n"
-                            "                   [--misses N] [--miss-clients N] [--miss-latency-ms N]\n");
+                            "                   [--misses N] [--miss-clients N] [--miss-latency-ms N] [--pass 0|1]\n");
             return 2;
         }
     }
@@ -821,12 +919,21 @@ int main(int argc, char **argv)
     int portal_port = atoi(strrchr(portal.url, ':') + 1);
 
     struct th_srv v;
-    struct serve_opts so = {.cfg = &cfg, .db_path = db_path};
-    if (th_srv_start(&v, &so, NULL, err, sizeof err) != 0) {
+    /* Clients log in as a portal client does ([serve] auth = "portal"). A
+     * select hook as the daemon has: cached reads then pay for the check that
+     * they need not pass (it is never called: subscriber is cached). */
+    struct serve_opts so = {.cfg = &cfg, .db_path = db_path, .username = "admin", .password = "secret"};
+    struct serve_hooks hooks = {.select = no_pass};
+    if (th_srv_start(&v, &so, &hooks, err, sizeof err) != 0) {
         fprintf(stderr, "bench_serve: %s\n", err);
         return 1;
     }
     int port = serve_port(v.s);
+    char asid[64] = "";
+    if (th_portal_login(v.url, asid, sizeof asid) != 0) {
+        fprintf(stderr, "bench_serve: authorize_user on the agent failed\n");
+        return 1;
+    }
 
     static const struct {
         const char *name;
@@ -835,7 +942,7 @@ int main(int argc, char **argv)
     struct idle idle = {0};
     for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
         fprintf(stderr, "bench_serve: %s against the agent, %d clients, %.1f s\n", workloads[i].name, clients, seconds);
-        struct result a = run_load(port, workloads[i].kind, NULL, ids, nids, clients, seconds);
+        struct result a = run_load(port, workloads[i].kind, asid, ids, nids, clients, seconds);
         emit(workloads[i].name, "agent", &a, clients, seconds, nids);
         if (workloads[i].kind == K_POINT) idle.point = a;
         if (workloads[i].kind == K_PAGE) idle.page = a;
@@ -851,9 +958,11 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (snapshot_rows > 0 &&
-        run_snapshot_phase(dir, db_path, port, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
+        run_snapshot_phase(dir, db_path, port, asid, ids, nids, clients, seconds, snapshot_rows, &idle) != 0)
         rc = 1;
     if (misses > 0 && run_miss_phase(dir, misses, miss_clients, miss_latency_ms) != 0) rc = 1;
+    for (int i = 0; pass && i < 2; i++)
+        if (run_pass_phase(dir, clients, seconds, i ? 50 : 0) != 0) rc = 1;
 
     if (th_srv_stop(&v) != 0) return 1;
     tu_portal_stop(&portal);

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libsqlite3-dev libcjson-dev
       libevent-dev zlib1g-dev libcmocka-dev clang libclang-rt-14-dev sqlite3 curl
-      systemd)
+      systemd postgresql libpq-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

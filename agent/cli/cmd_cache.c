@@ -299,6 +299,51 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* A session from the daemon's authorize_user with the [remote] account
+ * ([serve] auth = "portal" without a token), as "Iptvportal-Authorization:
+ * sessionid=SID" into hdr. 0, or -1 (no account, or refused: the select then
+ * says why). */
+static int daemon_login(const struct config *cfg, const char *base_url, struct buf *hdr)
+{
+    const char *pw = getenv(cfg->remote.password_env ? cfg->remote.password_env : "IPTVPORTAL_PASSWORD");
+    if (!cfg->remote.username || !pw || !*pw) return -1;
+    struct buf req = {0}, resp = {0};
+    buf_puts(&req, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\",\"params\":{\"username\":");
+    json_write_string(&req, cfg->remote.username, strlen(cfg->remote.username));
+    buf_puts(&req, ",\"password\":");
+    json_write_string(&req, pw, strlen(pw));
+    buf_puts(&req, "}}");
+    char url[450];
+    snprintf(url, sizeof url, "%s/api/jsonrpc/", base_url);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.p);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    int rc = -1;
+    cJSON *doc = NULL;
+    char perr[256];
+    if (curl_easy_perform(c) == CURLE_OK && resp.p &&
+        json_parse(resp.p, resp.len, JSON_MAX_DEPTH_DEFAULT, &doc, perr, sizeof perr) == 0) {
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "result"),
+                                                            "session_id");
+        if (cJSON_IsString(sid)) {
+            buf_printf(hdr, "Iptvportal-Authorization: sessionid=%s", sid->valuestring);
+            rc = 0;
+        }
+    }
+    cJSON_Delete(doc);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    explicit_bzero(req.p, req.len);
+    buf_free(&req);
+    buf_free(&resp);
+    return rc;
+}
+
 /* The running daemon holds the journal: ask it through its local API (an
  * on_demand select by key that misses is fetched by the daemon). 0 asked,
  * -1 with err. */
@@ -331,6 +376,10 @@ static int ask_daemon(const struct config *cfg, const struct config_table *t, co
     if (token && *token) {
         buf_printf(&auth, "Authorization: Bearer %s", token);
         h = curl_slist_append(h, auth.p);
+    } else {
+        url[strlen(url) - strlen("/api/jsonsql/")] = '\0';
+        if (daemon_login(cfg, url, &auth) == 0) h = curl_slist_append(h, auth.p);
+        strncat(url, "/api/jsonsql/", sizeof url - strlen(url) - 1);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);

@@ -26,7 +26,11 @@ static const char run_usage[] =
     "SIGTERM or SIGINT: finish or abandon the page in flight, exit 0.\n"
     "With [serve] token_env set, that variable must hold the API token (exit 2 when\n"
     "it is unset or empty). Without a token, writes through the local API are\n"
-    "refused unless [serve] tokenless_writes = \"loopback\".\n"
+    "refused unless [serve] tokenless_writes = \"loopback\" or a client logged in.\n"
+    "[serve] auth = \"portal\" (the default): /api/jsonsql/ needs a session from\n"
+    "authorize_user (the [remote] username and password, or the token as password)\n"
+    "or the token; with neither an account nor a token `run` cannot start (exit 1):\n"
+    "set token_env, or auth = \"none\" for the open loopback API.\n"
     "Exit: 0 clean shutdown, 1 cannot start (storage, listen address), 2 configuration.\n";
 
 int cmd_run(const struct config *cfg, int argc, char **argv)
@@ -49,5 +53,7 @@ int cmd_run(const struct config *cfg, int argc, char **argv)
                 cfg->serve.listen, cfg->serve.token_env ? cfg->serve.token_env : "the variable named by token_env");
         return 2;
     }
-    return daemon_run(cfg, token);
+    /* authorize_user on the local API accepts the [remote] account ([serve] auth = "portal"). */
+    const char *password = getenv(cfg->remote.password_env ? cfg->remote.password_env : "IPTVPORTAL_PASSWORD");
+    return daemon_run(cfg, token, password && *password ? password : NULL);
 }

@@ -72,6 +72,8 @@ enum kind {
     K_TOKENLESS,                   /* bool: "loopback" true, "refuse" false */
     K_WRITES,                      /* enum config_writes */
     K_CONFLICT,                    /* enum config_conflict */
+    K_AUTH,                        /* enum config_auth */
+    K_UNKNOWN,                     /* enum config_unknown */
     K_COLUMNS,                     /* columns + ncolumns of struct config_table */
     K_SECRET,                      /* refused: a secret comes from the environment (<key>_env) */
 };
@@ -123,6 +125,11 @@ static const struct key KEYS[] = {
     {KEY(SEC_SERVE, "token_env", K_ENVNAME, C_(serve.token_env))},
     {KEY(SEC_SERVE, "export_keep", K_INT, C_(serve.export_keep)), .min = 1, .max = 1000, .def = 4},
     {KEY(SEC_SERVE, "tokenless_writes", K_TOKENLESS, C_(serve.tokenless_writes)), .def = false},
+    {KEY(SEC_SERVE, "auth", K_AUTH, C_(serve.auth)), .def = AUTH_PORTAL},
+    {KEY(SEC_SERVE, "session_ttl", K_DURATION, C_(serve.session_ttl_ms)), .min = 1, .def = HOUR},
+    {KEY(SEC_SERVE, "max_rows", K_INT64, C_(serve.max_rows)), .min = 1, .max = 10000000, .def = 5000},
+    {KEY(SEC_SERVE, "unknown_tables", K_UNKNOWN, C_(serve.unknown_tables)), .def = UNKNOWN_FORWARD},
+    {KEY(SEC_SERVE, "max_auto_tables", K_INT, C_(serve.max_auto_tables)), .min = 0, .max = 1000, .def = 16},
 
     {KEY(SEC_UPSTREAM, "url", K_URL, C_(upstream.url))},
     {KEY(SEC_UPSTREAM, "token_env", K_ENVNAME, C_(upstream.token_env))},
@@ -589,6 +596,8 @@ static int get_choice(struct ctx *x, const struct toml_kv *kv, int n, const char
 
 static const char *writes_name(int i) { return config_writes_name((enum config_writes)i); }
 static const char *conflict_name(int i) { return config_conflict_name((enum config_conflict)i); }
+static const char *auth_name(int i) { return config_auth_name((enum config_auth)i); }
+static const char *unknown_name(int i) { return i == UNKNOWN_FORWARD ? "forward" : i == UNKNOWN_CACHE ? "cache" : "refuse"; }
 
 static int get_columns(struct ctx *x, const struct toml_kv *kv, struct config_table *t)
 {
@@ -676,6 +685,18 @@ static int read_key(struct ctx *x, const struct toml_kv *kv, const struct key *k
         *(enum config_conflict *)dst = (enum config_conflict)cf;
         return 0;
     }
+    case K_AUTH: {
+        int a;
+        if (get_choice(x, kv, AUTH_NONE + 1, auth_name, &a) < 0) return -1;
+        *(enum config_auth *)dst = (enum config_auth)a;
+        return 0;
+    }
+    case K_UNKNOWN: {
+        int u;
+        if (get_choice(x, kv, UNKNOWN_REFUSE + 1, unknown_name, &u) < 0) return -1;
+        *(enum config_unknown *)dst = (enum config_unknown)u;
+        return 0;
+    }
     case K_COLUMNS: return get_columns(x, kv, base);
     case K_SECRET: return key_fail(x, kv, "secrets do not go in the file; set %s_env", kv->key);
     }
@@ -709,6 +730,8 @@ static void put_defaults(enum section sec, void *base)
         case K_STRATEGY: *(enum config_strategy *)dst = (enum config_strategy)k->def; break;
         case K_WRITES: *(enum config_writes *)dst = (enum config_writes)k->def; break;
         case K_CONFLICT: *(enum config_conflict *)dst = (enum config_conflict)k->def; break;
+        case K_AUTH: *(enum config_auth *)dst = (enum config_auth)k->def; break;
+        case K_UNKNOWN: *(enum config_unknown *)dst = (enum config_unknown)k->def; break;
         case K_COLUMNS: case K_SECRET: break;
         default: *(char **)dst = k->def_s ? xstrdup(k->def_s) : NULL; break;
         }
@@ -899,7 +922,7 @@ static int build(struct ctx *x, const struct toml_doc *doc, struct config *c)
             if (sec == SEC_UPSTREAM) upstream = tb;
         }
     }
-    table_free(&d);
+    c->defaults = d;                   /* config_free frees it */
     if (rc < 0) return -1;
     /* An edge mirrors its hub's cache: a table it pulled itself would make the
      * hub's deltas conflict (docs/export-format.md, Import). */
@@ -974,8 +997,23 @@ void config_free(struct config *c)
         if (sec != SEC_DEFAULTS && sec != SEC_TABLE) free_strings(sec, c);
     for (int i = 0; i < c->ntables; i++) table_free(&c->tables[i]);
     free(c->tables);
+    table_free(&c->defaults);
     memset(c, 0, sizeof *c);
 }
+
+void config_table_auto(const struct config *c, const char *name, struct config_table *out)
+{
+    table_copy(out, &c->defaults);
+    free(out->name);
+    out->name = xstrdup(name);
+    if (out->strategy == STRATEGY_INCREMENTAL) out->strategy = STRATEGY_FULL;
+    free(out->cursor);
+    out->cursor = NULL;
+    out->line = 0;
+    out->auto_added = true;
+}
+
+void config_table_free(struct config_table *t) { table_free(t); }
 
 const struct config_table *config_table_find(const struct config *c, const char *name)
 {
@@ -1000,6 +1038,15 @@ const char *config_writes_name(enum config_writes w)
     case WRITES_QUEUE: return "queue";
     case WRITES_FORWARD: return "forward";
     case WRITES_REFUSE: return "refuse";
+    }
+    return "?";
+}
+
+const char *config_auth_name(enum config_auth a)
+{
+    switch (a) {
+    case AUTH_PORTAL: return "portal";
+    case AUTH_NONE: return "none";
     }
     return "?";
 }

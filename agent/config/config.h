@@ -9,6 +9,7 @@
  * struct config and releases it with config_free(). */
 #ifndef IA_CONFIG_H
 #define IA_CONFIG_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,8 +22,16 @@ enum config_strategy { STRATEGY_FULL, STRATEGY_INCREMENTAL, STRATEGY_ON_DEMAND }
 /* Writes through the local API (docs/outbox.md, "Policy"): queue while the
  * portal is unreachable (the default), forward only, or refuse every write. */
 enum config_writes { WRITES_QUEUE, WRITES_FORWARD, WRITES_REFUSE };
+/* Who may use the local API's portal routes (/api/jsonrpc/, /api/jsonsql/):
+ * "portal" logs in as the portal does (agent/serve/serve_auth.h), "none" leaves
+ * them open to whoever reaches the (loopback) port. */
+enum config_auth { AUTH_PORTAL, AUTH_NONE };
 /* Who wins when a queued op's rows changed on the portal meanwhile. */
 enum config_conflict { CONFLICT_PORTAL, CONFLICT_AGENT };
+/* A select the cache cannot answer ([serve] unknown_tables, docs/interface.md
+ * "Pass-through"): forward it to the portal (the default); forward it and
+ * start caching an unconfigured table (at most max_auto_tables); or refuse it. */
+enum config_unknown { UNKNOWN_FORWARD, UNKNOWN_CACHE, UNKNOWN_REFUSE };
 
 struct config_table {
     char *name;                    /* portal table name */
@@ -40,6 +49,8 @@ struct config_table {
     enum config_writes writes;     /* default WRITES_QUEUE */
     enum config_conflict conflict; /* default CONFLICT_PORTAL */
     int line;                      /* line of its [[table]] header, for messages */
+    bool auto_added;               /* added at run time (config_table_auto), columns named Field_N
+                                      but the key: statements naming others go to the portal */
 };
 
 struct config {
@@ -71,6 +82,11 @@ struct config {
         int export_keep;           /* snapshots kept as delta bases for /export, default 4 */
         bool tokenless_writes;     /* tokenless_writes = "loopback": a server without a token
                                       forwards writes; default "refuse" */
+        enum config_auth auth;     /* default AUTH_PORTAL */
+        int64_t session_ttl_ms;    /* an authorize_user session lives this long unused, default 1h */
+        int64_t max_rows;          /* rows per answer on /api/jsonsql/ (a page cap), default 5000 */
+        enum config_unknown unknown_tables;   /* default UNKNOWN_FORWARD */
+        int max_auto_tables;       /* tables `cache` adds at most, default 16 */
     } serve;
     struct {                       /* an edge agent: tables come from a hub agent, not the portal */
         char *url;                 /* the hub's base URL (no trailing '/'); NULL: not an edge */
@@ -81,7 +97,11 @@ struct config {
         char *ca_file;             /* optional CA bundle */
     } upstream;
     struct config_table *tables;
-    int ntables;
+    /* Atomic: the daemon adds tables at run time (unknown_tables = "cache") into
+     * room reserved up front, so the array never moves; threads that look a
+     * table up read the count once and see every entry below it whole. */
+    _Atomic int ntables;
+    struct config_table defaults;  /* [defaults] over the built-in ones (name NULL, no columns) */
 };
 
 /* Read and check a file. Returns 0, or -1 with err "path:line:col: ...". */
@@ -92,9 +112,16 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 void config_free(struct config *c);
 
 const struct config_table *config_table_find(const struct config *c, const char *name);
+/* A table `name` as a [[table]] with only its name would be: c->defaults, but
+ * a default strategy of incremental becomes full (its cursor is not known),
+ * no columns (all, named by introspection). *out owns its strings:
+ * config_table_free(). */
+void config_table_auto(const struct config *c, const char *name, struct config_table *out);
+void config_table_free(struct config_table *t);
 const char *config_strategy_name(enum config_strategy s);
 const char *config_writes_name(enum config_writes w);        /* "queue" "forward" "refuse" */
 const char *config_conflict_name(enum config_conflict c);    /* "portal" "agent" */
+const char *config_auth_name(enum config_auth a);            /* "portal" "none" */
 /* The one staleness rule (status, X-Cache-Stale, on_demand refresh): data read
  * from the portal at at_ms (<= 0: never, or not known) is stale at now_ms when
  * older than ttl_ms. */

@@ -3,9 +3,10 @@
  * Threads. The event loop thread owns the timers, the HTTP server (serve.h) and
  * all scheduling state. Workers do everything that talks to the portal:
  *   pulls        one table at a time (snapshots can take minutes);
- *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes
- *                and writes from the local API, so they never queue behind a
- *                snapshot, and several clients' misses are in flight at once
+ *   interactive  INTERACTIVE_WORKERS threads for on_demand misses and refreshes,
+ *                writes, and selects the cache cannot answer (pass-through, at
+ *                most PASS_WAITING_MAX waiting) from the local API, so they
+ *                never queue behind a snapshot, and several clients' misses are in flight at once
  *                (each waits for the portal, not for the others);
  *   outbox       one thread for writes queued while the portal is known down:
  *                it never asks it, and takes every write waiting at once into
@@ -75,6 +76,7 @@
 #include "agent/serve/serve.h"
 #include "agent/pull/store.h"
 #include "replay/outbox.h"
+#include "replay/replay.h"
 #include "agent/ship/upstream.h"
 
 #include <event2/event.h>
@@ -95,13 +97,14 @@
 #define OUTBOX_BATCH_MAX 256          /* writes queued while the portal is known down: the one
                                          outbox worker takes up to this many waiting, one group
                                          commit for all (outbox_queue_writes) */
+#define PASS_WAITING_MAX 64           /* passed selects queued or running; more are "busy" */
 #define QUEUE_WORKERS_MAX 16
 #define NQUEUES 4
 #define OUTBOX_PROBE_MS 2000          /* at most one probe this often while ops wait for the portal */
 #define OUTBOX_IDLE_MS 2000           /* an idle sender looks at the outbox this often */
 #define OUTBOX_FAIL_MAX_MS (5 * 60 * 1000)   /* backoff cap after a local failure */
 
-enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT };
+enum job_kind { JOB_PULL, JOB_FETCH, JOB_REFRESH, JOB_WRITE, JOB_UPSTREAM, JOB_EXPORT, JOB_COMPACT, JOB_SELECT };
 
 struct daemon;
 
@@ -110,11 +113,13 @@ struct job {
     struct daemon *d;
     int table;                        /* index in cfg->tables; -1 none */
     int full;                         /* PULL: snapshot */
-    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys */
-    char *method, *params;            /* WRITE */
+    char *column, *value;             /* FETCH: column and JSON literal; REFRESH: value = keys;
+                                         SELECT: column = the table the cache could not answer for */
+    char *method, *params;            /* WRITE; SELECT: params */
     serve_done_fn done;               /* FETCH, REFRESH */
     serve_write_done_fn wdone;        /* WRITE */
     serve_export_done_fn edone;       /* EXPORT */
+    serve_select_done_fn sdone;       /* SELECT */
     char *base_id;                    /* EXPORT: delta base; NULL snapshot */
     void *arg;
     /* results, read on the loop thread */
@@ -122,7 +127,8 @@ struct job {
     enum remote_status rs;            /* the portal's answer class */
     struct pull_result pr;            /* PULL */
     char msg[IA_ERRLEN];              /* FETCH/WRITE error */
-    struct buf rows;                  /* WRITE: the portal's result (rows or a count) */
+    struct buf rows;                  /* WRITE: the portal's result (rows or a count); SELECT: its
+                                         result, or its JSON-RPC error (rs REMOTE_ERPC/EFORBIDDEN) */
     int repull;                       /* WRITE: the touched rows were not re-read */
     int may_queue;                    /* WRITE: the table's policy is `queue` */
     uint64_t op_id;                   /* WRITE: queued in the outbox as this op (0: not queued) */
@@ -163,7 +169,11 @@ struct table_sched {
 };
 
 struct daemon {
-    const struct config *cfg;
+    const struct config *cfg;         /* &cfgv */
+    struct config cfgv;               /* the caller's, with a tables array of its own: room for the
+                                         tables unknown_tables = "cache" adds (the array never moves) */
+    int base_tables, tables_cap;      /* the caller's ntables; the room */
+    int auto_full;                    /* the cap was reached (logged once) */
     struct event_base *base;
     serve *srv;
     struct store st;
@@ -181,6 +191,8 @@ struct daemon {
     uint64_t pull_errors;
     struct export_hub *hub;           /* /export files */
     uint64_t exports;
+    int passing;                      /* passed selects queued or running (loop thread) */
+    uint64_t passes, pass_errors, pass_busy;
     /* edge mode */
     upstream *up;                     /* NULL: not an edge */
     struct event *up_timer;
@@ -395,6 +407,19 @@ static void run_job(struct daemon *d, struct worker *w, struct job *j)
     case JOB_WRITE:
         run_write(d, &c, j);   /* writes while the portal is known down: queue_writes */
         break;
+    case JOB_SELECT: {
+        struct buf e = {0};
+        j->rs = remote_select(w->remote, j->params, &j->rows, &e, j->msg, sizeof j->msg);
+        j->ok = j->rs == REMOTE_OK;
+        if (!j->ok && e.len) {         /* the portal's own refusal: passed on as it sent it */
+            buf_reset(&j->rows);
+            buf_append(&j->rows, e.p, e.len);
+        } else if (!j->ok) {
+            buf_reset(&j->rows);
+        }
+        buf_free(&e);
+        break;
+    }
     case JOB_UPSTREAM:
         pthread_mutex_lock(&d->wlock);
         j->ok = upstream_sync(d->up, d->st.db_path, d->st.dir, &j->ur, j->msg, sizeof j->msg) == 0;
@@ -632,6 +657,39 @@ static void portal_failed(struct daemon *d, const char *why)
     d->next_probe_ms = clock_wall_ms() + jittered(d, wait);
 }
 
+/* unknown_tables = "cache": a table the portal just answered a select on, not
+ * configured, is added as [defaults] says (config_table_auto) and pulled now,
+ * then on its schedule, for the daemon's lifetime (not written to the config:
+ * after a restart it is forwarded, and added again on its first access). At
+ * most [serve] max_auto_tables; past that, forwarded only. The tables array
+ * has room for them (daemon_run), so the entries workers use never move. */
+static void cache_table(struct daemon *d, const char *name)
+{
+    char err[IA_ERRLEN];
+    if (d->cfg->serve.unknown_tables != UNKNOWN_CACHE || d->up || config_table_find(d->cfg, name) ||
+        replay_check_name(name, err, sizeof err) != 0)
+        return;
+    if (d->cfgv.ntables >= d->tables_cap) {
+        if (!d->auto_full)
+            log_warn("table %s: not cached: unknown_tables = \"cache\" added %d tables already ([serve] "
+                     "max_auto_tables); selects on it and on later ones are forwarded only", name,
+                     d->cfg->serve.max_auto_tables);
+        d->auto_full = 1;
+        return;
+    }
+    int i = d->cfgv.ntables;
+    config_table_auto(d->cfg, name, &d->cfgv.tables[i]);
+    d->ts[i] = (struct table_sched){.d = d, .index = i};
+    d->ts[i].timer = evtimer_new(d->base, on_timer, &d->ts[i]);
+    /* Workers and the sender look tables up by name without a lock: the entry
+     * is whole before the (atomic) count that shows it grows. */
+    atomic_fetch_add(&d->cfgv.ntables, 1);
+    const struct config_table *t = &d->cfg->tables[i];
+    log_info("table %s: cached from now on (unknown_tables = \"cache\", %s, %d of %d)", name,
+             config_strategy_name(t->strategy), i - d->base_tables + 1, d->cfg->serve.max_auto_tables);
+    if (t->strategy != STRATEGY_ON_DEMAND) queue_pull(d, i, 1);
+}
+
 static void job_done(evutil_socket_t fd, short what, void *arg)
 {
     struct job *j = arg;
@@ -727,6 +785,17 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
     case JOB_COMPACT:
         compact_done(d, j);
         break;
+    case JOB_SELECT: {
+        d->passing--;
+        if (j->ok && !atomic_load(&d->stop)) cache_table(d, j->column);
+        /* Not reached (transport, or shutting down) is "unreachable"; any other
+         * answer without a result or a JSON-RPC error is one it cannot pass on. */
+        int st = j->ok ? SERVE_PASS_OK : j->rows.len ? SERVE_PASS_RPC
+               : j->rs == REMOTE_ETRANSPORT || j->rs == REMOTE_OK ? SERVE_PASS_FAILED : SERVE_PASS_BAD;
+        if (st < 0) d->pass_errors++;
+        j->sdone(j->arg, st, st < 0 ? NULL : j->rows.p, j->ok ? NULL : j->msg);
+        break;
+    }
     case JOB_EXPORT:
         break;
     }
@@ -977,6 +1046,43 @@ static int hook_write(void *ctx, const char *method, const char *params_json, se
     return 0;
 }
 
+/* A select the cache cannot answer (serve.h: Pass-through) goes to the portal
+ * on an interactive worker; at most PASS_WAITING_MAX wait at once (the rest
+ * are answered "busy": a client storm must not grow the queue without bound).
+ * While the portal is known down it is not asked: reads never wait on it. */
+static int hook_select(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg)
+{
+    struct daemon *d = ctx;
+    char msg[IA_ERRLEN];
+    if (atomic_load(&d->stop)) return -1;
+    if (d->portal == 0 && clock_wall_ms() < d->next_probe_ms) {
+        time_t t = (time_t)(d->unreachable_since_ms / 1000);
+        struct tm tm;
+        char when[40];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(msg, sizeof msg, "no answer from %s since %s", d->cfg->remote.url ? d->cfg->remote.url : "it", when);
+        d->pass_errors++;
+        done(arg, SERVE_PASS_FAILED, NULL, msg);
+        return 0;
+    }
+    if (d->passing >= PASS_WAITING_MAX) {
+        snprintf(msg, sizeof msg, "%d selects already wait for it; try again", d->passing);
+        d->pass_busy++;
+        done(arg, SERVE_PASS_BUSY, NULL, msg);
+        return 0;
+    }
+    struct job *j = job_new(JOB_SELECT, -1);
+    j->params = xstrdup(params_json);
+    j->column = xstrdup(table);
+    j->sdone = done;
+    j->arg = arg;
+    d->passing++;
+    d->passes++;
+    enqueue(d, &d->interq, j);
+    return 0;
+}
+
 static int hook_sync(void *ctx, const char *table, char *err, size_t errlen)
 {
     struct daemon *d = ctx;
@@ -1141,6 +1247,13 @@ static void hook_metrics(void *ctx, struct buf *out)
                     "iptv_agent_journal_bytes %llu\n# HELP iptv_agent_journal_segments Journal segment files.\n"
                     "# TYPE iptv_agent_journal_segments gauge\niptv_agent_journal_segments %zu\n",
                (unsigned long long)bytes, n);
+    buf_printf(out, "# HELP iptv_agent_pass_selects_total Selects the cache could not answer, by outcome: sent to "
+                    "the portal, failed (not reached), busy (refused, too many waiting).\n"
+                    "# TYPE iptv_agent_pass_selects_total counter\n"
+                    "iptv_agent_pass_selects_total{outcome=\"sent\"} %llu\n"
+                    "iptv_agent_pass_selects_total{outcome=\"failed\"} %llu\n"
+                    "iptv_agent_pass_selects_total{outcome=\"busy\"} %llu\n",
+               (unsigned long long)d->passes, (unsigned long long)d->pass_errors, (unsigned long long)d->pass_busy);
 }
 
 /* ---- run ----------------------------------------------------------------------------------- */
@@ -1196,19 +1309,21 @@ static int open_parts(struct daemon *d, char *err, size_t errlen)
 /* The event loop and the HTTP server; then the first stdout line says where
  * the API listens (the port may be ephemeral), and so does <dir>/agent.url,
  * so CLI commands can reach the running daemon. 0 or -1. */
-static int start_serving(struct daemon *d, const char *token, char *err, size_t errlen)
+static int start_serving(struct daemon *d, const char *token, const char *password, char *err, size_t errlen)
 {
     const struct config *cfg = d->cfg;
     d->base = event_base_new();
     struct serve_hooks hooks = {d, hook_fetch, hook_write, hook_sync, hook_portal_state, hook_status_json,
-                                hook_metrics, hook_export, hook_refresh};
+                                hook_metrics, hook_export, hook_refresh, hook_select};
     if (d->up) {
         hooks.fetch = NULL;            /* misses are answered from the cache */
         hooks.refresh = NULL;
+        hooks.select = NULL;           /* the hub's tables only */
         hooks.write = edge_write;
         hooks.sync = edge_sync;
     }
-    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token};
+    struct serve_opts so = {.cfg = cfg, .db_path = d->st.db_path, .token = token,
+                            .username = cfg->remote.username, .password = password};
     if (!(d->srv = serve_new(d->base, &so, &hooks, err, errlen))) return -1;
     log_info("serving on %s (port %d); %d tables", cfg->serve.listen, serve_port(d->srv), cfg->ntables);
     char host[256], url[320], path[4200];
@@ -1231,7 +1346,7 @@ static void schedule(struct daemon *d)
 {
     const struct config *cfg = d->cfg;
     char err[IA_ERRLEN];
-    d->ts = xcalloc((size_t)cfg->ntables + 1, sizeof *d->ts);
+    d->ts = xcalloc((size_t)d->tables_cap + 1, sizeof *d->ts);
     for (int i = 0; i < cfg->ntables; i++) {
         const struct config_table *t = &cfg->tables[i];
         d->ts[i].d = d;
@@ -1317,22 +1432,30 @@ static void daemon_free(struct daemon *d)
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);
     free(d->ts);
+    for (int i = d->base_tables; i < d->cfgv.ntables; i++) config_table_free(&d->cfgv.tables[i]);
+    free(d->cfgv.tables);
     free(d);
 }
 
-int daemon_run(const struct config *cfg, const char *token)
+int daemon_run(const struct config *cfg, const char *token, const char *password)
 {
     char err[IA_ERRLEN];
     evthread_use_pthreads();
     struct daemon *d = xcalloc(1, sizeof *d);
     atomic_init(&d->stop, 0);
-    d->cfg = cfg;
+    d->cfgv = *cfg;                    /* strings shared with the caller's, read only */
+    d->base_tables = cfg->ntables;
+    d->tables_cap = cfg->ntables + (cfg->serve.unknown_tables == UNKNOWN_CACHE && !cfg->upstream.url
+                                        ? cfg->serve.max_auto_tables : 0);
+    d->cfgv.tables = xcalloc((size_t)d->tables_cap + 1, sizeof *d->cfgv.tables);
+    if (cfg->ntables) memcpy(d->cfgv.tables, cfg->tables, (size_t)cfg->ntables * sizeof *cfg->tables);
+    d->cfg = &d->cfgv;
     d->portal = -1;
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
     int rc = open_parts(d, err, sizeof err);
-    if (rc == 0 && start_serving(d, token, err, sizeof err) != 0) rc = 1;
+    if (rc == 0 && start_serving(d, token, password, err, sizeof err) != 0) rc = 1;
     if (rc != 0) {
         fprintf(stderr, "iptv-agent run: %s\n", err);
         daemon_free(d);

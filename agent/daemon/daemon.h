@@ -6,8 +6,9 @@
 struct config;
 
 /* Runs until SIGTERM or SIGINT; token is the API token (NULL: none; the caller
- * checked it against [serve]). Reports failures on stderr. Returns the exit
+ * checked it against [serve]); password the [remote] account's (NULL: none),
+ * which the local API's authorize_user accepts with [remote] username. Reports failures on stderr. Returns the exit
  * code: 0 clean shutdown, 1 cannot start (storage, listen address), 2 config. */
-int daemon_run(const struct config *cfg, const char *token);
+int daemon_run(const struct config *cfg, const char *token, const char *password);
 
 #endif

@@ -538,11 +538,24 @@ static int write_answer(remote *r, const struct json_rows_cb *cb, void *ctx, str
     return rc;
 }
 
+/* Member `name` of the last answer, as JSON text, into out (emptied first). */
+static void body_member(const remote *r, const char *name, struct buf *out)
+{
+    cJSON *doc = NULL;
+    char perr[300];
+    buf_reset(out);
+    if (json_parse(r->body.p, r->body.len, JSON_MAX_DEPTH_DEFAULT, &doc, perr, sizeof perr) == 0) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, name);
+        if (m) json_write_tree(out, m);
+    }
+    cJSON_Delete(doc);
+}
+
 #define UNKNOWN_ADVICE "; the portal may have applied it: check before retrying (it was not resent)"
 
 static enum remote_status query(remote *r, const char *method, const char *params_json,
                                 const struct json_rows_cb *cb, void *ctx, struct buf *result,
-                                char *err, size_t errlen)
+                                struct buf *rpc_error, char *err, size_t errlen)
 {
     static const struct json_rows_cb none = {0};
     if (!cb) cb = &none;
@@ -623,7 +636,10 @@ static enum remote_status query(remote *r, const char *method, const char *param
             char perr[300];
             enum json_rpc_kind kind = json_rpc_rows(r->body.p, r->body.len, cb, ctx, rpcmsg, sizeof rpcmsg,
                                                     perr, sizeof perr);
-            if (kind == JSON_RPC_RESULT) break;
+            if (kind == JSON_RPC_RESULT) {
+                if (result) body_member(r, "result", result);
+                break;
+            }
             if (kind == JSON_RPC_STOPPED) {   /* the consumer refused a row: final */
                 snprintf(err, errlen, "%s at %s: response %s", method, r->url_sql, perr);
                 st = REMOTE_EPROTOCOL;
@@ -636,6 +652,7 @@ static enum remote_status query(remote *r, const char *method, const char *param
         }
         /* A JSON-RPC error: the portal refused the statement, so a write did not run. */
         if (about_session(rpcmsg, strlen(rpcmsg))) goto session_refused;
+        if (rpc_error) body_member(r, "error", rpc_error);
         snprintf(err, errlen, "%s at %s: portal error: %s", method, r->url_sql, rpcmsg);
         st = about_permission(rpcmsg, strlen(rpcmsg)) ? REMOTE_EFORBIDDEN : REMOTE_ERPC;
         break;
@@ -668,7 +685,14 @@ static enum remote_status query(remote *r, const char *method, const char *param
 enum remote_status remote_query(remote *r, const char *method, const char *params_json,
                                 const struct json_rows_cb *cb, void *ctx, char *err, size_t errlen)
 {
-    return query(r, method, params_json, cb, ctx, NULL, err, errlen);
+    return query(r, method, params_json, cb, ctx, NULL, NULL, err, errlen);
+}
+
+enum remote_status remote_select(remote *r, const char *params_json, struct buf *result, struct buf *rpc_error,
+                                 char *err, size_t errlen)
+{
+    if (rpc_error) buf_reset(rpc_error);
+    return query(r, "select", params_json, NULL, NULL, result, rpc_error, err, errlen);
 }
 
 enum remote_status remote_write(remote *r, const char *method, const char *params_json,
@@ -678,5 +702,5 @@ enum remote_status remote_write(remote *r, const char *method, const char *param
         snprintf(err, errlen, "method \"%s\": expected insert, update or delete", method);
         return REMOTE_ECONFIG;
     }
-    return query(r, method, params_json, NULL, NULL, result, err, errlen);
+    return query(r, method, params_json, NULL, NULL, result, NULL, err, errlen);
 }

@@ -90,6 +90,15 @@ enum remote_status remote_query(remote *r, const char *method, const char *param
 enum remote_status remote_write(remote *r, const char *method, const char *params_json,
                                 struct buf *result, char *err, size_t errlen);
 
+/* Send one select as a client sent it (the local API's pass-through: serve.h).
+ * On REMOTE_OK *result holds the portal's `result` JSON text as it sent it. On
+ * REMOTE_ERPC or REMOTE_EFORBIDDEN from a JSON-RPC error, *rpc_error holds the
+ * portal's `error` member as JSON text (else it is left empty): the portal's
+ * own answer to pass on. Retried like remote_query (a select is idempotent).
+ * The caller owns both buffers. */
+enum remote_status remote_select(remote *r, const char *params_json, struct buf *result, struct buf *rpc_error,
+                                 char *err, size_t errlen);
+
 struct config;
 /* Build a remote from agent.toml's [remote] (password from getenv(password_env)). */
 remote *remote_from_config(const struct config *cfg, char *err, size_t errlen);

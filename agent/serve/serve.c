@@ -9,7 +9,6 @@
 #include "agent/serve/serve.h"
 #include "agent/base/clock.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
@@ -21,8 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,7 +29,10 @@
 #include "agent/jsonsql/jsonsql.h"
 #include "agent/base/log.h"
 #include "agent/base/mem.h"
+#include "agent/serve/serve_auth.h"
+#include "agent/serve/serve_batch.h"
 #include "agent/serve/serve_db.h"
+#include "agent/serve/serve_pass.h"
 #include "agent/serve/status.h"
 #include "replay/replay.h"
 
@@ -41,8 +41,7 @@
 #define DEFAULT_MAX_REPLY ((int64_t)64 << 20)
 #define DEFAULT_TIME_LIMIT_MS 5000
 #define DEFAULT_MAX_DEPTH 32
-#define MAX_SESSIONS 256
-#define SESSION_LEN 32                 /* hex characters */
+#define DEFAULT_PAGE_ROWS 5000           /* /api/jsonsql/ when the config says nothing */
 #define MAX_CODES 16                   /* distinct HTTP statuses counted per route */
 
 enum route { R_JSONRPC, R_JSONSQL, R_SQL, R_STATUS, R_HEALTH, R_METRICS, R_SYNC, R_EXPORT, R_OTHER, R_N };
@@ -67,13 +66,10 @@ struct serve {
     int port;
     const struct config *cfg;
     struct serve_hooks hooks;
-    char *token;                       /* NULL: none. Never logged. */
-    size_t token_len;
-    int64_t max_body, max_rows, max_reply, time_limit_ms;
+    serve_auth *auth;                  /* the token, the account, sessions. Never logged. */
+    int64_t max_body, max_rows, max_reply, time_limit_ms, page_rows;
     int max_depth;
     struct sdb db;
-    char sessions[MAX_SESSIONS][SESSION_LEN + 1];   /* ring of issued session ids */
-    int nsessions, next_session;
     struct sreq *pending;              /* waiting for a hook */
     struct {
         struct code_count codes[R_N][MAX_CODES];
@@ -99,11 +95,13 @@ struct sreq {
     const cJSON *od_lit;               /* the key literal (in doc) */
     char *od_value;                    /* the key literal, JSON; refreshing: the keys, a JSON array */
     int refreshing;                    /* the hook is refresh (stale rows), not fetch (a miss) */
+    const char *pass_table;            /* passed to hooks->select for this table (in doc) */
     int64_t rows;                      /* rows in the answer answer_select made */
     int in_hook;                       /* the hook has not returned yet */
     int hook_done;                     /* done was called */
     int hook_status;
     char *hook_msg, *hook_rows;
+    struct serve_batch *batch;         /* a batch's elements being answered */
     struct sreq *prev, *next;
 };
 
@@ -157,6 +155,7 @@ static void sreq_free(struct sreq *r)
     free(r->od_value);
     free(r->hook_msg);
     free(r->hook_rows);
+    serve_batch_free(r->batch);
     free(r);
 }
 
@@ -212,6 +211,7 @@ static void finish(struct sreq *r)
         }
         if (rep->cache_stale >= 0) evhttp_add_header(oh, "X-Cache-Stale", rep->cache_stale ? "true" : "false");
         if (rep->cache_error[0]) evhttp_add_header(oh, "X-Cache-Error", rep->cache_error);
+        if (rep->cache) evhttp_add_header(oh, "X-Cache", rep->cache);
         if (rep->export_id[0]) evhttp_add_header(oh, "X-Export-Id", rep->export_id);
         if (rep->export_base[0]) evhttp_add_header(oh, "X-Export-Base", rep->export_base);
         if (rep->write_queued[0]) evhttp_add_header(oh, "X-Write-Queued", rep->write_queued);
@@ -250,6 +250,7 @@ static void reply_error(struct sreq *r, int status, const char *fmt, ...)
     r->rep.status = status;
     r->rep.cache_age = -1;
     r->rep.cache_stale = -1;
+    r->rep.cache = NULL;
     buf_puts(&r->rep.body, "{\"error\":");
     put_str(&r->rep.body, msg);
     buf_puts(&r->rep.body, "}");
@@ -264,7 +265,7 @@ static void put_id(struct buf *b, const cJSON *id)
 
 static const cJSON *req_id(const struct sreq *r)
 {
-    return r->doc ? cJSON_GetObjectItemCaseSensitive(r->doc, "id") : NULL;
+    return cJSON_IsObject(r->doc) ? cJSON_GetObjectItemCaseSensitive(r->doc, "id") : NULL;
 }
 
 /* A JSON-RPC error: HTTP 200 like the portal, unless status says otherwise. */
@@ -281,6 +282,7 @@ static void rpc_error(struct sreq *r, int status, int code, const char *fmt, ...
     r->rep.status = status;
     r->rep.cache_age = -1;
     r->rep.cache_stale = -1;
+    r->rep.cache = NULL;
     buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
     put_id(b, req_id(r));
     buf_printf(b, ",\"error\":{\"code\":%d,\"message\":", code);
@@ -329,60 +331,14 @@ static void header_text(char *dst, size_t cap, const char *msg)
 
 /* ---- authorization --------------------------------------------------------------- */
 
-/* Equal iff same length and bytes; the time taken depends on the length of
- * the secret `b` only, never on where `a` first differs. */
-static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char diff = (unsigned char)(alen != blen);
-    for (size_t i = 0; i < blen; i++) diff |= (unsigned char)((i < alen ? (unsigned char)a[i] : 0) ^ (unsigned char)b[i]);
-    return diff == 0;
-}
-
 static int authorized(const serve *s, const struct serve_request *rq)
 {
-    if (!s->token) return 1;
-    const char *a = rq->authorization;
-    if (a) {
-        while (*a == ' ') a++;
-        if (strncasecmp(a, "Bearer ", 7) == 0) {
-            a += 7;
-            while (*a == ' ') a++;
-            size_t n = strlen(a);
-            while (n && a[n - 1] == ' ') n--;
-            if (ct_equal(a, n, s->token, s->token_len)) return 1;
-        }
-    }
-    const char *h = rq->session;
-    if (h && strncmp(h, "sessionid=", 10) == 0) {
-        h += 10;
-        size_t n = strlen(h);
-        int found = 0;
-        for (int i = 0; i < s->nsessions; i++) found |= ct_equal(h, n, s->sessions[i], SESSION_LEN);
-        if (found) return 1;
-    }
-    return 0;
-}
-
-static int new_session(serve *s, char out[SESSION_LEN + 1])
-{
-    unsigned char rnd[SESSION_LEN / 2];
-    size_t got = 0;
-    while (got < sizeof rnd) {
-        ssize_t n = getrandom(rnd + got, sizeof rnd - got, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < sizeof rnd; i++) snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-    memcpy(s->sessions[s->next_session], out, SESSION_LEN + 1);
-    s->next_session = (s->next_session + 1) % MAX_SESSIONS;
-    if (s->nsessions < MAX_SESSIONS) s->nsessions++;
-    return 0;
+    return serve_auth_token_ok(s->auth, rq->authorization, rq->session);
 }
 
 /* ---- JSON bodies --------------------------------------------------------------------- */
 
-/* Parse a JSON-RPC body into r->doc. 0, or -1 with the error reply made. */
+/* Parse a JSON-RPC body into r->doc. 0, 1 a batch (an array), or -1 with the error reply made. */
 static int rpc_body(struct sreq *r, const struct serve_request *rq)
 {
     serve *s = r->s;
@@ -396,6 +352,12 @@ static int rpc_body(struct sreq *r, const struct serve_request *rq)
         rpc_error(r, 200, -32700, "Parse error: %s", err);
         return -1;
     }
+    int n = cJSON_IsArray(r->doc) ? cJSON_GetArraySize(r->doc) : -1;
+    if (n > 0 && n <= SERVE_MAX_BATCH) return 1;
+    if (n == 0) rpc_error(r, 200, -32600, "Invalid Request: empty batch");
+    else if (n > 0)
+        rpc_error(r, 200, -32600, "Invalid Request: a batch of %d requests exceeds the limit of %d", n, SERVE_MAX_BATCH);
+    if (n >= 0) return -1;
     if (!cJSON_IsObject(r->doc)) {
         rpc_error(r, 200, -32600, "Invalid Request: expected a JSON-RPC object");
         return -1;
@@ -403,33 +365,73 @@ static int rpc_body(struct sreq *r, const struct serve_request *rq)
     return 0;
 }
 
+/* ---- batches (serve_batch.h) ------------------------------------------------------- */
+
+static void batch_done(void *arg, const struct serve_reply *rep)
+{
+    struct sreq *r = arg;
+    buf_reset(&r->rep.body);
+    buf_append(&r->rep.body, rep->body.p, rep->body.len);
+    r->rep.status = rep->status;
+    r->rep.cache_age = rep->cache_age;
+    r->rep.cache_stale = rep->cache_stale;
+    r->rep.cache = rep->cache;
+    memcpy(r->rep.cache_error, rep->cache_error, sizeof r->rep.cache_error);
+    r->hook_done = 1;
+    if (!r->in_hook) { unpark(r); finish(r); }
+}
+
+/* r->doc is a batch. 0 answered, 1 waiting for its elements (serve_free drops it). */
+static int run_batch(struct sreq *r, const struct serve_request *rq)
+{
+    park(r);
+    r->in_hook = 1;
+    serve_batch_start(r->s, rq, r->doc, batch_done, r, &r->batch);
+    r->in_hook = 0;
+    if (!r->hook_done) return 1;
+    unpark(r);
+    finish(r);
+    return 0;
+}
+
 /* ---- POST /api/jsonrpc/ ------------------------------------------------------------ */
 
-static void handle_login(struct sreq *r, const struct serve_request *rq)
+/* Answered as the portal does: a session id, or -32001 with HTTP 200 (serve_auth.h says who gets in). */
+static void login(struct sreq *r)
 {
-    serve *s = r->s;
-    if (rpc_body(r, rq) != 0) return;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->doc, "method");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
     if (!cJSON_IsString(m) || strcmp(m->valuestring, "authorize_user") != 0) {
         rpc_error(r, 200, -32601, "Method not found: this endpoint knows authorize_user");
         return;
     }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, "username");
     const cJSON *pw = cJSON_GetObjectItemCaseSensitive(p, "password");
-    if (s->token && (!cJSON_IsString(pw) || !ct_equal(pw->valuestring, strlen(pw->valuestring), s->token,
-                                                      s->token_len))) {
+    char sid[SERVE_AUTH_SID_LEN + 1], err[IA_ERRLEN];
+    int ok = serve_auth_login(r->s->auth, cJSON_IsString(u) ? u->valuestring : NULL,
+                              cJSON_IsString(pw) ? pw->valuestring : NULL, sid, err, sizeof err);
+    if (ok < 0) {
+        rpc_error(r, 500, -32603, "%s", err);
+    } else if (ok == 0) {
+        log_info("serve: authorize_user refused (wrong username or password)");
         rpc_error(r, 200, -32001, "Invalid username or password");
-        return;
+    } else {
+        struct buf *b = &r->rep.body;
+        buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
+        put_id(b, req_id(r));
+        buf_printf(b, ",\"result\":{\"session_id\":\"%s\"}}", sid);
+        explicit_bzero(sid, sizeof sid);
     }
-    char sid[SESSION_LEN + 1];
-    if (new_session(s, sid) != 0) {
-        rpc_error(r, 500, -32603, "cannot make a session id: %s", strerror(errno));
-        return;
-    }
-    struct buf *b = &r->rep.body;
-    buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
-    put_id(b, req_id(r));
-    buf_printf(b, ",\"result\":{\"session_id\":\"%s\"}}", sid);
+}
+
+/* 0 answered, 1 a batch waiting. */
+static int handle_login(struct sreq *r, const struct serve_request *rq)
+{
+    int rc = rpc_body(r, rq);
+    if (rc == 1) return run_batch(r, rq);
+    if (rc == 0) login(r);
+    finish(r);
+    return 0;
 }
 
 /* ---- POST /api/jsonsql/: select ------------------------------------------------------ */
@@ -495,6 +497,19 @@ static const struct config_table *on_demand_lookup(serve *s, const cJSON *params
 
 static int bind_json(sqlite3_stmt *ps, const cJSON *params, char *err, size_t errlen);
 
+/* A portal answers at most a page: a select without limit, or with a larger
+ * one, is answered with the first `cap` rows that limit would give. */
+static void cap_page(cJSON *params, int64_t cap)
+{
+    if (!cJSON_IsObject(params)) return;               /* jsonsql_compile says what is wrong */
+    const cJSON *lim = cJSON_GetObjectItemCaseSensitive(params, "limit");
+    int64_t n;
+    if (lim && (!json_int64(lim, &n) || n <= cap)) return;
+    cJSON *c = cJSON_CreateNumber((double)cap);
+    if (lim) cJSON_ReplaceItemInObjectCaseSensitive(params, "limit", c);
+    else cJSON_AddItemToObject(params, "limit", c);
+}
+
 /* How fresh the cached rows of an on_demand key lookup are (replay_fetched_sql):
  * *at_ms the oldest fetch time (0: not known); *keys (when not NULL) their keys
  * as a JSON array, malloc'd. Returns the row count, -1 when it cannot tell. */
@@ -532,7 +547,6 @@ static int answer_select(struct sreq *r, int may_fetch)
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
     char err[IA_ERRLEN];
     r->rows = 0;
-    sdb_check(&s->db, 0);
     if (r->od && jsonsql_catalog_ncolumns(s->db.cat, r->od->name) < 0) {
         /* The on_demand table was never fetched into cache.db: nothing cached. */
         if (may_fetch && s->hooks.fetch) return 1;
@@ -543,10 +557,12 @@ static int answer_select(struct sreq *r, int may_fetch)
         buf_puts(b, ",\"result\":[]}");
         char *names[1] = {r->od->name};
         cache_headers(s, names, 1, &r->rep);
+        r->rep.cache = "hit";
         return 0;
     }
     struct jsonsql_limits lim = {.max_depth = s->max_depth};
     struct jsonsql_stmt st = {0};
+    cap_page((cJSON *)params, s->page_rows);
     if (jsonsql_compile(s->db.cat, "select", params, &lim, &st, err, sizeof err) != 0) {
         rpc_error(r, 200, -32602, "%s", err);
         return 0;
@@ -573,7 +589,7 @@ static int answer_select(struct sreq *r, int may_fetch)
     int over = 0;
     sdb_deadline(&s->db, s->time_limit_ms);
     while ((rc = sqlite3_step(e->ps)) == SQLITE_ROW) {
-        if (rows == s->max_rows) { over = 1; break; }
+        if (rows == s->page_rows) break;  /* cap_page's limit already stops it there */
         if ((int64_t)b->len > s->max_reply) { over = 2; break; }
         if (rows++) buf_putc(b, ',');
         jsonsql_write_row(b, &st, e->ps);
@@ -583,12 +599,7 @@ static int answer_select(struct sreq *r, int may_fetch)
         snprintf(err, sizeof err, "%s", s->db.timed_out ? "" : sqlite3_errmsg(s->db.rd));
     sqlite3_reset(e->ps);                 /* ends the read transaction */
     jsonsql_stmt_free(&st);
-    if (over == 1) {
-        rpc_error(r, 200, -32603, "result exceeds max_rows (%lld rows): narrow it with where or limit",
-                  (long long)s->max_rows);
-        return 0;
-    }
-    if (over == 2) {
+    if (over) {
         rpc_error(r, 200, -32603, "result exceeds %lld bytes: narrow it with where, limit or fewer columns",
                   (long long)s->max_reply);
         return 0;
@@ -604,6 +615,7 @@ static int answer_select(struct sreq *r, int may_fetch)
     if (rows == 0 && may_fetch && r->od && s->hooks.fetch) return 1;
     buf_puts(b, "]}");
     cache_headers(s, e->tables, e->ntables, &r->rep);
+    r->rep.cache = "hit";
     r->rows = rows;
     if (r->od && rows > 0) {
         /* A key lookup's freshness is its row's, not the table's. */
@@ -626,6 +638,7 @@ static int answer_select(struct sreq *r, int may_fetch)
 static void fetch_finish(struct sreq *r)
 {
     unpark(r);
+    sdb_check(&r->s->db, 0);              /* the hook changed cache.db */
     answer_select(r, 0);
     if (r->hook_status != 0 && r->rep.cache_stale >= 0) {
         if (!r->refreshing && r->rows == 0)
@@ -650,11 +663,66 @@ static void fetch_done(void *arg, int status, const char *msg)
     if (!r->in_hook) fetch_finish(r);
 }
 
-/* 0 answered, 1 parked on the fetch hook. */
+static void pass_finish(struct sreq *r)
+{
+    unpark(r);
+    int st = r->hook_status;
+    if (st == SERVE_PASS_OK || st == SERVE_PASS_RPC) {
+        pass_reply(&r->rep.body, req_id(r), st == SERVE_PASS_OK ? "result" : "error", r->hook_rows);
+        r->rep.cache = "pass";
+    } else {
+        rpc_error(r, 200, st == SERVE_PASS_BUSY ? SERVE_ERR_BUSY : SERVE_ERR_NOT_CACHED,
+                  "table %s is not cached and the portal%s: %s", r->pass_table, st == SERVE_PASS_BUSY ? " is busy"
+                  : st == SERVE_PASS_BAD ? "'s answer is unusable" : " is unreachable", r->hook_msg);
+        header_text(r->rep.cache_error, sizeof r->rep.cache_error, r->hook_msg);
+    }
+    finish(r);
+}
+
+static void pass_done(void *arg, int status, const char *json, const char *msg)
+{
+    struct sreq *r = arg;
+    if (!r->s) { sreq_free(r); return; }
+    r->hook_status = status;
+    r->hook_msg = xstrdup(msg && *msg ? msg : "no answer");
+    r->hook_rows = json ? xstrdup(json) : NULL;
+    r->hook_done = 1;
+    if (!r->in_hook) pass_finish(r);
+}
+
+/* A select the cache cannot answer (serve.h: Pass-through): 0 answered, 1 parked. */
+static int run_pass(struct sreq *r, const cJSON *params, const char *table)
+{
+    serve *s = r->s;
+    struct buf pj = {0};
+    json_write_tree(&pj, params);
+    r->pass_table = table;
+    park(r);
+    r->in_hook = 1;
+    int rc = s->hooks.select(s->hooks.ctx, table, pj.p, pass_done, r);
+    r->in_hook = 0;
+    buf_free(&pj);
+    if (rc != 0 && !r->hook_done) {
+        r->hook_status = SERVE_PASS_FAILED;
+        r->hook_msg = xstrdup("the agent cannot ask it now");
+        r->hook_done = 1;
+    }
+    if (!r->hook_done) return 1;
+    pass_finish(r);
+    return 0;
+}
+
+/* 0 answered, 1 parked on the fetch or select hook. */
 static int run_select(struct sreq *r)
 {
     serve *s = r->s;
-    r->od = on_demand_lookup(s, cJSON_GetObjectItemCaseSensitive(r->doc, "params"), &r->od_lit);
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
+    sdb_check(&s->db, 0);
+    r->od = on_demand_lookup(s, params, &r->od_lit);
+    if (!r->od && s->hooks.select && s->cfg->serve.unknown_tables != UNKNOWN_REFUSE) {
+        const char *t = pass_uncached(s->cfg, &s->db, params, s->max_depth);
+        if (t) return run_pass(r, params, t);
+    }
     int want = answer_select(r, r->od != NULL);
     if (want == 0) {
         finish(r);
@@ -732,12 +800,13 @@ static int run_write(struct sreq *r, const char *method)
 {
     serve *s = r->s;
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(r->doc, "params");
-    /* Writes go out with the portal admin's credentials: without a token
-     * anyone who can reach the port could use them, so that takes an explicit yes. */
-    if (!s->token && !s->cfg->serve.tokenless_writes) {
+    /* Writes go out with the portal admin's credentials: without a token or a
+     * portal login anyone who can reach the port could use them, so that takes an explicit yes. */
+    if (!serve_auth_has_token(s->auth) && serve_auth_mode(s->auth) == AUTH_NONE && !s->cfg->serve.tokenless_writes) {
         rpc_error(r, 403, -32000, "%s refused: writes through the local API need an API token, and this agent has "
-                                  "none ([serve] token_env unset); set token_env, or tokenless_writes = \"loopback\" "
-                                  "in [serve] to let local clients write without one", method);
+                                  "none ([serve] token_env unset) and auth = \"none\"; set token_env, or auth = "
+                                  "\"portal\" (clients log in with the portal's account), or tokenless_writes = "
+                                  "\"loopback\" in [serve] to let local clients write without either", method);
         finish(r);
         return 0;
     }
@@ -770,14 +839,17 @@ static int run_write(struct sreq *r, const char *method)
 
 static int handle_jsonsql(struct sreq *r, const struct serve_request *rq)
 {
-    /* The token before the body: an unauthorized client gets no work done. */
-    if (!authorized(r->s, rq)) {
-        rpc_error(r, 401, -32000, "unauthorized: send Iptvportal-Authorization: sessionid=<authorize_user's "
-                                  "session_id> or Authorization: Bearer <token>");
+    /* Before the body: an unauthorized client gets no work done. The portal's
+     * words, with HTTP 401: a client that re-authorizes on either sees it. */
+    if (!serve_auth_portal_ok(r->s->auth, rq->authorization, rq->session)) {
+        rpc_error(r, 401, -32000, "Session expired or invalid, please authorize: send Iptvportal-Authorization: "
+                                  "sessionid=<authorize_user's session_id> or Authorization: Bearer <token>");
         finish(r);
         return 0;
     }
-    if (rpc_body(r, rq) != 0) { finish(r); return 0; }
+    int body = rpc_body(r, rq);
+    if (body == 1) return run_batch(r, rq);
+    if (body != 0) { finish(r); return 0; }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(r->doc, "method");
     if (!cJSON_IsString(m)) {
         rpc_error(r, 200, -32600, "Invalid Request: method missing");
@@ -1213,8 +1285,8 @@ static int dispatch(struct sreq *r, const struct serve_request *rq)
             break;
         }
         if (r->route == R_JSONSQL) return handle_jsonsql(r, rq);
-        if (r->route == R_JSONRPC) handle_login(r, rq);
-        else if (r->route == R_SQL) handle_sql(r, rq);
+        if (r->route == R_JSONRPC) return handle_login(r, rq);
+        if (r->route == R_SQL) handle_sql(r, rq);
         else handle_sync(r, rq);
         break;
     case R_EXPORT:
@@ -1376,10 +1448,14 @@ serve *serve_new(struct event_base *base, const struct serve_opts *opts, const s
     s->base = base;
     s->cfg = opts->cfg;
     if (hooks) s->hooks = *hooks;
-    if (has_token) {
-        s->token = xstrdup(opts->token);
-        s->token_len = strlen(s->token);
+    struct serve_auth_opts ao = {.mode = opts->cfg->serve.auth, .token = opts->token, .username = opts->username,
+                                 .password = opts->password, .ttl_ms = opts->cfg->serve.session_ttl_ms,
+                                 .clock_ms = opts->clock_ms, .clock_arg = opts->clock_arg};
+    if (!(s->auth = serve_auth_new(&ao, err, errlen))) {
+        free(s);
+        return NULL;
     }
+    s->page_rows = opts->cfg->serve.max_rows > 0 ? opts->cfg->serve.max_rows : DEFAULT_PAGE_ROWS;
     s->max_body = opts->max_body > 0 ? opts->max_body : DEFAULT_MAX_BODY;
     s->max_rows = opts->max_rows > 0 ? opts->max_rows : DEFAULT_MAX_ROWS;
     s->max_reply = opts->max_reply > 0 ? opts->max_reply : DEFAULT_MAX_REPLY;
@@ -1387,7 +1463,7 @@ serve *serve_new(struct event_base *base, const struct serve_opts *opts, const s
     s->max_depth = opts->max_depth > 0 ? opts->max_depth : DEFAULT_MAX_DEPTH;
     int max_sql = s->max_body < (1 << 30) ? (int)s->max_body : 1 << 30;
     if (sdb_open(&s->db, opts->db_path, max_sql, err, errlen) != 0) {
-        free(s->token);
+        serve_auth_free(s->auth);
         free(s);
         return NULL;
     }
@@ -1395,7 +1471,7 @@ serve *serve_new(struct event_base *base, const struct serve_opts *opts, const s
         serve_free(s);
         return NULL;
     }
-    if (base) log_info("serve: listening on %s (port %d)%s", listen, s->port, s->token ? ", token required" : "");
+    if (base) log_info("serve: listening on %s (port %d)%s", listen, s->port, serve_auth_has_token(s->auth) ? ", token required" : "");
     return s;
 }
 
@@ -1414,13 +1490,10 @@ void serve_free(serve *s)
         r->s = NULL;
         r->ev = NULL;
         r->cb = NULL;
+        if (r->batch) sreq_free(r);            /* no hook answers a batch: its elements are orphaned too */
     }
     if (s->http) evhttp_free(s->http);
     sdb_close(&s->db);
-    if (s->token) {
-        explicit_bzero(s->token, s->token_len);
-        free(s->token);
-    }
-    explicit_bzero(s->sessions, sizeof s->sessions);
+    serve_auth_free(s->auth);
     free(s);
 }

@@ -5,11 +5,12 @@
  * is named at struct serve_hooks.
  *
  * Decisions (tests in tests/unit/test_serve.c):
- * - Caps. A select on /api/jsonsql/ that would return more than max_rows rows is
- *   an error (-32603, "result exceeds max_rows"), never a silent cut: a portal
- *   client cannot see truncation. /sql cuts at max_rows and says "truncated":true.
- *   The same for a reply growing past max_reply bytes (rows can be large:
- *   /sql then says "truncated":true too). A body over max_body is HTTP 413 (JSON, as
+ * - Caps. A select on /api/jsonsql/ is answered with at most cfg->serve.max_rows
+ *   rows (default 5000), as a portal caps a page: one without limit, or with a
+ *   larger one, runs with limit = that cap (the rows that limit gives; clients
+ *   page on). /sql cuts at opts->max_rows and says "truncated":true. A reply
+ *   growing past max_reply bytes is an error on /api/jsonsql/ (-32603), never
+ *   a silent cut; /sql says "truncated":true. A body over max_body is HTTP 413 (JSON, as
  *   every error: a method a route does not take is 405, never libevent's HTML
  *   501); JSON nested deeper than max_depth, SQL
  *   running past time_limit_ms, and anything the authorizer refuses are errors.
@@ -28,6 +29,21 @@
  *   X-Cache-Error. For a key lookup X-Cache-Age is the row's age. Without a fetch
  *   hook a miss is an ordinary answer from the cache. Misses run concurrently:
  *   each waits for its own hook only.
+ * - Pass-through. A select that names a table the cache cannot answer for
+ *   (serve_pass.h: not configured, not in cache.db, or configured and never
+ *   pulled to the end; one such table among cached ones is enough: the
+ *   statement goes whole) goes to hooks->select unless [serve] unknown_tables
+ *   = "refuse" ("cache": the daemon also starts caching an unconfigured one).
+ *   The portal's answer goes back as it sent it (its `result`, or its JSON-RPC
+ *   `error`) with X-Cache: pass and no X-Cache-Age/-Stale; answers from the
+ *   cache say X-Cache: hit. When the hook fails (the daemon's fails at once
+ *   while it knows the portal is down: reads never wait on a dead portal), the
+ *   answer is SERVE_ERR_NOT_CACHED "table T is not cached and the portal is
+ *   unreachable: ..." with X-Cache-Error, never `[]` (an answer it cannot
+ *   pass on, e.g. over max_response: "... the portal's answer is unusable:
+ *   ..."); too many passed selects waiting is SERVE_ERR_BUSY "table T is not
+ *   cached and the portal is busy". Without a select hook
+ *   (an edge, tests) such a select is answered from the cache as before.
  * - Writes: serve only passes them to hooks->write, which decides by the
  *   table's `writes` policy (docs/outbox.md). Without a write hook, or when it
  *   fails, the answer is a JSON-RPC error -32603 "portal write failed: ...
@@ -38,13 +54,20 @@
  *   would, with the header X-Write-Queued: <op id>; one it refused without
  *   asking the portal (SERVE_WRITE_REFUSED: the policy, or a write the cache
  *   shows is wrong) is error -32602 with its message.
- * - Writes need the token: a server without one refuses insert/update/delete
- *   (HTTP 403, -32000) unless [serve] tokenless_writes = "loopback" opens them
- *   to its (loopback-only) clients; reads stay open on loopback.
- * - Token. With a token set, every route but /health and /api/jsonrpc/ needs
- *   `Authorization: Bearer TOKEN` or `Iptvportal-Authorization: sessionid=SID`
- *   with a SID from authorize_user (password == token); otherwise HTTP 401
- *   (a JSON-RPC error on /api/jsonsql/, {"error":..} elsewhere).
+ * - Writes need the token or a portal login: a server with auth = "none" and no
+ *   token refuses insert/update/delete (HTTP 403, -32000) unless [serve]
+ *   tokenless_writes = "loopback" opens them to its (loopback-only) clients.
+ * - Logging in (serve_auth.h; cfg->serve.auth, session_ttl_ms): with auth =
+ *   "portal" authorize_user accepts opts->username/password or the token as
+ *   password (else -32001, HTTP 200, as the portal), and /api/jsonsql/ needs a
+ *   live session or the Bearer token (else HTTP 401, -32000 "Session expired or
+ *   invalid, please authorize ..."); serve_new refuses a server nobody could log
+ *   in to. With a token set, every other route but /health needs
+ *   `Authorization: Bearer TOKEN` or a session; otherwise HTTP 401
+ *   ({"error":..}). auth = "none": today's open rules (test_serve_login.c).
+ * - Batches (serve_batch.h): an array body on /api/jsonsql/ or /api/jsonrpc/ is
+ *   answered by an array, each element as alone; empty or over SERVE_MAX_BATCH
+ *   (100): one -32600 error.
  *
  * READS NEVER WAIT FOR THE REMOTE (invariant 6): reads use read-only connections
  * of their own with an authorizer that allows only reads of catalog tables, a
@@ -55,9 +78,10 @@
  * BAD INPUT IS REFUSED (invariant 7): errors name what was wrong, the server keeps
  * serving and cache.db is unchanged (test_bad_input_refused, test_time_limit,
  * test_row_cap; tests/fuzz/fuzz_serve.c).
- * SECRETS (invariant 8): the token is compared in constant time and never logged
- * or echoed; off loopback serve_new refuses to start without one (test_token,
- * test_non_loopback_needs_token).
+ * SECRETS (invariant 8): the token, the account's password and session ids are
+ * compared in constant time and never logged or echoed; off loopback serve_new
+ * refuses to start without a token (test_token, test_non_loopback_needs_token,
+ * test_serve_login.c test_login_portal).
  *
  * Threading: everything here runs on the event loop thread of `base`. Hooks may
  * run work elsewhere but must call `done` on the loop thread (e.g. via
@@ -76,6 +100,8 @@
 
 /* The JSON-RPC error code of an on_demand miss the portal could not be asked about. */
 #define SERVE_ERR_NOT_CACHED (-32004)
+/* ... of a passed select refused because too many wait for the portal. */
+#define SERVE_ERR_BUSY (-32005)
 
 /* Completion of an asynchronous hook. status: 0 ok, else an error with msg. */
 typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
@@ -90,6 +116,13 @@ typedef void (*serve_done_fn)(void *arg, int status, const char *msg);
 enum { SERVE_WRITE_OK = 0, SERVE_WRITE_FAILED = -1, SERVE_WRITE_UNKNOWN = -2, SERVE_WRITE_QUEUED = 1,
        SERVE_WRITE_REFUSED = -3 };
 typedef void (*serve_write_done_fn)(void *arg, int status, const char *rows_json, const char *msg);
+/* Completion of a passed select. SERVE_PASS_OK: json is the portal's `result`
+ * as it sent it; SERVE_PASS_RPC: the portal refused it, json its `error`
+ * member; SERVE_PASS_FAILED: the portal was not reached (msg);
+ * SERVE_PASS_BUSY: too many selects wait for it (msg); SERVE_PASS_BAD: it
+ * answered, but not with a usable answer (too large, HTTP 403, msg). */
+enum { SERVE_PASS_OK = 0, SERVE_PASS_RPC = 1, SERVE_PASS_FAILED = -1, SERVE_PASS_BUSY = -2, SERVE_PASS_BAD = -3 };
+typedef void (*serve_select_done_fn)(void *arg, int status, const char *json, const char *msg);
 
 /* An export file to send as a reply body. */
 struct serve_file {
@@ -126,14 +159,24 @@ struct serve_hooks {
      * (a JSON array of key literals) again, replace those the portal has and
      * delete the others, then call done. NULL: stale rows are served marked stale. */
     int (*refresh)(void *ctx, const char *table, const char *keys_json, serve_done_fn done, void *arg);
+    /* A select the cache cannot answer (Pass-through): send params (a JSON
+     * object text) to the portal as a select, then call done. table: the
+     * first table it names that the cache cannot answer for (unknown_tables =
+     * "cache" caches it). -1: not started (answered as unreachable). NULL:
+     * answered from the cache. */
+    int (*select)(void *ctx, const char *table, const char *params_json, serve_select_done_fn done, void *arg);
 };
 
 struct serve_opts {
     const struct config *cfg;      /* tables (ttl, strategy, key), serve.listen */
     const char *db_path;           /* cache.db (must exist: the writer creates it) */
     const char *token;             /* NULL: none (then only loopback listen is allowed) */
+    const char *username, *password;   /* the [remote] account authorize_user accepts; NULL: none */
+    int64_t (*clock_ms)(void *arg);    /* monotonic ms for session expiry; NULL: the real clock */
+    void *clock_arg;
     int64_t max_body;              /* request bytes, default 1 MiB */
-    int64_t max_rows;              /* rows per answer, default 100000 */
+    int64_t max_rows;              /* rows per /sql answer, default 100000 (/api/jsonsql/:
+                                      cfg->serve.max_rows, default 5000) */
     int64_t max_reply;             /* bytes per answer (checked between rows), default 64 MiB */
     int64_t time_limit_ms;         /* per read, default 5000 */
     int max_depth;                 /* JSON nesting, default 32 */
@@ -176,6 +219,7 @@ struct serve_reply {
     int64_t file_size;
     char export_id[40], export_base[40];   /* X-Export-Id / X-Export-Base when not empty */
     char write_queued[24];         /* X-Write-Queued (the op id) when not empty */
+    const char *cache;             /* X-Cache: "hit" (from cache.db), "pass" (the portal's); NULL none */
 };
 
 /* Called once with the reply, which is valid during the call only. */

@@ -7,6 +7,7 @@
  *                           [--deletes N] [--same-ts] [--seed N] */
 #include "tests/fake_portal/gen.h"
 #include "tests/fake_portal/server.h"
+#include "tests/fake_portal/rpc.h"
 #include "agent/base/mem.h"
 
 #include <errno.h>
@@ -52,16 +53,6 @@ static const char usage[] =
     "statement), 500after, reset, drop (run it, then close without a byte), truncate,\n"
     "garbage, expire. {\"write_queue\":[...]} queues the same (but expire) for write\n"
     "statements only (insert, update, delete): logins and selects pass them by.\n";
-
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s) return -1;
-    *out = v;
-    return 0;
-}
 
 static int parse_rate(const char *s, double *out)
 {
@@ -109,31 +100,31 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 0; }
         else if (!strcmp(a, "--same-ts")) { m.same_ts = 1; continue; }
         else if (!val) ok = 0;
-        else if (!strcmp(a, "--port")) ok = !parse_i64(val, &port) && port >= 0 && port < 65536;
+        else if (!strcmp(a, "--port")) ok = !portal_parse_i64(val, &port) && port >= 0 && port < 65536;
         else if (!strcmp(a, "--db")) db_path = val;
-        else if (!strcmp(a, "--seed")) { ok = !parse_i64(val, &v); g.seed = m.seed = (uint64_t)v; }
-        else if (!strcmp(a, "--rows")) ok = !parse_i64(val, &g.tv_program_rows) && g.tv_program_rows >= 0;
-        else if (!strcmp(a, "--scale")) ok = !parse_i64(val, &g.scale) && g.scale >= 1;
+        else if (!strcmp(a, "--seed")) { ok = !portal_parse_i64(val, &v); g.seed = m.seed = (uint64_t)v; }
+        else if (!strcmp(a, "--rows")) ok = !portal_parse_i64(val, &g.tv_program_rows) && g.tv_program_rows >= 0;
+        else if (!strcmp(a, "--scale")) ok = !portal_parse_i64(val, &g.scale) && g.scale >= 1;
         else if (!strcmp(a, "--user")) so.username = val;
         else if (!strcmp(a, "--password")) so.password = val;
-        else if (!strcmp(a, "--latency-ms")) ok = !parse_i64(val, &so.faults.latency_ms);
+        else if (!strcmp(a, "--latency-ms")) ok = !portal_parse_i64(val, &so.faults.latency_ms);
         else if (!strcmp(a, "--error-rate")) ok = !parse_rate(val, &so.faults.error_rate);
         else if (!strcmp(a, "--reset-rate")) ok = !parse_rate(val, &so.faults.reset_rate);
         else if (!strcmp(a, "--truncate-rate")) ok = !parse_rate(val, &so.faults.truncate_rate);
         else if (!strcmp(a, "--garbage-rate")) ok = !parse_rate(val, &so.faults.garbage_rate);
-        else if (!strcmp(a, "--fault-seed")) ok = !parse_i64(val, &fault_seed);
-        else if (!strcmp(a, "--session-ttl-ms")) ok = !parse_i64(val, &so.faults.session_ttl_ms);
+        else if (!strcmp(a, "--fault-seed")) ok = !portal_parse_i64(val, &fault_seed);
+        else if (!strcmp(a, "--session-ttl-ms")) ok = !portal_parse_i64(val, &so.faults.session_ttl_ms);
         else if (!strcmp(a, "--session-error")) ok = !fake_parse_session_error(val, &so.faults.session_error);
         else if (!strcmp(a, "--forbid")) { ok = so.faults.nforbid < 64; if (ok) forbid[so.faults.nforbid++] = (char *)val; }
-        else if (!strcmp(a, "--page-cap")) ok = !parse_i64(val, &so.faults.page_cap);
+        else if (!strcmp(a, "--page-cap")) ok = !portal_parse_i64(val, &so.faults.page_cap);
         else if (!strcmp(a, "--write-result")) {
             ok = !strcmp(val, "count") || !strcmp(val, "rows");
             so.faults.write_count = !strcmp(val, "count");
         }
         else if (!strcmp(a, "--table")) m.table = val;
-        else if (!strcmp(a, "--updates")) ok = !parse_i64(val, &m.updates);
-        else if (!strcmp(a, "--inserts")) ok = !parse_i64(val, &m.inserts);
-        else if (!strcmp(a, "--deletes")) ok = !parse_i64(val, &m.deletes);
+        else if (!strcmp(a, "--updates")) ok = !portal_parse_i64(val, &m.updates);
+        else if (!strcmp(a, "--inserts")) ok = !portal_parse_i64(val, &m.inserts);
+        else if (!strcmp(a, "--deletes")) ok = !portal_parse_i64(val, &m.deletes);
         else {
             fprintf(stderr, "iptv-fake-portal: unknown option %s\n%s", a, usage);
             return 2;

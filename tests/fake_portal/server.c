@@ -2,6 +2,7 @@
 #include "tests/fake_portal/server.h"
 #include "agent/base/clock.h"
 #include "tests/fake_portal/gen.h"
+#include "tests/fake_portal/rpc.h"
 #include "agent/base/buf.h"
 #include "agent/base/json.h"
 #include "agent/jsonsql/jsonsql.h"
@@ -20,16 +21,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_SESSIONS 256
 #define MAX_QUEUE 64
 #define MAX_BODY (16 << 20)
 
 enum fault { F_NONE, F_500, F_RESET, F_TRUNCATE, F_GARBAGE, F_EXPIRE, F_DROP, F_500_AFTER };
-
-struct session {
-    char id[33];
-    int64_t expires_ms;          /* 0: never */
-};
 
 struct fake_server {
     struct event_base *base;
@@ -46,8 +41,7 @@ struct fake_server {
     enum fault wqueue[MAX_QUEUE];
     int wqhead, wqlen;
     uint64_t rng;
-    struct session sessions[MAX_SESSIONS];
-    int nsessions;
+    struct portal_sessions sessions;
     struct {
         uint64_t requests, logins, selects, writes, rows_sent, faults, session_errors, forbidden;
         int64_t delayed, max_delayed;  /* replies waiting out --latency-ms now, and at most */
@@ -206,23 +200,6 @@ static void reply(fake_server *s, struct evhttp_request *req, int status, struct
     }
 }
 
-static void write_id(struct buf *b, const cJSON *id)
-{
-    int64_t v;
-    if (id && json_int64(id, &v)) buf_printf(b, "%lld", (long long)v);
-    else if (cJSON_IsString(id)) json_write_string(b, id->valuestring, strlen(id->valuestring));
-    else buf_puts(b, "null");
-}
-
-static void rpc_error(struct buf *b, const cJSON *id, int code, const char *msg)
-{
-    buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":");
-    write_id(b, id);
-    buf_printf(b, ",\"error\":{\"code\":%d,\"message\":", code);
-    json_write_string(b, msg, strlen(msg));
-    buf_puts(b, "}}");
-}
-
 /* ---- faults and sessions ------------------------------------------------------ */
 
 static enum fault roll_fault(fake_server *s)
@@ -255,27 +232,8 @@ static enum fault roll_write_fault(fake_server *s, const cJSON *doc)
 
 static const char *new_session(fake_server *s)
 {
-    if (s->nsessions == MAX_SESSIONS) {          /* forget the oldest */
-        memmove(s->sessions, s->sessions + 1, sizeof s->sessions[0] * (MAX_SESSIONS - 1));
-        s->nsessions--;
-    }
-    struct session *ss = &s->sessions[s->nsessions++];
-    snprintf(ss->id, sizeof ss->id, "%016llx%016llx", (unsigned long long)rng_next(s),
-             (unsigned long long)rng_next(s));
-    ss->expires_ms = s->f.session_ttl_ms > 0 ? clock_mono_ms() + s->f.session_ttl_ms : 0;
-    return ss->id;
-}
-
-static int session_valid(fake_server *s, struct evhttp_request *req)
-{
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Iptvportal-Authorization");
-    if (!h || strncmp(h, "sessionid=", 10) != 0) return 0;
-    h += 10;
-    int64_t now = clock_mono_ms();
-    for (int i = 0; i < s->nsessions; i++)
-        if (strcmp(s->sessions[i].id, h) == 0)
-            return s->sessions[i].expires_ms == 0 || s->sessions[i].expires_ms > now;
-    return 0;
+    uint64_t a = rng_next(s), b = rng_next(s);
+    return portal_session_new(&s->sessions, a, b, s->f.session_ttl_ms);
 }
 
 /* Does a statement name a forbidden table anywhere (from, join, into, table)? */
@@ -308,26 +266,11 @@ static int read_body(struct evhttp_request *req, struct buf *b)
     return 0;
 }
 
-static void handle_login(fake_server *s, struct evhttp_request *req, const cJSON *doc, struct buf *out)
+static void handle_login(fake_server *s, const cJSON *doc, struct buf *out)
 {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "method");
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(doc, "params");
-    if (!cJSON_IsString(m) || strcmp(m->valuestring, "authorize_user") != 0) {
-        rpc_error(out, id, -32601, "Method not found");
-        return;
-    }
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, "username");
-    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(p, "password");
-    if (!cJSON_IsString(u) || !cJSON_IsString(pw) || strcmp(u->valuestring, s->username) != 0 ||
-        strcmp(pw->valuestring, s->password) != 0) {
-        rpc_error(out, id, -32001, "Invalid username or password");
-        return;
-    }
+    if (!portal_login_check(doc, s->username, s->password, out)) return;
     s->stats.logins++;
-    buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":");
-    write_id(out, id);
-    buf_printf(out, ",\"result\":{\"session_id\":\"%s\"}}", new_session(s));
+    portal_login_ok(out, doc, new_session(s));
 }
 
 static int cap_limit(fake_server *s, cJSON *params)
@@ -351,11 +294,11 @@ static int handle_query(fake_server *s, const cJSON *doc, struct buf *out)
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(doc, "id");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "method");
     cJSON *params = cJSON_GetObjectItemCaseSensitive(doc, "params");
-    if (!cJSON_IsString(m)) { rpc_error(out, id, -32600, "Invalid Request: method missing"); return 200; }
+    if (!cJSON_IsString(m)) { portal_rpc_error(out, id, -32600, "Invalid Request: method missing"); return 200; }
     const char *method = m->valuestring;
     if (strcmp(method, "select") && strcmp(method, "insert") && strcmp(method, "update") &&
         strcmp(method, "delete")) {
-        rpc_error(out, id, -32601, "Method not found");
+        portal_rpc_error(out, id, -32601, "Method not found");
         return 200;
     }
     const char *forbidden = names_forbidden(s, params);
@@ -369,7 +312,7 @@ static int handle_query(fake_server *s, const cJSON *doc, struct buf *out)
     char err[512];
     struct jsonsql_stmt st = {0};
     if (jsonsql_compile(s->cat, method, params, NULL, &st, err, sizeof err) != 0) {
-        rpc_error(out, id, -32602, err);
+        portal_rpc_error(out, id, -32602, err);
         return 200;
     }
     sqlite3_stmt *ps = NULL;
@@ -377,13 +320,13 @@ static int handle_query(fake_server *s, const cJSON *doc, struct buf *out)
     if (rc == SQLITE_OK) rc = jsonsql_bind(&st, ps);
     if (rc != SQLITE_OK) {
         snprintf(err, sizeof err, "query failed: %s", sqlite3_errmsg(s->db));
-        rpc_error(out, id, -32603, err);
+        portal_rpc_error(out, id, -32603, err);
         sqlite3_finalize(ps);
         jsonsql_stmt_free(&st);
         return 200;
     }
     buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":");
-    write_id(out, id);
+    portal_rpc_id(out, id);
     buf_puts(out, ",\"result\":[");
     uint64_t rows = 0;
     while ((rc = sqlite3_step(ps)) == SQLITE_ROW) {
@@ -394,13 +337,13 @@ static int handle_query(fake_server *s, const cJSON *doc, struct buf *out)
     if (rc == SQLITE_DONE && count) {
         out->len = 0;
         buf_puts(out, "{\"jsonrpc\":\"2.0\",\"id\":");
-        write_id(out, id);
+        portal_rpc_id(out, id);
         buf_printf(out, ",\"result\":%d", sqlite3_changes(s->db));
     }
     if (rc != SQLITE_DONE) {
         snprintf(err, sizeof err, "query failed: %s", sqlite3_errmsg(s->db));
         out->len = 0;
-        rpc_error(out, id, -32603, err);
+        portal_rpc_error(out, id, -32603, err);
     } else {
         buf_puts(out, count ? "}" : "]}");
         s->stats.rows_sent += rows;
@@ -416,7 +359,7 @@ static void session_refusal(fake_server *s, const cJSON *id, struct buf *out, in
     s->stats.session_errors++;
     switch (s->f.session_error) {
     case FAKE_SESS_JSONRPC:
-        rpc_error(out, id, -32000, "Session expired or invalid, please authorize");
+        portal_rpc_error(out, id, -32000, "Session expired or invalid, please authorize");
         *status = 200;
         break;
     case FAKE_SESS_HTTP401:
@@ -450,7 +393,7 @@ static void on_api(struct evhttp_request *req, void *arg)
     }
     enum fault f = roll_fault(s);
     if (f != F_NONE) s->stats.faults++;
-    if (f == F_EXPIRE) { s->nsessions = 0; f = F_NONE; }
+    if (f == F_EXPIRE) { s->sessions.n = 0; f = F_NONE; }
     if (f == F_500) {
         buf_puts(&out, "<html><body>500 Internal Server Error</body></html>");
         reply(s, req, 500, &out, F_NONE);
@@ -460,14 +403,14 @@ static void on_api(struct evhttp_request *req, void *arg)
     cJSON *doc = NULL;
     char perr[300];
     if (read_body(req, &body) != 0) {
-        rpc_error(&out, NULL, -32700, "Parse error: request body too large");
+        portal_rpc_error(&out, NULL, -32700, "Parse error: request body too large");
     } else if (json_parse(body.p, body.len, 64, &doc, perr, sizeof perr) != 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "Parse error: %s", perr);
-        rpc_error(&out, NULL, -32700, msg);
+        portal_rpc_error(&out, NULL, -32700, msg);
     } else if (is_rpc) {
-        handle_login(s, req, doc, &out);
-    } else if (!session_valid(s, req)) {
+        handle_login(s, doc, &out);
+    } else if (!portal_session_valid(&s->sessions, req)) {
         session_refusal(s, cJSON_GetObjectItemCaseSensitive(doc, "id"), &out, &status);
     } else {
         enum fault wf = roll_write_fault(s, doc);
@@ -608,9 +551,9 @@ static void on_admin(struct evhttp_request *req, void *arg)
                    (unsigned long long)s->stats.selects, (unsigned long long)s->stats.writes,
                    (unsigned long long)s->stats.rows_sent, (unsigned long long)s->stats.faults,
                    (unsigned long long)s->stats.session_errors, (unsigned long long)s->stats.forbidden,
-                   s->nsessions, (long long)s->stats.max_delayed);
+                   s->sessions.n, (long long)s->stats.max_delayed);
     } else if (strcmp(path, "/_fake/expire") == 0) {
-        s->nsessions = 0;
+        s->sessions.n = 0;
         buf_puts(&out, "{\"ok\":true}");
     } else if (read_body(req, &body) != 0 ||
                json_parse(body.p ? body.p : "{}", body.p ? body.len : 2, 16, &doc, perr, sizeof perr) != 0 ||
@@ -630,19 +573,9 @@ static void on_admin(struct evhttp_request *req, void *arg)
     reply(s, req, status, &out, F_NONE);
 }
 
-/* evhttp writes headers and body separately; without TCP_NODELAY Nagle holds
- * the body until the client's delayed ACK, ~40 ms per keep-alive request. */
-static void set_nodelay(struct evhttp_request *req)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
 static void on_any(struct evhttp_request *req, void *arg)
 {
-    set_nodelay(req);
+    portal_set_nodelay(req);
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (path && strncmp(path, "/_fake/", 7) == 0) on_admin(req, arg);
     else on_api(req, arg);
@@ -671,16 +604,10 @@ fake_server *fake_server_new(struct event_base *base, sqlite3 *db, int port,
     evhttp_set_max_body_size(s->http, MAX_BODY + 1);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
     evhttp_set_gencb(s->http, on_any, s);
-    struct evhttp_bound_socket *h = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", (ev_uint16_t)port);
-    if (!h) {
-        snprintf(err, errlen, "cannot listen on 127.0.0.1:%d", port);
+    if (portal_listen(s->http, port, &s->port, err, errlen) != 0) {
         fake_server_free(s);
         return NULL;
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(evhttp_bound_socket_get_fd(h), (struct sockaddr *)&ss, &sl);
-    s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     return s;
 }
 

@@ -5,7 +5,8 @@
  *
  * Input: byte 0 picks the route (bits 0-2: /api/jsonsql/, /sql, /api/jsonrpc/,
  * /status, /metrics, /health, POST /sync/<rest>, GET /api/jsonsql/), bit 3 the
- * server (without a token, or with token "tok" and `Authorization: Bearer tok`),
+ * server ([serve] auth = "none" without a token, or auth = "portal" with token
+ * "tok", account admin/pw, and `Authorization: Bearer tok`; bodies may be batches),
  * bit 4 whether the fetch and write hooks succeed; the rest is the body. The
  * hooks answer at once, so parked requests complete inside serve_handle.
  * Oracles: the reply comes exactly once, before serve_handle returns; its status
@@ -25,7 +26,7 @@
 /* libFuzzer's entry points take no context: the fixture made once at start-up
  * is the process state here. */
 static char dir[256], db_path[300];
-static struct config cfg;
+static struct config cfg, portal_cfg;
 static serve *open_srv, *token_srv;
 static int hooks_ok;
 
@@ -105,8 +106,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     static const struct serve_hooks hooks = {.fetch = fetch, .write = write_hook, .sync = sync_hook};
     struct serve_opts o = {.cfg = &cfg, .db_path = db_path, .max_body = 64 << 10, .max_rows = 500,
                            .time_limit_ms = 50};
+    cfg.serve.auth = AUTH_NONE;
     open_srv = serve_new(NULL, &o, &hooks, err, sizeof err);
+    portal_cfg = cfg;
+    portal_cfg.serve.auth = AUTH_PORTAL;
+    o.cfg = &portal_cfg;
     o.token = "tok";
+    o.username = "admin";
+    o.password = "pw";
     token_srv = serve_new(NULL, &o, &hooks, err, sizeof err);
     if (!open_srv || !token_srv) {
         fprintf(stderr, "fuzz_serve: %s\n", err);

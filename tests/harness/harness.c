@@ -1,7 +1,9 @@
 /* harness.c — see harness.h. */
 #include "tests/harness/harness.h"
+#include "agent/base/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,4 +307,31 @@ int th_db_fingerprint(const char *db_path, uint64_t *sum, int *tables, char *err
     sqlite3_close(db);
     *sum = h;
     return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* ---- the log ------------------------------------------------------------------------- */
+
+int th_log_capture(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved < 0 || fd < 0) {
+        if (saved >= 0) close(saved);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    dup2(fd, 2);
+    close(fd);
+    log_init(LOG_DEBUG, LOG_TEXT);
+    return saved;
+}
+
+char *th_log_release(int saved, const char *path)
+{
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    log_init(LOG_INFO, LOG_TEXT);
+    size_t len = 0;
+    return tu_read_file(path, &len);
 }

@@ -59,6 +59,15 @@ long th_srv_get(CURL *c, const struct th_srv *v, const char *path, const char *c
 /* The value of response header `name` (case-insensitive, trimmed) in out, or NULL. */
 const char *th_header(const struct th_resp *r, const char *name, char *out, size_t n);
 
+/* ---- the log ------------------------------------------------------------------------- */
+
+/* Send stderr (where the log goes) to a new file at path, with debug logging
+ * on. The saved stderr for th_log_release, or -1. */
+int th_log_capture(const char *path);
+/* Put stderr back (logging at info) and return the captured text (malloc'd,
+ * NUL-terminated; NULL when unreadable). */
+char *th_log_release(int saved, const char *path);
+
 /* ---- the fake portal ------------------------------------------------------------------ */
 
 /* authorize_user as admin/secret at portal_url; the session id into sid. 0 or -1. */

@@ -16,6 +16,7 @@ scen_setup --pw 'e2e-offline-pw' --timeout 2s -- --rows 5000 --seed 31 <<TOML
 [serve]
 listen = "127.0.0.1:0"
 tokenless_writes = "loopback"   # the write-through below runs without an API token
+max_rows = 1000                 # the page a select without limit gets (below: a batch)
 
 [[table]]
 name = "tv_channel"
@@ -38,6 +39,7 @@ DLOG=$SCEN_DIR/daemon.log
 
 # 1 ------------------------------------------------------------------------------
 start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+login_daemon D
 DPID=$D_PID
 DSTART=$(proc_start "$DPID")
 daemon_alive() {
@@ -106,6 +108,23 @@ want = [[r["id"], r[sys.argv[3]]] for r in cli]
 sys.exit(0 if rpc.get("id") == 7 and rpc.get("result") == want and len(want) == 50 else 1)
 PY
 ok "POST /api/jsonsql/ select while down: 50 rows equal to \`iptv-agent query\`, X-Cache-Stale: true, X-Cache-Age $(http_header X-Cache-Age)"
+
+# A batch over HTTP: an array of answers in order; a select without limit gets a
+# page of [serve] max_rows (1000 here) rows, the first 1000 in its order.
+http POST "$D_URL/api/jsonsql/" "[{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"select\",\"params\":{\"data\":[\"id\",\"$c2\"],\"from\":\"subscriber\",\"order_by\":\"id\",\"limit\":50}},
+  {\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"subscriber\",\"order_by\":\"id\"}}]"
+[ "$HTTP_CODE" = 200 ] || fail "jsonsql batch while down: HTTP $HTTP_CODE: $(head -c 600 "$HTTP_BODY")"
+agent query --json "SELECT id FROM subscriber ORDER BY id LIMIT 1000"
+expect_rc 0 "query --json of the first page"
+python3 - "$HTTP_BODY" "$SCEN_DIR/rpc.json" "$O" <<'PY' || fail "jsonsql batch: $(head -c 600 "$HTTP_BODY")"
+import json, sys
+batch = json.load(open(sys.argv[1]))
+alone = json.load(open(sys.argv[2]))
+page = [[json.loads(l)["id"]] for l in open(sys.argv[3]) if l.strip()]
+sys.exit(0 if isinstance(batch, list) and len(batch) == 2 and batch[0] == alone and batch[1]["id"] == 8
+         and batch[1]["result"] == page and len(page) == 1000 else 1)
+PY
+ok "a batch of two selects over HTTP: an array in order, the first as alone, the second (no limit) the first 1000 rows (max_rows) of $(sq "$CDB" "SELECT count(*) FROM subscriber")"
 
 nsub=$(sq "$CDB" "SELECT count(*) FROM subscriber")
 http POST "$D_URL/sql" "SELECT count(*) AS n FROM subscriber"

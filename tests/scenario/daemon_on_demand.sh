@@ -40,6 +40,7 @@ DLOG=$SCEN_DIR/daemon.log
 
 # 1 ------------------------------------------------------------------------------
 start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+login_daemon D
 http GET "$D_URL/status"
 json_check "$HTTP_BODY" 'd["portal"]["state"] == "unknown" and [s["next_in_ms"] for s in d["schedule"] if s["table"] == "terminal"] == [None]' \
   || fail "/status before any contact: $(cat "$HTTP_BODY")"
@@ -54,7 +55,7 @@ mapfile -t IDS < <(portal_sql "SELECT id FROM terminal ORDER BY id LIMIT 12")
 t0=$(date +%s%N)
 pids=()
 for id in "${IDS[@]}"; do
-  curl -sS --max-time 30 -d "$(select_body "$id")" "$D_URL/api/jsonsql/" -o "$SCEN_DIR/miss.$id" &
+  curl -sS --max-time 30 "${SCEN_SESSION[@]}" -d "$(select_body "$id")" "$D_URL/api/jsonsql/" -o "$SCEN_DIR/miss.$id" &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || fail "a concurrent miss: curl failed"; done

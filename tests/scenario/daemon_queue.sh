@@ -48,6 +48,7 @@ outbox() { sq "$CDB" "SELECT id || ',' || tbl || ',' || kind || ',' || state || 
 cache_sum() { sq "$CDB" "SELECT count(*) || ':' || total(id) || ':' || group_concat(name || paid, '|') FROM (SELECT * FROM package ORDER BY id)"; }
 
 start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+login_daemon D
 wait_for 30 "first pulls" status_ok "$D_URL" package tv_channel subscriber
 kill_portal "$P_PID"
 ok "the daemon pulled package, tv_channel and subscriber; the portal is killed (-9)"
@@ -100,7 +101,7 @@ rpc 6 update '{"table":"package","set":{"nope":1},"where":{"eq":["id",1]}}'
 json_check "$HTTP_BODY" "d['error']['code'] == -32602 and 'unknown column' in d['error']['message']" ||
   fail "a bad write while down: $(cat "$HTTP_BODY")"
 head -c 10485760 /dev/zero | tr '\0' ' ' >"$SCEN_DIR/big.json"
-HTTP_CODE=$(curl -sS --max-time 20 -X POST --data-binary @"$SCEN_DIR/big.json" -o /dev/null -w '%{http_code}' "$D_URL/api/jsonsql/")
+HTTP_CODE=$(curl -sS --max-time 20 -X POST "${SCEN_SESSION[@]}" --data-binary @"$SCEN_DIR/big.json" -o /dev/null -w '%{http_code}' "$D_URL/api/jsonsql/")
 [ "$HTTP_CODE" = 413 ] || fail "a 10 MB write: HTTP $HTTP_CODE"
 [ "$(outbox)" = "$before" ] || fail "a refused write changed the outbox: $(outbox)"
 ok "writes = refuse: -32602 naming it; writes = forward while down: -32603 not queued; unknown column: -32602; 10 MB: 413; outbox unchanged"
@@ -110,6 +111,7 @@ sum=$(cache_sum)
 kill -9 "$D_PID"
 wait_agent "$D_PID" || true
 start_daemon D "$DLOG.2" -c "$CFG" --log-level debug run
+login_daemon D
 [ "$(cache_sum)" = "$sum" ] || fail "package after kill -9 and restart: $(cache_sum), was $sum"
 [ "$(outbox)" = "$before" ] || fail "outbox after kill -9 and restart: $(outbox), was $before"
 ok "kill -9 and restart: package and the outbox are the same"

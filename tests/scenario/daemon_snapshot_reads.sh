@@ -16,6 +16,7 @@ ttl = "1h"
 TOML
 DLOG=$SCEN_DIR/daemon.log
 start_daemon D "$DLOG" -c "$CFG" --log-level info run
+login_daemon D
 wait_for 300 "the first snapshot" status_ok "$D_URL" tv_program
 ok "first snapshot of $ROWS rows served"
 
@@ -33,7 +34,7 @@ n=0
 until [ "$(grep -c 'table tv_program: snapshot' "$DLOG" || true)" -gt "$pulls_before" ]; do
   curl -sS --max-time 10 -X POST --data-binary 'SELECT count(*) FROM tv_program' "$D_URL/sql" >>"$OUT"
   echo >>"$OUT"
-  curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' --data-binary \
+  curl -sS --max-time 10 -X POST -H 'Content-Type: application/json' "${SCEN_SESSION[@]}" --data-binary \
     '{"jsonrpc":"2.0","id":1,"method":"select","params":{"data":[{"function":"count","args":["*"]}],"from":"tv_program"}}' \
     "$D_URL/api/jsonsql/" >>"$OUT"
   echo >>"$OUT"

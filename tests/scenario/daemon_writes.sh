@@ -70,7 +70,10 @@ set -e
 [ "$rc" = 2 ] && grep -q 'IA_SCEN_EMPTY_TOKEN.*is empty' "$E" || fail "empty token: exit $rc: $(cat "$E")"
 ok "token_env names an unset or empty variable: run exits 2 naming it and $(basename "$CFG"):$line"
 
-write_cfg ''
+# auth = "none": the open API of old, where a write needs the token or tokenless_writes
+# (with the default auth = "portal" a client that logged in with the portal's
+# password may write: test_serve_login.c test_modes)
+write_cfg 'auth = "none"'
 start_daemon D "$SCEN_DIR/daemon1.log" -c "$CFG" run
 wait_for 30 "first pulls" status_ok "$D_URL" package subscriber
 before=$(pcount package)
@@ -85,12 +88,13 @@ rpc 3 select '{"data":["id"],"from":"package","order_by":"id","limit":1}'
 [ "$HTTP_CODE" = 200 ] && json_check "$HTTP_BODY" "len(d['result']) == 1" || fail "reads stay open: $(cat "$HTTP_BODY")"
 kill -TERM "$D_PID"
 wait_exit "$D_PID" 15
-ok "no token and no tokenless_writes: insert and delete refused (HTTP 403, -32000), portal unchanged, reads answered"
+ok "auth = none, no token and no tokenless_writes: insert and delete refused (HTTP 403, -32000), portal unchanged, reads answered"
 
 # (b) ------------------------------------------------------------------------------
 write_cfg 'tokenless_writes = "loopback"'
 DLOG=$SCEN_DIR/daemon2.log
 start_daemon D "$DLOG" -c "$CFG" --log-level debug run
+login_daemon D
 wait_for 30 "pulls after restart" status_ok "$D_URL" package subscriber
 ids=($(sq "$PDB" "SELECT id FROM subscriber ORDER BY id LIMIT 4 OFFSET 20"))
 [ "${#ids[@]}" = 4 ] || fail "subscriber ids: ${ids[*]}"

@@ -271,8 +271,25 @@ http() {
   shift 2; [ $# -gt 0 ] && shift
   local -a data=()
   [ -n "$body" ] && data=(--data-binary "$body" -H 'Content-Type: application/json')
+  case $url in */api/jsonsql/ | */api/jsonsql) data+=("${SCEN_SESSION[@]}") ;; esac
   HTTP_CODE=$(curl -sS --max-time 20 -X "$method" "${data[@]}" "$@" -D "$HTTP_HDR" -o "$HTTP_BODY" \
                 -w '%{http_code}' "$url") || fail "$method $url: curl failed"
+}
+
+# login_daemon NAME: log in to daemon NAME's local API as a portal client does
+# (authorize_user with the [remote] account, admin / $SCEN_PW: [serve] auth =
+# "portal"); SCEN_SESSION then holds the curl arguments of its session header,
+# which `http` sends with every /api/jsonsql/ request (a restarted daemon has
+# forgotten it: log in again).
+SCEN_SESSION=()
+login_daemon() {
+  local url_var="${1}_URL" reply sid
+  reply=$(curl -sS --max-time 20 -H 'Content-Type: application/json' --data-binary \
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"authorize_user\",\"params\":{\"username\":\"admin\",\"password\":\"$SCEN_PW\"}}" \
+    "${!url_var}/api/jsonrpc/") || fail "login to daemon $1: curl failed"
+  sid=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["session_id"])' <<<"$reply" 2>/dev/null) ||
+    fail "login to daemon $1: $reply"
+  SCEN_SESSION=(-H "Iptvportal-Authorization: sessionid=$sid")
 }
 
 # http_header NAME: that header's value in the last reply ("" when absent).

@@ -155,11 +155,20 @@ req login POST /api/jsonrpc/ '{"jsonrpc":"2.0","id":1,"method":"authorize_user",
 sid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
 req session POST /api/jsonsql/ "$SEL" -H "Iptvportal-Authorization: sessionid=$sid"
 [ "$HTTP_CODE" = 200 ] && grep -q '"result":\[\[' "$HTTP_BODY" || fail "select with the session: $HTTP_CODE $(cat "$HTTP_BODY")"
+# the portal's own account logs in too ([serve] auth = "portal"), a wrong username does not
+req login-user POST /api/jsonrpc/ '{"jsonrpc":"2.0","id":2,"method":"authorize_user","params":{"username":"root","password":"'"$PW"'"}}'
+grep -q 'Invalid username or password' "$HTTP_BODY" || fail "authorize_user with a wrong username: $(cat "$HTTP_BODY")"
+req login-account POST /api/jsonrpc/ '{"jsonrpc":"2.0","id":2,"method":"authorize_user","params":{"username":"admin","password":"'"$PW"'"}}'
+sid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["result"]["session_id"])' "$HTTP_BODY")
+req session-account POST /api/jsonsql/ "$SEL" -H "Iptvportal-Authorization: sessionid=$sid"
+[ "$HTTP_CODE" = 200 ] && grep -q '"result":\[\[' "$HTTP_BODY" || fail "select with the account's session: $HTTP_CODE $(cat "$HTTP_BODY")"
+req session-unknown POST /api/jsonsql/ "$SEL" -H "Iptvportal-Authorization: sessionid=0123456789abcdef0123456789abcdef"
+[ "$HTTP_CODE" = 401 ] && grep -q 'Session expired or invalid' "$HTTP_BODY" || fail "unknown session: $HTTP_CODE $(cat "$HTTP_BODY")"
 req status GET /status "" "${AUTH[@]}"
 [ "$HTTP_CODE" = 200 ] || fail "/status with the token: $HTTP_CODE"
 req metrics GET /metrics "" "${AUTH[@]}"
 [ "$HTTP_CODE" = 200 ] || fail "/metrics with the token: $HTTP_CODE"
-ok "token: 401 without it, with a wrong one, a prefix, an empty Bearer (/sql /api/jsonsql/ /sync /status /metrics /export); 200 with it, lowercase bearer or a session from authorize_user; /health open"
+ok "token: 401 without it, with a wrong one, a prefix, an empty Bearer (/sql /api/jsonsql/ /sync /status /metrics /export); 200 with it, lowercase bearer or a session from authorize_user (token or the [remote] account); unknown session 401; /health open"
 
 # (c) hostile SQL against the running daemon: refused, cache.db unchanged
 fingerprint() {

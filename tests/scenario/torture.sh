@@ -284,6 +284,7 @@ TOML
     inflight=$((inflight + $(sq "$OBDB" "SELECT count(*) FROM _agent_outbox WHERE state = 'sent'")))
     OLOG=$SCEN_DIR/ob.daemon.$kills8.log
     start_daemon O8 "$OLOG" -c "$OBCFG" --log-level debug run
+    login_daemon O8
   }
   # the kill moment: the portal saw requests >= want_req (before), a committed
   # write (during/after: want_w writes), or nothing is left to send.
@@ -296,6 +297,7 @@ TOML
   mapfile -t ids < <(sq "$PDB" "SELECT id FROM terminal ORDER BY id LIMIT $((K_OUTBOX * 3 + 10))")
   [ "${#ids[@]}" -ge $((K_OUTBOX * 2)) ] || fail "phase 8: the portal has only ${#ids[@]} terminal rows"
   start_daemon O8 "$OLOG" -c "$OBCFG" --log-level debug run
+  login_daemon O8
   wait_for 60 "phase 8: the daemon's first pull of terminal" status_ok "$O8_URL" terminal
   while [ "$kills8" -lt "$K_OUTBOX" ]; do
     r8=$((r8 + 1))

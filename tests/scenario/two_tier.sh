@@ -57,6 +57,7 @@ dir = "$EDGE"
 [serve]
 listen = "127.0.0.1:0"
 tokenless_writes = "loopback"   # so the write below meets the edge refusal
+auth = "none"                   # an edge has no portal account to log in with
 TOML
 }
 db_sums() { local db=$1 t; for t in "${TABLES[@]}"; do table_checksum "$db" "$t"; done; }

@@ -318,7 +318,7 @@ static void test_key_and_section_errors(void **state)
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain, compact_interval)");
     expect_err("[serve]\nport = 1\n",
-               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes)");
+               "a.toml:2:1: key `port`: unknown key in [serve] (known: listen, token_env, export_keep, tokenless_writes, auth, session_ttl, max_rows, unknown_tables, max_auto_tables)");
     expect_err("verbose = true\n[remote]\n",
                "a.toml:1:1: key `verbose`: unknown key outside any section (keys go under "
                "[remote], [storage], [serve], ...)");
@@ -488,6 +488,51 @@ static void test_serve_listen(void **state)
                "a.toml:2:20: key `tokenless_writes`: \"yes\": expected \"refuse\" or \"loopback\"");
     expect_err("[serve]\ntokenless_writes = true\n",
                "a.toml:2:20: key `tokenless_writes`: expected string, got boolean");
+    /* auth, session_ttl, max_rows: the portal's login, its hour, its page */
+    parse_ok("[serve]\nlisten = \"127.0.0.1:1\"\n", &c);
+    assert_int_equal(c.serve.auth, AUTH_PORTAL);
+    assert_int_equal(c.serve.session_ttl_ms, 3600 * 1000);
+    assert_int_equal(c.serve.max_rows, 5000);
+    config_free(&c);
+    parse_ok("[serve]\nauth = \"none\"\nsession_ttl = \"90s\"\nmax_rows = 20\n", &c);
+    assert_int_equal(c.serve.auth, AUTH_NONE);
+    assert_int_equal(c.serve.session_ttl_ms, 90 * 1000);
+    assert_int_equal(c.serve.max_rows, 20);
+    assert_string_equal(config_auth_name(c.serve.auth), "none");
+    config_free(&c);
+    expect_err("[serve]\nauth = \"open\"\n", "a.toml:2:8: key `auth`: unknown value \"open\" (\"portal\", \"none\")");
+    expect_err("[serve]\nmax_rows = 0\n", "a.toml:2:12: key `max_rows`: must be between 1 and 10000000, got 0");
+    expect_err("[serve]\nsession_ttl = \"0s\"\n", "a.toml:2:15: key `session_ttl`: must be greater than 0");
+    /* a select the cache cannot answer: forwarded by default */
+    parse_ok("", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_FORWARD);
+    config_free(&c);
+    parse_ok("[serve]\nunknown_tables = \"refuse\"\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_REFUSE);
+    config_free(&c);
+    parse_ok("[serve]\nunknown_tables = \"forward\"\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_FORWARD);
+    assert_int_equal(c.serve.max_auto_tables, 16);
+    config_free(&c);
+    parse_ok("[serve]\nunknown_tables = \"cache\"\nmax_auto_tables = 2\n"
+             "[defaults]\nstrategy = \"incremental\"\nttl = \"5m\"\nchunk = 50\n", &c);
+    assert_int_equal(c.serve.unknown_tables, UNKNOWN_CACHE);
+    assert_int_equal(c.serve.max_auto_tables, 2);
+    /* a table `cache` adds: the defaults, but full (an incremental one's cursor is not known) */
+    struct config_table t;
+    config_table_auto(&c, "package", &t);
+    assert_string_equal(t.name, "package");
+    assert_int_equal(t.strategy, STRATEGY_FULL);
+    assert_null(t.cursor);
+    assert_int_equal(t.ttl_ms, 5 * 60 * 1000);
+    assert_int_equal(t.chunk, 50);
+    assert_string_equal(t.key, "id");
+    assert_int_equal(t.ncolumns, 0);
+    config_table_free(&t);
+    config_free(&c);
+    expect_err("[serve]\nunknown_tables = \"later\"\n",
+               "a.toml:2:18: key `unknown_tables`: unknown value \"later\" (\"forward\", \"cache\", \"refuse\")");
+    expect_err("[serve]\nmax_auto_tables = -1\n", "a.toml:2:19: key `max_auto_tables`: must be between 0 and 1000, got -1");
 }
 
 static void test_listen_helpers(void **state)

@@ -49,7 +49,8 @@ static int setup(void **state)
     snprintf(f->db, sizeof f->db, "%s/cache.db", f->store);
     snprintf(f->cfg, sizeof f->cfg, "%s/agent.toml", f->root);
     char toml[800];
-    int n = snprintf(toml, sizeof toml, "[storage]\ndir = \"%s\"\n[serve]\nlisten = \"127.0.0.1:0\"\n", f->store);
+    /* no [remote] account and no token: the local API of test_serve_counts is open by choice */
+    int n = snprintf(toml, sizeof toml, "[storage]\ndir = \"%s\"\n[serve]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n", f->store);
     assert_int_equal(tu_write_file(f->cfg, toml, (size_t)n), 0);
     *state = f;
     return 0;

@@ -241,6 +241,33 @@ static void test_rpc_error(void **state)
     assert_non_null(strstr(f->err, "usrname"));
 }
 
+/* remote_select: the portal's result or error member as it sent it. */
+static void test_select_raw(void **state)
+{
+    struct fixture *f = *state;
+    struct buf res = {0}, rerr = {0};
+    assert_int_equal(remote_select(f->r, "{\"data\":[\"id\",\"is_tv\"],\"from\":\"tv_channel\",\"order_by\":\"id\","
+                                          "\"limit\":2}", &res, &rerr, f->err, sizeof f->err), REMOTE_OK);
+    assert_int_equal(sel(f, "{\"data\":[\"id\",\"is_tv\"],\"from\":\"tv_channel\",\"order_by\":\"id\",\"limit\":2}"),
+                     REMOTE_OK);
+    assert_int_equal(res.p[0], '[');
+    assert_int_equal(f->rows.n, 2);
+    assert_int_equal(rerr.len, 0);
+    buf_putc(&res, 0);
+    assert_true(strstr(res.p, "true") || strstr(res.p, "false"));   /* typed as the portal sent them */
+    assert_int_equal(remote_select(f->r, "{\"data\":[\"usrname\"],\"from\":\"subscriber\"}", &res, &rerr, f->err,
+                                   sizeof f->err), REMOTE_ERPC);
+    buf_putc(&rerr, 0);
+    assert_non_null(strstr(rerr.p, "usrname"));
+    assert_non_null(strstr(f->err, "usrname"));
+    /* a refusal that is not a JSON-RPC error leaves it empty */
+    assert_int_equal(tu_admin(&f->portal, "/_fake/faults", "{\"queue\":[\"500\",\"500\",\"500\",\"500\",\"500\",\"500\"]}"), 200);
+    assert_int_equal(remote_select(f->r, PAGE, &res, &rerr, f->err, sizeof f->err), REMOTE_ETRANSPORT);
+    assert_int_equal(rerr.len, 0);
+    buf_free(&res);
+    buf_free(&rerr);
+}
+
 static void test_response_cap(void **state)
 {
     struct fixture *f = *state;
@@ -488,7 +515,7 @@ int main(void)
         T(test_gives_up_truncate), T(test_gives_up_garbage), T(test_cancel_stops_retrying),
         T(test_consumer_stop_is_final), T(test_forbidden_table),
         T(test_rpc_error), T(test_response_cap), T(test_page_cap), T(test_timeout),
-        T(test_connection_refused), T(test_int64_exact), cmocka_unit_test(test_bad_options),
+        T(test_connection_refused), T(test_select_raw), T(test_int64_exact), cmocka_unit_test(test_bad_options),
         T(test_write_count_result), T(test_write_lost_drop), T(test_write_lost_reset),
         T(test_write_lost_truncate), T(test_write_lost_garbage), T(test_write_lost_500),
         T(test_write_timeout_not_resent), T(test_write_refused_not_applied), T(test_write_not_sent_is_retried),

@@ -95,7 +95,7 @@ static uint64_t cache_checksum(void)
 static const char config_fmt[] =
     "[remote]\nurl = \"%s\"\nusername = \"admin\"\npassword_env = \"IA_TEST_PW\"\nretries = 0\n"
     "[storage]\ndir = \"%s/store\"\n"
-    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_TEST_TOKEN\"\ntokenless_writes = \"loopback\"\n"
+    "[serve]\nlisten = \"%s\"\ntoken_env = \"IA_TEST_TOKEN\"\ntokenless_writes = \"loopback\"\nauth = \"none\"\n"
     "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\n"
     "columns = [\"id\", \"name\", \"url\", \"epg_id\", \"logo\", \"is_tv\", \"is_radio\", \"sort_order\","
     " \"category_id\", \"languages\", \"params\", \"created_at\", \"updated_at\"]\n"
@@ -308,7 +308,7 @@ static void test_bad_input_refused(void **state)
     struct th_resp r = {0};
     /* JSON-RPC */
     expect_rpc_error(&v, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"select\",", -32700, "Parse error: line 1");
-    expect_rpc_error(&v, "[1,2]", -32600, "expected a JSON-RPC object");
+    expect_rpc_error(&v, "[1,2]", -32600, "a batch element must be a JSON-RPC object");
     expect_rpc_error(&v, "{\"id\":1}", -32600, "method missing");
     expect_rpc_error(&v, "{\"id\":1,\"method\":\"drop\"}", -32601, "Method not found");
     struct buf deep = {0};
@@ -479,7 +479,7 @@ static void test_token(void **state)
                       "\"from\":\"tv_channel\",\"limit\":1}}";
     /* Refused before the body is read: the id is unknown (null). */
     assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, NULL, &r), 401);
-    assert_contains(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"unauthorized");
+    assert_contains(r.body.p, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"Session expired or invalid");
     const char *wrong[] = {"Authorization: Bearer s3cret-t0kem", NULL};
     assert_int_equal(th_srv_post(g_curl, &v, "/api/jsonsql/", sel, wrong, &r), 401);
     const char *prefix[] = {"Authorization: Bearer s3cret-t0ke", NULL};
@@ -587,26 +587,50 @@ static void test_time_limit(void **state)
     assert_int_equal(th_srv_stop(&v), 0);
 }
 
+/* /api/jsonsql/ answers a page as a portal does ([serve] max_rows: no error,
+ * the rows a limit of max_rows gives); /sql cuts at its own cap and says so. */
 static void test_row_cap(void **state)
 {
+    struct config c = g_cfg;
+    c.serve.max_rows = 100;
     struct serve_opts o = default_opts();
+    o.cfg = &c;
     o.max_rows = 100;
     struct th_srv v;
     char err[512];
     assert_int_equal(th_srv_start(&v, &o, NULL, err, sizeof err), 0);
-    struct th_resp r = {0};
-    expect_rpc_error(&v, "{\"id\":1,\"method\":\"select\",\"params\":{\"data\":[\"id\"],\"from\":\"tv_channel\"}}", -32603,
-                     "result exceeds max_rows (100 rows)");
-    assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":100}", &r), 200);
+    struct th_resp r = {0}, want = {0};
+    static const char *const orders[] = {"", ",\"order_by\":\"name\""};
+    for (int i = 0; i < 2; i++) {
+        char q[256];
+        snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"tv_channel\"%s,\"limit\":100}", orders[i]);
+        assert_int_equal(srv_select(&v, q, &want), 200);
+        int rows = 0;
+        for (const char *p = want.body.p; (p = strstr(p, "[")); p++) rows++;
+        assert_int_equal(rows, 101);               /* the result array and 100 rows */
+        /* no limit, and a larger one: the same 100 rows in the same order */
+        snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"tv_channel\"%s}", orders[i]);
+        assert_int_equal(srv_select(&v, q, &r), 200);
+        assert_string_equal(r.body.p, want.body.p);
+        snprintf(q, sizeof q, "{\"data\":[\"id\"],\"from\":\"tv_channel\"%s,\"limit\":100000}", orders[i]);
+        assert_int_equal(srv_select(&v, q, &r), 200);
+        assert_string_equal(r.body.p, want.body.p);
+    }
+    /* a smaller limit is kept, and paging with offset goes on past the cap */
+    assert_int_equal(srv_select(&v, "{\"data\":[\"id\"],\"from\":\"tv_channel\",\"limit\":7}", &r), 200);
     int rows = 0;
     for (const char *p = r.body.p; (p = strstr(p, "[")); p++) rows++;
-    assert_int_equal(rows, 101);                   /* the result array and 100 rows */
+    assert_int_equal(rows, 8);
+    assert_int_equal(srv_select(&v, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":"
+                                    "{\"select\":{\"data\":[\"id\"],\"from\":\"tv_channel\",\"offset\":100}}}", &r), 200);
+    assert_null(strstr(r.body.p, "[[0]]"));
     assert_int_equal(th_srv_post(g_curl, &v, "/sql", "SELECT id FROM tv_channel ORDER BY id", NULL, &r), 200);
     assert_contains(r.body.p, "\"truncated\":true}");
     rows = 0;
     for (const char *p = strstr(r.body.p, "\"rows\""); (p = strstr(p, "[")); p++) rows++;
     assert_int_equal(rows, 101);
     th_resp_free(&r);
+    th_resp_free(&want);
     assert_int_equal(th_srv_stop(&v), 0);
 }
 
