@@ -113,6 +113,11 @@ static const struct dcase CASES[] = {
      "{\"data\":[\"id\",{\"concat\":[\"name\",\" / \",\"id\"],\"as\":\"x\"}],\"from\":\"package\",\"order_by\":\"id\"}"},
     {"func_key_lower", ORD_FULL, 0,
      "{\"data\":[\"id\",{\"lower\":\"name\",\"as\":\"x\"}],\"from\":\"package\",\"order_by\":\"id\"}"},
+    {"func_key_count_distinct", ORD_FULL, 0,
+     "{\"data\":[{\"count\":\"model\",\"distinct\":true,\"as\":\"n\"}],\"from\":\"terminal\"}"},
+    {"func_nullif", ORD_FULL, 0,
+     "{\"data\":[\"id\",{\"function\":\"nullif\",\"args\":[\"sort_order\",1],\"as\":\"x\"}],"
+     "\"from\":\"tv_category\",\"order_by\":\"id\"}"},
     {"func_concat", ORD_FULL, 0,
      "{\"data\":[\"id\",{\"function\":\"concat\",\"args\":[\"name\",\" #\",\"sort_order\"],\"as\":\"x\"}],"
      "\"from\":\"tv_category\",\"order_by\":\"id\"}"},

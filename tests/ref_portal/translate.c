@@ -183,7 +183,7 @@ static const struct { const char *json, *sql; } ARITH[] = {
     {"add", "+"}, {"sub", "-"}, {"mul", "*"}, {"div", "/"}, {"mod", "%"}};
 /* Functions passed to PostgreSQL by name; distinct is handled apart. */
 static const char *const FUNCS[] = {"count", "max", "min", "sum", "avg", "lower", "upper", "coalesce",
-                                    "regexp_replace", "concat", "length", "abs", "round"};
+                                    "regexp_replace", "concat", "length", "abs", "round", "nullif"};
 
 static int is_func(const char *s)
 {
@@ -369,11 +369,23 @@ static int put_expr(struct tx *x, const cJSON *e, const char *what)
     int rc;
     const cJSON *fn = cJSON_GetObjectItemCaseSensitive(e, "function");
     const cJSON *sel = cJSON_GetObjectItemCaseSensitive(e, "select");
-    const cJSON *key = NULL;
+    const cJSON *key = NULL, *distinct = NULL;
     int nkeys = 0;
-    for (const cJSON *c = e->child; c; c = c->next)
-        if (strcmp(c->string, "as")) { key = c; nkeys++; }
-    if (fn) {
+    for (const cJSON *c = e->child; c; c = c->next) {
+        if (!strcmp(c->string, "as")) continue;
+        /* {"count": "x", "distinct": true}: count(DISTINCT x), as the agent reads it */
+        if (!strcmp(c->string, "distinct") && cJSON_IsTrue(c) && !fn) { distinct = c; continue; }
+        key = c;
+        nkeys++;
+    }
+    if (distinct && nkeys == 1 && is_aggregate(key->string)) {
+        cJSON *wrap = cJSON_CreateObject();
+        cJSON_AddItemReferenceToObject(wrap, "distinct", (cJSON *)key);
+        rc = put_function(x, key->string, wrap, what);
+        cJSON_Delete(wrap);
+    } else if (distinct) {
+        rc = fail(x, "%s: \"distinct\": true goes with one aggregate key", what);
+    } else if (fn) {
         if (!cJSON_IsString(fn)) rc = fail(x, "%s: function must be a name", what);
         else rc = put_function(x, fn->valuestring, cJSON_GetObjectItemCaseSensitive(e, "args"), what);
     } else if (sel && nkeys == 1) {
@@ -415,7 +427,7 @@ static int put_data(struct tx *x, const cJSON *data)
         }
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(d, "function");
         const cJSON *own = cJSON_GetObjectItemCaseSensitive(d, "distinct");
-        if (d == first && ((cJSON_IsString(fn) && !strcmp(fn->valuestring, "distinct")) || own)) {
+        if (d == first && ((cJSON_IsString(fn) && !strcmp(fn->valuestring, "distinct")) || (own && !cJSON_IsBool(own)))) {
             /* SELECT DISTINCT a, b: distinct written as the first item's function */
             const cJSON *args = own ? own : cJSON_GetObjectItemCaseSensitive(d, "args");
             buf_puts(x->out, "DISTINCT ");

@@ -89,6 +89,11 @@ static void test_functions(void **state)
 {
     SQL("{\"data\":[{\"function\":\"count\",\"args\":{\"function\":\"distinct\",\"args\":\"model\"}}],\"from\":\"terminal\"}",
         0, "SELECT count(DISTINCT \"model\") FROM \"terminal\"");
+    /* an aggregate written as its own key with "distinct": true */
+    SQL("{\"data\":[{\"count\":\"model\",\"distinct\":true,\"as\":\"n\"}],\"from\":\"terminal\"}", 0,
+        "SELECT count(DISTINCT \"model\") AS \"n\" FROM \"terminal\"");
+    SQL("{\"data\":[{\"function\":\"nullif\",\"args\":[\"model\",\"x\"]}],\"from\":\"terminal\"}", 0,
+        "SELECT nullif(\"model\", 'x') FROM \"terminal\"");
     SQL("{\"data\":[{\"function\":\"distinct\",\"args\":[\"model\",\"active\"]}],\"from\":\"terminal\"}", 0,
         "SELECT DISTINCT \"model\", \"active\" FROM \"terminal\"");
     SQL("{\"data\":[{\"concat\":[\"model\",\"-\",1],\"as\":\"x\"},{\"lower\":\"model\"}],\"from\":\"terminal\"}", 0,
