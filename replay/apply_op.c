@@ -238,18 +238,27 @@ static int cs_fits(const struct rp_table *t, const void *cs, int n, int key_only
     return fits;
 }
 
+/* Whether the op's changeset can be applied to t as it is now (live and of
+ * the layout the op saw): 1 yes; 0 no, with a warning saying what was left
+ * `undone`; -1 a malformed changeset, with err. */
+static int cs_usable(struct replay *r, const struct journal_record *rec, const struct rp_table *t, const void *cs,
+                     int n, int key_only, uint64_t op_id, const char *undone, char *err, size_t errlen)
+{
+    int fits = rp_live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, key_only) : 0;
+    if (fits < 0) return rp_rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
+    if (!fits)
+        rp_warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): %s: the table's layout changed since",
+                    (unsigned long long)rec->seq, (unsigned long long)op_id, t->name, undone);
+    return fits;
+}
+
 /* done for an insert: the rows the op inserted (provisional keys) go; the
  * portal's rows come in the incremental_page journaled after the op_state. */
 static int remove_inserted(struct replay *r, struct batch *b, const struct journal_record *rec, struct rp_table *t,
                            const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
 {
-    int fits = rp_live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 1) : 0;
-    if (fits < 0) return rp_rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
-    if (!fits) {
-        rp_warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its inserted rows were not removed: the table's "
-                 "layout changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
-        return 0;
-    }
+    int fits = cs_usable(r, rec, t, cs, n, 1, op_id, "its inserted rows were not removed", err, errlen);
+    if (fits <= 0) return fits;
     if (rp_prepare_delete(r, rec, t, 0, &t->del_live, err, errlen) != 0) return -1;
     sqlite3_changeset_iter *it;
     if (sqlite3changeset_start(&it, n, (void *)cs) != SQLITE_OK)
@@ -284,13 +293,8 @@ static int revert(struct replay *r, struct batch *b, const struct journal_record
                   const void *cs, int n, uint64_t op_id, char *err, size_t errlen)
 {
     if (n == 0) return 0;
-    int fits = rp_live_current(t) && t->key_col >= 0 ? cs_fits(t, cs, n, 0) : 0;
-    if (fits < 0) return rp_rec_fail(rec, err, errlen, "op %llu: its changeset is malformed", (unsigned long long)op_id);
-    if (!fits) {
-        rp_warn_msg(r, "journal seq %llu: op %llu (table \"%s\"): its change was not reverted: the table's layout "
-                 "changed since", (unsigned long long)rec->seq, (unsigned long long)op_id, t->name);
-        return 0;
-    }
+    int fits = cs_usable(r, rec, t, cs, n, 0, op_id, "its change was not reverted", err, errlen);
+    if (fits <= 0) return fits;
     int ninv = 0;
     void *inv = NULL;
     if (sqlite3changeset_invert(n, cs, &ninv, &inv) != SQLITE_OK)
