@@ -111,6 +111,7 @@ static const struct key KEYS[] = {
     {KEY(SEC_REMOTE, "ca_file", K_CA_FILE, C_(remote.ca_file))},
     {KEY(SEC_REMOTE, "max_response", K_SIZE, C_(remote.max_response)),
       .min = MAX_RESPONSE_MIN, .def = 256 * MIB},
+    {KEY(SEC_REMOTE, "max_inflight", K_INT, C_(remote.max_inflight)), .min = 1, .max = 256, .def = 16},
 
     {KEY(SEC_STORAGE, "dir", K_STRING, C_(storage.dir)), .def_s = "/var/lib/iptv-agent"},
     {KEY(SEC_STORAGE, "segment_size", K_SIZE, C_(storage.segment_size)),
@@ -147,6 +148,7 @@ static const struct key KEYS[] = {
     {KEY(SEC_TABLE, "columns", K_COLUMNS, T_(columns))},
     {KEY(SEC_TABLE, "chunk", K_INT64, T_(chunk)),
       .min = 1, .max = 100000, .def = 1000, .in_defaults = true},
+    {KEY(SEC_TABLE, "streams", K_INT, T_(streams)), .min = 1, .max = 256, .def = 8, .in_defaults = true},
     {KEY(SEC_TABLE, "ttl", K_DURATION, T_(ttl_ms)),
       .min = 1, .def = CONFIG_DEFAULT_TTL_MS, .in_defaults = true},
     {KEY(SEC_TABLE, "interval", K_DURATION, T_(interval_ms)),

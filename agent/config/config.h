@@ -41,6 +41,8 @@ struct config_table {
     char **columns;                /* configured column names; NULL when introspected */
     int ncolumns;
     int64_t chunk;                 /* rows per page, default 1000 */
+    int streams;                   /* key-range streams of a snapshot or catch-up at once, default 8
+                                      (1 for a key that is not an integer) */
     int64_t ttl_ms;                /* full: max age before a new snapshot; on_demand: max age of
                                       a row before a lookup reads it again; default 1h */
     int64_t interval_ms;           /* incremental: pull period, default 1m */
@@ -66,6 +68,7 @@ struct config {
         bool verify_tls;           /* default true */
         char *ca_file;             /* optional CA bundle */
         int64_t max_response;      /* bytes; default 256MiB */
+        int max_inflight;          /* requests of parallel streams at once, all tables; default 16 */
     } remote;
     struct {
         char *dir;                 /* cache.db and journal/ live here */

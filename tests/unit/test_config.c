@@ -313,7 +313,7 @@ static void test_key_and_section_errors(void **state)
     (void)state;
     expect_err("[remote]\nurl = \"https://x\"\nretrys = 5\n",
                "a.toml:3:1: key `retrys`: unknown key in [remote] (known: url, domain, username, "
-               "password_env, timeout, retries, verify_tls, ca_file, max_response)");
+               "password_env, timeout, retries, verify_tls, ca_file, max_response, max_inflight)");
     expect_err("[storage]\n  path = \"/x\"\n",
                "a.toml:2:3: key `path`: unknown key in [storage] (known: dir, segment_size, "
                "compression_level, retain, compact_interval)");
@@ -710,12 +710,12 @@ static void test_table_errors(void **state)
                "a.toml:3:7: key `ttl`: invalid duration \"1y\": unknown unit (ms, s, m, h or d)");
     expect_err("[[table]]\nname = \"a\"\nlimit = 5\n",
                "a.toml:3:1: key `limit`: unknown key in [[table]] (known: name, strategy, key, "
-               "cursor, columns, chunk, ttl, interval, lookback, sweep, writes, conflict)");
+               "cursor, columns, chunk, streams, ttl, interval, lookback, sweep, writes, conflict)");
     expect_err("[defaults]\ncursor = \"u\"\n",
                "a.toml:2:1: key `cursor`: belongs in each [[table]], not in [defaults]");
     expect_err("[defaults]\nretries = 1\n",
                "a.toml:2:1: key `retries`: unknown key in [defaults] (known: strategy, key, "
-               "chunk, ttl, interval, lookback, sweep, writes, conflict)");
+               "chunk, streams, ttl, interval, lookback, sweep, writes, conflict)");
     expect_err("[defaults]\nchunk = \"big\"\n",
                "a.toml:2:9: key `chunk`: expected integer, got string");
 }
