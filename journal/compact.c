@@ -162,7 +162,7 @@ static int scan_journal(const char *dir, struct scan *sc, char *err, size_t errl
         } else if (rec.type == JOURNAL_SNAPSHOT_BEGIN) {
             t->open_begin = rec.seq;
             t->open_bytes = rec.stored;
-        } else if (rec.type == JOURNAL_SNAPSHOT_PAGE) {
+        } else if (rec.type == JOURNAL_SNAPSHOT_PAGE || rec.type == JOURNAL_SNAPSHOT_RANGE) {
             t->open_bytes += rec.stored;
         } else if (rec.type == JOURNAL_SNAPSHOT_END) {
             struct journal_snapshot_end end;

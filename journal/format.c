@@ -389,6 +389,7 @@ const char *journal_type_name(int type)
     case JOURNAL_DELETIONS: return "deletions";
     case JOURNAL_OP: return "op";
     case JOURNAL_OP_STATE: return "op_state";
+    case JOURNAL_SNAPSHOT_RANGE: return "snapshot_range";
     default: return NULL;
     }
 }

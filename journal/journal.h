@@ -32,7 +32,7 @@
 #define JOURNAL_PAYLOAD_MAX (256u << 20)         /* bytes in one raw payload */
 #define JOURNAL_SEQ_MAX UINT64_MAX               /* "no bound" for journal_reader_next */
 
-/* Record types. 9..255 are reserved: a reader yields them, the decoders refuse. */
+/* Record types. 10..255 are reserved: a reader yields them, the decoders refuse. */
 enum journal_type {
     JOURNAL_SCHEMA = 1,            /* columns, types, key and cursor of a table */
     JOURNAL_SNAPSHOT_BEGIN = 2,    /* a full pull starts; its seq is the snapshot id */
@@ -41,7 +41,8 @@ enum journal_type {
     JOURNAL_INCREMENTAL_PAGE = 5,  /* high-water mark after these rows + rows */
     JOURNAL_DELETIONS = 6,         /* rows of key values deleted on the portal */
     JOURNAL_OP = 7,                /* a write accepted offline; its seq is the op id */
-    JOURNAL_OP_STATE = 8           /* an op's new state (docs/outbox.md) */
+    JOURNAL_OP_STATE = 8,          /* an op's new state (docs/outbox.md) */
+    JOURNAL_SNAPSHOT_RANGE = 9     /* snapshot id + key interval (FROM, TO] read + rows */
 };
 const char *journal_type_name(int type);         /* "schema" ..., NULL if unknown */
 

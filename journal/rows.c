@@ -18,6 +18,9 @@
  *                     key column + 1 and varint cursor column + 1 (0 = none)
  *   SNAPSHOT_BEGIN    varint expected rows (0 = unknown)
  *   SNAPSHOT_PAGE     varint snapshot id; rows block
+ *   SNAPSHOT_RANGE    varint snapshot id; value FROM; value TO; rows block.
+ *                     FROM and TO are INT or NULL (unbounded), FROM < TO when
+ *                     both are INT: the rows' keys lie in (FROM, TO]
  *   SNAPSHOT_END      varint snapshot id; varint row count; value mark cursor;
  *                     value mark key
  *   INCREMENTAL_PAGE  value mark cursor; value mark key; rows block
@@ -240,6 +243,50 @@ void journal_payload_snapshot_page(struct journal_payload *pl, uint64_t snapshot
     open_rows(pl, ncols);
 }
 
+/* The one rule for range bounds, shared by builder and decoder. */
+static const char *range_invalid(const struct journal_value *from, const struct journal_value *to)
+{
+    if ((from->type != JOURNAL_NULL && from->type != JOURNAL_INT) ||
+        (to->type != JOURNAL_NULL && to->type != JOURNAL_INT))
+        return "snapshot range bounds must be INT or NULL";
+    if (from->type == JOURNAL_INT && to->type == JOURNAL_INT && from->i >= to->i)
+        return "snapshot range FROM is not below TO";
+    return NULL;
+}
+
+void journal_payload_snapshot_range(struct journal_payload *pl, uint64_t snapshot_id,
+                                    const struct journal_value *from, const struct journal_value *to,
+                                    uint32_t ncols)
+{
+    start(pl);
+    if (!from) from = &null_value;
+    if (!to) to = &null_value;
+    if (range_invalid(from, to)) pl->bad = 4;
+    put_varint(pl, snapshot_id);
+    put_raw_value(pl, from);
+    put_raw_value(pl, to);
+    open_rows(pl, ncols);
+}
+
+void journal_payload_tell(const struct journal_payload *pl, struct journal_payload_pos *pos)
+{
+    pos->len = pl->len;
+    pos->nvals = pl->nvals;
+}
+
+void journal_payload_cut(struct journal_payload *pl, const struct journal_payload_pos *pos)
+{
+    /* Past the rows block header, not past the end, not more values than put:
+     * anything else is a position from another block or payload. */
+    if (!pl->rows_at || pos->len < pl->rows_at - 1 + 8 || pos->len > pl->len || pos->nvals > pl->nvals ||
+        (pos->len == pl->rows_at - 1 + 8) != (pos->nvals == 0)) {
+        if (!pl->bad) pl->bad = 5;
+        return;
+    }
+    pl->len = pos->len;
+    pl->nvals = pos->nvals;
+}
+
 void journal_payload_incremental_page(struct journal_payload *pl, const struct journal_value *mark_cursor,
                                       const struct journal_value *mark_key, uint32_t ncols)
 {
@@ -278,6 +325,14 @@ int journal_payload_finish(struct journal_payload *pl, char *err, size_t errlen)
     }
     if (pl->bad == 3) {
         snprintf(err, errlen, "payload: a value of unknown type");
+        return -1;
+    }
+    if (pl->bad == 4) {
+        snprintf(err, errlen, "payload: snapshot range bounds must be INT or NULL, FROM below TO");
+        return -1;
+    }
+    if (pl->bad == 5) {
+        snprintf(err, errlen, "payload: cut to a position outside the open rows block");
         return -1;
     }
     if (pl->rows_at) {
@@ -485,9 +540,17 @@ int journal_decode_page(int type, const void *p, size_t n, struct journal_page *
     struct rd r = {p, (const unsigned char *)p + n, p, err, errlen};
     memset(out, 0, sizeof *out);
     out->mark_cursor.type = out->mark_key.type = JOURNAL_NULL;
+    out->range_from.type = out->range_to.type = JOURNAL_NULL;
+    const char *bad;
     switch (type) {
     case JOURNAL_SNAPSHOT_PAGE:
         if (get_varint(&r, &out->snapshot_id) != 0) return -1;
+        break;
+    case JOURNAL_SNAPSHOT_RANGE:
+        if (get_varint(&r, &out->snapshot_id) != 0 || get_value(&r, &out->range_from) != 0 ||
+            get_value(&r, &out->range_to) != 0)
+            return -1;
+        if ((bad = range_invalid(&out->range_from, &out->range_to))) return fail(&r, bad);
         break;
     case JOURNAL_INCREMENTAL_PAGE:
         if (get_value(&r, &out->mark_cursor) != 0 || get_value(&r, &out->mark_key) != 0) return -1;

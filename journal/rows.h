@@ -40,7 +40,8 @@ struct journal_payload {
     size_t rows_at;    /* offset of the open rows block + 1; 0 when none */
     uint32_t ncols;    /* values per row in the open rows block */
     uint64_t nvals;    /* values put into it so far */
-    int bad;           /* 1 no memory, 2 value outside rows, 3 bad type: finish reports */
+    int bad;           /* 1 no memory, 2 value outside rows, 3 bad type, 4 bad range
+                          bounds, 5 cut outside the open rows block: finish reports */
 };
 void journal_payload_free(struct journal_payload *pl);
 int journal_payload_schema(struct journal_payload *pl, uint32_t ncols, const char *const *names,
@@ -48,6 +49,13 @@ int journal_payload_schema(struct journal_payload *pl, uint32_t ncols, const cha
                            char *err, size_t errlen);         /* *_col: index or -1 */
 void journal_payload_snapshot_begin(struct journal_payload *pl, uint64_t expected_rows);
 void journal_payload_snapshot_page(struct journal_payload *pl, uint64_t snapshot_id, uint32_t ncols);
+/* SNAPSHOT_RANGE: rows of the pending snapshot whose keys lie in (from, to], and
+ * the promise that every portal row with such a key is among the snapshot's rows.
+ * from/to: INT, or NULL (or a NULL pointer) for unbounded below/above; the
+ * decoder refuses other types and from >= to, so finish checks the same. */
+void journal_payload_snapshot_range(struct journal_payload *pl, uint64_t snapshot_id,
+                                    const struct journal_value *from, const struct journal_value *to,
+                                    uint32_t ncols);
 void journal_payload_incremental_page(struct journal_payload *pl, const struct journal_value *mark_cursor,
                                       const struct journal_value *mark_key, uint32_t ncols);
 void journal_payload_snapshot_end(struct journal_payload *pl, uint64_t snapshot_id, uint64_t row_count,
@@ -63,6 +71,19 @@ void journal_put_json(struct journal_payload *pl, const char *s, size_t n);
 void journal_put_value(struct journal_payload *pl, const struct journal_value *v);
 /* Close the payload: checks whole rows, size and allocation. 0 or -1. */
 int journal_payload_finish(struct journal_payload *pl, char *err, size_t errlen);
+
+/* A point inside the open rows block, to cut the rows put after it (the puller
+ * drops the tail of a page whose keys a neighbouring stream took over). cut
+ * restores the payload as it was at tell; it is for the same open rows block
+ * only (a tell from before the block was opened, or from another payload,
+ * makes finish fail). Cutting to a point between a row's values is allowed:
+ * finish still checks whole rows. */
+struct journal_payload_pos {
+    size_t len;
+    uint64_t nvals;
+};
+void journal_payload_tell(const struct journal_payload *pl, struct journal_payload_pos *pos);
+void journal_payload_cut(struct journal_payload *pl, const struct journal_payload_pos *pos);
 
 /* Zero-copy cursor over the rows of a page or deletions payload. */
 struct journal_rows {
@@ -84,10 +105,12 @@ struct journal_schema {                  /* release with journal_schema_free() *
     int key_col;                         /* index or -1 */
     int cursor_col;                      /* index or -1 */
 };
-struct journal_page {                    /* SNAPSHOT_PAGE, INCREMENTAL_PAGE, DELETIONS */
-    uint64_t snapshot_id;                /* SNAPSHOT_PAGE; else 0 */
+struct journal_page {                    /* SNAPSHOT_PAGE, SNAPSHOT_RANGE, INCREMENTAL_PAGE, DELETIONS */
+    uint64_t snapshot_id;                /* SNAPSHOT_PAGE, SNAPSHOT_RANGE; else 0 */
     struct journal_value mark_cursor;    /* INCREMENTAL_PAGE; else NULL values */
     struct journal_value mark_key;
+    struct journal_value range_from;     /* SNAPSHOT_RANGE: (from, to], INT or NULL */
+    struct journal_value range_to;       /* (unbounded); else NULL values */
     struct journal_rows rows;            /* DELETIONS: one row per deleted key */
 };
 struct journal_snapshot_end {

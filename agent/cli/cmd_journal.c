@@ -160,11 +160,19 @@ static int put_record(struct buf *b, const struct journal_record *rec, char *err
         return 0;
     }
     case JOURNAL_SNAPSHOT_PAGE:
+    case JOURNAL_SNAPSHOT_RANGE:
     case JOURNAL_INCREMENTAL_PAGE:
     case JOURNAL_DELETIONS: {
         struct journal_page pg;
         if (journal_decode_page(rec->type, p, n, &pg, err, errlen) != 0) return -1;
-        if (rec->type == JOURNAL_SNAPSHOT_PAGE) buf_printf(b, ",\"snapshot\":%" PRIu64, pg.snapshot_id);
+        if (rec->type == JOURNAL_SNAPSHOT_PAGE || rec->type == JOURNAL_SNAPSHOT_RANGE)
+            buf_printf(b, ",\"snapshot\":%" PRIu64, pg.snapshot_id);
+        if (rec->type == JOURNAL_SNAPSHOT_RANGE) {   /* (from, to]; null = unbounded */
+            buf_puts(b, ",\"from\":");
+            put_value(b, &pg.range_from);
+            buf_puts(b, ",\"to\":");
+            put_value(b, &pg.range_to);
+        }
         if (rec->type == JOURNAL_INCREMENTAL_PAGE) {
             buf_puts(b, ",\"mark\":[");
             put_value(b, &pg.mark_cursor);

@@ -3,7 +3,7 @@
  * Input: first byte 'S' and the rest is a whole segment file (written as
  * segment 1 in a private directory and iterated with journal_reader_next, every
  * record decoded by its type); any other first byte selects a record type
- * (byte % 9: 0 .. JOURNAL_OP_STATE) and the rest is a raw payload fed straight to the decoders, which
+ * (byte % 10: 0 .. JOURNAL_SNAPSHOT_RANGE) and the rest is a raw payload fed straight to the decoders, which
  * the CRCs would otherwise keep the fuzzer away from. Seeds: tests/fuzz/corpus/
  * journal/, made by test_journal's test_fuzz_corpus_seeds. Run: tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -102,6 +102,12 @@ static void decode(int type, const unsigned char *p, size_t n)
     default: {
         struct journal_page pg;
         if (journal_decode_page(type, p, n, &pg, err, sizeof err) != 0) break;
+        /* A decoded range is one the builder would write: INT or NULL, FROM < TO. */
+        if ((pg.range_from.type != JOURNAL_NULL && pg.range_from.type != JOURNAL_INT) ||
+            (pg.range_to.type != JOURNAL_NULL && pg.range_to.type != JOURNAL_INT) ||
+            (pg.range_from.type == JOURNAL_INT && pg.range_to.type == JOURNAL_INT &&
+             pg.range_from.i >= pg.range_to.i))
+            abort();
         if (pg.rows.nrows == 0) break;
         struct journal_value *v = malloc(pg.rows.ncols * sizeof *v);
         if (!v) abort();
@@ -121,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     if (data[0] != 'S') {
-        decode(data[0] % 9, data + 1, size - 1);
+        decode(data[0] % 10, data + 1, size - 1);
         return 0;
     }
     FILE *f = fopen(seg, "wb");
