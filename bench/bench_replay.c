@@ -3,8 +3,9 @@
  * against a baseline that does the least any loader must: read and decode the
  * same journal records and INSERT the rows with one prepared statement in one
  * transaction into an identical empty table (same DDL, checked) in a fresh db
- * with the same pragmas (WAL, synchronous=NORMAL). Both are timed from opening
- * the db to closing it (the final checkpoint included). One JSON line per figure
+ * with the same pragmas (WAL, synchronous=NORMAL) — the loop of
+ * bench/raw_insert.c. Both are timed from opening the db to closing it (the
+ * final checkpoint included). One JSON line per figure
  * on stdout; progress on stderr.
  *
  * usage: bench_replay [ROWS] [--rows N] [--repeat N] [--cursor] [--dir D]
@@ -25,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/raw_insert.h"
 #include "bench/tvprogram.h"
 #include "agent/base/clock.h"
 #include "journal/journal.h"
@@ -47,16 +49,6 @@ static void die(const char *what, const char *err)
 {
     fprintf(stderr, "bench_replay: %s: %s\n", what, err);
     exit(1);
-}
-
-static void rm_db(const char *path)
-{
-    static const char *const suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
-        char p[4300];
-        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
-        unlink(p);
-    }
 }
 
 /* Journal: SCHEMA, BEGIN, pages, END. Returns raw payload bytes. */
@@ -124,7 +116,7 @@ static int64_t count(sqlite3 *db)
 /* replay_apply into a fresh cache.db: seconds; *ddl gets the table's SQL. */
 static double run_replay(const char *jdir, const char *db, uint64_t rows, char **ddl)
 {
-    rm_db(db);
+    raw_insert_rm_db(db);
     struct replay_opts o = {.db_path = db, .journal_dir = jdir};
     struct replay *r;
     struct replay_stats st;
@@ -143,64 +135,45 @@ static double run_replay(const char *jdir, const char *db, uint64_t rows, char *
     return dt;
 }
 
-static int execf(sqlite3 *db, const char *sql)
+/* The baseline's rows: the snapshot pages of the journal, decoded in turn. */
+struct journal_source {
+    struct journal_reader *rd;
+    struct journal_page pg;
+    int in_page;                       /* pg.rows has rows left to hand out */
+};
+
+static int journal_next_row(void *ctx, struct journal_value *row, char *err, size_t errlen)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) die(sql, msg ? msg : "?");
-    return 0;
+    struct journal_source *s = ctx;
+    for (;;) {
+        if (s->in_page) {
+            int rc = journal_rows_next(&s->pg.rows, row, err, errlen);
+            if (rc != 0) return rc;
+            s->in_page = 0;
+        }
+        struct journal_record rec;
+        int rc = journal_reader_next(s->rd, JOURNAL_SEQ_MAX, &rec, err, errlen);
+        if (rc <= 0) return rc;
+        if (rec.type != JOURNAL_SNAPSHOT_PAGE) continue;
+        if (journal_decode_page(rec.type, rec.payload, rec.len, &s->pg, err, errlen) != 0) return -1;
+        s->in_page = 1;
+    }
 }
 
-/* The baseline: same records decoded, one INSERT statement, one transaction. */
+/* The baseline: same records decoded, one INSERT statement, one transaction
+ * (bench/raw_insert.c); the journal is read inside the clock. */
 static double run_baseline(const char *jdir, const char *db, const char *ddl, uint64_t rows)
 {
-    rm_db(db);
     char err[1024];
-    double t0 = clock_mono_s();
-    sqlite3 *h;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
-        die("open", sqlite3_errmsg(h));
-    execf(h, "PRAGMA journal_mode = WAL");
-    execf(h, "PRAGMA synchronous = NORMAL");
-    execf(h, ddl);
-    sqlite3_stmt *ins;
-    if (sqlite3_prepare_v2(h, "INSERT INTO tv_program VALUES (?,?,?,?,?,?,?,?,?,?,?)", -1, &ins, NULL) != SQLITE_OK)
-        die("prepare", sqlite3_errmsg(h));
-    execf(h, "BEGIN");
-    struct journal_reader *rd;
-    struct journal_record rec;
-    struct journal_page pg;
-    struct journal_value v[NCOLS];
-    if (journal_reader_open(jdir, 0, &rd, err, sizeof err) != 0) die("reader", err);
-    int rc;
+    struct journal_source src = {0};
     uint64_t n = 0;
-    while ((rc = journal_reader_next(rd, JOURNAL_SEQ_MAX, &rec, err, sizeof err)) == 1) {
-        if (rec.type != JOURNAL_SNAPSHOT_PAGE) continue;
-        if (journal_decode_page(rec.type, rec.payload, rec.len, &pg, err, sizeof err) != 0) die("decode", err);
-        while ((rc = journal_rows_next(&pg.rows, v, err, sizeof err)) == 1) {
-            for (int c = 0; c < NCOLS; c++) {
-                switch (v[c].type) {
-                case JOURNAL_NULL: sqlite3_bind_null(ins, c + 1); break;
-                case JOURNAL_BOOL:
-                case JOURNAL_INT: sqlite3_bind_int64(ins, c + 1, v[c].i); break;
-                case JOURNAL_REAL: sqlite3_bind_double(ins, c + 1, v[c].d); break;
-                default: sqlite3_bind_text64(ins, c + 1, v[c].s, v[c].n, SQLITE_STATIC, SQLITE_UTF8); break;
-                }
-            }
-            if (sqlite3_step(ins) != SQLITE_DONE) die("insert", sqlite3_errmsg(h));
-            sqlite3_reset(ins);
-            n++;
-        }
-        if (rc < 0) die("rows", err);
-    }
-    if (rc < 0) die("read", err);
-    journal_reader_close(rd);
-    execf(h, "COMMIT");
-    sqlite3_finalize(ins);
-    int64_t got = count(h);
-    sqlite3_close(h);
-    double dt = clock_mono_s() - t0;
-    if (n != rows || got != (int64_t)rows) {
-        fprintf(stderr, "bench_replay: baseline gave %" PRId64 " rows\n", got);
+    double dt = 0;
+    if (journal_reader_open(jdir, 0, &src.rd, err, sizeof err) != 0) die("reader", err);
+    if (raw_insert_run(db, ddl, NCOLS, journal_next_row, &src, &n, &dt, err, sizeof err) != 0)
+        die("baseline", err);
+    journal_reader_close(src.rd);
+    if (n != rows) {
+        fprintf(stderr, "bench_replay: baseline gave %" PRIu64 " rows\n", n);
         exit(1);
     }
     return dt;
@@ -264,8 +237,8 @@ int main(int argc, char **argv)
            rr / rb, rows, cursor ? "true" : "false");
     fflush(stdout);
     free(ddl);
-    rm_db(db1);
-    rm_db(db2);
+    raw_insert_rm_db(db1);
+    raw_insert_rm_db(db2);
     char err[256];
     uint64_t *segs;
     size_t n;
