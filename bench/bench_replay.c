@@ -3,10 +3,10 @@
  * against a baseline that does the least any loader must: read and decode the
  * same journal records and INSERT the rows with one prepared statement in one
  * transaction into an identical empty table (same DDL, checked) in a fresh db
- * with the same pragmas (WAL, synchronous=NORMAL) — the loop of
+ * with the same pragmas (WAL, synchronous=NORMAL): the loop of
  * bench/raw_insert.c. Both are timed from opening the db to closing it (the
- * final checkpoint included). One JSON line per figure
- * on stdout; progress on stderr.
+ * final checkpoint included). One JSON line per figure on stdout; progress on
+ * stderr.
  *
  * usage: bench_replay [ROWS] [--rows N] [--repeat N] [--cursor] [--dir D]
  *   ROWS/--rows  rows in the snapshot (default 1000000)
