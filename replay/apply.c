@@ -35,6 +35,12 @@
  *                pending_id = its seq, pending_rows = 0, pending_key = NULL.
  *   SNAPSHOT_PAGE   rows into the shadow (INSERT OR REPLACE); its snapshot id must
  *                be pending_id; pending_rows += rows, pending_key = last row's key.
+ *   SNAPSHOT_RANGE  as SNAPSHOT_PAGE, but pending_key stays: every row's key must
+ *                be an INT inside the record's (FROM, TO], and that interval is
+ *                merged into the table's COVERAGE (ranges.c), refused if it
+ *                overlaps an interval journaled before. BEGIN, END and a layout
+ *                change that drops the shadow clear the coverage.
+ *                Tests: "range_pages_and_coverage", "range_refused".
  *   SNAPSHOT_END checks snapshot id and row count (= rows journaled into it), then
  *                in the batch transaction (invariant 4): drop live, rename shadow,
  *                CREATE INDEX on (cursor, key), rows = count(*), marks from END,
@@ -57,7 +63,7 @@
  *                protected, but carried at that snapshot's END like open ones,
  *                since pages fetched before the write reached the portal hold
  *                the rows without it. The swap, and a new BEGIN, drop them.
- * A row with a NULL key value is an error. Types 9..255: an error.
+ * A row with a NULL key value is an error. Types 10..255: an error.
  *
  * COMPACTED START. Pages, ENDs and DELETIONS of a table without a SCHEMA are an
  * error — except in a cache built from a journal whose start retention had
@@ -353,7 +359,9 @@ static int apply_schema(struct replay *r, const struct journal_record *rec, char
         /* The shadow was made with the old layout: the snapshot must start over. */
         if (t->pending_id) {
             rp_table_finalize(t);
-            if (drop_table(r, rec, t->name, 1, err, errlen) != 0) goto fail;
+            if (drop_table(r, rec, t->name, 1, err, errlen) != 0 ||
+                rp_ranges_clear(r, rec, t->name, err, errlen) != 0)
+                goto fail;
             t->pending_id = t->pending_rows = 0;
             rp_value_clear(&t->pending_key);
         }
@@ -454,7 +462,7 @@ static int apply_begin(struct replay *r, struct batch *b, const struct journal_r
     sqlite3_finalize(t->del_shadow);
     t->ins_shadow = t->del_shadow = NULL;
     if (drop_table(r, rec, t->name, 1, err, errlen) != 0 || create_table(r, rec, t, 1, err, errlen) != 0 ||
-        drop_ended_keys(r, rec, t, err, errlen) != 0)
+        drop_ended_keys(r, rec, t, err, errlen) != 0 || rp_ranges_clear(r, rec, t->name, err, errlen) != 0)
         return -1;
     t->pending_id = rec->seq;
     t->pending_rows = 0;
@@ -657,6 +665,9 @@ static int drop_ended_keys(struct replay *r, const struct journal_record *rec, c
     return rc == SQLITE_OK ? 0 : rp_sql_fail(r, rec, err, errlen, "dropping the keys of ended offline writes");
 }
 
+/* SNAPSHOT_PAGE and SNAPSHOT_RANGE: the same rows into the shadow; a range also
+ * proves its interval read (coverage) and does not move pending_key, which
+ * belongs to a single serial cursor. */
 static int apply_snapshot_page(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,
                                size_t errlen)
 {
@@ -666,6 +677,11 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
     if (rc) return rc > 0 ? 0 : -1;
     if (pg.snapshot_id != t->pending_id) return wrong_snapshot(r, b, rec, t, pg.snapshot_id, err, errlen) > 0 ? 0 : -1;
     if (check_width(rec, &pg, t, err, errlen) != 0) return -1;
+    int range = rec->type == JOURNAL_SNAPSHOT_RANGE;
+    if (range && t->key_col < 0)
+        return rp_rec_fail(rec, err, errlen, "snapshot range for a table without a key column");
+    /* The coverage first: an overlap is refused before any row is written. */
+    if (range && rp_range_add(r, rec, t->name, &pg.range_from, &pg.range_to, err, errlen) != 0) return -1;
     if (prepare_insert(r, rec, t, "INSERT OR REPLACE INTO ", 1, &t->ins_shadow, err, errlen) != 0) return -1;
     struct journal_value *v = xmalloc((t->ncols ? t->ncols : 1) * sizeof *v);
     char why[IA_ERRLEN];
@@ -675,6 +691,10 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
         if (t->key_col >= 0 && v[t->key_col].type == JOURNAL_NULL) {
             free(v);
             return null_key(rec, t, n, err, errlen);
+        }
+        if (range && rp_range_check(rec, &pg.range_from, &pg.range_to, &v[t->key_col], n, err, errlen) != 0) {
+            free(v);
+            return -1;
         }
         if (bind_row(t->ins_shadow, v, t->ncols) != SQLITE_OK || rp_step_reset(t->ins_shadow) != SQLITE_OK) {
             char what[64];
@@ -688,7 +708,7 @@ static int apply_snapshot_page(struct replay *r, struct batch *b, const struct j
         free(v);
         return rp_rec_fail(rec, err, errlen, "%s", why);
     }
-    if (n && t->key_col >= 0) rp_value_set(&t->pending_key, &v[t->key_col]);
+    if (n && t->key_col >= 0 && !range) rp_value_set(&t->pending_key, &v[t->key_col]);
     free(v);
     t->pending_rows += n;
     t->dirty = 1;
@@ -758,7 +778,8 @@ static int apply_snapshot_end(struct replay *r, struct batch *b, const struct jo
      * connection sees the old table or the new one. Open offline writes keep
      * their rows (docs/outbox.md, protected keys). */
     if (t->live && t->key_col >= 0 && carry_open_rows(r, rec, t, NULL, err, errlen) != 0) return -1;
-    if (drop_ended_keys(r, rec, t, err, errlen) != 0) return -1;
+    if (drop_ended_keys(r, rec, t, err, errlen) != 0 || rp_ranges_clear(r, rec, t->name, err, errlen) != 0)
+        return -1;
     b->st.rows_deleted += rows_gone(r, t);
     rp_table_finalize(t);
     if (drop_table(r, rec, t->name, 0, err, errlen) != 0) return -1;
@@ -950,7 +971,8 @@ static int apply_record(struct replay *r, struct batch *b, const struct journal_
     switch (rec->type) {
     case JOURNAL_SCHEMA: return apply_schema(r, rec, err, errlen);
     case JOURNAL_SNAPSHOT_BEGIN: return apply_begin(r, b, rec, err, errlen);
-    case JOURNAL_SNAPSHOT_PAGE: return apply_snapshot_page(r, b, rec, err, errlen);
+    case JOURNAL_SNAPSHOT_PAGE:
+    case JOURNAL_SNAPSHOT_RANGE: return apply_snapshot_page(r, b, rec, err, errlen);
     case JOURNAL_SNAPSHOT_END: return apply_snapshot_end(r, b, rec, err, errlen);
     case JOURNAL_INCREMENTAL_PAGE: return apply_incremental(r, b, rec, err, errlen);
     case JOURNAL_DELETIONS: return apply_deletions(r, b, rec, err, errlen);

@@ -41,6 +41,17 @@ int rp_step_reset(sqlite3_stmt *st);
 int rp_prepare_delete(struct replay *r, const struct journal_record *rec, const struct rp_table *t, int shadow,
                       sqlite3_stmt **st, char *err, size_t errlen);
 
+/* A pending snapshot's coverage (ranges.c, _agent_snapshot_ranges). check:
+ * key is an INT inside (from, to], else -1 naming row and key. add: merge
+ * (from, to] into table's intervals, -1 when it overlaps one. clear: forget
+ * them all (the pending snapshot ended or was replaced). 0 or -1 with err. */
+int rp_range_check(const struct journal_record *rec, const struct journal_value *from,
+                   const struct journal_value *to, const struct journal_value *key, uint32_t row, char *err,
+                   size_t errlen);
+int rp_range_add(struct replay *r, const struct journal_record *rec, const char *table,
+                 const struct journal_value *from, const struct journal_value *to, char *err, size_t errlen);
+int rp_ranges_clear(struct replay *r, const struct journal_record *rec, const char *table, char *err, size_t errlen);
+
 /* The offline writes' records (apply_op.c): 0, or -1 with err. */
 int rp_apply_op(struct replay *r, struct batch *b, const struct journal_record *rec, char *err, size_t errlen);
 int rp_apply_op_state(struct replay *r, struct batch *b, const struct journal_record *rec, char *err,

@@ -23,11 +23,15 @@
  *                   by (a rebuild too: replay_rebuild carries the list over).
  *   _agent_outbox, _agent_outbox_keys  offline writes and the keys of open ones
  *                   (migration 7, docs/outbox.md).
+ *   _agent_snapshot_ranges  (tbl, lo, hi): the coverage of a table's pending
+ *                   snapshot, key intervals (lo, hi] (NULL unbounded) its
+ *                   SNAPSHOT_RANGE records proved read (migration 8, ranges.c).
  * Creation: a missing cache.db is made whole under a temporary name and linked
  * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
  * transaction with the version bump; a db newer than this build is refused.
- * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "newer_version_refused". */
+ * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "migrate_from_v7",
+ * "newer_version_refused". */
 #include "replay/replay.h"
 
 #include <errno.h>
@@ -151,8 +155,15 @@ static const char migration_7[] =
     " PRIMARY KEY (tbl, key, id)) WITHOUT ROWID;"
     "CREATE INDEX _agent_outbox_keys_id ON _agent_outbox_keys (id);";
 
+/* Version 8: the coverage of a pending snapshot read by parallel key-range
+ * streams (SNAPSHOT_RANGE records; ranges.c): disjoint key intervals (lo, hi],
+ * lo NULL unbounded below, hi NULL unbounded above, about one per stream. */
+static const char migration_8[] =
+    "CREATE TABLE _agent_snapshot_ranges (tbl TEXT NOT NULL, lo INTEGER, hi INTEGER);"
+    "CREATE INDEX _agent_snapshot_ranges_tbl ON _agent_snapshot_ranges (tbl, lo);";
+
 static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4, migration_5,
-                                          migration_6, migration_7};
+                                          migration_6, migration_7, migration_8};
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(sizeof migrations / sizeof migrations[0] == REPLAY_SCHEMA_VERSION,
                "one migration step per schema version");
@@ -993,6 +1004,11 @@ int replay_table_get(struct replay *r, const char *table, struct replay_table *o
     out->last_sweep_ms = sqlite3_column_int64(st, 24);
     out->schema_changed_ms = sqlite3_column_int64(st, 25);
     sqlite3_finalize(st);
+    if (rp_ranges_read(r->db, table, &out->ranges, &out->nranges) != 0) {
+        snprintf(err, errlen, "table %s: reading _agent_snapshot_ranges: %s", table, rp_errmsg(r->db).s);
+        replay_table_free(out);
+        return -1;
+    }
     return 0;
 }
 
@@ -1003,7 +1019,10 @@ void replay_table_free(struct replay_table *t)
     rp_value_clear(&t->pending_key);
     free(t->last_error);
     free(t->strategy);
+    free(t->ranges);
     t->last_error = t->strategy = NULL;
+    t->ranges = NULL;
+    t->nranges = 0;
 }
 
 int replay_table_list(struct replay *r, char ***names, size_t *n, char *err, size_t errlen)

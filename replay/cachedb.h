@@ -122,6 +122,9 @@ int rp_save(struct replay *r, uint64_t applied, uint64_t base_seq, char *err, si
 /* Replace the columns stored for t (from its cols/types). 0 or -1. */
 int rp_save_columns(struct replay *r, const struct rp_table *t, char *err, size_t errlen);
 void rp_tables_drop(struct replay *r);                       /* after a ROLLBACK */
+/* table's snapshot coverage (ranges.c), sorted by lo (unbounded below first);
+ * *out malloc'd, NULL when none. 0, or -1 on a database error (see db). */
+int rp_ranges_read(sqlite3 *db, const char *table, struct replay_range **out, size_t *n);
 /* The skip entry for seq, or NULL. */
 const struct rp_skip *rp_skipped(const struct replay *r, uint64_t seq);
 /* 1 when a SCHEMA record of table was skipped: its later records depend on it. */

@@ -14,6 +14,7 @@ int replay_copy_travels(const char *table)
 {
     return strcmp(table, "_agent_state") != 0 && strcmp(table, "_agent_export") != 0 &&
            strcmp(table, "_agent_outbox") != 0 && strcmp(table, "_agent_outbox_keys") != 0 &&
+           strcmp(table, "_agent_snapshot_ranges") != 0 &&
            sqlite3_strnicmp(table, "sqlite_", 7) != 0;
 }
 
@@ -26,7 +27,8 @@ int replay_copy_list(sqlite3 *db, const char *schema, char ***names, char ***ddl
     buf_puts(&q, "SELECT name, sql FROM ");
     rp_quote(&q, schema);
     buf_puts(&q, ".sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-                 " AND name NOT IN ('_agent_state', '_agent_export', '_agent_outbox', '_agent_outbox_keys')"
+                 " AND name NOT IN ('_agent_state', '_agent_export', '_agent_outbox', '_agent_outbox_keys',"
+                 " '_agent_snapshot_ranges')"
                  " ORDER BY name");
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(db, q.p, -1, &st, NULL);
@@ -145,7 +147,8 @@ int replay_copy_take(const char *db_path, const char *copy, char *err, size_t er
         }
         sqlite3_finalize(st);
         buf_puts(&drops, "UPDATE _agent_tables SET pending_id = 0, pending_rows = 0, pending_key_type = 'null',"
-                         " pending_key = NULL WHERE pending_id != 0 OR pending_rows != 0;");
+                         " pending_key = NULL WHERE pending_id != 0 OR pending_rows != 0;"
+                         "DELETE FROM _agent_snapshot_ranges;");
         /* The outbox is this agent's: its ops are sent by it, from its journal. */
         buf_puts(&drops, "DELETE FROM _agent_outbox; DELETE FROM _agent_outbox_keys;");
         struct buf what = {0};

@@ -3,8 +3,10 @@
  *
  * A copy is a whole cache.db file taken with VACUUM INTO. What travels: every
  * table but SQLite's own, the local identity and position (_agent_state,
- * _agent_export) and the outbox (_agent_outbox, _agent_outbox_keys: an
- * agent's offline writes are sent by it alone; a copy has them empty). The
+ * _agent_export), the outbox (_agent_outbox, _agent_outbox_keys: an
+ * agent's offline writes are sent by it alone; a copy has them empty) and the
+ * coverage of pending snapshots (_agent_snapshot_ranges: it names key ranges
+ * of the source's journal, like the pending state; a copy has it empty). The
  * rows of open offline writes do travel, as cache.db shows them
  * (read-your-writes). What stays local when a copy is installed: the applied
  * journal position and this cache's agent id; a cache with open offline
@@ -20,7 +22,8 @@
 #include <stdint.h>
 
 /* 1 if `table` travels in a copy or changeset (not sqlite_*, not the local
- * _agent_state/_agent_export/_agent_outbox/_agent_outbox_keys), else 0. */
+ * _agent_state/_agent_export/_agent_outbox/_agent_outbox_keys/
+ * _agent_snapshot_ranges), else 0. */
 int replay_copy_travels(const char *table);
 
 /* The tables of attached schema `schema` ("main", "base" ...) that travel, with
@@ -32,8 +35,8 @@ void replay_copy_list_free(char **names, char **ddls, size_t n);
 
 /* VACUUM INTO `copy` (one read transaction of db_path: consistent), check it is
  * this build's schema, then make it portable: the shadows of unfinished
- * snapshots name journal records of the source, so they and their pending state
- * are dropped. On failure nothing is left at `copy`. */
+ * snapshots name journal records of the source, so they, their pending state
+ * and their coverage are dropped. On failure nothing is left at `copy`. */
 int replay_copy_take(const char *db_path, const char *copy, char *err, size_t errlen);
 
 /* Open an existing copy (or cache.db, for import) read-write: never created;

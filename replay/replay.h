@@ -9,7 +9,9 @@
  * in (drop live, rename shadow, build secondary indexes) in one transaction, so a
  * reader on another connection sees the old table or the new, never part. The
  * shadow and the snapshot's progress (its id, last key, rows) persist, so an
- * interrupted snapshot is resumed by the puller from its last journaled page.
+ * interrupted snapshot is resumed by the puller from its last journaled page;
+ * a parallel one (SNAPSHOT_RANGE records) from its COVERAGE, the union of the
+ * key intervals its pages proved read (replay_table.ranges).
  *
  * cache.db: WAL, synchronous=NORMAL (the journal is the durable copy). Each
  * pulled table has its portal name, the journaled column names and declared types
@@ -31,7 +33,7 @@
 #include "journal/journal.h"
 #include "journal/rows.h"
 
-#define REPLAY_SCHEMA_VERSION 7       /* PRAGMA user_version after migrations */
+#define REPLAY_SCHEMA_VERSION 8       /* PRAGMA user_version after migrations */
 
 struct replay_opts {
     const char *db_path;              /* cache.db; created if missing */
@@ -90,6 +92,13 @@ struct replay_value {
     size_t n;
 };
 
+/* A key interval (lo, hi] of a pending snapshot's coverage; lo_inf: unbounded
+ * below (lo is 0), hi_inf: unbounded above (hi is 0). */
+struct replay_range {
+    int64_t lo, hi;
+    int lo_inf, hi_inf;
+};
+
 /* What cache.db knows of one table. Release with replay_table_free(). */
 struct replay_table {
     int live;                         /* the table exists in cache.db */
@@ -103,7 +112,11 @@ struct replay_table {
     int64_t snapshot_at_ms;           /* when that snapshot was swapped in (unix ms) */
     uint64_t pending_id;              /* BEGIN seq of an unfinished snapshot, 0 none */
     uint64_t pending_rows;            /* rows journaled into it so far */
-    struct replay_value pending_key;  /* key of its last journaled row */
+    struct replay_value pending_key;  /* key of its last journaled SNAPSHOT_PAGE row */
+    struct replay_range *ranges;      /* its coverage: the disjoint, merged intervals its
+                                         SNAPSHOT_RANGE records proved read, sorted by lo
+                                         (unbounded below first); NULL when none */
+    size_t nranges;
     /* operational, written by replay_note_pull (not derived from the journal) */
     int64_t last_attempt_ms, last_success_ms;   /* 0 never */
     int64_t last_sweep_ms;            /* last completed deletion sweep, 0 never */

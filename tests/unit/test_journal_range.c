@@ -180,7 +180,8 @@ static void test_range_refused(void **state)
     }
     /* Raw payloads: id 1; FROM; TO; rows block 1 x 0. */
     const unsigned char text_from[] = {1, 5, 1, '5', 0, 1, 0, 0, 0, 0, 0, 0, 0};
-    assert_int_equal(journal_decode_page(JOURNAL_SNAPSHOT_RANGE, text_from, sizeof text_from, &pg, err, sizeof err), -1);
+    assert_int_equal(journal_decode_page(JOURNAL_SNAPSHOT_RANGE, text_from, sizeof text_from, &pg, err, sizeof err),
+                     -1);
     assert_string_equal(err, "payload offset 5: snapshot range bounds must be INT or NULL");
     const unsigned char bool_to[] = {1, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0};
     assert_int_equal(journal_decode_page(JOURNAL_SNAPSHOT_RANGE, bool_to, sizeof bool_to, &pg, err, sizeof err), -1);

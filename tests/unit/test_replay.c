@@ -1142,12 +1142,12 @@ static void test_unknown_record_type(void **state)
     put_std_snapshot(f, "t", 1, 3, 3, 0);
     char err[512];
     uint64_t bad;
-    assert_int_equal(journal_append(writer(f), 9, "t", "xyz", 3, &bad, err, sizeof err), 0);
+    assert_int_equal(journal_append(writer(f), 10, "t", "xyz", 3, &bad, err, sizeof err), 0);
     put_std_incr(f, "t", 10, 1, 0);
     struct replay *r = ropen(f);
     char want[64];
     snprintf(want, sizeof want, "journal seq %" PRIu64 " (segment 1 offset ", bad);
-    apply_fails(r, JOURNAL_SEQ_MAX, want, "unknown record type 9", NULL);
+    apply_fails(r, JOURNAL_SEQ_MAX, want, "unknown record type 10", NULL);
     assert_int_equal(replay_applied_seq(r), bad - 1);
     assert_int_equal(count_rows(replay_db(r), "t"), 3);
     replay_close(r);
