@@ -40,7 +40,7 @@
  *                merged into the table's COVERAGE (ranges.c), refused if it
  *                overlaps an interval journaled before. BEGIN, END and a layout
  *                change that drops the shadow clear the coverage.
- *                Tests: "range_pages_and_coverage", "range_refused".
+ *                Tests: test_replay_range.c.
  *   SNAPSHOT_END checks snapshot id and row count (= rows journaled into it), then
  *                in the batch transaction (invariant 4): drop live, rename shadow,
  *                CREATE INDEX on (cursor, key), rows = count(*), marks from END,

@@ -30,8 +30,8 @@
  * into place (create_db). Errors name what to do about the file (rp_errmsg).
  * Migrations: migrations[i] takes PRAGMA user_version from i to i + 1, in one
  * transaction with the version bump; a db newer than this build is refused.
- * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "migrate_from_v7",
- * "newer_version_refused". */
+ * Tests: test_replay.c "migrate_from_v0", "migrate_from_v1", "newer_version_refused";
+ * test_replay_range.c "migrate_from_v7". */
 #include "replay/replay.h"
 
 #include <errno.h>

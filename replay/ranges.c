@@ -47,7 +47,8 @@ int rp_range_check(const struct journal_record *rec, const struct journal_value 
     case JOURNAL_TEXT: snprintf(k, sizeof k, "text \"%.*s\"", key->n > 32 ? 32 : (int)key->n, key->s); break;
     case JOURNAL_REAL: snprintf(k, sizeof k, "real %.17g", key->d); break;
     case JOURNAL_BOOL: snprintf(k, sizeof k, "bool %s", key->i ? "true" : "false"); break;
-    default: snprintf(k, sizeof k, "of a type other than INT"); break;
+    case JOURNAL_JSON: snprintf(k, sizeof k, "json %.*s", key->n > 32 ? 32 : (int)key->n, key->s); break;
+    default: snprintf(k, sizeof k, "NULL"); break;   /* refused before as a NULL key */
     }
     return rp_rec_fail(rec, err, errlen, "row %u: key %s is not an INT inside the snapshot range (%s, %s]", row, k,
                        f, t);
