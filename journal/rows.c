@@ -287,6 +287,25 @@ void journal_payload_cut(struct journal_payload *pl, const struct journal_payloa
     pl->nvals = pos->nvals;
 }
 
+int journal_payload_append_rows(struct journal_payload *dst, const struct journal_payload *src, char *err,
+                                size_t errlen)
+{
+    if (!dst->rows_at || !src->rows_at || src->bad || dst->ncols != src->ncols) {
+        snprintf(err, errlen, "payload: appending rows needs two open rows blocks of the same width");
+        return -1;
+    }
+    size_t from = src->rows_at - 1 + 8, n = src->len - from;   /* past the block's u32 ncols, u32 nrows */
+    unsigned char *q = grow(dst, n ? n : 1);
+    if (!q) {
+        snprintf(err, errlen, "payload: out of memory");
+        return -1;
+    }
+    if (n) memcpy(q, src->p + from, n);
+    dst->len += n;
+    dst->nvals += src->nvals;
+    return 0;
+}
+
 void journal_payload_incremental_page(struct journal_payload *pl, const struct journal_value *mark_cursor,
                                       const struct journal_value *mark_key, uint32_t ncols)
 {

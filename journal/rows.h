@@ -85,6 +85,11 @@ struct journal_payload_pos {
 void journal_payload_tell(const struct journal_payload *pl, struct journal_payload_pos *pos);
 void journal_payload_cut(struct journal_payload *pl, const struct journal_payload_pos *pos);
 
+/* Put src's open rows (same ncols) after dst's: a page encoded while it came
+ * in, given the header only known at its end. 0 or -1 (err). */
+int journal_payload_append_rows(struct journal_payload *dst, const struct journal_payload *src, char *err,
+                                size_t errlen);
+
 /* Zero-copy cursor over the rows of a page or deletions payload. */
 struct journal_rows {
     const unsigned char *p, *end, *base;  /* next value, end of payload, payload start */

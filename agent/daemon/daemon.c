@@ -180,6 +180,7 @@ struct daemon {
     struct table_sched *ts;
     pthread_mutex_t mu;               /* guards the queues; `stop` is set under it (waiting workers wake) */
     pthread_mutex_t wlock;            /* journal writer + cache.db writer */
+    struct pull_gate gate;            /* [remote] max_inflight over every pull's streams */
     struct queue pullq, interq, exportq, outq;
     atomic_int stop;                  /* shutdown: workers drain, pulls stop between pages; atomic:
                                        * worker threads and curl callbacks read it without mu */
@@ -378,7 +379,7 @@ static enum remote_status lookup_status(int ok, enum remote_status rs)
 static void run_job(struct daemon *d, struct worker *w, struct job *j)
 {
     struct pull_ctx c = {.cfg = d->cfg, .remote = w->remote, .jw = d->st.jw, .rp = d->st.rp,
-                         .cancel = &d->stop, .lock = &d->wlock};
+                         .cancel = &d->stop, .lock = &d->wlock, .gate = &d->gate};
     if (atomic_load(&d->stop)) {
         snprintf(j->msg, sizeof j->msg, "the agent is shutting down");
         snprintf(j->pr.error, sizeof j->pr.error, "the agent is shutting down");
@@ -897,7 +898,7 @@ static void *sender_main(void *arg)
 {
     struct daemon *d = arg;
     struct pull_ctx c = {.cfg = d->cfg, .remote = d->sender_remote, .jw = d->st.jw, .rp = d->st.rp,
-                         .cancel = &d->stop, .lock = &d->wlock};
+                         .cancel = &d->stop, .lock = &d->wlock, .gate = &d->gate};
     int64_t fail_wait = BACKOFF_FIRST_MS;
     /* Probe before a step when the portal was not heard from just before: at
      * start, after an idle spell (a write is queued mostly because the portal
@@ -1431,6 +1432,7 @@ static void daemon_free(struct daemon *d)
     store_close(&d->st);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->wlock);
+    pull_gate_destroy(&d->gate);
     free(d->ts);
     for (int i = d->base_tables; i < d->cfgv.ntables; i++) config_table_free(&d->cfgv.tables[i]);
     free(d->cfgv.tables);
@@ -1454,6 +1456,7 @@ int daemon_run(const struct config *cfg, const char *token, const char *password
     d->rng = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 32);
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->wlock, NULL);
+    pull_gate_init(&d->gate, d->cfg->remote.max_inflight);
     int rc = open_parts(d, err, sizeof err);
     if (rc == 0 && start_serving(d, token, password, err, sizeof err) != 0) rc = 1;
     if (rc != 0) {

@@ -6,6 +6,7 @@
  * (invariant 1); the position and the table's mark move in replay's transaction
  * (invariants 2, 3). */
 #include "agent/pull/pull.h"
+#include "agent/pull/pull_int.h"
 #include "agent/base/clock.h"
 #include "agent/base/buf.h"
 #include "agent/base/err.h"
@@ -23,23 +24,24 @@
 #include <unistd.h>
 
 #define SAMPLE_ROWS 100
+#define CATCHUP_PAGES 4              /* a backlog of more pages than this is read in key ranges at once */
 
 /* The journal writer and cache.db's writer connection are shared by the
  * daemon's two workers: every use of c->jw and c->rp holds c->lock. */
-static void wlock(struct pull_ctx *c) { if (c->lock) pthread_mutex_lock(c->lock); }
-static void wunlock(struct pull_ctx *c) { if (c->lock) pthread_mutex_unlock(c->lock); }
+void pull_lock(struct pull_ctx *c) { if (c->lock) pthread_mutex_lock(c->lock); }
+void pull_unlock(struct pull_ctx *c) { if (c->lock) pthread_mutex_unlock(c->lock); }
 
 /* ---- typed values ------------------------------------------------------------ */
 
-static void val_clear(struct replay_value *v)
+void pull_val_clear(struct replay_value *v)
 {
     free(v->s);
     memset(v, 0, sizeof *v);
 }
 
-static void val_from_json(struct replay_value *v, const struct json_val *j)
+void pull_val_from_json(struct replay_value *v, const struct json_val *j)
 {
-    val_clear(v);
+    pull_val_clear(v);
     switch (j->type) {
     case JV_NULL: v->type = JOURNAL_NULL; break;
     case JV_BOOL: v->type = JOURNAL_BOOL; v->i = j->i; break;
@@ -53,14 +55,14 @@ static void val_from_json(struct replay_value *v, const struct json_val *j)
     }
 }
 
-static void val_copy(struct replay_value *dst, const struct replay_value *src)
+void pull_val_copy(struct replay_value *dst, const struct replay_value *src)
 {
-    val_clear(dst);
+    pull_val_clear(dst);
     *dst = *src;
     if (src->s) dst->s = xstrndup(src->s, src->n);
 }
 
-static struct journal_value val_view(const struct replay_value *v)
+struct journal_value pull_val_view(const struct replay_value *v)
 {
     struct journal_value j = {.type = v->type, .i = v->i, .d = v->d, .s = v->s, .n = v->n};
     return j;
@@ -68,7 +70,7 @@ static struct journal_value val_view(const struct replay_value *v)
 
 /* Order of typed values as the portal and SQLite order keys: NULL first, numbers
  * numerically, text and JSON bytewise. */
-static int val_cmp(const struct replay_value *a, const struct replay_value *b)
+int pull_val_cmp(const struct replay_value *a, const struct replay_value *b)
 {
     int an = a->type == JOURNAL_INT || a->type == JOURNAL_BOOL || a->type == JOURNAL_REAL;
     int bn = b->type == JOURNAL_INT || b->type == JOURNAL_BOOL || b->type == JOURNAL_REAL;
@@ -87,7 +89,7 @@ static int val_cmp(const struct replay_value *a, const struct replay_value *b)
 }
 
 /* A value as a JSONSQL literal. */
-static void val_json(struct buf *b, const struct replay_value *v)
+void pull_val_json(struct buf *b, const struct replay_value *v)
 {
     switch (v->type) {
     case JOURNAL_NULL: buf_puts(b, "null"); break;
@@ -101,16 +103,7 @@ static void val_json(struct buf *b, const struct replay_value *v)
 
 /* ---- schema ---------------------------------------------------------------------- */
 
-struct schema {
-    int ncols;
-    char **names;
-    enum journal_coltype *types;
-    int key_col, cursor_col;
-    char hash[17];
-    char *data;                      /* the select's data list as JSON */
-};
-
-static void schema_free(struct schema *s)
+void pull_schema_free(struct schema *s)
 {
     for (int i = 0; i < s->ncols; i++) free(s->names[i]);
     free(s->names);
@@ -130,7 +123,7 @@ static int sample_begin(void *ctx)
 {
     struct sample *s = ctx;
     /* every slot: a body cut mid-row leaves values past the last whole row */
-    for (size_t i = 0; i < s->cap; i++) val_clear(&s->v[i]);
+    for (size_t i = 0; i < s->cap; i++) pull_val_clear(&s->v[i]);
     s->rows = s->ncols = s->col = 0;
     s->ragged = 0;
     return 0;
@@ -149,7 +142,7 @@ static int sample_value(void *ctx, size_t col, const struct json_val *j)
         memset(s->v + s->cap, 0, (cap - s->cap) * sizeof *s->v);
         s->cap = cap;
     }
-    val_from_json(&s->v[s->rows * s->ncols + col], j);
+    pull_val_from_json(&s->v[s->rows * s->ncols + col], j);
     return 0;
 }
 
@@ -170,7 +163,7 @@ static void sample_free(struct sample *s)
     memset(s, 0, sizeof *s);
 }
 
-static int fail_remote(struct pull_result *r, enum remote_status st, const char *what, const char *msg)
+int pull_fail_remote(struct pull_result *r, enum remote_status st, const char *what, const char *msg)
 {
     snprintf(r->error, sizeof r->error, "%s: %s error: %s", what, remote_status_name(st), msg);
     r->remote_status = st;
@@ -198,7 +191,7 @@ static int find_column(const struct sample *s, const struct sample *probe)
     for (size_t c = 0; c < s->ncols; c++) {
         size_t r = 0;
         for (; r < s->rows; r++)
-            if (val_cmp(&s->v[r * s->ncols + c], &probe->v[r]) != 0 ||
+            if (pull_val_cmp(&s->v[r * s->ncols + c], &probe->v[r]) != 0 ||
                 s->v[r * s->ncols + c].type != probe->v[r].type)
                 break;
         if (r == s->rows) {
@@ -232,7 +225,7 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
     buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"order_by\":\"%s\",\"limit\":%d}", data.p, t->name, t->key,
                SAMPLE_ROWS);
     enum remote_status st = remote_query(c->remote, "select", q.p, &sample_cb, &smp, err, sizeof err);
-    if (st != REMOTE_OK) { fail_remote(r, st, "learning columns", err); goto out; }
+    if (st != REMOTE_OK) { pull_fail_remote(r, st, "learning columns", err); goto out; }
     if (smp.ragged) {
         snprintf(r->error, sizeof r->error, "learning columns: rows of different widths from the portal");
         goto out;
@@ -276,7 +269,7 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
         buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\",\"order_by\":\"%s\",\"limit\":%d}", want[w], t->name,
                    t->key, SAMPLE_ROWS);
         st = remote_query(c->remote, "select", q.p, &sample_cb, &probe, err, sizeof err);
-        if (st != REMOTE_OK) { fail_remote(r, st, "learning columns", err); goto out; }
+        if (st != REMOTE_OK) { pull_fail_remote(r, st, "learning columns", err); goto out; }
         int at = find_column(&smp, &probe);
         if (at < 0) {
             snprintf(r->error, sizeof r->error, "cannot tell which of the %d columns is `%s`%s; list the "
@@ -296,9 +289,9 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
      * alone never looks like a schema change. */
     struct replay_column *prev = NULL;
     size_t nprev = 0;
-    wlock(c);
+    pull_lock(c);
     int have_prev = replay_table_columns(c->rp, t->name, &prev, &nprev, err, sizeof err) == 0;
-    wunlock(c);
+    pull_unlock(c);
     if (have_prev && (int)nprev == ncols)
         for (int i = 0; i < ncols; i++)
             if (s->types[i] == JOURNAL_COL_ANY && !strcmp(prev[i].name, s->names[i])) s->types[i] = prev[i].type;
@@ -307,7 +300,7 @@ static int learn_schema(struct pull_ctx *c, const struct config_table *t, struct
     s->data = buf_detach(&data);
     rc = 0;
 out:
-    if (rc != 0) schema_free(s);
+    if (rc != 0) pull_schema_free(s);
     buf_free(&q);
     buf_free(&data);
     sample_free(&smp);
@@ -317,19 +310,6 @@ out:
 
 /* ---- pages ------------------------------------------------------------------------ */
 
-struct page {
-    struct journal_payload pl;
-    int type;                        /* JOURNAL_SNAPSHOT_PAGE or a plain rows container */
-    uint64_t snapshot_id;
-    const struct schema *s;
-    uint64_t rows;
-    size_t width;                    /* values in the current row */
-    struct replay_value row_key, row_cursor;    /* of the current row */
-    struct replay_value last_key, last_cursor;  /* of the last complete row */
-    struct replay_value max_key, max_cursor;    /* largest (cursor, key) seen */
-    char error[256];
-};
-
 static void page_reset(struct page *p)
 {
     if (p->type == JOURNAL_SNAPSHOT_PAGE)
@@ -338,8 +318,8 @@ static void page_reset(struct page *p)
         journal_payload_deletions(&p->pl, (uint32_t)p->s->ncols);   /* a bare rows block */
     p->rows = 0;
     p->width = 0;
-    val_clear(&p->last_key);
-    val_clear(&p->last_cursor);
+    pull_val_clear(&p->last_key);
+    pull_val_clear(&p->last_cursor);
 }
 
 static int page_begin(void *ctx) { page_reset(ctx); return 0; }
@@ -366,8 +346,8 @@ static int page_value(void *ctx, size_t col, const struct json_val *v)
     case JV_TEXT: journal_put_text(&p->pl, v->s, v->n); break;
     case JV_JSON: journal_put_json(&p->pl, v->s, v->n); break;
     }
-    if ((int)col == p->s->key_col) val_from_json(&p->row_key, v);
-    if ((int)col == p->s->cursor_col) val_from_json(&p->row_cursor, v);
+    if ((int)col == p->s->key_col) pull_val_from_json(&p->row_key, v);
+    if ((int)col == p->s->cursor_col) pull_val_from_json(&p->row_cursor, v);
     p->width++;
     return 0;
 }
@@ -384,27 +364,42 @@ static int page_row_end(void *ctx, size_t row, size_t ncols)
         snprintf(p->error, sizeof p->error, "row %llu has a NULL key", (unsigned long long)p->rows + 1);
         return 1;
     }
-    val_copy(&p->last_key, &p->row_key);
-    val_copy(&p->last_cursor, &p->row_cursor);
+    if (p->track_ends) {
+        if (p->row_key.type != JOURNAL_INT) {
+            snprintf(p->error, sizeof p->error, "row %llu: the key is not an integer", (unsigned long long)p->rows + 1);
+            return 1;
+        }
+        if (p->rows == p->ends_cap) {
+            p->ends_cap = p->ends_cap ? p->ends_cap * 2 : 256;
+            p->ends = xrealloc(p->ends, p->ends_cap * sizeof *p->ends);
+            p->end_keys = xrealloc(p->end_keys, p->ends_cap * sizeof *p->end_keys);
+        }
+        journal_payload_tell(&p->pl, &p->ends[p->rows]);
+        p->end_keys[p->rows] = p->row_key.i;
+    }
+    pull_val_copy(&p->last_key, &p->row_key);
+    pull_val_copy(&p->last_cursor, &p->row_cursor);
     p->rows++;
     return 0;
 }
 
-static const struct json_rows_cb page_cb = {page_begin, page_row_begin, page_value, page_row_end};
+const struct json_rows_cb pull_page_cb = {page_begin, page_row_begin, page_value, page_row_end};
 
-static void page_free(struct page *p)
+void pull_page_free(struct page *p)
 {
     journal_payload_free(&p->pl);
-    val_clear(&p->row_key);
-    val_clear(&p->row_cursor);
-    val_clear(&p->last_key);
-    val_clear(&p->last_cursor);
-    val_clear(&p->max_key);
-    val_clear(&p->max_cursor);
+    pull_val_clear(&p->row_key);
+    pull_val_clear(&p->row_cursor);
+    pull_val_clear(&p->last_key);
+    pull_val_clear(&p->last_cursor);
+    pull_val_clear(&p->max_key);
+    pull_val_clear(&p->max_cursor);
+    free(p->ends);
+    free(p->end_keys);
 }
 
 /* Fetch one page: the page's payload is complete and finished on success. */
-static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct pull_result *r)
+int pull_fetch(struct pull_ctx *c, remote *rm, const char *query, struct page *p, struct pull_result *r)
 {
     char err[IA_ERRLEN];
     p->error[0] = '\0';
@@ -413,10 +408,10 @@ static int fetch(struct pull_ctx *c, const char *query, struct page *p, struct p
         snprintf(r->error, sizeof r->error, "stopped (shutting down)");
         return -1;
     }
-    enum remote_status st = remote_query(c->remote, "select", query, &page_cb, p, err, sizeof err);
+    enum remote_status st = remote_query(rm, "select", query, &pull_page_cb, p, err, sizeof err);
     if (st != REMOTE_OK) {
         if (p->error[0]) snprintf(r->error, sizeof r->error, "bad page from the portal: %s", p->error);
-        else fail_remote(r, st, "pulling a page", err);
+        else pull_fail_remote(r, st, "pulling a page", err);
         return -1;
     }
     if (journal_payload_finish(&p->pl, err, sizeof err) != 0) {
@@ -433,7 +428,7 @@ static int page_to_incremental(const struct page *p, const struct replay_value *
                                void (*each_key)(void *ctx, const struct journal_value *k), void *ctx,
                                char *err, size_t errlen)
 {
-    struct journal_value mc = val_view(mark_cursor), mk = val_view(mark_key);
+    struct journal_value mc = pull_val_view(mark_cursor), mk = pull_val_view(mark_key);
     journal_payload_incremental_page(out, &mc, &mk, (uint32_t)p->s->ncols);
     struct journal_page jp;
     if (journal_decode_page(JOURNAL_DELETIONS, p->pl.p, p->pl.len, &jp, err, errlen) != 0) return -1;
@@ -448,13 +443,13 @@ static int page_to_incremental(const struct page *p, const struct replay_value *
 }
 
 /* Append one record and apply everything durable. */
-static int append_apply(struct pull_ctx *c, int type, const char *table, const struct journal_payload *pl,
+int pull_append_apply(struct pull_ctx *c, int type, const char *table, const struct journal_payload *pl,
                         uint64_t *seq, struct pull_result *r)
 {
     char err[IA_ERRLEN];
     uint64_t s;
     int rc = -1;
-    wlock(c);
+    pull_lock(c);
     if (journal_append(c->jw, type, table, pl->p, pl->len, &s, err, sizeof err) != 0) {
         snprintf(r->error, sizeof r->error, "journal: %s", err);
         goto out;
@@ -470,20 +465,13 @@ static int append_apply(struct pull_ctx *c, int type, const char *table, const s
     if (type == JOURNAL_SNAPSHOT_END) r->deleted += rs.rows_deleted;
     rc = 0;
 out:
-    wunlock(c);
+    pull_unlock(c);
     return rc;
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
 
-struct progress {
-    int on;
-    const char *table;
-    uint64_t expected;
-    double start, last;
-};
-
-static void progress_show(struct progress *pr, uint64_t rows, int done)
+void pull_progress_show(struct progress *pr, uint64_t rows, int done)
 {
     if (!pr->on) return;
     double now = clock_mono_s();
@@ -501,15 +489,18 @@ static void progress_show(struct progress *pr, uint64_t rows, int done)
     if (done) fputc('\n', stderr);
 }
 
-/* One scalar from the portal (count, max), as a typed value. */
-static int scalar(struct pull_ctx *c, const char *query, struct replay_value *out, struct pull_result *r)
+/* The first row of a query (count, max...) as n typed values; NULLs when it
+ * has no rows or fewer values. */
+int pull_scalars(struct pull_ctx *c, const char *query, struct replay_value *out, int n, struct pull_result *r)
 {
     struct sample s = {0};
     char err[IA_ERRLEN];
     enum remote_status st = remote_query(c->remote, "select", query, &sample_cb, &s, err, sizeof err);
-    if (st != REMOTE_OK) { sample_free(&s); return fail_remote(r, st, "asking the portal", err); }
-    val_clear(out);
-    if (s.rows >= 1 && s.ncols >= 1) val_copy(out, &s.v[0]);
+    if (st != REMOTE_OK) { sample_free(&s); return pull_fail_remote(r, st, "asking the portal", err); }
+    for (int i = 0; i < n; i++) {
+        pull_val_clear(&out[i]);
+        if (s.rows >= 1 && s.ncols > (size_t)i) pull_val_copy(&out[i], &s.v[i]);
+    }
     sample_free(&s);
     return 0;
 }
@@ -525,7 +516,7 @@ static int write_schema(struct pull_ctx *c, const struct config_table *t, const 
                                     s->cursor_col, err, sizeof err);
     if (rc == 0) rc = journal_payload_finish(&pl, err, sizeof err);
     if (rc != 0) snprintf(r->error, sizeof r->error, "schema record: %s", err);
-    else rc = append_apply(c, JOURNAL_SCHEMA, t->name, &pl, NULL, r);
+    else rc = pull_append_apply(c, JOURNAL_SCHEMA, t->name, &pl, NULL, r);
     journal_payload_free(&pl);
     return rc;
 }
@@ -538,16 +529,20 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
     struct buf q = {0};
     struct progress pr = {.on = c->progress, .table = t->name, .start = clock_mono_s()};
     int rc = -1;
+    /* An integer key splits into ranges that streams pull at once (streams.c);
+     * any other key is read by one keyset cursor, below. */
+    int ranged = s->types[s->key_col] == JOURNAL_COL_INT;
 
     buf_printf(&q, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"%s\"}", t->name);
-    if (scalar(c, q.p, &count, r) != 0) goto out;
+    if (pull_scalars(c, q.p, &count, 1, r) != 0) goto out;
     if (count.type == JOURNAL_INT && count.i > 0) pr.expected = (uint64_t)count.i;
-    int resume = st->pending_id != 0 && !strcmp(st->schema_hash, s->hash) && st->pending_key.type != JOURNAL_NULL;
+    int resume = st->pending_id != 0 && !strcmp(st->schema_hash, s->hash) &&
+                 (st->pending_key.type != JOURNAL_NULL || (ranged && st->nranges > 0));
     if (t->cursor && resume && st->mark_cursor.type != JOURNAL_NULL) {
         /* Resuming: rows journaled before the interruption may have changed since,
          * so the mark must not pass the snapshot's start. The table's previous mark
          * is older than that. */
-        val_copy(&mark_cursor, &st->mark_cursor);
+        pull_val_copy(&mark_cursor, &st->mark_cursor);
     } else if (t->cursor) {
         /* The mark after the snapshot: the newest cursor before it began (rows
          * changed while it runs are newer, so the next increment reads them again);
@@ -555,12 +550,12 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         buf_reset(&q);
         buf_printf(&q, "{\"data\":[{\"function\":\"%s\",\"args\":\"%s\"}],\"from\":\"%s\"}",
                    resume ? "min" : "max", t->cursor, t->name);
-        if (scalar(c, q.p, &mark_cursor, r) != 0) goto out;
+        if (pull_scalars(c, q.p, &mark_cursor, 1, r) != 0) goto out;
     }
     if (resume) {
         p.snapshot_id = st->pending_id;
         p.rows = 0;
-        val_copy(&after, &st->pending_key);
+        pull_val_copy(&after, &st->pending_key);
         r->action = "resumed snapshot";
         log_info("table %s: resuming snapshot %llu after %llu rows", t->name,
                  (unsigned long long)st->pending_id, (unsigned long long)st->pending_rows);
@@ -570,7 +565,7 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         char err[IA_ERRLEN];
         journal_payload_snapshot_begin(&pl, pr.expected);
         if (journal_payload_finish(&pl, err, sizeof err) != 0 ||
-            append_apply(c, JOURNAL_SNAPSHOT_BEGIN, t->name, &pl, &p.snapshot_id, r) != 0) {
+            pull_append_apply(c, JOURNAL_SNAPSHOT_BEGIN, t->name, &pl, &p.snapshot_id, r) != 0) {
             if (!r->error[0]) snprintf(r->error, sizeof r->error, "snapshot begin: %s", err);
             journal_payload_free(&pl);
             goto out;
@@ -579,31 +574,35 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         r->action = "snapshot";
     }
     uint64_t total = resume ? st->pending_rows : 0;
-    for (;;) {
+    if (ranged) {
+        if (pull_streams_snapshot(c, t, s, resume ? st : NULL, p.snapshot_id, &pr, &total, &after, r) != 0)
+            goto out;
+    }
+    while (!ranged) {
         buf_reset(&q);
         buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",", s->data, t->name);
         if (after.type != JOURNAL_NULL) {
             buf_printf(&q, "\"where\":{\"gt\":[\"%s\",", t->key);
-            val_json(&q, &after);
+            pull_val_json(&q, &after);
             buf_puts(&q, "]},");
         }
         buf_printf(&q, "\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
-        if (fetch(c, q.p, &p, r) != 0) goto out;
+        if (pull_fetch(c, c->remote, q.p, &p, r) != 0) goto out;
         if (p.rows == 0) break;          /* a short page is not the end; an empty one is */
-        if (after.type != JOURNAL_NULL && val_cmp(&p.last_key, &after) <= 0) {
+        if (after.type != JOURNAL_NULL && pull_val_cmp(&p.last_key, &after) <= 0) {
             snprintf(r->error, sizeof r->error, "the portal did not order by %s: a page ended at or before "
                      "the previous one", t->key);
             goto out;
         }
-        if (append_apply(c, JOURNAL_SNAPSHOT_PAGE, t->name, &p.pl, NULL, r) != 0) goto out;
+        if (pull_append_apply(c, JOURNAL_SNAPSHOT_PAGE, t->name, &p.pl, NULL, r) != 0) goto out;
         total += p.rows;
         r->rows += p.rows;
-        val_copy(&after, &p.last_key);
-        progress_show(&pr, total, 0);
+        pull_val_copy(&after, &p.last_key);
+        pull_progress_show(&pr, total, 0);
     }
     struct journal_payload pl = {0};
     char err[IA_ERRLEN];
-    struct journal_value mc = val_view(&mark_cursor), mk = val_view(&after);
+    struct journal_value mc = pull_val_view(&mark_cursor), mk = pull_val_view(&after);
     if (t->cursor) mk.type = JOURNAL_NULL;   /* re-read every row of the mark's cursor value */
     journal_payload_snapshot_end(&pl, p.snapshot_id, total, &mc, &mk);
     if (journal_payload_finish(&pl, err, sizeof err) != 0) {
@@ -611,15 +610,15 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
         journal_payload_free(&pl);
         goto out;
     }
-    rc = append_apply(c, JOURNAL_SNAPSHOT_END, t->name, &pl, NULL, r);
+    rc = pull_append_apply(c, JOURNAL_SNAPSHOT_END, t->name, &pl, NULL, r);
     r->snapshot_done = rc == 0;
     journal_payload_free(&pl);
-    progress_show(&pr, total, 1);
+    pull_progress_show(&pr, total, 1);
 out:
-    page_free(&p);
-    val_clear(&after);
-    val_clear(&count);
-    val_clear(&mark_cursor);
+    pull_page_free(&p);
+    pull_val_clear(&after);
+    pull_val_clear(&count);
+    pull_val_clear(&mark_cursor);
     buf_free(&q);
     return rc;
 }
@@ -641,11 +640,63 @@ static int ts_minus(const struct replay_value *v, int64_t ms, struct replay_valu
     gmtime_r(&secs, &o);
     char buf[32];
     strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &o);
-    val_clear(out);
+    pull_val_clear(out);
     out->type = JOURNAL_TEXT;
     out->s = xstrdup(buf);
     out->n = strlen(buf);
     return 0;
+}
+
+/* A backlog of more than CATCHUP_PAGES pages from since on (after an outage,
+ * say) is read in key ranges at once (streams.c); then the mark moves to the
+ * newest cursor the portal had before that began — rows changed meanwhile are
+ * newer, and the caller reads them next. Until then the mark stays, so an
+ * interrupted catch-up starts over from it. 1 done (*mark_* moved), 0 not
+ * worth it, -1 error (r->error). */
+static int catch_up(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
+                    const struct replay_value *since, struct replay_value *mark_cursor,
+                    struct replay_value *mark_key, struct pull_result *r)
+{
+    struct replay_value v[2] = {{0}, {0}};   /* count, newest cursor */
+    struct buf q = {0};
+    struct journal_payload pl = {0};
+    char err[IA_ERRLEN];
+    int rc = -1;
+    buf_printf(&q, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]},{\"function\":\"max\",\"args\":\"%s\"}],"
+                   "\"from\":\"%s\"", t->cursor, t->name);
+    if (since->type != JOURNAL_NULL) {
+        buf_printf(&q, ",\"where\":{\"gte\":[\"%s\",", t->cursor);
+        pull_val_json(&q, since);
+        buf_puts(&q, "]}");
+    }
+    buf_putc(&q, '}');
+    if (pull_scalars(c, q.p, v, 2, r) != 0) goto out;
+    if (v[0].type != JOURNAL_INT || v[0].i <= CATCHUP_PAGES * t->chunk || v[1].type == JOURNAL_NULL) {
+        rc = 0;
+        goto out;
+    }
+    struct progress pr = {.on = c->progress, .table = t->name, .start = clock_mono_s(), .expected = (uint64_t)v[0].i};
+    uint64_t total = 0;
+    if (pull_streams_catchup(c, t, s, since, &pr, &total, r) != 0) goto out;
+    pull_progress_show(&pr, total, 1);
+    if (mark_cursor->type == JOURNAL_NULL || pull_val_cmp(&v[1], mark_cursor) > 0) {
+        struct journal_value mc = pull_val_view(&v[1]), mk = {.type = JOURNAL_NULL};
+        journal_payload_incremental_page(&pl, &mc, &mk, (uint32_t)s->ncols);
+        if (journal_payload_finish(&pl, err, sizeof err) != 0) {
+            snprintf(r->error, sizeof r->error, "catch-up mark: %s", err);
+            goto out;
+        }
+        if (pull_append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &pl, NULL, r) != 0) goto out;
+        pull_val_copy(mark_cursor, &v[1]);
+        pull_val_clear(mark_key);
+    }
+    rc = 1;
+out:
+    pull_val_clear(&v[0]);
+    pull_val_clear(&v[1]);
+    journal_payload_free(&pl);
+    buf_free(&q);
+    return rc;
 }
 
 static int incremental(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
@@ -657,70 +708,82 @@ static int incremental(struct pull_ctx *c, const struct config_table *t, const s
     struct buf q = {0};
     int rc = -1;
     char err[IA_ERRLEN];
-    val_copy(&mark_cursor, &st->mark_cursor);
-    val_copy(&mark_key, &st->mark_key);
-    val_copy(&pos_cursor, &st->mark_cursor);
-    val_copy(&pos_key, &st->mark_key);
+    pull_val_copy(&mark_cursor, &st->mark_cursor);
+    pull_val_copy(&mark_key, &st->mark_key);
+    pull_val_copy(&pos_cursor, &st->mark_cursor);
+    pull_val_copy(&pos_key, &st->mark_key);
     if (t->lookback_ms > 0 && ts_minus(&st->mark_cursor, t->lookback_ms, &pos_cursor) == 0)
-        val_clear(&pos_key);             /* from the start of that second */
+        pull_val_clear(&pos_key);             /* from the start of that second */
     r->action = "incremental";
+    int tried_streams = 0;
     for (;;) {
         buf_reset(&q);
         buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",", s->data, t->name);
         if (pos_cursor.type != JOURNAL_NULL && pos_key.type == JOURNAL_NULL) {
             buf_printf(&q, "\"where\":{\"gte\":[\"%s\",", t->cursor);
-            val_json(&q, &pos_cursor);
+            pull_val_json(&q, &pos_cursor);
             buf_puts(&q, "]},");
         } else if (pos_cursor.type != JOURNAL_NULL) {
             /* (cursor, key) > (c, k) written as cursor >= c AND (cursor > c OR key > k):
              * the same rows, but a plain range on cursor that an index serves. */
             buf_printf(&q, "\"where\":{\"and\":[{\"gte\":[\"%s\",", t->cursor);
-            val_json(&q, &pos_cursor);
+            pull_val_json(&q, &pos_cursor);
             buf_printf(&q, "]},{\"or\":[{\"gt\":[\"%s\",", t->cursor);
-            val_json(&q, &pos_cursor);
+            pull_val_json(&q, &pos_cursor);
             buf_printf(&q, "]},{\"gt\":[\"%s\",", t->key);
-            val_json(&q, &pos_key);
+            pull_val_json(&q, &pos_key);
             buf_puts(&q, "]}]}]},");
         }
         buf_printf(&q, "\"order_by\":[\"%s\",\"%s\"],\"limit\":%lld}", t->cursor, t->key, (long long)t->chunk);
-        if (fetch(c, q.p, &p, r) != 0) goto out;
+        if (pull_fetch(c, c->remote, q.p, &p, r) != 0) goto out;
         if (p.rows == 0) break;
+        if (!tried_streams && (int64_t)p.rows >= t->chunk && s->types[s->key_col] == JOURNAL_COL_INT &&
+            t->streams > 1) {
+            tried_streams = 1;
+            int caught = catch_up(c, t, s, &pos_cursor, &mark_cursor, &mark_key, r);
+            if (caught < 0) goto out;
+            if (caught > 0) {            /* on from the new mark: rows changed meanwhile */
+                pull_val_copy(&pos_cursor, &mark_cursor);
+                pull_val_copy(&pos_key, &mark_key);
+                continue;
+            }
+        }
         if (p.last_cursor.type == JOURNAL_NULL) {
             snprintf(r->error, sizeof r->error, "a row with a NULL %s came back from a %s range query", t->cursor,
                      t->cursor);
             goto out;
         }
         struct replay_value lc = p.last_cursor, lk = p.last_key;
-        int behind = val_cmp(&lc, &pos_cursor) < 0 ||
-                     (val_cmp(&lc, &pos_cursor) == 0 && pos_key.type != JOURNAL_NULL && val_cmp(&lk, &pos_key) <= 0);
+        int behind = pull_val_cmp(&lc, &pos_cursor) < 0 ||
+                     (pull_val_cmp(&lc, &pos_cursor) == 0 && pos_key.type != JOURNAL_NULL && pull_val_cmp(&lk, &pos_key) <= 0);
         if (behind) {
             snprintf(r->error, sizeof r->error, "the portal did not order by (%s, %s)", t->cursor, t->key);
             goto out;
         }
         /* The mark never moves back (lookback re-reads are behind it). */
-        int c1 = val_cmp(&lc, &mark_cursor);
+        int c1 = pull_val_cmp(&lc, &mark_cursor);
         if (mark_cursor.type == JOURNAL_NULL || c1 > 0 || (c1 == 0 && (mark_key.type == JOURNAL_NULL ||
-                                                                       val_cmp(&lk, &mark_key) > 0))) {
-            val_copy(&mark_cursor, &lc);
-            val_copy(&mark_key, &lk);
+                                                                       pull_val_cmp(&lk, &mark_key) > 0))) {
+            pull_val_copy(&mark_cursor, &lc);
+            pull_val_copy(&mark_key, &lk);
         }
         if (page_to_incremental(&p, &mark_cursor, &mark_key, &out, NULL, NULL, err, sizeof err) != 0) {
             snprintf(r->error, sizeof r->error, "re-encoding a page: %s", err);
             goto out;
         }
-        if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, r) != 0) goto out;
+        if (pull_append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, r) != 0) goto out;
         r->rows += p.rows;
-        val_copy(&pos_cursor, &lc);
-        val_copy(&pos_key, &lk);
+        pull_val_copy(&pos_cursor, &lc);
+        pull_val_copy(&pos_key, &lk);
     }
     rc = 0;
 out:
-    page_free(&p);
+    pull_page_free(&p);
     journal_payload_free(&out);
-    val_clear(&pos_cursor);
-    val_clear(&pos_key);
-    val_clear(&mark_cursor);
-    val_clear(&mark_key);
+    pull_val_clear(&pos_cursor);
+    pull_val_clear(&pos_key);
+    pull_val_clear(&mark_cursor);
+    pull_val_clear(&mark_key);
     buf_free(&q);
     return rc;
 }
@@ -731,7 +794,7 @@ out:
 static int cache_keys(struct pull_ctx *c, const struct config_table *t, const struct replay_value *after,
                       const struct replay_value *upto, struct sample *out, struct pull_result *r)
 {
-    wlock(c);
+    pull_lock(c);
     sqlite3 *db = replay_db(c->rp);
     struct buf sql = {0};
     buf_printf(&sql, "SELECT \"%s\" FROM \"%s\" WHERE 1", t->key, t->name);
@@ -770,7 +833,7 @@ static int cache_keys(struct pull_ctx *c, const struct config_table *t, const st
     if (rc != SQLITE_OK) snprintf(r->error, sizeof r->error, "sweep: reading keys of %s from the cache: %s",
                                   t->name, sqlite3_errmsg(db));
     sqlite3_finalize(ps);
-    wunlock(c);
+    pull_unlock(c);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
@@ -787,22 +850,22 @@ static int sweep(struct pull_ctx *c, const struct config_table *t, struct pull_r
         buf_printf(&q, "{\"data\":[\"%s\"],\"from\":\"%s\",", t->key, t->name);
         if (after.type != JOURNAL_NULL) {
             buf_printf(&q, "\"where\":{\"gt\":[\"%s\",", t->key);
-            val_json(&q, &after);
+            pull_val_json(&q, &after);
             buf_puts(&q, "]},");
         }
         buf_printf(&q, "\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
         enum remote_status st = remote_query(c->remote, "select", q.p, &sample_cb, &portal, err, sizeof err);
-        if (st != REMOTE_OK) { fail_remote(r, st, "sweep", err); goto out; }
+        if (st != REMOTE_OK) { pull_fail_remote(r, st, "sweep", err); goto out; }
         const struct replay_value *upto = portal.rows ? &portal.v[portal.rows - 1] : NULL;
         if (cache_keys(c, t, &after, upto, &local, r) != 0) goto out;
         /* Keys in the cache but not in this stretch of the portal's keys. */
         buf_reset(&q);
         size_t gone = 0, pi = 0;
         for (size_t li = 0; li < local.rows; li++) {
-            while (pi < portal.rows && val_cmp(&portal.v[pi], &local.v[li]) < 0) pi++;
-            if (pi < portal.rows && val_cmp(&portal.v[pi], &local.v[li]) == 0) continue;
+            while (pi < portal.rows && pull_val_cmp(&portal.v[pi], &local.v[li]) < 0) pi++;
+            if (pi < portal.rows && pull_val_cmp(&portal.v[pi], &local.v[li]) == 0) continue;
             buf_puts(&q, gone++ ? "," : "[");
-            val_json(&q, &local.v[li]);
+            pull_val_json(&q, &local.v[li]);
         }
         if (gone) {
             /* Confirm before deleting: whatever the portal still has stays. */
@@ -811,15 +874,15 @@ static int sweep(struct pull_ctx *c, const struct config_table *t, struct pull_r
                        t->key, q.p);
             st = remote_query(c->remote, "select", cq.p, &sample_cb, &confirm, err, sizeof err);
             buf_free(&cq);
-            if (st != REMOTE_OK) { fail_remote(r, st, "sweep", err); goto out; }
+            if (st != REMOTE_OK) { pull_fail_remote(r, st, "sweep", err); goto out; }
             journal_payload_deletions(&pl, 1);
             uint64_t n = 0;
             for (size_t li = 0, ci; li < local.rows; li++) {
                 int in_portal = 0;
-                for (ci = 0; ci < portal.rows && !in_portal; ci++) in_portal = !val_cmp(&portal.v[ci], &local.v[li]);
-                for (ci = 0; ci < confirm.rows && !in_portal; ci++) in_portal = !val_cmp(&confirm.v[ci], &local.v[li]);
+                for (ci = 0; ci < portal.rows && !in_portal; ci++) in_portal = !pull_val_cmp(&portal.v[ci], &local.v[li]);
+                for (ci = 0; ci < confirm.rows && !in_portal; ci++) in_portal = !pull_val_cmp(&confirm.v[ci], &local.v[li]);
                 if (in_portal) continue;
-                struct journal_value v = val_view(&local.v[li]);
+                struct journal_value v = pull_val_view(&local.v[li]);
                 journal_put_value(&pl, &v);
                 n++;
             }
@@ -828,19 +891,19 @@ static int sweep(struct pull_ctx *c, const struct config_table *t, struct pull_r
                     snprintf(r->error, sizeof r->error, "sweep: %s", err);
                     goto out;
                 }
-                if (append_apply(c, JOURNAL_DELETIONS, t->name, &pl, NULL, r) != 0) goto out;
+                if (pull_append_apply(c, JOURNAL_DELETIONS, t->name, &pl, NULL, r) != 0) goto out;
                 r->deleted += n;
             }
         }
         if (!portal.rows) break;
-        val_copy(&after, &portal.v[portal.rows - 1]);
+        pull_val_copy(&after, &portal.v[portal.rows - 1]);
     }
     rc = 0;
 out:
     sample_free(&portal);
     sample_free(&local);
     sample_free(&confirm);
-    val_clear(&after);
+    pull_val_clear(&after);
     journal_payload_free(&pl);
     buf_free(&q);
     return rc;
@@ -850,26 +913,26 @@ out:
 
 static int locked_table_get(struct pull_ctx *c, const char *name, struct replay_table *st, char *err, size_t errlen)
 {
-    wlock(c);
+    pull_lock(c);
     int rc = replay_table_get(c->rp, name, st, err, errlen);
-    wunlock(c);
+    pull_unlock(c);
     return rc;
 }
 
 static int locked_note_sweep(struct pull_ctx *c, const char *name, int64_t when, char *err, size_t errlen)
 {
-    wlock(c);
+    pull_lock(c);
     int rc = replay_note_sweep(c->rp, name, when, err, errlen);
-    wunlock(c);
+    pull_unlock(c);
     return rc;
 }
 
 static int locked_note_pull(struct pull_ctx *c, const char *name, const char *strategy, int64_t when,
                             const char *error, int forbidden, char *err, size_t errlen)
 {
-    wlock(c);
+    pull_lock(c);
     int rc = replay_note_pull(c->rp, name, strategy, when, error, forbidden, err, errlen);
-    wunlock(c);
+    pull_unlock(c);
     return rc;
 }
 
@@ -936,7 +999,7 @@ done:
                          r->forbidden, err, sizeof err) != 0)
         log_warn("table %s: recording the pull's outcome: %s", t->name, err);
     replay_table_free(&st);
-    schema_free(&s);
+    pull_schema_free(&s);
     return rc;
 }
 
@@ -990,7 +1053,7 @@ static void key_literal(void *ctx, const struct journal_value *k)
     struct buf *b = ctx;
     struct replay_value v = {.type = k->type, .i = k->i, .d = k->d, .s = (char *)k->s, .n = k->n};
     buf_putc(b, b->len ? ',' : '[');
-    val_json(b, &v);
+    pull_val_json(b, &v);
 }
 
 /* Keys of rows just read from the portal, for replay_note_fetched. */
@@ -1034,9 +1097,9 @@ static void note_fetched(struct pull_ctx *c, const struct config_table *t, const
 {
     char err[IA_ERRLEN];
     if (t->strategy != STRATEGY_ON_DEMAND || f->n == 0) return;
-    wlock(c);
+    pull_lock(c);
     int rc = replay_note_fetched(c->rp, t->name, f->v, f->n, clock_wall_ms(), err, sizeof err);
-    wunlock(c);
+    pull_unlock(c);
     if (rc != 0) log_warn("table %s: %s", t->name, err);
 }
 
@@ -1073,7 +1136,7 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
     buf_puts(&q, ",[");
     buf_puts(&q, value_json);
     buf_printf(&q, "]]},\"order_by\":\"%s\",\"limit\":%lld}", t->key, (long long)t->chunk);
-    if (fetch(c, q.p, &p, &r) != 0) {
+    if (pull_fetch(c, c->remote, q.p, &p, &r) != 0) {
         int named = 0;
         for (int i = 0; i < s.ncols && !named; i++) named = !strcmp(s.names[i], column);
         if (text && !named && r.remote_status == REMOTE_ERPC) {
@@ -1091,7 +1154,7 @@ static int get_rows(struct pull_ctx *c, const struct config_table *t, const char
         if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, fetched_add, &fk, err, errlen) != 0)
             goto out;
         if (keys) buf_putc(keys, ']');
-        if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
+        if (pull_append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
         note_fetched(c, t, &fk);
     }
     *found = p.rows;
@@ -1105,8 +1168,8 @@ out:
     if (rs) *rs = r.remote_status;
     fetched_free(&fk);
     replay_table_free(&st);
-    schema_free(&s);
-    page_free(&p);
+    pull_schema_free(&s);
+    pull_page_free(&p);
     journal_payload_free(&out);
     buf_free(&q);
     buf_free(&lit);
@@ -1138,7 +1201,7 @@ static void mark_seen(void *ctx, const struct journal_value *k)
     struct keyset *ks = ctx;
     struct replay_value kv = {.type = k->type, .i = k->i, .d = k->d, .s = (char *)k->s, .n = k->n};
     for (size_t i = 0; i < ks->n; i++)
-        if (!ks->seen[i] && val_cmp(&ks->v[i], &kv) == 0) ks->seen[i] = 1;
+        if (!ks->seen[i] && pull_val_cmp(&ks->v[i], &kv) == 0) ks->seen[i] = 1;
 }
 
 int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys_json, enum remote_status *rs,
@@ -1179,14 +1242,14 @@ int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys
     p.s = &s;
     buf_printf(&q, "{\"data\":%s,\"from\":\"%s\",\"where\":{\"in\":[\"%s\",%s]},\"order_by\":\"%s\"}", s.data,
                t->name, t->key, keys_json, t->key);
-    if (fetch(c, q.p, &p, &r) != 0) goto fail;
+    if (pull_fetch(c, c->remote, q.p, &p, &r) != 0) goto fail;
     if (p.rows > 0) {
         if (page_to_incremental(&p, &st.mark_cursor, &st.mark_key, &out, mark_seen, &ks, err, errlen) != 0) goto out;
-        if (append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
+        if (pull_append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &out, NULL, &r) != 0) goto fail;
         struct fetched fk = {0};
         for (i = 0; i < ks.n; i++)
             if (ks.seen[i]) {
-                struct journal_value v = val_view(&ks.v[i]);
+                struct journal_value v = pull_val_view(&ks.v[i]);
                 fetched_add(&fk, &v);
             }
         note_fetched(c, t, &fk);
@@ -1196,13 +1259,13 @@ int pull_keys(struct pull_ctx *c, const struct config_table *t, const char *keys
     size_t gone = 0;
     for (i = 0; i < ks.n; i++) {
         if (ks.seen[i]) continue;
-        struct journal_value v = val_view(&ks.v[i]);
+        struct journal_value v = pull_val_view(&ks.v[i]);
         journal_put_value(&out, &v);
         gone++;
     }
     if (gone) {
         if (journal_payload_finish(&out, err, errlen) != 0) goto out;
-        if (append_apply(c, JOURNAL_DELETIONS, t->name, &out, NULL, &r) != 0) goto fail;
+        if (pull_append_apply(c, JOURNAL_DELETIONS, t->name, &out, NULL, &r) != 0) goto fail;
     }
     rc = 0;
     goto out;
@@ -1210,13 +1273,13 @@ fail:
     snprintf(err, errlen, "%s", r.error);
 out:
     if (rs) *rs = r.remote_status;
-    for (i = 0; i < ks.n; i++) val_clear(&ks.v[i]);
+    for (i = 0; i < ks.n; i++) pull_val_clear(&ks.v[i]);
     free(ks.v);
     free(ks.seen);
     cJSON_Delete(keys);
     replay_table_free(&st);
-    schema_free(&s);
-    page_free(&p);
+    pull_schema_free(&s);
+    pull_page_free(&p);
     journal_payload_free(&out);
     buf_free(&q);
     return rc;

@@ -30,6 +30,17 @@
 #include "journal/journal.h"
 #include "replay/replay.h"
 
+/* Requests of parallel streams in flight at once across every pull that
+ * shares it ([remote] max_inflight: the daemon's tables share one). Whoever
+ * wires the pulls together owns it: pull_gate_init, pull_gate_destroy. */
+struct pull_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int free;                        /* requests that may start now */
+};
+void pull_gate_init(struct pull_gate *g, int max_inflight);
+void pull_gate_destroy(struct pull_gate *g);
+
 struct pull_ctx {
     const struct config *cfg;
     remote *remote;                  /* the portal client */
@@ -38,6 +49,8 @@ struct pull_ctx {
     int progress;                    /* draw rows, rows/s, ETA on stderr (a terminal) */
     const atomic_int *cancel;        /* non-zero: stop after the page in flight (NULL: never) */
     pthread_mutex_t *lock;           /* held around every use of jw and rp (NULL: one thread) */
+    struct pull_gate *gate;          /* shared cap on streams' requests (NULL: this pull's own streams
+                                        only, at most [remote] max_inflight of them) */
 };
 
 struct pull_result {
