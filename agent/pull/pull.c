@@ -529,9 +529,11 @@ static int snapshot(struct pull_ctx *c, const struct config_table *t, const stru
     struct buf q = {0};
     struct progress pr = {.on = c->progress, .table = t->name, .start = clock_mono_s()};
     int rc = -1;
-    /* An integer key splits into ranges that streams pull at once (streams.c);
-     * any other key is read by one keyset cursor, below. */
-    int ranged = s->types[s->key_col] == JOURNAL_COL_INT;
+    /* An integer key splits into ranges that streams pull at once (streams.c),
+     * and so does resuming a snapshot begun that way; otherwise one keyset
+     * cursor reads it, below (streams = 1: fetch, journal, apply in turn). */
+    int ranged = s->types[s->key_col] == JOURNAL_COL_INT &&
+                 ((t->streams > 1 && c->cfg->remote.max_inflight > 1) || st->nranges > 0);
 
     buf_printf(&q, "{\"data\":[{\"function\":\"count\",\"args\":[\"*\"]}],\"from\":\"%s\"}", t->name);
     if (pull_scalars(c, q.p, &count, 1, r) != 0) goto out;

@@ -298,7 +298,7 @@ static void assert_pages(struct fx *f, uint64_t from, int type, const char *tabl
 
 /* ---- full: snapshot pages ------------------------------------------------------------------ */
 
-static const char channel_full[] = "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\nchunk = 300\n" CHANNEL_COLUMNS;
+static const char channel_full[] = "[[table]]\nname = \"tv_channel\"\nstrategy = \"full\"\nchunk = 300\nstreams = 1\n" CHANNEL_COLUMNS;
 
 /* Keyset pages of `chunk` rows until an empty one; the mark is the last key.
  * A second snapshot replaces the table: a row gone from the portal is dropped,
@@ -405,7 +405,7 @@ static void test_page_cap_below_chunk(void **state)
 {
     struct fx *f = *state;
     struct pull_result r;
-    fx_open(f, "[[table]]\nname = \"tv_category\"\nstrategy = \"full\"\nchunk = 20\n"
+    fx_open(f, "[[table]]\nname = \"tv_category\"\nstrategy = \"full\"\nchunk = 20\nstreams = 1\n"
                "columns = [\"id\", \"name\", \"sort_order\"]\n");
     long long n = portal_int("SELECT count(*) FROM tv_category");
     assert_true(n > 20);
