@@ -649,17 +649,18 @@ static int ts_minus(const struct replay_value *v, int64_t ms, struct replay_valu
     return 0;
 }
 
-/* A backlog of more than CATCHUP_PAGES pages from since on (after an outage,
+/* A backlog of more than CATCHUP_PAGES pages after (since, since_key) (an outage,
  * say) is read in key ranges at once (streams.c); then the mark moves to the
- * newest cursor the portal had before that began — rows changed meanwhile are
+ * newest (cursor, key) the portal had before that began — rows changed meanwhile are
  * newer, and the caller reads them next. Until then the mark stays, so an
  * interrupted catch-up starts over from it. 1 done (*mark_* moved), 0 not
  * worth it, -1 error (r->error). */
 static int catch_up(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
-                    const struct replay_value *since, struct replay_value *mark_cursor,
+                    const struct replay_value *since, const struct replay_value *since_key,
+                    struct replay_value *mark_cursor,
                     struct replay_value *mark_key, struct pull_result *r)
 {
-    struct replay_value v[2] = {{0}, {0}};   /* count, newest cursor */
+    struct replay_value v[2] = {{0}, {0}}, mk_new = {0};   /* count, newest cursor; its largest key */
     struct buf q = {0};
     struct journal_payload pl = {0};
     char err[IA_ERRLEN];
@@ -677,12 +678,22 @@ static int catch_up(struct pull_ctx *c, const struct config_table *t, const stru
         rc = 0;
         goto out;
     }
+    /* The mark goes to (newest cursor, its largest key): every row at or below
+     * it exists now and is read below, or changes and comes back newer. */
+    buf_reset(&q);
+    buf_printf(&q, "{\"data\":[{\"function\":\"max\",\"args\":\"%s\"}],\"from\":\"%s\",\"where\":{\"eq\":[\"%s\",",
+               t->key, t->name, t->cursor);
+    pull_val_json(&q, &v[1]);
+    buf_puts(&q, "]}}");
+    if (pull_scalars(c, q.p, &mk_new, 1, r) != 0) goto out;
     struct progress pr = {.on = c->progress, .table = t->name, .start = clock_mono_s(), .expected = (uint64_t)v[0].i};
     uint64_t total = 0;
-    if (pull_streams_catchup(c, t, s, since, &pr, &total, r) != 0) goto out;
+    if (pull_streams_catchup(c, t, s, since, since_key, &pr, &total, r) != 0) goto out;
     pull_progress_show(&pr, total, 1);
-    if (mark_cursor->type == JOURNAL_NULL || pull_val_cmp(&v[1], mark_cursor) > 0) {
-        struct journal_value mc = pull_val_view(&v[1]), mk = {.type = JOURNAL_NULL};
+    int c1 = mark_cursor->type == JOURNAL_NULL ? 1 : pull_val_cmp(&v[1], mark_cursor);
+    if (c1 > 0 || (c1 == 0 && mk_new.type != JOURNAL_NULL &&
+                   (mark_key->type == JOURNAL_NULL || pull_val_cmp(&mk_new, mark_key) > 0))) {
+        struct journal_value mc = pull_val_view(&v[1]), mk = pull_val_view(&mk_new);
         journal_payload_incremental_page(&pl, &mc, &mk, (uint32_t)s->ncols);
         if (journal_payload_finish(&pl, err, sizeof err) != 0) {
             snprintf(r->error, sizeof r->error, "catch-up mark: %s", err);
@@ -690,10 +701,11 @@ static int catch_up(struct pull_ctx *c, const struct config_table *t, const stru
         }
         if (pull_append_apply(c, JOURNAL_INCREMENTAL_PAGE, t->name, &pl, NULL, r) != 0) goto out;
         pull_val_copy(mark_cursor, &v[1]);
-        pull_val_clear(mark_key);
+        pull_val_copy(mark_key, &mk_new);
     }
     rc = 1;
 out:
+    pull_val_clear(&mk_new);
     pull_val_clear(&v[0]);
     pull_val_clear(&v[1]);
     journal_payload_free(&pl);
@@ -742,7 +754,7 @@ static int incremental(struct pull_ctx *c, const struct config_table *t, const s
         if (!tried_streams && (int64_t)p.rows >= t->chunk && s->types[s->key_col] == JOURNAL_COL_INT &&
             t->streams > 1) {
             tried_streams = 1;
-            int caught = catch_up(c, t, s, &pos_cursor, &mark_cursor, &mark_key, r);
+            int caught = catch_up(c, t, s, &pos_cursor, &pos_key, &mark_cursor, &mark_key, r);
             if (caught < 0) goto out;
             if (caught > 0) {            /* on from the new mark: rows changed meanwhile */
                 pull_val_copy(&pos_cursor, &mark_cursor);

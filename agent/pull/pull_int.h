@@ -83,11 +83,12 @@ int pull_scalars(struct pull_ctx *c, const char *query, struct replay_value *out
 int pull_streams_snapshot(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
                           const struct replay_table *st, uint64_t snapshot_id, struct progress *pr,
                           uint64_t *total, struct replay_value *max_key, struct pull_result *r);
-/* streams.c: the rows whose cursor is >= since (NULL value: all), in up to
+/* streams.c: the rows after (since, since_key) in (cursor, key) order (since
+ * NULL: all; since_key NULL: cursor >= since), in up to
  * t->streams key ranges at once, as INCREMENTAL_PAGE records that leave the
  * mark where it is (the caller moves it when all are in). For a long
  * catch-up. *total counts rows journaled. 0 or -1 (r->error). */
 int pull_streams_catchup(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
-                         const struct replay_value *since, struct progress *pr, uint64_t *total,
-                         struct pull_result *r);
+                         const struct replay_value *since, const struct replay_value *since_key,
+                         struct progress *pr, uint64_t *total, struct pull_result *r);
 #endif

@@ -61,8 +61,8 @@ struct eng {
     const struct config_table *t;
     const struct schema *s;
     uint64_t snapshot_id;            /* a snapshot's pages: SNAPSHOT_RANGE records */
-    const struct replay_value *since;   /* a catch-up's: INCREMENTAL_PAGE records of rows whose
-                                           cursor >= since, marks left as they are */
+    const struct replay_value *since, *since_key;   /* a catch-up's: INCREMENTAL_PAGE records of rows
+                                                       after (since, since_key), marks left as they are */
     int64_t kmin, kmax;              /* the portal's keys when the plan was made */
     bool have_keys;                  /* kmin/kmax known (the table had rows) */
     pthread_mutex_t mu;              /* everything below */
@@ -74,7 +74,8 @@ struct eng {
     size_t queued, qcap;
     int running;                     /* stream threads not finished */
     int allowed;                     /* streams that may go on (backoff lowers it) */
-    int failed;                      /* the first error is in error/status */
+    int failed;                      /* the first error is in error/status: streams stop */
+    int journal_failed;              /* ... and it was the journal's: their pages are dropped */
     enum remote_status status;
     int forbidden;
     char error[IA_ERRLEN + 256];
@@ -264,10 +265,18 @@ static void where_json(struct buf *q, const struct eng *e, const struct piece *p
 {
     struct buf w = {0};
     int n = 0;
-    if (e->since && e->since->type != JOURNAL_NULL) {
+    if (e->since && e->since->type != JOURNAL_NULL) {   /* (cursor, key) > (since, since_key), as pull.c */
         buf_printf(&w, "{\"gte\":[\"%s\",", e->t->cursor);
         pull_val_json(&w, e->since);
         buf_puts(&w, "]}");
+        if (e->since_key->type != JOURNAL_NULL) {
+            buf_printf(&w, ",{\"or\":[{\"gt\":[\"%s\",", e->t->cursor);
+            pull_val_json(&w, e->since);
+            buf_printf(&w, "]},{\"gt\":[\"%s\",", e->t->key);
+            pull_val_json(&w, e->since_key);
+            buf_puts(&w, "]}]}");
+            n++;
+        }
         n++;
     }
     if (p && !p->from_start) buf_printf(&w, "%s{\"gt\":[\"%s\",%lld]}", n++ ? "," : "", e->t->key, (long long)p->after);
@@ -391,8 +400,10 @@ static void *stream_main(void *arg)
         if (!qp) { fail(e, &res); break; }
 
         pthread_mutex_lock(&e->mu);
+        /* After another stream failed, a whole page is still journaled: the
+         * more a rerun finds covered, the less it reads again. */
         while (e->queued >= e->qcap && !e->failed) pthread_cond_wait(&e->room, &e->mu);
-        if (e->failed) {
+        if (e->journal_failed) {
             pthread_mutex_unlock(&e->mu);
             journal_payload_free(&qp->pl);
             free(qp);
@@ -478,8 +489,8 @@ static int run(const struct eng *init, const struct replay_table *st, struct pro
     pthread_cond_init(&e.room, NULL);
     pthread_cond_init(&e.ready, NULL);
     pthread_cond_init(&e.work, NULL);
-    log_info("table %s: %s in %d streams over %zu key ranges", t->name, e.since ? "catching up" : "snapshot",
-             streams, e.npieces);
+    log_info("table %s: reading %zu key ranges in %d streams (%s)", t->name, e.npieces, streams,
+             e.since ? "catch-up" : "snapshot");
 
     struct stream *sm = xcalloc((size_t)streams, sizeof *sm);
     int started = 0;
@@ -497,12 +508,13 @@ static int run(const struct eng *init, const struct replay_table *st, struct pro
     }
     if (started == 0) {
         snprintf(r->error, sizeof r->error, "table %s: cannot start a stream thread", t->name);
+        fail(&e, r);
         goto join;
     }
     for (;;) {
         pthread_mutex_lock(&e.mu);
-        while (!e.head && e.running > 0 && !e.failed) pthread_cond_wait(&e.ready, &e.mu);
-        if (e.failed || !e.head) {
+        while (!e.head && e.running > 0) pthread_cond_wait(&e.ready, &e.mu);
+        if (!e.head) {                       /* every stream ended and every page is in */
             pthread_mutex_unlock(&e.mu);
             break;
         }
@@ -527,20 +539,16 @@ static int run(const struct eng *init, const struct replay_table *st, struct pro
             free(batch);
             batch = next;
         }
-        if (brc != 0) {
-            fail(&e, r);
+        if (brc != 0) {                      /* the streams stop; their pages are dropped */
+            pthread_mutex_lock(&e.mu);
+            e.journal_failed = 1;
+            fail_locked(&e, r);
+            pthread_mutex_unlock(&e.mu);
             break;
         }
         pull_progress_show(pr, *total, 0);
     }
 join:
-    pthread_mutex_lock(&e.mu);
-    if (!e.failed && e.running > 0) {        /* the journal failed: stop the streams */
-        struct pull_result stop = {0};
-        snprintf(stop.error, sizeof stop.error, "%s", r->error);
-        fail_locked(&e, &stop);
-    }
-    pthread_mutex_unlock(&e.mu);
     for (int i = 0; i < started; i++) pthread_join(sm[i].th, NULL);
     free(sm);
     while (e.head) {                         /* pages fetched after a failure */
@@ -549,8 +557,8 @@ join:
         free(e.head);
         e.head = next;
     }
-    if (started > 0 && !e.failed) rc = 0;
-    else if (e.failed) {
+    if (!e.failed) rc = 0;
+    else {
         snprintf(r->error, sizeof r->error, "%s", e.error);
         r->remote_status = e.status;
         r->forbidden = e.forbidden;
@@ -581,10 +589,10 @@ int pull_streams_snapshot(struct pull_ctx *c, const struct config_table *t, cons
 }
 
 int pull_streams_catchup(struct pull_ctx *c, const struct config_table *t, const struct schema *s,
-                         const struct replay_value *since, struct progress *pr, uint64_t *total,
-                         struct pull_result *r)
+                         const struct replay_value *since, const struct replay_value *since_key,
+                         struct progress *pr, uint64_t *total, struct pull_result *r)
 {
-    struct eng e = {.c = c, .t = t, .s = s, .since = since};
+    struct eng e = {.c = c, .t = t, .s = s, .since = since, .since_key = since_key};
     struct replay_value max_key = {0};
     int rc = run(&e, NULL, pr, total, &max_key, r);
     pull_val_clear(&max_key);

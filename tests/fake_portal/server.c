@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_QUEUE 64
+#define MAX_QUEUE 4096
 #define MAX_BODY (16 << 20)
 
 enum fault { F_NONE, F_500, F_RESET, F_TRUNCATE, F_GARBAGE, F_EXPIRE, F_DROP, F_500_AFTER };
@@ -492,7 +492,10 @@ static int admin_faults(fake_server *s, const cJSON *o, struct buf *out)
             buf_puts(out, "{\"error\":\"queue items: ok|500|500after|reset|drop|truncate|garbage|expire\"}");
             return 400;
         }
-        if (s->qlen == MAX_QUEUE) break;
+        if (s->qlen == MAX_QUEUE) {      /* never drop an outcome a test counts on */
+            buf_printf(out, "{\"error\":\"queue holds at most %d outcomes\"}", MAX_QUEUE);
+            return 400;
+        }
         s->queue[(s->qhead + s->qlen++) % MAX_QUEUE] = ft;
     }
     const cJSON *wq = cJSON_GetObjectItemCaseSensitive(o, "write_queue");
@@ -502,7 +505,10 @@ static int admin_faults(fake_server *s, const cJSON *o, struct buf *out)
             buf_puts(out, "{\"error\":\"write_queue items: ok|500|500after|reset|drop|truncate|garbage\"}");
             return 400;
         }
-        if (s->wqlen == MAX_QUEUE) break;
+        if (s->wqlen == MAX_QUEUE) {
+            buf_printf(out, "{\"error\":\"write_queue holds at most %d outcomes\"}", MAX_QUEUE);
+            return 400;
+        }
         s->wqueue[(s->wqhead + s->wqlen++) % MAX_QUEUE] = ft;
     }
     buf_puts(out, "{\"ok\":true}");

@@ -238,7 +238,7 @@ write_config "$P_URL" 1
 portal_admin "$P_URL" /_fake/faults '{"latency_ms":40}' >/dev/null
 base=$(portal_stat "$P_URL" requests)
 start_agent "$O" "$E" -c "$CFG" sync --full tv_program
-wait_stat "$P_URL" requests $((base + 20))
+wait_stat "$P_URL" requests $((base + 40))
 kill_portal "$P_PID"
 wait_agent "$AGENT_PID"
 expect_rc 1 "sync --full with the portal killed (second time)"
