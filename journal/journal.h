@@ -74,6 +74,23 @@ int journal_writer_open(const struct journal_opts *o, struct journal_writer **ou
  * truncate the writer refuses further appends and must be reopened. */
 int journal_append(struct journal_writer *w, int type, const char *table, const void *payload,
                    size_t len, uint64_t *seq, char *err, size_t errlen);
+/* Compressing ahead: a payload deflated by any thread (one deflater per thread,
+ * at the writer's level), then appended by the writer, which only frames,
+ * writes and syncs it — the same record journal_append would write. The
+ * caller owns the blob (journal_blob_free) and the deflater. 0 or -1 (err). */
+struct journal_deflater;
+struct journal_blob {
+    unsigned char *p;          /* raw deflate (docs/journal-format.md) */
+    size_t len;                /* bytes at p */
+    size_t raw_len;            /* bytes of the payload it inflates to */
+};
+int journal_deflater_new(int level, struct journal_deflater **out, char *err, size_t errlen);
+void journal_deflater_free(struct journal_deflater *d);
+int journal_deflate(struct journal_deflater *d, const void *payload, size_t len, struct journal_blob *out,
+                    char *err, size_t errlen);
+void journal_blob_free(struct journal_blob *b);
+int journal_append_blob(struct journal_writer *w, int type, const char *table, const struct journal_blob *b,
+                        uint64_t *seq, char *err, size_t errlen);
 void journal_batch_begin(struct journal_writer *w);     /* appends stop syncing */
 int journal_batch_commit(struct journal_writer *w, char *err, size_t errlen);  /* one fsync */
 uint64_t journal_writer_next_seq(const struct journal_writer *w);

@@ -330,39 +330,14 @@ static int finish_segment(struct journal_writer *w, char *err, size_t errlen)
     return 0;
 }
 
-int journal_append(struct journal_writer *w, int type, const char *table, const void *payload,
-                   size_t len, uint64_t *seq, char *err, size_t errlen)
+/* The record in w->out (header space, table, comp payload bytes): seal,
+ * write (rolling the segment first when it would pass segment_size), sync
+ * unless in a batch. */
+static int append_framed(struct journal_writer *w, int type, size_t tl, size_t len, uint32_t comp,
+                         uint64_t *seq, char *err, size_t errlen)
 {
-    if (w->broken[0]) {
-        snprintf(err, errlen, "journal writer is broken (%s): reopen it", w->broken);
-        return -1;
-    }
-    size_t tl = strlen(table);
-    if (type < 1 || type > 255 || tl > JOURNAL_TABLE_MAX || len > JOURNAL_PAYLOAD_MAX) {
-        snprintf(err, errlen, "journal: bad record (type %d, table of %zu bytes, payload of %zu bytes)",
-                 type, tl, len);
-        return -1;
-    }
-    size_t bound = deflateBound(&w->zs, (uLong)len);
-    if (jf_reserve(&w->out, JF_REC_HDR + tl + bound) != 0) {
-        snprintf(err, errlen, "journal: out of memory");
-        return -1;
-    }
     unsigned char *rec = w->out.p;
-    memcpy(rec + JF_REC_HDR, table, tl);
-    unsigned char dummy = 0;
-    deflateReset(&w->zs);
-    w->zs.next_in = len ? (Bytef *)(uintptr_t)payload : &dummy;
-    w->zs.avail_in = (uInt)len;
-    w->zs.next_out = rec + JF_REC_HDR + tl;
-    w->zs.avail_out = (uInt)bound;
-    if (deflate(&w->zs, Z_FINISH) != Z_STREAM_END) {
-        snprintf(err, errlen, "journal: deflate failed");
-        return -1;
-    }
-    uint32_t comp = (uint32_t)w->zs.total_out;
     uint64_t total = JF_REC_HDR + tl + comp;
-
     if (w->fd >= 0 && w->seg_records > 0 && w->seg_size + total > w->segment_size &&
         finish_segment(w, err, errlen) != 0)
         return -1;
@@ -397,6 +372,119 @@ int journal_append(struct journal_writer *w, int type, const char *table, const 
     }
     w->durable_seq = s;
     return 0;
+}
+
+/* Checks shared by both appends; reserves w->out and copies the table name. */
+static int append_begin(struct journal_writer *w, int type, const char *table, size_t len, size_t comp_max,
+                        size_t *tl_out, char *err, size_t errlen)
+{
+    if (w->broken[0]) {
+        snprintf(err, errlen, "journal writer is broken (%s): reopen it", w->broken);
+        return -1;
+    }
+    size_t tl = strlen(table);
+    if (type < 1 || type > 255 || tl > JOURNAL_TABLE_MAX || len > JOURNAL_PAYLOAD_MAX) {
+        snprintf(err, errlen, "journal: bad record (type %d, table of %zu bytes, payload of %zu bytes)",
+                 type, tl, len);
+        return -1;
+    }
+    if (jf_reserve(&w->out, JF_REC_HDR + tl + comp_max) != 0) {
+        snprintf(err, errlen, "journal: out of memory");
+        return -1;
+    }
+    memcpy(w->out.p + JF_REC_HDR, table, tl);
+    *tl_out = tl;
+    return 0;
+}
+
+int journal_append(struct journal_writer *w, int type, const char *table, const void *payload,
+                   size_t len, uint64_t *seq, char *err, size_t errlen)
+{
+    size_t tl;
+    if (append_begin(w, type, table, len, deflateBound(&w->zs, (uLong)len), &tl, err, errlen) != 0) return -1;
+    unsigned char dummy = 0;
+    deflateReset(&w->zs);
+    w->zs.next_in = len ? (Bytef *)(uintptr_t)payload : &dummy;
+    w->zs.avail_in = (uInt)len;
+    w->zs.next_out = w->out.p + JF_REC_HDR + tl;
+    w->zs.avail_out = (uInt)deflateBound(&w->zs, (uLong)len);
+    if (deflate(&w->zs, Z_FINISH) != Z_STREAM_END) {
+        snprintf(err, errlen, "journal: deflate failed");
+        return -1;
+    }
+    return append_framed(w, type, tl, len, (uint32_t)w->zs.total_out, seq, err, errlen);
+}
+
+/* ---- compressed ahead -------------------------------------------------------- */
+
+struct journal_deflater {
+    z_stream zs;
+};
+
+int journal_deflater_new(int level, struct journal_deflater **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (level == 0) level = JOURNAL_DEFAULT_LEVEL;
+    struct journal_deflater *d = calloc(1, sizeof *d);
+    if (!d || deflateInit2(&d->zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(d);
+        snprintf(err, errlen, "journal: cannot start a deflater (level %d)", level);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+void journal_deflater_free(struct journal_deflater *d)
+{
+    if (!d) return;
+    deflateEnd(&d->zs);
+    free(d);
+}
+
+int journal_deflate(struct journal_deflater *d, const void *payload, size_t len, struct journal_blob *out,
+                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (len > JOURNAL_PAYLOAD_MAX) {
+        snprintf(err, errlen, "journal: a payload of %zu bytes is over the limit", len);
+        return -1;
+    }
+    size_t bound = deflateBound(&d->zs, (uLong)len);
+    out->p = malloc(bound ? bound : 1);
+    if (!out->p) {
+        snprintf(err, errlen, "journal: out of memory");
+        return -1;
+    }
+    unsigned char dummy = 0;
+    deflateReset(&d->zs);
+    d->zs.next_in = len ? (Bytef *)(uintptr_t)payload : &dummy;
+    d->zs.avail_in = (uInt)len;
+    d->zs.next_out = out->p;
+    d->zs.avail_out = (uInt)bound;
+    if (deflate(&d->zs, Z_FINISH) != Z_STREAM_END) {
+        journal_blob_free(out);
+        snprintf(err, errlen, "journal: deflate failed");
+        return -1;
+    }
+    out->len = d->zs.total_out;
+    out->raw_len = len;
+    return 0;
+}
+
+void journal_blob_free(struct journal_blob *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+int journal_append_blob(struct journal_writer *w, int type, const char *table, const struct journal_blob *b,
+                        uint64_t *seq, char *err, size_t errlen)
+{
+    size_t tl;
+    if (append_begin(w, type, table, b->raw_len, b->len, &tl, err, errlen) != 0) return -1;
+    memcpy(w->out.p + JF_REC_HDR + tl, b->p, b->len);
+    return append_framed(w, type, tl, b->raw_len, (uint32_t)b->len, seq, err, errlen);
 }
 
 void journal_batch_begin(struct journal_writer *w) { w->batch = 1; }

@@ -50,7 +50,7 @@ struct piece {
 };
 
 struct qpage {                       /* a page waiting for the journal */
-    struct journal_payload pl;       /* a finished SNAPSHOT_RANGE payload */
+    struct journal_blob blob;        /* its record's payload, compressed by the stream */
     uint64_t rows;
     int64_t max_key;
     struct qpage *next;
@@ -294,30 +294,35 @@ static void page_query(struct buf *q, const struct eng *e, const struct piece *p
     buf_printf(q, "\"order_by\":\"%s\",\"limit\":%lld}", e->t->key, (long long)e->t->chunk);
 }
 
-/* The page's first `keep` rows as a SNAPSHOT_RANGE record covering (from, to]. */
+/* The page's first `keep` rows as its record's payload — SNAPSHOT_RANGE
+ * covering (from, to], or a catch-up's INCREMENTAL_PAGE — compressed here, on
+ * the stream's thread. out is the stream's scratch payload. */
 static struct qpage *qpage_new(const struct eng *e, struct page *p, size_t keep, const struct piece *was,
-                               struct pull_result *r)
+                               struct journal_payload *out, struct journal_deflater *dz, struct pull_result *r)
 {
-    struct qpage *qp = xcalloc(1, sizeof *qp);
     struct journal_value from = {.type = was->from_start ? JOURNAL_NULL : JOURNAL_INT, .i = was->after};
     struct journal_value to = {.type = JOURNAL_INT, .i = p->end_keys[keep - 1]};
+    struct journal_value none = {.type = JOURNAL_NULL};
     char err[IA_ERRLEN];
-    if (e->since) {
-        struct journal_value none = {.type = JOURNAL_NULL};
-        journal_payload_incremental_page(&qp->pl, &none, &none, (uint32_t)e->s->ncols);
-    } else {
-        journal_payload_snapshot_range(&qp->pl, e->snapshot_id, &from, &to, (uint32_t)e->s->ncols);
-    }
-    if (journal_payload_append_rows(&qp->pl, &p->pl, err, sizeof err) != 0 ||
-        journal_payload_finish(&qp->pl, err, sizeof err) != 0) {
+    if (e->since) journal_payload_incremental_page(out, &none, &none, (uint32_t)e->s->ncols);
+    else journal_payload_snapshot_range(out, e->snapshot_id, &from, &to, (uint32_t)e->s->ncols);
+    struct qpage *qp = xcalloc(1, sizeof *qp);
+    if (journal_payload_append_rows(out, &p->pl, err, sizeof err) != 0 ||
+        journal_payload_finish(out, err, sizeof err) != 0 ||
+        journal_deflate(dz, out->p, out->len, &qp->blob, err, sizeof err) != 0) {
         snprintf(r->error, sizeof r->error, "encoding a page of %s: %s", e->t->name, err);
-        journal_payload_free(&qp->pl);
         free(qp);
         return NULL;
     }
     qp->rows = keep;
     qp->max_key = p->end_keys[keep - 1];
     return qp;
+}
+
+static void qpage_free(struct qpage *qp)
+{
+    journal_blob_free(&qp->blob);
+    free(qp);
 }
 
 static void *stream_main(void *arg)
@@ -327,10 +332,12 @@ static void *stream_main(void *arg)
     struct pull_result res = {0};
     struct page p = {.type = 0, .s = e->s, .track_ends = 1};
     struct buf q = {0};
+    struct journal_payload out = {0};
+    struct journal_deflater *dz = NULL;
     size_t cur = SIZE_MAX;
     remote *rm = remote_from_config(e->c->cfg, res.error, sizeof res.error);
-    if (!rm) {
-        res.remote_status = REMOTE_ECONFIG;
+    if (!rm || journal_deflater_new(e->c->cfg->storage.compression_level, &dz, res.error, sizeof res.error) != 0) {
+        res.remote_status = rm ? REMOTE_OK : REMOTE_ECONFIG;
         fail(e, &res);
         goto out;
     }
@@ -396,7 +403,7 @@ static void *stream_main(void *arg)
         pthread_mutex_unlock(&e->mu);
         if (keep == 0) continue;
         if (keep < p.rows) journal_payload_cut(&p.pl, &p.ends[keep - 1]);
-        struct qpage *qp = qpage_new(e, &p, keep, &was, &res);
+        struct qpage *qp = qpage_new(e, &p, keep, &was, &out, dz, &res);
         if (!qp) { fail(e, &res); break; }
 
         pthread_mutex_lock(&e->mu);
@@ -405,8 +412,7 @@ static void *stream_main(void *arg)
         while (e->queued >= e->qcap && !e->failed) pthread_cond_wait(&e->room, &e->mu);
         if (e->journal_failed) {
             pthread_mutex_unlock(&e->mu);
-            journal_payload_free(&qp->pl);
-            free(qp);
+            qpage_free(qp);
             break;
         }
         if (e->tail) e->tail->next = qp;
@@ -422,6 +428,8 @@ out:
     pthread_cond_broadcast(&e->ready);
     pthread_mutex_unlock(&e->mu);
     remote_free(rm);
+    journal_deflater_free(dz);
+    journal_payload_free(&out);
     pull_page_free(&p);
     buf_free(&q);
     return NULL;
@@ -438,8 +446,8 @@ static int journal_batch(struct eng *e, struct qpage *batch, struct pull_result 
     pull_lock(c);
     journal_batch_begin(c->jw);
     for (struct qpage *qp = batch; qp && rc == 0; qp = qp->next)
-        if (journal_append(c->jw, e->since ? JOURNAL_INCREMENTAL_PAGE : JOURNAL_SNAPSHOT_RANGE, e->t->name, qp->pl.p, qp->pl.len, NULL, err,
-                           sizeof err) != 0) {
+        if (journal_append_blob(c->jw, e->since ? JOURNAL_INCREMENTAL_PAGE : JOURNAL_SNAPSHOT_RANGE, e->t->name,
+                                &qp->blob, NULL, err, sizeof err) != 0) {
             snprintf(r->error, sizeof r->error, "journal: %s", err);
             rc = -1;
         }
@@ -535,8 +543,7 @@ static int run(const struct eng *init, const struct replay_table *st, struct pro
                     max_key->i = batch->max_key;
                 }
             }
-            journal_payload_free(&batch->pl);
-            free(batch);
+            qpage_free(batch);
             batch = next;
         }
         if (brc != 0) {                      /* the streams stop; their pages are dropped */
@@ -553,8 +560,7 @@ join:
     free(sm);
     while (e.head) {                         /* pages fetched after a failure */
         struct qpage *next = e.head->next;
-        journal_payload_free(&e.head->pl);
-        free(e.head);
+        qpage_free(e.head);
         e.head = next;
     }
     if (!e.failed) rc = 0;
