@@ -1,7 +1,8 @@
 /* test_journal_range.c — the journal's SNAPSHOT_RANGE record (parallel key-range
  * snapshot streams): lossless bounds (NULL, INT at the int64 extremes, past 2^53,
- * negative), the decoder's and builder's refusals, payload tell/cut, and
- * retention counting ranges as snapshot pages. (test_journal.c holds the rest of
+ * negative), the decoder's and builder's refusals, payload tell/cut, rows
+ * appended to a header known last, compressing ahead (journal_append_blob),
+ * and retention counting ranges as snapshot pages. (test_journal.c holds the rest of
  * the journal library's tests; this file keeps both under the size limit.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +280,93 @@ static void test_payload_tell_cut(void **state)
 
 /* A snapshot's RANGE records count as its pages: in the bytes of the latest
  * complete snapshot, and a segment of them goes by the same rule as pages. */
+/* A page encoded as a bare rows block, then given its header: the same
+ * payload as one built in order. Blocks of other widths are refused. */
+static void test_payload_append_rows(void **state)
+{
+    (void)state;
+    struct journal_payload ref = {0}, bare = {0}, out = {0};
+    char err[512];
+    struct journal_value from = INTV(-5), to = INTV(7);
+    journal_payload_snapshot_range(&ref, 3, &from, &to, 2);
+    journal_payload_deletions(&bare, 2);
+    for (int k = -4; k <= 7; k++) {
+        journal_put_int(&ref, k);
+        journal_put_text(&ref, "v", 1);
+        journal_put_int(&bare, k);
+        journal_put_text(&bare, "v", 1);
+    }
+    assert_int_equal(journal_payload_finish(&ref, err, sizeof err), 0);
+    journal_payload_snapshot_range(&out, 3, &from, &to, 2);
+    assert_int_equal(journal_payload_append_rows(&out, &bare, err, sizeof err), 0);
+    assert_int_equal(journal_payload_finish(&out, err, sizeof err), 0);
+    assert_int_equal(out.len, ref.len);
+    assert_memory_equal(out.p, ref.p, ref.len);
+
+    journal_payload_snapshot_range(&out, 3, &from, &to, 3);
+    assert_int_equal(journal_payload_append_rows(&out, &bare, err, sizeof err), -1);
+    assert_non_null(strstr(err, "same width"));
+    journal_payload_free(&ref);
+    journal_payload_free(&bare);
+    journal_payload_free(&out);
+}
+
+/* Compressed ahead by a deflater (any thread), appended by the writer: the
+ * segment holds the bytes journal_append would have written, and reads back. */
+static void test_append_blob(void **state)
+{
+    struct fx *f = *state;
+    char err[512], dir2[600];
+    struct journal_payload pl = {0};
+    struct journal_value from = INTV(0), to = INTV(1000);
+    journal_payload_snapshot_range(&pl, 1, &from, &to, 1);
+    for (int k = 1; k <= 1000; k++) journal_put_int(&pl, k);
+    assert_int_equal(journal_payload_finish(&pl, err, sizeof err), 0);
+
+    struct journal_deflater *dz;
+    struct journal_blob b;
+    assert_int_equal(journal_deflater_new(0, &dz, err, sizeof err), 0);
+    assert_int_equal(journal_deflate(dz, pl.p, pl.len, &b, err, sizeof err), 0);
+    assert_true(b.len < pl.len);
+    assert_int_equal(b.raw_len, pl.len);
+    struct journal_writer *w = wopen(f, 0);
+    uint64_t seq;
+    assert_int_equal(journal_append_blob(w, JOURNAL_SNAPSHOT_RANGE, "t", &b, &seq, err, sizeof err), 0);
+    assert_int_equal(seq, 1);
+    assert_int_equal(journal_append_blob(w, 0, "t", &b, NULL, err, sizeof err), -1);   /* bad type */
+    assert_int_equal(journal_writer_next_seq(w), 2);
+    journal_writer_close(w);
+
+    snprintf(dir2, sizeof dir2, "%s/plain", f->root);
+    struct journal_opts o = {.dir = dir2};
+    assert_int_equal(journal_writer_open(&o, &w, err, sizeof err), 0);
+    assert_int_equal(journal_append(w, JOURNAL_SNAPSHOT_RANGE, "t", pl.p, pl.len, NULL, err, sizeof err), 0);
+    journal_writer_close(w);
+    char name[JOURNAL_SEGMENT_NAME_LEN], a[700], c[700];
+    journal_segment_name(1, name);
+    snprintf(a, sizeof a, "%s/%s", f->dir, name);
+    snprintf(c, sizeof c, "%s/%s", dir2, name);
+    size_t na, nc;
+    char *ta = tu_read_file(a, &na), *tc = tu_read_file(c, &nc);
+    assert_non_null(ta);
+    assert_non_null(tc);
+    assert_int_equal(na, nc);
+    assert_memory_equal(ta, tc, na);
+    free(ta);
+    free(tc);
+
+    struct journal_reader *rd;
+    struct journal_record rec;
+    assert_int_equal(journal_reader_open(f->dir, 1, &rd, err, sizeof err), 0);
+    assert_int_equal(journal_reader_next(rd, JOURNAL_SEQ_MAX, &rec, err, sizeof err), 1);
+    assert_int_equal(rec.len, pl.len);
+    assert_memory_equal(rec.payload, pl.p, pl.len);
+    journal_reader_close(rd);
+    journal_blob_free(&b);
+    journal_deflater_free(dz);
+    journal_payload_free(&pl);
+}
+
 static void test_compact_range(void **state)
 {
     struct fx *f = *state;
@@ -317,6 +405,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_range_roundtrip, setup, teardown),
         cmocka_unit_test(test_range_refused),
         cmocka_unit_test(test_payload_tell_cut),
+        cmocka_unit_test(test_payload_append_rows),
+        cmocka_unit_test_setup_teardown(test_append_blob, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact_range, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
