@@ -546,9 +546,10 @@ static void test_page_cap_below_chunk(void **state)
 
 /* INCREMENTAL_PAGE records of table from `from` on: those with a NULL mark
  * (*null_rows: their rows) must all come before the first one with a mark,
- * which gets *first_mark (its mark cursor, "" when none) and *first_rows. */
+ * which gets *first_mark (its mark cursor, "" when none), *first_key (its mark
+ * key) and *first_rows. */
 static int catchup_records(struct fx *f, uint64_t from, const char *table, uint64_t *null_rows, char *first_mark,
-                           size_t n, uint32_t *first_rows)
+                           size_t n, int64_t *first_key, uint32_t *first_rows)
 {
     struct journal_reader *rd;
     struct journal_record rec;
@@ -557,6 +558,7 @@ static int catchup_records(struct fx *f, uint64_t from, const char *table, uint6
     *null_rows = 0;
     first_mark[0] = '\0';
     *first_rows = 0;
+    *first_key = 0;
     if (journal_reader_open(f->st.journal_dir, from, &rd, err, sizeof err) != 0) fail_msg("journal: %s", err);
     while ((got = journal_reader_next(rd, JOURNAL_SEQ_MAX, &rec, err, sizeof err)) == 1) {
         if (rec.type != JOURNAL_INCREMENTAL_PAGE || strcmp(rec.table, table) != 0) continue;
@@ -569,6 +571,8 @@ static int catchup_records(struct fx *f, uint64_t from, const char *table, uint6
         } else if (!marked++) {
             snprintf(first_mark, n, "%.*s", (int)pg.mark_cursor.n, pg.mark_cursor.s);
             *first_rows = pg.rows.nrows;
+            if (pg.mark_key.type != JOURNAL_INT) fail_msg("%s: the first mark has no key", table);
+            *first_key = pg.mark_key.i;
         }
     }
     journal_reader_close(rd);
@@ -624,15 +628,18 @@ static void test_catchup(void **state)
     uint64_t from = journal_writer_next_seq(f->st.jw);
     pull_ok(f, 0, 0, &r);
     assert_string_equal(r.action, "incremental");
-    int nulls = catchup_records(f, from, "tv_program", &null_rows, mark, sizeof mark, &first_rows);
+    int64_t first_key;
+    int nulls = catchup_records(f, from, "tv_program", &null_rows, mark, sizeof mark, &first_key, &first_rows);
     assert_true(nulls > 4);                               /* read in pages of 20 */
     assert_int_equal(null_rows, backlog);
-    assert_string_equal(mark, newest);                    /* the record moving the mark */
+    assert_string_equal(mark, newest);                    /* the record moving the mark: to the newest */
+    snprintf(sql, sizeof sql, "SELECT max(id) FROM tv_program WHERE updated_at = '%s'", newest);
+    assert_int_equal(first_key, portal_int(sql));         /* cursor and its largest key */
     assert_int_equal(first_rows, 0);
     assert_same_rows(f, "tv_program", "1");
     assert_mark_newest(f);
 
-    /* Cut short: the 36th request of about 56 fails, after the streams read
+    /* Cut short: the 36th request of about 57 fails, after the streams read
      * more pages than they and the queue can hold unjournaled. */
     table_state(f, "tv_program", &st);
     snprintf(old, sizeof old, "%.*s", (int)st.mark_cursor.n, st.mark_cursor.s);
@@ -647,7 +654,7 @@ static void test_catchup(void **state)
     buf_free(&queue);
     from = journal_writer_next_seq(f->st.jw);
     assert_int_equal(pull_table(&f->c, &f->cfg.tables[0], 0, &r), -1);
-    nulls = catchup_records(f, from, "tv_program", &null_rows, mark, sizeof mark, &first_rows);
+    nulls = catchup_records(f, from, "tv_program", &null_rows, mark, sizeof mark, &first_key, &first_rows);
     assert_true(nulls > 0);                               /* it failed inside the catch-up */
     assert_string_equal(mark, "");                        /* and moved no mark */
     table_state(f, "tv_program", &st);
