@@ -19,7 +19,9 @@ TOML
 
 start_agent "$SCEN_DIR/first.out" "$SCEN_DIR/first.err" -c "$CFG" sync
 # Some ranges journaled and applied; the snapshot not over (no END yet).
-covered() { [ "$(sq "$CDB" "SELECT count(*) FROM _agent_snapshot_ranges WHERE tbl = 'tv_program'" 2>/dev/null || echo 0)" -gt 0 ]; }
+covered() {
+  [ "$(sq "$CDB" "SELECT count(*) FROM _agent_snapshot_ranges WHERE tbl = 'tv_program'" 2>/dev/null || echo 0)" -gt 0 ]
+}
 wait_for 20 "a range of the snapshot in cache.db" covered
 kill -9 "$AGENT_PID" 2>/dev/null || true
 wait_agent "$AGENT_PID"
@@ -37,7 +39,8 @@ line=$(grep -E '^tv_program +full +resumed snapshot +[0-9]+' "$O") ||
   fail "the rerun should resume the snapshot: $(cat "$O")"
 grep -q 'resuming snapshot' "$E" || fail "the log should say it resumes: $(cat "$E")"
 rows=$(awk '{ print $5 }' <<<"$line")
-[ "$rows" = $((ROWS - done_rows)) ] || fail "the resumed snapshot read $rows rows; $done_rows of $ROWS were journaled before"
+[ "$rows" = $((ROWS - done_rows)) ] ||
+  fail "the resumed snapshot read $rows rows; $done_rows of $ROWS were journaled before"
 ok "the rerun resumed the snapshot and read the $rows rows of $ROWS not journaled before the kill"
 
 cmp_table "$CDB" "$PDB" tv_program || fail "cache.db differs from the portal after the resumed snapshot"

@@ -4,9 +4,9 @@
  *
  * Group setup: a fake portal keeping its data in a file (600 tv_program rows,
  * the other tables at their generated sizes), stopped once to add tables whose
- * keys are hard on a range planner (KEYED below: sparse, beyond 2^53, negative
- * down to INT64_MIN, skewed, empty, one row) and started again on the same
- * file. The fixture is tests/unit/pull_fixture.h.
+ * keys are hard on a range planner (add_keyed_tables: sparse, beyond 2^53,
+ * negative down to INT64_MIN, skewed, empty, one row) and started again on
+ * the same file. The fixture is tests/unit/pull_fixture.h.
  *
  * What "exactly once" means here (assert_exactly_once): the SNAPSHOT_RANGE
  * records of the snapshot hold every portal key once — their rows sum to the
@@ -59,8 +59,8 @@ static void add_keys(sqlite3 *db, const char *table, uint64_t seed, int n, int64
     snprintf(sql, sizeof sql, "INSERT OR IGNORE INTO %s (id, name, n) VALUES (?, 'k' || ?1, ?1 %% 1000)", table);
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) abort();
     for (int i = 0; i < n + nfixed; i++) {
-        int64_t k = i < n ? (int64_t)((uint64_t)lo + (span ? mix(&seed) % span : mix(&seed) % ((uint64_t)INT64_MAX - (uint64_t)lo)))
-                          : fixed[i - n];
+        uint64_t width = span ? span : (uint64_t)INT64_MAX - (uint64_t)lo;
+        int64_t k = i < n ? (int64_t)((uint64_t)lo + mix(&seed) % width) : fixed[i - n];
         sqlite3_bind_int64(q, 1, k);
         if (sqlite3_step(q) != SQLITE_DONE) abort();
         sqlite3_reset(q);
@@ -159,7 +159,8 @@ static void *trigger_main(void *arg)
     for (int i = 0; i < t->nsteps; i++) {
         /* Polling the portal's count; each poll is a request, the pause only spaces them. */
         uint64_t selects = 0;
-        while (!atomic_load(&t->stop) && (stat_get("selects", &selects) != 0 || selects < t->base + t->steps[i].after)) {
+        while (!atomic_load(&t->stop) &&
+               (stat_get("selects", &selects) != 0 || selects < t->base + t->steps[i].after)) {
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
