@@ -148,7 +148,7 @@ static const struct key KEYS[] = {
     {KEY(SEC_TABLE, "columns", K_COLUMNS, T_(columns))},
     {KEY(SEC_TABLE, "chunk", K_INT64, T_(chunk)),
       .min = 1, .max = 100000, .def = 1000, .in_defaults = true},
-    {KEY(SEC_TABLE, "streams", K_INT, T_(streams)), .min = 1, .max = 256, .def = 8, .in_defaults = true},
+    {KEY(SEC_TABLE, "streams", K_INT, T_(streams)), .min = 1, .max = 256, .def = 16, .in_defaults = true},
     {KEY(SEC_TABLE, "ttl", K_DURATION, T_(ttl_ms)),
       .min = 1, .def = CONFIG_DEFAULT_TTL_MS, .in_defaults = true},
     {KEY(SEC_TABLE, "interval", K_DURATION, T_(interval_ms)),

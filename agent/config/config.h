@@ -41,7 +41,7 @@ struct config_table {
     char **columns;                /* configured column names; NULL when introspected */
     int ncolumns;
     int64_t chunk;                 /* rows per page, default 1000 */
-    int streams;                   /* key-range streams of a snapshot or catch-up at once, default 8
+    int streams;                   /* key-range streams of a snapshot or catch-up at once, default 16
                                       (1 for a key that is not an integer) */
     int64_t ttl_ms;                /* full: max age before a new snapshot; on_demand: max age of
                                       a row before a lookup reads it again; default 1h */
