@@ -20,7 +20,7 @@
  * calling thread takes every queued page, journals them with one fsync (group
  * commit), applies them, and goes on. Write-ahead holds: replay sees a page
  * only after the commit. Pages of one piece enter the queue in key order.
- * BACKOFF. A page the remote had to retry (errors, resets, 5xx, 429) halves
+ * BACKOFF. A page the remote had to retry (errors, resets, 5xx, cut replies) halves
  * the streams allowed to go on; a stream over the limit hands its piece back
  * and stops. Fewer streams, not a retry storm.
  * FAILURE. The first error stops every stream after its page in flight; what
