@@ -38,7 +38,7 @@ no_sanitizer_report() {
 # (a) ----------------------------------------------------------------------------
 LOG1=$SCEN_DIR/daemon1.log
 start_daemon D "$LOG1" -c "$CFG" --log-level debug run
-wait_stat "$P_URL" selects 10 30
+wait_stat "$P_URL" selects 40 30
 kill -TERM "$D_PID"
 t0=$SECONDS
 wait_exit "$D_PID" 15
