@@ -256,7 +256,7 @@ static void read_ranges(struct fx *f, uint64_t from, const char *table, struct r
     journal_reader_close(rd);
     if (got < 0) fail_msg("journal: %s", err);
     assert_int_equal(g->nkeys, g->rows);
-    qsort(g->keys, g->nkeys, sizeof *g->keys, key_cmp);
+    if (g->nkeys) qsort(g->keys, g->nkeys, sizeof *g->keys, key_cmp);
 }
 
 /* No key twice among the records, and no two intervals overlap. */
