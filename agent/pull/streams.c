@@ -15,8 +15,9 @@
  * moves down, and a page the owner had in flight is cut back to keys <= its
  * new hi, so every key is read by exactly one stream. Skewed keys thus never
  * leave one stream reading a dense range alone.
- * PIPELINE. A stream hands a finished page to a bounded queue (it waits for
- * room: back-pressure, memory bounded by streams + QUEUE_EXTRA pages); the
+ * PIPELINE. A stream gathers up to RECORD_PAGES pages of its piece into one
+ * record, compresses it and hands it to a bounded queue (it waits for room:
+ * back-pressure, memory bounded by streams + QUEUE_EXTRA records); the
  * calling thread takes every queued page, journals them with one fsync (group
  * commit), applies them, and goes on. Write-ahead holds: replay sees a page
  * only after the commit. Pages of one piece enter the queue in key order.
@@ -39,6 +40,7 @@
 
 #define PIECES_PER_STREAM 4
 #define QUEUE_EXTRA 2
+#define RECORD_PAGES 2               /* pages of one piece per record, at most */
 #define MAX_STREAMS 256
 
 __extension__ typedef __int128 wide;   /* key arithmetic: int64 differences need 65 bits */
@@ -294,28 +296,39 @@ static void page_query(struct buf *q, const struct eng *e, const struct piece *p
     buf_printf(q, "\"order_by\":\"%s\",\"limit\":%lld}", e->t->key, (long long)e->t->chunk);
 }
 
-/* The page's first `keep` rows as its record's payload — SNAPSHOT_RANGE
- * covering (from, to], or a catch-up's INCREMENTAL_PAGE — compressed here, on
- * the stream's thread. out is the stream's scratch payload. */
-static struct qpage *qpage_new(const struct eng *e, struct page *p, size_t keep, const struct piece *was,
-                               struct journal_payload *out, struct journal_deflater *dz, struct pull_result *r)
+/* A record's pages, gathered by one stream: rows of one piece from (from,
+ * to], in key order, as a bare rows block. Records of RECORD_PAGES pages are
+ * fewer than pages, and a longer record compresses better (each is deflated
+ * alone): the journal stays no larger than one cursor's. */
+struct gather {
+    struct journal_payload rows;
+    uint64_t n;                      /* rows in it; 0: empty */
+    bool from_start;
+    int64_t from, to;
+};
+
+/* g as its record's payload — SNAPSHOT_RANGE covering (from, to], or a
+ * catch-up's INCREMENTAL_PAGE — compressed here, on the stream's thread. out
+ * is the stream's scratch payload. */
+static struct qpage *qpage_new(const struct eng *e, const struct gather *g, struct journal_payload *out,
+                               struct journal_deflater *dz, struct pull_result *r)
 {
-    struct journal_value from = {.type = was->from_start ? JOURNAL_NULL : JOURNAL_INT, .i = was->after};
-    struct journal_value to = {.type = JOURNAL_INT, .i = p->end_keys[keep - 1]};
+    struct journal_value from = {.type = g->from_start ? JOURNAL_NULL : JOURNAL_INT, .i = g->from};
+    struct journal_value to = {.type = JOURNAL_INT, .i = g->to};
     struct journal_value none = {.type = JOURNAL_NULL};
     char err[IA_ERRLEN];
     if (e->since) journal_payload_incremental_page(out, &none, &none, (uint32_t)e->s->ncols);
     else journal_payload_snapshot_range(out, e->snapshot_id, &from, &to, (uint32_t)e->s->ncols);
     struct qpage *qp = xcalloc(1, sizeof *qp);
-    if (journal_payload_append_rows(out, &p->pl, err, sizeof err) != 0 ||
+    if (journal_payload_append_rows(out, &g->rows, err, sizeof err) != 0 ||
         journal_payload_finish(out, err, sizeof err) != 0 ||
         journal_deflate(dz, out->p, out->len, &qp->blob, err, sizeof err) != 0) {
         snprintf(r->error, sizeof r->error, "encoding a page of %s: %s", e->t->name, err);
         free(qp);
         return NULL;
     }
-    qp->rows = keep;
-    qp->max_key = p->end_keys[keep - 1];
+    qp->rows = g->n;
+    qp->max_key = g->to;
     return qp;
 }
 
@@ -323,6 +336,37 @@ static void qpage_free(struct qpage *qp)
 {
     journal_blob_free(&qp->blob);
     free(qp);
+}
+
+/* Hand g's rows to the journal thread as one record (waiting for room) and
+ * empty g. 0, or -1 when the journal failed (the rows are dropped) or the
+ * record could not be built (r->error). */
+static int flush(struct eng *e, struct gather *g, struct journal_payload *out, struct journal_deflater *dz,
+                 struct pull_result *r)
+{
+    if (g->n == 0) return 0;
+    struct qpage *qp = qpage_new(e, g, out, dz, r);
+    g->n = 0;
+    if (!qp) {
+        fail(e, r);
+        return -1;
+    }
+    pthread_mutex_lock(&e->mu);
+    /* After another stream failed, whole pages are still journaled: the more
+     * a rerun finds covered, the less it reads again. */
+    while (e->queued >= e->qcap && !e->failed) pthread_cond_wait(&e->room, &e->mu);
+    if (e->journal_failed) {
+        pthread_mutex_unlock(&e->mu);
+        qpage_free(qp);
+        return -1;
+    }
+    if (e->tail) e->tail->next = qp;
+    else e->head = qp;
+    e->tail = qp;
+    e->queued++;
+    pthread_cond_signal(&e->ready);
+    pthread_mutex_unlock(&e->mu);
+    return 0;
 }
 
 static void *stream_main(void *arg)
@@ -333,6 +377,7 @@ static void *stream_main(void *arg)
     struct page p = {.type = 0, .s = e->s, .track_ends = 1};
     struct buf q = {0};
     struct journal_payload out = {0};
+    struct gather g = {0};
     struct journal_deflater *dz = NULL;
     size_t cur = SIZE_MAX;
     remote *rm = remote_from_config(e->c->cfg, res.error, sizeof res.error);
@@ -344,6 +389,13 @@ static void *stream_main(void *arg)
     if (e->c->cancel) remote_set_cancel(rm, e->c->cancel);
     for (;;) {
         pthread_mutex_lock(&e->mu);
+        if ((e->failed || sm->index >= e->allowed) && g.n) {
+            /* The piece's `after` is past these rows: journal them before
+             * another stream goes on from there. */
+            pthread_mutex_unlock(&e->mu);
+            if (flush(e, &g, &out, dz, &res) != 0) break;
+            continue;
+        }
         if (e->failed || sm->index >= e->allowed) {
             if (cur != SIZE_MAX) e->pieces[cur].busy = false;   /* someone else goes on with it */
             pthread_cond_broadcast(&e->work);
@@ -401,28 +453,28 @@ static void *stream_main(void *arg)
         }
         pthread_cond_broadcast(&e->work);
         pthread_mutex_unlock(&e->mu);
-        if (keep == 0) continue;
-        if (keep < p.rows) journal_payload_cut(&p.pl, &p.ends[keep - 1]);
-        struct qpage *qp = qpage_new(e, &p, keep, &was, &out, dz, &res);
-        if (!qp) { fail(e, &res); break; }
-
-        pthread_mutex_lock(&e->mu);
-        /* After another stream failed, a whole page is still journaled: the
-         * more a rerun finds covered, the less it reads again. */
-        while (e->queued >= e->qcap && !e->failed) pthread_cond_wait(&e->room, &e->mu);
-        if (e->journal_failed) {
-            pthread_mutex_unlock(&e->mu);
-            qpage_free(qp);
-            break;
+        if (keep > 0) {
+            char err[IA_ERRLEN];
+            if (keep < p.rows) journal_payload_cut(&p.pl, &p.ends[keep - 1]);
+            if (g.n == 0) {
+                journal_payload_deletions(&g.rows, (uint32_t)e->s->ncols);   /* a bare rows block */
+                g.from_start = was.from_start;
+                g.from = was.after;
+            }
+            if (journal_payload_append_rows(&g.rows, &p.pl, err, sizeof err) != 0) {
+                snprintf(res.error, sizeof res.error, "gathering pages of %s: %s", e->t->name, err);
+                fail(e, &res);
+                break;
+            }
+            g.n += keep;
+            g.to = p.end_keys[keep - 1];
         }
-        if (e->tail) e->tail->next = qp;
-        else e->head = qp;
-        e->tail = qp;
-        e->queued++;
-        pthread_cond_signal(&e->ready);
-        pthread_mutex_unlock(&e->mu);
+        if ((finished || g.n >= (uint64_t)e->t->chunk * RECORD_PAGES) && flush(e, &g, &out, dz, &res) != 0) break;
     }
 out:
+    /* Stopped (a failure, shutting down): gathered pages are whole and still
+     * journaled, unless the journal itself failed. */
+    flush(e, &g, &out, dz, &res);
     pthread_mutex_lock(&e->mu);
     e->running--;
     pthread_cond_broadcast(&e->ready);
@@ -430,6 +482,7 @@ out:
     remote_free(rm);
     journal_deflater_free(dz);
     journal_payload_free(&out);
+    journal_payload_free(&g.rows);
     pull_page_free(&p);
     buf_free(&q);
     return NULL;

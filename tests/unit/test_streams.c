@@ -539,7 +539,9 @@ static void test_page_cap_below_chunk(void **state)
         assert_exactly_once(f, from, f->cfg.tables[i].name);
         uint32_t rows[512];
         int n = journal_pages(f, from, JOURNAL_SNAPSHOT_RANGE, f->cfg.tables[i].name, rows, 512);
-        for (int k = 0; k < n && k < 512; k++) assert_true(rows[k] <= 7);
+        /* A record gathers a stream's pages until it holds 2 chunks' rows
+         * (streams.c RECORD_PAGES): short pages make it no longer than that. */
+        for (int k = 0; k < n && k < 512; k++) assert_true(rows[k] < 2 * 20 + 7);
     }
 }
 
