@@ -14,7 +14,11 @@
  *                deletions of keys gone from the portal, each confirmed absent by
  *                a second query before it is journaled;
  *   on_demand    pull_get() fetches rows that miss the cache.
- * An unfinished snapshot of the same schema resumes after its last journaled key.
+ * A snapshot over an integer key, and a catch-up of more than a few pages, run
+ * as t->streams key-range streams at once, pipelined into the journal
+ * (streams.c); streams = 1 or any other key: one cursor, page after page.
+ * An unfinished snapshot of the same schema resumes after its last journaled key
+ * (one cursor) or in the gaps of its coverage (streams).
  * A changed schema hash starts a new snapshot.
  *
  * The caller owns everything in struct pull_ctx; pull functions borrow it. */
