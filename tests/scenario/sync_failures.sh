@@ -38,6 +38,10 @@ interval = "1ms"
 TOML
 }
 write_config "$P_URL" 1
+# covered: some of a tv_program snapshot is journaled and applied (its coverage),
+# so a portal killed now leaves a snapshot to resume.
+covered() { [ "$(sq "$CDB" "SELECT count(*) FROM _agent_snapshot_ranges WHERE tbl = 'tv_program'" 2>/dev/null ||
+                 echo 0)" -gt 0 ]; }
 # status_check PYTHON-EXPR [ERE]: on `status --json`; t = tables by name.
 status_check() {
   agent status --json
@@ -54,7 +58,7 @@ ok "first --once: cache equals the portal"
 
 # 1 portal killed mid-snapshot ---------------------------------------------------------
 before=$(sums)
-portal_admin "$P_URL" /_fake/faults '{"latency_ms":40}' >/dev/null
+portal_admin "$P_URL" /_fake/faults '{"latency_ms":150}' >/dev/null
 base=$(portal_stat "$P_URL" requests)
 BO=$SCEN_DIR/bg.out BE=$SCEN_DIR/bg.err
 start_agent "$BO" "$BE" -c "$CFG" sync --full tv_program
@@ -70,6 +74,7 @@ expect_rc 1 "a second writer during a sync"
 grep -qi 'writer' "$E" || fail "the second writer's refusal does not say why: $(cat "$E")"
 refusal=$(grep -m1 -i 'writer' "$E")
 kill -0 "$SYNC_PID" 2>/dev/null || fail "the sync ended before the concurrent commands ran; raise the latency"
+wait_for 30 "part of the tv_program snapshot journaled" covered
 kill_portal "$P_PID"
 wait_agent "$SYNC_PID"
 [ "$rc" -eq 1 ] || fail "sync --full with the portal killed: exit $rc, expected 1: $(cat "$BE")"
@@ -237,10 +242,7 @@ ok "usage errors exit 2 (unknown table, unknown option); nothing changed"
 write_config "$P_URL" 1
 portal_admin "$P_URL" /_fake/faults '{"latency_ms":40}' >/dev/null
 start_agent "$O" "$E" -c "$CFG" sync --full tv_program
-# Killed once some of the snapshot is journaled and applied (its coverage).
-covered() { [ "$(sq "$CDB" "SELECT count(*) FROM _agent_snapshot_ranges WHERE tbl = 'tv_program'" 2>/dev/null ||
-                 echo 0)" -gt 0 ]; }
-wait_for 30 "part of the tv_program snapshot journaled" covered
+wait_for 30 "part of the tv_program snapshot journaled" covered   # then the portal dies
 kill_portal "$P_PID"
 wait_agent "$AGENT_PID"
 expect_rc 1 "sync --full with the portal killed (second time)"
