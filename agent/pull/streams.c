@@ -137,8 +137,8 @@ static int range_cmp(const void *a, const void *b)
 }
 
 /* The gaps between the covered ranges, each cut into pieces in proportion to
- * its width. */
-static void plan(struct eng *e, const struct replay_table *st, int streams)
+ * its width: about `want` pieces in all. */
+static void plan(struct eng *e, const struct replay_table *st, int want)
 {
     size_t n = st ? st->nranges : 0;
     struct replay_range *cov = xcalloc(n + 1, sizeof *cov);
@@ -166,7 +166,6 @@ static void plan(struct eng *e, const struct replay_table *st, int streams)
     }
     wide total = 0, lo;
     for (size_t i = 0; i < ngaps; i++) total += piece_width(e, &gaps[i], &lo);
-    int want = streams * PIECES_PER_STREAM;
     for (size_t i = 0; i < ngaps; i++) {
         wide w = piece_width(e, &gaps[i], &lo);
         int k = total > 0 ? (int)(w * want / total) : 1;
@@ -543,7 +542,11 @@ static int run(const struct eng *init, const struct replay_table *st, struct pro
         streams = (int)((pr->expected + (uint64_t)t->chunk - 1) / (uint64_t)t->chunk);
     if (streams < 1) streams = 1;
     if (streams > MAX_STREAMS) streams = MAX_STREAMS;
-    plan(&e, st, streams);
+    /* Each piece ends with an empty page: no more pieces than pages to read. */
+    uint64_t pages = pr->expected ? (pr->expected + (uint64_t)t->chunk - 1) / (uint64_t)t->chunk : 1;
+    int want = streams * PIECES_PER_STREAM;
+    if ((uint64_t)want > pages) want = pages > (uint64_t)streams ? (int)pages : streams;
+    plan(&e, st, want);
     e.allowed = streams;
     e.qcap = (size_t)streams + QUEUE_EXTRA;
     pthread_mutex_init(&e.mu, NULL);
