@@ -42,7 +42,8 @@
 # 4 at least 3: one per disturbance), TORTURE_ROWS=N portal tv_program rows,
 # TORTURE_SEED=N. The default is a short run in which every phase and every
 # case runs (phase 1's commands and phase 6's exports and damages take turns);
-# shorter still under ASan (phases 2 and 5: one kill), and SCEN_LONG=1 gives 10
+# shorter still under ASan (phase 1 and the outbox: two kills; phases 2 and 5:
+# one), and SCEN_LONG=1 gives 10
 # kills and 10000 rows (lib.bash's scen_size).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/../torture/report.bash"
@@ -51,7 +52,7 @@ LONG=${TORTURE_LONG:-0}
 [ "${1:-}" = "--long" ] && LONG=1
 SEED=${TORTURE_SEED:-20251124}
 if [ "$LONG" = 1 ]; then K1=100 ROWS=50000
-else scen_size K1 10 3; scen_size ROWS 10000 5000 3000; fi
+else scen_size K1 10 3 2; scen_size ROWS 10000 5000 3000; fi
 K1=${TORTURE_KILLS:-$K1} ROWS=${TORTURE_ROWS:-$ROWS}
 KO=$(( K1 * 2 / 5 )); [ "$KO" -ge 2 ] || KO=2
 K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
@@ -60,7 +61,7 @@ K_COMPACT=$KO K_REPLAY=$KO K_FAULT=$KO K_DAEMON=$KO K_IMPORT=$KO
 # within its 10 minutes.
 if [ "$SCEN_ASAN" = 1 ] && [ "$LONG" != 1 ] && [ -z "${TORTURE_KILLS:-}" ]; then K_COMPACT=1 K_DAEMON=1; fi
 # phase 8 (the outbox): its own count, TORTURE_OUTBOX_KILLS=N
-if [ "$LONG" = 1 ]; then K_OUTBOX=100; else scen_size K_OUTBOX 10 4 3; fi
+if [ "$LONG" = 1 ]; then K_OUTBOX=100; else scen_size K_OUTBOX 10 4 2; fi
 K_OUTBOX=${TORTURE_OUTBOX_KILLS:-$K_OUTBOX}
 [ "$K_FAULT" -ge 3 ] || K_FAULT=3
 RANDOM=$SEED
