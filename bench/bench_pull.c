@@ -260,20 +260,6 @@ static void emit(const struct bench *b, const char *name, const char *unit, doub
 
 static const char *tf(int ok) { return ok ? "true" : "false"; }
 
-static long long count_rows(const char *db_path)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long long n = -1;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM tv_program", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 /* The CREATE TABLE the agent made for tv_program in db_path; malloc'd or NULL. */
 static char *table_sql(const char *db_path)
 {
@@ -302,7 +288,7 @@ static int snapshot(struct bench *b, const char *run_dir, int ms, int streams, d
     fprintf(stderr, "bench_pull: snapshot of %lld rows, %d ms, streams %s...\n", b->rows, ms, sj);
     if (run_once(b, run_dir, &r) != 0) return -1;
     snprintf(cache, sizeof cache, "%s/data/cache.db", run_dir);
-    long long got = count_rows(cache);
+    long long got = raw_insert_count(cache);
     if (got != b->rows) {
         fprintf(stderr, "bench_pull: %s holds %lld rows after the snapshot, the portal %lld\n", cache, got, b->rows);
         return -1;

@@ -31,5 +31,7 @@ int raw_insert_tvprogram(const char *db_path, const char *ddl, uint64_t rows, do
 
 /* Remove a SQLite db and its -wal and -shm files (missing ones are fine). */
 void raw_insert_rm_db(const char *db_path);
+/* Rows of tv_program in the database at db_path (opened read-only); -1 when unreadable. */
+long long raw_insert_count(const char *db_path);
 
 #endif

@@ -41,20 +41,6 @@ static int next_row(void *ctx, struct journal_value *row, char *err, size_t errl
     return 1;
 }
 
-static long long count_in(const char *path)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    long long n = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, "SELECT count(*) FROM tv_program", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return n;
-}
-
 static void test_run_inserts_every_row(void **state)
 {
     (void)state;
@@ -67,12 +53,12 @@ static void test_run_inserts_every_row(void **state)
     assert_int_equal(raw_insert_run(path, DDL, 2, next_row, &s, &n, &dt, err, sizeof err), 0);
     assert_int_equal(n, 3);
     assert_true(dt >= 0);
-    assert_int_equal(count_in(path), 3);
+    assert_int_equal(raw_insert_count(path), 3);
     /* A second run starts from a fresh db, not on top of the old rows. */
     s = (struct src){.ids = {7, 8}, .n = 2, .fail_at = -1};
     assert_int_equal(raw_insert_run(path, DDL, 2, next_row, &s, &n, &dt, err, sizeof err), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(count_in(path), 2);
+    assert_int_equal(raw_insert_count(path), 2);
     tu_rmrf(dir);
     free(dir);
 }
